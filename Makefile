@@ -1,0 +1,32 @@
+# spoteci: the two commands a newcomer needs are `make up` and `make test`.
+GO        ?= go
+BIN       := bin
+STATE_DIR ?= state
+GOFLAGS_TEST ?=
+
+.PHONY: build up test vet bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN)/spoteci ./cmd/spoteci
+
+# up runs the ECI service on its embedded default catalog (a later issue adds the
+# control plane and the virtual node to this same command).
+up: build
+	$(BIN)/spoteci server --state-dir $(STATE_DIR) --time-scale 60
+
+test: build vet
+	$(GO) test $(GOFLAGS_TEST) -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files -o --exclude-standard '*.go' 2>/dev/null)); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee $(BIN)/bench.txt
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseSpecs -fuzztime 30s ./internal/catalog
+
+clean:
+	rm -rf $(BIN)
