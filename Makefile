@@ -6,6 +6,7 @@ GOFLAGS_TEST ?=
 
 .PHONY: build up test vet bench fuzz clean
 
+
 build:
 	$(GO) build -o $(BIN)/spoteci ./cmd/spoteci
 
@@ -30,3 +31,6 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+# The upstream Kubernetes control plane (make kube), built from pinned modules.
+-include hack/kube/kube.mk

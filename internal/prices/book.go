@@ -1,0 +1,212 @@
+// Package prices says what each spot pool (an instance type in a zone) costs
+// and how much stock it has, at any moment: a seeded model anchored at the real
+// snapshot, the replay of availability traces, and operator overrides on top.
+//
+// A Book is deterministic: its answers depend only on its seed, its traces and
+// its overrides, never on when it is asked. So history is computed, not stored,
+// and a restarted service that reloads its overrides sees the same market.
+package prices
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/spoteci/spoteci/internal/catalog"
+	"github.com/spoteci/spoteci/internal/market"
+)
+
+// DefaultStock is the spot stock of a pool nobody has set.
+const DefaultStock = 10000
+
+// HistoryWindow is how far back DescribeSpotPriceHistory looks.
+const HistoryWindow = 30 * 24 * time.Hour
+
+// Override is an operator's setting of one pool from At on. A nil field leaves
+// that part as it was; Reset returns both to the model and traces.
+type Override struct {
+	At       time.Time
+	Offering *catalog.Offering
+	Price    *float64
+	Stock    *int
+	Reset    bool
+}
+
+// Book is the price and stock source of the market. It is safe for concurrent
+// use: the API reads it while the market loop does.
+type Book struct {
+	model        Model
+	defaultStock int
+
+	mu        sync.RWMutex
+	overrides map[int][]Override // by offering ID, in time order
+	traces    []*Trace
+}
+
+var _ market.Prices = (*Book)(nil)
+
+// Config sets up a Book.
+type Config struct {
+	Seed int64
+	// DefaultStock of each pool; 0 means DefaultStock.
+	DefaultStock int
+}
+
+// NewBook returns a Book of the price model alone.
+func NewBook(cfg Config) *Book {
+	if cfg.DefaultStock == 0 {
+		cfg.DefaultStock = DefaultStock
+	}
+	return &Book{model: NewModel(cfg.Seed), defaultStock: cfg.DefaultStock, overrides: map[int][]Override{}}
+}
+
+// AddTrace makes a trace decide the stock of the pools it covers.
+func (b *Book) AddTrace(t *Trace) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.traces = append(b.traces, t)
+}
+
+// Set records an override. Overrides at the same time apply in the order set.
+func (b *Book) Set(o Override) error {
+	if o.Offering == nil {
+		return fmt.Errorf("prices: override without a pool")
+	}
+	if o.Price != nil && !(*o.Price > 0) {
+		return fmt.Errorf("prices: price %v of %s in %s must be positive", *o.Price, o.Offering.Type.Name, o.Offering.Zone)
+	}
+	if o.Stock != nil && *o.Stock < 0 {
+		return fmt.Errorf("prices: stock %d of %s in %s must not be negative", *o.Stock, o.Offering.Type.Name, o.Offering.Zone)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	list := b.overrides[o.Offering.ID]
+	i, _ := slices.BinarySearchFunc(list, o.At, func(x Override, t time.Time) int {
+		return cmp.Or(x.At.Compare(t), -1) // after every override at the same time
+	})
+	b.overrides[o.Offering.ID] = slices.Insert(list, i, o)
+	return nil
+}
+
+// Quote is the spot price and stock of pool o at t.
+func (b *Book) Quote(o *catalog.Offering, t time.Time) market.Quote {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	price, stock := b.overridden(o, t)
+	q := market.Quote{Price: b.model.Price(o, t), Stock: b.baseStock(o, t)}
+	if price != nil {
+		q.Price = *price
+	}
+	if stock != nil {
+		q.Stock = *stock
+	}
+	return q
+}
+
+// overridden returns the price and stock overrides in force at t, if any.
+func (b *Book) overridden(o *catalog.Offering, t time.Time) (price *float64, stock *int) {
+	for _, ov := range b.overrides[o.ID] {
+		if ov.At.After(t) {
+			break
+		}
+		if ov.Reset {
+			price, stock = nil, nil
+		}
+		if ov.Price != nil {
+			price = ov.Price
+		}
+		if ov.Stock != nil {
+			stock = ov.Stock
+		}
+	}
+	return price, stock
+}
+
+func (b *Book) baseStock(o *catalog.Offering, t time.Time) int {
+	for _, tr := range b.traces {
+		if avail, ok := tr.Available(o, t); ok && !avail {
+			return 0
+		}
+	}
+	return b.defaultStock
+}
+
+// Path is the spot price of o over [from, to): the price at from, then each
+// change. Changes come from the model's hourly steps and from overrides.
+func (b *Book) Path(o *catalog.Offering, from, to time.Time) []market.PricePoint {
+	if !to.After(from) {
+		return nil
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var path []market.PricePoint
+	emit := func(at time.Time, p float64) {
+		if n := len(path); n > 0 && path[n-1].Price == p {
+			return
+		}
+		path = append(path, market.PricePoint{At: at, Price: p})
+	}
+	ovs := b.overrides[o.ID]
+	modelPath := b.model.Path(o, from, to)
+	price, _ := b.overridden(o, from)
+	i := 0 // next override after from
+	for i < len(ovs) && !ovs[i].At.After(from) {
+		i++
+	}
+	m := 0 // model point in force
+	for m+1 < len(modelPath) && !modelPath[m+1].At.After(from) {
+		m++
+	}
+	current := func() float64 {
+		if price != nil {
+			return *price
+		}
+		return modelPath[m].Price
+	}
+	emit(from, current())
+	for {
+		nextModel, nextOv := to, to
+		if m+1 < len(modelPath) {
+			nextModel = modelPath[m+1].At
+		}
+		if i < len(ovs) {
+			nextOv = ovs[i].At
+		}
+		at := nextModel
+		if nextOv.Before(at) {
+			at = nextOv
+		}
+		if !at.Before(to) {
+			return path
+		}
+		for m+1 < len(modelPath) && !modelPath[m+1].At.After(at) {
+			m++
+		}
+		for i < len(ovs) && !ovs[i].At.After(at) {
+			if ovs[i].Reset {
+				price = nil
+			}
+			if ovs[i].Price != nil {
+				price = ovs[i].Price
+			}
+			i++
+		}
+		emit(at, current())
+	}
+}
+
+// Overrides returns every override recorded, in time order, for persistence.
+func (b *Book) Overrides() []Override {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var all []Override
+	for _, list := range b.overrides {
+		all = append(all, list...)
+	}
+	slices.SortStableFunc(all, func(x, y Override) int {
+		return cmp.Or(x.At.Compare(y.At), cmp.Compare(x.Offering.ID, y.Offering.ID))
+	})
+	return all
+}

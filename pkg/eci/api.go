@@ -1,0 +1,375 @@
+// Package eci is the HTTP+JSON API of the spoteci ECI service and its Go client.
+//
+// Every action is a POST of a JSON body to /api/v1/<Action> with the header
+// "Authorization: Bearer <token>"; action and field names follow Alibaba
+// Cloud's ECI OpenAPI (CreateContainerGroup, SpotStrategy, ClientToken ...) so
+// that people who know ECI recognise them. Errors come back with a 4xx or 5xx
+// status and an Error body naming the field and the value at fault.
+package eci
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// APIPrefix is the path under which the actions are served.
+const APIPrefix = "/api/v1/"
+
+// Action names.
+const (
+	ActionCreateContainerGroup       = "CreateContainerGroup"
+	ActionDescribeContainerGroups    = "DescribeContainerGroups"
+	ActionDeleteContainerGroup       = "DeleteContainerGroup"
+	ActionDescribeContainerGroupPrice = "DescribeContainerGroupPrice"
+	ActionDescribeSpotPriceHistory   = "DescribeSpotPriceHistory"
+	ActionDescribeAvailableResource  = "DescribeAvailableResource"
+	ActionDescribeContainerLog       = "DescribeContainerLog"
+	ActionDescribeBill               = "DescribeBill"
+	ActionModifySpotMarket           = "ModifySpotMarket"
+)
+
+// Container group statuses, as ECI names them.
+const (
+	StatusPending   = "Pending"
+	StatusRunning   = "Running"
+	StatusSucceeded = "Succeeded"
+	StatusFailed    = "Failed"
+	StatusExpired   = "Expired"
+)
+
+// Spot strategies, as ECI names them.
+const (
+	NoSpot             = "NoSpot"
+	SpotAsPriceGo      = "SpotAsPriceGo"
+	SpotWithPriceLimit = "SpotWithPriceLimit"
+)
+
+// Decimal is a number kept as the text it was written in, so that "0.2555"
+// can be refused for its 4 decimals; it accepts a JSON number or string.
+type Decimal string
+
+// UnmarshalJSON accepts 0.25 and "0.25" alike.
+func (d *Decimal) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*d = Decimal(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("want a number, got %s", b)
+	}
+	*d = Decimal(n)
+	return nil
+}
+
+// MarshalJSON writes a Decimal as a JSON string.
+func (d Decimal) MarshalJSON() ([]byte, error) { return json.Marshal(string(d)) }
+
+// Error is the body of a failed request.
+type Error struct {
+	RequestId string
+	Code      string
+	Message   string
+	// HTTPStatus is the status it came with (not sent on the wire).
+	HTTPStatus int `json:"-"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+
+// EnvironmentVar is one variable of a container's environment.
+type EnvironmentVar struct {
+	Key   string
+	Value string
+}
+
+// Tag is a key-value label of a container group.
+type Tag struct {
+	Key   string
+	Value string
+}
+
+// Container is a container of a group to create.
+type Container struct {
+	Name            string
+	Image           string
+	Commands        []string
+	Args            []string
+	EnvironmentVars []EnvironmentVar `json:",omitempty"`
+	WorkingDir      string           `json:",omitempty"`
+	Cpu             float64          `json:",omitempty"`
+	Memory          float64          `json:",omitempty"` // GiB
+}
+
+// CreateContainerGroupRequest asks for a container group (an instance).
+type CreateContainerGroupRequest struct {
+	RegionId           string `json:",omitempty"`
+	ZoneId             string `json:",omitempty"` // one zone; empty lets the market pick in the region
+	ContainerGroupName string
+	// ClientToken makes the request idempotent: a second request with the same
+	// token returns the group the first one created.
+	ClientToken string `json:",omitempty"`
+	// InstanceType lists candidate specs in order of preference, as the
+	// k8s.aliyun.com/eci-use-specs annotation does: "ecs.c5.large,2-4Gi".
+	InstanceType string `json:",omitempty"`
+	// Cpu and Memory (GiB) size the group when InstanceType is empty; zero
+	// means the sum of the containers' Cpu and Memory.
+	Cpu    float64 `json:",omitempty"`
+	Memory float64 `json:",omitempty"`
+	// SpotStrategy is NoSpot (or empty), SpotAsPriceGo or SpotWithPriceLimit.
+	SpotStrategy   string   `json:",omitempty"`
+	SpotPriceLimit Decimal  `json:",omitempty"`
+	SpotDuration   *Decimal `json:",omitempty"` // hours of protection; default 1
+	// SpotFallback creates a pay-as-you-go group when spot stock is short.
+	SpotFallback                  bool   `json:",omitempty"`
+	RestartPolicy                 string `json:",omitempty"` // Never (the default and only one)
+	TerminationGracePeriodSeconds *int64 `json:",omitempty"`
+	Containers                    []Container
+	Tags                          []Tag `json:",omitempty"`
+}
+
+// CreateContainerGroupResponse names the group created.
+type CreateContainerGroupResponse struct {
+	RequestId        string
+	ContainerGroupId string
+}
+
+// DescribeContainerGroupsRequest filters groups; empty fields match all.
+type DescribeContainerGroupsRequest struct {
+	ContainerGroupIds  []string `json:",omitempty"`
+	ContainerGroupName string   `json:",omitempty"`
+	Status             string   `json:",omitempty"`
+}
+
+// DescribeContainerGroupsResponse lists groups, newest first.
+type DescribeContainerGroupsResponse struct {
+	RequestId       string
+	TotalCount      int
+	ContainerGroups []ContainerGroup
+}
+
+// ContainerGroup is the state of a group.
+type ContainerGroup struct {
+	ContainerGroupId   string
+	ContainerGroupName string
+	ClientToken        string `json:",omitempty"`
+	RegionId           string
+	ZoneId             string
+	Status             string
+	InstanceType       string
+	Cpu                float64
+	Memory             float64
+	SpotStrategy       string
+	SpotPriceLimit     float64 `json:",omitempty"`
+	SpotDuration       int     // hours
+	SpotFallback       bool    `json:",omitempty"`
+	// Degraded is true when spot stock was short and the group runs pay-as-you-go.
+	Degraded bool `json:",omitempty"`
+	// PurchasePrice is the hourly price at creation; Price the one now.
+	PurchasePrice float64
+	Price         float64
+	// Amount is the bill so far, in CNY.
+	Amount        float64
+	CreationTime  time.Time
+	ProtectionEnd time.Time  `json:",omitempty"`
+	NoticeTime    *time.Time `json:",omitempty"` // when SpotToBeReleased was sent
+	ExpiredTime   *time.Time `json:",omitempty"` // release time: planned after the notice, actual once Expired
+	SucceededTime *time.Time `json:",omitempty"` // when the group ended otherwise
+	RestartPolicy string
+	Tags          []Tag `json:",omitempty"`
+	Events        []Event
+	Containers    []ContainerStatus
+}
+
+// Event is an ECI event of a group.
+type Event struct {
+	Type      string // Normal or Warning
+	Reason    string
+	Message   string
+	Timestamp time.Time // market time
+}
+
+// ContainerStatus is the state of one container.
+type ContainerStatus struct {
+	Name         string
+	Image        string
+	Commands     []string
+	Args         []string
+	CurrentState ContainerState
+}
+
+// ContainerState is ECI's current state of a container.
+type ContainerState struct {
+	State        string // Waiting, Running, Terminated
+	StartTime    *time.Time `json:",omitempty"`
+	FinishTime   *time.Time `json:",omitempty"`
+	ExitCode     int
+	Reason       string `json:",omitempty"`
+	DetailStatus string `json:",omitempty"`
+}
+
+// DeleteContainerGroupRequest deletes a group: its containers get SIGTERM and
+// the grace period, and billing stops.
+type DeleteContainerGroupRequest struct {
+	ContainerGroupId string
+}
+
+// DeleteContainerGroupResponse acknowledges a delete.
+type DeleteContainerGroupResponse struct {
+	RequestId string
+}
+
+// DescribeContainerGroupPriceRequest asks what a group would cost now.
+type DescribeContainerGroupPriceRequest struct {
+	RegionId       string  `json:",omitempty"`
+	ZoneId         string  `json:",omitempty"`
+	InstanceType   string  `json:",omitempty"`
+	Cpu            float64 `json:",omitempty"`
+	Memory         float64 `json:",omitempty"`
+	SpotStrategy   string  `json:",omitempty"`
+	SpotPriceLimit Decimal `json:",omitempty"`
+}
+
+// DescribeContainerGroupPriceResponse gives the pick and the candidates.
+type DescribeContainerGroupPriceResponse struct {
+	RequestId string
+	Currency  string
+	// ZoneId and InstanceType are where a create now would land; empty if
+	// nowhere (then Reason says why).
+	ZoneId        string
+	InstanceType  string
+	TradePrice    float64 // hourly price that would be paid
+	OriginalPrice float64 // pay-as-you-go hourly price of that type
+	Reason        string  `json:",omitempty"`
+	SpotPrices    []SpotPrice
+}
+
+// SpotPrice is the price of a pool at a moment.
+type SpotPrice struct {
+	ZoneId       string
+	InstanceType string
+	SpotPrice    float64
+	OriginPrice  float64 // pay-as-you-go
+	Timestamp    time.Time
+}
+
+// DescribeSpotPriceHistoryRequest asks for a pool's price history, at most 30
+// days back; zero times mean the last 30 days.
+type DescribeSpotPriceHistoryRequest struct {
+	ZoneId       string
+	InstanceType string
+	StartTime    time.Time `json:",omitzero"`
+	EndTime      time.Time `json:",omitzero"`
+}
+
+// DescribeSpotPriceHistoryResponse lists the price changes in time order.
+type DescribeSpotPriceHistoryResponse struct {
+	RequestId  string
+	Currency   string
+	SpotPrices []SpotPrice
+}
+
+// DescribeAvailableResourceRequest filters pools; empty fields match all of
+// the service's region.
+type DescribeAvailableResourceRequest struct {
+	ZoneId       string `json:",omitempty"`
+	InstanceType string `json:",omitempty"`
+}
+
+// DescribeAvailableResourceResponse lists pools with their price and stock.
+type DescribeAvailableResourceResponse struct {
+	RequestId string
+	Currency  string
+	Time      time.Time // market time of the answer
+	Resources []Resource
+}
+
+// Resource is one pool: an instance type in a zone.
+type Resource struct {
+	ZoneId        string
+	InstanceType  string
+	Cpu           int
+	Memory        float64
+	SpotPrice     float64
+	OriginalPrice float64 // pay-as-you-go
+	Stock         int     // spot units the pool holds
+	Used          int     // held by running spot instances
+	Available     int
+}
+
+// DescribeContainerLogRequest reads a container's log.
+type DescribeContainerLogRequest struct {
+	ContainerGroupId string
+	ContainerName    string `json:",omitempty"` // empty: the only container
+	Tail             int    `json:",omitempty"` // last lines; 0 = all
+	SinceSeconds     int    `json:",omitempty"`
+	Timestamps       bool   `json:",omitempty"`
+}
+
+// DescribeContainerLogResponse carries the log.
+type DescribeContainerLogResponse struct {
+	RequestId     string
+	ContainerName string
+	Content       string
+}
+
+// DescribeBillRequest filters the bill; empty matches every group.
+type DescribeBillRequest struct {
+	ContainerGroupIds []string `json:",omitempty"`
+}
+
+// DescribeBillResponse is the bill per group, with the pay-as-you-go cost of
+// the same hours for comparison.
+type DescribeBillResponse struct {
+	RequestId      string
+	Currency       string
+	Time           time.Time // market time of the bill
+	Items          []BillItem
+	Amount         float64
+	OnDemandAmount float64
+}
+
+// BillItem is the bill of one group.
+type BillItem struct {
+	ContainerGroupId   string
+	ContainerGroupName string
+	InstanceType       string
+	ZoneId             string
+	SpotStrategy       string
+	Status             string
+	Seconds            float64
+	Amount             float64
+	OnDemandAmount     float64 // the same seconds at the pay-as-you-go price
+	Lines              []BillLine
+}
+
+// BillLine is a billed stretch at one hourly price.
+type BillLine struct {
+	From, To time.Time
+	Price    float64
+	Amount   float64
+}
+
+// ModifySpotMarketRequest is the operator's override of price and stock for
+// one type, in one zone or (ZoneId empty) every zone of the region that sells
+// it. Reset returns the pools to the model and traces first.
+type ModifySpotMarketRequest struct {
+	InstanceType string
+	ZoneId       string   `json:",omitempty"`
+	SpotPrice    *Decimal `json:",omitempty"`
+	Stock        *int     `json:",omitempty"`
+	Reset        bool     `json:",omitempty"`
+}
+
+// ModifySpotMarketResponse lists the pools after the change.
+type ModifySpotMarketResponse struct {
+	RequestId string
+	Time      time.Time
+	Resources []Resource
+}
