@@ -19,15 +19,15 @@ const APIPrefix = "/api/v1/"
 
 // Action names.
 const (
-	ActionCreateContainerGroup       = "CreateContainerGroup"
-	ActionDescribeContainerGroups    = "DescribeContainerGroups"
-	ActionDeleteContainerGroup       = "DeleteContainerGroup"
+	ActionCreateContainerGroup        = "CreateContainerGroup"
+	ActionDescribeContainerGroups     = "DescribeContainerGroups"
+	ActionDeleteContainerGroup        = "DeleteContainerGroup"
 	ActionDescribeContainerGroupPrice = "DescribeContainerGroupPrice"
-	ActionDescribeSpotPriceHistory   = "DescribeSpotPriceHistory"
-	ActionDescribeAvailableResource  = "DescribeAvailableResource"
-	ActionDescribeContainerLog       = "DescribeContainerLog"
-	ActionDescribeBill               = "DescribeBill"
-	ActionModifySpotMarket           = "ModifySpotMarket"
+	ActionDescribeSpotPriceHistory    = "DescribeSpotPriceHistory"
+	ActionDescribeAvailableResource   = "DescribeAvailableResource"
+	ActionDescribeContainerLog        = "DescribeContainerLog"
+	ActionDescribeBill                = "DescribeBill"
+	ActionModifySpotMarket            = "ModifySpotMarket"
 )
 
 // Container group statuses, as ECI names them.
@@ -206,7 +206,7 @@ type ContainerStatus struct {
 
 // ContainerState is ECI's current state of a container.
 type ContainerState struct {
-	State        string // Waiting, Running, Terminated
+	State        string     // Waiting, Running, Terminated
 	StartTime    *time.Time `json:",omitempty"`
 	FinishTime   *time.Time `json:",omitempty"`
 	ExitCode     int
