@@ -133,42 +133,59 @@ func (c *Core) Create(now time.Time, o Order) (*Instance, error) {
 	if _, ok := c.instances[o.ID]; ok {
 		return nil, fmt.Errorf("creating %s: %w", o.ID, ErrExists)
 	}
-	if err := o.Bid.Validate(); err != nil {
-		return nil, err
-	}
-	if !slices.ContainsFunc(o.Candidates, func(g []*catalog.Offering) bool { return len(g) > 0 }) {
-		return nil, fmt.Errorf("creating %s: %w", o.ID, ErrNoCandidates)
-	}
-	in := &Instance{ID: o.ID, Bid: o.Bid, Created: now, State: Running}
-	if !o.Bid.Spot() {
-		in.Offering = cheapestOnDemand(o.Candidates)
-		in.PurchasePrice = in.Offering.OnDemand
-		c.add(in, fmt.Sprintf("Created pay-as-you-go instance of %s in %s at %s/h",
-			in.Offering.Type.Name, in.Offering.Zone, formatPrice(in.PurchasePrice)))
-		return in, nil
-	}
-	pick, price, err := c.pickSpot(now, in.Bid, o.Candidates)
-	switch {
-	case err == nil:
-		in.Offering, in.PurchasePrice, in.Spot = pick, price, true
-		c.held[pick.ID]++
-		c.active[pick.ID]++
-		c.add(in, fmt.Sprintf("Created spot instance of %s in %s at %s/h, bid %s/h (%s), protection %s",
-			pick.Type.Name, pick.Zone, formatPrice(price), formatPrice(in.BidPrice()), in.Bid.Strategy, formatHours(in.Bid.Protection)))
-		c.schedule(in, c.checkAfter(in, now))
-		return in, nil
-	case err == ErrInsufficientStock && o.Bid.Fallback:
-		in.Offering = cheapestOnDemand(o.Candidates)
-		in.PurchasePrice = in.Offering.OnDemand
-		in.Degraded = true
-		c.add(in, fmt.Sprintf("Created pay-as-you-go instance of %s in %s at %s/h",
-			in.Offering.Type.Name, in.Offering.Zone, formatPrice(in.PurchasePrice)))
-		c.emit(Event{At: now, Kind: EventDegraded, Instance: in.ID,
-			Message: "Spot stock is insufficient for the requested specs; created a pay-as-you-go instance instead"})
-		return in, nil
-	default:
+	pick, err := c.Pick(now, o)
+	if err != nil {
 		return nil, fmt.Errorf("creating %s: %w", o.ID, err)
 	}
+	in := &Instance{ID: o.ID, Bid: o.Bid, Created: now, State: Running,
+		Offering: pick.Offering, PurchasePrice: pick.Price, Spot: pick.Spot, Degraded: pick.Degraded}
+	if !in.Spot {
+		c.add(in, fmt.Sprintf("Created pay-as-you-go instance of %s in %s at %s/h",
+			in.Offering.Type.Name, in.Offering.Zone, formatPrice(in.PurchasePrice)))
+		if in.Degraded {
+			c.emit(Event{At: now, Kind: EventDegraded, Instance: in.ID,
+				Message: "Spot stock is insufficient for the requested specs; created a pay-as-you-go instance instead"})
+		}
+		return in, nil
+	}
+	c.held[in.Offering.ID]++
+	c.active[in.Offering.ID]++
+	c.add(in, fmt.Sprintf("Created spot instance of %s in %s at %s/h, bid %s/h (%s), protection %s",
+		in.Offering.Type.Name, in.Offering.Zone, formatPrice(in.PurchasePrice), formatPrice(in.BidPrice()), in.Bid.Strategy, formatHours(in.Bid.Protection)))
+	c.schedule(in, c.checkAfter(in, now))
+	return in, nil
+}
+
+// Pick is where an order placed at now would land, without placing it.
+type Pick struct {
+	Offering *catalog.Offering
+	Price    float64 // hourly price at purchase
+	Spot     bool
+	Degraded bool // pay-as-you-go because spot stock is short
+}
+
+// Pick decides where order o would land at now: the rule Create applies, for
+// price enquiries too.
+func (c *Core) Pick(now time.Time, o Order) (Pick, error) {
+	if err := o.Bid.Validate(); err != nil {
+		return Pick{}, err
+	}
+	if !slices.ContainsFunc(o.Candidates, func(g []*catalog.Offering) bool { return len(g) > 0 }) {
+		return Pick{}, ErrNoCandidates
+	}
+	if !o.Bid.Spot() {
+		od := cheapestOnDemand(o.Candidates)
+		return Pick{Offering: od, Price: od.OnDemand}, nil
+	}
+	pick, price, err := c.pickSpot(now, o.Bid, o.Candidates)
+	switch {
+	case err == nil:
+		return Pick{Offering: pick, Price: price, Spot: true}, nil
+	case err == ErrInsufficientStock && o.Bid.Fallback:
+		od := cheapestOnDemand(o.Candidates)
+		return Pick{Offering: od, Price: od.OnDemand, Degraded: true}, nil
+	}
+	return Pick{}, err
 }
 
 // pickSpot finds the pool of the first preference group that can take the bid:

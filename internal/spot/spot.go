@@ -82,7 +82,10 @@ type Request struct {
 	APIEvict bool
 }
 
-var limitPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]{1,3})?$`)
+var (
+	limitPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]{1,3})?$`)
+	wholeNumber  = regexp.MustCompile(`^[0-9]+$`)
+)
 
 // Parse checks the fields against the rules of SPEC section 2.
 func Parse(cat *catalog.Catalog, f Fields) (Request, error) {
@@ -104,7 +107,10 @@ func Parse(cat *catalog.Catalog, f Fields) (Request, error) {
 		if !limitPattern.MatchString(f.PriceLimit) {
 			return r, &FieldError{FieldPriceLimit, f.PriceLimit, "want a positive hourly price with at most 3 decimals, like 0.25"}
 		}
-		limit, _ := strconv.ParseFloat(f.PriceLimit, 64)
+		limit, err := strconv.ParseFloat(f.PriceLimit, 64)
+		if err != nil {
+			return r, &FieldError{FieldPriceLimit, f.PriceLimit, "the price limit is out of range"}
+		}
 		if limit <= 0 {
 			return r, &FieldError{FieldPriceLimit, f.PriceLimit, "the price limit must be positive"}
 		}
@@ -113,7 +119,7 @@ func Parse(cat *catalog.Catalog, f Fields) (Request, error) {
 	r.Bid.Protection = time.Hour
 	if f.Duration != "" {
 		h, err := strconv.Atoi(f.Duration)
-		if err != nil || h < 0 || time.Duration(h) > market.MaxProtection/time.Hour {
+		if err != nil || !wholeNumber.MatchString(f.Duration) || time.Duration(h) > market.MaxProtection/time.Hour {
 			return r, &FieldError{FieldDuration, f.Duration, "want whole hours from 0 to 6 (0: no protection period)"}
 		}
 		r.Bid.Protection = time.Duration(h) * time.Hour

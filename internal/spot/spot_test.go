@@ -1,0 +1,377 @@
+package spot_test
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spoteci/spoteci/internal/catalog"
+	"github.com/spoteci/spoteci/internal/market"
+	"github.com/spoteci/spoteci/internal/spot"
+)
+
+// bidOption is one valid way to write the strategy and the price limit.
+type bidOption struct {
+	strategy, limit string
+	want            market.Strategy
+	wantLimit       float64
+}
+
+var bidOptions = []bidOption{
+	{"", "", market.NoSpot, 0},
+	{"SpotAsPriceGo", "", market.SpotAsPriceGo, 0},
+	{"SpotWithPriceLimit", "0.25", market.SpotWithPriceLimit, 0.25},
+	{"SpotWithPriceLimit", "1", market.SpotWithPriceLimit, 1},
+	{"SpotWithPriceLimit", "0.125", market.SpotWithPriceLimit, 0.125},
+}
+
+var durationOptions = []struct {
+	value string
+	want  time.Duration
+}{
+	{"", time.Hour},
+	{"0", 0},
+	{"6", 6 * time.Hour},
+}
+
+var fallbackOptions = []struct {
+	value string
+	want  bool
+}{
+	{"", false},
+	{"false", false},
+	{"true", true},
+}
+
+var specsOptions = []struct {
+	value string
+	want  []catalog.Spec
+}{
+	{"", nil},
+	{"ecs.c5.large,2-4Gi", []catalog.Spec{{Type: "ecs.c5.large"}, {CPU: 2, MemoryGiB: 4}}},
+}
+
+var releaseOptions = []struct {
+	value string
+	want  bool
+}{
+	{"", false},
+	{"api-evict", true},
+}
+
+type validCase struct {
+	name   string
+	fields spot.Fields
+	want   spot.Request
+}
+
+// validCases is every combination of the valid values of SPEC section 2.
+func validCases() []validCase {
+	var cases []validCase
+	for _, b := range bidOptions {
+		for _, d := range durationOptions {
+			for _, fb := range fallbackOptions {
+				for _, sp := range specsOptions {
+					for _, rel := range releaseOptions {
+						f := spot.Fields{
+							Strategy:        b.strategy,
+							PriceLimit:      b.limit,
+							Duration:        d.value,
+							Fallback:        fb.value,
+							Specs:           sp.value,
+							ReleaseStrategy: rel.value,
+						}
+						cases = append(cases, validCase{
+							name:   fmt.Sprintf("%+v", f),
+							fields: f,
+							want: spot.Request{
+								Bid: market.Bid{
+									Strategy:   b.want,
+									Limit:      b.wantLimit,
+									Protection: d.want,
+									Fallback:   fb.want,
+								},
+								Specs:    sp.want,
+								APIEvict: rel.want,
+							},
+						})
+					}
+				}
+			}
+		}
+	}
+	return cases
+}
+
+func TestParseValid(t *testing.T) {
+	cat := catalog.Default()
+	cases := validCases()
+	if len(cases) != 5*3*3*2*2 {
+		t.Fatalf("%d valid cases, want %d", len(cases), 5*3*3*2*2)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := spot.Parse(cat, tc.fields)
+			if err != nil {
+				t.Fatalf("Parse(%+v) = error %v, want success", tc.fields, err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Parse(%+v) =\n  %+v\nwant\n  %+v", tc.fields, got, tc.want)
+			}
+			if err := got.Bid.Validate(); err != nil {
+				t.Errorf("Parse(%+v).Bid.Validate() = %v", tc.fields, err)
+			}
+		})
+	}
+}
+
+type invalidCase struct {
+	name   string
+	fields spot.Fields
+	field  spot.Field
+	value  string
+}
+
+// base is a valid set of fields that each invalid case spoils in one place.
+var base = spot.Fields{
+	Strategy:        "SpotWithPriceLimit",
+	PriceLimit:      "0.25",
+	Duration:        "1",
+	Fallback:        "false",
+	Specs:           "ecs.c5.large,2-4Gi",
+	ReleaseStrategy: "api-evict",
+}
+
+func with(change func(*spot.Fields)) spot.Fields {
+	f := base
+	change(&f)
+	return f
+}
+
+var invalidCases = []invalidCase{
+	{"unknown strategy", with(func(f *spot.Fields) { f.Strategy = "Cheapest"; f.PriceLimit = "" }),
+		spot.FieldStrategy, "Cheapest"},
+	{"unknown strategy with limit", with(func(f *spot.Fields) { f.Strategy = "Cheapest" }),
+		spot.FieldStrategy, "Cheapest"},
+	{"limit without strategy", with(func(f *spot.Fields) { f.Strategy = "" }),
+		spot.FieldPriceLimit, "0.25"},
+	{"limit with SpotAsPriceGo", with(func(f *spot.Fields) { f.Strategy = "SpotAsPriceGo" }),
+		spot.FieldPriceLimit, "0.25"},
+	{"SpotWithPriceLimit without limit", with(func(f *spot.Fields) { f.PriceLimit = "" }),
+		spot.FieldPriceLimit, ""},
+	{"limit with 4 decimals", with(func(f *spot.Fields) { f.PriceLimit = "0.2555" }),
+		spot.FieldPriceLimit, "0.2555"},
+	{"negative limit", with(func(f *spot.Fields) { f.PriceLimit = "-0.1" }),
+		spot.FieldPriceLimit, "-0.1"},
+	{"zero limit", with(func(f *spot.Fields) { f.PriceLimit = "0" }),
+		spot.FieldPriceLimit, "0"},
+	{"non-numeric limit", with(func(f *spot.Fields) { f.PriceLimit = "abc" }),
+		spot.FieldPriceLimit, "abc"},
+	{"exponent limit", with(func(f *spot.Fields) { f.PriceLimit = "1e3" }),
+		spot.FieldPriceLimit, "1e3"},
+	{"negative duration", with(func(f *spot.Fields) { f.Duration = "-1" }),
+		spot.FieldDuration, "-1"},
+	{"fractional duration", with(func(f *spot.Fields) { f.Duration = "1.5" }),
+		spot.FieldDuration, "1.5"},
+	{"duration over 6", with(func(f *spot.Fields) { f.Duration = "7" }),
+		spot.FieldDuration, "7"},
+	{"non-numeric duration", with(func(f *spot.Fields) { f.Duration = "x" }),
+		spot.FieldDuration, "x"},
+	{"fallback yes", with(func(f *spot.Fields) { f.Fallback = "yes" }),
+		spot.FieldFallback, "yes"},
+	{"release strategy delete", with(func(f *spot.Fields) { f.ReleaseStrategy = "delete" }),
+		spot.FieldReleaseStrategy, "delete"},
+	{"unknown type", with(func(f *spot.Fields) { f.Specs = "ecs.nope.large" }),
+		spot.FieldSpecs, "ecs.nope.large"},
+	{"malformed spec", with(func(f *spot.Fields) { f.Specs = "2-4G" }),
+		spot.FieldSpecs, "2-4G"},
+	{"spec under 2 vCPU", with(func(f *spot.Fields) { f.Specs = "1-2Gi" }),
+		spot.FieldSpecs, "1-2Gi"},
+	{"bad spec after a good one", with(func(f *spot.Fields) { f.Specs = "ecs.c5.large,2-4G" }),
+		spot.FieldSpecs, "ecs.c5.large,2-4G"},
+	// A limit too large for a float64 is not a price (ParseFloat gives +Inf).
+	{"limit overflowing float64", with(func(f *spot.Fields) { f.PriceLimit = "1" + strings.Repeat("0", 400) }),
+		spot.FieldPriceLimit, "1" + strings.Repeat("0", 400)},
+}
+
+func TestParseInvalid(t *testing.T) {
+	cat := catalog.Default()
+	if _, err := spot.Parse(cat, base); err != nil {
+		t.Fatalf("the base fields are invalid: %v", err)
+	}
+	for _, tc := range invalidCases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := spot.Parse(cat, tc.fields)
+			if err == nil {
+				t.Fatalf("Parse(%+v) = %+v, want an error on %s", tc.fields, got, tc.field.Annotation)
+			}
+			var fe *spot.FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("Parse(%+v) error %T %v, want *spot.FieldError", tc.fields, err, err)
+			}
+			if fe.Field != tc.field {
+				t.Errorf("Field = %+v, want %+v", fe.Field, tc.field)
+			}
+			if fe.Value != tc.value {
+				t.Errorf("Value = %q, want %q", fe.Value, tc.value)
+			}
+			quoted := strconv.Quote(tc.value)
+			if msg := fe.Error(); !strings.Contains(msg, tc.field.API) || !strings.Contains(msg, quoted) {
+				t.Errorf("Error() = %q, want it to name %s and quote %s", msg, tc.field.API, quoted)
+			}
+			if msg := fe.Annotation(); !strings.Contains(msg, tc.field.Annotation) || !strings.Contains(msg, quoted) {
+				t.Errorf("Annotation() = %q, want it to name %s and quote %s", msg, tc.field.Annotation, quoted)
+			}
+			if err.Error() != fe.Error() {
+				t.Errorf("err.Error() = %q, FieldError.Error() = %q", err.Error(), fe.Error())
+			}
+		})
+	}
+}
+
+func TestFromAnnotations(t *testing.T) {
+	a := map[string]string{
+		spot.AnnotationStrategy:        "SpotWithPriceLimit",
+		spot.AnnotationPriceLimit:      "0.25",
+		spot.AnnotationDuration:        "0",
+		spot.AnnotationFallback:        "true",
+		spot.AnnotationUseSpecs:        "ecs.c5.large,2-4Gi",
+		spot.AnnotationReleaseStrategy: "api-evict",
+		// Not ours: ignored.
+		"k8s.aliyun.com/eci-image-cache":          "true",
+		"k8s.aliyun.com/eci-spot-strategy-x":      "Cheapest",
+		"K8S.ALIYUN.COM/ECI-SPOT-STRATEGY":        "Cheapest",
+		"eci-spot-price-limit":                    "9",
+		"k8s.aliyun.com/eci-spot-duration ":       "7",
+		"kubectl.kubernetes.io/last-applied-conf": "{}",
+	}
+	want := spot.Fields{
+		Strategy:        "SpotWithPriceLimit",
+		PriceLimit:      "0.25",
+		Duration:        "0",
+		Fallback:        "true",
+		Specs:           "ecs.c5.large,2-4Gi",
+		ReleaseStrategy: "api-evict",
+	}
+	if got := spot.FromAnnotations(a); got != want {
+		t.Errorf("FromAnnotations = %+v, want %+v", got, want)
+	}
+	if got := spot.FromAnnotations(map[string]string{"app": "web"}); got != (spot.Fields{}) {
+		t.Errorf("FromAnnotations(no eci annotations) = %+v, want zero", got)
+	}
+	if got := spot.FromAnnotations(nil); got != (spot.Fields{}) {
+		t.Errorf("FromAnnotations(nil) = %+v, want zero", got)
+	}
+	// The annotation constants are the names of SPEC section 2.
+	for name, f := range map[string]spot.Field{
+		"k8s.aliyun.com/eci-spot-strategy":         spot.FieldStrategy,
+		"k8s.aliyun.com/eci-spot-price-limit":      spot.FieldPriceLimit,
+		"k8s.aliyun.com/eci-spot-duration":         spot.FieldDuration,
+		"k8s.aliyun.com/eci-spot-fallback":         spot.FieldFallback,
+		"k8s.aliyun.com/eci-use-specs":             spot.FieldSpecs,
+		"k8s.aliyun.com/eci-spot-release-strategy": spot.FieldReleaseStrategy,
+	} {
+		if f.Annotation != name {
+			t.Errorf("field %s has annotation %q, want %q", f.API, f.Annotation, name)
+		}
+	}
+}
+
+// threeDecimals reports whether limit is a finite positive number written with
+// at most 3 decimals. Below 1e12 it checks that limit*1000 is an integer
+// (within 1e-9 relative to its size, the float64 error of the product) and
+// that that integer/1000 gives limit back exactly; above, a float64 cannot
+// hold 3 decimals apart and only finiteness is checked.
+func threeDecimals(limit float64) bool {
+	if !(limit > 0) || math.IsInf(limit, 0) {
+		return false
+	}
+	if limit >= 1e12 {
+		return true
+	}
+	x := limit * 1000
+	n := math.Round(x)
+	return math.Abs(x-n) <= 1e-9*math.Max(1, x) && n/1000 == limit
+}
+
+func FuzzParse(f *testing.F) {
+	for _, tc := range validCases() {
+		v := tc.fields
+		f.Add(v.Strategy, v.PriceLimit, v.Duration, v.Fallback, v.Specs, v.ReleaseStrategy)
+	}
+	for _, tc := range invalidCases {
+		v := tc.fields
+		f.Add(v.Strategy, v.PriceLimit, v.Duration, v.Fallback, v.Specs, v.ReleaseStrategy)
+	}
+	cat := catalog.Default()
+	f.Fuzz(func(t *testing.T, strategy, limit, duration, fallback, specs, release string) {
+		in := spot.Fields{
+			Strategy:        strategy,
+			PriceLimit:      limit,
+			Duration:        duration,
+			Fallback:        fallback,
+			Specs:           specs,
+			ReleaseStrategy: release,
+		}
+		r, err := spot.Parse(cat, in)
+		if err != nil {
+			var fe *spot.FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("Parse(%+v) error %T %v, want *spot.FieldError", in, err, err)
+			}
+			var raw string
+			switch fe.Field {
+			case spot.FieldStrategy:
+				raw = in.Strategy
+			case spot.FieldPriceLimit:
+				raw = in.PriceLimit
+			case spot.FieldDuration:
+				raw = in.Duration
+			case spot.FieldFallback:
+				raw = in.Fallback
+			case spot.FieldSpecs:
+				raw = in.Specs
+			case spot.FieldReleaseStrategy:
+				raw = in.ReleaseStrategy
+			default:
+				t.Fatalf("Parse(%+v) error names unknown field %+v", in, fe.Field)
+			}
+			if fe.Value != raw {
+				t.Fatalf("Parse(%+v) error on %s has Value %q, want the input %q", in, fe.Field.API, fe.Value, raw)
+			}
+			return
+		}
+		if err := r.Bid.Validate(); err != nil {
+			t.Fatalf("Parse(%+v) = %+v, whose bid fails Validate: %v", in, r, err)
+		}
+		if r.Bid.Strategy == market.SpotWithPriceLimit && !threeDecimals(r.Bid.Limit) {
+			t.Fatalf("Parse(%+v) limit %v: not a positive price with at most 3 decimals", in, r.Bid.Limit)
+		}
+		if p := r.Bid.Protection; p < 0 || p > 6*time.Hour || p%time.Hour != 0 {
+			t.Fatalf("Parse(%+v) protection %v: not whole hours from 0 to 6", in, p)
+		}
+		if in.Duration == "" && r.Bid.Protection != time.Hour {
+			t.Fatalf("Parse(%+v) protection %v without a duration, want 1h", in, r.Bid.Protection)
+		}
+		if r.Bid.Fallback != (in.Fallback == "true") {
+			t.Fatalf("Parse(%+v) fallback %v", in, r.Bid.Fallback)
+		}
+		if r.APIEvict != (in.ReleaseStrategy == "api-evict") {
+			t.Fatalf("Parse(%+v) APIEvict %v", in, r.APIEvict)
+		}
+		for _, sp := range r.Specs {
+			again, err := cat.ParseSpecs(sp.String())
+			if err != nil {
+				t.Fatalf("Parse(%+v) spec %+v: String() %q does not re-parse: %v", in, sp, sp.String(), err)
+			}
+			if len(again) != 1 || again[0] != sp {
+				t.Fatalf("Parse(%+v) spec %+v: String() %q re-parses as %+v", in, sp, sp.String(), again)
+			}
+		}
+	})
+}
