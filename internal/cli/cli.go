@@ -34,6 +34,15 @@ func newRoot(streams Streams) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(
+		newServerCommand(streams),
+		newMarketCommand(streams),
+		newInstancesCommand(streams),
+		newDescribeCommand(streams),
+		newCreateCommand(streams),
+		newDeleteCommand(streams),
+		newLogsCommand(streams),
+		newBillCommand(streams),
+		newPriceCommand(streams),
 		newShimCommand(streams),
 	)
 	return root

@@ -19,7 +19,7 @@ type Scaled struct {
 	AnchorWall, AnchorMarket time.Time
 	Scale                    float64
 	// Wall reads the wall clock; nil means time.Now.
-	Wall func() time.Time
+	Wall func() time.Time `json:"-"`
 }
 
 var _ Clock = Scaled{}

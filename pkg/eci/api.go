@@ -150,6 +150,7 @@ type DescribeContainerGroupsRequest struct {
 // DescribeContainerGroupsResponse lists groups, newest first.
 type DescribeContainerGroupsResponse struct {
 	RequestId       string
+	Time            time.Time // market time of the answer
 	TotalCount      int
 	ContainerGroups []ContainerGroup
 }

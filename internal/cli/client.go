@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+// clientOptions are the flags of every command that talks to the service.
+type clientOptions struct {
+	stateDir, endpoint, token, output string
+}
+
+func defaultStateDir() string {
+	if d := os.Getenv("SPOTECI_STATE_DIR"); d != "" {
+		return d
+	}
+	return "state"
+}
+
+func (o *clientOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "state folder of the server, to read its endpoint and token from eci.json")
+	f.StringVar(&o.endpoint, "endpoint", "", "ECI service endpoint, e.g. http://127.0.0.1:8780 (default: from the state folder)")
+	f.StringVar(&o.token, "token", "", "bearer token (default: from the state folder)")
+	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+}
+
+// client validates the output flag and returns a client for the service.
+func (o *clientOptions) client() (*eciapi.Client, error) {
+	if o.output != "table" && o.output != "json" {
+		return nil, fmt.Errorf("--output must be 'table' or 'json', not %q", o.output)
+	}
+	c := &eciapi.Client{Endpoint: o.endpoint, Token: o.token}
+	if c.Endpoint == "" || c.Token == "" {
+		info, err := eciapi.ReadServerInfo(o.stateDir)
+		if err != nil {
+			return nil, err
+		}
+		if c.Endpoint == "" {
+			c.Endpoint = info.Endpoint
+		}
+		if c.Token == "" {
+			c.Token = info.Token
+		}
+	}
+	return c, nil
+}
+
+// print writes v as JSON, or calls table with an aligned writer.
+func (o *clientOptions) print(w io.Writer, v any, table func(tw *tabwriter.Writer)) error {
+	if o.output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+func row(tw io.Writer, cells ...any) {
+	parts := make([]string, len(cells))
+	for i, c := range cells {
+		parts[i] = fmt.Sprint(c)
+	}
+	fmt.Fprintln(tw, strings.Join(parts, "\t"))
+}
+
+func money(v float64) string { return fmt.Sprintf("%.4f", v) }
+
+func price(v float64) string { return fmt.Sprintf("%.3f", v) }
+
+// age says a duration the way kubectl does: 45s, 3m12s, 4h53m, 2d3h.
+func age(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }

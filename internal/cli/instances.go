@@ -1,0 +1,327 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+func newInstancesCommand(streams Streams) *cobra.Command {
+	o := &clientOptions{}
+	var req eciapi.DescribeContainerGroupsRequest
+	cmd := &cobra.Command{
+		Use:     "instances",
+		Aliases: []string{"get"},
+		Short:   "List container groups (instances) with status, price and bill so far",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			resp, err := c.DescribeContainerGroups(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return o.print(streams.Out, resp, func(tw *tabwriter.Writer) {
+				row(tw, "NAME", "ID", "STATUS", "TYPE", "ZONE", "STRATEGY", "PRICE/H", "BILL", "AGE")
+				for _, g := range resp.ContainerGroups {
+					row(tw, g.ContainerGroupName, g.ContainerGroupId, g.Status, g.InstanceType, g.ZoneId, strategy(g),
+						price(g.Price), money(g.Amount), age(resp.Time.Sub(g.CreationTime)))
+				}
+			})
+		},
+	}
+	o.addFlags(cmd)
+	cmd.Flags().StringVar(&req.Status, "status", "", "only groups with this status (Pending, Running, Succeeded, Failed, Expired)")
+	cmd.Flags().StringVar(&req.ContainerGroupName, "name", "", "only groups with this name")
+	return cmd
+}
+
+func strategy(g eciapi.ContainerGroup) string {
+	switch {
+	case g.Degraded:
+		return "PayAsYouGo (SpotDegraded)"
+	case g.SpotStrategy == eciapi.SpotWithPriceLimit:
+		return fmt.Sprintf("%s %.3f", g.SpotStrategy, g.SpotPriceLimit)
+	case g.SpotStrategy == eciapi.NoSpot:
+		return "PayAsYouGo"
+	}
+	return g.SpotStrategy
+}
+
+func newDescribeCommand(streams Streams) *cobra.Command {
+	o := &clientOptions{}
+	cmd := &cobra.Command{
+		Use:   "describe ID",
+		Short: "Show a container group in detail, with its containers and events",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			resp, err := c.DescribeContainerGroups(cmd.Context(), eciapi.DescribeContainerGroupsRequest{ContainerGroupIds: args})
+			if err != nil {
+				return err
+			}
+			if len(resp.ContainerGroups) == 0 {
+				return fmt.Errorf("container group %q not found", args[0])
+			}
+			g := resp.ContainerGroups[0]
+			if o.output == "json" {
+				return o.print(streams.Out, g, nil)
+			}
+			return describe(streams, g, resp.Time)
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+func describe(streams Streams, g eciapi.ContainerGroup, now time.Time) error {
+	tw := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
+	field := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+	field("Name", g.ContainerGroupName)
+	field("ID", g.ContainerGroupId)
+	field("Status", g.Status)
+	field("Zone", g.ZoneId)
+	field("Instance Type", fmt.Sprintf("%s (%g vCPU, %g GiB)", g.InstanceType, g.Cpu, g.Memory))
+	field("Strategy", strategy(g))
+	if g.SpotStrategy != eciapi.NoSpot && !g.Degraded {
+		field("Protection", fmt.Sprintf("%dh, until %s", g.SpotDuration, timestamp(g.ProtectionEnd)))
+	}
+	field("Created", timestamp(g.CreationTime))
+	if g.NoticeTime != nil {
+		field("Release Notice", timestamp(*g.NoticeTime))
+		field("Released", timestamp(*g.ExpiredTime))
+	}
+	field("Price", fmt.Sprintf("%s CNY/h now, %s at purchase", price(g.Price), price(g.PurchasePrice)))
+	field("Bill", money(g.Amount)+" CNY")
+	fmt.Fprintln(tw, "Containers:")
+	for _, c := range g.Containers {
+		fmt.Fprintf(tw, "  %s:\t%s %s\n", c.Name, c.CurrentState.State, strings.TrimSpace(fmt.Sprintf("%s %s", c.CurrentState.Reason, c.CurrentState.DetailStatus)))
+		fmt.Fprintf(tw, "    Command:\t%s\n", strings.Join(append(append([]string{}, c.Commands...), c.Args...), " "))
+		if c.CurrentState.State == "Terminated" {
+			fmt.Fprintf(tw, "    Exit Code:\t%d\n", c.CurrentState.ExitCode)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(streams.Out, "Events:")
+	ew := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
+	row(ew, "  Type", "Reason", "Age", "Message")
+	row(ew, "  ----", "------", "---", "-------")
+	for _, e := range g.Events {
+		row(ew, "  "+e.Type, e.Reason, age(now.Sub(e.Timestamp)), e.Message)
+	}
+	return ew.Flush()
+}
+
+func newCreateCommand(streams Streams) *cobra.Command {
+	o := &clientOptions{}
+	req := eciapi.CreateContainerGroupRequest{}
+	var limit, duration, image, container, workdir string
+	var env []string
+	var grace int64
+	cmd := &cobra.Command{
+		Use:   "create NAME -- COMMAND [ARG...]",
+		Short: "Create a container group running COMMAND as a host process",
+		Example: `  # The guide's pi container on a spot instance with a price limit:
+  spoteci create pi --specs ecs.c5.large,2-4Gi --spot-strategy SpotWithPriceLimit --price-limit 0.06 \
+      -- perl -Mbignum=bpi -wle 'print bpi(2000)'`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			if cmd.ArgsLenAtDash() != 1 {
+				return fmt.Errorf("want NAME -- COMMAND [ARG...]")
+			}
+			req.ContainerGroupName = args[0]
+			if limit != "" {
+				req.SpotPriceLimit = eciapi.Decimal(limit)
+			}
+			if cmd.Flags().Changed("spot-duration") {
+				req.SpotDuration = (*eciapi.Decimal)(&duration)
+			}
+			if cmd.Flags().Changed("grace") {
+				req.TerminationGracePeriodSeconds = &grace
+			}
+			ctr := eciapi.Container{Name: container, Image: image, Commands: args[1:], WorkingDir: workdir}
+			if ctr.Name == "" {
+				ctr.Name = args[0]
+			}
+			for _, kv := range env {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return fmt.Errorf("--env %q: want KEY=VALUE", kv)
+				}
+				ctr.EnvironmentVars = append(ctr.EnvironmentVars, eciapi.EnvironmentVar{Key: k, Value: v})
+			}
+			req.Containers = []eciapi.Container{ctr}
+			resp, err := c.CreateContainerGroup(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return o.print(streams.Out, resp, func(tw *tabwriter.Writer) { row(tw, resp.ContainerGroupId) })
+		},
+	}
+	o.addFlags(cmd)
+	f := cmd.Flags()
+	f.StringVar(&req.InstanceType, "specs", "", "candidate specs in order of preference, as eci-use-specs: ecs.c5.large,2-4Gi")
+	f.Float64Var(&req.Cpu, "cpu", 0, "vCPU, when --specs is not given")
+	f.Float64Var(&req.Memory, "memory", 0, "memory in GiB, when --specs is not given")
+	f.StringVar(&req.SpotStrategy, "spot-strategy", "", "SpotAsPriceGo or SpotWithPriceLimit (default: pay-as-you-go)")
+	f.StringVar(&limit, "price-limit", "", "hourly price limit, with SpotWithPriceLimit (at most 3 decimals)")
+	f.StringVar(&duration, "spot-duration", "1", "protection period in whole hours (0: none)")
+	f.BoolVar(&req.SpotFallback, "fallback", false, "create pay-as-you-go when spot stock is short")
+	f.StringVar(&req.ZoneId, "zone", "", "zone (default: the market picks in the region)")
+	f.StringVar(&req.ClientToken, "client-token", "", "idempotency token")
+	f.Int64Var(&grace, "grace", 30, "termination grace period in seconds")
+	f.StringVar(&image, "image", "", "image name, for the record (commands run on the host)")
+	f.StringVar(&container, "container", "", "container name (default: NAME)")
+	f.StringVar(&workdir, "workdir", "", "working directory")
+	f.StringArrayVar(&env, "env", nil, "environment variable KEY=VALUE; repeatable")
+	return cmd
+}
+
+func newDeleteCommand(streams Streams) *cobra.Command {
+	o := &clientOptions{}
+	cmd := &cobra.Command{
+		Use:   "delete ID...",
+		Short: "Delete container groups: billing stops, containers get SIGTERM and their grace period",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			for _, id := range args {
+				if _, err := c.DeleteContainerGroup(cmd.Context(), eciapi.DeleteContainerGroupRequest{ContainerGroupId: id}); err != nil {
+					return err
+				}
+				fmt.Fprintf(streams.Out, "%s deleted\n", id)
+			}
+			return nil
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+func newLogsCommand(streams Streams) *cobra.Command {
+	o := &clientOptions{}
+	var req eciapi.DescribeContainerLogRequest
+	cmd := &cobra.Command{
+		Use:   "logs ID",
+		Short: "Print a container's log",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			req.ContainerGroupId = args[0]
+			resp, err := c.DescribeContainerLog(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if o.output == "json" {
+				return o.print(streams.Out, resp, nil)
+			}
+			_, err = fmt.Fprint(streams.Out, resp.Content)
+			return err
+		},
+	}
+	o.addFlags(cmd)
+	cmd.Flags().StringVarP(&req.ContainerName, "container", "c", "", "container (default: the only one)")
+	cmd.Flags().IntVar(&req.Tail, "tail", 0, "only the last N lines")
+	cmd.Flags().BoolVar(&req.Timestamps, "timestamps", false, "prefix each line with its time")
+	return cmd
+}
+
+func newBillCommand(streams Streams) *cobra.Command {
+	o := &clientOptions{}
+	cmd := &cobra.Command{
+		Use:   "bill [ID...]",
+		Short: "The bill per container group, and the savings against pay-as-you-go",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			resp, err := c.DescribeBill(cmd.Context(), eciapi.DescribeBillRequest{ContainerGroupIds: args})
+			if err != nil {
+				return err
+			}
+			return o.print(streams.Out, resp, func(tw *tabwriter.Writer) {
+				row(tw, "NAME", "ID", "STATUS", "TYPE", "ZONE", "STRATEGY", "HOURS", "AMOUNT", "PAYG", "SAVED")
+				for _, it := range resp.Items {
+					row(tw, it.ContainerGroupName, it.ContainerGroupId, it.Status, it.InstanceType, it.ZoneId, it.SpotStrategy,
+						fmt.Sprintf("%.3f", it.Seconds/3600), money(it.Amount), money(it.OnDemandAmount), saved(it.Amount, it.OnDemandAmount))
+				}
+				row(tw, "TOTAL", "", "", "", "", "", "", money(resp.Amount), money(resp.OnDemandAmount), saved(resp.Amount, resp.OnDemandAmount))
+			})
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+func saved(amount, payg float64) string {
+	if payg == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", 100*(1-amount/payg))
+}
+
+func newPriceCommand(streams Streams) *cobra.Command {
+	o := &clientOptions{}
+	var req eciapi.DescribeContainerGroupPriceRequest
+	var limit string
+	cmd := &cobra.Command{
+		Use:   "price",
+		Short: "Where a container group would land now, and at what price",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			req.SpotPriceLimit = eciapi.Decimal(limit)
+			resp, err := c.DescribeContainerGroupPrice(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return o.print(streams.Out, resp, func(tw *tabwriter.Writer) {
+				if resp.ZoneId == "" {
+					row(tw, "no placement now:", resp.Reason)
+				} else {
+					row(tw, "would land in", resp.ZoneId, resp.InstanceType, "at", price(resp.TradePrice), "CNY/h", "(pay-as-you-go", price(resp.OriginalPrice)+")")
+				}
+				row(tw)
+				row(tw, "ZONE", "TYPE", "SPOT/H", "PAYG/H")
+				for _, p := range resp.SpotPrices {
+					row(tw, p.ZoneId, p.InstanceType, price(p.SpotPrice), price(p.OriginPrice))
+				}
+			})
+		},
+	}
+	o.addFlags(cmd)
+	f := cmd.Flags()
+	f.StringVar(&req.InstanceType, "specs", "", "candidate specs, as eci-use-specs")
+	f.Float64Var(&req.Cpu, "cpu", 0, "vCPU, when --specs is not given")
+	f.Float64Var(&req.Memory, "memory", 0, "memory in GiB, when --specs is not given")
+	f.StringVar(&req.SpotStrategy, "spot-strategy", eciapi.SpotAsPriceGo, "bid policy")
+	f.StringVar(&limit, "price-limit", "", "price limit, with SpotWithPriceLimit")
+	f.StringVar(&req.ZoneId, "zone", "", "zone")
+	return cmd
+}

@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spoteci/spoteci/internal/eci"
+	"github.com/spoteci/spoteci/internal/prices"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+type serverOptions struct {
+	stateDir     string
+	listen       string
+	token        string
+	region       string
+	timeScale    float64
+	seed         int64
+	noticeLead   time.Duration
+	defaultStock int
+	traces       []string
+}
+
+func newServerCommand(streams Streams) *cobra.Command {
+	o := &serverOptions{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the ECI service: the spot market, its API and the containers",
+		Long: `Run the ECI service on 127.0.0.1: the spot market on the embedded price data,
+the HTTP+JSON API (bearer token), the containers as host processes, and /metrics.
+Its endpoint and token are written to <state-dir>/eci.json for the CLI.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runServer(cmd.Context(), streams, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "state folder: database, containers, eci.json")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:0", "loopback address to serve on (port 0: the last one used, else any free one)")
+	f.StringVar(&o.token, "token", "", "bearer token of the API (default: the one in eci.json, else a new random one)")
+	f.StringVar(&o.region, "region", eci.DefaultRegion, "region the service sells in")
+	f.Float64Var(&o.timeScale, "time-scale", 1, "market time runs this many times faster than wall time")
+	f.Int64Var(&o.seed, "seed", 1, "seed of the price model (kept in the state folder at first start)")
+	f.DurationVar(&o.noticeLead, "notice-lead", 5*time.Minute, "time from SpotToBeReleased to the release")
+	f.IntVar(&o.defaultStock, "default-stock", prices.DefaultStock, "spot stock of each pool unless set")
+	f.StringArrayVar(&o.traces, "trace", nil, "availability trace file replayed as stock (0 = none), as FILE or FILE=ZONE/TYPE to cover one pool; repeatable")
+	return cmd
+}
+
+func runServer(ctx context.Context, streams Streams, o *serverOptions) error {
+	log := slog.New(slog.NewTextHandler(streams.ErrOut, nil))
+	var traces []*prices.Trace
+	for _, spec := range o.traces {
+		file, pool, _ := strings.Cut(spec, "=")
+		tr, err := prices.ReadTrace(file)
+		if err != nil {
+			return err
+		}
+		if pool != "" {
+			zone, typ, ok := strings.Cut(pool, "/")
+			if !ok {
+				return fmt.Errorf("--trace %s: want FILE=ZONE/TYPE", spec)
+			}
+			tr.Zone, tr.Type = zone, typ
+		}
+		traces = append(traces, tr)
+	}
+	svc, err := eci.Open(ctx, eci.Config{
+		StateDir: o.stateDir, Region: o.region, TimeScale: o.timeScale, Seed: o.seed,
+		NoticeLead: o.noticeLead, DefaultStock: o.defaultStock, Traces: traces, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+
+	previous, _ := eciapi.ReadServerInfo(o.stateDir)
+	ln, err := listen(o.listen, previous.Endpoint)
+	if err != nil {
+		return err
+	}
+	token := o.token
+	if token == "" {
+		token = previous.Token
+	}
+	if token == "" {
+		b := make([]byte, 16)
+		rand.Read(b)
+		token = hex.EncodeToString(b)
+	}
+	info := eciapi.ServerInfo{Endpoint: "http://" + ln.Addr().String(), Token: token}
+	if err := eciapi.WriteServerInfo(o.stateDir, info); err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: svc.Handler(token), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("ECI service ready", "endpoint", info.Endpoint, "region", svc.Region(), "market_time", svc.Now().Format(time.RFC3339),
+		"time_scale", o.timeScale, "state_dir", o.stateDir)
+
+	runErr := svc.Run(ctx)
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdown)
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving: %w", err)
+	}
+	log.Info("ECI service stopped; containers keep running")
+	return runErr
+}
+
+// listen binds a loopback address. Port 0 reuses the previous endpoint's port
+// when it is free, so clients that kept the old address still reach us.
+func listen(addr, previous string) (net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("--listen %s: the service listens on loopback only (127.0.0.1)", addr)
+	}
+	if port == "0" && previous != "" {
+		if ln, err := net.Listen("tcp", strings.TrimPrefix(previous, "http://")); err == nil {
+			return ln, nil
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	return ln, nil
+}

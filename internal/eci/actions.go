@@ -1,0 +1,608 @@
+package eci
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spoteci/spoteci/internal/catalog"
+	"github.com/spoteci/spoteci/internal/market"
+	"github.com/spoteci/spoteci/internal/prices"
+	"github.com/spoteci/spoteci/internal/runtime"
+	"github.com/spoteci/spoteci/internal/spot"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+// Currency of every price.
+const Currency = "CNY"
+
+// APIError is an error with its HTTP status and ECI-style code.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Code + ": " + e.Message }
+
+func badRequest(field, format string, args ...any) *APIError {
+	return &APIError{Status: 400, Code: "InvalidParameter." + field, Message: fmt.Sprintf(format, args...)}
+}
+
+func notFound(id string) *APIError {
+	return &APIError{Status: 404, Code: "InvalidContainerGroup.NotFound", Message: fmt.Sprintf("container group %q not found", id)}
+}
+
+// order is a checked request: where it may land and what it bids.
+type order struct {
+	bid        market.Bid
+	candidates [][]*catalog.Offering
+}
+
+// resolve checks the sizing and spot fields shared by CreateContainerGroup and
+// DescribeContainerGroupPrice and returns the market order they make.
+func (s *Service) resolve(region, zone, instanceType string, cpu, memory float64, f spot.Fields, containers []eciapi.Container) (order, error) {
+	if region != "" && region != s.cfg.Region {
+		return order{}, badRequest("RegionId", "RegionId %q: this service sells in %s", region, s.cfg.Region)
+	}
+	zones := s.cat.Zones(s.cfg.Region)
+	if zone != "" {
+		if !s.zones[zone] {
+			return order{}, badRequest("ZoneId", "ZoneId %q is not a zone of %s: want one of %s", zone, s.cfg.Region, strings.Join(zones, ", "))
+		}
+		zones = []string{zone}
+	}
+	f.Specs = instanceType
+	req, err := spot.Parse(s.cat, f)
+	var fe *spot.FieldError
+	if errors.As(err, &fe) {
+		return order{}, badRequest(fe.Field.API, "%s", fe.Error())
+	} else if err != nil {
+		return order{}, badRequest("Spot", "%v", err)
+	}
+	specs := req.Specs
+	if len(specs) == 0 {
+		if cpu < 0 || memory < 0 || math.IsNaN(cpu) || math.IsNaN(memory) {
+			return order{}, badRequest("Cpu", "Cpu %v and Memory %v must not be negative", cpu, memory)
+		}
+		if cpu == 0 && memory == 0 {
+			for _, c := range containers {
+				cpu += c.Cpu
+				memory += c.Memory
+			}
+		}
+		if cpu == 0 && memory == 0 {
+			cpu, memory = 2, 4 // ECI's default size
+		}
+		spec, err := catalog.SpecFromLimits(cpu, max(memory, 0.5))
+		if err != nil {
+			return order{}, badRequest("Cpu", "Cpu %v, Memory %v: %v", cpu, memory, err)
+		}
+		specs = []catalog.Spec{spec}
+	}
+	candidates := s.cat.Candidates(specs, zones)
+	if !slices.ContainsFunc(candidates, func(g []*catalog.Offering) bool { return len(g) > 0 }) {
+		where := s.cfg.Region
+		if zone != "" {
+			where = zone
+		}
+		return order{}, badRequest("InstanceType", "no instance type for %s is sold in %s", specsString(specs), where)
+	}
+	return order{bid: req.Bid, candidates: candidates}, nil
+}
+
+func specsString(specs []catalog.Spec) string {
+	parts := make([]string, len(specs))
+	for i, sp := range specs {
+		parts[i] = sp.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func spotFields(strategy string, limit eciapi.Decimal, duration *eciapi.Decimal, fallback bool) spot.Fields {
+	f := spot.Fields{Strategy: strategy, PriceLimit: string(limit)}
+	if duration != nil {
+		f.Duration = string(*duration)
+		if f.Duration == "" {
+			f.Duration = `""`
+		}
+	}
+	if fallback {
+		f.Fallback = "true"
+	}
+	return f
+}
+
+func marketError(err error) error {
+	switch {
+	case errors.Is(err, market.ErrInsufficientStock):
+		return &APIError{Status: 409, Code: "OperationDenied.NoStock", Message: "no spot stock for the requested specs in any candidate zone; retry later, add specs, or set SpotFallback"}
+	case errors.Is(err, market.ErrBidBelowMarket):
+		return &APIError{Status: 409, Code: "OperationDenied.BidBelowMarket", Message: "the price limit is below the market price of every candidate with stock; raise SpotPriceLimit or use SpotAsPriceGo"}
+	}
+	return err
+}
+
+// CreateContainerGroup creates a group: an instance in the market and its
+// containers on the runtime. A repeated ClientToken returns the first group.
+func (s *Service) CreateContainerGroup(ctx context.Context, req eciapi.CreateContainerGroupRequest) (eciapi.CreateContainerGroupResponse, error) {
+	if req.ContainerGroupName == "" {
+		return eciapi.CreateContainerGroupResponse{}, badRequest("ContainerGroupName", "ContainerGroupName is required")
+	}
+	if err := checkContainers(req); err != nil {
+		return eciapi.CreateContainerGroupResponse{}, err
+	}
+	o, err := s.resolve(req.RegionId, req.ZoneId, req.InstanceType, req.Cpu, req.Memory,
+		spotFields(req.SpotStrategy, req.SpotPriceLimit, req.SpotDuration, req.SpotFallback), req.Containers)
+	if err != nil {
+		return eciapi.CreateContainerGroupResponse{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g, ok := s.byToken[req.ClientToken]; ok && req.ClientToken != "" {
+		return eciapi.CreateContainerGroupResponse{ContainerGroupId: g.ID}, nil
+	}
+	if err := s.advance(ctx); err != nil {
+		return eciapi.CreateContainerGroupResponse{}, err
+	}
+	id := newID()
+	g := &group{ID: id, Name: req.ContainerGroupName, ClientToken: req.ClientToken, Request: req}
+	s.groups[id] = g
+	in, err := s.core.Create(s.core.Now(), market.Order{ID: id, Bid: o.bid, Candidates: o.candidates})
+	if err != nil {
+		delete(s.groups, id)
+		return eciapi.CreateContainerGroupResponse{}, marketError(err)
+	}
+	g.inst = in
+	if err := s.handleReady(ctx, change{}); err != nil {
+		return eciapi.CreateContainerGroupResponse{}, err
+	}
+	if g.ClientToken != "" {
+		s.byToken[g.ClientToken] = g
+	}
+	s.startContainers(g)
+	return eciapi.CreateContainerGroupResponse{ContainerGroupId: id}, nil
+}
+
+func checkContainers(req eciapi.CreateContainerGroupRequest) error {
+	if len(req.Containers) == 0 {
+		return badRequest("Container", "a container group needs at least one container")
+	}
+	if p := req.RestartPolicy; p != "" && p != "Never" {
+		return badRequest("RestartPolicy", "RestartPolicy %q: only Never is supported", p)
+	}
+	if g := req.TerminationGracePeriodSeconds; g != nil && *g < 0 {
+		return badRequest("TerminationGracePeriodSeconds", "TerminationGracePeriodSeconds %d must not be negative", *g)
+	}
+	seen := map[string]bool{}
+	for i, c := range req.Containers {
+		if c.Name == "" {
+			return badRequest("Container.Name", "container %d has no name", i+1)
+		}
+		if seen[c.Name] {
+			return badRequest("Container.Name", "two containers are named %q", c.Name)
+		}
+		seen[c.Name] = true
+		if len(c.Commands) == 0 || c.Commands[0] == "" {
+			return badRequest("Container.Commands", "container %q has no command: this runtime runs host processes, not images, so set Commands (the image %q is not run)", c.Name, c.Image)
+		}
+		if c.Cpu < 0 || c.Memory < 0 {
+			return badRequest("Container.Cpu", "container %q: Cpu %v and Memory %v must not be negative", c.Name, c.Cpu, c.Memory)
+		}
+	}
+	return nil
+}
+
+// DescribeContainerGroups lists groups, newest first. Deleted groups are gone.
+func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.DescribeContainerGroupsRequest) (eciapi.DescribeContainerGroupsResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.advance(ctx); err != nil {
+		return eciapi.DescribeContainerGroupsResponse{}, err
+	}
+	var picked []*group
+	if len(req.ContainerGroupIds) > 0 {
+		for _, id := range req.ContainerGroupIds {
+			if g, ok := s.groups[id]; ok && !g.Deleted {
+				picked = append(picked, g)
+			}
+		}
+	} else {
+		for _, g := range s.groups {
+			if !g.Deleted {
+				picked = append(picked, g)
+			}
+		}
+	}
+	now := s.core.Now()
+	resp := eciapi.DescribeContainerGroupsResponse{Time: now}
+	for _, g := range picked {
+		if req.ContainerGroupName != "" && g.Name != req.ContainerGroupName {
+			continue
+		}
+		view, err := s.view(ctx, g, now)
+		if err != nil {
+			return resp, err
+		}
+		if req.Status != "" && view.Status != req.Status {
+			continue
+		}
+		resp.ContainerGroups = append(resp.ContainerGroups, view)
+	}
+	slices.SortFunc(resp.ContainerGroups, func(a, b eciapi.ContainerGroup) int {
+		if c := b.CreationTime.Compare(a.CreationTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ContainerGroupId, b.ContainerGroupId)
+	})
+	resp.TotalCount = len(resp.ContainerGroups)
+	return resp, nil
+}
+
+// view is the API's picture of a group at market time now. Call with mu held.
+func (s *Service) view(ctx context.Context, g *group, now time.Time) (eciapi.ContainerGroup, error) {
+	in := g.inst
+	containers := s.containers(g)
+	events, err := s.store.events(ctx, g.ID)
+	if err != nil {
+		return eciapi.ContainerGroup{}, err
+	}
+	v := eciapi.ContainerGroup{
+		ContainerGroupId: g.ID, ContainerGroupName: g.Name, ClientToken: g.ClientToken,
+		RegionId: in.Offering.Region, ZoneId: in.Offering.Zone, Status: g.status(containers),
+		InstanceType: in.Offering.Type.Name, Cpu: float64(in.Offering.Type.VCPU), Memory: in.Offering.Type.MemoryGiB,
+		SpotStrategy: string(in.Bid.Strategy), SpotPriceLimit: in.Bid.Limit, SpotDuration: int(in.Bid.Protection / time.Hour),
+		SpotFallback: in.Bid.Fallback, Degraded: in.Degraded,
+		PurchasePrice: in.PurchasePrice, Price: s.priceNow(in, now),
+		Amount:        market.Total(market.Bill(s.book, in, now)),
+		CreationTime:  in.Created, RestartPolicy: "Never", Tags: g.Request.Tags, Events: events,
+	}
+	if in.Spot {
+		v.ProtectionEnd = in.ProtectionEnd()
+	}
+	if !in.NoticeAt.IsZero() {
+		v.NoticeTime, v.ExpiredTime = ptr(in.NoticeAt), ptr(in.ReleaseAt)
+	}
+	if in.State == market.Stopped {
+		v.SucceededTime = ptr(in.Ended)
+	}
+	byName := map[string]runtime.ContainerStatus{}
+	for _, c := range containers {
+		byName[c.Name] = c
+	}
+	for _, c := range g.Request.Containers {
+		st := byName[c.Name]
+		cs := eciapi.ContainerStatus{Name: c.Name, Image: c.Image, Commands: c.Commands, Args: c.Args,
+			CurrentState: eciapi.ContainerState{State: string(st.State), ExitCode: st.ExitCode, Reason: st.Reason, DetailStatus: st.Message}}
+		if cs.CurrentState.State == "" {
+			cs.CurrentState.State = string(runtime.StateWaiting)
+		}
+		if !st.StartedAt.IsZero() {
+			cs.CurrentState.StartTime = ptr(s.clock.MarketAt(st.StartedAt))
+		}
+		if !st.FinishedAt.IsZero() {
+			cs.CurrentState.FinishTime = ptr(s.clock.MarketAt(st.FinishedAt))
+		}
+		v.Containers = append(v.Containers, cs)
+	}
+	return v, nil
+}
+
+// containers is the state of g's containers: kept once they ended, else read
+// from the runtime.
+func (s *Service) containers(g *group) []runtime.ContainerStatus {
+	if g.Status != "" && g.Containers != nil {
+		return g.Containers
+	}
+	if live, err := s.rt.Status(g.ID); err == nil {
+		return live
+	}
+	return g.Containers
+}
+
+// priceNow is the hourly price in is paying at now.
+func (s *Service) priceNow(in *market.Instance, now time.Time) float64 {
+	if in.State.Ended() {
+		return 0
+	}
+	if !in.Spot || now.Before(in.ProtectionEnd()) {
+		return in.PurchasePrice
+	}
+	return s.book.Quote(in.Offering, now).Price
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// DeleteContainerGroup stops billing at once and stops the containers with
+// their grace period.
+func (s *Service) DeleteContainerGroup(ctx context.Context, req eciapi.DeleteContainerGroupRequest) (eciapi.DeleteContainerGroupResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.groups[req.ContainerGroupId]
+	if !ok || g.Deleted {
+		return eciapi.DeleteContainerGroupResponse{}, notFound(req.ContainerGroupId)
+	}
+	if err := s.advance(ctx); err != nil {
+		return eciapi.DeleteContainerGroupResponse{}, err
+	}
+	if err := s.core.Stop(s.core.Now(), g.ID, "Deleted by DeleteContainerGroup"); err != nil {
+		return eciapi.DeleteContainerGroupResponse{}, err
+	}
+	g.Deleted = true
+	if g.Status == "" {
+		g.Status = "Deleted"
+	}
+	if err := s.handleReady(ctx, change{groups: []*group{g}}); err != nil {
+		return eciapi.DeleteContainerGroupResponse{}, err
+	}
+	s.stopContainers(g)
+	return eciapi.DeleteContainerGroupResponse{}, nil
+}
+
+// DescribeContainerGroupPrice says where a group would land now and at what
+// price, with the spot price of every candidate pool.
+func (s *Service) DescribeContainerGroupPrice(ctx context.Context, req eciapi.DescribeContainerGroupPriceRequest) (eciapi.DescribeContainerGroupPriceResponse, error) {
+	o, err := s.resolve(req.RegionId, req.ZoneId, req.InstanceType, req.Cpu, req.Memory,
+		spotFields(req.SpotStrategy, req.SpotPriceLimit, nil, false), nil)
+	if err != nil {
+		return eciapi.DescribeContainerGroupPriceResponse{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.advance(ctx); err != nil {
+		return eciapi.DescribeContainerGroupPriceResponse{}, err
+	}
+	now := s.core.Now()
+	resp := eciapi.DescribeContainerGroupPriceResponse{Currency: Currency}
+	for _, g := range o.candidates {
+		for _, off := range g {
+			resp.SpotPrices = append(resp.SpotPrices, eciapi.SpotPrice{ZoneId: off.Zone, InstanceType: off.Type.Name,
+				SpotPrice: s.book.Quote(off, now).Price, OriginPrice: off.OnDemand, Timestamp: now})
+		}
+	}
+	pick, err := s.core.Pick(now, market.Order{Bid: o.bid, Candidates: o.candidates})
+	if err != nil {
+		var apiErr *APIError
+		if errors.As(marketError(err), &apiErr) {
+			resp.Reason = apiErr.Message
+			return resp, nil
+		}
+		return resp, err
+	}
+	resp.ZoneId, resp.InstanceType = pick.Offering.Zone, pick.Offering.Type.Name
+	resp.TradePrice, resp.OriginalPrice = pick.Price, pick.Offering.OnDemand
+	return resp, nil
+}
+
+// DescribeSpotPriceHistory is the price history of a type, per zone, over at
+// most the last 30 days.
+func (s *Service) DescribeSpotPriceHistory(ctx context.Context, req eciapi.DescribeSpotPriceHistoryRequest) (eciapi.DescribeSpotPriceHistoryResponse, error) {
+	pools, err := s.pools(req.ZoneId, req.InstanceType, true)
+	if err != nil {
+		return eciapi.DescribeSpotPriceHistoryResponse{}, err
+	}
+	now := s.Now()
+	from, to := req.StartTime, req.EndTime
+	if to.IsZero() || to.After(now) {
+		to = now
+	}
+	if from.IsZero() || from.Before(now.Add(-prices.HistoryWindow)) {
+		from = now.Add(-prices.HistoryWindow)
+	}
+	if !from.Before(to) {
+		return eciapi.DescribeSpotPriceHistoryResponse{}, badRequest("StartTime", "StartTime %s must be before EndTime %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	resp := eciapi.DescribeSpotPriceHistoryResponse{Currency: Currency}
+	for _, o := range pools {
+		for _, p := range s.book.Path(o, from, to) {
+			resp.SpotPrices = append(resp.SpotPrices, eciapi.SpotPrice{ZoneId: o.Zone, InstanceType: o.Type.Name,
+				SpotPrice: p.Price, OriginPrice: o.OnDemand, Timestamp: p.At})
+		}
+	}
+	return resp, nil
+}
+
+// pools lists the service's pools, filtered by zone and type (each may be
+// empty unless needType).
+func (s *Service) pools(zone, typ string, needType bool) ([]*catalog.Offering, error) {
+	if zone != "" && !s.zones[zone] {
+		return nil, badRequest("ZoneId", "ZoneId %q is not a zone of %s", zone, s.cfg.Region)
+	}
+	if typ == "" && needType {
+		return nil, badRequest("InstanceType", "InstanceType is required")
+	}
+	if _, ok := s.cat.Type(typ); typ != "" && !ok {
+		return nil, badRequest("InstanceType", "unknown instance type %q", typ)
+	}
+	var out []*catalog.Offering
+	for _, o := range s.cat.Offerings() {
+		if s.zones[o.Zone] && (zone == "" || o.Zone == zone) && (typ == "" || o.Type.Name == typ) {
+			out = append(out, o)
+		}
+	}
+	if len(out) == 0 && typ != "" {
+		where := s.cfg.Region
+		if zone != "" {
+			where = zone
+		}
+		return nil, badRequest("InstanceType", "%s is not sold in %s", typ, where)
+	}
+	return out, nil
+}
+
+// DescribeAvailableResource lists pools with their price and stock now.
+func (s *Service) DescribeAvailableResource(ctx context.Context, req eciapi.DescribeAvailableResourceRequest) (eciapi.DescribeAvailableResourceResponse, error) {
+	pools, err := s.pools(req.ZoneId, req.InstanceType, false)
+	if err != nil {
+		return eciapi.DescribeAvailableResourceResponse{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.advance(ctx); err != nil {
+		return eciapi.DescribeAvailableResourceResponse{}, err
+	}
+	now := s.core.Now()
+	return eciapi.DescribeAvailableResourceResponse{Currency: Currency, Time: now, Resources: s.resources(pools, now)}, nil
+}
+
+func (s *Service) resources(pools []*catalog.Offering, now time.Time) []eciapi.Resource {
+	out := make([]eciapi.Resource, 0, len(pools))
+	for _, o := range pools {
+		q := s.book.Quote(o, now)
+		held := s.core.Held(o)
+		out = append(out, eciapi.Resource{ZoneId: o.Zone, InstanceType: o.Type.Name, Cpu: o.Type.VCPU, Memory: o.Type.MemoryGiB,
+			SpotPrice: q.Price, OriginalPrice: o.OnDemand, Stock: q.Stock, Used: held, Available: max(q.Stock-held, 0)})
+	}
+	return out
+}
+
+// DescribeContainerLog returns a container's log.
+func (s *Service) DescribeContainerLog(ctx context.Context, req eciapi.DescribeContainerLogRequest) (eciapi.DescribeContainerLogResponse, error) {
+	rc, name, err := s.OpenLog(req, false)
+	if err != nil {
+		return eciapi.DescribeContainerLogResponse{}, err
+	}
+	defer rc.Close()
+	content, err := io.ReadAll(rc)
+	if err != nil {
+		return eciapi.DescribeContainerLogResponse{}, fmt.Errorf("reading log of %s/%s: %w", req.ContainerGroupId, name, err)
+	}
+	return eciapi.DescribeContainerLogResponse{ContainerName: name, Content: string(content)}, nil
+}
+
+// OpenLog opens a container's log, following it if asked.
+func (s *Service) OpenLog(req eciapi.DescribeContainerLogRequest, follow bool) (io.ReadCloser, string, error) {
+	s.mu.Lock()
+	g, ok := s.groups[req.ContainerGroupId]
+	s.mu.Unlock()
+	if !ok || g.Deleted {
+		return nil, "", notFound(req.ContainerGroupId)
+	}
+	name := req.ContainerName
+	if name == "" {
+		if len(g.Request.Containers) != 1 {
+			return nil, "", badRequest("ContainerName", "group %s has %d containers: name one", g.ID, len(g.Request.Containers))
+		}
+		name = g.Request.Containers[0].Name
+	}
+	if !slices.ContainsFunc(g.Request.Containers, func(c eciapi.Container) bool { return c.Name == name }) {
+		return nil, "", badRequest("ContainerName", "group %s has no container %q", g.ID, name)
+	}
+	if req.Tail < 0 || req.SinceSeconds < 0 {
+		return nil, "", badRequest("Tail", "Tail %d and SinceSeconds %d must not be negative", req.Tail, req.SinceSeconds)
+	}
+	opts := runtime.LogOptions{Tail: -1, Follow: follow, Timestamps: req.Timestamps}
+	if req.Tail > 0 {
+		opts.Tail = req.Tail
+	}
+	if req.SinceSeconds > 0 {
+		opts.SinceTime = time.Now().Add(-time.Duration(req.SinceSeconds) * time.Second)
+	}
+	rc, err := s.rt.Log(g.ID, name, opts)
+	if errors.Is(err, runtime.ErrNotFound) {
+		return io.NopCloser(strings.NewReader("")), name, nil // not started yet
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("opening log of %s/%s: %w", g.ID, name, err)
+	}
+	return rc, name, nil
+}
+
+// DescribeBill is the bill of every group (deleted ones too), with what the
+// same seconds would have cost pay-as-you-go.
+func (s *Service) DescribeBill(ctx context.Context, req eciapi.DescribeBillRequest) (eciapi.DescribeBillResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.advance(ctx); err != nil {
+		return eciapi.DescribeBillResponse{}, err
+	}
+	now := s.core.Now()
+	resp := eciapi.DescribeBillResponse{Currency: Currency, Time: now}
+	want := map[string]bool{}
+	for _, id := range req.ContainerGroupIds {
+		if _, ok := s.groups[id]; !ok {
+			return resp, notFound(id)
+		}
+		want[id] = true
+	}
+	for _, g := range s.groups {
+		if len(want) > 0 && !want[g.ID] {
+			continue
+		}
+		in := g.inst
+		var lines []market.BillLine
+		if in.State.Ended() {
+			stored, err := s.store.billLines(ctx, g.ID)
+			if err != nil {
+				return resp, err
+			}
+			lines = stored
+		} else {
+			lines = market.Bill(s.book, in, now)
+		}
+		item := eciapi.BillItem{ContainerGroupId: g.ID, ContainerGroupName: g.Name, InstanceType: in.Offering.Type.Name,
+			ZoneId: in.Offering.Zone, SpotStrategy: string(in.Bid.Strategy), Status: g.status(s.containers(g))}
+		for _, l := range lines {
+			item.Seconds += l.Seconds()
+			item.Amount += l.Amount
+			item.Lines = append(item.Lines, eciapi.BillLine{From: l.From, To: l.To, Price: l.Price, Amount: l.Amount})
+		}
+		item.OnDemandAmount = item.Seconds * in.Offering.OnDemand / 3600
+		resp.Amount += item.Amount
+		resp.OnDemandAmount += item.OnDemandAmount
+		resp.Items = append(resp.Items, item)
+	}
+	slices.SortFunc(resp.Items, func(a, b eciapi.BillItem) int { return strings.Compare(a.ContainerGroupId, b.ContainerGroupId) })
+	return resp, nil
+}
+
+// ModifySpotMarket sets the price and/or stock of a type in one zone or every
+// zone of the region, from now on: how operators and tests force a reclaim.
+func (s *Service) ModifySpotMarket(ctx context.Context, req eciapi.ModifySpotMarketRequest) (eciapi.ModifySpotMarketResponse, error) {
+	pools, err := s.pools(req.ZoneId, req.InstanceType, true)
+	if err != nil {
+		return eciapi.ModifySpotMarketResponse{}, err
+	}
+	var price *float64
+	if req.SpotPrice != nil {
+		p, err := strconv.ParseFloat(string(*req.SpotPrice), 64)
+		if err != nil || !(p > 0) || math.IsInf(p, 0) {
+			return eciapi.ModifySpotMarketResponse{}, badRequest("SpotPrice", "SpotPrice %q: want a positive hourly price", string(*req.SpotPrice))
+		}
+		price = &p
+	}
+	if req.Stock != nil && *req.Stock < 0 {
+		return eciapi.ModifySpotMarketResponse{}, badRequest("Stock", "Stock %d must not be negative", *req.Stock)
+	}
+	if price == nil && req.Stock == nil && !req.Reset {
+		return eciapi.ModifySpotMarketResponse{}, badRequest("SpotPrice", "set SpotPrice, Stock or Reset")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.advance(ctx); err != nil {
+		return eciapi.ModifySpotMarketResponse{}, err
+	}
+	now := s.core.Now()
+	var overrides []prices.Override
+	for _, o := range pools {
+		overrides = append(overrides, prices.Override{At: now, Offering: o, Price: price, Stock: req.Stock, Reset: req.Reset})
+	}
+	// Persist first: an override the book knows but the disk does not would
+	// change history after a restart.
+	if err := s.handleReady(ctx, change{overrides: overrides}); err != nil {
+		return eciapi.ModifySpotMarketResponse{}, err
+	}
+	for _, o := range overrides {
+		if err := s.book.Set(o); err != nil {
+			return eciapi.ModifySpotMarketResponse{}, err
+		}
+	}
+	s.metrics.overrides.Add(float64(len(overrides)))
+	return eciapi.ModifySpotMarketResponse{Time: now, Resources: s.resources(pools, now)}, nil
+}

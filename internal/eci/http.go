@@ -1,0 +1,123 @@
+package eci
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+// maxBody bounds a request body; a group's request is a few KB.
+const maxBody = 1 << 20
+
+// Handler serves the API under /api/v1/ (bearer token required), /metrics
+// and /healthz.
+func (s *Service) Handler(token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	actions := map[string]actionFunc{
+		eciapi.ActionCreateContainerGroup:        action(s.CreateContainerGroup),
+		eciapi.ActionDescribeContainerGroups:     action(s.DescribeContainerGroups),
+		eciapi.ActionDeleteContainerGroup:        action(s.DeleteContainerGroup),
+		eciapi.ActionDescribeContainerGroupPrice: action(s.DescribeContainerGroupPrice),
+		eciapi.ActionDescribeSpotPriceHistory:    action(s.DescribeSpotPriceHistory),
+		eciapi.ActionDescribeAvailableResource:   action(s.DescribeAvailableResource),
+		eciapi.ActionDescribeContainerLog:        action(s.DescribeContainerLog),
+		eciapi.ActionDescribeBill:                action(s.DescribeBill),
+		eciapi.ActionModifySpotMarket:            action(s.ModifySpotMarket),
+	}
+	mux.HandleFunc("POST "+eciapi.APIPrefix+"{action}", func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		name := r.PathValue("action")
+		requestID := newRequestID()
+		code := s.serveAction(w, r, token, requestID, actions[name])
+		if actions[name] == nil {
+			name = "unknown"
+		}
+		s.metrics.latency.WithLabelValues(name, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+	})
+	mux.HandleFunc(eciapi.APIPrefix+"{action}", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, newRequestID(), &APIError{Status: http.StatusMethodNotAllowed, Code: "MethodNotAllowed", Message: "actions are called with POST"})
+	})
+	return mux
+}
+
+// actionFunc runs an action on a JSON body and returns the response to encode.
+type actionFunc func(ctx context.Context, requestID string, body []byte) (any, error)
+
+// action adapts a typed action to the JSON handler. Unknown fields are
+// refused so that a misspelt field is an error, not a silent default.
+func action[Req, Resp any](f func(context.Context, Req) (Resp, error)) actionFunc {
+	return func(ctx context.Context, requestID string, body []byte) (any, error) {
+		var req Req
+		if len(strings.TrimSpace(string(body))) > 0 {
+			dec := json.NewDecoder(strings.NewReader(string(body)))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				return nil, &APIError{Status: 400, Code: "InvalidParameter", Message: "malformed request body: " + err.Error()}
+			}
+		}
+		resp, err := f(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		// Every response carries its RequestId, as ECI's do.
+		if id := reflect.ValueOf(&resp).Elem().FieldByName("RequestId"); id.CanSet() {
+			id.SetString(requestID)
+		}
+		return resp, nil
+	}
+}
+
+func (s *Service) serveAction(w http.ResponseWriter, r *http.Request, token, requestID string, f actionFunc) int {
+	const prefix = "Bearer "
+	auth := r.Header.Get("Authorization")
+	if !strings.HasPrefix(auth, prefix) || subtle.ConstantTimeCompare([]byte(auth[len(prefix):]), []byte(token)) != 1 {
+		return writeError(w, requestID, &APIError{Status: http.StatusUnauthorized, Code: "Unauthorized",
+			Message: "missing or wrong bearer token: send Authorization: Bearer <token> (see eci.json in the state folder)"})
+	}
+	if f == nil {
+		return writeError(w, requestID, &APIError{Status: http.StatusNotFound, Code: "InvalidAction.NotFound",
+			Message: fmt.Sprintf("unknown action %q", r.PathValue("action"))})
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return writeError(w, requestID, &APIError{Status: http.StatusRequestEntityTooLarge, Code: "InvalidParameter", Message: "request body too large or unreadable: " + err.Error()})
+	}
+	resp, err := f(r.Context(), requestID, body)
+	if err != nil {
+		return writeError(w, requestID, err)
+	}
+	out, err := json.Marshal(resp)
+	if err != nil {
+		return writeError(w, requestID, fmt.Errorf("encoding response: %w", err))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(out)
+	return http.StatusOK
+}
+
+func writeError(w http.ResponseWriter, requestID string, err error) int {
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) {
+		apiErr = &APIError{Status: http.StatusInternalServerError, Code: "InternalError", Message: err.Error()}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(apiErr.Status)
+	json.NewEncoder(w).Encode(eciapi.Error{RequestId: requestID, Code: apiErr.Code, Message: apiErr.Message})
+	return apiErr.Status
+}
+
+func newRequestID() string { return strings.ToUpper(newID()[4:]) }

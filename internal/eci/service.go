@@ -1,0 +1,481 @@
+// Package eci is the ECI service: the imperative shell around the market. It
+// serves the API, keeps every change in SQLite before acting on it, runs the
+// market on a scaled clock and runs containers through a runtime.
+package eci
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spoteci/spoteci/internal/catalog"
+	"github.com/spoteci/spoteci/internal/clock"
+	"github.com/spoteci/spoteci/internal/market"
+	"github.com/spoteci/spoteci/internal/prices"
+	"github.com/spoteci/spoteci/internal/runtime"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+// DefaultRegion is the region the service sells in unless told otherwise.
+const DefaultRegion = "cn-hangzhou"
+
+// DefaultGrace is the termination grace period of a group that sets none.
+const DefaultGrace = 30 * time.Second
+
+// exitPoll is how often the service looks for containers that ended.
+const exitPoll = 100 * time.Millisecond
+
+// Config sets up a Service.
+type Config struct {
+	// StateDir holds the database and the containers' folders.
+	StateDir string
+	Region   string
+	// TimeScale makes market time run that many times faster than wall time.
+	TimeScale float64
+	// Seed of the price model; kept in the database at first start.
+	Seed int64
+	// NoticeLead is the time from SpotToBeReleased to the release.
+	NoticeLead   time.Duration
+	DefaultStock int
+	// Traces decide the stock of the pools they cover; their Start is the
+	// market time of the service's first start.
+	Traces []*prices.Trace
+	// Catalog defaults to the embedded one.
+	Catalog *catalog.Catalog
+	// Runtime defaults to host processes under StateDir, run through ShimPath
+	// (default: this executable).
+	Runtime  runtime.Runtime
+	ShimPath string
+	// Wall reads the wall clock; nil means time.Now. For tests.
+	Wall   func() time.Time
+	Logger *slog.Logger
+}
+
+// Service is the ECI service. Its methods are the API actions; they are safe
+// for concurrent use.
+type Service struct {
+	cfg     Config
+	log     *slog.Logger
+	cat     *catalog.Catalog
+	book    *prices.Book
+	clock   clock.Scaled
+	store   *store
+	rt      runtime.Runtime
+	metrics *metrics
+	zones   map[string]bool
+
+	mu      sync.Mutex
+	core    *market.Core
+	groups  map[string]*group
+	byToken map[string]*group
+
+	work chan func(context.Context) // runtime calls, off the request path
+	wake chan struct{}
+}
+
+// Open loads (or creates) the service's state. Call Run to start the market.
+func Open(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Region == "" {
+		cfg.Region = DefaultRegion
+	}
+	if cfg.TimeScale == 0 {
+		cfg.TimeScale = 1
+	}
+	if cfg.Catalog == nil {
+		cfg.Catalog = catalog.Default()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	zones := cfg.Catalog.Zones(cfg.Region)
+	if len(zones) == 0 {
+		return nil, fmt.Errorf("unknown region %q: want one of %s", cfg.Region, strings.Join(cfg.Catalog.Regions(), ", "))
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating state folder: %w", err)
+	}
+	st, err := openStore(ctx, filepath.Join(cfg.StateDir, "eci.db"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg: cfg, log: cfg.Logger, cat: cfg.Catalog, store: st,
+		zones:   map[string]bool{},
+		groups:  map[string]*group{},
+		byToken: map[string]*group{},
+		work:    make(chan func(context.Context), 4096),
+		wake:    make(chan struct{}, 1),
+	}
+	for _, z := range zones {
+		s.zones[z] = true
+	}
+	if err := s.load(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.metrics = newMetrics(s)
+	return s, nil
+}
+
+// load restores the clock, the price book, the market and the groups.
+func (s *Service) load(ctx context.Context) error {
+	var saved struct {
+		Clock  clock.Scaled
+		Seed   int64
+		Region string
+	}
+	raw, ok, err := s.store.meta(ctx, "service")
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := json.Unmarshal([]byte(raw), &saved); err != nil {
+			return fmt.Errorf("decoding saved service settings: %w", err)
+		}
+		if saved.Region != s.cfg.Region {
+			return fmt.Errorf("state folder %s belongs to region %s, not %s", s.cfg.StateDir, saved.Region, s.cfg.Region)
+		}
+		saved.Clock.Wall = s.cfg.Wall
+		if saved.Clock.Scale != s.cfg.TimeScale {
+			saved.Clock = saved.Clock.Rescaled(s.cfg.TimeScale)
+		}
+		if saved.Seed != s.cfg.Seed {
+			s.log.Info("keeping the price model's seed of the state folder", "seed", saved.Seed, "asked", s.cfg.Seed)
+		}
+	} else {
+		c, err := clock.NewScaled(s.cfg.TimeScale)
+		if err != nil {
+			return err
+		}
+		if s.cfg.Wall != nil {
+			now := s.cfg.Wall().UTC()
+			c.AnchorWall, c.AnchorMarket = now, now
+		}
+		c.Wall = s.cfg.Wall
+		saved.Clock, saved.Seed, saved.Region = c, s.cfg.Seed, s.cfg.Region
+	}
+	if _, err := clock.NewScaled(saved.Clock.Scale); err != nil {
+		return err
+	}
+	enc, err := json.Marshal(saved)
+	if err != nil {
+		return fmt.Errorf("encoding service settings: %w", err)
+	}
+	if err := s.store.setMeta(ctx, "service", string(enc)); err != nil {
+		return err
+	}
+	s.clock = saved.Clock
+
+	s.book = prices.NewBook(prices.Config{Seed: saved.Seed, DefaultStock: s.cfg.DefaultStock})
+	for _, tr := range s.cfg.Traces {
+		tr.Start = saved.Clock.AnchorMarket
+		s.book.AddTrace(tr)
+	}
+	overrides, err := s.store.overrides(ctx)
+	if err != nil {
+		return err
+	}
+	for _, o := range overrides {
+		off, ok := s.cat.Offering(o.Zone, o.Type)
+		if !ok {
+			return fmt.Errorf("saved override of %s in %s: not in the catalog", o.Type, o.Zone)
+		}
+		if err := s.book.Set(prices.Override{At: o.At, Offering: off, Price: o.Price, Stock: o.Stock, Reset: o.Reset}); err != nil {
+			return fmt.Errorf("restoring override: %w", err)
+		}
+	}
+
+	s.core = market.New(market.Config{Prices: s.book, NoticeLead: s.cfg.NoticeLead})
+	groups, err := s.store.groups(ctx)
+	if err != nil {
+		return err
+	}
+	var instances []*market.Instance
+	for _, g := range groups {
+		in, err := g.Market.instance(s.cat, g.ID)
+		if err != nil {
+			return fmt.Errorf("restoring group %s: %w", g.ID, err)
+		}
+		g.inst = in
+		instances = append(instances, in)
+		s.groups[g.ID] = g
+		if g.ClientToken != "" {
+			s.byToken[g.ClientToken] = g
+		}
+	}
+	advanced := saved.Clock.AnchorMarket
+	if v, ok, err := s.store.meta(ctx, "advanced"); err != nil {
+		return err
+	} else if ok {
+		if advanced, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return fmt.Errorf("decoding saved market time: %w", err)
+		}
+	}
+	if err := s.core.Restore(advanced, instances); err != nil {
+		return err
+	}
+
+	if s.cfg.Runtime != nil {
+		s.rt = s.cfg.Runtime
+	} else {
+		shim := s.cfg.ShimPath
+		if shim == "" {
+			if shim, err = os.Executable(); err != nil {
+				return fmt.Errorf("finding the shim binary: %w", err)
+			}
+		}
+		if s.rt, err = runtime.NewHost(filepath.Join(s.cfg.StateDir, "containers"), shim); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close releases the database. Containers keep running.
+func (s *Service) Close() error { return s.store.Close() }
+
+// Now is the market time.
+func (s *Service) Now() time.Time { return s.clock.Now() }
+
+// Region is the region the service sells in.
+func (s *Service) Region() string { return s.cfg.Region }
+
+// Run drives the market until ctx ends: checks and releases when they are due,
+// containers that ended, and runtime work. Groups created before a restart
+// whose containers never started are started now.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case job := <-s.work:
+					job(ctx)
+				}
+			}
+		})
+	}
+	s.resume()
+	for {
+		if err := s.step(ctx); err != nil {
+			s.log.Error("market step", "err", err)
+		}
+		s.mu.Lock()
+		wait := exitPoll
+		if next := s.core.NextDue(); !next.IsZero() {
+			wait = min(wait, s.clock.WallUntil(next))
+		}
+		s.mu.Unlock()
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-s.wake:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// resume starts the containers of live groups the runtime does not know.
+func (s *Service) resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.groups {
+		if g.inst.State.Ended() || g.Deleted {
+			continue
+		}
+		if _, err := s.rt.Status(g.ID); errors.Is(err, runtime.ErrNotFound) {
+			s.startContainers(g)
+		}
+	}
+}
+
+// step takes in the containers that ended, then advances the market to now.
+func (s *Service) step(ctx context.Context) error {
+	exited, err := s.rt.Exits()
+	if err != nil {
+		return fmt.Errorf("reading exits: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range exited {
+		if g, ok := s.groups[id]; ok {
+			s.containersEnded(g)
+		}
+	}
+	return s.advance(ctx)
+}
+
+// advance runs the market to now and handles what it did. Call with mu held.
+func (s *Service) advance(ctx context.Context) error {
+	s.core.Advance(s.clock.Now())
+	return s.handleReady(ctx, change{})
+}
+
+// handleReady persists what the market did together with the caller's own
+// changes in ch (its events go before the market's), then acts on it. Call
+// with mu held.
+func (s *Service) handleReady(ctx context.Context, ch change) error {
+	rd := s.core.Ready()
+	if rd.Empty() && len(ch.events) == 0 && len(ch.overrides) == 0 && len(ch.groups) == 0 {
+		return nil
+	}
+	extra, own := ch.events, ch.groups
+	ch.events, ch.groups, ch.lines, ch.advanced = nil, nil, rd.Lines, s.core.Now()
+	dirty := map[*group]bool{}
+	for _, g := range own {
+		dirty[g] = true
+	}
+	for _, in := range rd.Instances {
+		g := s.groups[in.ID]
+		g.Market = marketStateOf(in)
+		dirty[g] = true
+	}
+	var released []*group
+	// The caller's events happened first: a container ends, then its group stops.
+	ch.events = append(ch.events, extra...)
+	for _, e := range rd.Events {
+		g := s.groups[e.Instance]
+		ev := storedEvent{Group: e.Instance, Event: eciEvent(e)}
+		ch.events = append(ch.events, ev)
+		s.metrics.event(e)
+		if e.Kind == market.EventReleased {
+			s.metrics.released(g.inst.Reason)
+			g.Status = eciapi.StatusExpired
+			dirty[g] = true
+			released = append(released, g)
+		}
+	}
+	for _, l := range rd.Lines {
+		s.groups[l.Instance].Amount += l.Amount
+		s.metrics.billed.Add(l.Amount)
+	}
+	for g := range dirty {
+		ch.groups = append(ch.groups, g)
+	}
+	if err := s.store.write(ctx, ch); err != nil {
+		// The market moved on in memory but not on disk: stop rather than act
+		// on what a restart would not remember.
+		return fmt.Errorf("persisting market changes: %w", err)
+	}
+	for _, g := range released {
+		s.stopContainers(g)
+	}
+	return nil
+}
+
+// containersEnded records the final state of a group's containers and, if the
+// group was still in the market, takes it out: Succeeded or Failed.
+func (s *Service) containersEnded(g *group) {
+	if g.Containers != nil {
+		return // recorded already: the runtime reports every exit again after a restart
+	}
+	statuses, err := s.rt.Status(g.ID)
+	if err != nil {
+		s.log.Error("reading container status", "group", g.ID, "err", err)
+		return
+	}
+	var events []storedEvent
+	finished := g.inst.Created
+	failed := false
+	for _, c := range statuses {
+		if c.State != runtime.StateTerminated {
+			return // not all ended yet
+		}
+		if c.FinishedAt.After(time.Time{}) {
+			finished = maxTime(finished, s.clock.MarketAt(c.FinishedAt))
+		}
+		typ, reason := "Normal", "Completed"
+		if c.ExitCode != 0 || c.Reason == runtime.ReasonStartError {
+			typ, reason, failed = "Warning", c.Reason, true
+		}
+		events = append(events, storedEvent{Group: g.ID, Event: eciapi.Event{Type: typ, Reason: reason,
+			Message: containerEndMessage(c), Timestamp: s.clock.MarketAt(c.FinishedAt)}})
+	}
+	g.Containers = statuses
+	if !g.inst.State.Ended() {
+		g.Status = eciapi.StatusSucceeded
+		if failed {
+			g.Status = eciapi.StatusFailed
+		}
+		s.core.Stop(finished, g.ID, "The containers ended: "+g.Status)
+	}
+	if err := s.handleReady(context.Background(), change{events: events, groups: []*group{g}}); err != nil {
+		s.log.Error("persisting container exit", "group", g.ID, "err", err)
+	}
+}
+
+func containerEndMessage(c runtime.ContainerStatus) string {
+	msg := fmt.Sprintf("Container %s exited with code %d", c.Name, c.ExitCode)
+	if c.Message != "" {
+		msg += ": " + c.Message
+	}
+	return msg
+}
+
+func (s *Service) startContainers(g *group) {
+	containers := make([]runtime.Container, len(g.Request.Containers))
+	for i, c := range g.Request.Containers {
+		env := make([]string, len(c.EnvironmentVars))
+		for j, e := range c.EnvironmentVars {
+			env[j] = e.Key + "=" + e.Value
+		}
+		containers[i] = runtime.Container{Name: c.Name, Command: c.Commands, Args: c.Args, Env: env, WorkingDir: c.WorkingDir}
+	}
+	id, grace := g.ID, g.grace()
+	s.submit(func(ctx context.Context) {
+		if err := s.rt.Start(ctx, id, containers, grace); err != nil {
+			s.log.Error("starting containers", "group", id, "err", err)
+		}
+	})
+}
+
+func (s *Service) stopContainers(g *group) {
+	id, grace := g.ID, g.grace()
+	s.submit(func(ctx context.Context) {
+		if err := s.rt.Stop(ctx, id, grace); err != nil {
+			s.log.Error("stopping containers", "group", id, "err", err)
+		}
+	})
+}
+
+// submit queues runtime work; if the queue is full it runs in its own goroutine
+// rather than block the caller, who holds mu.
+func (s *Service) submit(job func(context.Context)) {
+	select {
+	case s.work <- job:
+	default:
+		go job(context.Background())
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// newID returns an ECI-style group ID: eci- and 20 base-32 characters.
+func newID() string {
+	const alphabet = "0123456789abcdefghijklmnopqrstuv"
+	b := make([]byte, 20)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[b[i]%32]
+	}
+	return "eci-" + string(b)
+}

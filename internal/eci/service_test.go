@@ -1,0 +1,415 @@
+package eci_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spoteci/spoteci/internal/eci"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+// shimPath is the spoteci binary, built once: containers run under its shim.
+var shimPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "spoteci-eci-test")
+	if err != nil {
+		panic(err)
+	}
+	shimPath = filepath.Join(dir, "spoteci")
+	build := exec.Command("go", "build", "-o", shimPath, "github.com/spoteci/spoteci/cmd/spoteci")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		panic("building spoteci: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const token = "test-token"
+
+// server is a real ECI service on a loopback port with its SQLite file.
+type server struct {
+	*eciapi.Client
+	svc  *eci.Service
+	stop func()
+}
+
+// scale makes a market hour one wall second, and the 5-minute lead 83 ms.
+const scale = 3600
+
+func startServer(t *testing.T, dir string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := eci.Open(ctx, eci.Config{StateDir: dir, TimeScale: scale, ShimPath: shimPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: svc.Handler(token)}
+	served := make(chan struct{})
+	go func() { srv.Serve(ln); close(served) }()
+	ran := make(chan struct{})
+	go func() { svc.Run(ctx); close(ran) }()
+	s := &server{Client: &eciapi.Client{Endpoint: "http://" + ln.Addr().String(), Token: token}, svc: svc}
+	stopped := false
+	s.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		srv.Close()
+		<-served
+		<-ran
+		svc.Close()
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+// eventually polls f every 20 ms until it returns nil or 15 s pass.
+func eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *server) group(t *testing.T, id string) eciapi.ContainerGroup {
+	t.Helper()
+	resp, err := s.DescribeContainerGroups(context.Background(), eciapi.DescribeContainerGroupsRequest{ContainerGroupIds: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.ContainerGroups) != 1 {
+		t.Fatalf("describe %s: %d groups", id, len(resp.ContainerGroups))
+	}
+	return resp.ContainerGroups[0]
+}
+
+func (s *server) waitStatus(t *testing.T, id, status string) eciapi.ContainerGroup {
+	t.Helper()
+	var g eciapi.ContainerGroup
+	eventually(t, id+" "+status, func() error {
+		g = s.group(t, id)
+		if g.Status != status {
+			return fmt.Errorf("status %s", g.Status)
+		}
+		return nil
+	})
+	return g
+}
+
+func (s *server) waitLog(t *testing.T, id, want string) {
+	t.Helper()
+	eventually(t, "log of "+id+" shows "+want, func() error {
+		resp, err := s.DescribeContainerLog(context.Background(), eciapi.DescribeContainerLogRequest{ContainerGroupId: id})
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(resp.Content, want) {
+			return fmt.Errorf("log is %q", resp.Content)
+		}
+		return nil
+	})
+}
+
+// looper prints a line, then ticks until SIGTERM, which it reports.
+var looper = []string{"sh", "-c", `echo started; trap 'echo got SIGTERM; exit 0' TERM; while :; do echo tick; sleep 0.05; done`}
+
+func spotRequest(name, limit string) eciapi.CreateContainerGroupRequest {
+	return eciapi.CreateContainerGroupRequest{
+		ContainerGroupName: name, InstanceType: "ecs.c5.large",
+		SpotStrategy: eciapi.SpotWithPriceLimit, SpotPriceLimit: eciapi.Decimal(limit),
+		Containers: []eciapi.Container{{Name: name, Image: "busybox", Commands: looper}},
+	}
+}
+
+func findEvent(g eciapi.ContainerGroup, reason string) (eciapi.Event, bool) {
+	for _, e := range g.Events {
+		if e.Reason == reason {
+			return e, true
+		}
+	}
+	return eciapi.Event{}, false
+}
+
+// The guide's reclaim over the real API: create, Running, logs, the price
+// raised above the limit, the notice, Expired, SIGTERM, and the bill.
+func TestReclaimOverAPI(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	ctx := context.Background()
+	// Pin the price: at this time scale the model moves every wall second.
+	if _, err := s.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.056"))}); err != nil {
+		t.Fatal(err)
+	}
+	created, err := s.CreateContainerGroup(ctx, spotRequest("pi", "0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.ContainerGroupId
+	g := s.waitStatus(t, id, eciapi.StatusRunning)
+	if g.InstanceType != "ecs.c5.large" || g.ZoneId != "cn-hangzhou-i" || g.PurchasePrice != 0.056 {
+		t.Fatalf("landed on %s in %s at %v, want ecs.c5.large in cn-hangzhou-i at 0.056", g.InstanceType, g.ZoneId, g.PurchasePrice)
+	}
+	s.waitLog(t, id, "started")
+
+	if _, err := s.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.5"))}); err != nil {
+		t.Fatal(err)
+	}
+	g = s.waitStatus(t, id, eciapi.StatusExpired)
+	notice, ok := findEvent(g, "SpotToBeReleased")
+	if !ok || notice.Type != "Warning" || notice.Message != "Spot ECI will be released in 5 minutes" {
+		t.Fatalf("events %+v: want a Warning SpotToBeReleased 'Spot ECI will be released in 5 minutes'", g.Events)
+	}
+	// The price rose within protection: the first check, at its end, decides.
+	if !notice.Timestamp.Equal(g.ProtectionEnd) || !g.ExpiredTime.Equal(notice.Timestamp.Add(5*time.Minute)) {
+		t.Errorf("notice %v, release %v; want the notice at the end of protection %v and the release 5 minutes later", notice.Timestamp, g.ExpiredTime, g.ProtectionEnd)
+	}
+	s.waitLog(t, id, "got SIGTERM")
+
+	bill, err := s.DescribeBill(ctx, eciapi.DescribeBillRequest{ContainerGroupIds: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 0.056*1 + 0.5*5/60; math.Abs(bill.Amount-want) > 1e-9 || math.Abs(g.Amount-want) > 1e-9 {
+		t.Errorf("bill %v (group says %v), want an hour at 0.056 and 5 minutes at 0.5 = %v", bill.Amount, g.Amount, want)
+	}
+	if n := len(bill.Items[0].Lines); n != 2 {
+		t.Errorf("%d bill lines, want 2 (protection, then the market price)", n)
+	}
+}
+
+// A restart of the service in the middle loses no group, event, bill line or
+// price point, and the containers run on.
+func TestRestartLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	a := startServer(t, dir)
+	keep, err := a.CreateContainerGroup(ctx, eciapi.CreateContainerGroupRequest{ContainerGroupName: "keep", InstanceType: "2-4Gi",
+		SpotStrategy: eciapi.SpotAsPriceGo, Containers: []eciapi.Container{{Name: "c", Commands: looper}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := a.CreateContainerGroup(ctx, spotRequest("gone", "0.06"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.waitLog(t, keep.ContainerGroupId, "tick")
+	if _, err := a.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.07"))}); err != nil {
+		t.Fatal(err)
+	}
+	a.waitStatus(t, gone.ContainerGroupId, eciapi.StatusExpired)
+	var goneBefore eciapi.ContainerGroup
+	eventually(t, "the reclaimed container's exit recorded", func() error {
+		goneBefore = a.group(t, gone.ContainerGroupId)
+		if _, ok := findEvent(goneBefore, "Completed"); !ok {
+			return fmt.Errorf("events %+v", goneBefore.Events)
+		}
+		return nil
+	})
+	billBefore, err := a.DescribeBill(ctx, eciapi.DescribeBillRequest{ContainerGroupIds: []string{gone.ContainerGroupId}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logBefore, _ := a.DescribeContainerLog(ctx, eciapi.DescribeContainerLogRequest{ContainerGroupId: keep.ContainerGroupId})
+	a.stop()
+
+	b := startServer(t, dir)
+	keepAfter := b.waitStatus(t, keep.ContainerGroupId, eciapi.StatusRunning)
+	goneAfter := b.group(t, gone.ContainerGroupId)
+	if goneAfter.Status != eciapi.StatusExpired || len(goneAfter.Events) != len(goneBefore.Events) {
+		t.Fatalf("after restart: %s with %d events, want Expired with %d", goneAfter.Status, len(goneAfter.Events), len(goneBefore.Events))
+	}
+	for i := range goneBefore.Events {
+		if goneBefore.Events[i] != goneAfter.Events[i] {
+			t.Errorf("event %d: %+v became %+v", i, goneBefore.Events[i], goneAfter.Events[i])
+		}
+	}
+	billAfter, err := b.DescribeBill(ctx, eciapi.DescribeBillRequest{ContainerGroupIds: []string{gone.ContainerGroupId}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if billAfter.Amount != billBefore.Amount || len(billAfter.Items[0].Lines) != len(billBefore.Items[0].Lines) {
+		t.Errorf("bill %v with %d lines became %v with %d", billBefore.Amount, len(billBefore.Items[0].Lines), billAfter.Amount, len(billAfter.Items[0].Lines))
+	}
+	history, err := b.DescribeSpotPriceHistory(ctx, eciapi.DescribeSpotPriceHistoryRequest{ZoneId: "cn-hangzhou-i", InstanceType: "ecs.c5.large"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := history.SpotPrices[len(history.SpotPrices)-1]; last.SpotPrice != 0.07 {
+		t.Errorf("price history ends at %v, want the override 0.07 kept across the restart", last.SpotPrice)
+	}
+	// The container kept running through the restart: its log grows.
+	b.waitLog(t, keep.ContainerGroupId, logBefore.Content+"tick")
+	if keepAfter.Amount <= 0 {
+		t.Errorf("the running group's bill is %v", keepAfter.Amount)
+	}
+	if _, err := b.DeleteContainerGroup(ctx, eciapi.DeleteContainerGroupRequest{ContainerGroupId: keep.ContainerGroupId}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{ContainerGroupIds: []string{keep.ContainerGroupId}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Bad input is a 4xx naming the field and the value; nothing is created.
+func TestBadInput(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	ctx := context.Background()
+	base := func() eciapi.CreateContainerGroupRequest { return spotRequest("bad", "0.1") }
+	cases := []struct {
+		name   string
+		mutate func(*eciapi.CreateContainerGroupRequest)
+		status int
+		want   []string // substrings of the message
+	}{
+		{"unknown strategy", func(r *eciapi.CreateContainerGroupRequest) { r.SpotStrategy = "SpotCheapest" }, 400, []string{"SpotStrategy", `"SpotCheapest"`}},
+		{"limit without SpotWithPriceLimit", func(r *eciapi.CreateContainerGroupRequest) { r.SpotStrategy = eciapi.SpotAsPriceGo }, 400, []string{"SpotPriceLimit", `"0.1"`}},
+		{"limit with 4 decimals", func(r *eciapi.CreateContainerGroupRequest) { r.SpotPriceLimit = "0.2555" }, 400, []string{"SpotPriceLimit", `"0.2555"`, "3 decimals"}},
+		{"negative duration", func(r *eciapi.CreateContainerGroupRequest) { r.SpotDuration = ptr(eciapi.Decimal("-1")) }, 400, []string{"SpotDuration", `"-1"`}},
+		{"non-integer duration", func(r *eciapi.CreateContainerGroupRequest) { r.SpotDuration = ptr(eciapi.Decimal("1.5")) }, 400, []string{"SpotDuration", `"1.5"`}},
+		{"unknown type", func(r *eciapi.CreateContainerGroupRequest) { r.InstanceType = "ecs.nope.large" }, 400, []string{"InstanceType", "ecs.nope.large"}},
+		{"malformed spec", func(r *eciapi.CreateContainerGroupRequest) { r.InstanceType = "2-4G" }, 400, []string{"InstanceType", `"2-4G"`}},
+		{"too small spec", func(r *eciapi.CreateContainerGroupRequest) { r.InstanceType = "1-2Gi" }, 400, []string{"InstanceType", `"1-2Gi"`}},
+		{"unknown zone", func(r *eciapi.CreateContainerGroupRequest) { r.ZoneId = "cn-hangzhou-z" }, 400, []string{"ZoneId", `"cn-hangzhou-z"`}},
+		{"zone of another region", func(r *eciapi.CreateContainerGroupRequest) { r.ZoneId = "cn-beijing-h" }, 400, []string{"ZoneId", `"cn-beijing-h"`}},
+		{"no command", func(r *eciapi.CreateContainerGroupRequest) { r.Containers[0].Commands = nil }, 400, []string{"Commands", "no command"}},
+		{"no container", func(r *eciapi.CreateContainerGroupRequest) { r.Containers = nil }, 400, []string{"container"}},
+		{"bid below market", func(r *eciapi.CreateContainerGroupRequest) { r.SpotPriceLimit = "0.01" }, 409, []string{"SpotPriceLimit"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req := base()
+			c.mutate(&req)
+			_, err := s.CreateContainerGroup(ctx, req)
+			var e *eciapi.Error
+			if !errors.As(err, &e) || e.HTTPStatus != c.status {
+				t.Fatalf("err %v, want HTTP %d", err, c.status)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(e.Message, w) {
+					t.Errorf("message %q does not name %s", e.Message, w)
+				}
+			}
+		})
+	}
+	all, err := s.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{})
+	if err != nil || all.TotalCount != 0 {
+		t.Fatalf("after bad requests: %d groups, %v", all.TotalCount, err)
+	}
+
+	raw := func(auth, action, body string) (int, string) {
+		req, _ := http.NewRequest("POST", s.Endpoint+eciapi.APIPrefix+action, bytes.NewBufferString(body))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, c := range []struct {
+		auth, action, body string
+		status             int
+		want               string
+	}{
+		{"", eciapi.ActionDescribeContainerGroups, "{}", 401, "token"},
+		{"Bearer wrong", eciapi.ActionDescribeContainerGroups, "{}", 401, "token"},
+		{"Bearer " + token, "RunEverything", "{}", 404, "RunEverything"},
+		{"Bearer " + token, eciapi.ActionCreateContainerGroup, "{not json", 400, "malformed"},
+		{"Bearer " + token, eciapi.ActionCreateContainerGroup, `{"ContainerGroupNmae": "typo"}`, 400, "ContainerGroupNmae"},
+		{"Bearer " + token, eciapi.ActionModifySpotMarket, `{"InstanceType": "ecs.c5.large", "Stock": -1}`, 400, "Stock"},
+		{"Bearer " + token, eciapi.ActionDescribeSpotPriceHistory, `{"InstanceType": "ecs.nope"}`, 400, "ecs.nope"},
+		{"Bearer " + token, eciapi.ActionDeleteContainerGroup, `{"ContainerGroupId": "eci-nope"}`, 404, "eci-nope"},
+	} {
+		status, body := raw(c.auth, c.action, c.body)
+		if status != c.status || !strings.Contains(body, c.want) {
+			t.Errorf("%s %s: %d %s, want %d naming %s", c.action, c.body, status, body, c.status, c.want)
+		}
+	}
+}
+
+// ClientToken makes creation idempotent; fallback creates pay-as-you-go when
+// spot stock is short, and without it the request fails with NoStock.
+func TestClientTokenAndFallback(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	ctx := context.Background()
+	req := spotRequest("once", "0.1")
+	req.ClientToken = "pod-uid-1"
+	first, err := s.CreateContainerGroup(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.CreateContainerGroup(ctx, req)
+	if err != nil || second.ContainerGroupId != first.ContainerGroupId {
+		t.Fatalf("same ClientToken: %v %v, want %s again", second, err, first.ContainerGroupId)
+	}
+	if all, _ := s.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{}); all.TotalCount != 1 {
+		t.Fatalf("%d groups after a repeated ClientToken", all.TotalCount)
+	}
+
+	if _, err := s.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", Stock: ptr(1)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.CreateContainerGroup(ctx, spotRequest("nostock", "0.1"))
+	var e *eciapi.Error
+	if !errors.As(err, &e) || e.HTTPStatus != 409 || e.Code != "OperationDenied.NoStock" {
+		t.Fatalf("no stock, no fallback: %v, want 409 OperationDenied.NoStock", err)
+	}
+	req = spotRequest("fallback", "0.1")
+	req.SpotFallback = true
+	fb, err := s.CreateContainerGroup(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := s.waitStatus(t, fb.ContainerGroupId, eciapi.StatusRunning)
+	if ev, ok := findEvent(g, "SpotDegraded"); !g.Degraded || g.PurchasePrice != 0.622 || !ok || ev.Type != "Warning" {
+		t.Fatalf("fallback group degraded=%v price=%v events=%+v, want pay-as-you-go at 0.622 with a SpotDegraded warning", g.Degraded, g.PurchasePrice, g.Events)
+	}
+	price, err := s.DescribeContainerGroupPrice(ctx, eciapi.DescribeContainerGroupPriceRequest{InstanceType: "ecs.c5.large", SpotStrategy: eciapi.SpotAsPriceGo})
+	if err != nil || price.ZoneId != "" || !strings.Contains(price.Reason, "stock") {
+		t.Fatalf("price with no stock: %+v %v, want no placement for want of stock", price, err)
+	}
+	metrics, err := http.Get(s.Endpoint + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	for _, want := range []string{"spoteci_spot_fallbacks_total 1", `spoteci_instances{status="Running"} 2`, "spoteci_api_request_duration_seconds_bucket"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,146 @@
+// Package plot draws small time-series charts as SVG: price history, and
+// later simulated timelines. No dependencies, deterministic output.
+package plot
+
+import (
+	"fmt"
+	"html"
+	"io"
+	"math"
+	"strings"
+	"time"
+)
+
+// Point is a value at a time.
+type Point struct {
+	T time.Time
+	V float64
+}
+
+// Series is one line.
+type Series struct {
+	Name   string
+	Points []Point
+}
+
+// Band marks a stretch of time under the lines, e.g. an instance's life.
+type Band struct {
+	From, To time.Time
+	Label    string
+}
+
+// Chart is a time chart.
+type Chart struct {
+	Title, YLabel string
+	// Step draws each value flat until the next point (prices that hold).
+	Step   bool
+	Series []Series
+	Bands  []Band
+	// End extends step lines to this time (default: the last point).
+	End time.Time
+}
+
+var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"}
+
+const (
+	width, height            = 900, 420
+	left, right, top, bottom = 70, 170, 40, 50
+)
+
+// SVG writes the chart.
+func (c Chart) SVG(w io.Writer) error {
+	tmin, tmax, vmin, vmax := c.bounds()
+	if tmin.IsZero() {
+		return fmt.Errorf("plot: nothing to draw")
+	}
+	if !tmax.After(tmin) {
+		tmax = tmin.Add(time.Hour)
+	}
+	if vmax <= vmin {
+		vmax, vmin = vmax+1, math.Max(vmin-1, 0)
+	}
+	pad := (vmax - vmin) * 0.08
+	vmin, vmax = math.Max(vmin-pad, 0), vmax+pad
+	x := func(t time.Time) float64 {
+		return left + float64(t.Sub(tmin))/float64(tmax.Sub(tmin))*(width-left-right)
+	}
+	y := func(v float64) float64 { return height - bottom - (v-vmin)/(vmax-vmin)*(height-top-bottom) }
+
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16">%s</text>`+"\n", left, html.EscapeString(c.Title))
+	for i, band := range c.Bands {
+		x0, x1 := x(band.From), x(band.To)
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" fill-opacity="0.12"/>`+"\n",
+			x0, top, math.Max(x1-x0, 1), height-top-bottom, palette[(i+3)%len(palette)])
+		if band.Label != "" {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="10" fill="#444">%s</text>`+"\n", x0+2, top+12+12*(i%4), html.EscapeString(band.Label))
+		}
+	}
+	// Axes with 5 ticks each.
+	fmt.Fprintf(&b, `<path d="M%d %d V%d H%d" stroke="black" fill="none"/>`+"\n", left, top, height-bottom, width-right)
+	for i := 0; i <= 4; i++ {
+		v := vmin + (vmax-vmin)*float64(i)/4
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%.3g</text>`+"\n", left-6, y(v)+4, v)
+		fmt.Fprintf(&b, `<path d="M%d %.1f H%d" stroke="#ddd"/>`+"\n", left, y(v), width-right)
+		t := tmin.Add(time.Duration(float64(tmax.Sub(tmin)) * float64(i) / 4))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x(t), height-bottom+18, t.UTC().Format("01-02 15:04"))
+	}
+	fmt.Fprintf(&b, `<text x="16" y="%d" transform="rotate(-90 16 %d)" text-anchor="middle">%s</text>`+"\n", height/2, height/2, html.EscapeString(c.YLabel))
+	for i, s := range c.Series {
+		if len(s.Points) == 0 {
+			continue
+		}
+		color := palette[i%len(palette)]
+		var d strings.Builder
+		for j, p := range s.Points {
+			switch {
+			case j == 0:
+				fmt.Fprintf(&d, "M%.1f %.1f", x(p.T), y(p.V))
+			case c.Step:
+				fmt.Fprintf(&d, " H%.1f V%.1f", x(p.T), y(p.V))
+			default:
+				fmt.Fprintf(&d, " L%.1f %.1f", x(p.T), y(p.V))
+			}
+		}
+		if c.Step {
+			fmt.Fprintf(&d, " H%.1f", x(tmax))
+		}
+		fmt.Fprintf(&b, `<path d="%s" stroke="%s" stroke-width="1.5" fill="none"/>`+"\n", d.String(), color)
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="3" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
+			width-right+10, top+16*i+6, color, width-right+28, top+16*i+10, html.EscapeString(s.Name))
+	}
+	b.WriteString("</svg>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (c Chart) bounds() (tmin, tmax time.Time, vmin, vmax float64) {
+	vmin, vmax = math.Inf(1), math.Inf(-1)
+	see := func(t time.Time) {
+		if tmin.IsZero() || t.Before(tmin) {
+			tmin = t
+		}
+		if t.After(tmax) {
+			tmax = t
+		}
+	}
+	for _, s := range c.Series {
+		for _, p := range s.Points {
+			see(p.T)
+			vmin, vmax = math.Min(vmin, p.V), math.Max(vmax, p.V)
+		}
+	}
+	for _, b := range c.Bands {
+		see(b.From)
+		see(b.To)
+	}
+	if !c.End.IsZero() {
+		see(c.End)
+	}
+	if math.IsInf(vmin, 0) {
+		vmin, vmax = 0, 1
+	}
+	return tmin, tmax, vmin, vmax
+}

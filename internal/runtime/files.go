@@ -1,0 +1,212 @@
+//go:build linux
+
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Names of the folders and files of the state folder; see doc.go.
+const (
+	specsDir     = "specs"
+	instancesDir = "instances"
+	exitsDir     = "exits"
+
+	stopFile = ".stop" // in the instance folder
+	doneFile = ".done" // in the instance folder
+
+	runningFile = "running.json" // in the container folder, from here on
+	exitFile    = "exit.json"
+	logFile     = "log"
+	workDir     = "work"
+)
+
+// specRecord is specs/<id>.json, written by Start before it starts the shims.
+type specRecord struct {
+	Containers []containerSpec `json:"containers"`
+}
+
+// containerSpec is one container of a specRecord.
+type containerSpec struct {
+	Name       string        `json:"name"`
+	Command    []string      `json:"command"`
+	Args       []string      `json:"args,omitempty"`
+	Env        []string      `json:"env,omitempty"`
+	WorkingDir string        `json:"workingDir,omitempty"`
+	Grace      time.Duration `json:"grace"` // default grace on a SIGTERM not sent by Stop
+}
+
+// container returns the spec of the container called name.
+func (s *specRecord) container(name string) (containerSpec, bool) {
+	for _, c := range s.Containers {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return containerSpec{}, false
+}
+
+// runningRecord is running.json, written by the shim once the process runs.
+// It is written in place, not renamed: a reader that finds it empty or cut
+// short takes the container for Waiting a moment longer.
+type runningRecord struct {
+	PID       int       `json:"pid"`
+	StartedAt time.Time `json:"startedAt"`
+	ShimPID   int       `json:"shimPid"`
+	// ShimStart is the start time of the shim in clock ticks after boot
+	// (field 22 of /proc/PID/stat) and BootID the kernel's boot id: together
+	// with ShimPID they tell whether the shim still lives.
+	ShimStart uint64 `json:"shimStart"`
+	BootID    string `json:"bootId"`
+}
+
+// exitRecord is exit.json, written once the container is Terminated.
+type exitRecord struct {
+	PID        int       `json:"pid,omitempty"`
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
+	ExitCode   int       `json:"exitCode"`
+	Reason     string    `json:"reason"`
+	Message    string    `json:"message,omitempty"`
+}
+
+// stopRecord is the instance's .stop file, written by Stop.
+type stopRecord struct {
+	RequestedAt time.Time     `json:"requestedAt"`
+	Grace       time.Duration `json:"grace"`
+	Deadline    time.Time     `json:"deadline"` // SIGKILL time
+}
+
+// tmpSeq makes temporary file names unique within this process.
+var tmpSeq atomic.Uint64
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// folder and a rename, so readers see the old content or the new, never a part.
+// It does not fsync: the state survives a crash of any process, not a power loss.
+func writeFileAtomic(path string, data []byte) error {
+	dir, base := filepath.Split(path)
+	tmp := filepath.Join(dir, "."+base+"."+strconv.Itoa(os.Getpid())+"."+strconv.FormatUint(tmpSeq.Add(1), 10)+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeJSON writes v as JSON to path atomically.
+func writeJSON(path string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", path, err)
+	}
+	return writeFileAtomic(path, data)
+}
+
+// readJSON reads the JSON file path into v. A missing file gives an error
+// satisfying errors.Is(err, fs.ErrNotExist).
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decoding %s: %w", path, err)
+	}
+	return nil
+}
+
+// readExit reads the exit.json of the container folder cdir; ok is false if
+// there is none yet.
+func readExit(cdir string) (rec exitRecord, ok bool, err error) {
+	err = readJSON(filepath.Join(cdir, exitFile), &rec)
+	if errors.Is(err, fs.ErrNotExist) {
+		return rec, false, nil
+	}
+	return rec, err == nil, err
+}
+
+// readStop reads the .stop file of the instance folder idir; ok is false if
+// Stop was not called.
+func readStop(idir string) (rec stopRecord, ok bool, err error) {
+	err = readJSON(filepath.Join(idir, stopFile), &rec)
+	if errors.Is(err, fs.ErrNotExist) {
+		return rec, false, nil
+	}
+	return rec, err == nil, err
+}
+
+// errSpecPartial tells a spec that Start is writing right now.
+var errSpecPartial = errors.New("spec being written")
+
+// readSpec reads the spec of instance id; a missing spec gives an error
+// satisfying errors.Is(err, fs.ErrNotExist).
+func readSpec(dir, id string) (specRecord, error) {
+	var spec specRecord
+	data, err := os.ReadFile(filepath.Join(dir, specsDir, id+".json"))
+	if err != nil {
+		return spec, err
+	}
+	if len(data) == 0 {
+		return spec, errSpecPartial
+	}
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return spec, fmt.Errorf("decoding spec of %s: %w", id, err)
+	}
+	return spec, nil
+}
+
+// exists reports whether path exists.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// markIfAllTerminated writes the exits marker of instance id when every
+// container of it has an exit.json. Only one caller wins the .done file, so
+// the marker is written once per instance even when its last containers end
+// together. Every container calls it after writing its own exit.json, so the
+// last one to finish always sees all of them.
+func markIfAllTerminated(dir, id string) error {
+	spec, err := readSpec(dir, id)
+	if err != nil {
+		return fmt.Errorf("reading spec of %s: %w", id, err)
+	}
+	idir := filepath.Join(dir, instancesDir, id)
+	for _, c := range spec.Containers {
+		if !exists(filepath.Join(idir, c.Name, exitFile)) {
+			return nil
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(idir, doneFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("marking %s done: %w", id, err)
+	}
+	_ = f.Close()
+	m, err := os.OpenFile(filepath.Join(dir, exitsDir, id), os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("writing exits marker of %s: %w", id, err)
+	}
+	return m.Close()
+}

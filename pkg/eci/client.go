@@ -1,0 +1,159 @@
+package eci
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Client calls the ECI service.
+type Client struct {
+	Endpoint string // http://127.0.0.1:PORT
+	Token    string
+	HTTP     *http.Client // nil: http.DefaultClient
+}
+
+// ServerInfo is what a server writes to eci.json in its state folder so that
+// the CLI (and the node) can find it.
+type ServerInfo struct {
+	Endpoint string
+	Token    string
+}
+
+// InfoFile is the name of the server's info file in its state folder.
+const InfoFile = "eci.json"
+
+// ReadServerInfo reads the info file of the server with state folder dir.
+func ReadServerInfo(dir string) (ServerInfo, error) {
+	var info ServerInfo
+	data, err := os.ReadFile(filepath.Join(dir, InfoFile))
+	if err != nil {
+		return info, fmt.Errorf("reading the server's endpoint and token (is `spoteci server --state-dir %s` running?): %w", dir, err)
+	}
+	if err := json.Unmarshal(data, &info); err != nil {
+		return info, fmt.Errorf("decoding %s: %w", filepath.Join(dir, InfoFile), err)
+	}
+	return info, nil
+}
+
+// WriteServerInfo writes the info file, readable by its owner only.
+func WriteServerInfo(dir string, info ServerInfo) error {
+	data, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, InfoFile+".tmp")
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("writing server info: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, InfoFile))
+}
+
+// Call posts req to action and decodes the answer into resp. A failed action
+// returns an *Error.
+func (c *Client) Call(ctx context.Context, action string, req, resp any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encoding %s request: %w", action, err)
+	}
+	r, err := c.post(ctx, action, body)
+	if err != nil {
+		return err
+	}
+	defer r.Body.Close()
+	return decode(action, r, resp)
+}
+
+func (c *Client) post(ctx context.Context, action string, body []byte) (*http.Response, error) {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.Endpoint, "/")+APIPrefix+action, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", action, err)
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set("Authorization", "Bearer "+c.Token)
+	httpc := c.HTTP
+	if httpc == nil {
+		httpc = http.DefaultClient
+	}
+	r, err := httpc.Do(hr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", action, err)
+	}
+	return r, nil
+}
+
+func decode(action string, r *http.Response, resp any) error {
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		return fmt.Errorf("%s: reading response: %w", action, err)
+	}
+	if r.StatusCode != http.StatusOK {
+		e := &Error{HTTPStatus: r.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Code == "" {
+			e.Code, e.Message = http.StatusText(r.StatusCode), strings.TrimSpace(string(data))
+		}
+		return e
+	}
+	if err := json.Unmarshal(data, resp); err != nil {
+		return fmt.Errorf("%s: decoding response: %w", action, err)
+	}
+	return nil
+}
+
+// IsNotFound reports whether err says the group does not exist.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.HTTPStatus == http.StatusNotFound
+}
+
+// CreateContainerGroup creates a group.
+func (c *Client) CreateContainerGroup(ctx context.Context, req CreateContainerGroupRequest) (resp CreateContainerGroupResponse, err error) {
+	return resp, c.Call(ctx, ActionCreateContainerGroup, req, &resp)
+}
+
+// DescribeContainerGroups lists groups.
+func (c *Client) DescribeContainerGroups(ctx context.Context, req DescribeContainerGroupsRequest) (resp DescribeContainerGroupsResponse, err error) {
+	return resp, c.Call(ctx, ActionDescribeContainerGroups, req, &resp)
+}
+
+// DeleteContainerGroup deletes a group.
+func (c *Client) DeleteContainerGroup(ctx context.Context, req DeleteContainerGroupRequest) (resp DeleteContainerGroupResponse, err error) {
+	return resp, c.Call(ctx, ActionDeleteContainerGroup, req, &resp)
+}
+
+// DescribeContainerGroupPrice prices a group.
+func (c *Client) DescribeContainerGroupPrice(ctx context.Context, req DescribeContainerGroupPriceRequest) (resp DescribeContainerGroupPriceResponse, err error) {
+	return resp, c.Call(ctx, ActionDescribeContainerGroupPrice, req, &resp)
+}
+
+// DescribeSpotPriceHistory reads price history.
+func (c *Client) DescribeSpotPriceHistory(ctx context.Context, req DescribeSpotPriceHistoryRequest) (resp DescribeSpotPriceHistoryResponse, err error) {
+	return resp, c.Call(ctx, ActionDescribeSpotPriceHistory, req, &resp)
+}
+
+// DescribeAvailableResource lists pools with price and stock.
+func (c *Client) DescribeAvailableResource(ctx context.Context, req DescribeAvailableResourceRequest) (resp DescribeAvailableResourceResponse, err error) {
+	return resp, c.Call(ctx, ActionDescribeAvailableResource, req, &resp)
+}
+
+// DescribeContainerLog reads a container's log.
+func (c *Client) DescribeContainerLog(ctx context.Context, req DescribeContainerLogRequest) (resp DescribeContainerLogResponse, err error) {
+	return resp, c.Call(ctx, ActionDescribeContainerLog, req, &resp)
+}
+
+// DescribeBill reads the bill.
+func (c *Client) DescribeBill(ctx context.Context, req DescribeBillRequest) (resp DescribeBillResponse, err error) {
+	return resp, c.Call(ctx, ActionDescribeBill, req, &resp)
+}
+
+// ModifySpotMarket overrides price or stock (operator action).
+func (c *Client) ModifySpotMarket(ctx context.Context, req ModifySpotMarketRequest) (resp ModifySpotMarketResponse, err error) {
+	return resp, c.Call(ctx, ActionModifySpotMarket, req, &resp)
+}
