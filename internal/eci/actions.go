@@ -260,8 +260,8 @@ func (s *Service) view(ctx context.Context, g *group, now time.Time) (eciapi.Con
 		SpotStrategy: string(in.Bid.Strategy), SpotPriceLimit: in.Bid.Limit, SpotDuration: int(in.Bid.Protection / time.Hour),
 		SpotFallback: in.Bid.Fallback, Degraded: in.Degraded,
 		PurchasePrice: in.PurchasePrice, Price: s.priceNow(in, now),
-		Amount:        market.Total(market.Bill(s.book, in, now)),
-		CreationTime:  in.Created, RestartPolicy: "Never", Tags: g.Request.Tags, Events: events,
+		Amount:       market.Total(market.Bill(s.book, in, now)),
+		CreationTime: in.Created, RestartPolicy: "Never", Tags: g.Request.Tags, Events: events,
 	}
 	if in.Spot {
 		v.ProtectionEnd = in.ProtectionEnd()

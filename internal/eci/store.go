@@ -226,11 +226,11 @@ func (s *store) billLines(ctx context.Context, groupID string) ([]market.BillLin
 }
 
 type storedOverride struct {
-	At          time.Time
-	Zone, Type  string
-	Price       *float64
-	Stock       *int
-	Reset       bool
+	At         time.Time
+	Zone, Type string
+	Price      *float64
+	Stock      *int
+	Reset      bool
 }
 
 func (s *store) overrides(ctx context.Context) ([]storedOverride, error) {
