@@ -249,10 +249,6 @@ func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.Descri
 func (s *Service) view(ctx context.Context, g *group, now time.Time) (eciapi.ContainerGroup, error) {
 	in := g.inst
 	containers := s.containers(g)
-	events, err := s.store.events(ctx, g.ID)
-	if err != nil {
-		return eciapi.ContainerGroup{}, err
-	}
 	v := eciapi.ContainerGroup{
 		ContainerGroupId: g.ID, ContainerGroupName: g.Name, ClientToken: g.ClientToken,
 		RegionId: in.Offering.Region, ZoneId: in.Offering.Zone, Status: g.status(containers),
@@ -261,7 +257,7 @@ func (s *Service) view(ctx context.Context, g *group, now time.Time) (eciapi.Con
 		SpotFallback: in.Bid.Fallback, Degraded: in.Degraded,
 		PurchasePrice: in.PurchasePrice, Price: s.priceNow(in, now),
 		Amount:       market.Total(market.Bill(s.book, in, now)),
-		CreationTime: in.Created, RestartPolicy: "Never", Tags: g.Request.Tags, Events: events,
+		CreationTime: in.Created, RestartPolicy: "Never", Tags: g.Request.Tags, Events: slices.Clone(g.events),
 	}
 	if in.Spot {
 		v.ProtectionEnd = in.ProtectionEnd()

@@ -27,7 +27,8 @@ type group struct {
 	// Amount is the total of the group's closed bill lines.
 	Amount float64
 
-	inst *market.Instance
+	inst   *market.Instance
+	events []eciapi.Event // as stored, in order; kept in memory for Describe
 }
 
 func (g *group) grace() time.Duration {

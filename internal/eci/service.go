@@ -199,7 +199,12 @@ func (s *Service) load(ctx context.Context) error {
 		return err
 	}
 	var instances []*market.Instance
+	events, err := s.store.allEvents(ctx)
+	if err != nil {
+		return err
+	}
 	for _, g := range groups {
+		g.events = events[g.ID]
 		in, err := g.Market.instance(s.cat, g.ID)
 		if err != nil {
 			return fmt.Errorf("restoring group %s: %w", g.ID, err)
@@ -370,6 +375,10 @@ func (s *Service) handleReady(ctx context.Context, ch change) error {
 		// The market moved on in memory but not on disk: stop rather than act
 		// on what a restart would not remember.
 		return fmt.Errorf("persisting market changes: %w", err)
+	}
+	for _, e := range ch.events {
+		g := s.groups[e.Group]
+		g.events = append(g.events, e.Event)
 	}
 	for _, g := range released {
 		s.stopContainers(g)

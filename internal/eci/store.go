@@ -187,21 +187,23 @@ func (s *store) groups(ctx context.Context) ([]*group, error) {
 	return out, rows.Err()
 }
 
-func (s *store) events(ctx context.Context, groupID string) ([]eciapi.Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT at, type, reason, message FROM events WHERE group_id = ? ORDER BY seq`, groupID)
+// allEvents reads every event, by group, in order.
+func (s *store) allEvents(ctx context.Context) (map[string][]eciapi.Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT group_id, at, type, reason, message FROM events ORDER BY seq`)
 	if err != nil {
-		return nil, fmt.Errorf("reading events of %s: %w", groupID, err)
+		return nil, fmt.Errorf("reading events: %w", err)
 	}
 	defer rows.Close()
-	var out []eciapi.Event
+	out := map[string][]eciapi.Event{}
 	for rows.Next() {
 		var at int64
+		var id string
 		var e eciapi.Event
-		if err := rows.Scan(&at, &e.Type, &e.Reason, &e.Message); err != nil {
-			return nil, fmt.Errorf("reading events of %s: %w", groupID, err)
+		if err := rows.Scan(&id, &at, &e.Type, &e.Reason, &e.Message); err != nil {
+			return nil, fmt.Errorf("reading events: %w", err)
 		}
 		e.Timestamp = time.Unix(0, at).UTC()
-		out = append(out, e)
+		out[id] = append(out[id], e)
 	}
 	return out, rows.Err()
 }

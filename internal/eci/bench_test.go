@@ -1,0 +1,117 @@
+package eci_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spoteci/spoteci/internal/eci"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+// BenchmarkCreateContainerGroup creates groups running `true` over loopback
+// HTTP with 8 concurrent clients, each a real shim and process, persisted in
+// SQLite. Target: at least 500 creates a second. It also reports the rate at
+// which the groups ran to Succeeded.
+func BenchmarkCreateContainerGroup(b *testing.B) {
+	s := startBenchServer(b, b.TempDir())
+	ctx := context.Background()
+	req := eciapi.CreateContainerGroupRequest{ContainerGroupName: "bench", InstanceType: "2-4Gi", SpotStrategy: eciapi.SpotAsPriceGo,
+		Containers: []eciapi.Container{{Name: "c", Commands: []string{"true"}}}}
+	var failed atomic.Int64
+	b.SetParallelism(4) // 4 x GOMAXPROCS(2) = 8 clients
+	start := time.Now()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.CreateContainerGroup(ctx, req); err != nil {
+				failed.Add(1)
+			}
+		}
+	})
+	created := time.Since(start)
+	b.StopTimer()
+	if failed.Load() > 0 {
+		b.Fatalf("%d creates failed", failed.Load())
+	}
+	b.ReportMetric(float64(b.N)/created.Seconds(), "creates/s")
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		resp, err := s.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{Status: eciapi.StatusSucceeded})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if resp.TotalCount == b.N {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d groups Succeeded after 5 minutes", resp.TotalCount, b.N)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "completed/s")
+}
+
+// BenchmarkRestart10k measures how long a service holding 10,000 groups takes
+// from Open to answering DescribeContainerGroups over HTTP (target: under 2 s).
+// The groups are pay-as-you-go records whose containers already finished.
+func BenchmarkRestart10k(b *testing.B) {
+	const n = 10_000
+	dir := b.TempDir()
+	s := startBenchServer(b, dir)
+	ctx := context.Background()
+	for i := range n {
+		req := eciapi.CreateContainerGroupRequest{ContainerGroupName: fmt.Sprint("g", i), InstanceType: "2-4Gi", SpotStrategy: eciapi.SpotAsPriceGo,
+			Containers: []eciapi.Container{{Name: "c", Commands: []string{"true"}}}}
+		if _, err := s.CreateContainerGroup(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.stop()
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		s := startBenchServer(b, dir)
+		resp, err := s.DescribeAvailableResource(ctx, eciapi.DescribeAvailableResourceRequest{ZoneId: "cn-hangzhou-i", InstanceType: "ecs.c5.large"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "s/restart")
+		if len(resp.Resources) != 1 {
+			b.Fatal("no answer")
+		}
+		s.stop()
+	}
+}
+
+func startBenchServer(b *testing.B, dir string) *server {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := eci.Open(ctx, eci.Config{StateDir: dir, TimeScale: 1, ShimPath: shimPath})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: svc.Handler(token)}
+	go srv.Serve(ln)
+	ran := make(chan struct{})
+	go func() { svc.Run(ctx); close(ran) }()
+	transport := &http.Transport{MaxIdleConnsPerHost: 64}
+	s := &server{Client: &eciapi.Client{Endpoint: "http://" + ln.Addr().String(), Token: token, HTTP: &http.Client{Transport: transport}}, svc: svc}
+	s.stop = func() {
+		cancel()
+		srv.Close()
+		<-ran
+		svc.Close()
+		transport.CloseIdleConnections()
+	}
+	b.Cleanup(func() {})
+	return s
+}
