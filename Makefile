@@ -10,12 +10,12 @@ GOFLAGS_TEST ?=
 build:
 	$(GO) build -o $(BIN)/spoteci ./cmd/spoteci
 
-# up runs the ECI service on its embedded default catalog (a later issue adds the
-# control plane and the virtual node to this same command).
-up: build
-	$(BIN)/spoteci server --state-dir $(STATE_DIR) --time-scale 60
+# up runs a real Kubernetes control plane and the ECI service on the embedded
+# default catalog, market time x60, state in ./state.
+up: build kube
+	$(BIN)/spoteci up --state-dir $(STATE_DIR) --time-scale 60
 
-test: build vet
+test: build kube vet
 	$(GO) test $(GOFLAGS_TEST) -count=1 ./...
 
 vet:
@@ -23,7 +23,7 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files -o --exclude-standard '*.go' 2>/dev/null)); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-bench: build
+bench: build kube
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee $(BIN)/bench.txt
 
 fuzz:

@@ -34,6 +34,7 @@ func newRoot(streams Streams) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(
+		newUpCommand(streams),
 		newServerCommand(streams),
 		newMarketCommand(streams),
 		newInstancesCommand(streams),

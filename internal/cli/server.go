@@ -40,8 +40,20 @@ func newServerCommand(streams Streams) *cobra.Command {
 the HTTP+JSON API (bearer token), the containers as host processes, and /metrics.
 Its endpoint and token are written to <state-dir>/eci.json for the CLI.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return runServer(cmd.Context(), streams, o) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log := slog.New(slog.NewTextHandler(streams.ErrOut, nil))
+			rs, err := startService(cmd.Context(), log, o)
+			if err != nil {
+				return err
+			}
+			return rs.run(cmd.Context())
+		},
 	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "state folder: database, containers, eci.json")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:0", "loopback address to serve on (port 0: the last one used, else any free one)")
@@ -52,22 +64,31 @@ Its endpoint and token are written to <state-dir>/eci.json for the CLI.`,
 	f.DurationVar(&o.noticeLead, "notice-lead", 5*time.Minute, "time from SpotToBeReleased to the release")
 	f.IntVar(&o.defaultStock, "default-stock", prices.DefaultStock, "spot stock of each pool unless set")
 	f.StringArrayVar(&o.traces, "trace", nil, "availability trace file replayed as stock (0 = none), as FILE or FILE=ZONE/TYPE to cover one pool; repeatable")
-	return cmd
 }
 
-func runServer(ctx context.Context, streams Streams, o *serverOptions) error {
-	log := slog.New(slog.NewTextHandler(streams.ErrOut, nil))
+// runningService is the ECI service serving its API.
+type runningService struct {
+	svc    *eci.Service
+	srv    *http.Server
+	served chan error
+	log    *slog.Logger
+	info   eciapi.ServerInfo
+}
+
+// startService opens the service's state, binds its port, writes eci.json
+// and starts serving the API. Call run to drive the market.
+func startService(ctx context.Context, log *slog.Logger, o *serverOptions) (*runningService, error) {
 	var traces []*prices.Trace
 	for _, spec := range o.traces {
 		file, pool, _ := strings.Cut(spec, "=")
 		tr, err := prices.ReadTrace(file)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if pool != "" {
 			zone, typ, ok := strings.Cut(pool, "/")
 			if !ok {
-				return fmt.Errorf("--trace %s: want FILE=ZONE/TYPE", spec)
+				return nil, fmt.Errorf("--trace %s: want FILE=ZONE/TYPE", spec)
 			}
 			tr.Zone, tr.Type = zone, typ
 		}
@@ -78,14 +99,13 @@ func runServer(ctx context.Context, streams Streams, o *serverOptions) error {
 		NoticeLead: o.noticeLead, DefaultStock: o.defaultStock, Traces: traces, Logger: log,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer svc.Close()
-
 	previous, _ := eciapi.ReadServerInfo(o.stateDir)
 	ln, err := listen(o.listen, previous.Endpoint)
 	if err != nil {
-		return err
+		svc.Close()
+		return nil, err
 	}
 	token := o.token
 	if token == "" {
@@ -99,22 +119,29 @@ func runServer(ctx context.Context, streams Streams, o *serverOptions) error {
 	info := eciapi.ServerInfo{Endpoint: "http://" + ln.Addr().String(), Token: token}
 	if err := eciapi.WriteServerInfo(o.stateDir, info); err != nil {
 		ln.Close()
-		return err
+		svc.Close()
+		return nil, err
 	}
-	srv := &http.Server{Handler: svc.Handler(token), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	rs := &runningService{svc: svc, log: log, info: info, served: make(chan error, 1),
+		srv: &http.Server{Handler: svc.Handler(token), ReadHeaderTimeout: 10 * time.Second}}
+	go func() { rs.served <- rs.srv.Serve(ln) }()
 	log.Info("ECI service ready", "endpoint", info.Endpoint, "region", svc.Region(), "market_time", svc.Now().Format(time.RFC3339),
 		"time_scale", o.timeScale, "state_dir", o.stateDir)
+	return rs, nil
+}
 
-	runErr := svc.Run(ctx)
+// run drives the market until ctx ends, then stops serving and closes the
+// database. Containers keep running.
+func (rs *runningService) run(ctx context.Context) error {
+	runErr := rs.svc.Run(ctx)
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	srv.Shutdown(shutdown)
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	rs.srv.Shutdown(shutdown)
+	defer rs.svc.Close()
+	if err := <-rs.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serving: %w", err)
 	}
-	log.Info("ECI service stopped; containers keep running")
+	rs.log.Info("ECI service stopped; containers keep running")
 	return runErr
 }
 

@@ -1,0 +1,162 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spoteci/spoteci/internal/cli"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "spoteci-cli-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "spoteci")
+	build := exec.Command("go", "build", "-o", binary, "github.com/spoteci/spoteci/cmd/spoteci")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		panic("building spoteci: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startServer runs the real binary's server on a state folder and returns
+// once its eci.json is written.
+func startServer(t *testing.T, stateDir string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(binary, "server", "--state-dir", stateDir, "--time-scale", "3600")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := eciapi.ReadServerInfo(stateDir); err == nil {
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not write eci.json:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// run calls the CLI in-process, as a user's shell would the binary.
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := cli.Run(context.Background(), cli.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, args)
+	return out.String(), err
+}
+
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := run(t, args...)
+	if err != nil {
+		t.Fatalf("spoteci %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// The by-hand session of the issue, through the CLI: the guide's pi
+// container with SpotWithPriceLimit, a forced reclaim, and the bill.
+func TestCLIByHand(t *testing.T) {
+	dir := t.TempDir()
+	startServer(t, dir)
+	sd := "--state-dir=" + dir
+
+	prices := mustRun(t, "market", "prices", "--type", "ecs.c5.large", sd)
+	if !strings.Contains(prices, "cn-hangzhou-i") || !strings.Contains(prices, "0.622") || !strings.HasPrefix(prices, "ZONE") {
+		t.Fatalf("market prices:\n%s", prices)
+	}
+	mustRun(t, "market", "set", "--type", "ecs.c5.large", "--zone", "cn-hangzhou-i", "--price", "0.056", sd)
+	id := strings.TrimSpace(mustRun(t, "create", "pi", "--specs", "ecs.c5.large,2-4Gi", "--spot-strategy", "SpotWithPriceLimit",
+		"--price-limit", "0.06", sd, "--", "sh", "-c", "echo 3.14159; while :; do sleep 0.05; done"))
+	if !strings.HasPrefix(id, "eci-") {
+		t.Fatalf("create printed %q", id)
+	}
+	waitFor(t, "pi Running", func() bool { return strings.Contains(mustRun(t, "instances", sd), "Running") })
+	if logs := mustRun(t, "logs", id, sd); !strings.Contains(logs, "3.14159") {
+		t.Fatalf("logs: %q", logs)
+	}
+	mustRun(t, "market", "set", "--type", "ecs.c5.large", "--price", "0.5", sd)
+	waitFor(t, "pi Expired", func() bool { return strings.Contains(mustRun(t, "instances", sd), "Expired") })
+	describe := mustRun(t, "describe", id, sd)
+	for _, want := range []string{"SpotToBeReleased", "Spot ECI will be released in 5 minutes", "SpotReleased", "Release Notice:"} {
+		if !strings.Contains(describe, want) {
+			t.Errorf("describe lacks %q:\n%s", want, describe)
+		}
+	}
+	bill := mustRun(t, "bill", sd)
+	if !strings.Contains(bill, "TOTAL") || !strings.Contains(bill, id) {
+		t.Errorf("bill:\n%s", bill)
+	}
+	var resp eciapi.DescribeBillResponse
+	if err := json.Unmarshal([]byte(mustRun(t, "bill", "-o", "json", sd)), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if want := 0.056 + 0.5*5/60; resp.Amount < want-1e-9 || resp.Amount > want+1e-9 {
+		t.Errorf("bill -o json amount %v, want %v", resp.Amount, want)
+	}
+	plot := filepath.Join(dir, "history.svg")
+	mustRun(t, "market", "history", "--type", "ecs.c5.large", "--zone", "cn-hangzhou-i", "--plot", plot, sd)
+	if svg, err := os.ReadFile(plot); err != nil || !bytes.Contains(svg, []byte("<svg")) {
+		t.Errorf("history plot: %v", err)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	dir := t.TempDir()
+	startServer(t, dir)
+	sd := "--state-dir=" + dir
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"instances", "-o", "yaml", sd}, "--output must be 'table' or 'json'"},
+		{[]string{"instances", "--state-dir", filepath.Join(dir, "nope")}, "is `spoteci server --state-dir"},
+		{[]string{"create", "x", "--spot-strategy", "SpotWithPriceLimit", "--price-limit", "0.2555", sd, "--", "true"}, `SpotPriceLimit "0.2555"`},
+		{[]string{"create", "x", "--spot-duration", "-1", "--spot-strategy", "SpotAsPriceGo", sd, "--", "true"}, `SpotDuration "-1"`},
+		{[]string{"market", "set", "--type", "ecs.c5.large", "--stock", "-3", sd}, "Stock -3"},
+		{[]string{"market", "history", "--type", "ecs.c5.large", "--zone", "mars-1a", sd}, `"mars-1a"`},
+	} {
+		_, err := run(t, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("spoteci %s: %v, want an error naming %s", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal(fmt.Sprintf("waiting for %s: timed out", what))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,267 @@
+package cluster
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Validity of everything we issue: long, because this CA only ever lives in one
+// state folder on one machine, and an expired local cluster is a puzzling failure.
+const certValidity = 10 * 365 * 24 * time.Hour
+
+// A leaf certificate issued by the cluster CA.
+type certSpec struct {
+	name  string // file stem in the pki folder
+	cn    string // user name for client certificates
+	orgs  []string
+	usage []x509.ExtKeyUsage
+	dns   []string
+	ips   []net.IP
+}
+
+// serviceIP is the first address of --service-cluster-ip-range: the in-cluster
+// address of the "kubernetes" service, which the serving certificate must name.
+var serviceIP = net.IPv4(10, 0, 0, 1)
+
+const serviceCIDR = "10.0.0.0/24"
+
+var loopback = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+
+func leafSpecs() []certSpec {
+	server := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	client := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	return []certSpec{
+		{name: "apiserver", cn: "kube-apiserver", usage: server,
+			dns: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+				"kubernetes.default.svc.cluster.local"},
+			ips: append([]net.IP{serviceIP}, loopback...)},
+		{name: "etcd-server", cn: "etcd", usage: server, dns: []string{"localhost"}, ips: loopback},
+		{name: "apiserver-etcd-client", cn: "kube-apiserver-etcd-client", usage: client},
+		// The apiserver presents this to kubelets (the virtual node) for logs and exec.
+		{name: "apiserver-kubelet-client", cn: "kube-apiserver-kubelet-client",
+			orgs: []string{"system:masters"}, usage: client},
+		// system:masters is bound to cluster-admin by the RBAC bootstrap policy.
+		{name: "admin", cn: "spoteci-admin", orgs: []string{"system:masters"}, usage: client},
+		// These user names are the subjects of the default RBAC bindings.
+		{name: "controller-manager", cn: "system:kube-controller-manager", usage: client},
+		{name: "scheduler", cn: "system:kube-scheduler", usage: client},
+	}
+}
+
+// pki is the set of files in <state>/pki.
+type pki struct{ dir string }
+
+func (p pki) cert(name string) string { return filepath.Join(p.dir, name+".crt") }
+func (p pki) key(name string) string  { return filepath.Join(p.dir, name+".key") }
+func (p pki) saKey() string           { return filepath.Join(p.dir, "sa.key") }
+func (p pki) saPub() string           { return filepath.Join(p.dir, "sa.pub") }
+
+// ensurePKI creates what is missing in dir and keeps what exists, so a restarted
+// cluster keeps its identity (and the kubeconfigs handed out stay valid).
+// A new CA means every leaf is issued again.
+func ensurePKI(dir string) (pki, error) {
+	p := pki{dir: dir}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return p, fmt.Errorf("create pki folder: %w", err)
+	}
+	caCert, caKey, err := loadPair(p.cert("ca"), p.key("ca"))
+	fresh := errors.Is(err, fs.ErrNotExist)
+	switch {
+	case fresh:
+		if caCert, caKey, err = newCA(); err != nil {
+			return p, err
+		}
+		if err := writePair(p.cert("ca"), p.key("ca"), caCert, caKey); err != nil {
+			return p, err
+		}
+	case err != nil:
+		return p, fmt.Errorf("load cluster CA: %w", err)
+	}
+	for _, s := range leafSpecs() {
+		if !fresh && exists(p.cert(s.name)) && exists(p.key(s.name)) {
+			continue
+		}
+		cert, key, err := issue(s, caCert, caKey)
+		if err != nil {
+			return p, fmt.Errorf("issue %s certificate: %w", s.name, err)
+		}
+		if err := writePair(p.cert(s.name), p.key(s.name), cert, key); err != nil {
+			return p, err
+		}
+	}
+	if fresh || !exists(p.saKey()) || !exists(p.saPub()) {
+		if err := writeSAKeys(p.saKey(), p.saPub()); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+func newKey() (*ecdsa.PrivateKey, error) {
+	// P-256: supported by every component and by service-account tokens (ES256),
+	// and generated in microseconds where RSA takes a noticeable part of a start.
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+}
+
+func serial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+}
+
+func newCA() (*x509.Certificate, crypto.Signer, error) {
+	key, err := newKey()
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate CA key: %w", err)
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, nil, fmt.Errorf("CA serial: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          sn,
+		Subject:               pkix.Name{CommonName: "spoteci-ca"},
+		NotBefore:             now.Add(-time.Hour), // tolerate small clock skew
+		NotAfter:              now.Add(certValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("self-sign CA: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse CA: %w", err)
+	}
+	return cert, key, nil
+}
+
+func issue(s certSpec, ca *x509.Certificate, caKey crypto.Signer) (*x509.Certificate, crypto.Signer, error) {
+	key, err := newKey()
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key: %w", err)
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, nil, fmt.Errorf("serial: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: s.cn, Organization: s.orgs},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(certValidity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  s.usage,
+		DNSNames:     s.dns,
+		IPAddresses:  s.ips,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse: %w", err)
+	}
+	return cert, key, nil
+}
+
+func writeSAKeys(keyPath, pubPath string) error {
+	key, err := newKey()
+	if err != nil {
+		return fmt.Errorf("generate service-account key: %w", err)
+	}
+	if err := writeKey(keyPath, key); err != nil {
+		return err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return fmt.Errorf("encode service-account public key: %w", err)
+	}
+	return writePEM(pubPath, "PUBLIC KEY", pub, 0o644)
+}
+
+func writePair(certPath, keyPath string, cert *x509.Certificate, key crypto.Signer) error {
+	// Key first: a certificate without its key on disk would be "kept" by ensurePKI.
+	if err := writeKey(keyPath, key); err != nil {
+		return err
+	}
+	return writePEM(certPath, "CERTIFICATE", cert.Raw, 0o644)
+}
+
+func writeKey(path string, key crypto.Signer) error {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("encode key %s: %w", path, err)
+	}
+	return writePEM(path, "PRIVATE KEY", der, 0o600)
+}
+
+func writePEM(path, typ string, der []byte, mode os.FileMode) error {
+	return writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
+}
+
+// writeFileAtomic replaces path in one rename, so a crash never leaves half a file
+// that a later start would trust.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func loadPair(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	cb, _ := pem.Decode(certPEM)
+	if cb == nil || cb.Type != "CERTIFICATE" {
+		return nil, nil, fmt.Errorf("%s: no certificate PEM block", certPath)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", certPath, err)
+	}
+	kb, _ := pem.Decode(keyPEM)
+	if kb == nil {
+		return nil, nil, fmt.Errorf("%s: no key PEM block", keyPath)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", keyPath, err)
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: key of type %T cannot sign", keyPath, k)
+	}
+	return cert, signer, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
