@@ -92,6 +92,9 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Catalog == nil {
 		cfg.Catalog = catalog.Default()
 	}
+	if cfg.NoticeLead == 0 {
+		cfg.NoticeLead = market.DefaultNoticeLead
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -21,7 +21,9 @@ type Config struct {
 	Prices Prices
 	// CheckInterval is the period of the checks after protection (default 5m).
 	CheckInterval time.Duration
-	// NoticeLead is the time from SpotToBeReleased to the release (default 5m).
+	// NoticeLead is the time from SpotToBeReleased to the release. Zero
+	// releases at the check itself (AWS-like rules, for the simulator); the
+	// service uses DefaultNoticeLead.
 	NoticeLead time.Duration
 }
 
@@ -50,11 +52,7 @@ func New(cfg Config) *Core {
 	if cfg.CheckInterval <= 0 {
 		cfg.CheckInterval = DefaultCheckInterval
 	}
-	if cfg.NoticeLead < 0 {
-		cfg.NoticeLead = 0
-	} else if cfg.NoticeLead == 0 {
-		cfg.NoticeLead = DefaultNoticeLead
-	}
+	cfg.NoticeLead = max(cfg.NoticeLead, 0)
 	return &Core{
 		cfg:       cfg,
 		instances: map[string]*Instance{},

@@ -62,7 +62,7 @@ func TestNoReleaseDuringProtection(t *testing.T) {
 		t.Run(fmt.Sprintf("%dh", hours), func(t *testing.T) {
 			pool := hangzhouC5()
 			prices := markettest.New(10)
-			c := market.New(market.Config{Prices: prices})
+			c := market.New(market.Config{Prices: prices, NoticeLead: market.DefaultNoticeLead})
 			in := mustCreate(t, c, t0, order("eci-1", limitBid(0.06, hours), pool))
 			prices.SetPrice(pool, t0.Add(time.Minute), 0.5) // far above the limit at once
 			events := run(c, t0.Add(8*time.Hour))
@@ -139,7 +139,7 @@ func TestReleaseGridAndNoticeLead(t *testing.T) {
 func TestSpotAsPriceGoNeverReleasedForPrice(t *testing.T) {
 	pool := hangzhouC5()
 	prices := markettest.New(10)
-	c := market.New(market.Config{Prices: prices})
+	c := market.New(market.Config{Prices: prices, NoticeLead: market.DefaultNoticeLead})
 	in := mustCreate(t, c, t0, order("eci-go", market.Bid{Strategy: market.SpotAsPriceGo, Protection: time.Hour}, pool))
 	for h := 1; h < 48; h++ {
 		prices.SetPrice(pool, t0.Add(time.Duration(h)*time.Hour), []float64{0.3, 0.622, 0.1}[h%3])
@@ -159,7 +159,7 @@ func TestSpotAsPriceGoNeverReleasedForPrice(t *testing.T) {
 func TestBillOnScriptedPricePath(t *testing.T) {
 	pool := hangzhouC5()
 	prices := markettest.New(10)
-	c := market.New(market.Config{Prices: prices})
+	c := market.New(market.Config{Prices: prices, NoticeLead: market.DefaultNoticeLead})
 	created := t0.Add(17 * time.Second)
 	in := mustCreate(t, c, created, order("eci-bill", limitBid(0.1, 1), pool))
 	// During protection the price moves, which must not matter.
@@ -194,7 +194,7 @@ func TestBillOnScriptedPricePath(t *testing.T) {
 func TestFallback(t *testing.T) {
 	pool := hangzhouC5()
 	prices := markettest.New(0)
-	c := market.New(market.Config{Prices: prices})
+	c := market.New(market.Config{Prices: prices, NoticeLead: market.DefaultNoticeLead})
 	if _, err := c.Create(t0, order("eci-nofb", market.Bid{Strategy: market.SpotAsPriceGo, Protection: time.Hour}, pool)); !errors.Is(err, market.ErrInsufficientStock) {
 		t.Fatalf("no stock, no fallback: err = %v, want ErrInsufficientStock", err)
 	}
@@ -225,7 +225,7 @@ func TestStockAccounting(t *testing.T) {
 	pool := hangzhouC5()
 	other := markettest.Pool(1, "cn-hangzhou-h", "ecs.c5.large", 0.622, 0.06)
 	prices := markettest.New(3)
-	c := market.New(market.Config{Prices: prices})
+	c := market.New(market.Config{Prices: prices, NoticeLead: market.DefaultNoticeLead})
 	bid := market.Bid{Strategy: market.SpotAsPriceGo, Protection: time.Hour}
 	var mine []*market.Instance
 	for i := range 3 {
@@ -262,7 +262,7 @@ func TestCreatePicksCheapestOfFirstGroup(t *testing.T) {
 	cheap := markettest.Pool(0, "z-a", "ecs.c6.large", 0.39, 0.05)
 	dear := markettest.Pool(1, "z-b", "ecs.c6.large", 0.39, 0.09)
 	later := markettest.Pool(2, "z-a", "ecs.g6.large", 0.5, 0.01)
-	c := market.New(market.Config{Prices: markettest.New(5)})
+	c := market.New(market.Config{Prices: markettest.New(5), NoticeLead: market.DefaultNoticeLead})
 	groups := [][]*catalog.Offering{{dear, cheap}, {later}}
 	in, err := c.Create(t0, market.Order{ID: "a", Bid: market.Bid{Strategy: market.SpotAsPriceGo, Protection: time.Hour}, Candidates: groups})
 	if err != nil || in.Offering != cheap || in.PurchasePrice != 0.05 {
@@ -287,7 +287,7 @@ func TestRestoreReplaysMissedChecks(t *testing.T) {
 	prices := markettest.New(100)
 	prices.SetPrice(pool, t0.Add(150*time.Minute), 0.5)
 	build := func() (*market.Core, []*market.Instance) {
-		c := market.New(market.Config{Prices: prices})
+		c := market.New(market.Config{Prices: prices, NoticeLead: market.DefaultNoticeLead})
 		var ins []*market.Instance
 		for i := range 5 {
 			ins = append(ins, mustCreate(t, c, t0.Add(time.Duration(i*37)*time.Second), order(fmt.Sprint("eci-", i), limitBid(0.1, 1+i%2), pool)))
@@ -304,7 +304,7 @@ func TestRestoreReplaysMissedChecks(t *testing.T) {
 		cp := *in
 		copies[i] = &cp
 	}
-	second := market.New(market.Config{Prices: prices})
+	second := market.New(market.Config{Prices: prices, NoticeLead: market.DefaultNoticeLead})
 	if err := second.Restore(t0.Add(100*time.Minute), copies); err != nil {
 		t.Fatal(err)
 	}
@@ -332,5 +332,18 @@ func TestBidValidate(t *testing.T) {
 		if b.Validate() == nil {
 			t.Errorf("%+v accepted", b)
 		}
+	}
+}
+
+// Without a notice lead the release comes at the check itself: AWS-like rules.
+func TestZeroLeadReleasesAtTheCheck(t *testing.T) {
+	pool := hangzhouC5()
+	prices := markettest.New(1)
+	c := market.New(market.Config{Prices: prices, CheckInterval: 10 * time.Minute})
+	in := mustCreate(t, c, t0, order("eci-aws", market.Bid{Strategy: market.SpotAsPriceGo}, pool))
+	prices.SetStock(pool, t0.Add(25*time.Minute), 0)
+	c.Advance(t0.Add(30 * time.Minute))
+	if in.State != market.Released || !in.Ended.Equal(t0.Add(30*time.Minute)) || !in.NoticeAt.Equal(in.Ended) {
+		t.Fatalf("state %v notice %v end %v, want released at the check at +30m", in.State, in.NoticeAt, in.Ended)
 	}
 }
