@@ -221,9 +221,9 @@ func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.Descri
 		}
 	}
 	now := s.core.Now()
-	resp := eciapi.DescribeContainerGroupsResponse{Time: now}
+	resp := eciapi.DescribeContainerGroupsResponse{Time: now, TimeScale: s.clock.Scale}
 	for _, g := range picked {
-		if req.ContainerGroupName != "" && g.Name != req.ContainerGroupName {
+		if req.ContainerGroupName != "" && g.Name != req.ContainerGroupName || !hasTags(g.Request.Tags, req.Tags) {
 			continue
 		}
 		view, err := s.view(ctx, g, now)
@@ -243,6 +243,15 @@ func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.Descri
 	})
 	resp.TotalCount = len(resp.ContainerGroups)
 	return resp, nil
+}
+
+func hasTags(have, want []eciapi.Tag) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // view is the API's picture of a group at market time now. Call with mu held.
@@ -337,7 +346,11 @@ func (s *Service) DeleteContainerGroup(ctx context.Context, req eciapi.DeleteCon
 	if err := s.handleReady(ctx, change{groups: []*group{g}}); err != nil {
 		return eciapi.DeleteContainerGroupResponse{}, err
 	}
-	s.stopContainers(g)
+	grace := g.grace()
+	if p := req.GracePeriodSeconds; p != nil {
+		grace = time.Duration(max(*p, 0)) * time.Second
+	}
+	s.stopContainers(g.ID, grace)
 	return eciapi.DeleteContainerGroupResponse{}, nil
 }
 
@@ -460,7 +473,8 @@ func (s *Service) resources(pools []*catalog.Offering, now time.Time) []eciapi.R
 
 // DescribeContainerLog returns a container's log.
 func (s *Service) DescribeContainerLog(ctx context.Context, req eciapi.DescribeContainerLogRequest) (eciapi.DescribeContainerLogResponse, error) {
-	rc, name, err := s.OpenLog(req, false)
+	req.Follow = false
+	rc, name, err := s.OpenLog(req)
 	if err != nil {
 		return eciapi.DescribeContainerLogResponse{}, err
 	}
@@ -473,7 +487,7 @@ func (s *Service) DescribeContainerLog(ctx context.Context, req eciapi.DescribeC
 }
 
 // OpenLog opens a container's log, following it if asked.
-func (s *Service) OpenLog(req eciapi.DescribeContainerLogRequest, follow bool) (io.ReadCloser, string, error) {
+func (s *Service) OpenLog(req eciapi.DescribeContainerLogRequest) (io.ReadCloser, string, error) {
 	s.mu.Lock()
 	g, ok := s.groups[req.ContainerGroupId]
 	s.mu.Unlock()
@@ -493,7 +507,7 @@ func (s *Service) OpenLog(req eciapi.DescribeContainerLogRequest, follow bool) (
 	if req.Tail < 0 || req.SinceSeconds < 0 {
 		return nil, "", badRequest("Tail", "Tail %d and SinceSeconds %d must not be negative", req.Tail, req.SinceSeconds)
 	}
-	opts := runtime.LogOptions{Tail: -1, Follow: follow, Timestamps: req.Timestamps}
+	opts := runtime.LogOptions{Tail: -1, Follow: req.Follow, Timestamps: req.Timestamps}
 	if req.Tail > 0 {
 		opts.Tail = req.Tail
 	}

@@ -38,11 +38,14 @@ func (s *Service) Handler(token string) http.Handler {
 		eciapi.ActionDescribeBill:                action(s.DescribeBill),
 		eciapi.ActionModifySpotMarket:            action(s.ModifySpotMarket),
 	}
+	mux.HandleFunc("POST "+eciapi.APIPrefix+eciapi.ActionStreamContainerLog, func(w http.ResponseWriter, r *http.Request) {
+		s.streamLog(w, r, token, newRequestID())
+	})
 	mux.HandleFunc("POST "+eciapi.APIPrefix+"{action}", func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		name := r.PathValue("action")
 		requestID := newRequestID()
-		code := s.serveAction(w, r, token, requestID, actions[name])
+		code := s.serveAction(w, r, token, requestID, actions[name], false)
 		if actions[name] == nil {
 			name = "unknown"
 		}
@@ -81,7 +84,9 @@ func action[Req, Resp any](f func(context.Context, Req) (Resp, error)) actionFun
 	}
 }
 
-func (s *Service) serveAction(w http.ResponseWriter, r *http.Request, token, requestID string, f actionFunc) int {
+// serveAction checks the token, decodes the body and runs f. With noBody the
+// success is left to the caller to write.
+func (s *Service) serveAction(w http.ResponseWriter, r *http.Request, token, requestID string, f actionFunc, noBody bool) int {
 	const prefix = "Bearer "
 	auth := r.Header.Get("Authorization")
 	if !strings.HasPrefix(auth, prefix) || subtle.ConstantTimeCompare([]byte(auth[len(prefix):]), []byte(token)) != 1 {
@@ -99,6 +104,9 @@ func (s *Service) serveAction(w http.ResponseWriter, r *http.Request, token, req
 	resp, err := f(r.Context(), requestID, body)
 	if err != nil {
 		return writeError(w, requestID, err)
+	}
+	if noBody {
+		return http.StatusOK
 	}
 	out, err := json.Marshal(resp)
 	if err != nil {
@@ -121,3 +129,37 @@ func writeError(w http.ResponseWriter, requestID string, err error) int {
 }
 
 func newRequestID() string { return strings.ToUpper(newID()[4:]) }
+
+// streamLog writes a container's log as text/plain, flushing as it grows
+// while Follow keeps it open.
+func (s *Service) streamLog(w http.ResponseWriter, r *http.Request, token, requestID string) {
+	var rc io.ReadCloser
+	code := s.serveAction(w, r, token, requestID, action(func(ctx context.Context, req eciapi.DescribeContainerLogRequest) (struct{}, error) {
+		var err error
+		rc, _, err = s.OpenLog(req)
+		return struct{}{}, err
+	}), true)
+	if code != http.StatusOK {
+		return
+	}
+	defer rc.Close()
+	go func() { <-r.Context().Done(); rc.Close() }() // the client went away: stop following
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := rc.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}

@@ -384,7 +384,7 @@ func (s *Service) handleReady(ctx context.Context, ch change) error {
 		g.events = append(g.events, e.Event)
 	}
 	for _, g := range released {
-		s.stopContainers(g)
+		s.stopContainers(g.ID, g.grace())
 	}
 	return nil
 }
@@ -455,8 +455,7 @@ func (s *Service) startContainers(g *group) {
 	})
 }
 
-func (s *Service) stopContainers(g *group) {
-	id, grace := g.ID, g.grace()
+func (s *Service) stopContainers(id string, grace time.Duration) {
 	s.submit(func(ctx context.Context) {
 		if err := s.rt.Stop(ctx, id, grace); err != nil {
 			s.log.Error("stopping containers", "group", id, "err", err)

@@ -413,3 +413,49 @@ func TestClientTokenAndFallback(t *testing.T) {
 		}
 	}
 }
+
+// What the node needs beyond ECI: groups found by tag, a log that streams
+// while the container runs, and a delete with a grace period of its own.
+func TestTagsStreamAndDeleteGrace(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	ctx := context.Background()
+	req := spotRequest("tagged", "0.1")
+	req.Tags = []eciapi.Tag{{Key: "spoteci.io/node", Value: "n1"}, {Key: "spoteci.io/pod", Value: "default/pi"}}
+	created, err := s.CreateContainerGroup(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateContainerGroup(ctx, spotRequest("untagged", "0.1")); err != nil {
+		t.Fatal(err)
+	}
+	byTag, err := s.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{Tags: []eciapi.Tag{{Key: "spoteci.io/node", Value: "n1"}}})
+	if err != nil || byTag.TotalCount != 1 || byTag.ContainerGroups[0].ContainerGroupId != created.ContainerGroupId || byTag.TimeScale != scale {
+		t.Fatalf("describe by tag: %+v %v", byTag, err)
+	}
+	s.waitStatus(t, created.ContainerGroupId, eciapi.StatusRunning)
+	stream, err := s.StreamContainerLog(ctx, eciapi.DescribeContainerLogRequest{ContainerGroupId: created.ContainerGroupId, Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	buf := make([]byte, 4096)
+	var got strings.Builder
+	for strings.Count(got.String(), "tick") < 3 {
+		n, err := stream.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("stream ended early after %q: %v", got.String(), err)
+		}
+	}
+	// Grace 0: SIGKILL at once, so the trap never prints and the stream ends.
+	if _, err := s.DeleteContainerGroup(ctx, eciapi.DeleteContainerGroupRequest{ContainerGroupId: created.ContainerGroupId, GracePeriodSeconds: ptr(int64(0))}); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(stream)
+	if err != nil {
+		t.Fatalf("reading the rest of the stream: %v", err)
+	}
+	if strings.Contains(string(rest), "got SIGTERM") {
+		t.Errorf("grace 0 still let the container handle SIGTERM: %q", rest)
+	}
+}

@@ -28,6 +28,10 @@ const (
 	ActionDescribeContainerLog        = "DescribeContainerLog"
 	ActionDescribeBill                = "DescribeBill"
 	ActionModifySpotMarket            = "ModifySpotMarket"
+	// ActionStreamContainerLog answers with the log as text/plain, streamed
+	// while the container runs if Follow is set (not an ECI action: kubectl
+	// logs -f needs it).
+	ActionStreamContainerLog = "StreamContainerLog"
 )
 
 // Container group statuses, as ECI names them.
@@ -145,12 +149,16 @@ type DescribeContainerGroupsRequest struct {
 	ContainerGroupIds  []string `json:",omitempty"`
 	ContainerGroupName string   `json:",omitempty"`
 	Status             string   `json:",omitempty"`
+	// Tags keeps the groups that carry every one of these tags.
+	Tags []Tag `json:",omitempty"`
 }
 
 // DescribeContainerGroupsResponse lists groups, newest first.
 type DescribeContainerGroupsResponse struct {
-	RequestId       string
-	Time            time.Time // market time of the answer
+	RequestId string
+	Time      time.Time // market time of the answer
+	// TimeScale is how many times faster than wall time market time runs.
+	TimeScale       float64
 	TotalCount      int
 	ContainerGroups []ContainerGroup
 }
@@ -219,6 +227,9 @@ type ContainerState struct {
 // the grace period, and billing stops.
 type DeleteContainerGroupRequest struct {
 	ContainerGroupId string
+	// GracePeriodSeconds overrides the group's termination grace period
+	// (wall seconds), e.g. to fit before a spot release.
+	GracePeriodSeconds *int64 `json:",omitempty"`
 }
 
 // DeleteContainerGroupResponse acknowledges a delete.
@@ -311,6 +322,8 @@ type DescribeContainerLogRequest struct {
 	Tail             int    `json:",omitempty"` // last lines; 0 = all
 	SinceSeconds     int    `json:",omitempty"`
 	Timestamps       bool   `json:",omitempty"`
+	// Follow keeps a StreamContainerLog open while the container runs.
+	Follow bool `json:",omitempty"`
 }
 
 // DescribeContainerLogResponse carries the log.

@@ -157,3 +157,21 @@ func (c *Client) DescribeBill(ctx context.Context, req DescribeBillRequest) (res
 func (c *Client) ModifySpotMarket(ctx context.Context, req ModifySpotMarketRequest) (resp ModifySpotMarketResponse, err error) {
 	return resp, c.Call(ctx, ActionModifySpotMarket, req, &resp)
 }
+
+// StreamContainerLog opens a container's log as a stream; with req.Follow it
+// stays open while the container runs. The caller closes it.
+func (c *Client) StreamContainerLog(ctx context.Context, req DescribeContainerLogRequest) (io.ReadCloser, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s request: %w", ActionStreamContainerLog, err)
+	}
+	r, err := c.post(ctx, ActionStreamContainerLog, body)
+	if err != nil {
+		return nil, err
+	}
+	if r.StatusCode != http.StatusOK {
+		defer r.Body.Close()
+		return nil, decode(ActionStreamContainerLog, r, nil)
+	}
+	return r.Body, nil
+}
