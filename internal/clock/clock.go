@@ -48,6 +48,11 @@ func (c Scaled) MarketAt(wall time.Time) time.Time {
 	return c.AnchorMarket.Add(time.Duration(float64(wall.Sub(c.AnchorWall)) * c.Scale)).UTC()
 }
 
+// WallAt converts a market time to wall time.
+func (c Scaled) WallAt(market time.Time) time.Time {
+	return c.AnchorWall.Add(time.Duration(float64(market.Sub(c.AnchorMarket)) / c.Scale))
+}
+
 // WallUntil is the wall time until market time t comes; 0 if it has come.
 func (c Scaled) WallUntil(t time.Time) time.Duration {
 	d := time.Duration(float64(t.Sub(c.Now())) / c.Scale)

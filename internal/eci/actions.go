@@ -199,7 +199,8 @@ func checkContainers(req eciapi.CreateContainerGroupRequest) error {
 	return nil
 }
 
-// DescribeContainerGroups lists groups, newest first. Deleted groups are gone.
+// DescribeContainerGroups lists groups, newest first. Deleted groups are left
+// out unless asked for by ID.
 func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.DescribeContainerGroupsRequest) (eciapi.DescribeContainerGroupsResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -209,7 +210,7 @@ func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.Descri
 	var picked []*group
 	if len(req.ContainerGroupIds) > 0 {
 		for _, id := range req.ContainerGroupIds {
-			if g, ok := s.groups[id]; ok && !g.Deleted {
+			if g, ok := s.groups[id]; ok {
 				picked = append(picked, g)
 			}
 		}
@@ -221,7 +222,7 @@ func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.Descri
 		}
 	}
 	now := s.core.Now()
-	resp := eciapi.DescribeContainerGroupsResponse{Time: now, TimeScale: s.clock.Scale}
+	resp := eciapi.DescribeContainerGroupsResponse{Time: now, WallTime: s.clock.WallAt(now), TimeScale: s.clock.Scale}
 	for _, g := range picked {
 		if req.ContainerGroupName != "" && g.Name != req.ContainerGroupName || !hasTags(g.Request.Tags, req.Tags) {
 			continue
@@ -341,7 +342,7 @@ func (s *Service) DeleteContainerGroup(ctx context.Context, req eciapi.DeleteCon
 	}
 	g.Deleted = true
 	if g.Status == "" {
-		g.Status = "Deleted"
+		g.Status = eciapi.StatusDeleted
 	}
 	if err := s.handleReady(ctx, change{groups: []*group{g}}); err != nil {
 		return eciapi.DeleteContainerGroupResponse{}, err

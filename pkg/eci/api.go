@@ -41,6 +41,8 @@ const (
 	StatusSucceeded = "Succeeded"
 	StatusFailed    = "Failed"
 	StatusExpired   = "Expired"
+	// StatusDeleted is shown only to a Describe that names the group's ID.
+	StatusDeleted = "Deleted"
 )
 
 // Spot strategies, as ECI names them.
@@ -146,6 +148,8 @@ type CreateContainerGroupResponse struct {
 
 // DescribeContainerGroupsRequest filters groups; empty fields match all.
 type DescribeContainerGroupsRequest struct {
+	// ContainerGroupIds picks groups by ID; named this way, deleted groups
+	// are shown too (status Deleted), so a caller can see their containers stop.
 	ContainerGroupIds  []string `json:",omitempty"`
 	ContainerGroupName string   `json:",omitempty"`
 	Status             string   `json:",omitempty"`
@@ -157,7 +161,10 @@ type DescribeContainerGroupsRequest struct {
 type DescribeContainerGroupsResponse struct {
 	RequestId string
 	Time      time.Time // market time of the answer
-	// TimeScale is how many times faster than wall time market time runs.
+	// WallTime is the wall clock at Time, and TimeScale how many times faster
+	// than wall time market time runs: together they turn a market time into
+	// a wall time (Kubernetes objects carry wall times).
+	WallTime        time.Time
 	TimeScale       float64
 	TotalCount      int
 	ContainerGroups []ContainerGroup
