@@ -36,6 +36,7 @@ func newRoot(streams Streams) *cobra.Command {
 	root.AddCommand(
 		newUpCommand(streams),
 		newServerCommand(streams),
+		newNodeCommand(streams),
 		newMarketCommand(streams),
 		newInstancesCommand(streams),
 		newDescribeCommand(streams),

@@ -189,6 +189,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		"--client-ca-file", p.cert("ca"),
 		"--kubelet-client-certificate", p.cert("apiserver-kubelet-client"),
 		"--kubelet-client-key", p.key("apiserver-kubelet-client"),
+		// Reach node agents (the virtual node's kubelet API) at their
+		// 127.0.0.1 InternalIP, never by looking up their name.
+		"--kubelet-preferred-address-types", "InternalIP",
 		"--service-account-key-file", p.saPub(),
 		"--service-account-signing-key-file", p.saKey(),
 		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",

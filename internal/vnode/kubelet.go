@@ -1,0 +1,145 @@
+package vnode
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+// serveKubelet serves the part of the kubelet API that kubectl logs uses, on
+// its own TLS port (a self-signed certificate: the apiserver here does not
+// verify kubelet serving certificates). It returns the port.
+func (n *Node) serveKubelet(ctx context.Context) (int, <-chan error, error) {
+	cert, err := selfSigned(n.cfg.NodeName)
+	if err != nil {
+		return 0, nil, err
+	}
+	ln, err := net.Listen("tcp", n.cfg.KubeletListen)
+	if err != nil {
+		return 0, nil, fmt.Errorf("kubelet API: listening on %s: %w", n.cfg.KubeletListen, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", n.containerLogs)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
+	errs := make(chan error, 1)
+	go func() {
+		if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			errs <- err
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	return ln.Addr().(*net.TCPAddr).Port, errs, nil
+}
+
+// containerLogs answers GET /containerLogs/{ns}/{pod}/{container} with the
+// query parameters kubectl sends: follow, tailLines, timestamps, sinceSeconds.
+func (n *Node) containerLogs(w http.ResponseWriter, r *http.Request) {
+	pod, err := n.pods.Pods(r.PathValue("namespace")).Get(r.PathValue("pod"))
+	if apierrors.IsNotFound(err) {
+		http.Error(w, fmt.Sprintf("pod %s/%s not found on node %s", r.PathValue("namespace"), r.PathValue("pod"), n.cfg.NodeName), http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	id := groupIDOf(pod)
+	if g, _ := n.group(pod.UID); g != nil {
+		id = g.ContainerGroupId
+	}
+	if id == "" {
+		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start: no instance yet", r.PathValue("container"), pod.Name), http.StatusBadRequest)
+		return
+	}
+	q := r.URL.Query()
+	req := eciapi.DescribeContainerLogRequest{ContainerGroupId: id, ContainerName: r.PathValue("container"),
+		Follow: q.Get("follow") == "true", Timestamps: q.Get("timestamps") == "true"}
+	if v := q.Get("tailLines"); v != "" {
+		if req.Tail, err = strconv.Atoi(v); err != nil || req.Tail < 0 {
+			http.Error(w, "tailLines must be a non-negative integer", http.StatusBadRequest)
+			return
+		}
+		if req.Tail == 0 {
+			return // --tail=0: no lines
+		}
+	}
+	if v := q.Get("sinceSeconds"); v != "" {
+		if req.SinceSeconds, err = strconv.Atoi(v); err != nil || req.SinceSeconds < 0 {
+			http.Error(w, "sinceSeconds must be a non-negative integer", http.StatusBadRequest)
+			return
+		}
+	}
+	stream, err := n.eci.StreamContainerLog(r.Context(), req)
+	if err != nil {
+		status := http.StatusInternalServerError
+		var apiErr *eciapi.Error
+		if errors.As(err, &apiErr) {
+			status = apiErr.HTTPStatus
+		}
+		http.Error(w, err.Error(), status)
+		return
+	}
+	defer stream.Close()
+	w.Header().Set("Content-Type", "text/plain")
+	flusher, _ := w.(http.Flusher)
+	buf := make([]byte, 32<<10)
+	for {
+		k, err := stream.Read(buf)
+		if k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func selfSigned(host string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("kubelet API: key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: host},
+		DNSNames:     []string{host, "localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("kubelet API: certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}

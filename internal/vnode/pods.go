@@ -1,0 +1,338 @@
+package vnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/spoteci/spoteci/internal/spot"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+// Waits between tries while a pod cannot go on.
+const (
+	stockRetry = 2 * time.Second
+	evictRetry = time.Second
+	stopPoll   = 200 * time.Millisecond
+)
+
+// syncPod converges one pod and its instance. It returns a delay after which
+// to look again when the pod waits on something outside Kubernetes.
+func (n *Node) syncPod(ctx context.Context, key string) (time.Duration, error) {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return 0, nil
+	}
+	pod, err := n.pods.Pods(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return 0, n.deleteOrphans(ctx, ns, name)
+	}
+	if err != nil {
+		return 0, err
+	}
+	pod = pod.DeepCopy() // never change the informer's copy
+	g, w := n.group(pod.UID)
+	if pod.DeletionTimestamp != nil {
+		return n.deletePod(ctx, pod, g)
+	}
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return 0, nil // finished pods keep their last status
+	}
+	if g == nil {
+		if hasInstance(pod) {
+			return n.checkVanished(ctx, pod)
+		}
+		return n.createInstance(ctx, pod)
+	}
+	return n.updatePod(ctx, pod, g, w)
+}
+
+// hasInstance reports whether the node has written an instance into the
+// pod's status: its container IDs name the group.
+func hasInstance(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.ContainerStatuses {
+		if strings.HasPrefix(c.ContainerID, "eci://") {
+			return true
+		}
+	}
+	return false
+}
+
+func groupIDOf(pod *corev1.Pod) string {
+	for _, c := range pod.Status.ContainerStatuses {
+		if id, ok := strings.CutPrefix(c.ContainerID, "eci://"); ok {
+			g, _, _ := strings.Cut(id, "/")
+			return g
+		}
+	}
+	return ""
+}
+
+// createInstance reads the pod's annotations, once, and asks for its
+// instance with the pod's UID as ClientToken: asking twice gets the same one.
+func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
+	fields := spot.FromAnnotations(pod.Annotations)
+	if _, err := spot.Parse(n.cfg.Catalog, fields); err != nil {
+		msg := err.Error()
+		var fe *spot.FieldError
+		if errors.As(err, &fe) {
+			msg = fe.Annotation()
+		}
+		n.warnOnce(ctx, pod, ReasonInvalidAnnotation, msg+"; the pod will not run until it is recreated with a valid annotation")
+		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, ReasonInvalidAnnotation, msg))
+	}
+	req := n.createRequest(pod, fields)
+	resp, err := n.eci.CreateContainerGroup(ctx, req)
+	var apiErr *eciapi.Error
+	switch {
+	case errors.As(err, &apiErr) && apiErr.Code == "OperationDenied.NoStock":
+		n.recorder.Event(pod, corev1.EventTypeWarning, "SpotStockInsufficient", "No spot stock for the requested specs; the pod waits for stock (set k8s.aliyun.com/eci-spot-fallback: \"true\" to run pay-as-you-go instead)")
+		return stockRetry, n.writeStatus(ctx, pod, waitingStatus(pod, "WaitingForSpotStock", apiErr.Message))
+	case errors.As(err, &apiErr) && apiErr.Code == "OperationDenied.BidBelowMarket":
+		n.recorder.Event(pod, corev1.EventTypeWarning, "SpotBidBelowMarket", apiErr.Message+"; the pod waits for the price to fall")
+		return stockRetry, n.writeStatus(ctx, pod, waitingStatus(pod, "WaitingForSpotPrice", apiErr.Message))
+	case errors.As(err, &apiErr) && apiErr.HTTPStatus/100 == 4:
+		n.warnOnce(ctx, pod, "ProviderCreateFailed", apiErr.Message)
+		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, "ProviderCreateFailed", apiErr.Message))
+	case err != nil:
+		return 0, fmt.Errorf("creating the instance of %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	g, w, err := n.describe(ctx, resp.ContainerGroupId)
+	if err != nil || g == nil {
+		return time.Second, err // the next poll brings it
+	}
+	return n.updatePod(ctx, pod, g, w)
+}
+
+func (n *Node) createRequest(pod *corev1.Pod, f spot.Fields) eciapi.CreateContainerGroupRequest {
+	req := eciapi.CreateContainerGroupRequest{
+		ContainerGroupName: pod.Namespace + "-" + pod.Name, ClientToken: string(pod.UID),
+		InstanceType: f.Specs, SpotStrategy: f.Strategy, SpotPriceLimit: eciapi.Decimal(f.PriceLimit),
+		SpotFallback: f.Fallback == "true", TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,
+		Tags: []eciapi.Tag{{Key: TagNode, Value: n.cfg.NodeName}, {Key: TagNamespace, Value: pod.Namespace}, {Key: TagPod, Value: pod.Name}},
+	}
+	if f.Duration != "" {
+		req.SpotDuration = (*eciapi.Decimal)(&f.Duration)
+	}
+	for _, c := range pod.Spec.Containers {
+		ec := eciapi.Container{Name: c.Name, Image: c.Image, Commands: c.Command, Args: c.Args, WorkingDir: c.WorkingDir}
+		for _, e := range c.Env {
+			if e.ValueFrom == nil {
+				ec.EnvironmentVars = append(ec.EnvironmentVars, eciapi.EnvironmentVar{Key: e.Name, Value: e.Value})
+			}
+		}
+		if f.Specs == "" {
+			// Without eci-use-specs the size is the sum of the limits (SPEC 2).
+			if q, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
+				ec.Cpu = q.AsApproximateFloat64()
+			}
+			if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+				ec.Memory = q.AsApproximateFloat64() / (1 << 30)
+			}
+		}
+		req.Containers = append(req.Containers, ec)
+	}
+	return req
+}
+
+// describe reads one group by ID (deleted ones too).
+func (n *Node) describe(ctx context.Context, id string) (*eciapi.ContainerGroup, wallClock, error) {
+	resp, err := n.eci.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{ContainerGroupIds: []string{id}})
+	if err != nil {
+		return nil, wallClock{}, fmt.Errorf("describing %s: %w", id, err)
+	}
+	w := wallClock{market: resp.Time, wall: resp.WallTime, scale: resp.TimeScale}
+	if len(resp.ContainerGroups) == 0 {
+		return nil, w, nil
+	}
+	return &resp.ContainerGroups[0], w, nil
+}
+
+// updatePod mirrors the instance into the pod: status, events, and the
+// eviction that api-evict asks for at the notice.
+func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) (time.Duration, error) {
+	for _, e := range g.Events {
+		switch e.Reason {
+		case "SpotToBeReleased", "SpotDegraded":
+			n.warnOnce(ctx, pod, e.Reason, e.Message)
+		}
+	}
+	if g.Status == eciapi.StatusDeleted {
+		return n.checkVanished(ctx, pod)
+	}
+	if err := n.writeStatus(ctx, pod, podStatus(pod, g, w)); err != nil {
+		return 0, err
+	}
+	if g.NoticeTime != nil && g.Status != eciapi.StatusExpired && spot.FromAnnotations(pod.Annotations).ReleaseStrategy == "api-evict" {
+		return n.evict(ctx, pod, g, w)
+	}
+	return 0, nil
+}
+
+func (n *Node) writeStatus(ctx context.Context, pod *corev1.Pod, st corev1.PodStatus) error {
+	if equality.Semantic.DeepEqual(pod.Status, st) {
+		return nil
+	}
+	pod.Status = st
+	if _, err := n.kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return nil // a newer pod is on its way through the informer
+		}
+		return fmt.Errorf("writing status of %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return nil
+}
+
+// checkVanished fails a pod whose instance is gone (deleted behind the node's
+// back, or lost), after confirming it by ID: a poll may just be late.
+func (n *Node) checkVanished(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
+	id := groupIDOf(pod)
+	g, w, err := n.describe(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if g != nil && g.Status != eciapi.StatusDeleted {
+		return n.updatePod(ctx, pod, g, w)
+	}
+	n.warnOnce(ctx, pod, ReasonInstanceVanished, fmt.Sprintf("The container instance %s of the pod no longer exists", id))
+	return 0, n.writeStatus(ctx, pod, vanishedStatus(pod, time.Now()))
+}
+
+// evict asks the Eviction API to remove the pod before its instance is
+// released, with a grace period that ends before the release. A budget that
+// refuses is retried, and named in a Warning event.
+func (n *Node) evict(ctx context.Context, pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) (time.Duration, error) {
+	left := time.Until(w.at(*g.ExpiredTime))
+	grace := int64(30)
+	if p := pod.Spec.TerminationGracePeriodSeconds; p != nil {
+		grace = *p
+	}
+	grace = max(0, min(grace, int64(math.Floor(left.Seconds()))))
+	ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace},
+		DeleteOptions: &metav1.DeleteOptions{GracePeriodSeconds: &grace, Preconditions: &metav1.Preconditions{UID: &pod.UID}}}
+	err := n.kube.PolicyV1().Evictions(pod.Namespace).Evict(ctx, ev)
+	switch {
+	case err == nil, apierrors.IsNotFound(err):
+		n.log.Info("evicted for the spot release", "pod", pod.Namespace+"/"+pod.Name, "grace", grace)
+		return 0, nil
+	case apierrors.IsTooManyRequests(err):
+		n.recorder.Event(pod, corev1.EventTypeWarning, "SpotEvictionBlocked",
+			fmt.Sprintf("Cannot evict the pod before the spot release (in %s): %s; retrying", left.Round(time.Second), budgetOf(err)))
+		return evictRetry, nil
+	}
+	return 0, fmt.Errorf("evicting %s/%s: %w", pod.Namespace, pod.Name, err)
+}
+
+// budgetOf names the PodDisruptionBudget that refused an eviction.
+func budgetOf(err error) string {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		if d := status.Status().Details; d != nil {
+			for _, c := range d.Causes {
+				if c.Type == policyv1.DisruptionBudgetCause {
+					return c.Message
+				}
+			}
+		}
+	}
+	return err.Error()
+}
+
+// deletePod stops the instance of a pod being deleted, with the pod's grace
+// period, and removes the pod once its containers stopped (or the grace is
+// over), as a kubelet does.
+func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, g *eciapi.ContainerGroup) (time.Duration, error) {
+	id := ""
+	if g != nil {
+		id = g.ContainerGroupId
+	} else {
+		id = groupIDOf(pod)
+	}
+	if id != "" {
+		cur, _, err := n.describe(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		if cur != nil && cur.Status != eciapi.StatusDeleted && !ended(cur) {
+			req := eciapi.DeleteContainerGroupRequest{ContainerGroupId: id, GracePeriodSeconds: pod.DeletionGracePeriodSeconds}
+			if _, err := n.eci.DeleteContainerGroup(ctx, req); err != nil && !eciapi.IsNotFound(err) {
+				return 0, fmt.Errorf("deleting instance %s: %w", id, err)
+			}
+			return stopPoll, nil
+		}
+		if cur != nil && running(cur) && time.Now().Before(pod.DeletionTimestamp.Time) {
+			return stopPoll, nil // SIGTERM sent; the grace period is running
+		}
+	}
+	err := n.kube.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: ptr(int64(0)), Preconditions: &metav1.Preconditions{UID: &pod.UID}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return 0, fmt.Errorf("removing pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return 0, nil
+}
+
+func ended(g *eciapi.ContainerGroup) bool {
+	switch g.Status {
+	case eciapi.StatusSucceeded, eciapi.StatusFailed, eciapi.StatusExpired, eciapi.StatusDeleted:
+		return true
+	}
+	return false
+}
+
+func running(g *eciapi.ContainerGroup) bool {
+	for _, c := range g.Containers {
+		if c.CurrentState.State == "Running" {
+			return true
+		}
+	}
+	return false
+}
+
+// deleteOrphans deletes the live instance of a pod that is gone (deleted
+// while the node was away).
+func (n *Node) deleteOrphans(ctx context.Context, ns, name string) error {
+	n.mu.Lock()
+	var ids []string
+	for _, g := range n.groups {
+		if tag(g, TagNamespace) == ns && tag(g, TagPod) == name && !ended(g) {
+			ids = append(ids, g.ContainerGroupId)
+		}
+	}
+	n.mu.Unlock()
+	for _, id := range ids {
+		if _, err := n.eci.DeleteContainerGroup(ctx, eciapi.DeleteContainerGroupRequest{ContainerGroupId: id}); err != nil && !eciapi.IsNotFound(err) {
+			return fmt.Errorf("deleting orphan instance %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// warnOnce sends a Warning event the first time, also across node restarts:
+// the events of the pod are looked up before the first one of a reason.
+func (n *Node) warnOnce(ctx context.Context, pod *corev1.Pod, reason, message string) {
+	key := string(pod.UID) + "/" + reason
+	n.mu.Lock()
+	done := n.emitted[key]
+	n.emitted[key] = true
+	n.mu.Unlock()
+	if done {
+		return
+	}
+	sel := fields.Set{"involvedObject.uid": string(pod.UID), "reason": reason}.AsSelector().String()
+	if list, err := n.kube.CoreV1().Events(pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: sel}); err == nil && len(list.Items) > 0 {
+		return
+	}
+	n.recorder.Event(pod, corev1.EventTypeWarning, reason, message)
+}

@@ -1,0 +1,186 @@
+package vnode
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+// Pod condition types and reasons spoteci writes (SPEC sections 1 and 4).
+const (
+	// ConditionInstanceExpired is set at the release notice.
+	ConditionInstanceExpired corev1.PodConditionType = "ContainerInstanceExpired"
+	// ReasonBidFailed is the reason of a pod whose spot instance was released.
+	ReasonBidFailed = "BidFailed"
+	// ReasonInvalidAnnotation keeps a pod waiting whose annotations cannot be honoured.
+	ReasonInvalidAnnotation = "InvalidAnnotation"
+	// ReasonInstanceVanished fails a pod whose instance no longer exists.
+	ReasonInstanceVanished = "ContainerInstanceVanished"
+)
+
+// wallClock turns the service's market times into wall times, which is what
+// Kubernetes objects carry.
+type wallClock struct {
+	market, wall time.Time
+	scale        float64
+}
+
+func (w wallClock) at(market time.Time) time.Time {
+	if w.scale <= 0 {
+		return market
+	}
+	return w.wall.Add(time.Duration(float64(market.Sub(w.market)) / w.scale))
+}
+
+func (w wallClock) ptr(t *time.Time) *metav1.Time {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	return &metav1.Time{Time: w.at(*t).Truncate(time.Second)}
+}
+
+// podStatus is the status a pod should show for its container group: a pure
+// function of the pod as it is and the group, so it can be tested without a
+// cluster and written only when it differs. Conditions others wrote (for
+// example DisruptionTarget from the Eviction API) are kept.
+func podStatus(pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) corev1.PodStatus {
+	st := *pod.Status.DeepCopy()
+	st.HostIP, st.HostIPs = "127.0.0.1", []corev1.HostIP{{IP: "127.0.0.1"}}
+	st.PodIP, st.PodIPs = "127.0.0.1", []corev1.PodIP{{IP: "127.0.0.1"}}
+	if st.StartTime == nil {
+		st.StartTime = &metav1.Time{Time: w.at(g.CreationTime).Truncate(time.Second)}
+	}
+	noticed := g.NoticeTime != nil
+	if noticed {
+		setCondition(&st, corev1.PodCondition{Type: ConditionInstanceExpired, Status: corev1.ConditionTrue,
+			Reason: "SpotToBeReleased", Message: "The spot instance will be released at " + releaseTime(w, g.ExpiredTime),
+			LastTransitionTime: metav1.Time{Time: w.at(*g.NoticeTime).Truncate(time.Second)}})
+	}
+	if g.Status == eciapi.StatusExpired {
+		// Kept as the guide shows it: the containers' last statuses stay, the
+		// pod fails with BidFailed and, in the same write, DisruptionTarget,
+		// so a Job's podFailurePolicy can ignore the reclaim.
+		released := w.at(*g.ExpiredTime)
+		st.Phase, st.Reason = corev1.PodFailed, ReasonBidFailed
+		st.Message = "The pod is a spot instance, and has been released at " + released.UTC().Format("2006-01-02T15:04Z")
+		setCondition(&st, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: ReasonBidFailed,
+			Message: st.Message, LastTransitionTime: metav1.Time{Time: released.Truncate(time.Second)}})
+		setReady(&st, false, released)
+		return st
+	}
+	byName := map[string]eciapi.ContainerStatus{}
+	for _, c := range g.Containers {
+		byName[c.Name] = c
+	}
+	st.ContainerStatuses = nil
+	allReady, running, succeeded, failed := true, 0, 0, 0
+	for _, c := range pod.Spec.Containers {
+		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: c.Image, ContainerID: "eci://" + g.ContainerGroupId + "/" + c.Name}
+		state := byName[c.Name].CurrentState
+		switch state.State {
+		case "Running":
+			cs.State.Running = &corev1.ContainerStateRunning{}
+			if p := w.ptr(state.StartTime); p != nil {
+				cs.State.Running.StartedAt = *p
+			}
+			cs.Ready, cs.Started = true, ptr(true)
+			running++
+		case "Terminated":
+			t := &corev1.ContainerStateTerminated{ExitCode: int32(state.ExitCode), Reason: state.Reason, Message: state.DetailStatus,
+				ContainerID: cs.ContainerID}
+			if p := w.ptr(state.StartTime); p != nil {
+				t.StartedAt = *p
+			}
+			if p := w.ptr(state.FinishTime); p != nil {
+				t.FinishedAt = *p
+			}
+			cs.State.Terminated, cs.Started = t, ptr(false)
+			allReady = false
+			if state.ExitCode == 0 && state.Reason != "StartError" {
+				succeeded++
+			} else {
+				failed++
+			}
+		default:
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
+			cs.Started = ptr(false)
+			allReady = false
+		}
+		st.ContainerStatuses = append(st.ContainerStatuses, cs)
+	}
+	n := len(pod.Spec.Containers)
+	switch {
+	case g.Status == eciapi.StatusFailed || (failed > 0 && failed+succeeded == n):
+		st.Phase = corev1.PodFailed
+	case g.Status == eciapi.StatusSucceeded || succeeded == n:
+		st.Phase = corev1.PodSucceeded
+	case running > 0:
+		st.Phase = corev1.PodRunning
+	default:
+		st.Phase = corev1.PodPending
+	}
+	setCondition(&st, corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue,
+		LastTransitionTime: metav1.Time{Time: w.at(g.CreationTime).Truncate(time.Second)}})
+	setReady(&st, allReady && n > 0 && st.Phase == corev1.PodRunning, w.at(g.CreationTime))
+	return st
+}
+
+func releaseTime(w wallClock, t *time.Time) string {
+	if t == nil {
+		return "soon"
+	}
+	return w.at(*t).UTC().Format(time.RFC3339)
+}
+
+// waitingStatus keeps a pod Pending with every container waiting for reason.
+func waitingStatus(pod *corev1.Pod, reason, message string) corev1.PodStatus {
+	st := *pod.Status.DeepCopy()
+	st.Phase = corev1.PodPending
+	st.ContainerStatuses = nil
+	for _, c := range pod.Spec.Containers {
+		st.ContainerStatuses = append(st.ContainerStatuses, corev1.ContainerStatus{Name: c.Name, Image: c.Image, Started: ptr(false),
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}}})
+	}
+	return st
+}
+
+// vanishedStatus fails a pod whose instance is gone, so its owner replaces it.
+func vanishedStatus(pod *corev1.Pod, now time.Time) corev1.PodStatus {
+	st := *pod.Status.DeepCopy()
+	st.Phase, st.Reason = corev1.PodFailed, ReasonInstanceVanished
+	st.Message = fmt.Sprintf("The pod's container instance no longer exists in the ECI service (noticed at %s)", now.UTC().Format(time.RFC3339))
+	setReady(&st, false, now)
+	return st
+}
+
+func setReady(st *corev1.PodStatus, ready bool, at time.Time) {
+	status := corev1.ConditionFalse
+	if ready {
+		status = corev1.ConditionTrue
+	}
+	for _, t := range []corev1.PodConditionType{corev1.ContainersReady, corev1.PodReady} {
+		setCondition(st, corev1.PodCondition{Type: t, Status: status, LastTransitionTime: metav1.Time{Time: at.Truncate(time.Second)}})
+	}
+}
+
+// setCondition sets c, keeping the transition time when the status is
+// unchanged and every other condition as it is.
+func setCondition(st *corev1.PodStatus, c corev1.PodCondition) {
+	for i := range st.Conditions {
+		if st.Conditions[i].Type != c.Type {
+			continue
+		}
+		if st.Conditions[i].Status == c.Status {
+			c.LastTransitionTime = st.Conditions[i].LastTransitionTime
+		}
+		st.Conditions[i] = c
+		return
+	}
+	st.Conditions = append(st.Conditions, c)
+}
+
+func ptr[T any](v T) *T { return &v }
