@@ -26,7 +26,9 @@ them (untainted: every pod lands on spot instances), all on 127.0.0.1 with their
 in --state-dir. Ctrl-C stops them; starting again on the same folder keeps the
 cluster's objects and the service's instances.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return runUp(cmd.Context(), streams, o, binDir, nodeName) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runUp(cmd.Context(), streams, o, binDir, nodeName)
+		},
 	}
 	o.addFlags(cmd)
 	cmd.Flags().StringVar(&nodeName, "node-name", DefaultNodeName, "name of the virtual node")

@@ -21,15 +21,14 @@ const (
 	exitsDir     = "exits"
 
 	stopFile = ".stop" // in the instance folder
-	doneFile = ".done" // in the instance folder
 
 	runningFile = "running.json" // in the container folder, from here on
 	exitFile    = "exit.json"
 	logFile     = "log"
-	workDir     = "work"
 )
 
-// specRecord is specs/<id>.json, written by Start before it starts the shims.
+// specRecord is specs/<id>.json, written by a launcher before it starts the
+// shims (or rewritten by Start, adding containers).
 type specRecord struct {
 	Containers []containerSpec `json:"containers"`
 }
@@ -181,10 +180,11 @@ func exists(path string) bool {
 }
 
 // markIfAllTerminated writes the exits marker of instance id when every
-// container of it has an exit.json. Only one caller wins the .done file, so
-// the marker is written once per instance even when its last containers end
-// together. Every container calls it after writing its own exit.json, so the
-// last one to finish always sees all of them.
+// container of it has an exit.json. Every container calls it after writing
+// its own exit.json, so the last one to finish always sees all of them. When
+// the last two finish at the same moment both may see it: the exclusive
+// create keeps one marker, but Exits may read it in between and return the id
+// twice (see Exits).
 func markIfAllTerminated(dir, id string) error {
 	spec, err := readSpec(dir, id)
 	if err != nil {
@@ -196,15 +196,10 @@ func markIfAllTerminated(dir, id string) error {
 			return nil
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(idir, doneFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	m, err := os.OpenFile(filepath.Join(dir, exitsDir, id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if errors.Is(err, fs.ErrExist) {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("marking %s done: %w", id, err)
-	}
-	_ = f.Close()
-	m, err := os.OpenFile(filepath.Join(dir, exitsDir, id), os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("writing exits marker of %s: %w", id, err)
 	}

@@ -279,7 +279,7 @@ func (h *Host) streamLog(lr *logReader, pw *io.PipeWriter, f *os.File, start int
 // ended reports whether a followed container has terminated (or was
 // removed); every 10th poll it also notices a shim that died.
 func (h *Host) ended(id, name, cdir string, poll int) bool {
-	if exists(filepath.Join(cdir, exitFile)) || !exists(h.specPath(id)) {
+	if exists(filepath.Join(cdir, exitFile)) || !h.known(id) {
 		return true
 	}
 	if poll%10 == 9 {

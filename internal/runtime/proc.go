@@ -119,7 +119,29 @@ func wait4(pid, options int) (int, syscall.WaitStatus, error) {
 type shimReaper struct {
 	once sync.Once
 	mu   sync.Mutex
-	pids map[int]func() // shim pid -> called after the shim is reaped
+	pids map[int]func(shimExit) // shim pid -> called once the shim is reaped
+}
+
+// shimExit is how a shim ended, as far as its parent knows.
+type shimExit struct {
+	status syscall.WaitStatus
+	known  bool // false if someone else reaped it
+}
+
+// failed reports whether the shim died or failed rather than returning normally.
+func (e shimExit) failed() bool {
+	return e.known && !(e.status.Exited() && e.status.ExitStatus() == 0)
+}
+
+func (e shimExit) String() string {
+	switch {
+	case !e.known:
+		return "unknown status"
+	case e.status.Signaled():
+		return "killed by " + e.status.Signal().String()
+	default:
+		return "exit status " + strconv.Itoa(e.status.ExitStatus())
+	}
 }
 
 var reaper shimReaper
@@ -127,26 +149,54 @@ var reaper shimReaper
 // start launches the reaper goroutine once.
 func (r *shimReaper) start() {
 	r.once.Do(func() {
-		r.pids = make(map[int]func())
+		r.pids = make(map[int]func(shimExit))
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGCHLD)
 		go r.loop(sigs)
 	})
 }
 
-// spawn runs fork (which returns the new pid) and registers the child with
-// onExit under the reaper's lock, so the reaper cannot see the child exit
-// before it knows it.
-func (r *shimReaper) spawn(fork func() (int, error), onExit func()) (int, error) {
+// spawn runs fork (which returns the new pid) and has onExit called once
+// the child has exited and been reaped. Forks run concurrently.
+func (r *shimReaper) spawn(fork func() (int, error), onExit func(shimExit)) (int, error) {
 	r.start()
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	pid, err := fork()
 	if err != nil {
 		return 0, err
 	}
+	r.mu.Lock()
 	r.pids[pid] = onExit
+	r.mu.Unlock()
+	// A child that exited before it was registered was skipped by the
+	// reaper, and will raise no other SIGCHLD.
+	r.reap(pid)
 	return pid, nil
+}
+
+// reap reaps pid if it has exited, and then calls its onExit; it reports
+// whether pid is gone.
+func (r *shimReaper) reap(pid int) bool {
+	got, ws, err := wait4(pid, syscall.WNOHANG)
+	switch {
+	case got == pid:
+		r.done(pid, shimExit{status: ws, known: true})
+	case errors.Is(err, syscall.ECHILD):
+		r.done(pid, shimExit{})
+	default:
+		return false
+	}
+	return true
+}
+
+// done calls the onExit of pid, once, pid having been reaped.
+func (r *shimReaper) done(pid int, e shimExit) {
+	r.mu.Lock()
+	onExit, ours := r.pids[pid]
+	delete(r.pids, pid)
+	r.mu.Unlock()
+	if ours {
+		onExit(e)
+	}
 }
 
 func (r *shimReaper) loop(sigs <-chan os.Signal) {
@@ -171,19 +221,18 @@ func (r *shimReaper) reapExited() {
 			return // ECHILD: no children at all; 0: none exited
 		}
 		r.mu.Lock()
-		onExit, ours := r.pids[pid]
-		if ours {
-			delete(r.pids, pid)
-		}
+		_, ours := r.pids[pid]
 		r.mu.Unlock()
 		if !ours {
-			// Someone else's child hides the others until its owner reaps
-			// it: look at each of ours instead.
+			// Someone else's child (or one of ours not registered yet)
+			// hides the others until it is reaped: look at each of ours
+			// instead.
 			r.sweep()
 			return
 		}
-		_, _, _ = wait4(pid, 0)
-		onExit()
+		if !r.reap(pid) {
+			return
+		}
 	}
 }
 
@@ -196,16 +245,6 @@ func (r *shimReaper) sweep() {
 	}
 	r.mu.Unlock()
 	for _, pid := range pids {
-		got, _, err := wait4(pid, syscall.WNOHANG)
-		if got != pid && !errors.Is(err, syscall.ECHILD) {
-			continue
-		}
-		r.mu.Lock()
-		onExit, ours := r.pids[pid]
-		delete(r.pids, pid)
-		r.mu.Unlock()
-		if ours {
-			onExit()
-		}
+		r.reap(pid)
 	}
 }

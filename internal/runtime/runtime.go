@@ -32,7 +32,8 @@ type Container struct {
 	// HOSTNAME=<instance id>); the server's own environment is not inherited.
 	Env []string
 	// WorkingDir is the working directory; "" means the container's own
-	// folder (<dir>/instances/<id>/<container>/work).
+	// folder, <dir>/instances/<id>/<container>, where its log and status
+	// files are too.
 	WorkingDir string
 }
 
@@ -106,7 +107,8 @@ type Runtime interface {
 	Remove(id string) error
 	// Exits returns the ids whose containers all reached Terminated since the
 	// last call (and, on the first call after New, every instance already
-	// fully terminated).
+	// fully terminated). Rarely (the last two containers of an instance
+	// ending at the same moment) an id comes twice: handle it idempotently.
 	Exits() ([]string, error)
 }
 

@@ -19,6 +19,10 @@ import (
 // defaultPath is the PATH of a container that sets none.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+// orphanPoll is how often a shim checks that its container's folder still
+// exists.
+const orphanPoll = 2 * time.Second
+
 // logDrainWait bounds how long the shim keeps copying output after the
 // container's process group is gone (a process that left the group may still
 // hold the pipe).
@@ -35,9 +39,11 @@ const logDrainWait = 2 * time.Second
 // of the instance's .stop file, or after the grace given to Start when there
 // is none.
 func RunShim(ctx context.Context, opts ShimOptions) error {
+	// Caught, not ignored: an ignored signal would stay ignored in the
+	// container, while a caught one is reset to its default action.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 	if err := validName("instance id", opts.ID); err != nil {
 		return err
 	}
@@ -106,7 +112,14 @@ func (s *shim) run(ctx context.Context, sigs <-chan os.Signal) error {
 	if s.spec, ok = spec.container(s.name); !ok {
 		return fmt.Errorf("shim for %s/%s: no such container in the spec", s.id, s.name)
 	}
-	if err := os.MkdirAll(s.cdir, 0o755); err != nil {
+	// The container folder is the claim: a second shim for the same
+	// container (a Host that relaunched it after a restart) leaves it alone.
+	if err := os.Mkdir(s.idir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("shim for %s/%s: %w", s.id, s.name, err)
+	}
+	if err := os.Mkdir(s.cdir, 0o755); errors.Is(err, fs.ErrExist) {
+		return nil
+	} else if err != nil {
 		return fmt.Errorf("shim for %s/%s: %w", s.id, s.name, err)
 	}
 	// Stopped before it started: do not start it at all.
@@ -114,18 +127,13 @@ func (s *shim) run(ctx context.Context, sigs <-chan os.Signal) error {
 		return s.finish(exitRecord{FinishedAt: time.Now(), ExitCode: 128 + int(syscall.SIGKILL), Reason: ReasonKilled,
 			Message: "the instance was stopped before the container started"})
 	}
-	logf, err := os.OpenFile(filepath.Join(s.cdir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return s.startError(128, fmt.Sprintf("opening the log: %v", err))
-	}
+	// Created on the first output: a silent container costs a file less.
+	logf := &lazyFile{path: filepath.Join(s.cdir, logFile)}
 	defer logf.Close()
 	env := containerEnv(s.id, s.spec.Env)
 	wd := s.spec.WorkingDir
 	if wd == "" {
-		wd = filepath.Join(s.cdir, workDir)
-		if err := os.Mkdir(wd, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return s.startError(128, fmt.Sprintf("creating the working directory: %v", err))
-		}
+		wd = s.cdir
 	} else if fi, err := os.Stat(wd); err != nil {
 		return s.startError(128, fmt.Sprintf("working directory: %v", err))
 	} else if !fi.IsDir() {
@@ -198,10 +206,20 @@ func (s *shim) run(ctx context.Context, sigs <-chan os.Signal) error {
 	if rec, ok, _ := readStop(s.idir); ok {
 		st.stop(rec.Deadline)
 	}
+	// A container whose folder was deleted (by hand, or a test's temporary
+	// folder) has nobody to report to: it is killed.
+	orphan := time.NewTicker(orphanPoll)
+	defer orphan.Stop()
+	orphaned := false
 	done := ctx.Done()
 loop:
 	for {
 		select {
+		case <-orphan.C:
+			if !orphaned && !exists(s.cdir) {
+				orphaned = true
+				st.kill()
+			}
 		case <-sigs:
 			st.stop(s.deadline())
 		case <-done:
@@ -242,7 +260,34 @@ loop:
 		<-copied
 	}
 	pr.Close()
+	if orphaned {
+		return nil
+	}
 	return s.finish(rec)
+}
+
+// lazyFile is a log file opened for appending on its first write.
+type lazyFile struct {
+	path string
+	f    *os.File
+	err  error
+}
+
+func (l *lazyFile) Write(p []byte) (int, error) {
+	if l.f == nil && l.err == nil {
+		l.f, l.err = os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	}
+	if l.err != nil {
+		return 0, l.err
+	}
+	return l.f.Write(p)
+}
+
+func (l *lazyFile) Close() error {
+	if l.f == nil {
+		return nil
+	}
+	return l.f.Close()
 }
 
 // writeRunning writes running.json in place: one file operation less than
