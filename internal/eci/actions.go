@@ -487,12 +487,13 @@ func (s *Service) DescribeContainerLog(ctx context.Context, req eciapi.DescribeC
 	return eciapi.DescribeContainerLogResponse{ContainerName: name, Content: string(content)}, nil
 }
 
-// OpenLog opens a container's log, following it if asked.
+// OpenLog opens a container's log, following it if asked. A deleted group's
+// log stays readable by its ID, like its Describe.
 func (s *Service) OpenLog(req eciapi.DescribeContainerLogRequest) (io.ReadCloser, string, error) {
 	s.mu.Lock()
 	g, ok := s.groups[req.ContainerGroupId]
 	s.mu.Unlock()
-	if !ok || g.Deleted {
+	if !ok {
 		return nil, "", notFound(req.ContainerGroupId)
 	}
 	name := req.ContainerName

@@ -29,6 +29,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/spoteci/spoteci/internal/catalog"
@@ -260,8 +261,16 @@ func (n *Node) group(uid types.UID) (*eciapi.ContainerGroup, wallClock) {
 	return n.groups[uid], n.clock
 }
 
-// register creates or updates the Node object.
+// register creates or updates the Node object, retrying when another writer
+// (the node lifecycle controller, the node's previous run) got in between.
 func (n *Node) register(ctx context.Context) error {
+	if err := retry.RetryOnConflict(retry.DefaultBackoff, func() error { return n.registerOnce(ctx) }); err != nil {
+		return err
+	}
+	return n.renewLease(ctx)
+}
+
+func (n *Node) registerOnce(ctx context.Context) error {
 	want := n.nodeObject()
 	nodes := n.kube.CoreV1().Nodes()
 	got, err := nodes.Get(ctx, want.Name, metav1.GetOptions{})
@@ -282,7 +291,7 @@ func (n *Node) register(ctx context.Context) error {
 	if _, err := nodes.UpdateStatus(ctx, got, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("writing status of node %s: %w", want.Name, err)
 	}
-	return n.renewLease(ctx)
+	return nil
 }
 
 // The service has no fixed size: the node offers more than any workload here
@@ -329,6 +338,10 @@ func (n *Node) conditions() []corev1.NodeCondition {
 }
 
 func (n *Node) updateNodeStatus(ctx context.Context) error {
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error { return n.updateNodeStatusOnce(ctx) })
+}
+
+func (n *Node) updateNodeStatusOnce(ctx context.Context) error {
 	node, err := n.kube.CoreV1().Nodes().Get(ctx, n.cfg.NodeName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return n.register(ctx) // someone deleted it: join again

@@ -218,7 +218,9 @@ func (n *Node) evict(ctx context.Context, pod *corev1.Pod, g *eciapi.ContainerGr
 	if p := pod.Spec.TerminationGracePeriodSeconds; p != nil {
 		grace = *p
 	}
-	grace = max(0, min(grace, int64(math.Floor(left.Seconds()))))
+	// Whole seconds that end by the release; at least 1, since 0 would
+	// delete the pod at once without stopping its containers first.
+	grace = max(1, min(grace, int64(math.Floor(left.Seconds()))))
 	ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace},
 		DeleteOptions: &metav1.DeleteOptions{GracePeriodSeconds: &grace, Preconditions: &metav1.Preconditions{UID: &pod.UID}}}
 	err := n.kube.PolicyV1().Evictions(pod.Namespace).Evict(ctx, ev)

@@ -1,0 +1,434 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	strategy = "k8s.aliyun.com/eci-spot-strategy"
+	limit    = "k8s.aliyun.com/eci-spot-price-limit"
+	duration = "k8s.aliyun.com/eci-spot-duration"
+	fallback = "k8s.aliyun.com/eci-spot-fallback"
+	specs    = "k8s.aliyun.com/eci-use-specs"
+	release  = "k8s.aliyun.com/eci-spot-release-strategy"
+)
+
+// 1. The guide's Job: Running, then Completed, and kubectl logs prints pi.
+// (bpi(1000): Debian's perl 5.36 dies in Math::BigInt::Calc at bpi(1500)
+// and above, a bug of the host's perl, not of spoteci.)
+func TestGuideJob(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	apply(t, ns, `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: pi
+spec:
+  template:
+    metadata:
+      annotations:
+        k8s.aliyun.com/eci-use-specs: ecs.c5.large,2-4Gi
+        k8s.aliyun.com/eci-spot-strategy: SpotAsPriceGo
+    spec:
+      containers:
+      - name: pi
+        image: perl
+        command: ["sh", "-c", "sleep 1; perl -Mbignum=bpi -wle 'print bpi(1000)'"]
+      restartPolicy: Never
+`)
+	eventually(t, 30*time.Second, "pi Running", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod")
+		return strings.Contains(out, "Running"), out
+	})
+	eventually(t, 60*time.Second, "pi Completed", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod")
+		return strings.Contains(out, "Completed"), out
+	})
+	if logs := kubectl(t, "-n", ns, "logs", "job/pi"); !strings.HasPrefix(logs, "3.14159265358979") {
+		t.Fatalf("kubectl logs: %q", logs)
+	}
+	eventually(t, 30*time.Second, "the Job complete", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "job", "pi")
+		return strings.Contains(out, "Complete"), out
+	})
+	g := groups(t, ns)
+	if len(g) != 1 || g[0].InstanceType != "ecs.c5.large" || g[0].SpotStrategy != "SpotAsPriceGo" {
+		t.Fatalf("instances %+v: want one ecs.c5.large SpotAsPriceGo", g)
+	}
+}
+
+// 2. Reclaim: the price goes above the limit after protection; the notice
+// shows in events and describe, the pod ends BidFailed with its message and
+// conditions, the Job controller replaces it, and the Job completes once the
+// price falls.
+func TestReclaim(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	const typ = "ecs.c7.large"
+	setPrice(t, typ, "0.1")
+	apply(t, ns, job("work", map[string]string{specs: typ, strategy: "SpotWithPriceLimit", limit: "0.2", duration: "0"},
+		"echo started; sleep 8", ""))
+	var first pod
+	eventually(t, 30*time.Second, "first pod Running", func() (bool, string) {
+		ps := pods(t, ns, "job-name=work")
+		if len(ps) == 1 && ps[0].Status.Phase == "Running" {
+			first = ps[0]
+			return true, ""
+		}
+		return false, kubectl(t, "-n", ns, "get", "pod")
+	})
+	setPrice(t, typ, "0.5")
+	eventually(t, 30*time.Second, "BidFailed in kubectl get pod", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod", first.Metadata.Name)
+		return strings.Contains(out, "BidFailed"), out
+	})
+	events := kubectl(t, "-n", ns, "get", "events")
+	if !strings.Contains(events, "SpotToBeReleased") || !strings.Contains(events, "Spot ECI will be released in 5 minutes") {
+		t.Errorf("kubectl get events:\n%s", events)
+	}
+	describe := kubectl(t, "-n", ns, "describe", "pod", first.Metadata.Name)
+	// kubectl 1.37 shows only the source component ("kubelet"); the guide's
+	// older kubectl also showed the host, which the event carries ("eci").
+	if !strings.Contains(describe, "Warning  SpotToBeReleased") || !strings.Contains(describe, "kubelet  ") {
+		t.Errorf("kubectl describe pod lacks the warning from the kubelet:\n%s", describe)
+	}
+	host := kubectl(t, "-n", ns, "get", "events", "--field-selector", "reason=SpotToBeReleased", "-o", "jsonpath={.items[0].source.host}")
+	if host != "eci" {
+		t.Errorf("event source host %q, want eci", host)
+	}
+	p := pods(t, ns, "job-name=work")
+	var failed pod
+	for _, x := range p {
+		if x.Metadata.Name == first.Metadata.Name {
+			failed = x
+		}
+	}
+	if failed.Status.Phase != "Failed" || failed.Status.Reason != "BidFailed" ||
+		!strings.HasPrefix(failed.Status.Message, "The pod is a spot instance, and has been released at ") {
+		t.Errorf("status %s %s %q", failed.Status.Phase, failed.Status.Reason, failed.Status.Message)
+	}
+	if s, r := failed.condition("DisruptionTarget"); s != "True" || r != "BidFailed" {
+		t.Errorf("DisruptionTarget %s/%s, want True/BidFailed", s, r)
+	}
+	if s, _ := failed.condition("ContainerInstanceExpired"); s != "True" {
+		t.Errorf("ContainerInstanceExpired %s, want True", s)
+	}
+	// The replacement comes from the Job controller; it waits while the price
+	// is above its limit, and runs to completion when the price falls.
+	eventually(t, 60*time.Second, "a replacement pod", func() (bool, string) {
+		return len(pods(t, ns, "job-name=work")) >= 2, kubectl(t, "-n", ns, "get", "pod")
+	})
+	setPrice(t, typ, "0.1")
+	eventually(t, 60*time.Second, "the Job completes after the price falls", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "job", "work", "-o", "jsonpath={.status.conditions[*].type}")
+		return strings.Contains(out, "Complete"), out + "\n" + kubectl(t, "-n", ns, "get", "pod")
+	})
+}
+
+// 3. Protection: nothing is released during the protection period, even with
+// the price above the limit; with eci-spot-duration "0" the first check does.
+func TestProtection(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	setPrice(t, "ecs.g7.large", "0.1")
+	setPrice(t, "ecs.g7nex.large", "0.1")
+	apply(t, ns, job("protected", map[string]string{specs: "ecs.g7.large", strategy: "SpotWithPriceLimit", limit: "0.2"}, loop, ""))
+	apply(t, ns, job("bare", map[string]string{specs: "ecs.g7nex.large", strategy: "SpotWithPriceLimit", limit: "0.2", duration: "0"}, loop, ""))
+	for _, j := range []string{"protected", "bare"} {
+		eventually(t, 30*time.Second, j+" Running", func() (bool, string) {
+			ps := pods(t, ns, "job-name="+j)
+			return len(ps) == 1 && ps[0].Status.Phase == "Running", kubectl(t, "-n", ns, "get", "pod")
+		})
+	}
+	setPrice(t, "ecs.g7.large", "0.5")
+	setPrice(t, "ecs.g7nex.large", "0.5")
+	changed := time.Now()
+	eventually(t, 20*time.Second, "the unprotected pod released at its first check", func() (bool, string) {
+		ps := pods(t, ns, "job-name=bare")
+		return len(ps) > 0 && ps[0].Status.Reason == "BidFailed", kubectl(t, "-n", ns, "get", "pod")
+	})
+	// An hour of protection is 15 s here: most of it is still ahead.
+	if ps := pods(t, ns, "job-name=protected"); ps[0].Status.Phase != "Running" {
+		t.Fatalf("protected pod %s %s before its protection ended", ps[0].Status.Phase, ps[0].Status.Reason)
+	}
+	g := groups(t, ns)
+	for _, x := range g {
+		if x.InstanceType != "ecs.g7.large" {
+			continue
+		}
+		if x.NoticeTime != nil && x.NoticeTime.Before(x.ProtectionEnd) {
+			t.Fatalf("notice %v before the end of protection %v", x.NoticeTime, x.ProtectionEnd)
+		}
+	}
+	eventually(t, 40*time.Second, "the protected pod released after its protection", func() (bool, string) {
+		ps := pods(t, ns, "job-name=protected")
+		return ps[0].Status.Reason == "BidFailed", kubectl(t, "-n", ns, "get", "pod")
+	})
+	if wall := time.Since(changed); wall < 8*time.Second {
+		t.Errorf("released %v after the price change: within the hour of protection (15 s)", wall)
+	}
+}
+
+// 4. Fallback: no stock with fallback runs pay-as-you-go (SpotDegraded),
+// never reclaimed; without fallback the pod waits with a Warning event and
+// runs when stock returns.
+func TestFallback(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	setStock(t, "ecs.r7.large", 0)
+	setStock(t, "ecs.r5.large", 0)
+	apply(t, ns, job("degraded", map[string]string{specs: "ecs.r7.large", strategy: "SpotAsPriceGo", fallback: "true", duration: "0"}, loop, ""))
+	apply(t, ns, job("waiting", map[string]string{specs: "ecs.r5.large", strategy: "SpotAsPriceGo", duration: "0"}, loop, ""))
+	eventually(t, 30*time.Second, "the degraded pod Running", func() (bool, string) {
+		ps := pods(t, ns, "job-name=degraded")
+		return len(ps) == 1 && ps[0].Status.Phase == "Running", kubectl(t, "-n", ns, "get", "pod")
+	})
+	eventually(t, 30*time.Second, "SpotDegraded and the stock warning", func() (bool, string) {
+		ev := kubectl(t, "-n", ns, "get", "events")
+		return strings.Contains(ev, "SpotDegraded") && strings.Contains(ev, "SpotStockInsufficient"), ev
+	})
+	if ps := pods(t, ns, "job-name=waiting"); ps[0].Status.Phase != "Pending" {
+		t.Fatalf("pod without fallback is %s while there is no stock", ps[0].Status.Phase)
+	}
+	for _, g := range groups(t, ns) {
+		if !g.Degraded || g.SpotStrategy != "SpotAsPriceGo" {
+			t.Fatalf("instance %s degraded=%v: only the degraded one may exist", g.ContainerGroupName, g.Degraded)
+		}
+	}
+	setStock(t, "ecs.r5.large", 10)
+	setPrice(t, "ecs.r7.large", "99") // a pay-as-you-go instance ignores the market
+	eventually(t, 30*time.Second, "the waiting pod runs when stock returns", func() (bool, string) {
+		ps := pods(t, ns, "job-name=waiting")
+		return ps[0].Status.Phase == "Running", kubectl(t, "-n", ns, "get", "pod")
+	})
+	time.Sleep(3 * time.Second) // a few checks (5 market minutes = 1.25 s)
+	if ps := pods(t, ns, "job-name=degraded"); ps[0].Status.Phase != "Running" {
+		t.Fatalf("the pay-as-you-go pod was reclaimed: %s %s", ps[0].Status.Phase, ps[0].Status.Reason)
+	}
+}
+
+// 5. podFailurePolicy Ignore on DisruptionTarget with backoffLimit 0: three
+// reclaims do not fail the Job, which then succeeds.
+func TestPodFailurePolicySurvivesReclaims(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	const typ = "ecs.c8a.large"
+	setPrice(t, typ, "0.1")
+	policy := "  backoffLimit: 0\n  podFailurePolicy:\n    rules:\n    - action: Ignore\n      onPodConditions:\n      - type: DisruptionTarget\n"
+	// The work takes 6 s: a reclaim at a check (every 1.25 s) cuts it short.
+	apply(t, ns, job("resilient", map[string]string{specs: typ, strategy: "SpotWithPriceLimit", limit: "0.2", duration: "0"}, "sleep 6", policy))
+	for i := 1; i <= 3; i++ {
+		eventually(t, 120*time.Second, fmt.Sprintf("attempt %d Running", i), func() (bool, string) {
+			running := 0
+			for _, p := range pods(t, ns, "job-name=resilient") {
+				if p.Status.Phase == "Running" {
+					running++
+				}
+			}
+			return running == 1, kubectl(t, "-n", ns, "get", "pod")
+		})
+		setPrice(t, typ, "0.5")
+		eventually(t, 30*time.Second, fmt.Sprintf("reclaim %d", i), func() (bool, string) {
+			n := 0
+			for _, p := range pods(t, ns, "job-name=resilient") {
+				if p.Status.Reason == "BidFailed" {
+					n++
+				}
+			}
+			return n == i, kubectl(t, "-n", ns, "get", "pod")
+		})
+		setPrice(t, typ, "0.1")
+	}
+	setPrice(t, typ, "0.1")
+	eventually(t, 180*time.Second, "the Job completes", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "job", "resilient", "-o", "jsonpath={.status.conditions[*].type}")
+		return strings.Contains(out, "Complete"), out + "\n" + kubectl(t, "-n", ns, "get", "pod")
+	})
+}
+
+// 6. api-evict: the node evicts the pod at the notice; a blocking budget is
+// named in a Warning event and the release still comes on time; the
+// container gets SIGTERM and writes it to its log.
+func TestAPIEvict(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	const typ = "ecs.c8i.large"
+	setPrice(t, typ, "0.1")
+	ann := map[string]string{specs: typ, strategy: "SpotWithPriceLimit", limit: "0.2", duration: "0", release: "api-evict"}
+	apply(t, ns, job("evicted", ann, loop, ""))
+	eventually(t, 30*time.Second, "pod Running", func() (bool, string) {
+		ps := pods(t, ns, "job-name=evicted")
+		return len(ps) == 1 && ps[0].Status.Phase == "Running", kubectl(t, "-n", ns, "get", "pod")
+	})
+	name := pods(t, ns, "job-name=evicted")[0].Metadata.Name
+	setPrice(t, typ, "0.5")
+	// Evicted: the pod is deleted through the Eviction API; its instance is
+	// deleted with the grace period and the container reports SIGTERM.
+	eventually(t, 30*time.Second, "the pod evicted", func() (bool, string) {
+		out, err := kubectlErr("-n", ns, "get", "pod", name)
+		return err != nil && strings.Contains(out, "NotFound"), out
+	})
+	for _, g := range allGroups(t, ns) {
+		if g.ContainerGroupName == ns+"-"+name && g.Status != "Deleted" && g.Status != "Expired" {
+			t.Errorf("instance of the evicted pod is %s", g.Status)
+		}
+	}
+	if log := groupLog(t, ns, name); !strings.Contains(log, "got SIGTERM") {
+		t.Errorf("container log %q: no SIGTERM", log)
+	}
+
+	// With a budget that allows no disruption the eviction is refused: the
+	// node says so, and the release comes anyway.
+	setPrice(t, "ecs.g8y.large", "0.1")
+	ann[specs] = "ecs.g8y.large"
+	apply(t, ns, job("guarded", ann, loop, ""))
+	apply(t, ns, `apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: keep-guarded
+spec:
+  minAvailable: 1
+  selector:
+    matchLabels:
+      job-name: guarded
+`)
+	eventually(t, 30*time.Second, "guarded Running", func() (bool, string) {
+		ps := pods(t, ns, "job-name=guarded")
+		return len(ps) == 1 && ps[0].Status.Phase == "Running", kubectl(t, "-n", ns, "get", "pod,pdb")
+	})
+	eventually(t, 30*time.Second, "the budget allows no disruption", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pdb", "keep-guarded", "-o", "jsonpath={.status.disruptionsAllowed}/{.status.currentHealthy}")
+		return out == "0/1", out
+	})
+	setPrice(t, "ecs.g8y.large", "0.5")
+	eventually(t, 30*time.Second, "BidFailed despite the budget", func() (bool, string) {
+		ps := pods(t, ns, "job-name=guarded")
+		return ps[0].Status.Reason == "BidFailed", kubectl(t, "-n", ns, "get", "pod")
+	})
+	ev := kubectl(t, "-n", ns, "get", "events", "--field-selector", "reason=SpotEvictionBlocked")
+	if !strings.Contains(ev, "keep-guarded") {
+		t.Errorf("no Warning naming the budget:\n%s", ev)
+	}
+}
+
+// 7. Annotations are read once: editing them later changes nothing; each
+// invalid annotation of SPEC section 2 gives its Warning event and the pod
+// does not run.
+func TestAnnotations(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	setPrice(t, "ecs.g8a.large", "0.1")
+	apply(t, ns, podManifest("edited", map[string]string{specs: "ecs.g8a.large", strategy: "SpotWithPriceLimit", limit: "0.2"}))
+	eventually(t, 30*time.Second, "edited Running", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod", "edited")
+		return strings.Contains(out, "Running"), out
+	})
+	kubectl(t, "-n", ns, "annotate", "pod", "edited", "--overwrite", limit+"=0.001", strategy+"=SpotAsPriceGo")
+	time.Sleep(2 * time.Second)
+	g := groups(t, ns)
+	if len(g) != 1 || g[0].SpotPriceLimit != 0.2 || g[0].SpotStrategy != "SpotWithPriceLimit" || g[0].Status != "Running" {
+		t.Fatalf("after editing the annotations: %+v", g)
+	}
+	cases := []struct {
+		name       string
+		ann        map[string]string
+		annotation string
+		value      string
+	}{
+		{"strategy", map[string]string{strategy: "SpotCheapest"}, strategy, "SpotCheapest"},
+		{"limit-without-strategy", map[string]string{strategy: "SpotAsPriceGo", limit: "0.5"}, limit, "0.5"},
+		{"limit-4-decimals", map[string]string{strategy: "SpotWithPriceLimit", limit: "0.2555"}, limit, "0.2555"},
+		{"negative-duration", map[string]string{strategy: "SpotAsPriceGo", duration: "-1"}, duration, "-1"},
+		{"unknown-type", map[string]string{strategy: "SpotAsPriceGo", specs: "ecs.nope.large"}, specs, "ecs.nope.large"},
+		{"malformed-spec", map[string]string{strategy: "SpotAsPriceGo", specs: "2-4G"}, specs, "2-4G"},
+	}
+	for _, c := range cases {
+		apply(t, ns, podManifest("bad-"+c.name, c.ann))
+	}
+	for _, c := range cases {
+		eventually(t, 30*time.Second, "event for "+c.name, func() (bool, string) {
+			ev := kubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.name=bad-"+c.name+",reason=InvalidAnnotation", "-o", "jsonpath={.items[*].message}")
+			return strings.Contains(ev, c.annotation) && strings.Contains(ev, `"`+c.value+`"`), ev
+		})
+	}
+	if n := len(groups(t, ns)); n != 1 {
+		t.Fatalf("%d instances: a pod with an invalid annotation got one", n)
+	}
+	if out := kubectl(t, "-n", ns, "get", "pod", "bad-strategy"); !strings.Contains(out, "InvalidAnnotation") {
+		t.Errorf("kubectl get pod:\n%s", out)
+	}
+}
+
+// 8. Deleting the pod deletes its instance; restarting the node creates no
+// duplicate and statuses catch up; restarting the service keeps pods running.
+func TestDeleteAndRestarts(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	setPrice(t, "ecs.g8i.large", "0.1")
+	ann := map[string]string{specs: "ecs.g8i.large", strategy: "SpotWithPriceLimit", limit: "0.2"}
+	apply(t, ns, podManifest("deleted", ann))
+	apply(t, ns, podManifest("kept", ann))
+	for _, name := range []string{"deleted", "kept"} {
+		eventually(t, 30*time.Second, name+" Running", func() (bool, string) {
+			out := kubectl(t, "-n", ns, "get", "pod", name)
+			return strings.Contains(out, "Running"), out
+		})
+	}
+	kubectl(t, "-n", ns, "delete", "pod", "deleted", "--wait=true", "--timeout=30s")
+	if log := groupLog(t, ns, "deleted"); !strings.Contains(log, "got SIGTERM") {
+		t.Errorf("deleted pod's container log %q: no SIGTERM", log)
+	}
+	if g := groups(t, ns); len(g) != 1 || g[0].ContainerGroupName != ns+"-kept" {
+		t.Fatalf("after deleting a pod the live instances are %+v", g)
+	}
+
+	// The node goes away; a pod is created and one ends meanwhile; the node
+	// comes back and catches up without duplicates.
+	env.node.stop()
+	apply(t, ns, podManifest("while-away", ann))
+	env.node = startNode()
+	eventually(t, 30*time.Second, "while-away Running after the node's restart", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod", "while-away")
+		return strings.Contains(out, "Running"), out
+	})
+	env.node.stop()
+	env.node = startNode()
+	time.Sleep(2 * time.Second)
+	if g := groups(t, ns); len(g) != 2 {
+		t.Fatalf("%d live instances after two node restarts, want 2 (no duplicate)", len(g))
+	}
+
+	// The service restarts; its containers run on and the pods stay Running.
+	before := groupLog(t, ns, "kept")
+	env.server.stop()
+	env.server = startServer()
+	eventually(t, 30*time.Second, "the kept container logs on after the service restart", func() (bool, string) {
+		return len(groupLog(t, ns, "kept")) > len(before), ""
+	})
+	if out := kubectl(t, "-n", ns, "get", "pod", "kept"); !strings.Contains(out, "Running") {
+		t.Fatalf("after the service restart:\n%s", out)
+	}
+}
+
+func podManifest(name string, annotations map[string]string) string {
+	var ann strings.Builder
+	for k, v := range annotations {
+		fmt.Fprintf(&ann, "    %s: %q\n", k, v)
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+  annotations:
+%sspec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", %q]
+  restartPolicy: Never
+`, name, ann.String(), loop)
+}

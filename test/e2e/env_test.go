@@ -1,0 +1,320 @@
+// Package e2e runs spoteci as a user does: a real control plane, the ECI
+// service and the virtual node as separate processes, driven through the
+// real kubectl built by `make kube` and the spoteci CLI.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spoteci/spoteci/internal/cluster"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+// scale makes a market hour 15 wall seconds and the 5-minute checks and
+// notice 1.25 s: long enough for the node to act inside the notice window.
+const scale = 240
+
+// env is the one environment all tests share; each test has its own
+// namespace and its own instance types, so their prices do not collide.
+var env struct {
+	bin, spoteci, state, kubeconfig string
+	cluster                         *cluster.Cluster
+	server, node                    *process
+	skip                            string
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	root, _ := filepath.Abs("../..")
+	env.bin = filepath.Join(root, "bin")
+	for _, b := range append(cluster.Binaries, "kubectl") {
+		if _, err := os.Stat(filepath.Join(env.bin, b)); err != nil {
+			env.skip = fmt.Sprintf("bin/%s is missing: build the control plane with `make kube`", b)
+			return m.Run()
+		}
+	}
+	tmp, err := os.MkdirTemp("", "spoteci-e2e")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(tmp)
+	env.spoteci = filepath.Join(tmp, "spoteci")
+	build := exec.Command("go", "build", "-o", env.spoteci, "github.com/spoteci/spoteci/cmd/spoteci")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		panic("building spoteci: " + err.Error())
+	}
+	ctx := context.Background()
+	c, err := cluster.Start(ctx, cluster.Config{StateDir: filepath.Join(tmp, "kube"), BinDir: env.bin})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Stop(ctx)
+	env.cluster, env.kubeconfig = c, c.Kubeconfig()
+	env.state = filepath.Join(tmp, "eci")
+	env.server = startServer()
+	defer env.server.stop()
+	env.node = startNode()
+	defer env.node.stop()
+	return m.Run()
+}
+
+// process is a spoteci subprocess with its output kept for failures.
+type process struct {
+	cmd  *exec.Cmd
+	logs *bytes.Buffer
+}
+
+func start(args ...string) *process {
+	p := &process{cmd: exec.Command(env.spoteci, args...), logs: &bytes.Buffer{}}
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		panic(err)
+	}
+	return p
+}
+
+func (p *process) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
+}
+
+func startServer() *process {
+	os.Remove(filepath.Join(env.state, eciapi.InfoFile))
+	p := start("server", "--state-dir", env.state, "--time-scale", fmt.Sprint(scale))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := eciapi.ReadServerInfo(env.state); err == nil {
+			return p
+		}
+		if time.Now().After(deadline) {
+			panic("the ECI service did not start:\n" + p.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startNode() *process {
+	return start("node", "--kubeconfig", env.kubeconfig, "--state-dir", env.state, "--taint=false")
+}
+
+func skipWithoutCluster(t *testing.T) {
+	t.Helper()
+	if env.skip != "" {
+		t.Skip(env.skip)
+	}
+}
+
+// kubectl runs the real kubectl against the test cluster.
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := kubectlErr(args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func kubectlErr(args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(env.bin, "kubectl"), append([]string{"--kubeconfig", env.kubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// spoteci runs the spoteci CLI against the test service.
+func spoteci(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(env.spoteci, append(args, "--state-dir", env.state)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("spoteci %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func setPrice(t *testing.T, typ, price string) { spoteci(t, "market", "set", "--type", typ, "--price", price) }
+
+func setStock(t *testing.T, typ string, stock int) {
+	spoteci(t, "market", "set", "--type", typ, "--stock", fmt.Sprint(stock))
+}
+
+// namespace makes a namespace for the test and deletes it after.
+func namespace(t *testing.T) string {
+	t.Helper()
+	ns := strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	ns = strings.ReplaceAll(ns, "_", "-")
+	if len(ns) > 50 {
+		ns = ns[:50]
+	}
+	kubectl(t, "create", "namespace", ns)
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := kubectlErr("-n", ns, "get", "pods,events", "-o", "wide")
+			t.Logf("namespace %s:\n%s\nnode log tail:\n%s", ns, out, tail(env.node.logs.String(), 3000))
+		}
+		kubectlErr("delete", "namespace", ns, "--wait=false")
+	})
+	return ns
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func apply(t *testing.T, ns, manifest string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(env.bin, "kubectl"), "--kubeconfig", env.kubeconfig, "-n", ns, "apply", "-f", "-")
+	cmd.Stdin = strings.NewReader(manifest)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s\n%s", err, out, manifest)
+	}
+}
+
+// eventually polls cond every 200 ms until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v; last seen:\n%s", what, timeout, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// pod is the part of a pod the tests read.
+type pod struct {
+	Metadata struct {
+		Name, UID   string
+		Annotations map[string]string
+	}
+	Status struct {
+		Phase, Reason, Message string
+		Conditions             []struct{ Type, Status, Reason, Message string }
+		ContainerStatuses      []struct {
+			Name  string
+			Ready bool
+			State map[string]json.RawMessage
+		}
+	}
+}
+
+func (p pod) condition(typ string) (status, reason string) {
+	for _, c := range p.Status.Conditions {
+		if c.Type == typ {
+			return c.Status, c.Reason
+		}
+	}
+	return "", ""
+}
+
+func pods(t *testing.T, ns, selector string) []pod {
+	t.Helper()
+	var list struct{ Items []pod }
+	if err := json.Unmarshal([]byte(kubectl(t, "-n", ns, "get", "pods", "-l", selector, "-o", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+func eciClient(t *testing.T) *eciapi.Client {
+	t.Helper()
+	info, err := eciapi.ReadServerInfo(env.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &eciapi.Client{Endpoint: info.Endpoint, Token: info.Token}
+}
+
+// groups lists the service's live instances of a namespace.
+func groups(t *testing.T, ns string) []eciapi.ContainerGroup {
+	t.Helper()
+	resp, err := eciClient(t).DescribeContainerGroups(context.Background(), eciapi.DescribeContainerGroupsRequest{Tags: []eciapi.Tag{{Key: "spoteci.io/namespace", Value: ns}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.ContainerGroups
+}
+
+// allGroups lists every instance of a namespace, deleted ones too, from the bill.
+func allGroups(t *testing.T, ns string) []eciapi.BillItem {
+	t.Helper()
+	bill, err := eciClient(t).DescribeBill(context.Background(), eciapi.DescribeBillRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []eciapi.BillItem
+	for _, it := range bill.Items {
+		if strings.HasPrefix(it.ContainerGroupName, ns+"-") {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// groupLog is the container log of the (newest) instance of pod ns/name.
+func groupLog(t *testing.T, ns, name string) string {
+	t.Helper()
+	for _, it := range allGroups(t, ns) {
+		if it.ContainerGroupName == ns+"-"+name {
+			resp, err := eciClient(t).DescribeContainerLog(context.Background(), eciapi.DescribeContainerLogRequest{ContainerGroupId: it.ContainerGroupId})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp.Content
+		}
+	}
+	t.Fatalf("no instance for pod %s/%s", ns, name)
+	return ""
+}
+
+// job renders a Job whose pods carry annotations and run command.
+func job(name string, annotations map[string]string, command string, extraSpec string) string {
+	var ann strings.Builder
+	for k, v := range annotations {
+		fmt.Fprintf(&ann, "        %s: %q\n", k, v)
+	}
+	return fmt.Sprintf(`apiVersion: batch/v1
+kind: Job
+metadata:
+  name: %s
+spec:
+%s  template:
+    metadata:
+      annotations:
+%s    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: main
+        image: busybox
+        command: ["sh", "-c", %q]
+      restartPolicy: Never
+`, name, extraSpec, ann.String(), command)
+}
+
+// loop is a container that says it started, then works until SIGTERM, which
+// it reports in its log.
+const loop = `echo started; trap 'echo got SIGTERM; exit 0' TERM; while :; do sleep 0.1; done`
