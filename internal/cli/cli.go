@@ -37,6 +37,7 @@ func newRoot(streams Streams) *cobra.Command {
 		newUpCommand(streams),
 		newServerCommand(streams),
 		newNodeCommand(streams),
+		newDemoCommand(streams),
 		newMarketCommand(streams),
 		newInstancesCommand(streams),
 		newDescribeCommand(streams),
@@ -46,6 +47,7 @@ func newRoot(streams Streams) *cobra.Command {
 		newBillCommand(streams),
 		newPriceCommand(streams),
 		newShimCommand(streams),
+		newSimCommand(streams),
 	)
 	return root
 }

@@ -49,18 +49,7 @@ func defaultBinDir() string {
 func runUp(ctx context.Context, streams Streams, o *serverOptions, binDir, nodeName string) error {
 	log := slog.New(slog.NewTextHandler(streams.ErrOut, nil))
 	started := time.Now()
-	kube, err := cluster.Start(ctx, cluster.Config{StateDir: o.stateDir, BinDir: binDir, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		stop, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := kube.Stop(stop); err != nil {
-			log.Error("stopping the control plane", "err", err)
-		}
-	}()
-	rs, err := startService(ctx, log, o)
+	st, err := startStack(ctx, log, o, binDir, nodeName)
 	if err != nil {
 		return err
 	}
@@ -71,31 +60,72 @@ Try:
   %s --kubeconfig %s get nodes,pods -A
   %s market prices --state-dir %s --type ecs.c5.large
 Ctrl-C stops everything.
-`, time.Since(started).Seconds(), kube.Kubeconfig(), rs.info.Endpoint, filepath.Join(o.stateDir, "eci.json"),
-		filepath.Join(binDir, "kubectl"), kube.Kubeconfig(), os.Args[0], o.stateDir)
+`, time.Since(started).Seconds(), st.kube.Kubeconfig(), st.service.info.Endpoint, filepath.Join(o.stateDir, "eci.json"),
+		filepath.Join(binDir, "kubectl"), st.kube.Kubeconfig(), os.Args[0], o.stateDir)
+	return st.wait(ctx)
+}
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- rs.run(runCtx) }()
-	nodeDone := make(chan error, 1)
+// stack is everything spoteci up runs: the control plane, the ECI service
+// and the virtual node.
+type stack struct {
+	log           *slog.Logger
+	kube          *cluster.Cluster
+	service       *runningService
+	cancel        context.CancelFunc
+	served, noded chan error
+}
+
+func startStack(ctx context.Context, log *slog.Logger, o *serverOptions, binDir, nodeName string) (*stack, error) {
+	kube, err := cluster.Start(ctx, cluster.Config{StateDir: o.stateDir, BinDir: binDir, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	st := &stack{log: log, kube: kube, served: make(chan error, 1), noded: make(chan error, 1)}
+	if st.service, err = startService(ctx, log, o); err != nil {
+		st.stopKube()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	st.cancel = cancel
+	go func() { st.served <- st.service.run(runCtx) }()
 	node := &nodeOptions{kubeconfig: kube.Kubeconfig(), nodeName: nodeName, kubeletListen: "127.0.0.1:0"}
 	go func() {
-		nodeDone <- runNode(runCtx, log, node, &eciapi.Client{Endpoint: rs.info.Endpoint, Token: rs.info.Token})
+		st.noded <- runNode(runCtx, log, node, &eciapi.Client{Endpoint: st.service.info.Endpoint, Token: st.service.info.Token})
 	}()
+	return st, nil
+}
+
+// wait runs until ctx ends or a part fails, then stops everything.
+func (st *stack) wait(ctx context.Context) error {
+	var err error
 	select {
-	case err = <-kube.Wait():
+	case <-ctx.Done():
+	case err = <-st.kube.Wait():
 		err = fmt.Errorf("the control plane stopped: %w", err)
-	case err = <-served:
-		cancel()
-		<-nodeDone
-		return err
-	case err = <-nodeDone:
+	case err = <-st.served:
+		st.served <- err
+	case err = <-st.noded:
 		if err != nil {
 			err = fmt.Errorf("the virtual node stopped: %w", err)
 		}
+		st.noded <- err
 	}
-	cancel()
-	<-served
+	st.stop()
 	return err
+}
+
+// stop stops the node and the service, then the control plane.
+func (st *stack) stop() {
+	st.cancel()
+	<-st.noded
+	<-st.served
+	st.stopKube()
+}
+
+func (st *stack) stopKube() {
+	stop, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := st.kube.Stop(stop); err != nil {
+		st.log.Error("stopping the control plane", "err", err)
+	}
 }
