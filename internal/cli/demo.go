@@ -119,15 +119,23 @@ func runDemo(ctx context.Context, streams Streams, binDir, stateDir string, scal
 	}
 	d.run("get", "events", "--field-selector", "reason=SpotToBeReleased")
 	d.run("get", "pod")
-	d.say("The reclaimed pod is kept (Failed, BidFailed, DisruptionTarget); the Job controller made the replacement, which lands where there is stock")
+	d.say("The reclaimed pod is kept: Failed, reason BidFailed, condition DisruptionTarget")
 	d.run("get", "pod", "-o", "custom-columns=NAME:.metadata.name,PHASE:.status.phase,REASON:.status.reason,MESSAGE:.status.message")
+	d.say("The Job controller replaces it (after its failure back-off of about 10 s); the replacement lands where there is stock")
+	if err := d.waitFor(ctx, time.Minute, func() bool {
+		return strings.Count(d.quiet("get", "pod", "--no-headers"), "\n") >= 2 && strings.Contains(d.quiet("get", "pod"), "Running")
+	}); err != nil {
+		return err
+	}
+	d.run("get", "pod")
 	if err := d.waitFor(ctx, 3*time.Minute, func() bool { return strings.Contains(d.quiet("get", "job", "pi"), "Complete") }); err != nil {
 		return err
 	}
 	d.say("The Job completes")
 	d.run("get", "job,pod")
-	out := d.quiet("logs", "job/pi")
-	fmt.Fprintf(d.out, "  $ kubectl logs job/pi\n  %s...\n", strings.TrimSpace(out)[:min(60, len(strings.TrimSpace(out)))])
+	done := strings.TrimSpace(d.quiet("get", "pod", "--field-selector", "status.phase=Succeeded", "-o", "name"))
+	out := strings.TrimSpace(d.quiet("logs", done))
+	fmt.Fprintf(d.out, "  $ kubectl logs %s\n    %s...\n", done, out[:min(60, len(out))])
 	d.say("The bill: per second, the purchase price during protection, the market price after")
 	bill, err := d.eci.DescribeBill(ctx, eciapi.DescribeBillRequest{})
 	if err != nil {
