@@ -112,7 +112,7 @@ func startNode() *process {
 	return start("node", "--kubeconfig", env.kubeconfig, "--state-dir", env.state, "--taint=false")
 }
 
-func skipWithoutCluster(t *testing.T) {
+func skipWithoutCluster(t testing.TB) {
 	t.Helper()
 	if env.skip != "" {
 		t.Skip(env.skip)
@@ -120,7 +120,7 @@ func skipWithoutCluster(t *testing.T) {
 }
 
 // kubectl runs the real kubectl against the test cluster.
-func kubectl(t *testing.T, args ...string) string {
+func kubectl(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := kubectlErr(args...)
 	if err != nil {
@@ -136,7 +136,7 @@ func kubectlErr(args ...string) (string, error) {
 }
 
 // spoteci runs the spoteci CLI against the test service.
-func spoteci(t *testing.T, args ...string) string {
+func spoteci(t testing.TB, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(env.spoteci, append(args, "--state-dir", env.state)...)
 	out, err := cmd.CombinedOutput()
@@ -146,14 +146,16 @@ func spoteci(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-func setPrice(t *testing.T, typ, price string) { spoteci(t, "market", "set", "--type", typ, "--price", price) }
+func setPrice(t testing.TB, typ, price string) {
+	spoteci(t, "market", "set", "--type", typ, "--price", price)
+}
 
-func setStock(t *testing.T, typ string, stock int) {
+func setStock(t testing.TB, typ string, stock int) {
 	spoteci(t, "market", "set", "--type", typ, "--stock", fmt.Sprint(stock))
 }
 
 // namespace makes a namespace for the test and deletes it after.
-func namespace(t *testing.T) string {
+func namespace(t testing.TB) string {
 	t.Helper()
 	ns := strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
 	ns = strings.ReplaceAll(ns, "_", "-")
@@ -178,7 +180,7 @@ func tail(s string, n int) string {
 	return s
 }
 
-func apply(t *testing.T, ns, manifest string) {
+func apply(t testing.TB, ns, manifest string) {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(env.bin, "kubectl"), "--kubeconfig", env.kubeconfig, "-n", ns, "apply", "-f", "-")
 	cmd.Stdin = strings.NewReader(manifest)
@@ -188,7 +190,7 @@ func apply(t *testing.T, ns, manifest string) {
 }
 
 // eventually polls cond every 200 ms until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""
@@ -231,7 +233,7 @@ func (p pod) condition(typ string) (status, reason string) {
 	return "", ""
 }
 
-func pods(t *testing.T, ns, selector string) []pod {
+func pods(t testing.TB, ns, selector string) []pod {
 	t.Helper()
 	var list struct{ Items []pod }
 	if err := json.Unmarshal([]byte(kubectl(t, "-n", ns, "get", "pods", "-l", selector, "-o", "json")), &list); err != nil {
@@ -240,7 +242,7 @@ func pods(t *testing.T, ns, selector string) []pod {
 	return list.Items
 }
 
-func eciClient(t *testing.T) *eciapi.Client {
+func eciClient(t testing.TB) *eciapi.Client {
 	t.Helper()
 	info, err := eciapi.ReadServerInfo(env.state)
 	if err != nil {
@@ -250,7 +252,7 @@ func eciClient(t *testing.T) *eciapi.Client {
 }
 
 // groups lists the service's live instances of a namespace.
-func groups(t *testing.T, ns string) []eciapi.ContainerGroup {
+func groups(t testing.TB, ns string) []eciapi.ContainerGroup {
 	t.Helper()
 	resp, err := eciClient(t).DescribeContainerGroups(context.Background(), eciapi.DescribeContainerGroupsRequest{Tags: []eciapi.Tag{{Key: "spoteci.io/namespace", Value: ns}}})
 	if err != nil {
@@ -260,7 +262,7 @@ func groups(t *testing.T, ns string) []eciapi.ContainerGroup {
 }
 
 // allGroups lists every instance of a namespace, deleted ones too, from the bill.
-func allGroups(t *testing.T, ns string) []eciapi.BillItem {
+func allGroups(t testing.TB, ns string) []eciapi.BillItem {
 	t.Helper()
 	bill, err := eciClient(t).DescribeBill(context.Background(), eciapi.DescribeBillRequest{})
 	if err != nil {
@@ -276,7 +278,7 @@ func allGroups(t *testing.T, ns string) []eciapi.BillItem {
 }
 
 // groupLog is the container log of the (newest) instance of pod ns/name.
-func groupLog(t *testing.T, ns, name string) string {
+func groupLog(t testing.TB, ns, name string) string {
 	t.Helper()
 	for _, it := range allGroups(t, ns) {
 		if it.ContainerGroupName == ns+"-"+name {
