@@ -69,7 +69,7 @@ func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, c *eciapi.Cl
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
-	rest.QPS, rest.Burst = 200, 400 // a node with a thousand pods writes many statuses
+	rest.QPS, rest.Burst = 500, 1000 // a reclaim storm writes a thousand statuses at once
 	kube, err := kubernetes.NewForConfig(rest)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)

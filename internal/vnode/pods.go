@@ -69,6 +69,15 @@ func hasInstance(pod *corev1.Pod) bool {
 	return false
 }
 
+func hasCondition(pod *corev1.Pod, t corev1.PodConditionType) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
 func groupIDOf(pod *corev1.Pod) string {
 	for _, c := range pod.Status.ContainerStatuses {
 		if id, ok := strings.CutPrefix(c.ContainerID, "eci://"); ok {
@@ -163,8 +172,12 @@ func (n *Node) describe(ctx context.Context, id string) (*eciapi.ContainerGroup,
 // eviction that api-evict asks for at the notice.
 func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) (time.Duration, error) {
 	for _, e := range g.Events {
-		switch e.Reason {
-		case "SpotToBeReleased", "SpotDegraded":
+		switch {
+		case e.Reason == "SpotToBeReleased" && !hasCondition(pod, ConditionInstanceExpired):
+			// The condition, written with the notice, marks the event as sent:
+			// no lookup of past events for the crowd a reclaim storm brings.
+			n.recorder.Event(pod, corev1.EventTypeWarning, e.Reason, e.Message)
+		case e.Reason == "SpotDegraded":
 			n.warnOnce(ctx, pod, e.Reason, e.Message)
 		}
 	}
