@@ -9,6 +9,7 @@ GOFLAGS_TEST ?=
 
 build:
 	$(GO) build -o $(BIN)/spoteci ./cmd/spoteci
+	$(GO) build -o $(BIN)/spoteci-shim ./cmd/spoteci-shim
 
 # up runs a real Kubernetes control plane and the ECI service on the embedded
 # default catalog, market time x60, state in ./state.

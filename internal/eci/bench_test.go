@@ -91,7 +91,7 @@ func BenchmarkRestart10k(b *testing.B) {
 func startBenchServer(b *testing.B, dir string) *server {
 	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := eci.Open(ctx, eci.Config{StateDir: dir, TimeScale: 1, ShimPath: shimPath})
+	svc, err := eci.Open(ctx, eci.Config{StateDir: dir, TimeScale: 1, ShimPath: smallShim})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -112,6 +112,5 @@ func startBenchServer(b *testing.B, dir string) *server {
 		svc.Close()
 		transport.CloseIdleConnections()
 	}
-	b.Cleanup(func() {})
 	return s
 }

@@ -20,19 +20,22 @@ import (
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-// shimPath is the spoteci binary, built once: containers run under its shim.
-var shimPath string
+// shimPath is the spoteci binary, built once: containers run under its
+// `spoteci shim`; smallShim is spoteci-shim, what production uses when present.
+var shimPath, smallShim string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "spoteci-eci-test")
 	if err != nil {
 		panic(err)
 	}
-	shimPath = filepath.Join(dir, "spoteci")
-	build := exec.Command("go", "build", "-o", shimPath, "github.com/spoteci/spoteci/cmd/spoteci")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		panic("building spoteci: " + err.Error())
+	shimPath, smallShim = filepath.Join(dir, "spoteci"), filepath.Join(dir, "spoteci-shim")
+	for _, cmd := range []string{"spoteci", "spoteci-shim"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "github.com/spoteci/spoteci/cmd/"+cmd)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			panic("building " + cmd + ": " + err.Error())
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

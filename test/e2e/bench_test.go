@@ -1,19 +1,19 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -39,109 +39,153 @@ func BenchmarkJob1000(b *testing.B) {
 		b.Fatal(err)
 	}
 	for i := 0; i < b.N; i++ {
-		ctx := context.Background()
 		ns := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 		kubectl(b, "create", "namespace", ns)
+		seen := watchPods(b, kube, ns)
+
 		const typ = "ecs.g7.large"
 		spoteci(b, "market", "set", "--type", typ, "--price", "0.1", "--stock", "100000")
-		w, err := kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
 		manifest := job("wide", map[string]string{specs: typ, strategy: "SpotAsPriceGo", duration: "0"}, "sleep 60",
-			fmt.Sprintf("  parallelism: %d\n  completions: %d\n  backoffLimit: %d\n  podFailurePolicy:\n    rules:\n    - action: Ignore\n      onPodConditions:\n      - type: DisruptionTarget\n", n, n, n))
+			fmt.Sprintf("  parallelism: %d\n  completions: %d\n", n, n))
 		start := time.Now()
 		apply(b, ns, manifest)
-		bound, running := map[string]time.Time{}, map[string]time.Time{}
-		for len(running) < n {
-			select {
-			case ev := <-w.ResultChan():
-				if ev.Type == watch.Error {
-					b.Fatalf("watch: %v", ev.Object)
-				}
-				p, ok := ev.Object.(*corev1.Pod)
-				if !ok {
-					continue
-				}
-				if _, seen := bound[p.Name]; !seen && p.Spec.NodeName != "" {
-					bound[p.Name] = time.Now()
-				}
-				if _, seen := running[p.Name]; !seen && p.Status.Phase == corev1.PodRunning {
-					running[p.Name] = time.Now()
-				}
-			case <-time.After(3 * time.Minute):
-				b.Fatalf("%d of %d pods Running after 3 minutes", len(running), n)
-			}
-		}
+		seen.waitFor(b, "1,000 Job pods Running", func() bool { return seen.count("job-name=wide", running) == n })
 		allRunning := time.Since(start)
-		var lat []float64
-		for name, r := range running {
-			lat = append(lat, r.Sub(bound[name]).Seconds())
-		}
-		slices.Sort(lat)
+		lat := seen.boundToRunning("job-name=wide")
 		b.ReportMetric(allRunning.Seconds(), "s-to-all-running")
 		b.ReportMetric(lat[len(lat)/2]*1000, "ms-bound-to-running-p50")
 		b.ReportMetric(lat[len(lat)*99/100]*1000, "ms-bound-to-running-p99")
 		b.ReportMetric(rssMiB(env.node.cmd.Process.Pid), "MiB-node-rss-1000-pods")
 		b.ReportMetric(rssMiB(env.server.cmd.Process.Pid), "MiB-service-rss-1000-instances")
 
-		w.Stop()
-
 		// The storm, on a ReplicaSet: its controller replaces failed pods at
 		// once, where a Job waits out its failure back-off (10 s doubling per
 		// failure, kubernetes issue 130881) and would measure that instead.
 		const stormType = "ecs.g7nex.large"
 		spoteci(b, "market", "set", "--type", stormType, "--price", "0.1", "--stock", "100000")
-		sw, err := kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "app=storm"})
-		if err != nil {
-			b.Fatal(err)
-		}
 		apply(b, ns, replicaSet("storm", n, map[string]string{specs: stormType, strategy: "SpotAsPriceGo", duration: "0"}))
-		first := map[string]bool{}
-		for len(first) < n {
-			select {
-			case ev := <-sw.ResultChan():
-				if p, ok := ev.Object.(*corev1.Pod); ok && p.Status.Phase == corev1.PodRunning {
-					first[p.Name] = true
-				}
-			case <-time.After(3 * time.Minute):
-				b.Fatalf("storm set-up: %d of %d Running after 3 minutes", len(first), n)
-			}
-		}
-		b.ReportMetric(rssMiB(env.node.cmd.Process.Pid), "MiB-node-rss-2000-pods")
-		b.ReportMetric(rssMiB(env.server.cmd.Process.Pid), "MiB-service-rss-2000-instances")
+		seen.waitFor(b, "1,000 ReplicaSet pods Running", func() bool { return seen.count("app=storm", running) >= n })
 		// No stock: every instance is noticed at its next check and released
 		// 5 market minutes later.
 		spoteci(b, "market", "set", "--type", stormType, "--stock", "0")
 		stormStart := time.Now()
-		failed, replacements := map[string]bool{}, map[string]bool{}
-		var allFailed time.Duration
-		for len(failed) < n || len(replacements) < n {
-			select {
-			case ev := <-sw.ResultChan():
-				p, ok := ev.Object.(*corev1.Pod)
-				if !ok {
-					continue
-				}
-				if p.Status.Reason == "BidFailed" && first[p.Name] {
-					failed[p.Name] = true
-					if len(failed) == n {
-						allFailed = time.Since(stormStart)
-					}
-				}
-				if !first[p.Name] {
-					replacements[p.Name] = true
-				}
-			case <-time.After(3 * time.Minute):
-				b.Fatalf("storm: %d BidFailed, %d replacements after 3 minutes", len(failed), len(replacements))
-			}
-		}
+		seen.waitFor(b, "every storm pod BidFailed", func() bool { return seen.count("app=storm", bidFailed) >= n })
+		allFailed := time.Since(stormStart)
+		seen.waitFor(b, "every replacement created", func() bool { return len(seen.names("app=storm")) >= 2*n })
 		b.ReportMetric(allFailed.Seconds(), "s-storm-to-all-bidfailed")
 		b.ReportMetric(time.Since(stormStart).Seconds(), "s-storm-to-all-replaced")
-		sw.Stop()
+		b.ReportMetric(rssMiB(env.node.cmd.Process.Pid), "MiB-node-rss-after-storm")
+		b.ReportMetric(rssMiB(env.server.cmd.Process.Pid), "MiB-service-rss-after-storm")
+		seen.stop()
 		kubectl(b, "delete", "namespace", ns, "--wait=false")
 		spoteci(b, "market", "set", "--type", typ, "--reset")
 		spoteci(b, "market", "set", "--type", stormType, "--reset")
+	}
+}
+
+// podTimes records, through an informer (which re-lists if a watch breaks),
+// when each pod was first seen bound, Running and BidFailed.
+type podTimes struct {
+	mu      sync.Mutex
+	labels  map[string]map[string]string
+	bound   map[string]time.Time
+	running map[string]time.Time
+	failed  map[string]time.Time
+	stopCh  chan struct{}
+}
+
+const (
+	running   = "running"
+	bidFailed = "bidfailed"
+)
+
+func watchPods(b *testing.B, kube kubernetes.Interface, ns string) *podTimes {
+	pt := &podTimes{labels: map[string]map[string]string{}, bound: map[string]time.Time{}, running: map[string]time.Time{},
+		failed: map[string]time.Time{}, stopCh: make(chan struct{})}
+	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(ns))
+	inf := factory.Core().V1().Pods().Informer()
+	record := func(obj any) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok {
+			return
+		}
+		now := time.Now()
+		pt.mu.Lock()
+		defer pt.mu.Unlock()
+		pt.labels[p.Name] = p.Labels
+		if _, ok := pt.bound[p.Name]; !ok && p.Spec.NodeName != "" {
+			pt.bound[p.Name] = now
+		}
+		if _, ok := pt.running[p.Name]; !ok && p.Status.Phase == corev1.PodRunning {
+			pt.running[p.Name] = now
+		}
+		if _, ok := pt.failed[p.Name]; !ok && p.Status.Reason == "BidFailed" {
+			pt.failed[p.Name] = now
+		}
+	}
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: record, UpdateFunc: func(_, o any) { record(o) }})
+	factory.Start(pt.stopCh)
+	if !cache.WaitForCacheSync(pt.stopCh, inf.HasSynced) {
+		b.Fatal("pod informer did not sync")
+	}
+	return pt
+}
+
+func (pt *podTimes) stop() { close(pt.stopCh) }
+
+func (pt *podTimes) matches(name, selector string) bool {
+	k, v, _ := strings.Cut(selector, "=")
+	return pt.labels[name][k] == v
+}
+
+func (pt *podTimes) count(selector, what string) int {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	m := pt.running
+	if what == bidFailed {
+		m = pt.failed
+	}
+	n := 0
+	for name := range m {
+		if pt.matches(name, selector) {
+			n++
+		}
+	}
+	return n
+}
+
+func (pt *podTimes) names(selector string) map[string]bool {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	out := map[string]bool{}
+	for name := range pt.labels {
+		if pt.matches(name, selector) {
+			out[name] = true
+		}
+	}
+	return out
+}
+
+func (pt *podTimes) boundToRunning(selector string) []float64 {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	var lat []float64
+	for name, r := range pt.running {
+		if pt.matches(name, selector) {
+			lat = append(lat, r.Sub(pt.bound[name]).Seconds())
+		}
+	}
+	slices.Sort(lat)
+	return lat
+}
+
+func (pt *podTimes) waitFor(b *testing.B, what string, cond func() bool) {
+	deadline := time.Now().Add(4 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatalf("%s: not within 4 minutes", what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

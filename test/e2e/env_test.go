@@ -52,10 +52,12 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	env.spoteci = filepath.Join(tmp, "spoteci")
-	build := exec.Command("go", "build", "-o", env.spoteci, "github.com/spoteci/spoteci/cmd/spoteci")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		panic("building spoteci: " + err.Error())
+	for _, cmd := range []string{"spoteci", "spoteci-shim"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(tmp, cmd), "github.com/spoteci/spoteci/cmd/"+cmd)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			panic("building " + cmd + ": " + err.Error())
+		}
 	}
 	ctx := context.Background()
 	c, err := cluster.Start(ctx, cluster.Config{StateDir: filepath.Join(tmp, "kube"), BinDir: env.bin})
