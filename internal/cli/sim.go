@@ -449,7 +449,21 @@ func (o *jobsOptions) loadWorkload(cmd *cobra.Command) (*jobs.Workload, error) {
 	if o.fallback {
 		o.job.Annotations[spot.AnnotationFallback] = "true"
 	}
-	return &jobs.Workload{Jobs: []jobs.JobSpec{o.job}}, nil
+	// The one policy is the Job's own annotations, named after them.
+	name := o.strategy
+	if name == "" {
+		name = "pay-as-you-go"
+	}
+	if o.priceLimit != "" {
+		name += "-" + o.priceLimit
+	}
+	if o.protectionHours != "" {
+		name += "-" + o.protectionHours + "h"
+	}
+	if o.fallback {
+		name += "-fallback"
+	}
+	return &jobs.Workload{Jobs: []jobs.JobSpec{o.job}, Policies: []jobs.Policy{{Name: name, Annotations: map[string]string{}}}}, nil
 }
 
 func (o *jobsOptions) run(cmd *cobra.Command, streams Streams) error {
@@ -528,6 +542,11 @@ func (o *jobsOptions) run(cmd *cobra.Command, streams Streams) error {
 			}
 			if err := o.writePlot(streams.ErrOut, "timeline-"+r.Summary.Policy+".svg", chart); err != nil {
 				return err
+			}
+			if stock, ok := jobs.StockChart(r, source, fmt.Sprintf("Spot stock under %s (%s rules)", r.Summary.Policy, rules.Name)); ok {
+				if err := o.writePlot(streams.ErrOut, "stock-"+r.Summary.Policy+".svg", stock); err != nil {
+					return err
+				}
 			}
 		}
 	}

@@ -8,11 +8,6 @@ import (
 	"time"
 )
 
-// Clock tells market time.
-type Clock interface {
-	Now() time.Time
-}
-
 // Scaled is market time running Scale times faster than the wall clock from
 // an anchor: at wall time AnchorWall the market time was AnchorMarket.
 type Scaled struct {
@@ -21,8 +16,6 @@ type Scaled struct {
 	// Wall reads the wall clock; nil means time.Now.
 	Wall func() time.Time `json:"-"`
 }
-
-var _ Clock = Scaled{}
 
 // NewScaled anchors market time at the wall clock now.
 func NewScaled(scale float64) (Scaled, error) {
@@ -57,11 +50,6 @@ func (c Scaled) WallAt(market time.Time) time.Time {
 func (c Scaled) WallUntil(t time.Time) time.Duration {
 	d := time.Duration(float64(t.Sub(c.Now())) / c.Scale)
 	return max(d, 0)
-}
-
-// WallDuration converts a market duration to wall time.
-func (c Scaled) WallDuration(d time.Duration) time.Duration {
-	return time.Duration(float64(d) / c.Scale)
 }
 
 // Rescaled keeps market time continuous across a change of scale: the new

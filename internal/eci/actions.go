@@ -227,10 +227,7 @@ func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.Descri
 		if req.ContainerGroupName != "" && g.Name != req.ContainerGroupName || !hasTags(g.Request.Tags, req.Tags) {
 			continue
 		}
-		view, err := s.view(ctx, g, now)
-		if err != nil {
-			return resp, err
-		}
+		view := s.view(g, now)
 		if req.Status != "" && view.Status != req.Status {
 			continue
 		}
@@ -256,7 +253,7 @@ func hasTags(have, want []eciapi.Tag) bool {
 }
 
 // view is the API's picture of a group at market time now. Call with mu held.
-func (s *Service) view(ctx context.Context, g *group, now time.Time) (eciapi.ContainerGroup, error) {
+func (s *Service) view(g *group, now time.Time) eciapi.ContainerGroup {
 	in := g.inst
 	containers := s.containers(g)
 	v := eciapi.ContainerGroup{
@@ -266,7 +263,7 @@ func (s *Service) view(ctx context.Context, g *group, now time.Time) (eciapi.Con
 		SpotStrategy: string(in.Bid.Strategy), SpotPriceLimit: in.Bid.Limit, SpotDuration: int(in.Bid.Protection / time.Hour),
 		SpotFallback: in.Bid.Fallback, Degraded: in.Degraded,
 		PurchasePrice: in.PurchasePrice, Price: s.priceNow(in, now),
-		Amount:       market.Total(market.Bill(s.book, in, now)),
+		Amount:       s.amount(g, now),
 		CreationTime: in.Created, RestartPolicy: "Never", Tags: g.Request.Tags, Events: slices.Clone(g.events),
 	}
 	if in.Spot {
@@ -297,7 +294,15 @@ func (s *Service) view(ctx context.Context, g *group, now time.Time) (eciapi.Con
 		}
 		v.Containers = append(v.Containers, cs)
 	}
-	return v, nil
+	return v
+}
+
+// amount is g's bill so far: the closed lines once it ended, else computed.
+func (s *Service) amount(g *group, now time.Time) float64 {
+	if g.inst.State.Ended() {
+		return g.Amount
+	}
+	return market.Total(market.Bill(s.book, g.inst, now))
 }
 
 // containers is the state of g's containers: kept once they ended, else read

@@ -146,20 +146,5 @@ func (s *Service) streamLog(w http.ResponseWriter, r *http.Request, token, reque
 	go func() { <-r.Context().Done(); rc.Close() }() // the client went away: stop following
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := rc.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
-			}
-			if flusher != nil {
-				flusher.Flush()
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
+	eciapi.CopyFlushing(w, rc)
 }

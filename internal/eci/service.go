@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -77,8 +78,9 @@ type Service struct {
 	groups  map[string]*group
 	byToken map[string]*group
 
-	work chan func(context.Context) // runtime calls, off the request path
-	wake chan struct{}
+	work   []chan func(context.Context) // runtime calls off the request path, by group
+	exited map[string]bool              // groups whose exit is not recorded yet
+	failed error                        // a write to the database failed: nothing more is done
 }
 
 // Open loads (or creates) the service's state. Call Run to start the market.
@@ -114,8 +116,10 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		zones:   map[string]bool{},
 		groups:  map[string]*group{},
 		byToken: map[string]*group{},
-		work:    make(chan func(context.Context), 4096),
-		wake:    make(chan struct{}, 1),
+		exited:  map[string]bool{},
+	}
+	for range 4 {
+		s.work = append(s.work, make(chan func(context.Context), 1024))
 	}
 	for _, z := range zones {
 		s.zones[z] = true
@@ -276,13 +280,13 @@ func (s *Service) Region() string { return s.cfg.Region }
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for range 2 {
+	for _, queue := range s.work {
 		wg.Go(func() {
 			for {
 				select {
 				case <-ctx.Done():
 					return
-				case job := <-s.work:
+				case job := <-queue:
 					job(ctx)
 				}
 			}
@@ -291,6 +295,10 @@ func (s *Service) Run(ctx context.Context) error {
 	s.resume()
 	for {
 		if err := s.step(ctx); err != nil {
+			var pe *persistError
+			if errors.As(err, &pe) {
+				return err // the disk no longer follows the market: stop, a restart recovers
+			}
 			s.log.Error("market step", "err", err)
 		}
 		s.mu.Lock()
@@ -304,45 +312,64 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
-		case <-s.wake:
 		case <-timer.C:
 		}
 		timer.Stop()
 	}
 }
 
-// resume starts the containers of live groups the runtime does not know.
+// resume makes the runtime match the groups after a restart: containers of
+// live groups that never started are started, and containers of groups that
+// ended (a stop queued when the server went down) are stopped.
 func (s *Service) resume() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, g := range s.groups {
-		if g.inst.State.Ended() || g.Deleted {
-			continue
-		}
-		if _, err := s.rt.Status(g.ID); errors.Is(err, runtime.ErrNotFound) {
+		statuses, err := s.rt.Status(g.ID)
+		switch {
+		case !g.inst.State.Ended() && !g.Deleted && errors.Is(err, runtime.ErrNotFound):
 			s.startContainers(g)
+		case (g.inst.State.Ended() || g.Deleted) && err == nil && !allTerminated(statuses):
+			s.stopContainers(g.ID, g.grace())
 		}
 	}
+}
+
+func allTerminated(statuses []runtime.ContainerStatus) bool {
+	for _, c := range statuses {
+		if c.State != runtime.StateTerminated {
+			return false
+		}
+	}
+	return true
 }
 
 // step takes in the containers that ended, then advances the market to now.
 func (s *Service) step(ctx context.Context) error {
 	exited, err := s.rt.Exits()
-	if err != nil {
-		return fmt.Errorf("reading exits: %w", err)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Exits forgets what it returned: ids are kept until their exit is recorded.
 	for _, id := range exited {
-		if g, ok := s.groups[id]; ok {
-			s.containersEnded(g)
+		s.exited[id] = true
+	}
+	for id := range s.exited {
+		g, ok := s.groups[id]
+		if !ok || s.containersEnded(g) {
+			delete(s.exited, id)
 		}
+	}
+	if err != nil {
+		s.log.Error("reading exits", "err", err)
 	}
 	return s.advance(ctx)
 }
 
 // advance runs the market to now and handles what it did. Call with mu held.
 func (s *Service) advance(ctx context.Context) error {
+	if s.failed != nil {
+		return s.failed
+	}
 	s.core.Advance(s.clock.Now())
 	return s.handleReady(ctx, change{})
 }
@@ -390,8 +417,9 @@ func (s *Service) handleReady(ctx context.Context, ch change) error {
 	}
 	if err := s.store.write(ctx, ch); err != nil {
 		// The market moved on in memory but not on disk: stop rather than act
-		// on what a restart would not remember.
-		return fmt.Errorf("persisting market changes: %w", err)
+		// on what a restart would not remember. The restart replays from disk.
+		s.failed = &persistError{err}
+		return s.failed
 	}
 	for _, e := range ch.events {
 		g := s.groups[e.Group]
@@ -405,21 +433,22 @@ func (s *Service) handleReady(ctx context.Context, ch change) error {
 
 // containersEnded records the final state of a group's containers and, if the
 // group was still in the market, takes it out: Succeeded or Failed.
-func (s *Service) containersEnded(g *group) {
+// It reports whether the exit is recorded (or was already).
+func (s *Service) containersEnded(g *group) bool {
 	if g.Containers != nil {
-		return // recorded already: the runtime reports every exit again after a restart
+		return true // recorded already: the runtime reports every exit again after a restart
 	}
 	statuses, err := s.rt.Status(g.ID)
 	if err != nil {
 		s.log.Error("reading container status", "group", g.ID, "err", err)
-		return
+		return false
 	}
 	var events []storedEvent
 	finished := g.inst.Created
 	failed := false
 	for _, c := range statuses {
 		if c.State != runtime.StateTerminated {
-			return // not all ended yet
+			return true // not all ended yet: the last one to end reports again
 		}
 		if c.FinishedAt.After(time.Time{}) {
 			finished = maxTime(finished, s.clock.MarketAt(c.FinishedAt))
@@ -441,7 +470,9 @@ func (s *Service) containersEnded(g *group) {
 	}
 	if err := s.handleReady(context.Background(), change{events: events, groups: []*group{g}}); err != nil {
 		s.log.Error("persisting container exit", "group", g.ID, "err", err)
+		return false
 	}
+	return true
 }
 
 func containerEndMessage(c runtime.ContainerStatus) string {
@@ -462,7 +493,7 @@ func (s *Service) startContainers(g *group) {
 		containers[i] = runtime.Container{Name: c.Name, Command: c.Commands, Args: c.Args, Env: env, WorkingDir: c.WorkingDir}
 	}
 	id, grace := g.ID, g.grace()
-	s.submit(func(ctx context.Context) {
+	s.submit(id, func(ctx context.Context) {
 		if err := s.rt.Start(ctx, id, containers, grace); err != nil {
 			s.log.Error("starting containers", "group", id, "err", err)
 		}
@@ -470,22 +501,29 @@ func (s *Service) startContainers(g *group) {
 }
 
 func (s *Service) stopContainers(id string, grace time.Duration) {
-	s.submit(func(ctx context.Context) {
+	s.submit(id, func(ctx context.Context) {
 		if err := s.rt.Stop(ctx, id, grace); err != nil {
 			s.log.Error("stopping containers", "group", id, "err", err)
 		}
 	})
 }
 
-// submit queues runtime work; if the queue is full it runs in its own goroutine
-// rather than block the caller, who holds mu.
-func (s *Service) submit(job func(context.Context)) {
-	select {
-	case s.work <- job:
-	default:
-		go job(context.Background())
-	}
+// submit queues runtime work for group id. A group's jobs go to one worker,
+// in order, so a Stop never overtakes its Start. It blocks when that queue is
+// full: back-pressure on creation rather than reordering.
+func (s *Service) submit(id string, job func(context.Context)) {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	s.work[h.Sum32()%uint32(len(s.work))] <- job
 }
+
+// persistError says the database refused a write: the service stops.
+type persistError struct{ err error }
+
+func (e *persistError) Error() string {
+	return "persisting market changes (the service stops; a restart recovers from the last write): " + e.err.Error()
+}
+func (e *persistError) Unwrap() error { return e.err }
 
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {

@@ -64,9 +64,6 @@ func New(cfg Config) *Core {
 	}
 }
 
-// Config returns the configuration in force, defaults filled in.
-func (c *Core) Config() Config { return c.cfg }
-
 // Now is the market time the core has advanced to.
 func (c *Core) Now() time.Time { return c.now }
 

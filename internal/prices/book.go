@@ -196,17 +196,3 @@ func (b *Book) Path(o *catalog.Offering, from, to time.Time) []market.PricePoint
 		emit(at, current())
 	}
 }
-
-// Overrides returns every override recorded, in time order, for persistence.
-func (b *Book) Overrides() []Override {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	var all []Override
-	for _, list := range b.overrides {
-		all = append(all, list...)
-	}
-	slices.SortStableFunc(all, func(x, y Override) int {
-		return cmp.Or(x.At.Compare(y.At), cmp.Compare(x.Offering.ID, y.Offering.ID))
-	})
-	return all
-}

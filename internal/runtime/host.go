@@ -352,18 +352,8 @@ func writeNewSpec(path string, spec specRecord) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	// Atomic: a crash mid-write must not leave a spec that decodes to nothing.
+	return writeFileAtomic(path, data)
 }
 
 // recordShimFailure records a container whose shim could not be started as

@@ -104,22 +104,7 @@ func (n *Node) containerLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	defer stream.Close()
 	w.Header().Set("Content-Type", "text/plain")
-	flusher, _ := w.(http.Flusher)
-	buf := make([]byte, 32<<10)
-	for {
-		k, err := stream.Read(buf)
-		if k > 0 {
-			if _, werr := w.Write(buf[:k]); werr != nil {
-				return
-			}
-			if flusher != nil {
-				flusher.Flush()
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
+	eciapi.CopyFlushing(w, stream)
 }
 
 func selfSigned(host string) (tls.Certificate, error) {

@@ -41,6 +41,8 @@ const (
 	TagNode      = "spoteci.io/node"
 	TagNamespace = "spoteci.io/namespace"
 	TagPod       = "spoteci.io/pod"
+	// TagAPIEvict records, at creation, that the pod asked for api-evict.
+	TagAPIEvict = "spoteci.io/api-evict"
 )
 
 // TaintKey is the taint the node carries in an existing cluster, so that only
@@ -217,7 +219,7 @@ func (n *Node) poll(ctx context.Context) error {
 	fresh := make(map[types.UID]*eciapi.ContainerGroup, len(resp.ContainerGroups))
 	var changed []string
 	n.mu.Lock()
-	n.clock = wallClock{market: resp.Time, wall: resp.WallTime, scale: resp.TimeScale}
+	n.clock = wallClockOf(resp)
 	for i := range resp.ContainerGroups {
 		g := &resp.ContainerGroups[i]
 		uid := types.UID(g.ClientToken)

@@ -92,7 +92,8 @@ func groupIDOf(pod *corev1.Pod) string {
 // instance with the pod's UID as ClientToken: asking twice gets the same one.
 func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
 	fields := spot.FromAnnotations(pod.Annotations)
-	if _, err := spot.Parse(n.cfg.Catalog, fields); err != nil {
+	ask, err := spot.Parse(n.cfg.Catalog, fields)
+	if err != nil {
 		msg := err.Error()
 		var fe *spot.FieldError
 		if errors.As(err, &fe) {
@@ -102,6 +103,9 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, ReasonInvalidAnnotation, msg))
 	}
 	req := n.createRequest(pod, fields)
+	if ask.APIEvict {
+		req.Tags = append(req.Tags, eciapi.Tag{Key: TagAPIEvict, Value: "true"})
+	}
 	resp, err := n.eci.CreateContainerGroup(ctx, req)
 	var apiErr *eciapi.Error
 	switch {
@@ -161,7 +165,7 @@ func (n *Node) describe(ctx context.Context, id string) (*eciapi.ContainerGroup,
 	if err != nil {
 		return nil, wallClock{}, fmt.Errorf("describing %s: %w", id, err)
 	}
-	w := wallClock{market: resp.Time, wall: resp.WallTime, scale: resp.TimeScale}
+	w := wallClockOf(resp)
 	if len(resp.ContainerGroups) == 0 {
 		return nil, w, nil
 	}
@@ -187,7 +191,8 @@ func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, g *eciapi.Contain
 	if err := n.writeStatus(ctx, pod, podStatus(pod, g, w)); err != nil {
 		return 0, err
 	}
-	if g.NoticeTime != nil && g.Status != eciapi.StatusExpired && spot.FromAnnotations(pod.Annotations).ReleaseStrategy == "api-evict" {
+	// api-evict as asked at creation: later edits of the annotation change nothing.
+	if g.NoticeTime != nil && g.Status != eciapi.StatusExpired && tag(g, TagAPIEvict) == "true" {
 		return n.evict(ctx, pod, g, w)
 	}
 	return 0, nil
@@ -279,7 +284,8 @@ func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, g *eciapi.Contain
 		if err != nil {
 			return 0, err
 		}
-		if cur != nil && cur.Status != eciapi.StatusDeleted && !ended(cur) {
+		// Ended groups are deleted too, so that the node's polls forget them.
+		if cur != nil && cur.Status != eciapi.StatusDeleted {
 			req := eciapi.DeleteContainerGroupRequest{ContainerGroupId: id, GracePeriodSeconds: pod.DeletionGracePeriodSeconds}
 			if _, err := n.eci.DeleteContainerGroup(ctx, req); err != nil && !eciapi.IsNotFound(err) {
 				return 0, fmt.Errorf("deleting instance %s: %w", id, err)
@@ -321,7 +327,7 @@ func (n *Node) deleteOrphans(ctx context.Context, ns, name string) error {
 	n.mu.Lock()
 	var ids []string
 	for _, g := range n.groups {
-		if tag(g, TagNamespace) == ns && tag(g, TagPod) == name && !ended(g) {
+		if tag(g, TagNamespace) == ns && tag(g, TagPod) == name {
 			ids = append(ids, g.ContainerGroupId)
 		}
 	}

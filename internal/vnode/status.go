@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/spoteci/spoteci/internal/clock"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -23,17 +24,18 @@ const (
 )
 
 // wallClock turns the service's market times into wall times, which is what
-// Kubernetes objects carry.
-type wallClock struct {
-	market, wall time.Time
-	scale        float64
+// Kubernetes objects carry, from the clock reading of a Describe.
+type wallClock struct{ c clock.Scaled }
+
+func wallClockOf(resp eciapi.DescribeContainerGroupsResponse) wallClock {
+	return wallClock{clock.Scaled{AnchorMarket: resp.Time, AnchorWall: resp.WallTime, Scale: resp.TimeScale}}
 }
 
 func (w wallClock) at(market time.Time) time.Time {
-	if w.scale <= 0 {
+	if w.c.Scale <= 0 {
 		return market
 	}
-	return w.wall.Add(time.Duration(float64(market.Sub(w.market)) / w.scale))
+	return w.c.WallAt(market)
 }
 
 func (w wallClock) ptr(t *time.Time) *metav1.Time {

@@ -175,3 +175,24 @@ func (c *Client) StreamContainerLog(ctx context.Context, req DescribeContainerLo
 	}
 	return r.Body, nil
 }
+
+// CopyFlushing copies r to w, flushing w after each read so that a followed
+// log reaches its reader line by line. It stops at the first error.
+func CopyFlushing(w io.Writer, r io.Reader) {
+	flusher, _ := w.(http.Flusher)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}

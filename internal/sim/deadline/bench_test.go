@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/spoteci/spoteci/internal/sim"
+	"github.com/spoteci/spoteci/internal/sim/simtest"
 )
 
 // BenchmarkTable3Sweep is the sweep of Table 3 without optimal: 8 traces x 300
@@ -13,22 +14,26 @@ import (
 func BenchmarkTable3Sweep(b *testing.B) {
 	s := table3Sweep(b, sim.RulesAWS, []string{PolicyOnDemand, PolicyGreedy, PolicyUniformProgress})
 	s.Workers = 1
+	cpu := simtest.StartCPUTimer(b)
 	for b.Loop() {
 		if _, err := s.Run(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.Stop()
 }
 
 // BenchmarkTable3SweepECI is the same sweep under eci rules.
 func BenchmarkTable3SweepECI(b *testing.B) {
 	s := table3Sweep(b, sim.RulesECI, []string{PolicyOnDemand, PolicyGreedy, PolicyUniformProgress})
 	s.Workers = 1
+	cpu := simtest.StartCPUTimer(b)
 	for b.Loop() {
 		if _, err := s.Run(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.Stop()
 }
 
 // BenchmarkOptimalRun is one run of the optimal policy of Table 3: the dynamic
@@ -44,6 +49,8 @@ func BenchmarkOptimalRun(b *testing.B) {
 	m := s.Markets[0]
 	m.lifetimes(s.Job.Deadline)
 	i := 0
+	cpu := simtest.StartCPUTimer(b)
+	defer cpu.Stop()
 	for b.Loop() {
 		start := starts[i%len(starts)]
 		i++

@@ -44,7 +44,7 @@ func (p *planned) Decide(s *State) Mode {
 		return OnDemand
 	}
 	want := p.plan[s.Tick]
-	if want == Spot && !s.SpotAvailable {
+	if want == Spot && !s.SpotAvailable() {
 		return Idle // reclaimed inside a tick (eci rules): wait for the next one
 	}
 	return want

@@ -71,9 +71,29 @@ type State struct {
 	Done time.Duration
 	// Mode is what the job runs on now: Idle after a reclaim.
 	Mode Mode
-	// SpotAvailable says the market would create a spot instance now (or the
-	// job is on one).
-	SpotAvailable bool
+
+	// spot answers SpotAvailable: spotYes, spotNo, or unknown until probe
+	// asks the market, which only happens if the policy wants to know.
+	spot  int8
+	probe func() bool
+}
+
+const (
+	spotUnknown int8 = iota
+	spotYes
+	spotNo
+)
+
+// SpotAvailable says whether the market would create a spot instance now (or
+// the job is on one).
+func (s *State) SpotAvailable() bool {
+	if s.spot == spotUnknown {
+		s.spot = spotNo
+		if s.probe != nil && s.probe() {
+			s.spot = spotYes
+		}
+	}
+	return s.spot == spotYes
 }
 
 // Left is C(t), the work left.
@@ -174,7 +194,7 @@ func (g *greedy) Decide(s *State) Mode {
 		g.committed = true
 		return OnDemand
 	}
-	if s.SpotAvailable {
+	if s.SpotAvailable() {
 		return Spot
 	}
 	return Idle
@@ -201,7 +221,7 @@ func (u *uniformProgress) Decide(s *State) Mode {
 		u.committed = true
 		return OnDemand
 	}
-	if s.SpotAvailable {
+	if s.SpotAvailable() {
 		if s.Mode == OnDemand && s.Done < s.Expected(s.Elapsed+2*s.Job.Changeover) {
 			return OnDemand
 		}
@@ -217,7 +237,7 @@ func (u *uniformProgress) Hold(s *State) int {
 	switch {
 	case u.committed || s.Mode == Spot:
 		return math.MaxInt
-	case s.Mode == OnDemand && s.SpotAvailable:
+	case s.Mode == OnDemand && s.SpotAvailable():
 		return s.Tick + 1 // the hysteresis compares moving progress: look again each tick
 	case s.Mode == OnDemand:
 		return math.MaxInt // on demand until spot comes back

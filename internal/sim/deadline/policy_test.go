@@ -10,7 +10,11 @@ var table3Job = Job{Work: 48 * time.Hour, Deadline: 60 * time.Hour, Changeover: 
 
 func state(mode Mode, spot bool, elapsed, done time.Duration) *State {
 	const gap = 10 * time.Minute
-	return &State{Job: table3Job, Gap: gap, Tick: int(elapsed / gap), Elapsed: elapsed, Done: done, Mode: mode, SpotAvailable: spot}
+	s := &State{Job: table3Job, Gap: gap, Tick: int(elapsed / gap), Elapsed: elapsed, Done: done, Mode: mode, spot: spotNo}
+	if spot {
+		s.spot = spotYes
+	}
+	return s
 }
 
 // The policies of the issue (and of Wu et al., section 4), one rule per case.

@@ -160,6 +160,7 @@ type RunOptions struct {
 func (m *Market) Run(job Job, p Policy, start int, opt RunOptions) Result {
 	r := runner{m: m, job: job, p: p, core: m.core(), t0: m.At(start), start: start, opt: opt}
 	r.st = State{Job: job, Gap: m.Trace.Gap}
+	r.st.probe = r.spotAvailable
 	r.res.Start = start
 	r.run()
 	return r.res
@@ -190,6 +191,7 @@ type runner struct {
 	// trace's availability, which matters while not on spot.
 	decideAt, flipAt time.Duration
 	reclaimed        bool
+	probeAt          time.Duration // when the policy's question about spot is asked
 	seq              int
 	res              Result
 }
@@ -209,7 +211,7 @@ func (r *runner) run() {
 		}
 		due := never
 		if t := r.core.NextDue(); !t.IsZero() {
-			due = t.Sub(r.t0)
+			due = time.Duration(t.UnixNano() - r.t0.UnixNano())
 			next = min(next, due)
 		}
 		if r.mode != Idle {
@@ -246,11 +248,11 @@ func (r *runner) decide(now time.Duration) {
 	s := &r.st
 	s.Elapsed, s.Done, s.Mode = now, r.done, r.mode
 	s.Tick = int(now / gap)
-	s.SpotAvailable = r.mode == Spot
-	if !s.SpotAvailable {
-		_, err := r.core.Pick(r.t0.Add(now), r.m.spot)
-		s.SpotAvailable = err == nil
+	s.spot = spotUnknown
+	if r.mode == Spot {
+		s.spot = spotYes
 	}
+	r.probeAt = now
 	want := r.p.Decide(s)
 	r.apply(now, want)
 
@@ -264,6 +266,30 @@ func (r *runner) decide(now time.Duration) {
 		r.decideAt = time.Duration(next) * gap
 	}
 	r.flipAt = r.m.nextChange(r.start, now)
+}
+
+// instanceIDs are the IDs of the first instances of a run, made once.
+var instanceIDs = func() map[string][]string {
+	ids := map[string][]string{}
+	for _, prefix := range []string{"spot", "od"} {
+		for i := range 64 {
+			ids[prefix] = append(ids[prefix], prefix+"-"+strconv.Itoa(i))
+		}
+	}
+	return ids
+}()
+
+func instanceID(prefix string, seq int) string {
+	if ids := instanceIDs[prefix]; seq < len(ids) {
+		return ids[seq]
+	}
+	return prefix + "-" + strconv.Itoa(seq)
+}
+
+// spotAvailable asks the market whether it would create a spot instance now.
+func (r *runner) spotAvailable() bool {
+	_, err := r.core.Pick(r.t0.Add(r.probeAt), r.m.spot)
+	return err == nil
 }
 
 // apply moves the job to mode want at now: it stops the current instance and
@@ -281,7 +307,7 @@ func (r *runner) apply(now time.Duration, want Mode) {
 		order = r.m.spot
 	}
 	r.seq++
-	order.ID = order.ID + "-" + strconv.Itoa(r.seq)
+	order.ID = instanceID(order.ID, r.seq)
 	in, err := r.core.Create(r.t0.Add(now), order)
 	if err != nil {
 		return // spot asked for when the market has none: the job waits

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,8 +15,10 @@ import (
 // Sweep runs the job from random starts of every market under each policy, as
 // Table 3 of the paper does: the same starts for every policy.
 type Sweep struct {
-	Markets  []*Market
-	Job      Job
+	Markets []*Market
+	Job     Job
+	// Policies are reported in this order; on-demand is run anyway, as the
+	// baseline of savings.
 	Policies []string
 	// Starts is the number of random starts per market; Seed draws them.
 	Starts int
@@ -187,22 +190,13 @@ feed:
 		byTrace[t.market][t.policy].add(&results[i], s.Job)
 	}
 	rep := &Report{}
-	order := s.Policies
-	index := func(name string) int {
-		for i, p := range policies {
-			if p == name {
-				return i
-			}
-		}
-		return -1
-	}
-	for _, name := range order {
-		p := index(name)
+	for _, name := range s.Policies {
+		p := slices.Index(policies, name)
 		rep.Policies = append(rep.Policies, byPolicy[p].summary(name, "", byPolicy[0].cost))
 	}
 	for i, m := range s.Markets {
-		for _, name := range order {
-			p := index(name)
+		for _, name := range s.Policies {
+			p := slices.Index(policies, name)
 			rep.ByTrace = append(rep.ByTrace, byTrace[i][p].summary(name, m.Name, byTrace[i][0].cost))
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spoteci/spoteci/internal/catalog"
 	"github.com/spoteci/spoteci/internal/prices"
 	"github.com/spoteci/spoteci/internal/sim"
+	"github.com/spoteci/spoteci/internal/sim/simtest"
 	"github.com/spoteci/spoteci/internal/spot"
 )
 
@@ -70,6 +71,7 @@ func benchWorkload(cat *catalog.Catalog) *Workload {
 func BenchmarkMonth100kPods(b *testing.B) {
 	cat := catalog.Default()
 	var s Summary
+	cpu := simtest.StartCPUTimer(b)
 	for b.Loop() {
 		model := prices.NewModel(1)
 		source := sim.NewSource(sim.SourceConfig{Model: &model})
@@ -79,6 +81,7 @@ func BenchmarkMonth100kPods(b *testing.B) {
 		}
 		s = res[0].Summary
 	}
+	cpu.Stop()
 	b.ReportMetric(float64(s.Pods), "instances")
 	b.ReportMetric(float64(s.Reclaims), "reclaims")
 	b.ReportMetric(float64(s.JobsFinished), "jobs_done")

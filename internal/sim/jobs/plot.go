@@ -9,6 +9,7 @@ import (
 	"github.com/spoteci/spoteci/internal/catalog"
 	"github.com/spoteci/spoteci/internal/market"
 	"github.com/spoteci/spoteci/internal/plot"
+	"github.com/spoteci/spoteci/internal/sim"
 )
 
 // maxPlotPools bounds the price lines of a timeline.
@@ -61,4 +62,46 @@ func CostChart(results []PolicyResult, title string) plot.Bars {
 		b.Values = append(b.Values, r.Summary.CostMean)
 	}
 	return b
+}
+
+// StockChart draws the spot stock of the pools the recorded Jobs of res ran
+// in, with their instances as bands; false when no pool's stock changes over
+// that time (no trace covers them).
+func StockChart(res PolicyResult, src *sim.Source, title string) (plot.Chart, bool) {
+	if len(res.Lives) == 0 {
+		return plot.Chart{}, false
+	}
+	chart, err := Timeline(res, src, title)
+	if err != nil {
+		return plot.Chart{}, false
+	}
+	from, to := res.Lives[0].From, chart.End
+	for _, l := range res.Lives {
+		from = minTime(from, l.From)
+	}
+	changes := false
+	chart.YLabel = "spot stock"
+	for i, s := range chart.Series {
+		var o *catalog.Offering
+		for _, l := range res.Lives {
+			if l.Offering.Zone+" "+l.Offering.Type.Name == s.Name {
+				o = l.Offering
+			}
+		}
+		s.Points = s.Points[:0:0]
+		for t := from; t.Before(to); {
+			v := float64(src.Stock(o, t))
+			if n := len(s.Points); n == 0 || s.Points[n-1].V != v {
+				s.Points = append(s.Points, plot.Point{T: t, V: v})
+				changes = changes || n > 0
+			}
+			next := src.NextChange(t)
+			if next.IsZero() {
+				break
+			}
+			t = next
+		}
+		chart.Series[i] = s
+	}
+	return chart, changes
 }

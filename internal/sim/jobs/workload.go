@@ -32,8 +32,8 @@ type Workload struct {
 	// unfinished (default: 30 days).
 	Horizon time.Duration `yaml:"horizon,omitempty" json:"horizon"`
 	// Region, or Zones, say where pods may run (default: cn-hangzhou).
-	Region string   `yaml:"region,omitempty" json:"region,omitempty"`
-	Zones  []string `yaml:"zones,omitempty" json:"zones,omitempty"`
+	Region string    `yaml:"region,omitempty" json:"region,omitempty"`
+	Zones  []string  `yaml:"zones,omitempty" json:"zones,omitempty"`
 	Jobs   []JobSpec `yaml:"jobs" json:"jobs"`
 	// Policies are bid policies to compare: each overrides the annotations
 	// of every Job (an empty value removes one). None: the Jobs' own.

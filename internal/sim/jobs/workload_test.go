@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +85,21 @@ func TestWorkloadErrors(t *testing.T) {
 				t.Errorf("error %v, want one naming %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The example of the README parses and runs.
+func TestExampleWorkload(t *testing.T) {
+	w, err := ReadWorkload("testdata/workload.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := hangzhouC5()
+	res, err := Simulate(context.Background(), w, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 4 || res[0].Summary.Runs != 50 || res[0].Summary.JobsFinished != 50 {
+		t.Errorf("results %+v", res)
 	}
 }

@@ -1,0 +1,118 @@
+package vnode
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+var (
+	wall0   = time.Date(2026, 4, 8, 8, 0, 0, 0, time.UTC)
+	market0 = wall0.Add(100 * time.Hour) // market time runs ahead at scale 60
+	clock60 = wallClockOf(eciapi.DescribeContainerGroupsResponse{Time: market0, WallTime: wall0, TimeScale: 60})
+)
+
+func testPod() *corev1.Pod {
+	return &corev1.Pod{
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "pi", Image: "perl"}}},
+		Status: corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{
+			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
+			// Written by someone else (the Eviction API): must survive our writes.
+			{Type: "example.com/Custom", Status: corev1.ConditionTrue, Reason: "Theirs"},
+		}},
+	}
+}
+
+func condition(st corev1.PodStatus, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == t {
+			return &st.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func TestWallClockConvertsMarketTime(t *testing.T) {
+	if got := clock60.at(market0.Add(time.Hour)); !got.Equal(wall0.Add(time.Minute)) {
+		t.Fatalf("a market hour later at x60 is %v, want a wall minute later", got)
+	}
+}
+
+func TestRunningThenBidFailed(t *testing.T) {
+	pod := testPod()
+	started := market0.Add(-30 * time.Minute)
+	g := &eciapi.ContainerGroup{ContainerGroupId: "eci-1", Status: eciapi.StatusRunning, CreationTime: started,
+		Containers: []eciapi.ContainerStatus{{Name: "pi", CurrentState: eciapi.ContainerState{State: "Running", StartTime: &started}}}}
+	st := podStatus(pod, g, clock60)
+	if st.Phase != corev1.PodRunning || !st.ContainerStatuses[0].Ready || st.ContainerStatuses[0].ContainerID != "eci://eci-1/pi" {
+		t.Fatalf("running group: phase %s, container %+v", st.Phase, st.ContainerStatuses[0])
+	}
+	if got := st.ContainerStatuses[0].State.Running.StartedAt.Time; !got.Equal(wall0.Add(-30 * time.Second)) {
+		t.Errorf("started at %v, want the wall time of the market start (30 wall seconds before)", got)
+	}
+	if c := condition(st, corev1.PodReady); c == nil || c.Status != corev1.ConditionTrue {
+		t.Errorf("Ready %+v", c)
+	}
+
+	// The notice: the condition appears, the pod still runs.
+	pod.Status = st
+	notice, release := market0.Add(time.Hour), market0.Add(time.Hour+5*time.Minute)
+	g.NoticeTime, g.ExpiredTime = &notice, &release
+	st = podStatus(pod, g, clock60)
+	if c := condition(st, ConditionInstanceExpired); c == nil || c.Status != corev1.ConditionTrue || st.Phase != corev1.PodRunning {
+		t.Fatalf("at the notice: phase %s, ContainerInstanceExpired %+v", st.Phase, c)
+	}
+
+	// The release: Failed, BidFailed, the guide's message and DisruptionTarget
+	// in the same status; containers kept as they were (the guide shows 1/1).
+	pod.Status = st
+	g.Status = eciapi.StatusExpired
+	st = podStatus(pod, g, clock60)
+	releasedWall := wall0.Add(65 * time.Second)
+	if st.Phase != corev1.PodFailed || st.Reason != ReasonBidFailed ||
+		st.Message != "The pod is a spot instance, and has been released at "+releasedWall.Format("2006-01-02T15:04Z") {
+		t.Fatalf("released: %s %s %q", st.Phase, st.Reason, st.Message)
+	}
+	if c := condition(st, corev1.DisruptionTarget); c == nil || c.Status != corev1.ConditionTrue || c.Reason != ReasonBidFailed {
+		t.Fatalf("DisruptionTarget %+v", c)
+	}
+	if !st.ContainerStatuses[0].Ready {
+		t.Errorf("the container status changed at the release: %+v", st.ContainerStatuses[0])
+	}
+	if c := condition(st, "example.com/Custom"); c == nil || c.Reason != "Theirs" {
+		t.Errorf("a condition written by someone else was dropped: %+v", st.Conditions)
+	}
+	if c := condition(st, corev1.PodReady); c == nil || c.Status != corev1.ConditionFalse {
+		t.Errorf("Ready after the release %+v", c)
+	}
+}
+
+func TestTerminatedPhases(t *testing.T) {
+	for _, c := range []struct {
+		exit   int
+		reason string
+		want   corev1.PodPhase
+	}{{0, "Completed", corev1.PodSucceeded}, {3, "Error", corev1.PodFailed}, {127, "StartError", corev1.PodFailed}} {
+		start, end := market0, market0.Add(time.Minute)
+		g := &eciapi.ContainerGroup{ContainerGroupId: "eci-2", CreationTime: start, Containers: []eciapi.ContainerStatus{{Name: "pi",
+			CurrentState: eciapi.ContainerState{State: "Terminated", ExitCode: c.exit, Reason: c.reason, StartTime: &start, FinishTime: &end}}}}
+		st := podStatus(testPod(), g, clock60)
+		term := st.ContainerStatuses[0].State.Terminated
+		if st.Phase != c.want || term == nil || term.ExitCode != int32(c.exit) || !term.FinishedAt.Time.Equal(wall0.Add(time.Second)) {
+			t.Errorf("exit %d: phase %s, terminated %+v", c.exit, st.Phase, term)
+		}
+	}
+}
+
+func TestSetConditionKeepsTransitionTime(t *testing.T) {
+	then := metav1.NewTime(wall0)
+	st := corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: then}}}
+	setCondition(&st, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(wall0.Add(time.Hour))})
+	if !st.Conditions[0].LastTransitionTime.Equal(&then) {
+		t.Errorf("an unchanged condition moved its transition time to %v", st.Conditions[0].LastTransitionTime)
+	}
+}
