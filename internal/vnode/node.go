@@ -231,7 +231,11 @@ func (n *Node) poll(ctx context.Context) error {
 	}
 	for uid := range n.fingerprint {
 		if _, ok := fresh[uid]; !ok {
+			// Gone from the listing (deleted): its pod learns why.
 			delete(n.fingerprint, uid)
+			if old := n.groups[uid]; old != nil {
+				changed = append(changed, tag(old, TagNamespace)+"/"+tag(old, TagPod))
+			}
 		}
 	}
 	n.groups = fresh

@@ -50,6 +50,9 @@ spec:
 	if logs := kubectl(t, "-n", ns, "logs", "job/pi"); !strings.HasPrefix(logs, "3.14159265358979") {
 		t.Fatalf("kubectl logs: %q", logs)
 	}
+	if logs := kubectl(t, "-n", ns, "logs", "-f", "--tail=1", "job/pi"); !strings.HasPrefix(logs, "3.14159265358979") || strings.Count(logs, "\n") != 1 {
+		t.Fatalf("kubectl logs -f --tail=1: %q", logs)
+	}
 	eventually(t, 30*time.Second, "the Job complete", func() (bool, string) {
 		out := kubectl(t, "-n", ns, "get", "job", "pi")
 		return strings.Contains(out, "Complete"), out
@@ -385,6 +388,22 @@ func TestDeleteAndRestarts(t *testing.T) {
 		t.Fatalf("after deleting a pod the live instances are %+v", g)
 	}
 
+	// An instance deleted behind the node's back: its pod fails, saying why.
+	apply(t, ns, podManifest("orphaned", ann))
+	eventually(t, 30*time.Second, "orphaned Running", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod", "orphaned")
+		return strings.Contains(out, "Running"), out
+	})
+	for _, g := range groups(t, ns) {
+		if g.ContainerGroupName == ns+"-orphaned" {
+			spoteci(t, "delete", g.ContainerGroupId)
+		}
+	}
+	eventually(t, 30*time.Second, "the orphaned pod failed", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod", "orphaned", "-o", "jsonpath={.status.phase} {.status.reason}")
+		return out == "Failed ContainerInstanceVanished", out
+	})
+
 	// The node goes away; a pod is created and one ends meanwhile; the node
 	// comes back and catches up without duplicates.
 	env.node.stop()
@@ -445,4 +464,19 @@ metadata:
     command: ["sh", "-c", %q]
   restartPolicy: Never
 `, name, ann.String(), loop)
+}
+
+// spoteci demo tells the guide's story on its own control plane.
+func TestDemo(t *testing.T) {
+	skipWithoutCluster(t)
+	out, err := execCommand(env.spoteci, "demo", "--bin-dir", env.bin)
+	if err != nil {
+		t.Fatalf("spoteci demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Running", "SpotToBeReleased", "Spot ECI will be released in 5 minutes", "BidFailed",
+		"The pod is a spot instance, and has been released at", "Complete", "3.14159", "less than pay-as-you-go"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the demo's output lacks %q:\n%s", want, out)
+		}
+	}
 }

@@ -322,3 +322,8 @@ spec:
 // loop is a container that says it started, then works until SIGTERM, which
 // it reports in its log.
 const loop = `echo started; trap 'echo got SIGTERM; exit 0' TERM; while :; do sleep 0.1; done`
+
+func execCommand(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}
