@@ -134,7 +134,7 @@ type deadlineOptions struct {
 	byTrace                            bool
 }
 
-// DeadlineParams echo the inputs of a deadline sweep in its JSON.
+// deadlineParams echo the inputs of a deadline sweep in its JSON.
 type deadlineParams struct {
 	Traces          []string `json:"traces"`
 	Rules           string   `json:"rules"`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/spoteci/spoteci/internal/catalog"
@@ -135,8 +136,7 @@ func (c *Core) Create(now time.Time, o Order) (*Instance, error) {
 	in := &Instance{ID: o.ID, Bid: o.Bid, Created: now, State: Running,
 		Offering: pick.Offering, PurchasePrice: pick.Price, Spot: pick.Spot, Degraded: pick.Degraded}
 	if !in.Spot {
-		c.add(in, fmt.Sprintf("Created pay-as-you-go instance of %s in %s at %s/h",
-			in.Offering.Type.Name, in.Offering.Zone, formatPrice(in.PurchasePrice)))
+		c.add(in, "Created pay-as-you-go instance of "+in.Offering.Type.Name+" in "+in.Offering.Zone+" at "+formatPrice(in.PurchasePrice)+"/h")
 		if in.Degraded {
 			c.emit(Event{At: now, Kind: EventDegraded, Instance: in.ID,
 				Message: "Spot stock is insufficient for the requested specs; created a pay-as-you-go instance instead"})
@@ -145,8 +145,8 @@ func (c *Core) Create(now time.Time, o Order) (*Instance, error) {
 	}
 	c.held[in.Offering.ID]++
 	c.active[in.Offering.ID]++
-	c.add(in, fmt.Sprintf("Created spot instance of %s in %s at %s/h, bid %s/h (%s), protection %s",
-		in.Offering.Type.Name, in.Offering.Zone, formatPrice(in.PurchasePrice), formatPrice(in.BidPrice()), in.Bid.Strategy, formatHours(in.Bid.Protection)))
+	c.add(in, "Created spot instance of "+in.Offering.Type.Name+" in "+in.Offering.Zone+" at "+formatPrice(in.PurchasePrice)+
+		"/h, bid "+formatPrice(in.BidPrice())+"/h ("+string(in.Bid.Strategy)+"), protection "+formatHours(in.Bid.Protection))
 	c.schedule(in, c.checkAfter(in, now))
 	return in, nil
 }
@@ -303,10 +303,10 @@ func (c *Core) release(in *Instance, t time.Time) {
 	if in.Reason == ReasonPrice {
 		why = fmt.Sprintf("the market price %s/h exceeded the bid %s/h", formatPrice(c.quotes.at(in.Offering, in.NoticeAt).Price), formatPrice(in.BidPrice()))
 	} else {
-		why = fmt.Sprintf("the stock of %s in %s ran out", in.Offering.Type.Name, in.Offering.Zone)
+		why = "the stock of " + in.Offering.Type.Name + " in " + in.Offering.Zone + " ran out"
 	}
 	c.emit(Event{At: t, Kind: EventReleased, Instance: in.ID,
-		Message: fmt.Sprintf("The spot instance was released at %s: %s", t.Format(time.RFC3339), why)})
+		Message: "The spot instance was released at " + t.Format(time.RFC3339) + ": " + why})
 }
 
 func (c *Core) end(in *Instance, s State, t time.Time) {
@@ -445,7 +445,7 @@ func (qc *quoteCache) at(o *catalog.Offering, t time.Time) Quote {
 	return e.q
 }
 
-func formatPrice(p float64) string { return fmt.Sprintf("%.4g", p) }
+func formatPrice(p float64) string { return strconv.FormatFloat(p, 'g', 4, 64) }
 
 func formatHours(d time.Duration) string {
 	h := d.Hours()
