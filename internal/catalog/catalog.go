@@ -82,19 +82,19 @@ func Default() *Catalog {
 	return defaultCat
 }
 
-// The catalog.json format; gen/main.go writes the same field names.
+// File is the catalog.json format, read here and written by gen/main.go.
 type (
-	fileFormat struct {
+	File struct {
 		Version   int            `json:"version"`
-		Regions   []fileRegion   `json:"regions"`
-		Types     []fileType     `json:"types"`
-		Offerings []fileOffering `json:"offerings"`
+		Regions   []FileRegion   `json:"regions"`
+		Types     []FileType     `json:"types"`
+		Offerings []FileOffering `json:"offerings"`
 	}
-	fileRegion struct {
+	FileRegion struct {
 		Name  string   `json:"name"`
 		Zones []string `json:"zones"`
 	}
-	fileType struct {
+	FileType struct {
 		Name      string  `json:"name"`
 		Family    string  `json:"family"`
 		Arch      string  `json:"arch"`
@@ -102,12 +102,12 @@ type (
 		MemoryGiB float64 `json:"memoryGiB"`
 		GPU       int     `json:"gpu"`
 	}
-	fileOffering struct {
+	FileOffering struct {
 		Zone      string  `json:"zone"`
 		Type      string  `json:"type"`
 		OnDemand  float64 `json:"onDemand"`
 		Spot      float64 `json:"spot"`
-		Estimated bool    `json:"estimated"`
+		Estimated bool    `json:"estimated,omitempty"`
 	}
 )
 
@@ -119,7 +119,7 @@ type (
 func Load(r io.Reader) (*Catalog, error) {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
-	var f fileFormat
+	var f File
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("catalog: decoding: %w", err)
 	}
@@ -133,7 +133,7 @@ func Load(r io.Reader) (*Catalog, error) {
 	return c, nil
 }
 
-func build(f *fileFormat) (*Catalog, error) {
+func build(f *File) (*Catalog, error) {
 	if f.Version != formatVersion {
 		return nil, fmt.Errorf("format version %d, want %d", f.Version, formatVersion)
 	}

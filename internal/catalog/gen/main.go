@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/spoteci/spoteci/internal/catalog"
 	"io"
 	"math"
 	"os"
@@ -61,33 +62,12 @@ func main() {
 	fmt.Fprintf(os.Stderr, "gen: wrote %s (%d bytes): %s\n", *out, len(b), stats)
 }
 
-// The catalog.json format; internal/catalog reads the same field names.
+// The catalog.json format is internal/catalog's own.
 type (
-	catalogFile struct {
-		Version   int        `json:"version"`
-		Regions   []region   `json:"regions"`
-		Types     []instType `json:"types"`
-		Offerings []offering `json:"offerings"`
-	}
-	region struct {
-		Name  string   `json:"name"`
-		Zones []string `json:"zones"`
-	}
-	instType struct {
-		Name      string  `json:"name"`
-		Family    string  `json:"family"`
-		Arch      string  `json:"arch"`
-		VCPU      int     `json:"vcpu"`
-		MemoryGiB float64 `json:"memoryGiB"`
-		GPU       int     `json:"gpu"`
-	}
-	offering struct {
-		Zone      string  `json:"zone"`
-		Type      string  `json:"type"`
-		OnDemand  float64 `json:"onDemand"`
-		Spot      float64 `json:"spot"`
-		Estimated bool    `json:"estimated,omitempty"`
-	}
+	catalogFile = catalog.File
+	region      = catalog.FileRegion
+	instType    = catalog.FileType
+	offering    = catalog.FileOffering
 )
 
 // The cloudpilot-ai/priceserver format.
