@@ -14,7 +14,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/spoteci/spoteci/internal/catalog"
 	"io"
 	"math"
 	"os"
@@ -22,6 +21,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/spoteci/spoteci/internal/catalog"
 )
 
 // Input files, as named in shared/data/README.md.
