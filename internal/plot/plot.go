@@ -23,7 +23,8 @@ type Series struct {
 	Points []Point
 }
 
-// Band marks a stretch of time under the lines, e.g. an instance's life.
+// Band is a stretch of time drawn in a lane of its own under the chart, e.g.
+// an instance's life; a Label ending in "(reclaimed)" is drawn in red.
 type Band struct {
 	From, To time.Time
 	Label    string
@@ -43,8 +44,9 @@ type Chart struct {
 var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"}
 
 const (
-	width, height            = 900, 420
-	left, right, top, bottom = 70, 170, 40, 50
+	width, height            = 960, 420
+	left, right, top, bottom = 70, 230, 40, 50
+	laneHeight, maxLanes     = 12, 40
 )
 
 // SVG writes the chart.
@@ -66,16 +68,28 @@ func (c Chart) SVG(w io.Writer) error {
 	}
 	y := func(v float64) float64 { return height - bottom - (v-vmin)/(vmax-vmin)*(height-top-bottom) }
 
+	// The bands go in lanes under the time axis, a Gantt strip that shares it;
+	// past maxLanes the lanes are reused from the top.
+	lanes := min(len(c.Bands), maxLanes)
+	total := height + lanes*laneHeight
+	if lanes > 0 {
+		total += 10
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, total, width, total)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16">%s</text>`+"\n", left, html.EscapeString(c.Title))
 	for i, band := range c.Bands {
 		x0, x1 := x(band.From), x(band.To)
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" fill-opacity="0.12"/>`+"\n",
-			x0, top, math.Max(x1-x0, 1), height-top-bottom, palette[(i+3)%len(palette)])
-		if band.Label != "" {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="10" fill="#444">%s</text>`+"\n", x0+2, top+12+12*(i%4), html.EscapeString(band.Label))
+		y0 := height + (i%maxLanes)*laneHeight
+		color := "#2ca02c"
+		if strings.HasSuffix(band.Label, "(reclaimed)") {
+			color = "#d62728"
+		}
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" fill-opacity="0.55"><title>%s</title></rect>`+"\n",
+			x0, y0, math.Max(x1-x0, 1), laneHeight-2, color, html.EscapeString(band.Label))
+		if band.Label != "" && i < maxLanes {
+			fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="9" fill="#444">%s</text>`+"\n", width-right+10, y0+laneHeight-3, html.EscapeString(band.Label))
 		}
 	}
 	// Axes with 5 ticks each.
