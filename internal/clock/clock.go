@@ -15,6 +15,9 @@ type Scaled struct {
 	Scale                    float64
 	// Wall reads the wall clock; nil means time.Now.
 	Wall func() time.Time `json:"-"`
+	// Before is the clock that was in force until AnchorWall, when the scale
+	// changed: times from then convert as they did then.
+	Before *Scaled `json:",omitempty"`
 }
 
 // NewScaled anchors market time at the wall clock now.
@@ -38,11 +41,17 @@ func (c Scaled) Now() time.Time { return c.MarketAt(c.wall()) }
 
 // MarketAt converts a wall time to market time.
 func (c Scaled) MarketAt(wall time.Time) time.Time {
+	if c.Before != nil && wall.Before(c.AnchorWall) {
+		return c.Before.MarketAt(wall)
+	}
 	return c.AnchorMarket.Add(time.Duration(float64(wall.Sub(c.AnchorWall)) * c.Scale)).UTC()
 }
 
 // WallAt converts a market time to wall time.
 func (c Scaled) WallAt(market time.Time) time.Time {
+	if c.Before != nil && market.Before(c.AnchorMarket) {
+		return c.Before.WallAt(market)
+	}
 	return c.AnchorWall.Add(time.Duration(float64(market.Sub(c.AnchorMarket)) / c.Scale))
 }
 
@@ -56,5 +65,7 @@ func (c Scaled) WallUntil(t time.Time) time.Duration {
 // clock starts, at the wall time now, from the market time the old one shows.
 func (c Scaled) Rescaled(scale float64) Scaled {
 	now := c.wall()
-	return Scaled{AnchorWall: now, AnchorMarket: c.MarketAt(now), Scale: scale, Wall: c.Wall}
+	old := c
+	old.Wall = nil
+	return Scaled{AnchorWall: now, AnchorMarket: c.MarketAt(now), Scale: scale, Wall: c.Wall, Before: &old}
 }

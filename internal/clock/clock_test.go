@@ -27,6 +27,15 @@ func TestScaled(t *testing.T) {
 	if got := r.Now().Sub(before); got != time.Hour {
 		t.Errorf("one wall second at x3600 = %v of market time, want 1h", got)
 	}
+	// Times from before the change convert as they did then (a container
+	// that ended while the server was down is billed to its real end).
+	early := wall.Add(-2 * time.Second)
+	if got, want := r.MarketAt(early), c.MarketAt(early); !got.Equal(want) {
+		t.Errorf("a wall time before the rescale maps to %v, want %v as before", got, want)
+	}
+	if got := r.WallAt(c.MarketAt(early)); !got.Equal(early) {
+		t.Errorf("WallAt(MarketAt(t)) = %v, want %v", got, early)
+	}
 	if _, err := NewScaled(0.5); err == nil {
 		t.Error("scale 0.5 accepted")
 	}

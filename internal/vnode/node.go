@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -240,6 +241,16 @@ func (n *Node) poll(ctx context.Context) error {
 	}
 	n.groups = fresh
 	n.mu.Unlock()
+	// Level-triggered: a live pod whose instance is not listed (deleted behind
+	// the node's back, even before a poll saw it) is looked at again.
+	if pods, err := n.pods.List(labels.Everything()); err == nil {
+		for _, p := range pods {
+			if _, ok := fresh[p.UID]; !ok && hasInstance(p) && p.DeletionTimestamp == nil &&
+				p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+				changed = append(changed, p.Namespace+"/"+p.Name)
+			}
+		}
+	}
 	for _, key := range changed {
 		n.queue.Add(key)
 	}
