@@ -327,7 +327,7 @@ type DescribeContainerLogRequest struct {
 	ContainerGroupId string
 	ContainerName    string `json:",omitempty"` // empty: the only container
 	Tail             int    `json:",omitempty"` // last lines; 0 = all
-	SinceSeconds     int    `json:",omitempty"`
+	SinceSeconds     int    `json:",omitempty"` // wall seconds, as kubectl logs --since
 	Timestamps       bool   `json:",omitempty"`
 	// Follow keeps a StreamContainerLog open while the container runs.
 	Follow bool `json:",omitempty"`
