@@ -110,6 +110,7 @@ func spotFields(strategy string, limit eciapi.Decimal, duration *eciapi.Decimal,
 	if duration != nil {
 		f.Duration = string(*duration)
 		if f.Duration == "" {
+			// Sent but empty is a mistake, not the default: let Parse refuse it.
 			f.Duration = `""`
 		}
 	}
