@@ -33,6 +33,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/spoteci/spoteci/internal/atomicfile"
 )
 
 // Binaries are the programs Start runs from Config.BinDir (`make kube` also
@@ -458,7 +460,7 @@ func pickPorts(path string) (ports, error) {
 		return next, err
 	}
 	data, _ := json.Marshal(next)
-	if err := writeFileAtomic(path, data, 0o644); err != nil {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return next, err
 	}
 	return next, nil

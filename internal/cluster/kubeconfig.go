@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/spoteci/spoteci/internal/atomicfile"
 )
 
 // writeKubeconfig writes a kubeconfig for one of the client identities in p,
@@ -21,7 +23,7 @@ func writeKubeconfig(path, server string, p pki, identity string) error {
 	r := strings.NewReplacer(
 		"$SERVER", server, "$USER", identity,
 		"$CA", b64[0], "$CERT", b64[1], "$KEY", b64[2])
-	return writeFileAtomic(path, []byte(r.Replace(kubeconfigTemplate)), 0o600)
+	return atomicfile.Write(path, []byte(r.Replace(kubeconfigTemplate)), 0o600)
 }
 
 const kubeconfigTemplate = `apiVersion: v1

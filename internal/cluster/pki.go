@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/spoteci/spoteci/internal/atomicfile"
 )
 
 // Validity of everything we issue: long, because this CA only ever lives in one
@@ -213,20 +215,7 @@ func writeKey(path string, key crypto.Signer) error {
 }
 
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {
-	return writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
-}
-
-// writeFileAtomic replaces path in one rename, so a crash never leaves half a file
-// that a later start would trust.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
 }
 
 func loadPair(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {

@@ -9,9 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"sync/atomic"
 	"time"
+
+	"github.com/spoteci/spoteci/internal/atomicfile"
 )
 
 // Names of the folders and files of the state folder; see doc.go.
@@ -84,32 +84,9 @@ type stopRecord struct {
 	Deadline    time.Time     `json:"deadline"` // SIGKILL time
 }
 
-// tmpSeq makes temporary file names unique within this process.
-var tmpSeq atomic.Uint64
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// folder and a rename, so readers see the old content or the new, never a part.
-// It does not fsync: the state survives a crash of any process, not a power loss.
-func writeFileAtomic(path string, data []byte) error {
-	dir, base := filepath.Split(path)
-	tmp := filepath.Join(dir, "."+base+"."+strconv.Itoa(os.Getpid())+"."+strconv.FormatUint(tmpSeq.Add(1), 10)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
+// writeFileAtomic writes data to path so that readers see the old content or
+// the new, never a part.
+func writeFileAtomic(path string, data []byte) error { return atomicfile.Write(path, data, 0o644) }
 
 // writeJSON writes v as JSON to path atomically.
 func writeJSON(path string, v any) error {

@@ -4,7 +4,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -323,7 +322,7 @@ func (h *Host) writePending(id string) (names []string, ok bool) {
 		return nil, false // removed
 	}
 	// Under the lock of id, nothing changes the pending instance.
-	err := writeNewSpec(h.specPath(id), spec)
+	err := writeJSON(h.specPath(id), spec) // complete or absent: until then the instance is pending
 	h.pendMu.Lock()
 	stop := h.pending[id].stop
 	delete(h.pending, id)
@@ -342,18 +341,6 @@ func (h *Host) writePending(id string) (names []string, ok bool) {
 		return nil, false
 	}
 	return names, true
-}
-
-// writeNewSpec writes the spec of a new instance with a single file
-// operation (readers do not see it before it is complete: until then the
-// instance is pending).
-func writeNewSpec(path string, spec specRecord) error {
-	data, err := json.Marshal(spec)
-	if err != nil {
-		return fmt.Errorf("encoding %s: %w", path, err)
-	}
-	// Atomic: a crash mid-write must not leave a spec that decodes to nothing.
-	return writeFileAtomic(path, data)
 }
 
 // recordShimFailure records a container whose shim could not be started as

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/spoteci/spoteci/internal/atomicfile"
 )
 
 // Client calls the ECI service.
@@ -49,11 +51,7 @@ func WriteServerInfo(dir string, info ServerInfo) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, InfoFile+".tmp")
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("writing server info: %w", err)
-	}
-	return os.Rename(tmp, filepath.Join(dir, InfoFile))
+	return atomicfile.Write(filepath.Join(dir, InfoFile), append(data, '\n'), 0o600)
 }
 
 // Call posts req to action and decodes the answer into resp. A failed action
