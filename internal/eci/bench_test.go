@@ -3,8 +3,6 @@ package eci_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,28 +87,5 @@ func BenchmarkRestart10k(b *testing.B) {
 }
 
 func startBenchServer(b *testing.B, dir string) *server {
-	b.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := eci.Open(ctx, eci.Config{StateDir: dir, TimeScale: 1, ShimPath: smallShim})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &http.Server{Handler: svc.Handler(token)}
-	go srv.Serve(ln)
-	ran := make(chan struct{})
-	go func() { svc.Run(ctx); close(ran) }()
-	transport := &http.Transport{MaxIdleConnsPerHost: 64}
-	s := &server{Client: &eciapi.Client{Endpoint: "http://" + ln.Addr().String(), Token: token, HTTP: &http.Client{Transport: transport}}, svc: svc}
-	s.stop = func() {
-		cancel()
-		srv.Close()
-		<-ran
-		svc.Close()
-		transport.CloseIdleConnections()
-	}
-	return s
+	return startServerWith(b, eci.Config{StateDir: dir, TimeScale: 1, ShimPath: smallShim})
 }

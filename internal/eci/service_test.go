@@ -55,22 +55,30 @@ type server struct {
 const scale = 3600
 
 func startServer(t *testing.T, dir string) *server {
-	t.Helper()
+	return startServerWith(t, eci.Config{StateDir: dir, TimeScale: scale, ShimPath: shimPath})
+}
+
+// startServerWith runs the service of cfg on a loopback port until the test
+// ends or stop is called.
+func startServerWith(tb testing.TB, cfg eci.Config) *server {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := eci.Open(ctx, eci.Config{StateDir: dir, TimeScale: scale, ShimPath: shimPath})
+	svc, err := eci.Open(ctx, cfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	srv := &http.Server{Handler: svc.Handler(token)}
 	served := make(chan struct{})
 	go func() { srv.Serve(ln); close(served) }()
 	ran := make(chan struct{})
 	go func() { svc.Run(ctx); close(ran) }()
-	s := &server{Client: &eciapi.Client{Endpoint: "http://" + ln.Addr().String(), Token: token}, svc: svc}
+	// Keep connections for concurrent clients (the create benchmark).
+	transport := &http.Transport{MaxIdleConnsPerHost: 64}
+	s := &server{Client: &eciapi.Client{Endpoint: "http://" + ln.Addr().String(), Token: token, HTTP: &http.Client{Transport: transport}}, svc: svc}
 	stopped := false
 	s.stop = func() {
 		if stopped {
@@ -82,8 +90,9 @@ func startServer(t *testing.T, dir string) *server {
 		<-served
 		<-ran
 		svc.Close()
+		transport.CloseIdleConnections()
 	}
-	t.Cleanup(s.stop)
+	tb.Cleanup(s.stop)
 	return s
 }
 
