@@ -190,10 +190,6 @@ func (pt *podTimes) waitFor(b *testing.B, what string, cond func() bool) {
 }
 
 func replicaSet(name string, replicas int, annotations map[string]string) string {
-	var ann strings.Builder
-	for k, v := range annotations {
-		fmt.Fprintf(&ann, "        %s: %q\n", k, v)
-	}
 	return fmt.Sprintf(`apiVersion: apps/v1
 kind: ReplicaSet
 metadata:
@@ -214,7 +210,7 @@ spec:
       - name: main
         image: busybox
         command: ["sleep", "600"]
-`, name, replicas, name, name, ann.String())
+`, name, replicas, name, name, yamlMap(annotations, "        "))
 }
 
 func rssMiB(pid int) float64 {

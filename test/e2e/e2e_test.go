@@ -141,10 +141,7 @@ func TestProtection(t *testing.T) {
 	apply(t, ns, job("protected", map[string]string{specs: "ecs.g7.large", strategy: "SpotWithPriceLimit", limit: "0.2"}, loop, ""))
 	apply(t, ns, job("bare", map[string]string{specs: "ecs.g7nex.large", strategy: "SpotWithPriceLimit", limit: "0.2", duration: "0"}, loop, ""))
 	for _, j := range []string{"protected", "bare"} {
-		eventually(t, 30*time.Second, j+" Running", func() (bool, string) {
-			ps := pods(t, ns, "job-name="+j)
-			return len(ps) == 1 && ps[0].Status.Phase == "Running", kubectl(t, "-n", ns, "get", "pod")
-		})
+		waitJobPodRunning(t, ns, j)
 	}
 	setPrice(t, "ecs.g7.large", "0.5")
 	setPrice(t, "ecs.g7nex.large", "0.5")
@@ -185,10 +182,7 @@ func TestFallback(t *testing.T) {
 	setStock(t, "ecs.r5.large", 0)
 	apply(t, ns, job("degraded", map[string]string{specs: "ecs.r7.large", strategy: "SpotAsPriceGo", fallback: "true", duration: "0"}, loop, ""))
 	apply(t, ns, job("waiting", map[string]string{specs: "ecs.r5.large", strategy: "SpotAsPriceGo", duration: "0"}, loop, ""))
-	eventually(t, 30*time.Second, "the degraded pod Running", func() (bool, string) {
-		ps := pods(t, ns, "job-name=degraded")
-		return len(ps) == 1 && ps[0].Status.Phase == "Running", kubectl(t, "-n", ns, "get", "pod")
-	})
+	waitJobPodRunning(t, ns, "degraded")
 	eventually(t, 30*time.Second, "SpotDegraded and the stock warning", func() (bool, string) {
 		ev := kubectl(t, "-n", ns, "get", "events")
 		return strings.Contains(ev, "SpotDegraded") && strings.Contains(ev, "SpotStockInsufficient"), ev
@@ -262,10 +256,7 @@ func TestAPIEvict(t *testing.T) {
 	setPrice(t, typ, "0.1")
 	ann := map[string]string{specs: typ, strategy: "SpotWithPriceLimit", limit: "0.2", duration: "0", release: "api-evict"}
 	apply(t, ns, job("evicted", ann, loop, ""))
-	eventually(t, 30*time.Second, "pod Running", func() (bool, string) {
-		ps := pods(t, ns, "job-name=evicted")
-		return len(ps) == 1 && ps[0].Status.Phase == "Running", kubectl(t, "-n", ns, "get", "pod")
-	})
+	waitJobPodRunning(t, ns, "evicted")
 	name := pods(t, ns, "job-name=evicted")[0].Metadata.Name
 	setPrice(t, typ, "0.5")
 	// Evicted: the pod is deleted through the Eviction API; its instance is
@@ -298,10 +289,7 @@ spec:
     matchLabels:
       job-name: guarded
 `)
-	eventually(t, 30*time.Second, "guarded Running", func() (bool, string) {
-		ps := pods(t, ns, "job-name=guarded")
-		return len(ps) == 1 && ps[0].Status.Phase == "Running", kubectl(t, "-n", ns, "get", "pod,pdb")
-	})
+	waitJobPodRunning(t, ns, "guarded")
 	eventually(t, 30*time.Second, "the budget allows no disruption", func() (bool, string) {
 		out := kubectl(t, "-n", ns, "get", "pdb", "keep-guarded", "-o", "jsonpath={.status.disruptionsAllowed}/{.status.currentHealthy}")
 		return out == "0/1", out
@@ -325,10 +313,7 @@ func TestAnnotations(t *testing.T) {
 	ns := namespace(t)
 	setPrice(t, "ecs.g8a.large", "0.1")
 	apply(t, ns, podManifest("edited", map[string]string{specs: "ecs.g8a.large", strategy: "SpotWithPriceLimit", limit: "0.2"}))
-	eventually(t, 30*time.Second, "edited Running", func() (bool, string) {
-		out := kubectl(t, "-n", ns, "get", "pod", "edited")
-		return strings.Contains(out, "Running"), out
-	})
+	waitPodRunning(t, ns, "edited")
 	kubectl(t, "-n", ns, "annotate", "pod", "edited", "--overwrite", limit+"=0.001", strategy+"=SpotAsPriceGo")
 	time.Sleep(2 * time.Second)
 	g := groups(t, ns)
@@ -375,10 +360,7 @@ func TestDeleteAndRestarts(t *testing.T) {
 	apply(t, ns, podManifest("deleted", ann))
 	apply(t, ns, podManifest("kept", ann))
 	for _, name := range []string{"deleted", "kept"} {
-		eventually(t, 30*time.Second, name+" Running", func() (bool, string) {
-			out := kubectl(t, "-n", ns, "get", "pod", name)
-			return strings.Contains(out, "Running"), out
-		})
+		waitPodRunning(t, ns, name)
 	}
 	kubectl(t, "-n", ns, "delete", "pod", "deleted", "--wait=true", "--timeout=30s")
 	if log := groupLog(t, ns, "deleted"); !strings.Contains(log, "got SIGTERM") {
@@ -390,10 +372,7 @@ func TestDeleteAndRestarts(t *testing.T) {
 
 	// An instance deleted behind the node's back: its pod fails, saying why.
 	apply(t, ns, podManifest("orphaned", ann))
-	eventually(t, 30*time.Second, "orphaned Running", func() (bool, string) {
-		out := kubectl(t, "-n", ns, "get", "pod", "orphaned")
-		return strings.Contains(out, "Running"), out
-	})
+	waitPodRunning(t, ns, "orphaned")
 	for _, g := range groups(t, ns) {
 		if g.ContainerGroupName == ns+"-orphaned" {
 			spoteci(t, "delete", g.ContainerGroupId)
@@ -409,10 +388,7 @@ func TestDeleteAndRestarts(t *testing.T) {
 	env.node.stop()
 	apply(t, ns, podManifest("while-away", ann))
 	env.node = startNode()
-	eventually(t, 30*time.Second, "while-away Running after the node's restart", func() (bool, string) {
-		out := kubectl(t, "-n", ns, "get", "pod", "while-away")
-		return strings.Contains(out, "Running"), out
-	})
+	waitPodRunning(t, ns, "while-away")
 	env.node.stop()
 	env.node = startNode()
 	time.Sleep(2 * time.Second)
@@ -447,10 +423,6 @@ func TestDeleteAndRestarts(t *testing.T) {
 }
 
 func podManifest(name string, annotations map[string]string) string {
-	var ann strings.Builder
-	for k, v := range annotations {
-		fmt.Fprintf(&ann, "    %s: %q\n", k, v)
-	}
 	return fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata:
@@ -463,7 +435,7 @@ metadata:
     image: busybox
     command: ["sh", "-c", %q]
   restartPolicy: Never
-`, name, ann.String(), loop)
+`, name, yamlMap(annotations, "    "), loop)
 }
 
 // spoteci demo tells the guide's story on its own control plane.
@@ -479,4 +451,22 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the demo's output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// waitJobPodRunning waits for the one pod of a Job to run.
+func waitJobPodRunning(t *testing.T, ns, job string) {
+	t.Helper()
+	eventually(t, 30*time.Second, job+" Running", func() (bool, string) {
+		ps := pods(t, ns, "job-name="+job)
+		return len(ps) == 1 && ps[0].Status.Phase == "Running", kubectl(t, "-n", ns, "get", "pod,pdb")
+	})
+}
+
+// waitPodRunning waits for a pod to run.
+func waitPodRunning(t *testing.T, ns, name string) {
+	t.Helper()
+	eventually(t, 30*time.Second, name+" Running", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod", name)
+		return strings.Contains(out, "Running"), out
+	})
 }

@@ -8,9 +8,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -297,10 +299,6 @@ func groupLog(t testing.TB, ns, name string) string {
 
 // job renders a Job whose pods carry annotations and run command.
 func job(name string, annotations map[string]string, command string, extraSpec string) string {
-	var ann strings.Builder
-	for k, v := range annotations {
-		fmt.Fprintf(&ann, "        %s: %q\n", k, v)
-	}
 	return fmt.Sprintf(`apiVersion: batch/v1
 kind: Job
 metadata:
@@ -316,7 +314,16 @@ spec:
         image: busybox
         command: ["sh", "-c", %q]
       restartPolicy: Never
-`, name, extraSpec, ann.String(), command)
+`, name, extraSpec, yamlMap(annotations, "        "), command)
+}
+
+// yamlMap renders m as YAML lines at indent, keys sorted.
+func yamlMap(m map[string]string, indent string) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		fmt.Fprintf(&b, "%s%s: %q\n", indent, k, m[k])
+	}
+	return b.String()
 }
 
 // loop is a container that says it started, then works until SIGTERM, which
