@@ -304,14 +304,6 @@ func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, g *eciapi.Contain
 	return 0, nil
 }
 
-func ended(g *eciapi.ContainerGroup) bool {
-	switch g.Status {
-	case eciapi.StatusSucceeded, eciapi.StatusFailed, eciapi.StatusExpired, eciapi.StatusDeleted:
-		return true
-	}
-	return false
-}
-
 func running(g *eciapi.ContainerGroup) bool {
 	for _, c := range g.Containers {
 		if c.CurrentState.State == "Running" {
