@@ -27,6 +27,12 @@ vet:
 bench: build kube
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee $(BIN)/bench.txt
 
+# images builds the instances' container images from Debian packages into
+# bin/images (perl needs root for debootstrap); cached, so quick once built.
+.PHONY: images
+images: build
+	$(BIN)/spoteci image build --cache-dir $(BIN)/images
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSpecs -fuzztime 30s ./internal/catalog
 

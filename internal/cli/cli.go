@@ -48,6 +48,7 @@ func newRoot(streams Streams) *cobra.Command {
 		newPriceCommand(streams),
 		newShimCommand(streams),
 		newSimCommand(streams),
+		newImageCommand(streams),
 	)
 	return root
 }
