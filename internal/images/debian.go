@@ -29,7 +29,7 @@ const (
 )
 
 // perlPackages are installed on top of minbase. Debian 12's perl carries
-// Math::BigInt 1.999837, whose Math::BigInt::Calc dies in
+// Math::BigInt 1.999830, whose Math::BigInt::Calc dies in
 // `perl -Mbignum=bpi -wle 'print bpi(2000)'`; libmath-bigint-perl 1.999838
 // prints the 2,000 digits and comes first in @INC.
 var perlPackages = []string{"perl", "libmath-bigint-perl"}
