@@ -4,19 +4,23 @@ BIN       := bin
 STATE_DIR ?= state
 GOFLAGS_TEST ?=
 
-.PHONY: build up test vet bench fuzz clean
+.PHONY: build deps up test vet bench fuzz clean
 
+# deps installs the system packages spoteci runs on (containerd, runc, the CNI
+# plugins, debootstrap, busybox-static) when missing; a no-op once present.
+deps:
+	@hack/deps.sh
 
-build:
+build: deps
 	$(GO) build -o $(BIN)/spoteci ./cmd/spoteci
-	$(GO) build -o $(BIN)/spoteci-shim ./cmd/spoteci-shim
+	$(GO) build -o $(BIN)/spoteci-logger ./cmd/spoteci-logger
 
 # up runs a real Kubernetes control plane and the ECI service on the embedded
 # default catalog, market time x60, state in ./state.
-up: build kube
+up: build kube images
 	$(BIN)/spoteci up --state-dir $(STATE_DIR) --time-scale 60
 
-test: build kube vet
+test: build kube images vet
 	$(GO) test $(GOFLAGS_TEST) -count=1 ./...
 
 vet:
@@ -24,7 +28,7 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files -o --exclude-standard '*.go' 2>/dev/null)); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-bench: build kube
+bench: build kube images
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee $(BIN)/bench.txt
 
 # images builds the instances' container images from Debian packages into

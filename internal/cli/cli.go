@@ -35,6 +35,7 @@ func newRoot(streams Streams) *cobra.Command {
 	}
 	root.AddCommand(
 		newUpCommand(streams),
+		newDownCommand(streams),
 		newServerCommand(streams),
 		newNodeCommand(streams),
 		newDemoCommand(streams),
@@ -46,7 +47,6 @@ func newRoot(streams Streams) *cobra.Command {
 		newLogsCommand(streams),
 		newBillCommand(streams),
 		newPriceCommand(streams),
-		newShimCommand(streams),
 		newSimCommand(streams),
 		newImageCommand(streams),
 	)

@@ -14,10 +14,13 @@ import (
 	"time"
 
 	"github.com/spoteci/spoteci/internal/cli"
+	"github.com/spoteci/spoteci/internal/images"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-var binary string
+// binary is spoteci, built with spoteci-logger beside it; imageCache holds
+// the busybox image its server publishes.
+var binary, imageCache string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "spoteci-cli-test")
@@ -25,10 +28,16 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "spoteci")
-	build := exec.Command("go", "build", "-o", binary, "github.com/spoteci/spoteci/cmd/spoteci")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		panic("building spoteci: " + err.Error())
+	for _, cmd := range []string{"spoteci", "spoteci-logger"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "github.com/spoteci/spoteci/cmd/"+cmd)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			panic("building " + cmd + ": " + err.Error())
+		}
+	}
+	imageCache = filepath.Join(dir, "images")
+	if _, err := images.Build(context.Background(), imageCache, images.Options{}, "busybox"); err != nil {
+		panic("building the busybox image: " + err.Error())
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -39,7 +48,8 @@ func TestMain(m *testing.M) {
 // once its eci.json is written.
 func startServer(t *testing.T, stateDir string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(binary, "server", "--state-dir", stateDir, "--time-scale", "3600")
+	cmd := exec.Command(binary, "server", "--state-dir", stateDir, "--time-scale", "3600", "--image-cache", imageCache)
+	t.Cleanup(func() { exec.Command(binary, "down", "--state-dir", stateDir, "--image-cache", imageCache).Run() })
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -94,7 +104,7 @@ func TestCLIByHand(t *testing.T) {
 	}
 	mustRun(t, "market", "set", "--type", "ecs.c5.large", "--zone", "cn-hangzhou-i", "--price", "0.056", sd)
 	id := strings.TrimSpace(mustRun(t, "create", "pi", "--specs", "ecs.c5.large,2-4Gi", "--spot-strategy", "SpotWithPriceLimit",
-		"--price-limit", "0.06", sd, "--", "sh", "-c", "echo 3.14159; while :; do sleep 0.05; done"))
+		"--price-limit", "0.06", "--image", "busybox", sd, "--", "sh", "-c", "echo 3.14159; while :; do sleep 0.05; done"))
 	if !strings.HasPrefix(id, "eci-") {
 		t.Fatalf("create printed %q", id)
 	}
@@ -138,8 +148,8 @@ func TestCLIErrors(t *testing.T) {
 	}{
 		{[]string{"instances", "-o", "yaml", sd}, "--output must be 'table' or 'json'"},
 		{[]string{"instances", "--state-dir", filepath.Join(dir, "nope")}, "is `spoteci server --state-dir"},
-		{[]string{"create", "x", "--spot-strategy", "SpotWithPriceLimit", "--price-limit", "0.2555", sd, "--", "true"}, `SpotPriceLimit "0.2555"`},
-		{[]string{"create", "x", "--spot-duration", "-1", "--spot-strategy", "SpotAsPriceGo", sd, "--", "true"}, `SpotDuration "-1"`},
+		{[]string{"create", "x", "--image", "busybox", "--spot-strategy", "SpotWithPriceLimit", "--price-limit", "0.2555", sd, "--", "true"}, `SpotPriceLimit "0.2555"`},
+		{[]string{"create", "x", "--image", "busybox", "--spot-duration", "-1", "--spot-strategy", "SpotAsPriceGo", sd, "--", "true"}, `SpotDuration "-1"`},
 		{[]string{"market", "set", "--type", "ecs.c5.large", "--stock", "-3", sd}, "Stock -3"},
 		{[]string{"market", "history", "--type", "ecs.c5.large", "--zone", "mars-1a", sd}, `"mars-1a"`},
 	} {

@@ -13,15 +13,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spoteci/spoteci/examples"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-// demoJob is the guide's Job; the container first works for 20 s so that the
-// market can reclaim it, then prints pi.
-const demoJob = `apiVersion: batch/v1
+// longJob is the guide's Job (the same annotations and image) with a
+// container that first works for 20 s, so that the market can reclaim it
+// while it runs: the guide's own pi takes about a second.
+const longJob = `apiVersion: batch/v1
 kind: Job
 metadata:
-  name: pi
+  name: pi-long
 spec:
   template:
     metadata:
@@ -31,8 +33,8 @@ spec:
     spec:
       containers:
       - name: pi
-        image: perl
-        command: ["sh", "-c", "sleep 20; perl -Mbignum=bpi -wle 'print bpi(1000)'"]
+        image: registry-vpc.cn-beijing.aliyuncs.com/ostest/perl
+        command: ["sh", "-c", "sleep 20; perl -Mbignum=bpi -wle 'print bpi(2000)'"]
       restartPolicy: Never
 `
 
@@ -74,21 +76,40 @@ func runDemo(ctx context.Context, streams Streams, binDir, stateDir string, scal
 	d.say("Starting a Kubernetes control plane, the ECI service and the virtual node (market time x%g: an hour lasts %s)",
 		scale, (time.Duration(float64(time.Hour) / scale)).Round(time.Second))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := startStack(ctx, log, &serverOptions{stateDir: stateDir, listen: "127.0.0.1:0", region: "cn-hangzhou", timeScale: scale,
-		seed: 1, noticeLead: 5 * time.Minute, defaultStock: 10000}, binDir, DefaultNodeName)
+	o := &serverOptions{stateDir: stateDir, listen: "127.0.0.1:0", region: "cn-hangzhou", timeScale: scale,
+		seed: 1, noticeLead: 5 * time.Minute, defaultStock: 10000,
+		cloud: cloudOptions{imageCache: filepath.Join(binDir, "images"), registryListen: "127.0.0.1:0"}}
+	st, err := startStack(ctx, log, o, binDir, DefaultNodeName)
 	if err != nil {
 		return err
 	}
-	defer st.stop()
+	defer func() {
+		// Leave nothing behind: the instances go with the demo.
+		st.stop()
+		runDown(context.WithoutCancel(ctx), Streams{Out: io.Discard, ErrOut: io.Discard}, log, o)
+	}()
 	d.kubeconf = st.kube.Kubeconfig()
 	d.eci = &eciapi.Client{Endpoint: st.service.info.Endpoint, Token: st.service.info.Token}
 	if err := d.waitFor(ctx, time.Minute, func() bool { return strings.Contains(d.quiet("get", "nodes"), " Ready") }); err != nil {
 		return fmt.Errorf("the virtual node did not get Ready: %w", err)
 	}
 
-	d.say("The guide's Job: spot instance, SpotAsPriceGo, specs ecs.c5.large or 2 vCPU 4 GiB")
-	fmt.Fprint(d.out, indent(demoJob))
-	if err := d.apply(ctx, demoJob); err != nil {
+	d.say("The guide's Job, as written: spot instance, SpotAsPriceGo, specs ecs.c5.large or 2 vCPU 4 GiB")
+	fmt.Fprint(d.out, indent(examples.ACKSpotJob))
+	if err := d.apply(ctx, "spot_job.yaml", examples.ACKSpotJob); err != nil {
+		return err
+	}
+	if err := d.waitFor(ctx, 2*time.Minute, func() bool { return strings.Contains(d.quiet("get", "job", "pi"), "Complete") }); err != nil {
+		return err
+	}
+	d.run("get", "pod")
+	d.run("get", "events", "--field-selector", "involvedObject.kind=Pod", "-o", "custom-columns=REASON:.reason,MESSAGE:.message")
+	digits := strings.TrimSpace(d.quiet("logs", "job/pi"))
+	fmt.Fprintf(d.out, "  $ kubectl logs job/pi\n    %s... (%d digits)\n", digits[:min(60, len(digits))], len(digits)-1) // all but the point
+
+	d.say("A longer Job with the same bid, to watch a reclaim while it runs (it sleeps 20 s before computing pi)")
+	fmt.Fprint(d.out, indent(longJob))
+	if err := d.apply(ctx, "pi-long.yaml", longJob); err != nil {
 		return err
 	}
 	var g eciapi.ContainerGroup
@@ -97,11 +118,11 @@ func runDemo(ctx context.Context, streams Streams, binDir, stateDir string, scal
 		if err == nil && len(resp.ContainerGroups) == 1 {
 			g = resp.ContainerGroups[0]
 		}
-		return g.ContainerGroupId != "" && strings.Contains(d.quiet("get", "pod"), "Running")
+		return g.ContainerGroupId != "" && strings.Contains(d.quiet("get", "pod", "-l", "job-name=pi-long"), "Running")
 	}); err != nil {
 		return err
 	}
-	d.run("get", "pod")
+	d.run("get", "pod", "-l", "job-name=pi-long")
 	pool, err := d.eci.DescribeAvailableResource(ctx, eciapi.DescribeAvailableResourceRequest{ZoneId: g.ZoneId, InstanceType: g.InstanceType})
 	if err != nil || len(pool.Resources) != 1 {
 		return fmt.Errorf("reading the pool of %s: %v", g.ContainerGroupId, err)
@@ -114,26 +135,27 @@ func runDemo(ctx context.Context, streams Streams, binDir, stateDir string, scal
 	}
 	fmt.Fprintf(d.out, "  $ spoteci market set --type %s --zone %s --stock 0\n", g.InstanceType, g.ZoneId)
 	d.say("SpotAsPriceGo is reclaimed only for stock. Protection lasts 1 hour; then the 5-minute check notices, and the release follows 5 minutes later")
-	if err := d.waitFor(ctx, 2*time.Minute, func() bool { return strings.Contains(d.quiet("get", "pod"), "BidFailed") }); err != nil {
+	if err := d.waitFor(ctx, 2*time.Minute, func() bool { return strings.Contains(d.quiet("get", "pod", "-l", "job-name=pi-long"), "BidFailed") }); err != nil {
 		return err
 	}
 	d.run("get", "events", "--field-selector", "reason=SpotToBeReleased")
-	d.run("get", "pod")
+	d.run("get", "pod", "-l", "job-name=pi-long")
 	d.say("The reclaimed pod is kept: Failed, reason BidFailed, condition DisruptionTarget")
-	d.run("get", "pod", "-o", "custom-columns=NAME:.metadata.name,PHASE:.status.phase,REASON:.status.reason,MESSAGE:.status.message")
+	d.run("get", "pod", "-l", "job-name=pi-long", "-o", "custom-columns=NAME:.metadata.name,PHASE:.status.phase,REASON:.status.reason,MESSAGE:.status.message")
 	d.say("The Job controller replaces it (after its failure back-off of about 10 s); the replacement lands where there is stock")
 	if err := d.waitFor(ctx, time.Minute, func() bool {
-		return strings.Count(d.quiet("get", "pod", "--no-headers"), "\n") >= 2 && strings.Contains(d.quiet("get", "pod"), "Running")
+		pods := d.quiet("get", "pod", "-l", "job-name=pi-long", "--no-headers")
+		return strings.Count(pods, "\n") >= 2 && strings.Contains(pods, "Running")
 	}); err != nil {
 		return err
 	}
-	d.run("get", "pod")
-	if err := d.waitFor(ctx, 3*time.Minute, func() bool { return strings.Contains(d.quiet("get", "job", "pi"), "Complete") }); err != nil {
+	d.run("get", "pod", "-l", "job-name=pi-long")
+	if err := d.waitFor(ctx, 3*time.Minute, func() bool { return strings.Contains(d.quiet("get", "job", "pi-long"), "Complete") }); err != nil {
 		return err
 	}
 	d.say("The Job completes")
 	d.run("get", "job,pod")
-	done := strings.TrimSpace(d.quiet("get", "pod", "--field-selector", "status.phase=Succeeded", "-o", "name"))
+	done := strings.TrimSpace(d.quiet("get", "pod", "-l", "job-name=pi-long", "--field-selector", "status.phase=Succeeded", "-o", "name"))
 	out := strings.TrimSpace(d.quiet("logs", done))
 	fmt.Fprintf(d.out, "  $ kubectl logs %s\n    %s...\n", done, out[:min(60, len(out))])
 	d.say("The bill: per second, the purchase price during protection, the market price after")
@@ -163,11 +185,11 @@ func (d *demo) quiet(args ...string) string {
 	return string(out)
 }
 
-func (d *demo) apply(ctx context.Context, manifest string) error {
+func (d *demo) apply(ctx context.Context, file, manifest string) error {
 	cmd := exec.CommandContext(ctx, d.kubectl, "--kubeconfig", d.kubeconf, "create", "-f", "-")
 	cmd.Stdin = strings.NewReader(manifest)
 	out, err := cmd.CombinedOutput()
-	fmt.Fprintf(d.out, "  $ kubectl create -f pi.yaml\n%s", indent(string(out)))
+	fmt.Fprintf(d.out, "  $ kubectl create -f %s\n%s", file, indent(string(out)))
 	if err != nil {
 		return fmt.Errorf("kubectl create: %w", err)
 	}

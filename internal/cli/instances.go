@@ -131,19 +131,22 @@ func newCreateCommand(streams Streams) *cobra.Command {
 	var env []string
 	var grace int64
 	cmd := &cobra.Command{
-		Use:   "create NAME -- COMMAND [ARG...]",
-		Short: "Create a container group running COMMAND as a host process",
+		Use:   "create NAME --image IMAGE [-- COMMAND [ARG...]]",
+		Short: "Create a container group running IMAGE (its own command, or COMMAND)",
 		Example: `  # The guide's pi container on a spot instance with a price limit:
-  spoteci create pi --specs ecs.c5.large,2-4Gi --spot-strategy SpotWithPriceLimit --price-limit 0.06 \
-      -- perl -Mbignum=bpi -wle 'print bpi(2000)'`,
-		Args: cobra.MinimumNArgs(2),
+  spoteci create pi --image registry.cn-shanghai.aliyuncs.com/eci_open/perl:5 --specs ecs.c5.large,2-4Gi \
+      --spot-strategy SpotWithPriceLimit --price-limit 0.06 -- perl -Mbignum=bpi -wle 'print bpi(2000)'`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
-			if cmd.ArgsLenAtDash() != 1 {
-				return fmt.Errorf("want NAME -- COMMAND [ARG...]")
+			if at := cmd.ArgsLenAtDash(); (at == -1 && len(args) != 1) || (at != -1 && at != 1) {
+				return fmt.Errorf("want NAME --image IMAGE [-- COMMAND [ARG...]]")
+			}
+			if image == "" {
+				return fmt.Errorf("--image is required (for example --image busybox)")
 			}
 			req.ContainerGroupName = args[0]
 			if limit != "" {
@@ -186,7 +189,7 @@ func newCreateCommand(streams Streams) *cobra.Command {
 	f.StringVar(&req.ZoneId, "zone", "", "zone (default: the market picks in the region)")
 	f.StringVar(&req.ClientToken, "client-token", "", "idempotency token")
 	f.Int64Var(&grace, "grace", 30, "termination grace period in seconds")
-	f.StringVar(&image, "image", "", "image name, for the record (commands run on the host)")
+	f.StringVar(&image, "image", "", "image to run (Docker's short names work: busybox, perl)")
 	f.StringVar(&container, "container", "", "container name (default: NAME)")
 	f.StringVar(&workdir, "workdir", "", "working directory")
 	f.StringArrayVar(&env, "env", nil, "environment variable KEY=VALUE; repeatable")

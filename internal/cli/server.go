@@ -29,6 +29,7 @@ type serverOptions struct {
 	noticeLead   time.Duration
 	defaultStock int
 	traces       []string
+	cloud        cloudOptions
 }
 
 func newServerCommand(streams Streams) *cobra.Command {
@@ -37,11 +38,19 @@ func newServerCommand(streams Streams) *cobra.Command {
 		Use:   "server",
 		Short: "Run the ECI service: the spot market, its API and the containers",
 		Long: `Run the ECI service on 127.0.0.1: the spot market on the embedded price data,
-the HTTP+JSON API (bearer token), the containers as host processes, and /metrics.
-Its endpoint and token are written to <state-dir>/eci.json for the CLI.`,
+the HTTP+JSON API (bearer token) and /metrics; the instances' containers under
+containerd (its own, started under <state-dir>/containerd unless
+--containerd-address names one), pulling through the local registry it serves.
+Its endpoint and token are written to <state-dir>/eci.json for the CLI, the
+registry's address to <state-dir>/registry.json.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := slog.New(slog.NewTextHandler(streams.ErrOut, nil))
+			unlock, err := writePID(o.stateDir)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			rs, err := startService(cmd.Context(), log, o)
 			if err != nil {
 				return err
@@ -64,15 +73,20 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.noticeLead, "notice-lead", 5*time.Minute, "time from SpotToBeReleased to the release")
 	f.IntVar(&o.defaultStock, "default-stock", prices.DefaultStock, "spot stock of each pool unless set")
 	f.StringArrayVar(&o.traces, "trace", nil, "availability trace file replayed as stock (0 = none), as FILE or FILE=ZONE/TYPE to cover one pool; repeatable")
+	o.cloud.addFlags(cmd)
 }
 
-// runningService is the ECI service serving its API.
+// runningService is the ECI service serving its API, and the runtime
+// under it.
 type runningService struct {
 	svc    *eci.Service
 	srv    *http.Server
 	served chan error
 	log    *slog.Logger
 	info   eciapi.ServerInfo
+	cloud  *cloud
+	// left is how many instances still ran when run returned.
+	left int
 }
 
 // startService opens the service's state, binds its port, writes eci.json
@@ -94,17 +108,24 @@ func startService(ctx context.Context, log *slog.Logger, o *serverOptions) (*run
 		}
 		traces = append(traces, tr)
 	}
+	cl, err := startCloud(ctx, log, o.stateDir, &o.cloud)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := eci.Open(ctx, eci.Config{
 		StateDir: o.stateDir, Region: o.region, TimeScale: o.timeScale, Seed: o.seed,
 		NoticeLead: o.noticeLead, DefaultStock: o.defaultStock, Traces: traces, Logger: log,
+		Runtime: cl.runtime,
 	})
 	if err != nil {
+		cl.stop()
 		return nil, err
 	}
 	previous, _ := eciapi.ReadServerInfo(o.stateDir)
 	ln, err := listen(o.listen, previous.Endpoint)
 	if err != nil {
 		svc.Close()
+		cl.stop()
 		return nil, err
 	}
 	token := o.token
@@ -120,9 +141,10 @@ func startService(ctx context.Context, log *slog.Logger, o *serverOptions) (*run
 	if err := eciapi.WriteServerInfo(o.stateDir, info); err != nil {
 		ln.Close()
 		svc.Close()
+		cl.stop()
 		return nil, err
 	}
-	rs := &runningService{svc: svc, log: log, info: info, served: make(chan error, 1),
+	rs := &runningService{svc: svc, log: log, info: info, served: make(chan error, 1), cloud: cl,
 		srv: &http.Server{Handler: svc.Handler(token), ReadHeaderTimeout: 10 * time.Second}}
 	go func() { rs.served <- rs.srv.Serve(ln) }()
 	log.Info("ECI service ready", "endpoint", info.Endpoint, "region", svc.Region(), "market_time", svc.Now().Format(time.RFC3339),
@@ -130,18 +152,23 @@ func startService(ctx context.Context, log *slog.Logger, o *serverOptions) (*run
 	return rs, nil
 }
 
-// run drives the market until ctx ends, then stops serving and closes the
-// database. Containers keep running.
+// run drives the market until ctx ends, then stops serving, closes the
+// database and stops the runtime, the registry and containerd. Containers
+// keep running under containerd's shims; the next start adopts them.
 func (rs *runningService) run(ctx context.Context) error {
 	runErr := rs.svc.Run(ctx)
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	rs.srv.Shutdown(shutdown)
-	defer rs.svc.Close()
-	if err := <-rs.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serving: %w", err)
+	serveErr := <-rs.served
+	rs.svc.Close()
+	running := rs.cloud.stop()
+	rs.left = running
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serving: %w", serveErr)
 	}
-	rs.log.Info("ECI service stopped; containers keep running")
+	rs.log.Info("ECI service stopped", "instances_still_running", running,
+		"note", "their containers keep running under containerd's shims and are adopted by the next start; `spoteci down` deletes them")
 	return runErr
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,6 +50,11 @@ func defaultBinDir() string {
 func runUp(ctx context.Context, streams Streams, o *serverOptions, binDir, nodeName string) error {
 	log := slog.New(slog.NewTextHandler(streams.ErrOut, nil))
 	started := time.Now()
+	unlock, err := writePID(o.stateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := startStack(ctx, log, o, binDir, nodeName)
 	if err != nil {
 		return err
@@ -59,10 +65,20 @@ func runUp(ctx context.Context, streams Streams, o *serverOptions, binDir, nodeN
 Try:
   %s --kubeconfig %s get nodes,pods -A
   %s market prices --state-dir %s --type ecs.c5.large
-Ctrl-C stops everything.
+  local registry: %s (spoteci image load FILE.tar --state-dir %s)
+Ctrl-C stops spoteci; running instances keep running and the next up adopts them.
+%s down --state-dir %s deletes every instance and stops everything.
 `, time.Since(started).Seconds(), st.kube.Kubeconfig(), st.service.info.Endpoint, filepath.Join(o.stateDir, "eci.json"),
-		filepath.Join(binDir, "kubectl"), st.kube.Kubeconfig(), os.Args[0], o.stateDir)
-	return st.wait(ctx)
+		filepath.Join(binDir, "kubectl"), st.kube.Kubeconfig(), os.Args[0], o.stateDir,
+		st.service.cloud.registry.Addr(), o.stateDir, os.Args[0], o.stateDir)
+	err = st.wait(ctx)
+	if n := st.running; n > 0 {
+		fmt.Fprintf(streams.Out, "spoteci stopped; %d instances keep running under containerd's shims (the next `%s up --state-dir %s` adopts them; `%s down --state-dir %s` deletes them)\n",
+			n, os.Args[0], o.stateDir, os.Args[0], o.stateDir)
+	} else {
+		fmt.Fprintln(streams.Out, "spoteci stopped; no instance was running")
+	}
+	return err
 }
 
 // stack is everything spoteci up runs: the control plane, the ECI service
@@ -73,6 +89,7 @@ type stack struct {
 	service       *runningService
 	cancel        context.CancelFunc
 	served, noded chan error
+	running       int // instances left running at the stop
 }
 
 func startStack(ctx context.Context, log *slog.Logger, o *serverOptions, binDir, nodeName string) (*stack, error) {
@@ -81,6 +98,8 @@ func startStack(ctx context.Context, log *slog.Logger, o *serverOptions, binDir,
 		return nil, err
 	}
 	st := &stack{log: log, kube: kube, served: make(chan error, 1), noded: make(chan error, 1)}
+	// Instances reach the apiserver as the "kubernetes" service, as pods do.
+	o.cloud.forwards = append(o.cloud.forwards, cluster.KubernetesServiceIP+":443="+strings.TrimPrefix(kube.Server(), "https://"))
 	if st.service, err = startService(ctx, log, o); err != nil {
 		st.stopKube()
 		return nil, err
@@ -119,6 +138,7 @@ func (st *stack) stop() {
 	st.cancel()
 	<-st.noded
 	<-st.served
+	st.running = st.service.left
 	st.stopKube()
 }
 

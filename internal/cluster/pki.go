@@ -34,9 +34,12 @@ type certSpec struct {
 	ips   []net.IP
 }
 
-// serviceIP is the first address of --service-cluster-ip-range: the in-cluster
-// address of the "kubernetes" service, which the serving certificate must name.
-var serviceIP = net.IPv4(10, 0, 0, 1)
+// KubernetesServiceIP is the first address of --service-cluster-ip-range: the
+// in-cluster address of the "kubernetes" service, which the serving
+// certificate must name.
+const KubernetesServiceIP = "10.0.0.1"
+
+var serviceIP = net.ParseIP(KubernetesServiceIP)
 
 const serviceCIDR = "10.0.0.0/24"
 

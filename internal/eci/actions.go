@@ -2,10 +2,13 @@ package eci
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -181,6 +184,10 @@ func checkContainers(req eciapi.CreateContainerGroupRequest) error {
 	if g := req.TerminationGracePeriodSeconds; g != nil && *g < 0 {
 		return badRequest("TerminationGracePeriodSeconds", "TerminationGracePeriodSeconds %d must not be negative", *g)
 	}
+	volumes, err := checkVolumes(req.Volumes)
+	if err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, c := range req.Containers {
 		if c.Name == "" {
@@ -190,14 +197,64 @@ func checkContainers(req eciapi.CreateContainerGroupRequest) error {
 			return badRequest("Container.Name", "two containers are named %q", c.Name)
 		}
 		seen[c.Name] = true
-		if len(c.Commands) == 0 || c.Commands[0] == "" {
-			return badRequest("Container.Commands", "container %q has no command: this runtime runs host processes, not images, so set Commands (the image %q is not run)", c.Name, c.Image)
+		if c.Image == "" {
+			return badRequest("Container.Image", "container %q has no Image", c.Name)
+		}
+		switch c.ImagePullPolicy {
+		case "", "Always", "IfNotPresent", "Never":
+		default:
+			return badRequest("Container.ImagePullPolicy", "container %q: ImagePullPolicy %q: want Always, IfNotPresent or Never", c.Name, c.ImagePullPolicy)
 		}
 		if c.Cpu < 0 || c.Memory < 0 {
 			return badRequest("Container.Cpu", "container %q: Cpu %v and Memory %v must not be negative", c.Name, c.Cpu, c.Memory)
 		}
+		for _, e := range c.EnvironmentVars {
+			if f := e.FieldRef; f != nil && !slices.Contains([]string{"status.podIP", "status.podIPs", "status.hostIP", "status.hostIPs"}, f.FieldPath) {
+				return badRequest("Container.EnvironmentVar.FieldRef.FieldPath", "container %q: env %s: FieldPath %q: want status.podIP (the other fields are known before creation)", c.Name, e.Key, f.FieldPath)
+			}
+		}
+		for _, m := range c.VolumeMounts {
+			if !volumes[m.Name] {
+				return badRequest("Container.VolumeMount.Name", "container %q mounts volume %q, which the group does not have", c.Name, m.Name)
+			}
+			if !path.IsAbs(m.MountPath) {
+				return badRequest("Container.VolumeMount.MountPath", "container %q: MountPath %q must be absolute", c.Name, m.MountPath)
+			}
+			if m.SubPath != "" && !filepath.IsLocal(m.SubPath) {
+				return badRequest("Container.VolumeMount.SubPath", "container %q: SubPath %q must be relative and stay inside the volume", c.Name, m.SubPath)
+			}
+		}
 	}
 	return nil
+}
+
+// checkVolumes checks the group's volumes and returns their names.
+func checkVolumes(vs []eciapi.Volume) (map[string]bool, error) {
+	names := map[string]bool{}
+	for _, v := range vs {
+		if v.Name == "" || names[v.Name] {
+			return nil, badRequest("Volume.Name", "volume name %q is empty or used twice", v.Name)
+		}
+		names[v.Name] = true
+		switch v.Type {
+		case eciapi.VolumeEmptyDir:
+		case eciapi.VolumeConfigFile:
+			if v.ConfigFileVolume == nil {
+				return nil, badRequest("Volume.ConfigFileVolume", "volume %q of type ConfigFileVolume has no ConfigFileVolume", v.Name)
+			}
+			for _, f := range v.ConfigFileVolume.ConfigFileToPaths {
+				if !filepath.IsLocal(f.Path) {
+					return nil, badRequest("Volume.ConfigFileVolume.ConfigFileToPath.Path", "volume %q: Path %q must be relative and stay inside the volume", v.Name, f.Path)
+				}
+				if _, err := base64.StdEncoding.DecodeString(f.Content); err != nil {
+					return nil, badRequest("Volume.ConfigFileVolume.ConfigFileToPath.Content", "volume %q: the Content of %q is not base64: %v", v.Name, f.Path, err)
+				}
+			}
+		default:
+			return nil, badRequest("Volume.Type", "volume %q: Type %q: want EmptyDirVolume or ConfigFileVolume", v.Name, v.Type)
+		}
+	}
+	return names, nil
 }
 
 // DescribeContainerGroups lists groups, newest first. Deleted groups are left
@@ -256,7 +313,8 @@ func hasTags(have, want []eciapi.Tag) bool {
 // view is the API's picture of a group at market time now. Call with mu held.
 func (s *Service) view(g *group, now time.Time) eciapi.ContainerGroup {
 	in := g.inst
-	containers := s.containers(g)
+	live, _ := s.rt.Status(g.ID) // not found: not started yet
+	containers := s.containers(g, live)
 	v := eciapi.ContainerGroup{
 		ContainerGroupId: g.ID, ContainerGroupName: g.Name, ClientToken: g.ClientToken,
 		RegionId: in.Offering.Region, ZoneId: in.Offering.Zone, Status: g.status(containers),
@@ -265,7 +323,8 @@ func (s *Service) view(g *group, now time.Time) eciapi.ContainerGroup {
 		SpotFallback: in.Bid.Fallback, Degraded: in.Degraded,
 		PurchasePrice: in.PurchasePrice, Price: s.priceNow(in, now),
 		Amount:       s.amount(g, now),
-		CreationTime: in.Created, RestartPolicy: "Never", Tags: g.Request.Tags, Events: slices.Clone(g.events),
+		CreationTime: in.Created, RestartPolicy: "Never", Tags: g.Request.Tags, Events: s.events(g, live.Events),
+		IntranetIp: live.IP,
 	}
 	if in.Spot {
 		v.ProtectionEnd = in.ProtectionEnd()
@@ -282,7 +341,7 @@ func (s *Service) view(g *group, now time.Time) eciapi.ContainerGroup {
 	}
 	for _, c := range g.Request.Containers {
 		st := byName[c.Name]
-		cs := eciapi.ContainerStatus{Name: c.Name, Image: c.Image, Commands: c.Commands, Args: c.Args,
+		cs := eciapi.ContainerStatus{Name: c.Name, Image: c.Image, Commands: c.Commands, Args: c.Args, ImageID: st.ImageID,
 			CurrentState: eciapi.ContainerState{State: string(st.State), ExitCode: st.ExitCode, Reason: st.Reason, DetailStatus: st.Message}}
 		if cs.CurrentState.State == "" {
 			cs.CurrentState.State = string(runtime.StateWaiting)
@@ -306,16 +365,34 @@ func (s *Service) amount(g *group, now time.Time) float64 {
 	return market.Total(market.Bill(s.book, g.inst, now))
 }
 
-// containers is the state of g's containers: kept once they ended, else read
-// from the runtime.
-func (s *Service) containers(g *group) []runtime.ContainerStatus {
+// containers is the state of g's containers: kept once they ended, else
+// the runtime's.
+func (s *Service) containers(g *group, live runtime.Status) []runtime.ContainerStatus {
 	if g.Status != "" && g.Containers != nil {
 		return g.Containers
 	}
-	if live, err := s.rt.Status(g.ID); err == nil {
-		return live
+	if live.Containers != nil {
+		return live.Containers
 	}
 	return g.Containers
+}
+
+// live is the runtime's status of a group (empty until it is started).
+func live(rt runtime.Runtime, id string) runtime.Status {
+	st, _ := rt.Status(id)
+	return st
+}
+
+// events are g's own events and the runtime's (image pulls, starts, kills)
+// in time order.
+func (s *Service) events(g *group, runtimeEvents []runtime.Event) []eciapi.Event {
+	out := slices.Clone(g.events)
+	for _, e := range runtimeEvents {
+		out = append(out, eciapi.Event{Type: e.Type, Reason: e.Reason, Message: e.Message,
+			Timestamp: s.clock.MarketAt(e.Time), Container: e.Container})
+	}
+	slices.SortStableFunc(out, func(a, b eciapi.Event) int { return a.Timestamp.Compare(b.Timestamp) })
+	return out
 }
 
 // priceNow is the hourly price in is paying at now.
@@ -565,7 +642,7 @@ func (s *Service) DescribeBill(ctx context.Context, req eciapi.DescribeBillReque
 			lines = market.Bill(s.book, in, now)
 		}
 		item := eciapi.BillItem{ContainerGroupId: g.ID, ContainerGroupName: g.Name, InstanceType: in.Offering.Type.Name,
-			ZoneId: in.Offering.Zone, SpotStrategy: string(in.Bid.Strategy), Status: g.status(s.containers(g))}
+			ZoneId: in.Offering.Zone, SpotStrategy: string(in.Bid.Strategy), Status: g.status(s.containers(g, live(s.rt, g.ID)))}
 		for _, l := range lines {
 			item.Seconds += l.Seconds()
 			item.Amount += l.Amount

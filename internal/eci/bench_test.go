@@ -19,7 +19,7 @@ func BenchmarkCreateContainerGroup(b *testing.B) {
 	s := startBenchServer(b, b.TempDir())
 	ctx := context.Background()
 	req := eciapi.CreateContainerGroupRequest{ContainerGroupName: "bench", InstanceType: "2-4Gi", SpotStrategy: eciapi.SpotAsPriceGo,
-		Containers: []eciapi.Container{{Name: "c", Commands: []string{"true"}}}}
+		Containers: []eciapi.Container{{Name: "c", Image: "busybox", Commands: []string{"true"}}}}
 	var failed atomic.Int64
 	b.SetParallelism(4) // 4 x GOMAXPROCS(2) = 8 clients
 	start := time.Now()
@@ -64,7 +64,7 @@ func BenchmarkRestart10k(b *testing.B) {
 	ctx := context.Background()
 	for i := range n {
 		req := eciapi.CreateContainerGroupRequest{ContainerGroupName: fmt.Sprint("g", i), InstanceType: "2-4Gi", SpotStrategy: eciapi.SpotAsPriceGo,
-			Containers: []eciapi.Container{{Name: "c", Commands: []string{"true"}}}}
+			Containers: []eciapi.Container{{Name: "c", Image: "busybox", Commands: []string{"true"}}}}
 		if _, err := s.CreateContainerGroup(ctx, req); err != nil {
 			b.Fatal(err)
 		}
@@ -87,5 +87,5 @@ func BenchmarkRestart10k(b *testing.B) {
 }
 
 func startBenchServer(b *testing.B, dir string) *server {
-	return startServerWith(b, eci.Config{StateDir: dir, TimeScale: 1, ShimPath: smallShim})
+	return startServerWith(b, eci.Config{StateDir: dir, TimeScale: 1})
 }

@@ -37,7 +37,10 @@ func (s *Service) Handler(token string) http.Handler {
 		eciapi.ActionDescribeContainerLog:        action(s.DescribeContainerLog),
 		eciapi.ActionDescribeBill:                action(s.DescribeBill),
 		eciapi.ActionModifySpotMarket:            action(s.ModifySpotMarket),
+		eciapi.ActionExecContainerCommand:        action(s.ExecContainerCommand),
 	}
+	// The exec streams: their one-time URL is their credential.
+	mux.Handle(streamPrefix, s.stream)
 	mux.HandleFunc("POST "+eciapi.APIPrefix+eciapi.ActionStreamContainerLog, func(w http.ResponseWriter, r *http.Request) {
 		s.streamLog(w, r, token, newRequestID())
 	})
@@ -101,7 +104,7 @@ func (s *Service) serveAction(w http.ResponseWriter, r *http.Request, token, req
 	if err != nil {
 		return writeError(w, requestID, &APIError{Status: http.StatusRequestEntityTooLarge, Code: "InvalidParameter", Message: "request body too large or unreadable: " + err.Error()})
 	}
-	resp, err := f(r.Context(), requestID, body)
+	resp, err := f(context.WithValue(r.Context(), requestHost{}, r.Host), requestID, body)
 	if err != nil {
 		return writeError(w, requestID, err)
 	}

@@ -6,6 +6,7 @@ package eci
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"k8s.io/cri-streaming/pkg/streaming"
 
 	"github.com/spoteci/spoteci/internal/catalog"
 	"github.com/spoteci/spoteci/internal/clock"
@@ -51,10 +54,8 @@ type Config struct {
 	Traces []*prices.Trace
 	// Catalog defaults to the embedded one.
 	Catalog *catalog.Catalog
-	// Runtime defaults to host processes under StateDir, run through ShimPath
-	// (default: spoteci-shim beside this executable, else this executable).
-	Runtime  runtime.Runtime
-	ShimPath string
+	// Runtime runs the groups' containers (required).
+	Runtime runtime.Runtime
 	// Wall reads the wall clock; nil means time.Now. For tests.
 	Wall   func() time.Time
 	Logger *slog.Logger
@@ -70,6 +71,7 @@ type Service struct {
 	clock   clock.Scaled
 	store   *store
 	rt      runtime.Runtime
+	stream  streaming.Server
 	metrics *metrics
 	zones   map[string]bool
 
@@ -99,6 +101,9 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Runtime == nil {
+		return nil, errors.New("eci: a container runtime is required")
 	}
 	zones := cfg.Catalog.Zones(cfg.Region)
 	if len(zones) == 0 {
@@ -235,34 +240,11 @@ func (s *Service) load(ctx context.Context) error {
 		return err
 	}
 
-	if s.cfg.Runtime != nil {
-		s.rt = s.cfg.Runtime
-	} else {
-		shim := s.cfg.ShimPath
-		if shim == "" {
-			if shim, err = defaultShim(); err != nil {
-				return err
-			}
-		}
-		if s.rt, err = runtime.NewHost(filepath.Join(s.cfg.StateDir, "containers"), shim); err != nil {
-			return err
-		}
+	s.rt = s.cfg.Runtime
+	if s.stream, err = newStreamServer(s.rt); err != nil {
+		return fmt.Errorf("exec stream server: %w", err)
 	}
 	return nil
-}
-
-// defaultShim is spoteci-shim beside this executable when it is there (it
-// starts several times faster), else this executable's own `spoteci shim`.
-func defaultShim() (string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("finding the shim binary: %w", err)
-	}
-	small := filepath.Join(filepath.Dir(exe), "spoteci-shim")
-	if _, err := os.Stat(small); err == nil {
-		return small, nil
-	}
-	return exe, nil
 }
 
 // Close releases the database. Containers keep running.
@@ -325,11 +307,11 @@ func (s *Service) resume() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, g := range s.groups {
-		statuses, err := s.rt.Status(g.ID)
+		st, err := s.rt.Status(g.ID)
 		switch {
 		case !g.inst.State.Ended() && !g.Deleted && errors.Is(err, runtime.ErrNotFound):
 			s.startContainers(g)
-		case (g.inst.State.Ended() || g.Deleted) && err == nil && !allTerminated(statuses):
+		case (g.inst.State.Ended() || g.Deleted) && err == nil && !allTerminated(st.Containers):
 			s.stopContainers(g.ID, g.grace())
 		}
 	}
@@ -438,11 +420,12 @@ func (s *Service) containersEnded(g *group) bool {
 	if g.Containers != nil {
 		return true // recorded already: the runtime reports every exit again after a restart
 	}
-	statuses, err := s.rt.Status(g.ID)
+	st, err := s.rt.Status(g.ID)
 	if err != nil {
 		s.log.Error("reading container status", "group", g.ID, "err", err)
 		return false
 	}
+	statuses := st.Containers
 	var events []storedEvent
 	finished := g.inst.Created
 	failed := false
@@ -484,20 +467,60 @@ func containerEndMessage(c runtime.ContainerStatus) string {
 }
 
 func (s *Service) startContainers(g *group) {
-	containers := make([]runtime.Container, len(g.Request.Containers))
-	for i, c := range g.Request.Containers {
-		env := make([]string, len(c.EnvironmentVars))
-		for j, e := range c.EnvironmentVars {
-			env[j] = e.Key + "=" + e.Value
-		}
-		containers[i] = runtime.Container{Name: c.Name, Command: c.Commands, Args: c.Args, Env: env, WorkingDir: c.WorkingDir}
-	}
-	id, grace := g.ID, g.grace()
-	s.submit(id, func(ctx context.Context) {
-		if err := s.rt.Start(ctx, id, containers, grace); err != nil {
-			s.log.Error("starting containers", "group", id, "err", err)
+	in := instanceOf(g)
+	s.submit(in.ID, func(ctx context.Context) {
+		if err := s.rt.Start(ctx, in); err != nil {
+			s.log.Error("starting containers", "group", in.ID, "err", err)
 		}
 	})
+}
+
+// instanceOf is what the runtime runs for g: its containers in a sandbox of
+// the size of its instance type.
+func instanceOf(g *group) runtime.Instance {
+	req := g.Request
+	in := runtime.Instance{ID: g.ID, Hostname: req.HostName,
+		CPU: float64(g.inst.Offering.Type.VCPU), Memory: int64(g.inst.Offering.Type.MemoryGiB * (1 << 30))}
+	if in.Hostname == "" {
+		in.Hostname = g.Name
+	}
+	for _, c := range req.ImageRegistryCredentials {
+		in.Credentials = append(in.Credentials, runtime.Credential{Server: c.Server, Username: c.UserName, Password: c.Password})
+	}
+	for _, v := range req.Volumes {
+		rv := runtime.Volume{Name: v.Name}
+		if v.EmptyDirVolume != nil {
+			rv.Memory = v.EmptyDirVolume.Medium == "Memory"
+		}
+		if cf := v.ConfigFileVolume; cf != nil {
+			for _, f := range cf.ConfigFileToPaths {
+				data, _ := base64.StdEncoding.DecodeString(f.Content) // checked at creation
+				mode := f.Mode
+				if mode == 0 {
+					mode = cf.DefaultMode
+				}
+				rv.Files = append(rv.Files, runtime.File{Path: f.Path, Data: data, Mode: uint32(mode)})
+			}
+		}
+		in.Volumes = append(in.Volumes, rv)
+	}
+	for _, c := range req.Containers {
+		rc := runtime.Container{Name: c.Name, Image: c.Image,
+			PullPolicy: runtime.PullPolicy(c.ImagePullPolicy), Command: c.Commands, Args: c.Args,
+			WorkingDir: c.WorkingDir, CPU: c.Cpu, Memory: int64(c.Memory * (1 << 30))}
+		for _, e := range c.EnvironmentVars {
+			if e.FieldRef != nil {
+				rc.IPEnv = append(rc.IPEnv, e.Key) // status.podIP and its kin: checked at creation
+				continue
+			}
+			rc.Env = append(rc.Env, e.Key+"="+e.Value)
+		}
+		for _, m := range c.VolumeMounts {
+			rc.Mounts = append(rc.Mounts, runtime.Mount{Volume: m.Name, Path: m.MountPath, SubPath: m.SubPath, ReadOnly: m.ReadOnly})
+		}
+		in.Containers = append(in.Containers, rc)
+	}
+	return in
 }
 
 func (s *Service) stopContainers(id string, grace time.Duration) {

@@ -10,35 +10,28 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spoteci/spoteci/internal/eci"
+	"github.com/spoteci/spoteci/internal/runtime"
+	"github.com/spoteci/spoteci/internal/runtime/runtimetest"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-// shimPath is the spoteci binary, built once: containers run under its
-// `spoteci shim`; smallShim is spoteci-shim, what production uses when present.
-var shimPath, smallShim string
+// env is the containerd and registry every test's runtime uses.
+var env *runtimetest.Env
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "spoteci-eci-test")
-	if err != nil {
-		panic(err)
-	}
-	shimPath, smallShim = filepath.Join(dir, "spoteci"), filepath.Join(dir, "spoteci-shim")
-	for _, cmd := range []string{"spoteci", "spoteci-shim"} {
-		build := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "github.com/spoteci/spoteci/cmd/"+cmd)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			panic("building " + cmd + ": " + err.Error())
-		}
+	var err error
+	if env, err = runtimetest.Start(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	env.Close()
 	os.Exit(code)
 }
 
@@ -55,7 +48,7 @@ type server struct {
 const scale = 3600
 
 func startServer(t *testing.T, dir string) *server {
-	return startServerWith(t, eci.Config{StateDir: dir, TimeScale: scale, ShimPath: shimPath})
+	return startServerWith(t, eci.Config{StateDir: dir, TimeScale: scale})
 }
 
 // startServerWith runs the service of cfg on a loopback port until the test
@@ -63,6 +56,9 @@ func startServer(t *testing.T, dir string) *server {
 func startServerWith(tb testing.TB, cfg eci.Config) *server {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	rt := openRuntime(tb, cfg.StateDir)
+	tb.Cleanup(func() { destroyRuntime(tb, cfg.StateDir) })
+	cfg.Runtime = rt
 	svc, err := eci.Open(ctx, cfg)
 	if err != nil {
 		tb.Fatal(err)
@@ -90,10 +86,37 @@ func startServerWith(tb testing.TB, cfg eci.Config) *server {
 		<-served
 		<-ran
 		svc.Close()
+		rt.Close()
 		transport.CloseIdleConnections()
 	}
 	tb.Cleanup(s.stop)
 	return s
+}
+
+// openRuntime opens the containerd runtime of a state folder, pulling
+// through the test registry.
+func openRuntime(tb testing.TB, stateDir string) *runtime.Containerd {
+	tb.Helper()
+	var regs runtime.Registries
+	if err := regs.AddMirror(env.Mirror()); err != nil {
+		tb.Fatal(err)
+	}
+	rt, err := runtime.New(context.Background(), runtime.Config{Dir: filepath.Join(stateDir, "runtime"),
+		Address: env.Daemon.Address, Logger: env.Logger, Registries: regs})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return rt
+}
+
+// destroyRuntime removes what the runtime of a state folder holds: every
+// instance, its network namespace and cgroup, the bridge.
+func destroyRuntime(tb testing.TB, stateDir string) {
+	rt := openRuntime(tb, stateDir)
+	defer rt.Close()
+	if err := rt.Destroy(context.Background()); err != nil {
+		tb.Error(err)
+	}
 }
 
 // eventually polls f every 20 ms until it returns nil or 15 s pass.
@@ -224,7 +247,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	ctx := context.Background()
 	a := startServer(t, dir)
 	keep, err := a.CreateContainerGroup(ctx, eciapi.CreateContainerGroupRequest{ContainerGroupName: "keep", InstanceType: "2-4Gi",
-		SpotStrategy: eciapi.SpotAsPriceGo, Containers: []eciapi.Container{{Name: "c", Commands: looper}}})
+		SpotStrategy: eciapi.SpotAsPriceGo, Containers: []eciapi.Container{{Name: "c", Image: "busybox", Commands: looper}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +336,8 @@ func TestBadInput(t *testing.T) {
 		{"too small spec", func(r *eciapi.CreateContainerGroupRequest) { r.InstanceType = "1-2Gi" }, 400, []string{"InstanceType", `"1-2Gi"`}},
 		{"unknown zone", func(r *eciapi.CreateContainerGroupRequest) { r.ZoneId = "cn-hangzhou-z" }, 400, []string{"ZoneId", `"cn-hangzhou-z"`}},
 		{"zone of another region", func(r *eciapi.CreateContainerGroupRequest) { r.ZoneId = "cn-beijing-h" }, 400, []string{"ZoneId", `"cn-beijing-h"`}},
-		{"no command", func(r *eciapi.CreateContainerGroupRequest) { r.Containers[0].Commands = nil }, 400, []string{"Commands", "no command"}},
+		{"no image", func(r *eciapi.CreateContainerGroupRequest) { r.Containers[0].Image = "" }, 400, []string{"Image", "has no Image"}},
+		{"bad pull policy", func(r *eciapi.CreateContainerGroupRequest) { r.Containers[0].ImagePullPolicy = "Sometimes" }, 400, []string{"ImagePullPolicy", "Sometimes"}},
 		{"no container", func(r *eciapi.CreateContainerGroupRequest) { r.Containers = nil }, 400, []string{"container"}},
 		{"bid below market", func(r *eciapi.CreateContainerGroupRequest) { r.SpotPriceLimit = "0.01" }, 409, []string{"SpotPriceLimit"}},
 	}

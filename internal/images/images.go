@@ -415,16 +415,19 @@ func readIndex(archive string) (*v1.IndexManifest, error) {
 // Publish loads every Builtin image's archive from cacheDir into the
 // registry at registryAddr under its Repos, skipping the references that
 // already hold the archive's digest, so that it costs a few HEAD requests
-// when nothing changed. It returns the references it pushed. An image not
-// built yet is an error that wraps fs.ErrNotExist.
+// when nothing changed. It returns the references it pushed. Images not
+// built yet are skipped and reported in an error that wraps fs.ErrNotExist.
 func Publish(ctx context.Context, registryAddr, cacheDir string) ([]string, error) {
 	var pushed []string
+	var notBuilt []error
 	for _, img := range Builtin {
 		archive := img.Path(cacheDir)
 		idx, err := readIndex(archive)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return pushed, fmt.Errorf("image %s is not built (run `spoteci image build --cache-dir %s`): %w", img.Name, cacheDir, err)
+				// The others are published all the same.
+				notBuilt = append(notBuilt, fmt.Errorf("image %s is not built (run `spoteci image build --cache-dir %s`): %w", img.Name, cacheDir, err))
+				continue
 			}
 			return pushed, err
 		}
@@ -452,5 +455,5 @@ func Publish(ctx context.Context, registryAddr, cacheDir string) ([]string, erro
 			return pushed, err
 		}
 	}
-	return pushed, nil
+	return pushed, errors.Join(notBuilt...)
 }

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"time"
-)
 
-// ErrNoCommand is returned (wrapped) by Start for a container without a
-// command: there are no images to take a default entrypoint from.
-var ErrNoCommand = errors.New("host containers have no image entrypoint to fall back on")
+	"github.com/spoteci/spoteci/internal/runtime/logfile"
+)
 
 // ErrNotFound is returned for an unknown instance or container.
 var ErrNotFound = errors.New("not found")
@@ -19,22 +17,95 @@ var ErrNotFound = errors.New("not found")
 // that cannot be used as a folder name.
 var ErrInvalidName = errors.New("invalid name")
 
+// Instance is one container instance: a pod sandbox and its containers.
+type Instance struct {
+	// ID names the instance (the ECI group id).
+	ID string
+	// Hostname of every container (the pod's name).
+	Hostname string
+	// CPU (vCPUs) and Memory (bytes) of the instance type: the cgroup of the
+	// whole sandbox. Zero means no limit.
+	CPU    float64
+	Memory int64
+	// Containers run in order, each once its image is ready.
+	Containers []Container
+	// Credentials for private registries (ECI's ImageRegistryCredential).
+	Credentials []Credential
+	// Volumes the containers can mount.
+	Volumes []Volume
+}
+
+// Volume is a folder of the instance that containers mount: empty at first
+// (EmptyDir), or holding the given files (read-only in containers, as a
+// kubelet mounts configMap, secret, downwardAPI and projected volumes).
+type Volume struct {
+	Name string
+	// Memory makes an empty volume a tmpfs.
+	Memory bool
+	// Files are written into the volume before any container starts;
+	// a volume with files is mounted read-only.
+	Files []File
+}
+
+// File is a file of a volume.
+type File struct {
+	Path string // relative, within the volume
+	Data []byte
+	Mode uint32 // permission bits; 0 means 0644
+}
+
+// Mount puts a volume (or a SubPath of it) at Path in a container.
+type Mount struct {
+	Volume   string
+	Path     string
+	SubPath  string
+	ReadOnly bool
+}
+
+// Credential is a registry login.
+type Credential struct {
+	Server   string // registry host, as in the image reference ("registry.example.com:5000")
+	Username string
+	Password string
+}
+
+// PullPolicy says when to pull a container's image, as Kubernetes does.
+type PullPolicy string
+
+// The pull policies.
+const (
+	PullAlways       PullPolicy = "Always"
+	PullIfNotPresent PullPolicy = "IfNotPresent"
+	PullNever        PullPolicy = "Never"
+)
+
 // Container is what to run.
 type Container struct {
 	// Name identifies the container within its instance.
 	Name string
-	// Command is the program and its first arguments; Command[0] is resolved
-	// with the PATH of the container's environment. It must not be empty.
+	// Image is a reference as Docker normalises it ("perl" is
+	// docker.io/library/perl:latest).
+	Image string
+	// PullPolicy "" defaults as Kubernetes does: Always for :latest or no
+	// tag, IfNotPresent otherwise.
+	PullPolicy PullPolicy
+	// Command replaces the image's entrypoint, Args its cmd (Kubernetes'
+	// rules: Command without Args drops the image's cmd too).
 	Command []string
-	// Args are appended to Command.
-	Args []string
-	// Env holds KEY=VALUE pairs added to a minimal environment (PATH, HOME=/,
-	// HOSTNAME=<instance id>); the server's own environment is not inherited.
+	Args    []string
+	// Env holds KEY=VALUE pairs set over the image's environment.
 	Env []string
-	// WorkingDir is the working directory; "" means the container's own
-	// folder, <dir>/instances/<id>/<container>, where its log and status
-	// files are too.
+	// IPEnv names variables set to the instance's IP (ECI's FieldRef
+	// status.podIP), known once its sandbox is up.
+	IPEnv []string
+	// Mounts are the volumes the container sees.
+	Mounts []Mount
+	// WorkingDir "" keeps the image's.
 	WorkingDir string
+	// CPU (vCPUs) and Memory (bytes) limit the container inside its
+	// instance; zero means the instance's.
+	CPU    float64
+	Memory int64
 }
 
 // State is the state of a container.
@@ -47,18 +118,21 @@ const (
 	StateTerminated State = "Terminated"
 )
 
-// Reasons given in ContainerStatus.Reason for a terminated container.
+// Reasons of ContainerStatus, as a kubelet gives them.
 const (
-	// ReasonCompleted: the process exited with code 0.
-	ReasonCompleted = "Completed"
-	// ReasonError: the process exited with a non-zero code or died from a signal it was not sent by Stop.
-	ReasonError = "Error"
-	// ReasonKilled: the process was killed with SIGKILL by Stop (after the grace), or stopped before it started.
-	ReasonKilled = "Killed"
-	// ReasonStartError: the process could not be started (Message says why).
+	// Waiting.
+	ReasonContainerCreating = "ContainerCreating"
+	ReasonErrImagePull      = "ErrImagePull"
+	ReasonImagePullBackOff  = "ImagePullBackOff"
+	ReasonErrImageNeverPull = "ErrImageNeverPull"
+	ReasonCreateError       = "CreateContainerError"
+	// Terminated.
+	ReasonCompleted  = "Completed"
+	ReasonError      = "Error"
+	ReasonOOMKilled  = "OOMKilled"
 	ReasonStartError = "StartError"
-	// ReasonLost: the shim supervising the process died or the host rebooted,
-	// so the real exit is unknown.
+	// ReasonLost: the container's task vanished (containerd lost its state,
+	// or the host rebooted), so its real exit is unknown.
 	ReasonLost = "Lost"
 )
 
@@ -66,60 +140,65 @@ const (
 type ContainerStatus struct {
 	Name       string
 	State      State
-	PID        int       // process id (and process group id) of the container while it runs
-	StartedAt  time.Time // wall clock; zero while Waiting or after a StartError
+	Reason     string    // see the Reason constants
+	Message    string    // details for a waiting or failed container
+	StartedAt  time.Time // wall clock; zero until Running
 	FinishedAt time.Time // wall clock; zero until Terminated
 	ExitCode   int       // 128+signal for a process killed by a signal
-	Reason     string    // see the Reason constants
-	Message    string    // details for StartError, Killed and Lost
+	// Image is the reference asked for, ImageID its digest once pulled.
+	Image, ImageID string
+	// ContainerID is containerd's id of the container.
+	ContainerID string
+}
+
+// Event is something the runtime did to an instance, said the way a kubelet
+// says it (Pulling, Pulled, Created, Started, Failed, BackOff, Killing).
+type Event struct {
+	Time      time.Time
+	Type      string // Normal or Warning
+	Reason    string
+	Message   string
+	Container string // the container it is about, if any
+}
+
+// Status is the observed state of an instance.
+type Status struct {
+	// IP is the sandbox's address on the host's bridge, once set up.
+	IP         string
+	Containers []ContainerStatus // in the order given to Start
+	Events     []Event
 }
 
 // LogOptions select what Log returns.
-type LogOptions struct {
-	// Tail is the number of lines to return from the end; <0 returns all.
-	Tail int
-	// SinceTime, if not zero, drops lines written before it.
-	SinceTime time.Time
-	// Follow streams new lines until the container terminates or the reader is closed.
-	Follow bool
-	// Timestamps prefixes each line with the RFC3339Nano time it was written and a space.
-	Timestamps bool
-}
+type LogOptions = logfile.Options
 
-// Runtime runs the containers of instances as host processes.
+// Runtime runs instances.
 type Runtime interface {
-	// Start launches the containers of instance id; idempotent: a container
-	// already started is left alone. grace is the default grace period used
-	// when the container's supervisor is sent SIGTERM by something other than Stop.
-	Start(ctx context.Context, id string, containers []Container, grace time.Duration) error
-	// Stop sends SIGTERM to every container process group of id and SIGKILL
-	// after grace (grace <= 0 => immediate SIGKILL). It returns once the
-	// signals are delivered; the shim enforces the grace even if the caller
-	// exits. Idempotent, no error for an unknown or finished id.
+	// Start sets up instance in.ID and runs its containers. It returns at
+	// once (the work is queued); idempotent: an instance already started is
+	// left alone.
+	Start(ctx context.Context, in Instance) error
+	// Stop sends SIGTERM to every container of id and SIGKILL after grace
+	// (grace <= 0: SIGKILL at once). A container not started yet never
+	// starts. Idempotent; no error for an unknown or finished id.
 	Stop(ctx context.Context, id string, grace time.Duration) error
-	// Status returns the status of every container of id, in the order given
-	// to Start; ErrNotFound for an unknown id.
-	Status(id string) ([]ContainerStatus, error)
+	// Status returns the state of instance id; ErrNotFound for an unknown id.
+	Status(id string) (Status, error)
 	// Log returns stdout and stderr of a container, interleaved as written.
 	Log(id, container string, opts LogOptions) (io.ReadCloser, error)
-	// Remove deletes the folder of an instance, first killing any of its
-	// containers still running. No error for an unknown id.
-	Remove(id string) error
+	// Remove kills what still runs of instance id and deletes everything of
+	// it: containers, network, cgroup, folder. No error for an unknown id.
+	Remove(ctx context.Context, id string) error
+	// Exec runs cmd in a running container and returns its exit code;
+	// ErrNotRunning if the container does not run.
+	Exec(ctx context.Context, id, container string, cmd []string, sio ExecIO) (int, error)
 	// Exits returns the ids whose containers all reached Terminated since the
-	// last call (and, on the first call after New, every instance already
-	// fully terminated). Rarely (the last two containers of an instance
-	// ending at the same moment) an id comes twice: handle it idempotently.
+	// last call (and, on the first call, every instance already fully
+	// terminated). An id may come twice: handle it idempotently.
 	Exits() ([]string, error)
+	// Close releases the runtime's connections; containers keep running.
+	Close() error
 }
-
-// ShimOptions are the arguments of the hidden `spoteci shim` command.
-type ShimOptions struct {
-	Dir       string // state folder given to NewHost
-	ID        string // instance id
-	Container string // container name
-}
-
-var _ Runtime = (*Host)(nil)
 
 // maxNameLen bounds ids and container names so that they fit a file name
 // together with the suffixes the runtime adds.

@@ -1,790 +1,480 @@
-//go:build linux
-
 package runtime
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spoteci/spoteci/internal/runtime/runtimetest"
 )
 
-// shimBin is the spoteci binary built once by TestMain, used as the shim.
-var shimBin string
+// The tests run against a real containerd (started as spoteci starts it)
+// and a real registry on loopback holding the built-in busybox image.
+var env *runtimetest.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	tmp, err := os.MkdirTemp("", "spoteci-runtime-test-")
-	if err != nil {
+	var err error
+	if env, err = runtimetest.Start(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		return 1
+		os.Exit(1)
 	}
-	defer os.RemoveAll(tmp)
-	shimBin = filepath.Join(tmp, "spoteci")
-	build := exec.Command("go", "build", "-o", shimBin, "github.com/spoteci/spoteci/cmd/spoteci")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the spoteci binary for the shim:", err)
-		return 1
-	}
-	return m.Run()
+	code := m.Run()
+	env.Close()
+	os.Exit(code)
 }
 
-// newHost returns a Host on a fresh state folder.
-func newHost(t testing.TB) (*Host, string) {
+// newRuntime returns a runtime on a fresh folder, closed and destroyed at the
+// end of the test.
+func newRuntime(t testing.TB) *Containerd {
 	t.Helper()
-	dir := t.TempDir()
-	h, err := NewHost(dir, shimBin)
-	if err != nil {
+	return openRuntime(t, t.TempDir())
+}
+
+func openRuntime(t testing.TB, dir string) *Containerd {
+	t.Helper()
+	var regs Registries
+	if err := regs.AddMirror(env.Mirror()); err != nil {
 		t.Fatal(err)
 	}
-	return h, dir
-}
-
-// start starts instance id and removes it (killing what runs) at the end of the test.
-func start(t testing.TB, h *Host, id string, grace time.Duration, cs ...Container) {
-	t.Helper()
-	if err := h.Start(context.Background(), id, cs, grace); err != nil {
+	r, err := New(context.Background(), Config{Dir: dir, Address: env.Daemon.Address, Logger: env.Logger, Registries: regs,
+		PullBackoff: 500 * time.Millisecond, Namespace: "spoteci-test"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := h.Remove(id); err != nil {
-			t.Error(err)
-		}
+		r.Destroy(context.Background())
+		r.Close()
 	})
+	return r
 }
 
-func sh(name, script string, args ...string) Container {
-	return Container{Name: name, Command: []string{"sh", "-c", script, "sh"}, Args: args}
+func busybox(name string, script string) Container {
+	return Container{Name: name, Image: "busybox", Command: []string{"sh", "-c", script}}
 }
 
-// waitFor polls cond until it holds or the timeout expires.
+func start(t testing.TB, r *Containerd, in Instance) {
+	t.Helper()
+	if in.Hostname == "" {
+		in.Hostname = in.ID
+	}
+	if err := r.Start(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// waitTerminated waits until every container of id is Terminated.
-func waitTerminated(t testing.TB, h *Host, id string) []ContainerStatus {
+// waitState waits until container name of id is in state and returns its status.
+func waitState(t testing.TB, r *Containerd, id, name string, state State) ContainerStatus {
 	t.Helper()
-	var sts []ContainerStatus
-	waitFor(t, 10*time.Second, id+" to terminate", func() bool {
-		var err error
-		sts, err = h.Status(id)
+	var last Status
+	var cs ContainerStatus
+	waitFor(t, 60*time.Second, fmt.Sprintf("%s/%s %s (last: %+v)", id, name, state, &last), func() bool {
+		st, err := r.Status(id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, st := range sts {
-			if st.State != StateTerminated {
-				return false
+		last = st
+		for _, c := range st.Containers {
+			if c.Name == name && c.State == state {
+				cs = c
+				return true
 			}
 		}
-		return len(sts) > 0
+		return false
 	})
-	return sts
+	return cs
 }
 
-// waitExit waits until Exits returns id.
-func waitExit(t testing.TB, h *Host, id string) {
+func readLog(t testing.TB, r *Containerd, id, name string) string {
 	t.Helper()
-	waitFor(t, 10*time.Second, "Exits to return "+id, func() bool {
-		ids, err := h.Exits()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return slices.Contains(ids, id)
-	})
-}
-
-func readLog(t testing.TB, h *Host, id, name string, opts LogOptions) string {
-	t.Helper()
-	r, err := h.Log(id, name, opts)
+	rc, err := r.Log(id, name, LogOptions{Tail: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(data)
+	return string(b)
 }
 
-// waitRunning waits until a container is Running and returns its running.json.
-func waitRunning(t testing.TB, h *Host, id, name string) runningRecord {
-	t.Helper()
-	var run runningRecord
-	waitFor(t, 10*time.Second, fmt.Sprintf("%s/%s to run", id, name), func() bool {
-		return readJSON(filepath.Join(h.instanceDir(id), name, runningFile), &run) == nil
-	})
-	return run
+func reasons(st Status) []string {
+	var out []string
+	for _, e := range st.Events {
+		out = append(out, e.Reason)
+	}
+	return out
 }
 
-// waitLog waits until the log of a container contains s.
-func waitLog(t testing.TB, h *Host, id, name, s string) {
-	t.Helper()
-	waitFor(t, 10*time.Second, fmt.Sprintf("log of %s/%s to contain %q", id, name, s), func() bool {
-		return strings.Contains(readLog(t, h, id, name, LogOptions{Tail: -1}), s)
-	})
-}
-
-func TestCompleted(t *testing.T) {
-	h, _ := newHost(t)
-	start(t, h, "ok", time.Second, sh("main", "echo hello; echo oops >&2; echo world"))
-	sts := waitTerminated(t, h, "ok")
-	st := sts[0]
-	if st.Name != "main" || st.ExitCode != 0 || st.Reason != ReasonCompleted || st.Message != "" {
-		t.Errorf("status = %+v, want Completed 0", st)
+func TestRunsImage(t *testing.T) {
+	r := newRuntime(t)
+	start(t, r, Instance{ID: "run", Hostname: "pi-abcde", Containers: []Container{
+		busybox("main", `echo hello; echo err >&2; hostname; cat /etc/hostname; echo; pwd`),
+	}})
+	cs := waitState(t, r, "run", "main", StateTerminated)
+	if cs.ExitCode != 0 || cs.Reason != ReasonCompleted {
+		t.Errorf("ended %d %s %q, want 0 Completed", cs.ExitCode, cs.Reason, cs.Message)
 	}
-	if st.PID <= 0 || st.StartedAt.IsZero() || st.FinishedAt.Before(st.StartedAt) {
-		t.Errorf("status = %+v, want a pid and ordered times", st)
+	if !strings.HasPrefix(cs.ImageID, "sha256:") {
+		t.Errorf("ImageID = %q, want a digest", cs.ImageID)
 	}
-	if got, want := readLog(t, h, "ok", "main", LogOptions{Tail: -1}), "hello\noops\nworld\n"; got != want {
-		t.Errorf("log = %q, want %q", got, want)
-	}
-	waitExit(t, h, "ok")
-	if ids, err := h.Exits(); err != nil || len(ids) != 0 {
-		t.Errorf("second Exits = %v, %v; want nothing", ids, err)
-	}
-}
-
-func TestExitCode(t *testing.T) {
-	h, _ := newHost(t)
-	start(t, h, "fail", time.Second, sh("main", "exit 3"))
-	st := waitTerminated(t, h, "fail")[0]
-	if st.ExitCode != 3 || st.Reason != ReasonError {
-		t.Errorf("status = %+v, want Error 3", st)
-	}
-}
-
-func TestEnvArgsWorkingDir(t *testing.T) {
-	t.Setenv("SPOTECI_SERVER_SECRET", "leaked")
-	h, dir := newHost(t)
-	wd := t.TempDir()
-	script := `echo "foo=$FOO args=$1,$2 pwd=$(pwd) secret=${SPOTECI_SERVER_SECRET-unset} home=$HOME host=$HOSTNAME path=$PATH"`
-	c := sh("main", script, "a b", "c")
-	c.Env = []string{"FOO=bar", "PATH=/usr/bin:/bin", "FOO=baz"}
-	c.WorkingDir = wd
-	start(t, h, "env", time.Second, c, sh("dflt", "pwd"), Container{Name: "sigs", Command: []string{"grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"}})
-	waitTerminated(t, h, "env")
-	want := fmt.Sprintf("foo=baz args=a b,c pwd=%s secret=unset home=/ host=env path=/usr/bin:/bin\n", wd)
-	if got := readLog(t, h, "env", "main", LogOptions{Tail: -1}); got != want {
-		t.Errorf("log = %q, want %q", got, want)
-	}
-	want = filepath.Join(dir, instancesDir, "env", "dflt") + "\n"
-	if got := readLog(t, h, "env", "dflt", LogOptions{Tail: -1}); got != want {
-		t.Errorf("default working dir = %q, want %q", got, want)
-	}
-	// No standard signal (1 to 31) is ignored or blocked, SIGPIPE above all.
-	// Real-time signals are left out: under make, signal 32 (glibc's
-	// internal SIGCANCEL) arrives ignored from the parent, and Go keeps it so.
-	got := readLog(t, h, "env", "sigs", LogOptions{Tail: -1})
-	for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
-		name, hex, _ := strings.Cut(line, ":\t")
-		mask, err := strconv.ParseUint(hex, 16, 64)
-		if err != nil || mask&0x7fffffff != 0 {
-			t.Errorf("%s of the process = %q: standard signals blocked or ignored (all of %q)", name, hex, got)
+	got := readLog(t, r, "run", "main")
+	// stdout and stderr are two pipes: the order between them is not kept.
+	for _, want := range []string{"hello\n", "err\n", "pi-abcde\n", "\n/\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log %q lacks %q", got, want)
 		}
 	}
-}
-
-func TestNoCommand(t *testing.T) {
-	h, _ := newHost(t)
-	err := h.Start(context.Background(), "nocmd", []Container{{Name: "main"}}, 0)
-	if !errors.Is(err, ErrNoCommand) || !strings.Contains(err.Error(), "container main has no command") {
-		t.Errorf("Start = %v, want ErrNoCommand", err)
+	st, _ := r.Status("run")
+	if want := []string{"Pulling", "Pulled", "Created", "Started"}; !slices.Equal(reasons(st), want) {
+		t.Errorf("events %v, want %v", reasons(st), want)
 	}
-	if _, err := h.Status("nocmd"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Status = %v, want ErrNotFound", err)
+	if ids, _ := r.Exits(); !slices.Contains(ids, "run") {
+		t.Errorf("Exits() = %v, want run", ids)
 	}
 }
 
-func TestStartErrors(t *testing.T) {
-	h, _ := newHost(t)
-	start(t, h, "bad", time.Second,
-		Container{Name: "missing", Command: []string{"spoteci-no-such-program"}},
-		Container{Name: "abs", Command: []string{"/no/such/program"}},
-		Container{Name: "wd", Command: []string{"true"}, WorkingDir: "/no/such/dir"},
-		Container{Name: "good", Command: []string{"true"}},
-	)
-	sts := waitTerminated(t, h, "bad")
-	want := []struct {
-		name, reason, msg string
-		code              int
+func TestProcessArgs(t *testing.T) {
+	ep, cmd := []string{"/entry"}, []string{"default"}
+	for _, tc := range []struct {
+		command, args, want []string
 	}{
-		{"missing", ReasonStartError, "executable file not found in $PATH", 127},
-		{"abs", ReasonStartError, "/no/such/program", 127},
-		{"wd", ReasonStartError, "working directory", 128},
-		{"good", ReasonCompleted, "", 0},
-	}
-	if len(sts) != len(want) {
-		t.Fatalf("got %d statuses, want %d", len(sts), len(want))
-	}
-	for i, w := range want {
-		st := sts[i]
-		if st.Name != w.name || st.Reason != w.reason || st.ExitCode != w.code || !strings.Contains(st.Message, w.msg) {
-			t.Errorf("status %d = %+v, want %s %s %d %q", i, st, w.name, w.reason, w.code, w.msg)
+		{nil, nil, []string{"/entry", "default"}},
+		{nil, []string{"x"}, []string{"/entry", "x"}},
+		{[]string{"perl"}, nil, []string{"perl"}},
+		{[]string{"perl"}, []string{"-e", "1"}, []string{"perl", "-e", "1"}},
+	} {
+		if got := processArgs(ep, cmd, tc.command, tc.args); !slices.Equal(got, tc.want) {
+			t.Errorf("processArgs(%v, %v) = %v, want %v", tc.command, tc.args, got, tc.want)
 		}
 	}
-	waitExit(t, h, "bad")
 }
 
-func TestStartIdempotent(t *testing.T) {
-	h, _ := newHost(t)
-	c := sh("main", "echo once; sleep 30")
-	start(t, h, "idem", time.Second, c)
-	if err := h.Start(context.Background(), "idem", []Container{c}, time.Second); err != nil {
-		t.Fatal(err)
+// TestImageDefaults: a container without a command runs the image's cmd;
+// Args alone replace the cmd after the (here empty) entrypoint; Env and
+// WorkingDir apply over the image's.
+func TestImageDefaults(t *testing.T) {
+	r := newRuntime(t)
+	start(t, r, Instance{ID: "cmd", Containers: []Container{{Name: "main", Image: "busybox"}}})
+	if cs := waitState(t, r, "cmd", "main", StateTerminated); cs.ExitCode != 0 {
+		t.Errorf("the image's cmd (sh, stdin closed) ended %d %s %q", cs.ExitCode, cs.Reason, cs.Message)
 	}
-	waitLog(t, h, "idem", "main", "once")
-	if err := h.Start(context.Background(), "idem", []Container{c, sh("side", "echo side")}, time.Second); err != nil {
-		t.Fatal(err)
+	start(t, r, Instance{ID: "args", Containers: []Container{{Name: "main", Image: "busybox", Args: []string{"-c", "true"}}}})
+	if cs := waitState(t, r, "args", "main", StateTerminated); cs.Reason != ReasonStartError || !strings.Contains(cs.Message, "-c") {
+		t.Errorf("args without an entrypoint ended %d %s %q, want a StartError naming -c", cs.ExitCode, cs.Reason, cs.Message)
 	}
-	waitLog(t, h, "idem", "side", "side")
-	waitRunning(t, h, "idem", "main")
-	if got := readLog(t, h, "idem", "main", LogOptions{Tail: -1}); got != "once\n" {
-		t.Errorf("log = %q, want one start", got)
+	start(t, r, Instance{ID: "env", Containers: []Container{
+		{Name: "main", Image: "busybox", Command: []string{"sh", "-c", "echo $GREETING from $(pwd) on $PATH"}, Env: []string{"GREETING=hi"}, WorkingDir: "/tmp"},
+	}})
+	waitState(t, r, "env", "main", StateTerminated)
+	if got, want := readLog(t, r, "env", "main"), "hi from /tmp on /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"; got != want {
+		t.Errorf("log %q, want %q", got, want)
 	}
-	sts, err := h.Status("idem")
-	if err != nil {
-		t.Fatal(err)
+}
+
+// TestSizedToSpec: the limits read inside a container are the instance's,
+// or the container's own where it has smaller ones.
+func TestSizedToSpec(t *testing.T) {
+	r := newRuntime(t)
+	const script = `cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us`
+	start(t, r, Instance{ID: "sized", CPU: 2, Memory: 4 << 30, Containers: []Container{
+		busybox("whole", script),
+		{Name: "part", Image: "busybox", Command: []string{"sh", "-c", script}, CPU: 0.5, Memory: 256 << 20},
+	}})
+	waitState(t, r, "sized", "whole", StateTerminated)
+	waitState(t, r, "sized", "part", StateTerminated)
+	if got, want := readLog(t, r, "sized", "whole"), "4294967296\n200000\n100000\n"; got != want {
+		t.Errorf("instance-sized container reads %q, want %q", got, want)
 	}
-	if len(sts) != 2 || sts[0].Name != "main" || sts[0].State != StateRunning || sts[1].Name != "side" {
-		t.Errorf("status = %+v", sts)
+	if got, want := readLog(t, r, "sized", "part"), "268435456\n50000\n100000\n"; got != want {
+		t.Errorf("container with limits reads %q, want %q", got, want)
 	}
+}
+
+func TestOOMKilled(t *testing.T) {
+	r := newRuntime(t)
+	start(t, r, Instance{ID: "oom", CPU: 1, Memory: 64 << 20, Containers: []Container{
+		busybox("hog", `x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived ${#x}`),
+	}})
+	cs := waitState(t, r, "oom", "hog", StateTerminated)
+	if cs.Reason != ReasonOOMKilled || cs.ExitCode != 137 {
+		t.Errorf("ended %d %s %q, want 137 OOMKilled", cs.ExitCode, cs.Reason, cs.Message)
+	}
+}
+
+// TestIsolated: a container sees its own processes only, none of the host's
+// files, and Docker's default capabilities.
+func TestIsolated(t *testing.T) {
+	r := newRuntime(t)
+	start(t, r, Instance{ID: "iso", Containers: []Container{
+		busybox("main", `ps -o pid,comm | tail -n +2 | wc -l; ls /work /usr/local/go 2>&1; grep CapEff /proc/self/status; ls `+r.cfg.Dir+` 2>&1; grep Seccomp: /proc/self/status`),
+	}})
+	waitState(t, r, "iso", "main", StateTerminated)
+	got := readLog(t, r, "iso", "main")
+	lines := strings.Split(got, "\n")
+	if n := strings.TrimSpace(lines[0]); n != "3" { // sh, ps, and the pipe's tail or wc
+		if n != "4" {
+			t.Errorf("sees %s processes, want its own 3 or 4:\n%s", n, got)
+		}
+	}
+	for _, host := range []string{"ls: /work: No such file or directory", "ls: /usr/local/go: No such file or directory"} {
+		if !strings.Contains(got, host) {
+			t.Errorf("sees the host's files (want %q):\n%s", host, got)
+		}
+	}
+	if !strings.Contains(got, "CapEff:\t00000000a80425fb") {
+		t.Errorf("capabilities are not Docker's default set:\n%s", got)
+	}
+	if !strings.Contains(got, "No such file or directory") {
+		t.Errorf("the state folder is visible:\n%s", got)
+	}
+	if !strings.Contains(got, "Seccomp:\t2") {
+		t.Errorf("no seccomp filter:\n%s", got)
+	}
+}
+
+// TestPodIP: containers of an instance share one IP that the host reaches.
+func TestPodIP(t *testing.T) {
+	r := newRuntime(t)
+	start(t, r, Instance{ID: "web", Containers: []Container{
+		busybox("server", `mkdir -p /www && echo served-by-$(hostname) > /www/index.html && httpd -f -p 8080 -h /www`),
+		busybox("client", `sleep 1; wget -q -O - http://127.0.0.1:8080/ && sleep 3600`),
+	}})
+	waitState(t, r, "web", "server", StateRunning)
+	var st Status
+	waitFor(t, 10*time.Second, "an IP", func() bool { st, _ = r.Status("web"); return st.IP != "" })
+	var body []byte
+	waitFor(t, 10*time.Second, "the pod answering from the host", func() bool {
+		resp, err := http.Get("http://" + st.IP + ":8080/")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		return true
+	})
+	if string(body) != "served-by-web\n" {
+		t.Errorf("GET = %q", body)
+	}
+	waitFor(t, 10*time.Second, "the other container reaching it on localhost", func() bool {
+		return strings.Contains(readLog(t, r, "web", "client"), "served-by-web")
+	})
 }
 
 func TestStopGraceful(t *testing.T) {
-	h, _ := newHost(t)
-	start(t, h, "trap", 0, sh("main", `trap "echo got SIGTERM; exit 0" TERM; echo ready; while true; do sleep 0.1; done`))
-	waitLog(t, h, "trap", "main", "ready")
-	if err := h.Stop(context.Background(), "trap", 5*time.Second); err != nil {
+	r := newRuntime(t)
+	start(t, r, Instance{ID: "graceful", Containers: []Container{
+		busybox("main", `trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.1; done`),
+	}})
+	waitState(t, r, "graceful", "main", StateRunning)
+	waitFor(t, 10*time.Second, "ready", func() bool { return strings.Contains(readLog(t, r, "graceful", "main"), "ready") })
+	if err := r.Stop(context.Background(), "graceful", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	st := waitTerminated(t, h, "trap")[0]
-	if st.ExitCode != 0 || st.Reason != ReasonCompleted {
-		t.Errorf("status = %+v, want Completed 0", st)
+	cs := waitState(t, r, "graceful", "main", StateTerminated)
+	if cs.ExitCode != 3 || !strings.Contains(readLog(t, r, "graceful", "main"), "got TERM") {
+		t.Errorf("ended %d %s, log %q; want 3 after TERM", cs.ExitCode, cs.Reason, readLog(t, r, "graceful", "main"))
 	}
-	if got := readLog(t, h, "trap", "main", LogOptions{Tail: -1}); !strings.Contains(got, "got SIGTERM") {
-		t.Errorf("log = %q, want got SIGTERM", got)
-	}
-	waitExit(t, h, "trap")
-	// Stop is idempotent.
-	if err := h.Stop(context.Background(), "trap", 0); err != nil {
-		t.Error(err)
-	}
-	if err := h.Stop(context.Background(), "unknown", 0); err != nil {
-		t.Error(err)
+	start(t, r, Instance{ID: "stubborn", Containers: []Container{busybox("main", `trap '' TERM; echo ready; while :; do sleep 0.1; done`)}})
+	waitFor(t, 10*time.Second, "ready", func() bool { return strings.Contains(readLog(t, r, "stubborn", "main"), "ready") })
+	began := time.Now()
+	r.Stop(context.Background(), "stubborn", 500*time.Millisecond)
+	cs = waitState(t, r, "stubborn", "main", StateTerminated)
+	if cs.ExitCode != 137 || time.Since(began) < 500*time.Millisecond {
+		t.Errorf("ended %d after %s, want 137 after the grace", cs.ExitCode, time.Since(began))
 	}
 }
 
-func TestStopKillsAfterGrace(t *testing.T) {
-	h, _ := newHost(t)
-	start(t, h, "stubborn", 0, sh("main", `trap "" TERM; echo ready; while true; do sleep 0.1; done`))
-	waitLog(t, h, "stubborn", "main", "ready")
-	const grace = 300 * time.Millisecond
-	stopped := time.Now()
-	if err := h.Stop(context.Background(), "stubborn", grace); err != nil {
-		t.Fatal(err)
-	}
-	if time.Since(stopped) > grace/2 {
-		t.Errorf("Stop took %v: it must not wait for the grace", time.Since(stopped))
-	}
-	st := waitTerminated(t, h, "stubborn")[0]
-	if st.ExitCode != 137 || st.Reason != ReasonKilled {
-		t.Errorf("status = %+v, want Killed 137", st)
-	}
-	if d := st.FinishedAt.Sub(stopped); d < grace-10*time.Millisecond {
-		t.Errorf("killed %v after Stop, before the grace of %v", d, grace)
-	}
-}
-
-func TestStopImmediate(t *testing.T) {
-	h, _ := newHost(t)
-	start(t, h, "now", time.Hour, sh("main", `trap "" TERM; echo ready; while true; do sleep 0.1; done`))
-	waitLog(t, h, "now", "main", "ready")
-	if err := h.Stop(context.Background(), "now", 0); err != nil {
-		t.Fatal(err)
-	}
-	st := waitTerminated(t, h, "now")[0]
-	if st.ExitCode != 137 || st.Reason != ReasonKilled {
-		t.Errorf("status = %+v, want Killed 137", st)
-	}
-}
-
-// TestStopRacesStart stops instances right after starting them: the shims
-// must find the stop request whether or not their process has started.
-func TestStopRacesStart(t *testing.T) {
-	h, _ := newHost(t)
-	for i := range 20 {
-		id := fmt.Sprintf("race%d", i)
-		start(t, h, id, time.Hour, sh("main", "sleep 30"), sh("side", "sleep 30"))
-		if err := h.Stop(context.Background(), id, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range 20 {
-		id := fmt.Sprintf("race%d", i)
-		for _, st := range waitTerminated(t, h, id) {
-			if st.Reason != ReasonKilled || st.ExitCode != 137 {
-				t.Errorf("%s: status = %+v, want Killed 137", id, st)
+func TestPullFailures(t *testing.T) {
+	r := newRuntime(t)
+	start(t, r, Instance{ID: "bad", Containers: []Container{{Name: "main", Image: "Not A Reference"}}})
+	start(t, r, Instance{ID: "missing", Containers: []Container{{Name: "main", Image: "busybox:nope"}}})
+	start(t, r, Instance{ID: "down", Containers: []Container{{Name: "main", Image: "127.0.0.1:1/busybox:1"}}})
+	waitFor(t, 10*time.Second, "InvalidImageName", func() bool {
+		st, _ := r.Status("bad")
+		return st.Containers[0].Reason == "InvalidImageName"
+	})
+	for _, id := range []string{"missing", "down"} {
+		for _, reason := range []string{ReasonErrImagePull, ReasonImagePullBackOff} {
+			var cs ContainerStatus
+			waitFor(t, 20*time.Second, id+" "+reason, func() bool {
+				st, _ := r.Status(id)
+				cs = st.Containers[0]
+				return cs.Reason == reason
+			})
+			if cs.State != StateWaiting {
+				t.Errorf("%s: %s in state %s", id, reason, cs.State)
 			}
+			t.Logf("%s: %s: %s", id, cs.Reason, cs.Message)
 		}
+	}
+	st, _ := r.Status("missing")
+	if msg := st.Containers[0].Message; !strings.Contains(msg, "busybox:nope") || !strings.Contains(msg, "not found") {
+		t.Errorf("message %q does not name the image and the registry's answer", msg)
+	}
+	st, _ = r.Status("down")
+	if msg := st.Containers[0].Message; !strings.Contains(msg, "connection refused") {
+		t.Errorf("message %q does not say the registry cannot be reached", msg)
+	}
+	if got := reasons(st); !slices.Contains(got, "BackOff") || !slices.Contains(got, "Failed") || !slices.Contains(got, "Pulling") {
+		t.Errorf("events %v, want Pulling, Failed, BackOff", got)
 	}
 }
 
-// TestShimSIGTERM sends SIGTERM to a shim directly (as a host shutdown
-// would): it stops its container with the grace given to Start.
-func TestShimSIGTERM(t *testing.T) {
-	h, _ := newHost(t)
-	start(t, h, "direct", 200*time.Millisecond, sh("main", `trap "" TERM; echo ready; while true; do sleep 0.1; done`))
-	waitLog(t, h, "direct", "main", "ready")
-	run := waitRunning(t, h, "direct", "main")
-	if err := syscall.Kill(run.ShimPID, syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	st := waitTerminated(t, h, "direct")[0]
-	if st.ExitCode != 137 || st.Reason != ReasonKilled {
-		t.Errorf("status = %+v, want Killed 137", st)
-	}
-}
-
-// TestRestartedServer: a new Host on the same folder sees a container that
-// kept running and reports its later exit, and on its first Exits the
-// instances that ended while no Host looked.
-func TestRestartedServer(t *testing.T) {
-	h1, dir := newHost(t)
-	gate := filepath.Join(t.TempDir(), "go")
-	start(t, h1, "long", time.Second, sh("main", `echo ready; while [ ! -e "$1" ]; do sleep 0.02; done; echo bye; exit 7`, gate))
-	start(t, h1, "short", time.Second, Container{Name: "main", Command: []string{"true"}})
-	waitLog(t, h1, "long", "main", "ready")
-	waitRunning(t, h1, "long", "main")
-	waitExit(t, h1, "short") // consumed by the old server, which then "crashed"
-
-	h2, err := NewHost(dir, shimBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := h2.Exits()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(ids, []string{"short"}) {
-		t.Errorf("first Exits of the new Host = %v, want [short]", ids)
-	}
-	sts, err := h2.Status("long")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sts[0].State != StateRunning || sts[0].PID <= 0 {
-		t.Errorf("status = %+v, want Running", sts[0])
-	}
-	if err := os.WriteFile(gate, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	waitExit(t, h2, "long")
-	st := waitTerminated(t, h2, "long")[0]
-	if st.ExitCode != 7 || st.Reason != ReasonError {
-		t.Errorf("status = %+v, want Error 7", st)
-	}
-	if got := readLog(t, h2, "long", "main", LogOptions{Tail: -1}); got != "ready\nbye\n" {
-		t.Errorf("log = %q", got)
-	}
-}
-
-// TestShimKilled: a shim killed with SIGKILL leaves its container Lost, and
-// the container is killed.
-func TestShimKilled(t *testing.T) {
-	h, _ := newHost(t)
-	start(t, h, "lost", time.Second, sh("main", "echo ready; sleep 30"))
-	waitLog(t, h, "lost", "main", "ready")
-	run := waitRunning(t, h, "lost", "main")
-	if err := syscall.Kill(run.ShimPID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitExit(t, h, "lost")
-	st := waitTerminated(t, h, "lost")[0]
-	if st.Reason != ReasonLost {
-		t.Errorf("status = %+v, want Lost", st)
-	}
-	waitFor(t, 5*time.Second, "the container to be killed", func() bool {
-		_, zombie, err := procStart(run.PID) // init may take its time to reap it
-		return err != nil || zombie
-	})
-}
-
-func TestMultiContainerExits(t *testing.T) {
-	h, _ := newHost(t)
-	gate := filepath.Join(t.TempDir(), "go")
-	start(t, h, "multi", time.Second,
-		Container{Name: "fast", Command: []string{"true"}},
-		sh("slow", `while [ ! -e "$1" ]; do sleep 0.02; done`, gate))
-	waitFor(t, 10*time.Second, "fast to terminate", func() bool {
-		sts, err := h.Status("multi")
-		return err == nil && sts[0].State == StateTerminated
-	})
-	if ids, err := h.Exits(); err != nil || len(ids) != 0 {
-		t.Errorf("Exits = %v, %v with a container still running", ids, err)
-	}
-	if err := os.WriteFile(gate, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	waitExit(t, h, "multi")
-}
-
-func TestLogTailFollow(t *testing.T) {
-	h, _ := newHost(t)
-	gate := filepath.Join(t.TempDir(), "go")
-	start(t, h, "logs", time.Second, sh("main",
-		`for i in 1 2 3 4 5; do echo line$i; done; printf 'part'; while [ ! -e "$1" ]; do sleep 0.02; done; echo ial; echo line7; printf 'end'`, gate))
-	waitLog(t, h, "logs", "main", "line5\npart")
-
-	if got, want := readLog(t, h, "logs", "main", LogOptions{Tail: 2}), "line5\npart"; got != want {
-		t.Errorf("Tail 2 = %q, want %q", got, want)
-	}
-	if got, want := readLog(t, h, "logs", "main", LogOptions{Tail: 0}), ""; got != want {
-		t.Errorf("Tail 0 = %q, want %q", got, want)
-	}
-	if got := readLog(t, h, "logs", "main", LogOptions{Tail: -1, SinceTime: time.Now().Add(time.Hour)}); got != "" {
-		t.Errorf("SinceTime in the future = %q, want nothing", got)
-	}
-	stamped := readLog(t, h, "logs", "main", LogOptions{Tail: 1, Timestamps: true})
-	ts, rest, _ := strings.Cut(stamped, " ")
-	if when, err := time.Parse(time.RFC3339Nano, ts); err != nil || time.Since(when) > time.Minute || rest != "part" {
-		t.Errorf("Timestamps = %q (%v)", stamped, err)
-	}
-
-	// Follow from the last line, then release the container.
-	r, err := h.Log("logs", "main", LogOptions{Tail: 1, Follow: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	got := make(chan string, 1)
-	go func() {
-		data, _ := io.ReadAll(r)
-		got <- string(data)
-	}()
-	time.Sleep(150 * time.Millisecond)
-	if err := os.WriteFile(gate, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case s := <-got:
-		if want := "partial\nline7\nend"; s != want {
-			t.Errorf("Follow = %q, want %q", s, want)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Follow did not end when the container did")
-	}
-	if got, want := readLog(t, h, "logs", "main", LogOptions{Tail: 4}), "line5\npartial\nline7\nend"; got != want {
-		t.Errorf("Tail 4 = %q, want %q", got, want)
-	}
-}
-
-func TestLogFollowClose(t *testing.T) {
-	h, _ := newHost(t)
-	start(t, h, "chatty", time.Second, sh("main", `i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.05; done`))
-	r, err := h.Log("chatty", "main", LogOptions{Tail: -1, Follow: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(r)
-	for i := 1; i <= 3; i++ {
-		line, err := br.ReadString('\n')
-		if err != nil || line != fmt.Sprintf("tick %d\n", i) {
-			t.Fatalf("line %d = %q, %v", i, line, err)
-		}
-	}
-	if err := r.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.Log("chatty", "nope", LogOptions{}); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Log of an unknown container = %v, want ErrNotFound", err)
-	}
-	if _, err := h.Log("nope", "main", LogOptions{}); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Log of an unknown instance = %v, want ErrNotFound", err)
-	}
-}
-
-func TestRemove(t *testing.T) {
-	h, dir := newHost(t)
-	if err := h.Start(context.Background(), "rm", []Container{sh("main", "sleep 30")}, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Start(context.Background(), "rmdone", []Container{{Name: "main", Command: []string{"true"}}}, 0); err != nil {
-		t.Fatal(err)
-	}
-	waitTerminated(t, h, "rmdone")
-	waitFor(t, 10*time.Second, "rm to run", func() bool {
-		sts, err := h.Status("rm")
-		return err == nil && sts[0].State == StateRunning
-	})
-	for _, id := range []string{"rm", "rmdone", "unknown"} {
-		if err := h.Remove(id); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := h.Status(id); !errors.Is(err, ErrNotFound) {
-			t.Errorf("Status(%s) after Remove = %v, want ErrNotFound", id, err)
-		}
-	}
-	if ids, err := h.Exits(); err != nil || len(ids) != 0 {
-		t.Errorf("Exits after Remove = %v, %v; want nothing", ids, err)
-	}
-	left, _ := os.ReadDir(filepath.Join(dir, instancesDir))
-	if len(left) != 0 {
-		t.Errorf("left in the state folder: %v", left)
-	}
-}
-
-func TestInvalidNames(t *testing.T) {
-	h, _ := newHost(t)
-	for _, id := range []string{"", ".", "..", "a/b", ".hidden", strings.Repeat("x", 201)} {
-		if err := h.Start(context.Background(), id, []Container{{Name: "c", Command: []string{"true"}}}, 0); !errors.Is(err, ErrInvalidName) {
-			t.Errorf("Start(%q) = %v, want ErrInvalidName", id, err)
-		}
-	}
-	err := h.Start(context.Background(), "ok", []Container{{Name: "c", Command: []string{"true"}}, {Name: "c", Command: []string{"true"}}}, 0)
-	if err == nil {
-		t.Error("Start with a container name used twice succeeded")
-	}
-}
-
-// TestNoZombies: the shims this process started are reaped.
-func TestNoZombies(t *testing.T) {
-	h, _ := newHost(t)
-	for i := range 10 {
-		start(t, h, fmt.Sprintf("z%d", i), 0, Container{Name: "main", Command: []string{"true"}})
-	}
-	for i := range 10 {
-		waitTerminated(t, h, fmt.Sprintf("z%d", i))
-	}
-	children := fmt.Sprintf("/proc/%d/task/%d/children", os.Getpid(), os.Getpid())
-	if _, err := os.Stat(children); err != nil {
-		t.Skip("no /proc/PID/task/TID/children")
-	}
-	waitFor(t, 5*time.Second, "no zombie children", func() bool {
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", os.Getpid()))
-		for _, task := range tasks {
-			data, _ := os.ReadFile(task)
-			for _, pid := range strings.Fields(string(data)) {
-				stat, _ := os.ReadFile("/proc/" + pid + "/stat")
-				if i := strings.LastIndexByte(string(stat), ')'); i > 0 && strings.HasPrefix(string(stat[i+1:]), " Z") {
-					return false
-				}
-			}
-		}
-		return true
-	})
-}
-
-func TestAppendRecordsDecode(t *testing.T) {
-	at := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
-	var file []byte
-	for _, chunk := range []string{"one\ntw", "o\n", "thr", "ee\nfour"} {
-		file = appendRecords(file, at, []byte(chunk))
-	}
-	for _, tc := range []struct {
-		opts LogOptions
-		want string
-	}{
-		{LogOptions{}, "one\ntwo\nthree\nfour"},
-		{LogOptions{Timestamps: true}, "2024-05-06T07:08:09.123456789Z one\n2024-05-06T07:08:09.123456789Z two\n" +
-			"2024-05-06T07:08:09.123456789Z three\n2024-05-06T07:08:09.123456789Z four"},
-		{LogOptions{SinceTime: at.Add(time.Nanosecond)}, ""},
-		{LogOptions{SinceTime: at}, "one\ntwo\nthree\nfour"},
-	} {
-		dec := logDecoder{opts: tc.opts}
-		var out []byte
-		for _, line := range strings.SplitAfter(string(file), "\n") {
-			if line != "" {
-				out = dec.decode(out, []byte(strings.TrimSuffix(line, "\n")))
-			}
-		}
-		if string(out) != tc.want {
-			t.Errorf("decode %+v = %q, want %q", tc.opts, out, tc.want)
-		}
-	}
-}
-
-// TestQueued: Status, Stop and Remove work on instances whose spec the
-// launchers may not have written yet.
-func TestQueued(t *testing.T) {
-	h, dir := newHost(t)
-	c := []Container{sh("main", "sleep 30")}
-	for i := range 20 {
-		id := fmt.Sprintf("q%d", i)
-		if err := h.Start(context.Background(), id, c, time.Hour); err != nil {
-			t.Fatal(err)
-		}
-		sts, err := h.Status(id)
-		if err != nil || len(sts) != 1 || sts[0].Name != "main" || sts[0].State == StateTerminated {
-			t.Fatalf("Status right after Start = %+v, %v", sts, err)
-		}
-		if i%2 == 0 {
-			if err := h.Stop(context.Background(), id, 0); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := h.Remove(id); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := h.Status(id); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("Status after Remove = %v, want ErrNotFound", err)
-		}
-	}
-	// Whatever the launchers were doing, nothing is left behind.
-	waitFor(t, 5*time.Second, "the state folder to be empty", func() bool {
-		for _, sub := range []string{specsDir, instancesDir, exitsDir} {
-			if names, _ := readDirNames(filepath.Join(dir, sub)); len(names) > 0 {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-func TestLongLines(t *testing.T) {
-	h, _ := newHost(t)
-	start(t, h, "long", time.Second, sh("main", `head -c 200000 /dev/zero | tr '\0' a; echo; echo end`))
-	waitTerminated(t, h, "long")
-	if got := readLog(t, h, "long", "main", LogOptions{Tail: 1}); got != "end\n" {
-		t.Errorf("Tail 1 = %q", got)
-	}
-	got := readLog(t, h, "long", "main", LogOptions{Tail: 2})
-	if want := strings.Repeat("a", 200000) + "\nend\n"; got != want {
-		t.Errorf("Tail 2 = %d bytes, want %d", len(got), len(want))
-	}
-}
-
-// TestFolderDeleted: a shim whose container folder is deleted kills its
-// container.
-func TestFolderDeleted(t *testing.T) {
-	h, dir := newHost(t)
-	start(t, h, "gone", time.Second, sh("main", "echo ready; sleep 30"))
-	waitLog(t, h, "gone", "main", "ready")
-	run := waitRunning(t, h, "gone", "main")
-	for _, p := range []string{h.specPath("gone"), filepath.Join(dir, instancesDir, "gone")} {
-		if err := os.RemoveAll(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, 3*orphanPoll, "the container to be killed", func() bool {
-		_, zombie, err := procStart(run.PID)
-		return err != nil || zombie
-	})
-}
-
-// TestRelaunch: a container in a spec whose shim never started (the server
-// stopped between Start and the fork) is started by the next Host.
-func TestRelaunch(t *testing.T) {
+// TestRestartAdopts: a new runtime on the same folder adopts the running
+// containers and records the exit of those that ended meanwhile.
+func TestRestartAdopts(t *testing.T) {
 	dir := t.TempDir()
-	for _, sub := range []string{specsDir, instancesDir, exitsDir} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	spec := specRecord{Containers: []containerSpec{{Name: "main", Command: []string{"sh", "-c", "echo relaunched"}}}}
-	if err := writeJSON(filepath.Join(dir, specsDir, "orphan.json"), spec); err != nil {
-		t.Fatal(err)
-	}
-	h, err := NewHost(dir, shimBin)
+	r1, err := New(context.Background(), Config{Dir: dir, Address: env.Daemon.Address, Logger: env.Logger, Namespace: "spoteci-test",
+		Registries: Registries{Mirrors: map[string][]string{"*": {"http://" + env.Registry.Addr()}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = h.Remove("orphan") })
-	waitExit(t, h, "orphan")
-	if got := readLog(t, h, "orphan", "main", LogOptions{Tail: -1}); got != "relaunched\n" {
+	gate := "/tmp/gate" // inside the container
+	start(t, r1, Instance{ID: "long", Containers: []Container{busybox("main", `echo one; while [ ! -e `+gate+` ]; do sleep 0.1; done; echo two`)}})
+	start(t, r1, Instance{ID: "short", Containers: []Container{busybox("main", `sleep 1; exit 7`)}})
+	waitState(t, r1, "long", "main", StateRunning)
+	waitState(t, r1, "short", "main", StateRunning)
+	r1.Close() // spoteci goes away; the containers do not
+	time.Sleep(1500 * time.Millisecond)
+
+	r2 := openRuntime(t, dir)
+	cs := waitState(t, r2, "short", "main", StateTerminated)
+	if cs.ExitCode != 7 {
+		t.Errorf("exit recorded after the restart = %d %s, want 7", cs.ExitCode, cs.Reason)
+	}
+	if st, _ := r2.Status("long"); st.Containers[0].State != StateRunning {
+		t.Fatalf("long is %s after the restart, want Running", st.Containers[0].State)
+	}
+	// The adopted container still runs and still logs.
+	cont, err := r2.client.LoadContainer(r2.ctx, "long.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := cont.Task(r2.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = task
+	r2.Stop(context.Background(), "long", 5*time.Second)
+	waitState(t, r2, "long", "main", StateTerminated)
+	if got := readLog(t, r2, "long", "main"); !strings.HasPrefix(got, "one\n") {
 		t.Errorf("log = %q", got)
 	}
 }
 
-// BenchmarkStart starts one `true` container per op, b.N instances, and
-// reports the Start calls per second (starts/s) and the containers that went
-// through to their exit per second, shims included (containers/s).
-func BenchmarkStart(b *testing.B) {
-	h, _ := newHost(b)
-	c := []Container{{Name: "main", Command: []string{"true"}}}
-	ctx := context.Background()
-	ids := make([]string, b.N)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("bench-%d", i)
+// TestRemoveLeavesNothing: Remove deletes the task, container, snapshot,
+// network namespace, cgroup and folder.
+func TestRemoveLeavesNothing(t *testing.T) {
+	r := newRuntime(t)
+	start(t, r, Instance{ID: "gone", CPU: 1, Memory: 1 << 30, Containers: []Container{busybox("main", `sleep 3600`)}})
+	waitState(t, r, "gone", "main", StateRunning)
+	if err := r.Remove(context.Background(), "gone"); err != nil {
+		t.Fatal(err)
 	}
-	b.ResetTimer()
-	began := time.Now()
-	for i := 0; i < b.N; i++ {
-		if err := h.Start(ctx, ids[i], c, 0); err != nil {
-			b.Fatal(err)
+	if _, err := r.Status("gone"); err == nil {
+		t.Error("Status after Remove succeeded")
+	}
+	if _, err := r.client.LoadContainer(r.ctx, "gone.0"); err == nil {
+		t.Error("the containerd container is left")
+	}
+	for _, p := range []string{r.net.nsPath("gone"), r.instanceDir("gone"), "/sys/fs/cgroup/memory/spoteci/gone", "/sys/fs/cgroup/cpu/spoteci/gone"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s is left", p)
 		}
 	}
-	elapsed := time.Since(began)
-	b.StopTimer()
-	waitAllExited(b, h, ids)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "starts/s")
-	b.ReportMetric(float64(b.N)/time.Since(began).Seconds(), "containers/s")
 }
 
-// BenchmarkStartParallel is BenchmarkStart with concurrent callers, as the
-// ECI service's request handlers are.
-func BenchmarkStartParallel(b *testing.B) {
-	h, _ := newHost(b)
-	c := []Container{{Name: "main", Command: []string{"true"}}}
-	ctx := context.Background()
-	var mu sync.Mutex
-	var ids []string
-	began := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			mu.Lock()
-			id := fmt.Sprintf("bench-%d", len(ids))
-			ids = append(ids, id)
-			mu.Unlock()
-			if err := h.Start(ctx, id, c, 0); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	elapsed := time.Since(began)
-	b.StopTimer()
-	waitAllExited(b, h, ids)
-	b.ReportMetric(float64(len(ids))/elapsed.Seconds(), "starts/s")
-	b.ReportMetric(float64(len(ids))/time.Since(began).Seconds(), "containers/s")
+// buffer is a WriteCloser that keeps what it is written.
+type buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
 }
 
-func waitAllExited(b *testing.B, h *Host, ids []string) {
-	left := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		left[id] = true
+func (b *buffer) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.b.Write(p) }
+func (b *buffer) Close() error                { return nil }
+func (b *buffer) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
+
+func TestExec(t *testing.T) {
+	r := newRuntime(t)
+	start(t, r, Instance{ID: "exec", Hostname: "pod-x", Containers: []Container{
+		{Name: "main", Image: "busybox", Command: []string{"sleep", "3600"}, Env: []string{"FROM_SPEC=yes"}},
+	}})
+	waitState(t, r, "exec", "main", StateRunning)
+	ctx := context.Background()
+	var out, errOut buffer
+	code, err := r.Exec(ctx, "exec", "main", []string{"sh", "-c", "echo out $FROM_SPEC $(hostname); echo err >&2; exit 3"}, ExecIO{Stdout: &out, Stderr: &errOut})
+	if err != nil || code != 3 || out.String() != "out yes pod-x\n" || errOut.String() != "err\n" {
+		t.Errorf("exec = %d, %v, stdout %q, stderr %q; want 3, out yes pod-x, err", code, err, out.String(), errOut.String())
 	}
-	waitFor(b, time.Minute+time.Duration(len(ids))*20*time.Millisecond, "the benchmark's containers to exit", func() bool {
-		got, err := h.Exits()
-		if err != nil {
-			b.Fatal(err)
+	var echoed buffer
+	code, err = r.Exec(ctx, "exec", "main", []string{"cat"}, ExecIO{Stdin: strings.NewReader("hello\nworld\n"), Stdout: &echoed})
+	if err != nil || code != 0 || echoed.String() != "hello\nworld\n" {
+		t.Errorf("exec cat = %d, %v, %q; want the input back", code, err, echoed.String())
+	}
+	var tty buffer
+	code, err = r.Exec(ctx, "exec", "main", []string{"sh", "-c", "test -t 1 && echo a terminal"}, ExecIO{Stdout: &tty, TTY: true})
+	if err != nil || code != 0 || !strings.Contains(tty.String(), "a terminal") {
+		t.Errorf("exec with a TTY = %d, %v, %q", code, err, tty.String())
+	}
+	if _, err := r.Exec(ctx, "exec", "main", []string{"/no/such/program"}, ExecIO{Stdout: &out}); err == nil {
+		t.Error("exec of a missing program succeeded")
+	}
+	r.Stop(ctx, "exec", 0)
+	waitState(t, r, "exec", "main", StateTerminated)
+	if _, err := r.Exec(ctx, "exec", "main", []string{"true"}, ExecIO{}); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("exec in an ended container = %v, want ErrNotRunning", err)
+	}
+}
+
+func TestVolumes(t *testing.T) {
+	r := newRuntime(t)
+	start(t, r, Instance{ID: "vols", Volumes: []Volume{
+		{Name: "scratch"},
+		{Name: "config", Files: []File{{Path: "app.conf", Data: []byte("a=1\n")}, {Path: "keys/secret", Data: []byte("s3cret"), Mode: 0o400}}},
+		{Name: "mem", Memory: true},
+	}, Containers: []Container{
+		{Name: "writer", Image: "busybox", Command: []string{"sh", "-c", "echo shared > /data/file; echo $MY_IP > /data/ip; sleep 3600"},
+			IPEnv: []string{"MY_IP"}, Mounts: []Mount{{Volume: "scratch", Path: "/data"}}},
+		{Name: "reader", Image: "busybox", Command: []string{"sh", "-c", `while [ ! -e /in/ip ]; do sleep 0.1; done; cat /in/file /in/ip /etc/app/app.conf /etc/app/keys/secret; echo; stat -c %a /etc/app/keys/secret; touch /etc/app/x 2>&1; grep " /m " /proc/mounts | cut -d" " -f3; cat /sub/only 2>&1`},
+			Mounts: []Mount{{Volume: "scratch", Path: "/in", ReadOnly: true}, {Volume: "config", Path: "/etc/app"}, {Volume: "mem", Path: "/m"},
+				{Volume: "config", Path: "/sub", SubPath: "keys"}}},
+	}})
+	waitState(t, r, "vols", "reader", StateTerminated)
+	st, _ := r.Status("vols")
+	got := readLog(t, r, "vols", "reader")
+	for _, want := range []string{"shared\n" + st.IP + "\n", "a=1\ns3cret\n400\n", "Read-only file system", "tmpfs\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("reader's log lacks %q:\n%s", want, got)
 		}
-		for _, id := range got {
-			delete(left, id)
+	}
+	for _, bad := range []Instance{
+		{ID: "bad1", Volumes: []Volume{{Name: "v", Files: []File{{Path: "../escape"}}}}, Containers: []Container{busybox("c", "true")}},
+		{ID: "bad2", Containers: []Container{{Name: "c", Image: "busybox", Mounts: []Mount{{Volume: "none", Path: "/x"}}}}},
+		{ID: "bad3", Volumes: []Volume{{Name: "v"}}, Containers: []Container{{Name: "c", Image: "busybox", Mounts: []Mount{{Volume: "v", Path: "/x", SubPath: "../.."}}}}},
+	} {
+		if err := r.Start(context.Background(), bad); err == nil {
+			t.Errorf("Start(%s) accepted a volume that leaves its folder", bad.ID)
 		}
-		return len(left) == 0
-	})
+	}
 }

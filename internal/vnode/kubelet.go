@@ -14,10 +14,12 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/proxy"
 
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -37,6 +39,8 @@ func (n *Node) serveKubelet(ctx context.Context) (int, <-chan error, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", n.containerLogs)
+	mux.HandleFunc("/exec/{namespace}/{pod}/{container}", n.exec)
+	mux.HandleFunc("/exec/{namespace}/{pod}/{uid}/{container}", n.exec)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
 	errs := make(chan error, 1)
@@ -106,6 +110,63 @@ func (n *Node) containerLogs(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
 	eciapi.CopyFlushing(w, stream)
 }
+
+// exec answers the apiserver's /exec/{ns}/{pod}/{container}?command=...
+// (kubectl exec) as a kubelet with a CRI runtime does: the service hands out
+// a one-time stream URL for the command (ExecContainerCommand), and the
+// upgraded connection is proxied to it.
+func (n *Node) exec(w http.ResponseWriter, r *http.Request) {
+	pod, err := n.pods.Pods(r.PathValue("namespace")).Get(r.PathValue("pod"))
+	if apierrors.IsNotFound(err) {
+		http.Error(w, fmt.Sprintf("pod %s/%s not found on node %s", r.PathValue("namespace"), r.PathValue("pod"), n.cfg.NodeName), http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if uid := r.PathValue("uid"); uid != "" && uid != string(pod.UID) {
+		http.Error(w, fmt.Sprintf("pod %s/%s has UID %s, not %s", pod.Namespace, pod.Name, pod.UID, uid), http.StatusNotFound)
+		return
+	}
+	id := groupIDOf(pod)
+	if g, _ := n.group(pod.UID); g != nil {
+		id = g.ContainerGroupId
+	}
+	if id == "" {
+		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start: no instance yet", r.PathValue("container"), pod.Name), http.StatusBadRequest)
+		return
+	}
+	q := r.URL.Query()
+	req := eciapi.ExecContainerCommandRequest{ContainerGroupId: id, ContainerName: r.PathValue("container"), Command: q["command"],
+		TTY: isTrue(q.Get("tty")), Stdin: isTrue(q.Get("input")) || isTrue(q.Get("stdin"))}
+	resp, err := n.eci.ExecContainerCommand(r.Context(), req)
+	if err != nil {
+		status := http.StatusInternalServerError
+		var apiErr *eciapi.Error
+		if errors.As(err, &apiErr) {
+			status = apiErr.HTTPStatus
+		}
+		http.Error(w, err.Error(), status)
+		return
+	}
+	target, err := url.Parse(resp.WebSocketUri)
+	if err != nil {
+		http.Error(w, "bad stream URL from the ECI service: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	proxy.NewUpgradeAwareHandler(target, nil, false, true, streamResponder{n}).ServeHTTP(w, r)
+}
+
+// streamResponder answers a proxy failure.
+type streamResponder struct{ n *Node }
+
+func (s streamResponder) Error(w http.ResponseWriter, r *http.Request, err error) {
+	s.n.log.Error("proxying an exec stream", "path", r.URL.Path, "err", err)
+	http.Error(w, err.Error(), http.StatusInternalServerError)
+}
+
+func isTrue(v string) bool { return v == "1" || v == "true" }
 
 func selfSigned(host string) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

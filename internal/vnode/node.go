@@ -82,6 +82,7 @@ type Node struct {
 	fingerprint map[types.UID]string
 	clock       wallClock
 	emitted     map[string]bool // uid/reason of events sent
+	forwarded   map[types.UID]map[string]bool
 	kubeletPort int
 }
 
@@ -113,6 +114,7 @@ func New(cfg Config) (*Node, error) {
 		groups:      map[types.UID]*eciapi.ContainerGroup{},
 		fingerprint: map[types.UID]string{},
 		emitted:     map[string]bool{},
+		forwarded:   map[types.UID]map[string]bool{},
 	}, nil
 }
 
@@ -258,7 +260,7 @@ func (n *Node) poll(ctx context.Context) error {
 }
 
 func fingerprintOf(g *eciapi.ContainerGroup) string {
-	b, _ := json.Marshal([]any{g.Status, g.NoticeTime, g.Containers, len(g.Events)})
+	b, _ := json.Marshal([]any{g.Status, g.NoticeTime, g.Containers, len(g.Events), g.IntranetIp})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }
@@ -331,7 +333,7 @@ func (n *Node) nodeObject() *corev1.Node {
 			Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}, {Type: corev1.NodeHostName, Address: n.cfg.NodeName}},
 			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(n.kubeletPort)}},
 			NodeInfo: corev1.NodeSystemInfo{OperatingSystem: "linux", Architecture: "amd64", KubeletVersion: "v1.37.2-spoteci",
-				ContainerRuntimeVersion: "spoteci://host-process", OSImage: "spoteci virtual node"},
+				ContainerRuntimeVersion: "containerd://spoteci-eci", OSImage: "spoteci virtual node"},
 			Conditions: n.conditions(),
 		},
 	}

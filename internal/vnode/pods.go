@@ -25,7 +25,23 @@ const (
 	stockRetry = 2 * time.Second
 	evictRetry = time.Second
 	stopPoll   = 200 * time.Millisecond
+	// configRetry is how often a pod whose configMap or secret is missing
+	// looks again.
+	configRetry = 5 * time.Second
 )
+
+// ReasonContainerCreating is the waiting reason of a container whose
+// instance is being set up.
+const ReasonContainerCreating = "ContainerCreating"
+
+// failedMessage is the event of a config error: "Error: ..." for env, as a
+// kubelet's Failed event, the mount failure itself for volumes.
+func failedMessage(ce *configError) string {
+	if ce.reason == reasonConfig {
+		return "Error: " + ce.msg
+	}
+	return ce.msg
+}
 
 // syncPod converges one pod and its instance. It returns a delay after which
 // to look again when the pod waits on something outside Kubernetes.
@@ -91,6 +107,10 @@ func groupIDOf(pod *corev1.Pod) string {
 // createInstance reads the pod's annotations, once, and asks for its
 // instance with the pod's UID as ClientToken: asking twice gets the same one.
 func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
+	if msg := forbidden(pod); msg != "" {
+		n.warnOnce(ctx, pod, ReasonForbiddenPodSpec, msg+"; the pod will not run")
+		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, ReasonForbiddenPodSpec, msg))
+	}
 	fields := spot.FromAnnotations(pod.Annotations)
 	ask, err := spot.Parse(n.cfg.Catalog, fields)
 	if err != nil {
@@ -103,6 +123,28 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, ReasonInvalidAnnotation, msg))
 	}
 	req := n.createRequest(pod, fields)
+	if err := n.podConfig(ctx, pod, &req); err != nil {
+		var ce *configError
+		if !errors.As(err, &ce) {
+			return 0, fmt.Errorf("resolving the config of %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+		// As a kubelet: the pod waits and the config is read again.
+		event := ce.reason
+		if event == reasonConfig {
+			event = "Failed"
+		}
+		n.warnOnce(ctx, pod, event, failedMessage(ce))
+		waiting := ReasonContainerCreating
+		if ce.reason == reasonConfig {
+			waiting = reasonConfig
+		}
+		return configRetry, n.writeStatus(ctx, pod, waitingStatus(pod, waiting, ce.msg))
+	}
+	creds, err := n.registryCredentials(ctx, pod)
+	if err != nil {
+		n.warnOnce(ctx, pod, "FailedToRetrieveImagePullSecret", err.Error())
+	}
+	req.ImageRegistryCredentials = creds
 	if ask.APIEvict {
 		req.Tags = append(req.Tags, eciapi.Tag{Key: TagAPIEvict, Value: "true"})
 	}
@@ -139,20 +181,16 @@ func (n *Node) createRequest(pod *corev1.Pod, f spot.Fields) eciapi.CreateContai
 		req.SpotDuration = (*eciapi.Decimal)(&f.Duration)
 	}
 	for _, c := range pod.Spec.Containers {
-		ec := eciapi.Container{Name: c.Name, Image: c.Image, Commands: c.Command, Args: c.Args, WorkingDir: c.WorkingDir}
-		for _, e := range c.Env {
-			if e.ValueFrom == nil {
-				ec.EnvironmentVars = append(ec.EnvironmentVars, eciapi.EnvironmentVar{Key: e.Name, Value: e.Value})
-			}
+		// Env, volume mounts and $(VAR) in commands come from podConfig.
+		ec := eciapi.Container{Name: c.Name, Image: c.Image, ImagePullPolicy: string(c.ImagePullPolicy),
+			Commands: c.Command, Args: c.Args, WorkingDir: c.WorkingDir}
+		// The limits size the instance without eci-use-specs (SPEC 2), and
+		// bound the container inside it either way.
+		if q, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
+			ec.Cpu = q.AsApproximateFloat64()
 		}
-		if f.Specs == "" {
-			// Without eci-use-specs the size is the sum of the limits (SPEC 2).
-			if q, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
-				ec.Cpu = q.AsApproximateFloat64()
-			}
-			if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
-				ec.Memory = q.AsApproximateFloat64() / (1 << 30)
-			}
+		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+			ec.Memory = q.AsApproximateFloat64() / (1 << 30)
 		}
 		req.Containers = append(req.Containers, ec)
 	}
@@ -175,6 +213,7 @@ func (n *Node) describe(ctx context.Context, id string) (*eciapi.ContainerGroup,
 // updatePod mirrors the instance into the pod: status, events, and the
 // eviction that api-evict asks for at the notice.
 func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) (time.Duration, error) {
+	n.forwardContainerEvents(ctx, pod, g)
 	for _, e := range g.Events {
 		switch {
 		case e.Reason == "SpotToBeReleased" && !hasCondition(pod, ConditionInstanceExpired):
@@ -301,6 +340,7 @@ func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, g *eciapi.Contain
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return 0, fmt.Errorf("removing pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
+	n.forget(pod.UID)
 	return 0, nil
 }
 

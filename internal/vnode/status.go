@@ -52,7 +52,9 @@ func (w wallClock) ptr(t *time.Time) *metav1.Time {
 func podStatus(pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) corev1.PodStatus {
 	st := *pod.Status.DeepCopy()
 	st.HostIP, st.HostIPs = "127.0.0.1", []corev1.HostIP{{IP: "127.0.0.1"}}
-	st.PodIP, st.PodIPs = "127.0.0.1", []corev1.PodIP{{IP: "127.0.0.1"}}
+	if g.IntranetIp != "" {
+		st.PodIP, st.PodIPs = g.IntranetIp, []corev1.PodIP{{IP: g.IntranetIp}}
+	}
 	if st.StartTime == nil {
 		st.StartTime = &metav1.Time{Time: w.at(g.CreationTime).Truncate(time.Second)}
 	}
@@ -81,7 +83,7 @@ func podStatus(pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) corev1.Po
 	st.ContainerStatuses = nil
 	allReady, running, succeeded, failed := true, 0, 0, 0
 	for _, c := range pod.Spec.Containers {
-		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: c.Image, ContainerID: "eci://" + g.ContainerGroupId + "/" + c.Name}
+		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: byName[c.Name].ImageID, ContainerID: "eci://" + g.ContainerGroupId + "/" + c.Name}
 		state := byName[c.Name].CurrentState
 		switch state.State {
 		case "Running":
@@ -108,7 +110,11 @@ func podStatus(pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) corev1.Po
 				failed++
 			}
 		default:
-			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
+			// ContainerCreating, ErrImagePull, ImagePullBackOff, ...
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: state.Reason, Message: state.DetailStatus}
+			if cs.State.Waiting.Reason == "" {
+				cs.State.Waiting.Reason = "ContainerCreating"
+			}
 			cs.Started = ptr(false)
 			allReady = false
 		}

@@ -28,6 +28,7 @@ const (
 	ActionDescribeContainerLog        = "DescribeContainerLog"
 	ActionDescribeBill                = "DescribeBill"
 	ActionModifySpotMarket            = "ModifySpotMarket"
+	ActionExecContainerCommand        = "ExecContainerCommand"
 	// ActionStreamContainerLog answers with the log as text/plain, streamed
 	// while the container runs if Follow is set (not an ECI action: kubectl
 	// logs -f needs it).
@@ -89,10 +90,64 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
 
-// EnvironmentVar is one variable of a container's environment.
+// EnvironmentVar is one variable of a container's environment: a Value, or
+// a FieldRef the instance fills in when the container starts.
 type EnvironmentVar struct {
-	Key   string
-	Value string
+	Key      string
+	Value    string
+	FieldRef *FieldRef `json:",omitempty"`
+}
+
+// FieldRef names a field of the instance, as ECI's
+// EnvironmentVar.N.FieldRef.FieldPath: status.podIP (also status.podIPs,
+// status.hostIP, status.hostIPs).
+type FieldRef struct {
+	FieldPath string
+}
+
+// Volume is a volume of a group, as ECI's Volume.N parameters: Type
+// EmptyDirVolume or ConfigFileVolume (files given in the request: how a
+// virtual node passes configMaps, secrets, the downward API and
+// service-account tokens).
+type Volume struct {
+	Name             string
+	Type             string
+	EmptyDirVolume   *EmptyDirVolume   `json:",omitempty"`
+	ConfigFileVolume *ConfigFileVolume `json:",omitempty"`
+}
+
+// Volume types.
+const (
+	VolumeEmptyDir   = "EmptyDirVolume"
+	VolumeConfigFile = "ConfigFileVolume"
+)
+
+// EmptyDirVolume is scratch space for the group's life; Medium "Memory" is
+// a tmpfs.
+type EmptyDirVolume struct {
+	Medium string `json:",omitempty"`
+}
+
+// ConfigFileVolume holds files written into the volume at creation.
+type ConfigFileVolume struct {
+	DefaultMode       int `json:",omitempty"` // 0644 unless set
+	ConfigFileToPaths []ConfigFileToPath
+}
+
+// ConfigFileToPath is one file: its path in the volume and its content,
+// base64-encoded.
+type ConfigFileToPath struct {
+	Path    string
+	Content string
+	Mode    int `json:",omitempty"` // DefaultMode unless set
+}
+
+// VolumeMount mounts a group volume into a container.
+type VolumeMount struct {
+	Name      string
+	MountPath string
+	SubPath   string `json:",omitempty"`
+	ReadOnly  bool   `json:",omitempty"`
 }
 
 // Tag is a key-value label of a container group.
@@ -103,12 +158,18 @@ type Tag struct {
 
 // Container is a container of a group to create.
 type Container struct {
-	Name            string
-	Image           string
+	Name  string
+	Image string
+	// ImagePullPolicy is Always, IfNotPresent or Never; empty defaults as
+	// Kubernetes does (Always for :latest or no tag, else IfNotPresent).
+	ImagePullPolicy string `json:",omitempty"`
+	// Commands replace the image's entrypoint and Args its cmd; both empty
+	// run the image's own.
 	Commands        []string
 	Args            []string
 	EnvironmentVars []EnvironmentVar `json:",omitempty"`
 	WorkingDir      string           `json:",omitempty"`
+	VolumeMounts    []VolumeMount    `json:",omitempty"`
 	Cpu             float64          `json:",omitempty"`
 	Memory          float64          `json:",omitempty"` // GiB
 }
@@ -138,6 +199,19 @@ type CreateContainerGroupRequest struct {
 	TerminationGracePeriodSeconds *int64 `json:",omitempty"`
 	Containers                    []Container
 	Tags                          []Tag `json:",omitempty"`
+	// HostName of the containers; default ContainerGroupName.
+	HostName string   `json:",omitempty"`
+	Volumes  []Volume `json:",omitempty"`
+	// ImageRegistryCredentials log in to private registries.
+	ImageRegistryCredentials []ImageRegistryCredential `json:",omitempty"`
+}
+
+// ImageRegistryCredential is a login to a registry, as ECI's
+// ImageRegistryCredential.N parameters.
+type ImageRegistryCredential struct {
+	Server   string // registry host ("registry.example.com:5000")
+	UserName string
+	Password string
 }
 
 // CreateContainerGroupResponse names the group created.
@@ -198,9 +272,11 @@ type ContainerGroup struct {
 	ExpiredTime   *time.Time `json:",omitempty"` // release time: planned after the notice, actual once Expired
 	SucceededTime *time.Time `json:",omitempty"` // when the group ended otherwise
 	RestartPolicy string
-	Tags          []Tag `json:",omitempty"`
-	Events        []Event
-	Containers    []ContainerStatus
+	// IntranetIp is the group's address (the pod IP), once its sandbox is up.
+	IntranetIp string `json:",omitempty"`
+	Tags       []Tag  `json:",omitempty"`
+	Events     []Event
+	Containers []ContainerStatus
 }
 
 // Event is an ECI event of a group.
@@ -209,14 +285,19 @@ type Event struct {
 	Reason    string
 	Message   string
 	Timestamp time.Time // market time
+	// Container names the container the event is about, if any (image pulls,
+	// starts, kills).
+	Container string `json:",omitempty"`
 }
 
 // ContainerStatus is the state of one container.
 type ContainerStatus struct {
-	Name         string
-	Image        string
-	Commands     []string
-	Args         []string
+	Name     string
+	Image    string
+	Commands []string
+	Args     []string
+	// ImageID is the digest of the image run, once pulled.
+	ImageID      string `json:",omitempty"`
 	CurrentState ContainerState
 }
 
@@ -338,6 +419,25 @@ type DescribeContainerLogResponse struct {
 	RequestId     string
 	ContainerName string
 	Content       string
+}
+
+// ExecContainerCommandRequest asks to run a command in a running container.
+type ExecContainerCommandRequest struct {
+	ContainerGroupId string
+	ContainerName    string
+	Command          []string
+	// TTY gives the command a terminal (stderr then goes to it); Stdin
+	// attaches its standard input.
+	TTY   bool `json:",omitempty"`
+	Stdin bool `json:",omitempty"`
+}
+
+// ExecContainerCommandResponse is where to connect, once, within a minute:
+// the URL speaks Kubernetes' remote command protocol (SPDY or WebSocket, as
+// a kubelet's /exec does), so a kubelet proxies kubectl exec to it.
+type ExecContainerCommandResponse struct {
+	RequestId    string
+	WebSocketUri string
 }
 
 // DescribeBillRequest filters the bill; empty matches every group.

@@ -151,6 +151,11 @@ func (c *Client) DescribeBill(ctx context.Context, req DescribeBillRequest) (res
 	return resp, c.Call(ctx, ActionDescribeBill, req, &resp)
 }
 
+// ExecContainerCommand returns the URL of an exec in a running container.
+func (c *Client) ExecContainerCommand(ctx context.Context, req ExecContainerCommandRequest) (resp ExecContainerCommandResponse, err error) {
+	return resp, c.Call(ctx, ActionExecContainerCommand, req, &resp)
+}
+
 // ModifySpotMarket overrides price or stock (operator action).
 func (c *Client) ModifySpotMarket(ctx context.Context, req ModifySpotMarketRequest) (resp ModifySpotMarketResponse, err error) {
 	return resp, c.Call(ctx, ActionModifySpotMarket, req, &resp)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spoteci/spoteci/examples"
 )
 
 const (
@@ -22,33 +24,14 @@ const (
 func TestGuideJob(t *testing.T) {
 	skipWithoutCluster(t)
 	ns := namespace(t)
-	apply(t, ns, `apiVersion: batch/v1
-kind: Job
-metadata:
-  name: pi
-spec:
-  template:
-    metadata:
-      annotations:
-        k8s.aliyun.com/eci-use-specs: ecs.c5.large,2-4Gi
-        k8s.aliyun.com/eci-spot-strategy: SpotAsPriceGo
-    spec:
-      containers:
-      - name: pi
-        image: perl
-        command: ["sh", "-c", "sleep 1; perl -Mbignum=bpi -wle 'print bpi(1000)'"]
-      restartPolicy: Never
-`)
-	eventually(t, 30*time.Second, "pi Running", func() (bool, string) {
-		out := kubectl(t, "-n", ns, "get", "pod")
-		return strings.Contains(out, "Running"), out
-	})
+	apply(t, ns, examples.ACKSpotJob)
 	eventually(t, 60*time.Second, "pi Completed", func() (bool, string) {
 		out := kubectl(t, "-n", ns, "get", "pod")
 		return strings.Contains(out, "Completed"), out
 	})
-	if logs := kubectl(t, "-n", ns, "logs", "job/pi"); !strings.HasPrefix(logs, "3.14159265358979") {
-		t.Fatalf("kubectl logs: %q", logs)
+	logs := kubectl(t, "-n", ns, "logs", "job/pi")
+	if !strings.HasPrefix(logs, "3.14159265358979") || len(strings.TrimSpace(logs)) != 2001 {
+		t.Fatalf("kubectl logs: %d characters, want 3.14159... with 2,000 digits: %q", len(strings.TrimSpace(logs)), tail(logs, 80))
 	}
 	if logs := kubectl(t, "-n", ns, "logs", "-f", "--tail=1", "job/pi"); !strings.HasPrefix(logs, "3.14159265358979") || strings.Count(logs, "\n") != 1 {
 		t.Fatalf("kubectl logs -f --tail=1: %q", logs)
@@ -57,9 +40,19 @@ spec:
 		out := kubectl(t, "-n", ns, "get", "job", "pi")
 		return strings.Contains(out, "Complete"), out
 	})
+	// The kubelet's events of an image pull, from the image the guide names.
+	events := kubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.kind=Pod", "-o", "custom-columns=REASON:.reason,MESSAGE:.message")
+	for _, want := range []string{`Pulling image "registry-vpc.cn-beijing.aliyuncs.com/ostest/perl"`, "Successfully pulled image", "Created container: pi", "Started container pi"} {
+		if !strings.Contains(events, want) {
+			t.Errorf("events lack %q:\n%s", want, events)
+		}
+	}
 	g := groups(t, ns)
 	if len(g) != 1 || g[0].InstanceType != "ecs.c5.large" || g[0].SpotStrategy != "SpotAsPriceGo" {
 		t.Fatalf("instances %+v: want one ecs.c5.large SpotAsPriceGo", g)
+	}
+	if !strings.HasPrefix(g[0].Containers[0].ImageID, "sha256:") {
+		t.Errorf("the instance ran no pulled image: %+v", g[0].Containers[0])
 	}
 }
 
@@ -446,7 +439,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("spoteci demo: %v\n%s", err, out)
 	}
 	for _, want := range []string{"Running", "SpotToBeReleased", "Spot ECI will be released in 5 minutes", "BidFailed",
-		"The pod is a spot instance, and has been released at", "Complete", "3.14159", "less than pay-as-you-go"} {
+		"The pod is a spot instance, and has been released at", "Complete", "3.14159", "(2000 digits)", "Pulling image", "less than pay-as-you-go"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the demo's output lacks %q:\n%s", want, out)
 		}

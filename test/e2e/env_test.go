@@ -30,6 +30,7 @@ const scale = 240
 // namespace and its own instance types, so their prices do not collide.
 var env struct {
 	bin, spoteci, state, kubeconfig string
+	images                          string // bin/images, the built-in images
 	cluster                         *cluster.Cluster
 	server, node                    *process
 	skip                            string
@@ -54,7 +55,12 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	env.spoteci = filepath.Join(tmp, "spoteci")
-	for _, cmd := range []string{"spoteci", "spoteci-shim"} {
+	env.images = filepath.Join(env.bin, "images")
+	if _, err := os.Stat(filepath.Join(env.images, "perl.tar")); err != nil {
+		env.skip = "bin/images/perl.tar is missing: build the images with `make images`"
+		return m.Run()
+	}
+	for _, cmd := range []string{"spoteci", "spoteci-logger"} {
 		build := exec.Command("go", "build", "-o", filepath.Join(tmp, cmd), "github.com/spoteci/spoteci/cmd/"+cmd)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
@@ -70,10 +76,16 @@ func run(m *testing.M) int {
 	env.cluster, env.kubeconfig = c, c.Kubeconfig()
 	env.state = filepath.Join(tmp, "eci")
 	env.server = startServer()
-	defer env.server.stop()
 	env.node = startNode()
-	defer env.node.stop()
-	return m.Run()
+	code := m.Run()
+	env.node.stop()
+	env.server.stop()
+	// Nothing may be left behind: every instance deleted, containerd stopped.
+	if out, err := exec.Command(env.spoteci, "down", "--state-dir", env.state, "--image-cache", env.images).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "spoteci down: %v\n%s", err, out)
+		code = 1
+	}
+	return code
 }
 
 // process is a spoteci subprocess with its output kept for failures.
@@ -99,7 +111,7 @@ func (p *process) stop() {
 
 func startServer() *process {
 	os.Remove(filepath.Join(env.state, eciapi.InfoFile))
-	p := start("server", "--state-dir", env.state, "--time-scale", fmt.Sprint(scale))
+	p := start("server", "--state-dir", env.state, "--time-scale", fmt.Sprint(scale), "--image-cache", env.images)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := eciapi.ReadServerInfo(env.state); err == nil {

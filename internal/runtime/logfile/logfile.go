@@ -1,6 +1,17 @@
-//go:build linux
-
-package runtime
+// Package logfile is the format of a container's log file and its reader.
+//
+// The file holds one record per line:
+//
+//	<RFC3339Nano UTC time> <tag> <content>\n
+//
+// where tag F ends a line of output and P is a part of a line whose end
+// follows in later records (output that had no newline yet when read). The
+// writer is the logging binary that containerd's shim starts beside each
+// container (cmd/spoteci-logger), so the log keeps being written while
+// spoteci itself is down; readers are kubectl logs and DescribeContainerLog.
+// The package links nothing but the standard library: the logger starts for
+// every container.
+package logfile
 
 import (
 	"bufio"
@@ -10,39 +21,34 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 )
 
-// The log file holds one record per line:
-//
-//	<RFC3339Nano UTC time> <tag> <content>\n
-//
-// where tag F ends a line of output and P is a part of a line whose end
-// follows in later records (output that had no newline yet when read).
-
-// copyLog copies the container's output from r into the log file w, one
-// write per read so that readers see output as soon as it is written.
-func copyLog(w io.Writer, r io.Reader) {
+// Copy copies output from r into w as records, one write per read so that
+// readers see output as soon as it is written. It returns at r's end.
+func Copy(w io.Writer, r io.Reader) error {
 	buf := make([]byte, 32*1024)
 	var out []byte
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			out = appendRecords(out[:0], time.Now(), buf[:n])
+			out = AppendRecords(out[:0], time.Now(), buf[:n])
 			if _, werr := w.Write(out); werr != nil {
-				fmt.Fprintf(os.Stderr, "writing log: %v\n", werr)
+				return werr
 			}
 		}
 		if err != nil {
-			return
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
 		}
 	}
 }
 
-// appendRecords appends to out the records of data read at time t.
-func appendRecords(out []byte, t time.Time, data []byte) []byte {
+// AppendRecords appends to out the records of data read at time t.
+func AppendRecords(out []byte, t time.Time, data []byte) []byte {
 	var stamp [64]byte
 	ts := t.UTC().AppendFormat(stamp[:0], time.RFC3339Nano)
 	for len(data) > 0 {
@@ -61,31 +67,43 @@ func appendRecords(out []byte, t time.Time, data []byte) []byte {
 	return out
 }
 
-// logRecord is one parsed record of the log file.
-type logRecord struct {
+// record is one parsed record of the log file.
+type record struct {
 	stamp   []byte // RFC3339Nano
 	partial bool   // tag P
 	content []byte // without the newline of the record
 }
 
 // parseRecord parses one line of the log file, without its newline.
-func parseRecord(line []byte) (logRecord, bool) {
+func parseRecord(line []byte) (record, bool) {
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 0 || len(line) < sp+3 || line[sp+2] != ' ' || (line[sp+1] != 'F' && line[sp+1] != 'P') {
-		return logRecord{}, false
+		return record{}, false
 	}
-	return logRecord{stamp: line[:sp], partial: line[sp+1] == 'P', content: line[sp+3:]}, true
+	return record{stamp: line[:sp], partial: line[sp+1] == 'P', content: line[sp+3:]}, true
 }
 
-// logDecoder turns records back into the container's output, applying
-// LogOptions.SinceTime and Timestamps.
-type logDecoder struct {
-	opts   LogOptions
+// Options select what a Reader returns.
+type Options struct {
+	// Tail is the number of lines to return from the end; <0 returns all.
+	Tail int
+	// SinceTime, if not zero, drops lines written before it.
+	SinceTime time.Time
+	// Follow streams new lines until Ended reports true or the reader is closed.
+	Follow bool
+	// Timestamps prefixes each line with the RFC3339Nano time it was written and a space.
+	Timestamps bool
+}
+
+// decoder turns records back into the container's output, applying
+// Options.SinceTime and Timestamps.
+type decoder struct {
+	opts   Options
 	inLine bool // the last record was a part: the next continues its line
 	skip   bool // the current line is before SinceTime
 }
 
-func (d *logDecoder) decode(out []byte, line []byte) []byte {
+func (d *decoder) decode(out []byte, line []byte) []byte {
 	rec, ok := parseRecord(line)
 	if !ok {
 		return out
@@ -158,21 +176,15 @@ func tailOffset(f *os.File, n int) (int64, error) {
 // followPoll is how often a followed log is polled for new output.
 const followPoll = 100 * time.Millisecond
 
-// Log returns the output of a container: stdout and stderr interleaved as
-// written. The reader must be closed; with Follow it ends once the container
-// has terminated and all its output was read.
-func (h *Host) Log(id, container string, opts LogOptions) (io.ReadCloser, error) {
-	spec, err := h.spec(id)
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := spec.container(container); !ok {
-		return nil, fmt.Errorf("container %s/%s: %w", id, container, ErrNotFound)
-	}
-	cdir := filepath.Join(h.instanceDir(id), container)
-	f, err := os.Open(filepath.Join(cdir, logFile))
+// Open returns the output recorded in the log file at path. With
+// opts.Follow it keeps reading until ended reports true (checked before each
+// pass, so a pass that starts after the end reads everything) or the reader
+// is closed. A missing file is an empty log (the writer creates it on the
+// first output). The reader must be closed.
+func Open(path string, opts Options, ended func() bool) (io.ReadCloser, error) {
+	f, err := os.Open(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("log of %s/%s: %w", id, container, err)
+		return nil, fmt.Errorf("opening log: %w", err)
 	}
 	if f == nil && !opts.Follow {
 		return io.NopCloser(bytes.NewReader(nil)), nil
@@ -181,53 +193,48 @@ func (h *Host) Log(id, container string, opts LogOptions) (io.ReadCloser, error)
 	if f != nil && opts.Tail >= 0 {
 		if start, err = tailOffset(f, opts.Tail); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("log of %s/%s: %w", id, container, err)
+			return nil, fmt.Errorf("reading log: %w", err)
 		}
 	}
 	pr, pw := io.Pipe()
-	lr := &logReader{pr: pr, done: make(chan struct{})}
-	go h.streamLog(lr, pw, f, start, id, container, opts)
-	return lr, nil
+	r := &reader{pr: pr, done: make(chan struct{})}
+	go r.stream(pw, path, f, start, opts, ended)
+	return r, nil
 }
 
-// logReader is the reading end of the stream of a log.
-type logReader struct {
+// reader is the reading end of the stream of a log.
+type reader struct {
 	pr   *io.PipeReader
 	done chan struct{}
 	once sync.Once
 }
 
-func (l *logReader) Read(p []byte) (int, error) { return l.pr.Read(p) }
+func (l *reader) Read(p []byte) (int, error) { return l.pr.Read(p) }
 
 // Close stops the stream.
-func (l *logReader) Close() error {
+func (l *reader) Close() error {
 	l.once.Do(func() { close(l.done) })
 	return l.pr.Close()
 }
 
-// streamLog decodes the log file f from offset start into pw, and with Follow
-// polls it for more until the container has terminated. f is nil while the
-// shim has not created the file yet.
-func (h *Host) streamLog(lr *logReader, pw *io.PipeWriter, f *os.File, start int64, id, name string, opts LogOptions) {
-	cdir := filepath.Join(h.instanceDir(id), name)
+// stream decodes the log file f from offset start into pw, and with Follow
+// polls it for more until ended. f is nil while the file does not exist yet.
+func (l *reader) stream(pw *io.PipeWriter, path string, f *os.File, start int64, opts Options, ended func() bool) {
 	defer func() {
 		if f != nil {
 			f.Close()
 		}
 	}()
-	dec := logDecoder{opts: opts}
+	dec := decoder{opts: opts}
 	buf := make([]byte, 64*1024)
 	var pending []byte // a record whose newline is not written yet
 	var out []byte
 	off := start
-	for poll := 0; ; poll++ {
-		// Whether the container had ended before this pass is read first:
-		// the shim writes all output before exit.json, so a pass that starts
-		// after exit.json reads everything.
-		ended := !opts.Follow || h.ended(id, name, cdir, poll)
+	for {
+		done := !opts.Follow || ended()
 		if f == nil {
 			var err error
-			if f, err = os.Open(filepath.Join(cdir, logFile)); err != nil {
+			if f, err = os.Open(path); err != nil {
 				f = nil
 			}
 		}
@@ -258,33 +265,20 @@ func (h *Host) streamLog(lr *logReader, pw *io.PipeWriter, f *os.File, start int
 			}
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
-					pw.CloseWithError(fmt.Errorf("reading log of %s/%s: %w", id, name, err))
+					pw.CloseWithError(fmt.Errorf("reading log: %w", err))
 					return
 				}
 				break
 			}
 		}
-		if ended {
+		if done {
 			pw.Close()
 			return
 		}
 		select {
-		case <-lr.done:
+		case <-l.done:
 			return
 		case <-time.After(followPoll):
 		}
 	}
-}
-
-// ended reports whether a followed container has terminated (or was
-// removed); every 10th poll it also notices a shim that died.
-func (h *Host) ended(id, name, cdir string, poll int) bool {
-	if exists(filepath.Join(cdir, exitFile)) || !h.known(id) {
-		return true
-	}
-	if poll%10 == 9 {
-		st, err := h.containerStatus(id, name)
-		return err != nil || st.State == StateTerminated
-	}
-	return false
 }

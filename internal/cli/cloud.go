@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spoteci/spoteci/internal/images"
+	"github.com/spoteci/spoteci/internal/registry"
+	"github.com/spoteci/spoteci/internal/runtime"
+	"github.com/spoteci/spoteci/internal/runtime/daemon"
+)
+
+// cloudOptions set up what runs the instances: containerd, the local
+// registry and the mirrors.
+type cloudOptions struct {
+	containerdAddress string
+	mirrors           []string
+	registriesFile    string
+	imageCache        string
+	registryListen    string
+	forwards          []string
+}
+
+func (o *cloudOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.containerdAddress, "containerd-address", "", "socket of a containerd to use (default: start one under <state-dir>/containerd)")
+	f.StringArrayVar(&o.mirrors, "registry-mirror", nil, "registry mirror HOST=URL, tried before HOST (HOST * mirrors every remote registry); repeatable")
+	f.StringVar(&o.registriesFile, "registries", "", "registry mirrors file, in the format of k3s's registries.yaml (mirrors: HOST: endpoint: [URL])")
+	f.StringVar(&o.imageCache, "image-cache", filepath.Join(defaultBinDir(), "images"), "folder of the built-in images (make images), published to the local registry at start")
+	f.StringVar(&o.registryListen, "registry-listen", "127.0.0.1:0", "loopback address of the local registry (port 0: the last one used, else any free one)")
+	f.StringArrayVar(&o.forwards, "forward", nil, "make IP:PORT, seen from instances, reach 127.0.0.1:PORT of this machine (the local apiserver as the kubernetes service, 10.0.0.1:443=127.0.0.1:6443); repeatable")
+}
+
+// parseForwards reads --forward FROM=TO.
+func parseForwards(specs []string) ([]runtime.Forward, error) {
+	var out []runtime.Forward
+	for _, s := range specs {
+		from, to, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, fmt.Errorf("--forward %s: want IP:PORT=127.0.0.1:PORT", s)
+		}
+		out = append(out, runtime.Forward{From: from, To: to})
+	}
+	return out, nil
+}
+
+// cloud is what runs the instances of the ECI service.
+type cloud struct {
+	log      *slog.Logger
+	daemon   *daemon.Daemon // nil when containerd is not ours
+	registry *registry.Registry
+	runtime  *runtime.Containerd
+}
+
+// startCloud starts the local registry (publishing the built-in images),
+// containerd unless one is given, and the runtime. Every remote registry is
+// mirrored by the local one (this machine reaches no public registry), after
+// the mirrors given.
+func startCloud(ctx context.Context, log *slog.Logger, stateDir string, o *cloudOptions) (*cloud, error) {
+	c := &cloud{log: log}
+	fail := func(err error) (*cloud, error) {
+		c.stop()
+		return nil, err
+	}
+	listen := o.registryListen
+	if prev, err := registry.ReadInfo(stateDir); err == nil && listen == "127.0.0.1:0" {
+		listen = prev.Address // the same address across restarts, when free
+	}
+	var err error
+	if c.registry, err = registry.Start(ctx, filepath.Join(stateDir, "registry"), listen, log); err != nil && listen != o.registryListen {
+		c.registry, err = registry.Start(ctx, filepath.Join(stateDir, "registry"), o.registryListen, log)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if err := registry.WriteInfo(stateDir, registry.Info{Address: c.registry.Addr()}); err != nil {
+		return fail(err)
+	}
+	pushed, err := images.Publish(ctx, c.registry.Addr(), o.imageCache)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		log.Warn("built-in images missing: pods that use them will fail to pull until they are built", "err", err, "build", "make images")
+	case err != nil:
+		return fail(fmt.Errorf("publishing the built-in images: %w", err))
+	}
+	log.Info("local registry ready", "address", c.registry.Addr(), "published", len(pushed))
+
+	regs := runtime.Registries{}
+	for _, m := range o.mirrors {
+		if err := regs.AddMirror(m); err != nil {
+			return fail(err)
+		}
+	}
+	if o.registriesFile != "" {
+		if err := regs.LoadFile(o.registriesFile); err != nil {
+			return fail(err)
+		}
+	}
+	if err := regs.AddMirror("*=http://" + c.registry.Addr()); err != nil {
+		return fail(err)
+	}
+
+	address := o.containerdAddress
+	if address == "" {
+		if c.daemon, err = daemon.Start(ctx, filepath.Join(stateDir, "containerd"), log); err != nil {
+			return fail(err)
+		}
+		address = c.daemon.Address
+	}
+	logger, err := loggerBinary()
+	if err != nil {
+		return fail(err)
+	}
+	forwards, err := parseForwards(o.forwards)
+	if err != nil {
+		return fail(err)
+	}
+	if c.runtime, err = runtime.New(ctx, runtime.Config{Dir: filepath.Join(stateDir, "runtime"), Address: address,
+		Logger: logger, Registries: regs, Forwards: forwards, Log: log}); err != nil {
+		return fail(err)
+	}
+	return c, nil
+}
+
+// loggerBinary is spoteci-logger, which make puts beside spoteci.
+func loggerBinary() (string, error) {
+	p := filepath.Join(defaultBinDir(), "spoteci-logger")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("spoteci-logger is not beside spoteci (%s); build both with make build", p)
+	}
+	return p, nil
+}
+
+// stop closes the runtime, the registry and our containerd; it returns how
+// many instances still run (their containers outlive it).
+func (c *cloud) stop() int {
+	running := 0
+	if c.runtime != nil {
+		running = c.runtime.Running()
+		c.runtime.Close()
+	}
+	if c.registry != nil {
+		c.registry.Close()
+	}
+	if c.daemon != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := c.daemon.Stop(ctx); err != nil {
+			c.log.Error("stopping containerd", "err", err)
+		}
+	}
+	return running
+}

@@ -1,0 +1,572 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	tasktypes "github.com/containerd/containerd/api/types/task"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	clog "github.com/containerd/log"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/spoteci/spoteci/internal/runtime/logfile"
+)
+
+// DefaultNamespace is the containerd namespace of spoteci's containers.
+const DefaultNamespace = "spoteci"
+
+// snapshotter unpacks images: overlayfs starts a cached image in tens of
+// milliseconds where the native one copies it.
+const snapshotter = "overlayfs"
+
+// Config sets up a Containerd runtime.
+type Config struct {
+	// Dir holds the instances' folders (specs, statuses, logs), their
+	// network namespaces and the CNI state.
+	Dir string
+	// Address is containerd's socket; Namespace the containerd namespace
+	// (default "spoteci").
+	Address   string
+	Namespace string
+	// Logger is the spoteci-logger binary, which writes each container's log.
+	Logger string
+	// Registries are the mirrors to pull through.
+	Registries Registries
+	// Forwards make cluster addresses reach loopback services of the host.
+	Forwards []Forward
+	// PullBackoff is the first wait after a failed pull, doubled after each
+	// failure up to 5 minutes; default 10 seconds, as a kubelet.
+	PullBackoff time.Duration
+	// Launchers set up that many instances at once; default 16.
+	Launchers int
+	Log       *slog.Logger
+}
+
+// Containerd runs instances under containerd and runc: each instance a pod
+// sandbox (network namespace, cgroup sized to its type), each container a
+// containerd container whose output a spoteci-logger writes into its log. See
+// doc.go.
+type Containerd struct {
+	cfg    Config
+	log    *slog.Logger
+	client *containerd.Client
+	net    *network
+	pulls  singleflight.Group
+
+	ctx    context.Context // the runtime's background work
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	queue  chan string // ids to launch
+
+	mu        sync.Mutex
+	instances map[string]*instance
+	byCID     map[string]*container
+	exits     map[string]bool // fully terminated, not returned by Exits yet
+}
+
+var _ Runtime = (*Containerd)(nil)
+
+// New connects to containerd and takes over the instances of cfg.Dir: those
+// that run are watched, those not started yet are started.
+func New(ctx context.Context, cfg Config) (*Containerd, error) {
+	if cfg.Namespace == "" {
+		cfg.Namespace = DefaultNamespace
+	}
+	if cfg.PullBackoff <= 0 {
+		cfg.PullBackoff = 10 * time.Second
+	}
+	if cfg.Launchers <= 0 {
+		cfg.Launchers = 16
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Dir = dir
+	// containerd's client logs every registry it tries through logrus; the
+	// outcome reaches the instance's events, which is where users look.
+	clog.L.Logger.SetLevel(logrus.WarnLevel)
+	if cfg.Logger == "" {
+		return nil, errors.New("runtime: the path of spoteci-logger is required")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, instancesDir), 0o700); err != nil {
+		return nil, fmt.Errorf("runtime folder: %w", err)
+	}
+	client, err := containerd.New(cfg.Address, containerd.WithDefaultNamespace(cfg.Namespace), containerd.WithTimeout(10*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to containerd at %s: %w", cfg.Address, err)
+	}
+	netw, err := newNetwork(dir, cfg.Forwards)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	bg, cancel := context.WithCancel(namespaces.WithNamespace(context.WithoutCancel(ctx), cfg.Namespace))
+	r := &Containerd{
+		cfg: cfg, log: cfg.Log, client: client, net: netw, ctx: bg, cancel: cancel,
+		queue:     make(chan string, 1<<16),
+		instances: map[string]*instance{},
+		byCID:     map[string]*container{},
+		exits:     map[string]bool{},
+	}
+	if err := r.recover(bg); err != nil {
+		cancel()
+		client.Close()
+		return nil, err
+	}
+	for range cfg.Launchers {
+		r.wg.Go(r.launcher)
+	}
+	r.wg.Go(r.watchExits)
+	return r, nil
+}
+
+// Close stops the runtime's own work; containers keep running.
+func (r *Containerd) Close() error {
+	r.cancel()
+	r.wg.Wait()
+	return r.client.Close()
+}
+
+// recover loads the instances of the folder and reconciles them with
+// containerd.
+func (r *Containerd) recover(ctx context.Context) error {
+	ids, err := readDirNames(filepath.Join(r.cfg.Dir, instancesDir))
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		in, err := loadInstance(r.instanceDir(id))
+		if err != nil {
+			r.log.Error("skipping an unreadable instance folder", "id", id, "err", err)
+			continue
+		}
+		r.instances[id] = in
+		for _, c := range in.containers {
+			r.byCID[c.cid] = c
+		}
+	}
+	r.resync(ctx)
+	for id, in := range r.instances {
+		switch {
+		case in.allTerminated():
+			r.exits[id] = true
+			r.wg.Go(func() { r.release(in) })
+		case in.stop != nil:
+			r.stopRunning(in)
+		default:
+			r.queue <- id
+		}
+	}
+	return nil
+}
+
+func (r *Containerd) instanceDir(id string) string {
+	return filepath.Join(r.cfg.Dir, instancesDir, id)
+}
+
+// Start registers the instance and queues its launch.
+func (r *Containerd) Start(ctx context.Context, spec Instance) error {
+	if err := validName("instance id", spec.ID); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, c := range spec.Containers {
+		if err := validName("container name", c.Name); err != nil {
+			return err
+		}
+		if seen[c.Name] {
+			return fmt.Errorf("container name %q: %w: used twice", c.Name, ErrInvalidName)
+		}
+		seen[c.Name] = true
+	}
+	if err := checkVolumes(spec); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.instances[spec.ID]; ok {
+		return nil
+	}
+	in := newInstance(r.instanceDir(spec.ID), spec)
+	r.instances[spec.ID] = in
+	for _, c := range in.containers {
+		r.byCID[c.cid] = c
+	}
+	select {
+	case r.queue <- spec.ID:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Containerd) get(id string) (*instance, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in, ok := r.instances[id]
+	return in, ok
+}
+
+// Status returns what is known of instance id.
+func (r *Containerd) Status(id string) (Status, error) {
+	in, ok := r.get(id)
+	if !ok {
+		return Status{}, fmt.Errorf("instance %s: %w", id, ErrNotFound)
+	}
+	return in.status(), nil
+}
+
+// Log reads a container's log; with Follow until the container ends.
+func (r *Containerd) Log(id, name string, opts LogOptions) (io.ReadCloser, error) {
+	in, ok := r.get(id)
+	if !ok {
+		return nil, fmt.Errorf("instance %s: %w", id, ErrNotFound)
+	}
+	c := in.container(name)
+	if c == nil {
+		return nil, fmt.Errorf("container %s/%s: %w", id, name, ErrNotFound)
+	}
+	ended := func() bool {
+		if _, ok := r.get(id); !ok {
+			return true
+		}
+		return in.state(c) == StateTerminated
+	}
+	return logfile.Open(c.logPath(), opts, ended)
+}
+
+// Exits returns the instances whose containers all ended since the last call.
+func (r *Containerd) Exits() ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]string, 0, len(r.exits))
+	for id := range r.exits {
+		ids = append(ids, id)
+	}
+	clear(r.exits)
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// exited records that a container ended and, if it was the last of its
+// instance, that the instance did, and frees its sandbox.
+func (r *Containerd) exited(in *instance) {
+	if !in.allTerminated() {
+		return
+	}
+	r.mu.Lock()
+	r.exits[in.spec.ID] = true
+	r.mu.Unlock()
+	r.wg.Go(func() { r.release(in) })
+}
+
+// release frees what an instance whose containers all ended holds: its
+// containerd containers and their snapshots, its network namespace and IP
+// lease, its cgroup. Its folder (status, events, logs) stays until Remove.
+// Idempotent.
+func (r *Containerd) release(in *instance) {
+	in.launchMu.Lock() // a launch in progress may still be creating a container
+	defer in.launchMu.Unlock()
+	ctx := r.ctx
+	var errs []error
+	for _, c := range in.containers {
+		errs = append(errs, r.deleteContainer(ctx, c))
+	}
+	errs = append(errs, r.net.tearDown(ctx, in.spec.ID), deleteCgroup(in.spec.ID), tearDownVolumes(in))
+	if err := errors.Join(errs...); err != nil && ctx.Err() == nil {
+		r.log.Warn("freeing the sandbox of an ended instance", "instance", in.spec.ID, "err", err)
+	}
+}
+
+// watchExits follows containerd's task exits, and every resyncEvery compares
+// every running container with its task, which catches what the event stream
+// missed (spoteci or containerd down, a broken stream).
+func (r *Containerd) watchExits() {
+	const resyncEvery = 2 * time.Second
+	for r.ctx.Err() == nil {
+		ctx, cancel := context.WithCancel(r.ctx)
+		events, errs := r.client.Subscribe(ctx, `topic=="/tasks/exit"`)
+		r.resync(r.ctx)
+		tick := time.NewTicker(resyncEvery)
+	stream:
+		for {
+			select {
+			case <-r.ctx.Done():
+				break stream
+			case err := <-errs:
+				if err != nil && r.ctx.Err() == nil {
+					r.log.Warn("containerd event stream broke; resubscribing", "err", err)
+					time.Sleep(time.Second)
+				}
+				break stream
+			case env := <-events:
+				if env != nil && env.Namespace == r.cfg.Namespace {
+					r.onExitEvent(env)
+				}
+			case <-tick.C:
+				r.resync(r.ctx)
+			}
+		}
+		tick.Stop()
+		cancel()
+	}
+}
+
+// resync compares the containers believed running with containerd's tasks.
+func (r *Containerd) resync(ctx context.Context) {
+	r.mu.Lock()
+	var running []*container
+	for _, c := range r.byCID {
+		if c.in.state(c) == StateRunning {
+			running = append(running, c)
+		}
+	}
+	r.mu.Unlock()
+	if len(running) == 0 {
+		return
+	}
+	resp, err := r.client.TaskService().List(ctx, &tasksListRequest)
+	if err != nil {
+		r.log.Warn("listing containerd tasks", "err", err)
+		return
+	}
+	tasks := map[string]*tasktypes.Process{}
+	for _, t := range resp.Tasks {
+		tasks[t.ID] = t
+	}
+	for _, c := range running {
+		t, ok := tasks[c.cid]
+		switch {
+		case ok && t.Status == tasktypes.Status_STOPPED:
+			r.taskExited(ctx, c, int(t.ExitStatus), t.ExitedAt.AsTime())
+		case !ok:
+			// Ask once more by id: the container may have been created
+			// after the list was read.
+			if _, err := r.task(ctx, c.cid); errdefs.IsNotFound(err) {
+				r.lost(c, "its task is gone from containerd")
+			}
+		}
+	}
+}
+
+// task loads the task of a containerd container.
+func (r *Containerd) task(ctx context.Context, cid string) (containerd.Task, error) {
+	cont, err := r.client.LoadContainer(ctx, cid)
+	if err != nil {
+		return nil, err
+	}
+	return cont.Task(ctx, nil)
+}
+
+// taskExited records the end of a container's process and deletes its task
+// (which ends the shim). Recorded first: a crash in between records the
+// same exit again from the stopped task.
+func (r *Containerd) taskExited(ctx context.Context, c *container, code int, at time.Time) {
+	in := c.in
+	if in.state(c) != StateRunning {
+		return
+	}
+	reason, msg := ReasonCompleted, ""
+	switch {
+	case code != 0 && oomKilled(in.spec.ID, c.name):
+		reason, msg = ReasonOOMKilled, "The container was killed for using more memory than its limit"
+	case code != 0:
+		reason = ReasonError
+	}
+	in.setTerminated(c, code, reason, msg, at)
+	r.exited(in)
+	if t, err := r.task(ctx, c.cid); err == nil {
+		if _, err := t.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+			r.log.Warn("deleting an ended task", "container", c.cid, "err", err)
+		}
+	}
+}
+
+// lost records a container whose task vanished.
+func (r *Containerd) lost(c *container, why string) {
+	in := c.in
+	if in.state(c) != StateRunning {
+		return
+	}
+	in.setTerminated(c, 137, ReasonLost, "The container could not be located: "+why, time.Now())
+	r.exited(in)
+}
+
+// Stop sends SIGTERM, and SIGKILL after grace, to the containers of id; a
+// container not started yet never starts.
+func (r *Containerd) Stop(ctx context.Context, id string, grace time.Duration) error {
+	in, ok := r.get(id)
+	if !ok {
+		return nil
+	}
+	if grace < 0 {
+		grace = 0
+	}
+	if !in.requestStop(time.Now().Add(grace)) {
+		return nil // stopping already
+	}
+	r.stopRunning(in)
+	return nil
+}
+
+// stopRunning signals the running containers of a stopping instance and
+// records the others as never started. At the deadline what runs is killed.
+func (r *Containerd) stopRunning(in *instance) {
+	deadline := in.stopDeadline()
+	for _, c := range in.containers {
+		switch in.state(c) {
+		case StateWaiting:
+			in.setTerminated(c, 137, ReasonLost, "The container was stopped before it started", time.Now())
+		case StateRunning:
+			in.event(Event{Type: "Normal", Reason: "Killing", Message: "Stopping container " + c.name, Container: c.name})
+			sig := syscall.SIGTERM
+			if !time.Now().Before(deadline) {
+				sig = syscall.SIGKILL
+			}
+			r.signal(c, sig)
+		}
+	}
+	r.exited(in)
+	if wait := time.Until(deadline); wait > 0 {
+		time.AfterFunc(wait, func() {
+			for _, c := range in.containers {
+				if in.state(c) == StateRunning {
+					r.signal(c, syscall.SIGKILL)
+				}
+			}
+		})
+	}
+}
+
+func (r *Containerd) signal(c *container, sig syscall.Signal) {
+	t, err := r.task(r.ctx, c.cid)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			r.lost(c, "its task is gone from containerd")
+			return
+		}
+		r.log.Warn("signalling a container", "container", c.cid, "err", err)
+		return
+	}
+	if err := t.Kill(r.ctx, sig, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+		r.log.Warn("signalling a container", "container", c.cid, "signal", sig, "err", err)
+	}
+}
+
+// Remove kills and deletes everything of instance id.
+func (r *Containerd) Remove(ctx context.Context, id string) error {
+	in, ok := r.get(id)
+	if !ok {
+		return nil
+	}
+	ctx = namespaces.WithNamespace(ctx, r.cfg.Namespace)
+	in.requestStop(time.Now())
+	in.cancelWork()
+	in.launchMu.Lock() // after a launch in progress, and never beside release
+	defer in.launchMu.Unlock()
+	var errs []error
+	for _, c := range in.containers {
+		if err := r.deleteContainer(ctx, c); err != nil {
+			errs = append(errs, err)
+		}
+		if in.state(c) != StateTerminated {
+			in.setTerminated(c, 137, ReasonLost, "The instance was removed", time.Now())
+		}
+	}
+	if err := r.net.tearDown(ctx, id); err != nil {
+		errs = append(errs, err)
+	}
+	if err := deleteCgroup(id); err != nil {
+		errs = append(errs, err)
+	}
+	if err := tearDownVolumes(in); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("removing instance %s: %w", id, err)
+	}
+	r.mu.Lock()
+	delete(r.instances, id)
+	for _, c := range in.containers {
+		delete(r.byCID, c.cid)
+	}
+	delete(r.exits, id)
+	r.mu.Unlock()
+	if err := os.RemoveAll(in.dir); err != nil {
+		return fmt.Errorf("removing instance %s: %w", id, err)
+	}
+	return nil
+}
+
+// deleteContainer kills a container's task and deletes it with its snapshot.
+func (r *Containerd) deleteContainer(ctx context.Context, c *container) error {
+	cont, err := r.client.LoadContainer(ctx, c.cid)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if t, err := cont.Task(ctx, nil); err == nil {
+		if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("deleting task of %s: %w", c.cid, err)
+		}
+	} else if !errdefs.IsNotFound(err) {
+		return err
+	}
+	if err := cont.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("deleting container %s: %w", c.cid, err)
+	}
+	return nil
+}
+
+// Destroy removes every instance, gives the network back and deletes the
+// runtime's folder: what `spoteci down` does.
+func (r *Containerd) Destroy(ctx context.Context) error {
+	r.mu.Lock()
+	ids := make([]string, 0, len(r.instances))
+	for id := range r.instances {
+		ids = append(ids, id)
+	}
+	r.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		if err := r.Remove(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := r.net.release(); err != nil {
+		errs = append(errs, err)
+	}
+	deleteCgroup("")
+	return errors.Join(errs...)
+}
+
+// Running is the number of instances with a container not ended yet.
+func (r *Containerd) Running() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, in := range r.instances {
+		if !in.allTerminated() {
+			n++
+		}
+	}
+	return n
+}

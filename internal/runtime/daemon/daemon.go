@@ -1,0 +1,214 @@
+// Package daemon starts and stops the containerd that spoteci runs for
+// itself.
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Daemon is a containerd that spoteci runs for itself: its own configuration,
+// root, state and socket under one folder, so that it never touches a
+// containerd of the host. It runs in a session of its own, so that it (and
+// the shims it starts, which keep the containers) outlives a kill -9 of
+// spoteci; the next Start on the same folder adopts it.
+type Daemon struct {
+	// Address is the path of its gRPC socket.
+	Address string
+	dir     string
+	pid     int
+	log     *slog.Logger
+}
+
+// containerdBinary is the daemon started by Start (Debian's package,
+// installed by hack/deps.sh).
+const containerdBinary = "containerd"
+
+// Start starts containerd with its state under dir, or adopts the one
+// already running there, and returns once it answers on its socket.
+func Start(ctx context.Context, dir string, log *slog.Logger) (*Daemon, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("containerd folder: %w", err)
+	}
+	d := &Daemon{Address: socketPath(dir), dir: dir, log: log}
+	if pid, ok := d.running(); ok && answers(d.Address) {
+		d.pid = pid
+		log.Info("adopting containerd", "pid", pid, "address", d.Address)
+		return d, nil
+	}
+	bin, err := exec.LookPath(containerdBinary)
+	if err != nil {
+		return nil, fmt.Errorf("containerd is not installed (run hack/deps.sh, or give --containerd-address): %w", err)
+	}
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte(daemonConfig(dir, d.Address)), 0o600); err != nil {
+		return nil, fmt.Errorf("writing containerd config: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(d.Address), 0o700); err != nil {
+		return nil, fmt.Errorf("containerd socket folder: %w", err)
+	}
+	os.Remove(d.Address)
+	logf, err := os.OpenFile(filepath.Join(dir, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting containerd: %w", err)
+	}
+	d.pid = cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if err := os.WriteFile(d.pidFile(), []byte(strconv.Itoa(d.pid)), 0o600); err != nil {
+		cmd.Process.Kill()
+		return nil, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !answers(d.Address) {
+		select {
+		case err := <-exited:
+			return nil, fmt.Errorf("containerd exited at start (%v); see %s", err, logf.Name())
+		case <-ctx.Done():
+			cmd.Process.Kill()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			return nil, fmt.Errorf("containerd did not answer on %s within 30s; see %s", d.Address, logf.Name())
+		}
+	}
+	log.Info("containerd started", "pid", d.pid, "address", d.Address)
+	return d, nil
+}
+
+// daemonConfig is containerd's configuration: everything under dir, only what
+// spoteci uses (no CRI: the virtual node is the kubelet here).
+func daemonConfig(dir, address string) string {
+	return fmt.Sprintf(`version = 2
+root = %q
+state = %q
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = %q
+
+[ttrpc]
+  address = %q
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = %q
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), address, address+".ttrpc", filepath.Join(dir, "opt"))
+}
+
+// socketPath is dir/containerd.sock, or a short path under /run when that
+// would not fit a socket address (108 bytes, with ".ttrpc" added).
+func socketPath(dir string) string {
+	p := filepath.Join(dir, "containerd.sock")
+	if len(p)+len(".ttrpc") < 100 {
+		return p
+	}
+	sum := sha256.Sum256([]byte(dir))
+	return filepath.Join("/run/spoteci", hex.EncodeToString(sum[:6]), "containerd.sock")
+}
+
+func answers(address string) bool {
+	c, err := net.DialTimeout("unix", address, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+func (d *Daemon) pidFile() string { return filepath.Join(d.dir, "containerd.pid") }
+
+// running returns the pid of the containerd of this folder if it runs.
+func (d *Daemon) running() (int, bool) {
+	b, err := os.ReadFile(d.pidFile())
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), filepath.Join(d.dir, "config.toml")) {
+		return 0, false
+	}
+	return pid, true
+}
+
+// Stop stops containerd: SIGTERM, then SIGKILL after 10 seconds. The shims,
+// and with them the containers, keep running.
+func (d *Daemon) Stop(ctx context.Context) error {
+	if d.pid == 0 {
+		return nil
+	}
+	p, err := os.FindProcess(d.pid)
+	if err != nil {
+		return nil
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		if errors.Is(err, os.ErrProcessDone) {
+			return nil
+		}
+		return fmt.Errorf("stopping containerd: %w", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := d.running(); !ok || zombie(d.pid) {
+			break
+		}
+		if time.Now().After(deadline) {
+			p.Signal(syscall.SIGKILL)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			p.Signal(syscall.SIGKILL)
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	os.Remove(d.pidFile())
+	d.log.Info("containerd stopped", "pid", d.pid)
+	return nil
+}
+
+// zombie reports whether pid has exited but not been reaped yet (our own
+// child, waited for by the goroutine of Start).
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] == 'Z'
+	}
+	return false
+}

@@ -1,0 +1,308 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// runcRuntime is the shim of every container: runc, since crun fails on
+// cgroup v1 hosts.
+const runcRuntime = "io.containerd.runc.v2"
+
+// Labels on spoteci's containerd containers.
+const (
+	labelInstance  = "io.spoteci.instance"
+	labelContainer = "io.spoteci.container"
+)
+
+// launcher sets up the instances queued by Start, one at a time.
+func (r *Containerd) launcher() {
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case id := <-r.queue:
+			if in, ok := r.get(id); ok {
+				r.launch(in)
+			}
+		}
+	}
+}
+
+// launch brings an instance as far as it can go now: folder, sandbox, then
+// each container in order. It is idempotent and resumes where an earlier
+// launch (before a crash, or before a pull back-off) stopped. A failed pull
+// is retried after a back-off by queueing the instance again, so a bad image
+// never holds a launcher.
+func (r *Containerd) launch(in *instance) {
+	in.launchMu.Lock()
+	defer in.launchMu.Unlock()
+	ctx, cancel := in.workContext(r.ctx)
+	defer cancel()
+	if in.stopping() || in.allTerminated() {
+		return
+	}
+	if err := in.writeSpec(); err != nil {
+		r.failAll(in, "writing the instance's folder: "+err.Error())
+		return
+	}
+	in.flushEvents()
+	if err := r.sandbox(ctx, in); err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("setting up the sandbox", "instance", in.spec.ID, "err", err)
+			r.failAll(in, err.Error())
+		}
+		return
+	}
+	for i, c := range in.containers {
+		if in.state(c) != StateWaiting {
+			continue
+		}
+		retry, err := r.startContainer(ctx, in, c, in.spec.Containers[i])
+		if ctx.Err() != nil {
+			return
+		}
+		if retry > 0 {
+			id := in.spec.ID
+			time.AfterFunc(retry, func() {
+				select {
+				case r.queue <- id:
+				case <-r.ctx.Done():
+				}
+			})
+			return
+		}
+		if err != nil {
+			r.log.Warn("container failed to start", "instance", in.spec.ID, "container", c.name, "err", err)
+		}
+	}
+}
+
+// failAll ends every container not started with StartError.
+func (r *Containerd) failAll(in *instance, msg string) {
+	for _, c := range in.containers {
+		if in.state(c) == StateWaiting {
+			in.setTerminated(c, 128, ReasonStartError, msg, time.Now())
+		}
+	}
+	r.exited(in)
+}
+
+// sandbox sets up what the containers of an instance share: the cgroup of
+// its size, its network namespace and IP, and /etc/hosts, /etc/hostname and
+// /etc/resolv.conf.
+func (r *Containerd) sandbox(ctx context.Context, in *instance) error {
+	if err := instanceCgroup(in.spec.ID, in.spec.CPU, in.spec.Memory); err != nil {
+		return err
+	}
+	if err := setUpVolumes(in); err != nil {
+		return err
+	}
+	ip, err := r.net.setUp(ctx, in.spec.ID)
+	if err != nil {
+		return err
+	}
+	in.setIP(ip)
+	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", ip, in.spec.Hostname)
+	files := map[string]string{"hosts": hosts, "hostname": in.spec.Hostname + "\n", "resolv.conf": resolvConf()}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(in.dir, name), []byte(content), 0o644); err != nil {
+			return fmt.Errorf("writing /etc/%s of %s: %w", name, in.spec.ID, err)
+		}
+	}
+	return nil
+}
+
+// resolvConf is the host's resolver configuration without loopback name
+// servers, which a sandbox cannot reach.
+func resolvConf() string {
+	b, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return ""
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "nameserver" && (strings.HasPrefix(f[1], "127.") || f[1] == "::1") {
+			continue
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
+}
+
+// startContainer pulls the image of one container, creates it and starts
+// it. It returns a delay after which to try again (a pull back-off), or the
+// error that ended the container.
+func (r *Containerd) startContainer(ctx context.Context, in *instance, c *container, spec Container) (time.Duration, error) {
+	img, retry, err := r.image(ctx, in, c, spec)
+	if err != nil || retry > 0 {
+		return retry, err
+	}
+	cont, err := r.client.LoadContainer(ctx, c.cid)
+	if errdefs.IsNotFound(err) {
+		cont, err = r.createContainer(ctx, in, c, spec, img)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + err.Error(), Container: c.name})
+			in.setTerminated(c, 128, ReasonStartError, err.Error(), time.Now())
+			r.exited(in)
+		}
+		return 0, err
+	}
+	task, err := cont.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		if err = os.MkdirAll(in.dir, 0o700); err == nil {
+			task, err = cont.NewTask(ctx, cio.BinaryIO(r.cfg.Logger, map[string]string{"--log": c.logPath()}))
+		}
+	}
+	if err == nil {
+		var st containerd.Status
+		if st, err = task.Status(ctx); err == nil && st.Status == containerd.Created {
+			err = task.Start(ctx)
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, err
+		}
+		msg := startErrorMessage(err)
+		in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + msg, Container: c.name})
+		in.setTerminated(c, 128, ReasonStartError, msg, time.Now())
+		r.exited(in)
+		if task != nil {
+			task.Delete(r.ctx, containerd.WithProcessKill)
+		}
+		return 0, err
+	}
+	in.event(Event{Type: "Normal", Reason: "Started", Message: "Started container " + c.name, Container: c.name})
+	if !in.setRunning(c, img.Target().Digest.String(), time.Now()) {
+		r.signal(c, stopSignal(in))
+	}
+	return 0, nil
+}
+
+// startErrorMessage shortens runc's start errors to their cause.
+func startErrorMessage(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "exec: "); i >= 0 {
+		return "failed to create containerd task: " + msg[i:]
+	}
+	return msg
+}
+
+// createContainer creates the containerd container of c from img.
+func (r *Containerd) createContainer(ctx context.Context, in *instance, c *container, spec Container, img containerd.Image) (containerd.Container, error) {
+	cfg, err := img.Spec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the config of image %s: %w", spec.Image, err)
+	}
+	argv := processArgs(cfg.Config.Entrypoint, cfg.Config.Cmd, spec.Command, spec.Args)
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("no command specified: image %s has no entrypoint or cmd and the container gives no command", spec.Image)
+	}
+	cpu, mem := in.spec.CPU, in.spec.Memory
+	if spec.CPU > 0 && (cpu == 0 || spec.CPU < cpu) {
+		cpu = spec.CPU
+	}
+	if spec.Memory > 0 && (mem == 0 || spec.Memory < mem) {
+		mem = spec.Memory
+	}
+	mounts, err := volumeMounts(in, spec)
+	if err != nil {
+		return nil, err
+	}
+	ip := in.status().IP
+	opts := []oci.SpecOpts{
+		oci.WithImageConfig(img),
+		oci.WithProcessArgs(argv...),
+		oci.WithEnv(append([]string{"HOSTNAME=" + in.spec.Hostname}, withIPEnv(spec.Env, spec.IPEnv, ip)...)),
+		oci.WithHostname(in.spec.Hostname),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: r.net.nsPath(in.spec.ID)}),
+		oci.WithCgroup(containerCgroup(in.spec.ID, c.name)),
+		withResources(cpu, mem),
+		oci.WithMounts([]specs.Mount{
+			bindMount(filepath.Join(in.dir, "hosts"), "/etc/hosts"),
+			bindMount(filepath.Join(in.dir, "hostname"), "/etc/hostname"),
+			bindMount(filepath.Join(in.dir, "resolv.conf"), "/etc/resolv.conf"),
+			// The container's own cgroups, read-only, as a kubelet gives
+			// them: what it is limited to, and metrics tools.
+			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+		}),
+		oci.WithMounts(mounts),
+		seccomp.WithDefaultProfile(),
+	}
+	if spec.WorkingDir != "" {
+		opts = append(opts, oci.WithProcessCwd(spec.WorkingDir))
+	}
+	cont, err := r.client.NewContainer(ctx, c.cid,
+		containerd.WithImage(img),
+		containerd.WithSnapshotter(snapshotter),
+		containerd.WithNewSnapshot(c.cid, img),
+		containerd.WithRuntime(runcRuntime, nil),
+		containerd.WithContainerLabels(map[string]string{labelInstance: in.spec.ID, labelContainer: c.name}),
+		containerd.WithNewSpec(opts...),
+	)
+	if errdefs.IsAlreadyExists(err) {
+		return r.client.LoadContainer(ctx, c.cid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	in.event(Event{Type: "Normal", Reason: "Created", Message: "Created container: " + c.name, Container: c.name})
+	return cont, nil
+}
+
+// processArgs applies Kubernetes' rules: command replaces the entrypoint
+// (and drops the image's cmd), args replace the cmd.
+func processArgs(entrypoint, cmd, command, args []string) []string {
+	switch {
+	case len(command) > 0:
+		return append(append([]string{}, command...), args...)
+	case len(args) > 0:
+		return append(append([]string{}, entrypoint...), args...)
+	default:
+		return append(append([]string{}, entrypoint...), cmd...)
+	}
+}
+
+func bindMount(src, dst string) specs.Mount {
+	return specs.Mount{Source: src, Destination: dst, Type: "bind", Options: []string{"rbind", "rprivate", "rw"}}
+}
+
+// withResources limits a container to cpu vCPUs and mem bytes (0: none).
+func withResources(cpu float64, mem int64) oci.SpecOpts {
+	return func(ctx context.Context, client oci.Client, c *containers.Container, s *oci.Spec) error {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		if s.Linux.Resources == nil {
+			s.Linux.Resources = &specs.LinuxResources{}
+		}
+		s.Linux.Resources.CPU, s.Linux.Resources.Memory = cgroupLimits(cpu, mem)
+		return nil
+	}
+}
+
+// stopSignal is the signal for a container that started while its
+// instance was being stopped: SIGTERM within the grace, SIGKILL after.
+func stopSignal(in *instance) syscall.Signal {
+	if time.Now().Before(in.stopDeadline()) {
+		return syscall.SIGTERM
+	}
+	return syscall.SIGKILL
+}

@@ -1,0 +1,417 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"golang.org/x/sys/unix"
+
+	"github.com/spoteci/spoteci/internal/atomicfile"
+)
+
+// Each instance is one network namespace, pinned to a file (so it outlives
+// every process in it, as a pod sandbox does), plugged into a host bridge by
+// the standard CNI plugins (bridge and host-local, Debian's
+// containernetworking-plugins): its own IP, reachable from the host, shared
+// by its containers.
+
+// cniPluginDirs are where the CNI plugins are looked for.
+var cniPluginDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
+
+// bridgeClaims holds one file per bridge in use, naming the runtime folder
+// that owns it: several runtimes (tests, state folders) run side by side,
+// each on its own bridge and /16.
+const bridgeClaims = "/run/spoteci/bridges"
+
+// maxBridges bounds the bridges: 10.88.0.0/16 to 10.187.0.0/16.
+const maxBridges = 100
+
+// Network is the bridge and subnet of a runtime's instances.
+type Network struct {
+	Bridge string // host bridge, also the gateway
+	Subnet string // CIDR the instances' IPs come from
+}
+
+// Forward makes an address that instances know (a cluster service, such
+// as the "kubernetes" service's 10.0.0.1:443) reach a loopback address of
+// the host (the local apiserver), as kube-proxy does for a node's pods: a
+// DNAT rule on the bridge, and route_localnet so that the host accepts it.
+// Nothing listens beyond loopback.
+type Forward struct {
+	From string // IP:PORT seen from instances
+	To   string // 127.0.0.1:PORT on the host
+}
+
+// network sets up and tears down the sandboxes' networks of one runtime.
+type network struct {
+	dir      string // runtime folder
+	net      Network
+	cni      *libcni.CNIConfig
+	list     *libcni.NetworkConfigList
+	forwards []Forward
+	localnet sync.Once // route_localnet set on the bridge
+}
+
+func newNetwork(dir string, forwards []Forward) (*network, error) {
+	n, err := claimNetwork(dir)
+	if err != nil {
+		return nil, err
+	}
+	conf := map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       n.Bridge,
+		"plugins": []any{map[string]any{
+			"type": "bridge", "bridge": n.Bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"ranges":  [][]map[string]string{{{"subnet": n.Subnet}}},
+				"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
+				"dataDir": filepath.Join(dir, "cni", "ipam"),
+			},
+		}},
+	}
+	raw, err := json.Marshal(conf)
+	if err != nil {
+		return nil, err
+	}
+	list, err := libcni.ConfListFromBytes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("CNI configuration: %w", err)
+	}
+	nw := &network{dir: dir, net: n, forwards: forwards,
+		cni:  libcni.NewCNIConfigWithCacheDir(cniPluginDirs, filepath.Join(dir, "cni", "cache"), nil),
+		list: list}
+	if err := nw.setForwards(); err != nil {
+		return nil, err
+	}
+	return nw, nil
+}
+
+// forwardComment marks the rules of a bridge, so that they can be found
+// again (a restart with another apiserver port replaces them).
+func (n *network) forwardComment() string { return "spoteci " + n.net.Bridge }
+
+// setForwards replaces the bridge's DNAT rules by those of n.forwards.
+func (n *network) setForwards() error {
+	if err := n.clearForwards(); err != nil {
+		return err
+	}
+	for _, f := range n.forwards {
+		ip, port, err := net.SplitHostPort(f.From)
+		if err != nil {
+			return fmt.Errorf("forward %s: %w", f.From, err)
+		}
+		to, _, err := net.SplitHostPort(f.To)
+		if err != nil || !net.ParseIP(to).IsLoopback() {
+			return fmt.Errorf("forward %s=%s: the target must be a loopback IP:PORT", f.From, f.To)
+		}
+		if err := iptables("-A", "PREROUTING", "-i", n.net.Bridge, "-d", ip, "-p", "tcp", "--dport", port,
+			"-m", "comment", "--comment", n.forwardComment(), "-j", "DNAT", "--to-destination", f.To); err != nil {
+			return fmt.Errorf("forward %s=%s: %w", f.From, f.To, err)
+		}
+	}
+	return nil
+}
+
+// clearForwards deletes the bridge's DNAT rules.
+func (n *network) clearForwards() error {
+	out, err := exec.Command("iptables", "-w", "-t", "nat", "-S", "PREROUTING").Output()
+	if err != nil {
+		return fmt.Errorf("listing iptables rules (is iptables installed? hack/deps.sh): %w", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "-A PREROUTING ") || !strings.Contains(line, `"`+n.forwardComment()+`"`) {
+			continue
+		}
+		args, err := splitRule(strings.TrimPrefix(line, "-A "))
+		if err != nil {
+			return err
+		}
+		if err := iptables(append([]string{"-D"}, args...)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// splitRule splits a rule as iptables -S prints it (quoted comments).
+func splitRule(rule string) ([]string, error) {
+	var out []string
+	for rule = strings.TrimSpace(rule); rule != ""; rule = strings.TrimSpace(rule) {
+		if rule[0] == '"' {
+			end := strings.IndexByte(rule[1:], '"')
+			if end < 0 {
+				return nil, fmt.Errorf("iptables rule %q: unbalanced quote", rule)
+			}
+			out = append(out, rule[1:end+1])
+			rule = rule[end+2:]
+			continue
+		}
+		word, rest, _ := strings.Cut(rule, " ")
+		out = append(out, word)
+		rule = rest
+	}
+	return out, nil
+}
+
+func iptables(args ...string) error {
+	out, err := exec.Command("iptables", append([]string{"-w", "-t", "nat"}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// routeLocalnet lets packets from the bridge reach 127.0.0.1 once
+// DNATed (the kernel drops them as martians otherwise).
+func (n *network) routeLocalnet() {
+	if len(n.forwards) == 0 {
+		return
+	}
+	n.localnet.Do(func() {
+		path := fmt.Sprintf("/proc/sys/net/ipv4/conf/%s/route_localnet", n.net.Bridge)
+		if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+			slog.Default().Warn("instances will not reach the forwarded addresses", "err", err)
+		}
+	})
+}
+
+// claimNetwork returns the bridge of the runtime in dir: the one it had, or
+// the first free one (free: unclaimed, or claimed by a folder that is gone).
+func claimNetwork(dir string) (Network, error) {
+	saved := filepath.Join(dir, "network.json")
+	var n Network
+	if b, err := os.ReadFile(saved); err == nil {
+		if err := json.Unmarshal(b, &n); err != nil {
+			return n, fmt.Errorf("reading %s: %w", saved, err)
+		}
+		return n, nil
+	}
+	if err := os.MkdirAll(bridgeClaims, 0o755); err != nil {
+		return n, fmt.Errorf("network: %w", err)
+	}
+	for k := range maxBridges {
+		claim := filepath.Join(bridgeClaims, fmt.Sprint(k))
+		f, err := os.OpenFile(claim, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			owner, rerr := os.ReadFile(claim)
+			if rerr != nil || strings.TrimSpace(string(owner)) == dir || !exists(filepath.Join(strings.TrimSpace(string(owner)), "network.json")) {
+				// Ours (a crash before network.json), or left by a folder
+				// that is gone: take it over.
+				if werr := atomicfile.Write(claim, []byte(dir), 0o644); werr != nil {
+					return n, werr
+				}
+				f, err = nil, nil
+			} else {
+				continue
+			}
+		} else if err != nil {
+			return n, fmt.Errorf("network: %w", err)
+		} else {
+			_, err = f.WriteString(dir)
+			f.Close()
+			if err != nil {
+				return n, err
+			}
+		}
+		n = Network{Bridge: fmt.Sprintf("spoteci%d", k), Subnet: fmt.Sprintf("10.%d.0.0/16", 88+k)}
+		b, _ := json.Marshal(n)
+		if err := atomicfile.Write(saved, b, 0o644); err != nil {
+			return n, err
+		}
+		return n, nil
+	}
+	return n, fmt.Errorf("network: all %d bridges are claimed (see %s)", maxBridges, bridgeClaims)
+}
+
+// release gives the bridge back and deletes it.
+func (n *network) release() error {
+	claim := filepath.Join(bridgeClaims, strings.TrimPrefix(n.net.Bridge, "spoteci"))
+	if owner, err := os.ReadFile(claim); err == nil && strings.TrimSpace(string(owner)) == n.dir {
+		os.Remove(claim)
+	}
+	os.Remove(filepath.Join(n.dir, "network.json"))
+	if err := n.clearForwards(); err != nil {
+		return err
+	}
+	if err := deleteLink(n.net.Bridge); err != nil {
+		return fmt.Errorf("deleting bridge %s: %w", n.net.Bridge, err)
+	}
+	return nil
+}
+
+func (n *network) nsPath(id string) string { return filepath.Join(n.dir, "netns", id) }
+
+// setUp creates the namespace of instance id (if it has none) and plugs it
+// in; it returns the instance's IP. Idempotent: a second call returns the
+// IP it got the first time.
+func (n *network) setUp(ctx context.Context, id string) (string, error) {
+	path := n.nsPath(id)
+	if !isNetNS(path) {
+		if err := newNetNS(path); err != nil {
+			return "", fmt.Errorf("network namespace of %s: %w", id, err)
+		}
+	}
+	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: path, IfName: "eth0"}
+	if cached, err := n.cni.GetNetworkListCachedResult(n.list, rt); err == nil && cached != nil {
+		if ip, err := ipOf(cached); err == nil {
+			return ip, nil
+		}
+	}
+	res, err := n.cni.AddNetworkList(ctx, n.list, rt)
+	if err != nil {
+		return "", fmt.Errorf("network of %s: %w", id, err)
+	}
+	n.routeLocalnet() // the bridge exists now
+	return ipOf(res)
+}
+
+func ipOf(res types.Result) (string, error) {
+	conv, err := types100.NewResultFromResult(res)
+	if err != nil {
+		return "", err
+	}
+	for _, ip := range conv.IPs {
+		if ip.Address.IP.To4() != nil {
+			return ip.Address.IP.String(), nil
+		}
+	}
+	return "", errors.New("the network plugin gave no IPv4 address")
+}
+
+// tearDown unplugs instance id and deletes its namespace. Idempotent.
+func (n *network) tearDown(ctx context.Context, id string) error {
+	path := n.nsPath(id)
+	if isNetNS(path) {
+		rt := &libcni.RuntimeConf{ContainerID: id, NetNS: path, IfName: "eth0"}
+		if err := n.cni.DelNetworkList(ctx, n.list, rt); err != nil {
+			return fmt.Errorf("network of %s: %w", id, err)
+		}
+		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unmounting %s: %w", path, err)
+		}
+	} else {
+		// The namespace is gone: host-local's lease still has to go.
+		rt := &libcni.RuntimeConf{ContainerID: id, NetNS: "", IfName: "eth0"}
+		n.cni.DelNetworkList(ctx, n.list, rt)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// isNetNS reports whether path is a mounted network namespace.
+func isNetNS(path string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.NSFS_MAGIC
+}
+
+// newNetNS creates a network namespace with its loopback up, pinned by a
+// bind mount on path.
+func newNetNS(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o444)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		// The thread enters the new namespace and is never given back to
+		// the Go scheduler: it ends with this goroutine, still locked.
+		goruntime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		if err := loopbackUp(); err != nil {
+			errc <- err
+			return
+		}
+		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+			errc <- fmt.Errorf("pinning the namespace: %w", err)
+			return
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// loopbackUp sets lo up in the calling thread's network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback up: %w", err)
+	}
+	return nil
+}
+
+// deleteLink takes the bridge called name down and deletes it; no error if
+// there is none.
+func deleteLink(name string) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			return nil
+		}
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() &^ unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return err
+	}
+	b, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return err
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCBRDELBR, uintptr(unsafe.Pointer(b))); errno != 0 && errno != unix.ENXIO {
+		return errno
+	}
+	return nil
+}

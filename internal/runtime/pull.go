@@ -1,0 +1,189 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/distribution/reference"
+)
+
+// maxPullBackoff caps the wait between pulls of an image that fails.
+const maxPullBackoff = 5 * time.Minute
+
+// pullTimeout bounds one pull.
+const pullTimeout = 10 * time.Minute
+
+// image returns the image of a container, pulled as its policy says. A
+// failed pull puts the container in ErrImagePull, then ImagePullBackOff, and
+// returns the back-off after which to try again.
+func (r *Containerd) image(ctx context.Context, in *instance, c *container, spec Container) (containerd.Image, time.Duration, error) {
+	named, err := reference.ParseDockerRef(spec.Image)
+	if err != nil {
+		msg := fmt.Sprintf("Failed to apply default image tag %q: couldn't parse image name %q: %v", spec.Image, spec.Image, err)
+		in.event(Event{Type: "Warning", Reason: "InspectFailed", Message: msg, Container: c.name})
+		in.setWaiting(c, "InvalidImageName", msg)
+		return nil, 0, errWaits
+	}
+	ref := named.String()
+	policy := spec.PullPolicy
+	if policy == "" {
+		policy = PullIfNotPresent
+		if tagged, ok := named.(reference.Tagged); ok && tagged.Tag() == "latest" {
+			policy = PullAlways
+		}
+	}
+	if policy != PullAlways {
+		if img, err := r.client.GetImage(ctx, ref); err == nil {
+			if ok, _ := img.IsUnpacked(ctx, snapshotter); ok {
+				in.event(Event{Type: "Normal", Reason: "Pulled", Message: fmt.Sprintf("Container image %q already present on machine", spec.Image), Container: c.name})
+				return img, 0, nil
+			}
+		}
+		if policy == PullNever {
+			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", spec.Image)
+			in.event(Event{Type: "Warning", Reason: "ErrImageNeverPull", Message: msg, Container: c.name})
+			in.setWaiting(c, ReasonErrImageNeverPull, msg)
+			return nil, 0, errWaits
+		}
+	}
+	in.event(Event{Type: "Normal", Reason: "Pulling", Message: fmt.Sprintf("Pulling image %q", spec.Image), Container: c.name})
+	start := time.Now()
+	img, err := r.pull(ctx, ref, in.spec.Credentials)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, 0, ctx.Err()
+		}
+		backoff := in.nextBackoff(c.name, r.cfg.PullBackoff)
+		msg := fmt.Sprintf("Failed to pull image %q: %v", spec.Image, err)
+		in.event(Event{Type: "Warning", Reason: "Failed", Message: msg, Container: c.name})
+		in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + ReasonErrImagePull, Container: c.name})
+		in.setWaiting(c, ReasonErrImagePull, msg)
+		// As a kubelet: ErrImagePull once, then ImagePullBackOff until the
+		// next try.
+		time.AfterFunc(min(2*time.Second, backoff/2), func() {
+			if in.stopping() {
+				return
+			}
+			in.event(Event{Type: "Normal", Reason: "BackOff", Message: fmt.Sprintf("Back-off pulling image %q", spec.Image), Container: c.name})
+			in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + ReasonImagePullBackOff, Container: c.name})
+			in.setWaiting(c, ReasonImagePullBackOff, fmt.Sprintf("Back-off pulling image %q: %s: %v", spec.Image, ReasonErrImagePull, err))
+		})
+		return nil, backoff, nil
+	}
+	in.resetBackoff(c.name)
+	size, _ := img.Size(ctx)
+	took := time.Since(start).Round(time.Millisecond)
+	in.event(Event{Type: "Normal", Reason: "Pulled", Container: c.name,
+		Message: fmt.Sprintf("Successfully pulled image %q in %s (%s including waiting). Image size: %d bytes.", spec.Image, took, took, size)})
+	return img, 0, nil
+}
+
+// errWaits ends a launch that cannot go on until the instance is recreated
+// (an invalid image name, a missing image with policy Never).
+var errWaits = fmt.Errorf("the container waits")
+
+// pull pulls and unpacks ref; concurrent pulls of the same image with the
+// same credentials are one.
+func (r *Containerd) pull(ctx context.Context, ref string, creds []Credential) (containerd.Image, error) {
+	key := ref
+	for _, c := range creds {
+		key += "\x00" + c.Server + "\x00" + c.Username + "\x00" + c.Password
+	}
+	ch := r.pulls.DoChan(key, func() (any, error) {
+		// Not the caller's context: a pull shared by several instances
+		// goes on when the one that started it is stopped.
+		pctx, cancel := context.WithTimeout(r.ctx, pullTimeout)
+		defer cancel()
+		resolver := docker.NewResolver(docker.ResolverOptions{Hosts: r.hosts(creds)})
+		return r.client.Pull(pctx, ref, containerd.WithPullUnpack, containerd.WithPullSnapshotter(snapshotter), containerd.WithResolver(resolver))
+	})
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(containerd.Image), nil
+	}
+}
+
+// transport is shared by every pull: connections to the registries are kept.
+var transport = func() *http.Transport {
+	t := docker.DefaultHTTPTransport(nil)
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	return t
+}()
+
+// hosts returns, for a registry host of a reference, its mirrors and then
+// the registry itself (plain HTTP when it is on loopback), each with the
+// credentials that apply.
+func (r *Containerd) hosts(creds []Credential) docker.RegistryHosts {
+	client := &http.Client{Transport: transport}
+	return func(refHost string) ([]docker.RegistryHost, error) {
+		host := canonicalHost(refHost)
+		var out []docker.RegistryHost
+		mirrors := r.cfg.Registries.Mirrors[host]
+		if local, _ := docker.MatchLocalhost(host); !local {
+			// A catch-all mirror stands in for remote registries; a
+			// registry on this machine is asked directly.
+			mirrors = append(mirrors, r.cfg.Registries.Mirrors["*"]...)
+		}
+		for _, m := range mirrors {
+			u, err := url.Parse(m)
+			if err != nil {
+				return nil, fmt.Errorf("registry mirror %s: %w", m, err)
+			}
+			out = append(out, docker.RegistryHost{
+				Client: client, Host: u.Host, Scheme: u.Scheme, Path: path.Join("/", u.Path, "v2"),
+				Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve,
+				Authorizer:   authorizer(client, creds, u.Host, host),
+			})
+		}
+		origin := refHost
+		if host == "docker.io" {
+			origin = "registry-1.docker.io"
+		}
+		scheme := "https"
+		if local, _ := docker.MatchLocalhost(origin); local {
+			scheme = "http"
+		}
+		out = append(out, docker.RegistryHost{
+			Client: client, Host: origin, Scheme: scheme, Path: "/v2",
+			Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve,
+			Authorizer:   authorizer(client, creds, host),
+		})
+		return out, nil
+	}
+}
+
+// authorizer logs in with the first credential for one of hosts.
+func authorizer(client *http.Client, creds []Credential, hosts ...string) docker.Authorizer {
+	return docker.NewDockerAuthorizer(docker.WithAuthClient(client), docker.WithAuthCreds(func(string) (string, string, error) {
+		for _, h := range hosts {
+			for _, c := range creds {
+				if canonicalHost(c.Server) == canonicalHost(h) {
+					return c.Username, c.Password, nil
+				}
+			}
+		}
+		return "", "", nil
+	}))
+}
+
+// imageHost is the registry host of an image reference.
+func imageHost(image string) string {
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(reference.Domain(named))
+}

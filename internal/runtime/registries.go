@@ -1,0 +1,82 @@
+package runtime
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Registries says where images are pulled from besides their own registry.
+type Registries struct {
+	// Mirrors maps a registry host of image references ("docker.io",
+	// "registry.cn-shanghai.aliyuncs.com") to endpoints tried first, in
+	// order ("http://127.0.0.1:5000"). An http:// endpoint is plain HTTP.
+	// Host "*" mirrors every registry not on loopback, after the host's own
+	// mirrors.
+	Mirrors map[string][]string
+}
+
+// AddMirror adds "HOST=URL" (the --registry-mirror flag).
+func (rs *Registries) AddMirror(spec string) error {
+	host, endpoint, ok := strings.Cut(spec, "=")
+	if !ok || host == "" || endpoint == "" {
+		return fmt.Errorf("registry mirror %q: want HOST=URL, for example docker.io=http://127.0.0.1:5000", spec)
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("registry mirror %q: the URL must be http:// or https:// and name a host", spec)
+	}
+	if rs.Mirrors == nil {
+		rs.Mirrors = map[string][]string{}
+	}
+	host = canonicalHost(host)
+	rs.Mirrors[host] = append(rs.Mirrors[host], strings.TrimSuffix(endpoint, "/"))
+	return nil
+}
+
+// registriesFile is the configuration file's format, that of k3s's
+// registries.yaml (the mirrors part), which Kubernetes users know.
+type registriesFile struct {
+	Mirrors map[string]struct {
+		Endpoint []string `json:"endpoint"`
+	} `json:"mirrors"`
+}
+
+// LoadRegistries adds the mirrors of a registries.yaml file:
+//
+//	mirrors:
+//	  docker.io:
+//	    endpoint: ["http://127.0.0.1:5000"]
+func (rs *Registries) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("registries file: %w", err)
+	}
+	var f registriesFile
+	if err := yaml.UnmarshalStrict(b, &f); err != nil {
+		return fmt.Errorf("registries file %s: %w", path, err)
+	}
+	for host, m := range f.Mirrors {
+		for _, e := range m.Endpoint {
+			if err := rs.AddMirror(host + "=" + e); err != nil {
+				return fmt.Errorf("registries file %s: %w", path, err)
+			}
+		}
+	}
+	return nil
+}
+
+// canonicalHost names Docker Hub one way, whatever a reference or a
+// credential calls it.
+func canonicalHost(host string) string {
+	host = strings.TrimPrefix(strings.TrimPrefix(host, "https://"), "http://")
+	host, _, _ = strings.Cut(host, "/")
+	switch host {
+	case "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com":
+		return "docker.io"
+	}
+	return host
+}
