@@ -172,7 +172,7 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 
 func (n *Node) createRequest(pod *corev1.Pod, f spot.Fields) eciapi.CreateContainerGroupRequest {
 	req := eciapi.CreateContainerGroupRequest{
-		ContainerGroupName: pod.Namespace + "-" + pod.Name, ClientToken: string(pod.UID),
+		ContainerGroupName: pod.Namespace + "-" + pod.Name, ClientToken: string(pod.UID), HostName: pod.Name,
 		InstanceType: f.Specs, SpotStrategy: f.Strategy, SpotPriceLimit: eciapi.Decimal(f.PriceLimit),
 		SpotFallback: f.Fallback == "true", TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,
 		Tags: []eciapi.Tag{{Key: TagNode, Value: n.cfg.NodeName}, {Key: TagNamespace, Value: pod.Namespace}, {Key: TagPod, Value: pod.Name}},

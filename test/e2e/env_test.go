@@ -85,6 +85,10 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "spoteci down: %v\n%s", err, out)
 		code = 1
 	}
+	if left := leftovers(env.state); left != "" {
+		fmt.Fprintf(os.Stderr, "spoteci down left behind:\n%s", left)
+		code = 1
+	}
 	return code
 }
 
@@ -109,12 +113,21 @@ func (p *process) stop() {
 	p.cmd.Wait()
 }
 
+// startServer starts the service and returns once it serves. eci.json is
+// kept: a restarted service takes the port it had, as the node expects.
 func startServer() *process {
-	os.Remove(filepath.Join(env.state, eciapi.InfoFile))
-	p := start("server", "--state-dir", env.state, "--time-scale", fmt.Sprint(scale), "--image-cache", env.images)
+	info := filepath.Join(env.state, eciapi.InfoFile)
+	var before time.Time
+	if st, err := os.Stat(info); err == nil {
+		before = st.ModTime()
+	}
+	// Instances reach the apiserver as the "kubernetes" service, as spoteci up sets it.
+	forward := cluster.KubernetesServiceIP + ":443=" + strings.TrimPrefix(env.cluster.Server(), "https://")
+	p := start("server", "--state-dir", env.state, "--time-scale", fmt.Sprint(scale), "--image-cache", env.images, "--forward", forward)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := eciapi.ReadServerInfo(env.state); err == nil {
+		st, err := os.Stat(info)
+		if _, rerr := eciapi.ReadServerInfo(env.state); rerr == nil && err == nil && st.ModTime().After(before) {
 			return p
 		}
 		if time.Now().After(deadline) {
@@ -345,4 +358,26 @@ const loop = `echo started; trap 'echo got SIGTERM; exit 0' TERM; while :; do sl
 func execCommand(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// leftovers lists what of a state folder's instances still exists after
+// spoteci down: processes that name the folder (containerd, shims,
+// loggers), mounted network namespaces, cgroups of its instances.
+func leftovers(state string) string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), state) {
+			out = append(out, "process "+filepath.Base(filepath.Dir(p))+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	if mounts, err := os.ReadFile("/proc/self/mounts"); err == nil {
+		for _, line := range strings.Split(string(mounts), "\n") {
+			if strings.Contains(line, state) {
+				out = append(out, "mount "+line)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -1,0 +1,317 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// 10. What a kubelet gives a pod, through the real kubectl: exec with output
+// and exit code, the cgroup limits of the instance type, configMap and
+// secret in volumes and env, the downward API, the service-account token
+// against the apiserver, the pod IP from the host.
+func TestPodEssentials(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	apply(t, ns, `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  greeting: hello from a configMap
+  app.conf: |
+    mode=spot
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+stringData:
+  password: s3cret
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels:
+    app: web
+  annotations:
+    k8s.aliyun.com/eci-use-specs: ecs.c5.large
+    k8s.aliyun.com/eci-spot-strategy: SpotAsPriceGo
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "echo served-by-$(hostname) > /tmp/index.html; httpd -f -p 8080 -h /tmp"]
+    env:
+    - name: GREETING
+      valueFrom:
+        configMapKeyRef: {name: settings, key: greeting}
+    - name: PASSWORD
+      valueFrom:
+        secretKeyRef: {name: creds, key: password}
+    - name: MY_POD
+      valueFrom:
+        fieldRef: {fieldPath: metadata.name}
+    - name: MY_IP
+      valueFrom:
+        fieldRef: {fieldPath: status.podIP}
+    - name: ECHO
+      value: "$(MY_POD) says $(GREETING)"
+    envFrom:
+    - prefix: CM_
+      configMapRef: {name: settings}
+    volumeMounts:
+    - {name: config, mountPath: /etc/app}
+    - {name: secret, mountPath: /etc/creds}
+    - {name: info, mountPath: /etc/info}
+  volumes:
+  - name: config
+    configMap: {name: settings}
+  - name: secret
+    secret: {secretName: creds}
+  - name: info
+    downwardAPI:
+      items:
+      - path: labels
+        fieldRef: {fieldPath: metadata.labels}
+`)
+	waitPodRunning(t, ns, "web")
+	exec := func(args ...string) string {
+		return kubectl(t, append([]string{"-n", ns, "exec", "web", "--"}, args...)...)
+	}
+	// The instance type's limits, read inside the container.
+	if got := exec("cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"); got != "4294967296\n200000\n" {
+		t.Errorf("cgroup limits inside ecs.c5.large: %q, want 4 GiB and 2 vCPU", got)
+	}
+	// Exit codes and stderr come back through kubectl exec.
+	out, err := kubectlErr("-n", ns, "exec", "web", "--", "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7")
+	if code := exitCode(err); code != 7 || !strings.Contains(out, "to-stdout") || !strings.Contains(out, "to-stderr") {
+		t.Errorf("kubectl exec exit %d (%v), output %q; want 7 with both streams", code, err, out)
+	}
+	// Stdin.
+	cmd := execKubectl("-n", ns, "exec", "-i", "web", "--", "tr", "a-z", "A-Z")
+	cmd.Stdin = strings.NewReader("shout\n")
+	if got, err := cmd.CombinedOutput(); err != nil || string(got) != "SHOUT\n" {
+		t.Errorf("kubectl exec -i: %q, %v", got, err)
+	}
+	env := exec("env")
+	t.Logf("env:\n%s", env)
+	podIP := kubectl(t, "-n", ns, "get", "pod", "web", "-o", "jsonpath={.status.podIP}")
+	for _, want := range []string{"GREETING=hello from a configMap", "PASSWORD=s3cret", "MY_POD=web", "MY_IP=" + podIP,
+		"ECHO=web says hello from a configMap", "CM_greeting=hello from a configMap", "KUBERNETES_SERVICE_HOST=10.0.0.1", "HOSTNAME=web"} {
+		if !strings.Contains(env, want+"\n") {
+			t.Errorf("env lacks %q:\n%s", want, env)
+		}
+	}
+	if got := exec("cat", "/etc/app/app.conf", "/etc/creds/password", "/etc/info/labels"); got != "mode=spot\ns3cret"+`app="web"` {
+		t.Errorf("volumes hold %q", got)
+	}
+	if ca := exec("cat", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"); !strings.Contains(ca, "BEGIN CERTIFICATE") {
+		t.Errorf("no CA in the service-account volume: %q", ca)
+	}
+	// The pod IP answers from the host.
+	resp, err := http.Get("http://" + podIP + ":8080/index.html")
+	if err != nil {
+		t.Fatalf("GET the pod IP %s from the host: %v", podIP, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "served-by-web\n" {
+		t.Errorf("the pod answered %q", body)
+	}
+	// kubectl logs of a container.
+	if logs := kubectl(t, "-n", ns, "logs", "web", "-c", "main", "--tail=5"); strings.Contains(logs, "error") {
+		t.Errorf("logs: %q", logs)
+	}
+}
+
+// 13. An in-cluster client (client-go's InClusterConfig, from an image loaded
+// with spoteci image load) reaches the apiserver from an instance with the
+// pod's service-account token, verifying the apiserver's certificate.
+func TestInClusterClient(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	archive := whoamiImage(t)
+	spoteci(t, "image", "load", archive, "--name", "whoami:e2e")
+	apply(t, ns, `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: whoami
+spec:
+  template:
+    metadata:
+      annotations:
+        k8s.aliyun.com/eci-use-specs: ecs.c5.large
+        k8s.aliyun.com/eci-spot-strategy: SpotAsPriceGo
+    spec:
+      containers:
+      - name: whoami
+        image: whoami:e2e
+      restartPolicy: Never
+`)
+	eventually(t, 60*time.Second, "whoami Complete", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "job", "whoami")
+		return strings.Contains(out, "Complete"), out + kubectl(t, "-n", ns, "logs", "job/whoami")
+	})
+	if got, want := kubectl(t, "-n", ns, "logs", "job/whoami"), "system:serviceaccount:"+ns+":default\n"; got != want {
+		t.Errorf("whoami from inside the instance: %q, want %q", got, want)
+	}
+}
+
+// whoamiImage builds the whoami client statically and writes an image of it
+// as a docker save archive.
+func whoamiImage(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "whoami")
+	build := exec.Command("go", "build", "-o", bin, "./whoami")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building whoami: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "whoami", Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg})
+	tw.Write(data)
+	tw.Close()
+	layer, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture, cf.Config.Entrypoint = "linux", "amd64", []string{"/whoami"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference("whoami:e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(dir, "whoami.tar")
+	if err := tarball.WriteToFile(archive, ref, img); err != nil {
+		t.Fatal(err)
+	}
+	return archive
+}
+
+// 11. Bad images wait with the kubelet's reasons and events; an OOM kill
+// shows as OOMKilled 137; a missing configMap is CreateContainerConfigError;
+// host namespaces are refused naming the field.
+func TestContainerFailures(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	pod := func(name, image, command, extra string) string {
+		return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+  annotations:
+    k8s.aliyun.com/eci-use-specs: "2-4Gi"
+spec:
+  restartPolicy: Never
+%s  containers:
+  - name: main
+    image: %s
+    command: ["sh", "-c", %q]
+`, name, extra, image, command)
+	}
+	apply(t, ns, pod("missing", "busybox:no-such-tag", "true", ""))
+	apply(t, ns, pod("unreachable", "127.0.0.1:1/busybox:1", "true", ""))
+	apply(t, ns, pod("hog", "busybox", `x=$(head -c 3000000000 /dev/zero | tr "\\0" a)`, ""))
+	apply(t, ns, pod("hostnet", "busybox", "true", "  hostNetwork: true\n"))
+	apply(t, ns, strings.Replace(pod("noconfig", "busybox", "true", ""), "    command:", "    envFrom:\n    - configMapRef: {name: absent}\n    command:", 1))
+	for _, c := range []struct{ pod, reason, message string }{
+		{"missing", "ImagePullBackOff", "busybox:no-such-tag"},
+		{"unreachable", "ErrImagePull|ImagePullBackOff", "connection refused"},
+		{"noconfig", "CreateContainerConfigError", `configmap "absent" not found`},
+		{"hostnet", "ForbiddenPodSpec", "spec.hostNetwork: Forbidden"},
+	} {
+		eventually(t, 60*time.Second, c.pod+" waiting with "+c.reason, func() (bool, string) {
+			out := kubectl(t, "-n", ns, "get", "pod", c.pod, "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason} {.status.containerStatuses[0].state.waiting.message}")
+			reason, msg, _ := strings.Cut(out, " ")
+			return strings.Contains("|"+c.reason+"|", "|"+reason+"|") && strings.Contains(msg, c.message), out
+		})
+	}
+	events := kubectl(t, "-n", ns, "get", "events", "-o", "custom-columns=OBJ:.involvedObject.name,REASON:.reason,MESSAGE:.message")
+	for _, want := range []string{`Failed to pull image "busybox:no-such-tag"`, `Back-off pulling image "busybox:no-such-tag"`, `Error: configmap "absent" not found`, "spec.hostNetwork: Forbidden"} {
+		if !strings.Contains(events, want) {
+			t.Errorf("events lack %q:\n%s", want, events)
+		}
+	}
+	eventually(t, 60*time.Second, "hog OOMKilled", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod", "hog", "-o", "jsonpath={.status.containerStatuses[0].state.terminated.reason} {.status.containerStatuses[0].state.terminated.exitCode}")
+		return out == "OOMKilled 137", out
+	})
+}
+
+// 12. kill -9 of the service mid-run: the restarted service adopts every
+// running container (same start time, same process), records the exits
+// that happened meanwhile, and makes no duplicate.
+func TestKill9Adopts(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	ann := map[string]string{specs: "ecs.g7.large", strategy: "SpotAsPriceGo"}
+	apply(t, ns, podManifest("long", ann))
+	apply(t, ns, strings.Replace(podManifest("short", ann), loop, "sleep 3; exit 3", 1))
+	waitPodRunning(t, ns, "long")
+	waitPodRunning(t, ns, "short")
+	before := kubectl(t, "-n", ns, "get", "pod", "long", "-o", "jsonpath={.status.containerStatuses[0].state.running.startedAt}")
+	env.server.cmd.Process.Signal(syscall.SIGKILL)
+	env.server.cmd.Wait()
+	time.Sleep(4 * time.Second) // short ends while the service is away
+	env.server = startServer()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("service log:\n%s", tail(env.server.logs.String(), 4000))
+		}
+	})
+	eventually(t, 60*time.Second, "short's exit recorded", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod", "short", "-o", "jsonpath={.status.phase} {.status.containerStatuses[0].state.terminated.exitCode}")
+		return out == "Failed 3", out
+	})
+	after := kubectl(t, "-n", ns, "get", "pod", "long", "-o", "jsonpath={.status.phase} {.status.containerStatuses[0].state.running.startedAt}")
+	if after != "Running "+before {
+		t.Errorf("long after the kill -9: %q, want Running since %s", after, before)
+	}
+	if g := groups(t, ns); len(g) != 2 {
+		t.Errorf("%d instances, want 2 (long and short): a duplicate was made", len(g))
+	}
+	if out := kubectl(t, "-n", ns, "exec", "long", "--", "echo", "adopted"); out != "adopted\n" {
+		t.Errorf("exec into the adopted container: %q", out)
+	}
+}
+
+func execKubectl(args ...string) *exec.Cmd {
+	return exec.Command(filepath.Join(env.bin, "kubectl"), append([]string{"--kubeconfig", env.kubeconfig}, args...)...)
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
