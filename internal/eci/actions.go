@@ -1,6 +1,7 @@
 package eci
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -178,8 +179,8 @@ func checkContainers(req eciapi.CreateContainerGroupRequest) error {
 	if len(req.Containers) == 0 {
 		return badRequest("Container", "a container group needs at least one container")
 	}
-	if p := req.RestartPolicy; p != "" && p != "Never" {
-		return badRequest("RestartPolicy", "RestartPolicy %q: only Never is supported", p)
+	if p := req.RestartPolicy; p != "" && p != "Never" && p != "OnFailure" && p != "Always" {
+		return badRequest("RestartPolicy", "RestartPolicy %q: want Never, OnFailure or Always", p)
 	}
 	if g := req.TerminationGracePeriodSeconds; g != nil && *g < 0 {
 		return badRequest("TerminationGracePeriodSeconds", "TerminationGracePeriodSeconds %d must not be negative", *g)
@@ -323,7 +324,7 @@ func (s *Service) view(g *group, now time.Time) eciapi.ContainerGroup {
 		SpotFallback: in.Bid.Fallback, Degraded: in.Degraded,
 		PurchasePrice: in.PurchasePrice, Price: s.priceNow(in, now),
 		Amount:       s.amount(g, now),
-		CreationTime: in.Created, RestartPolicy: "Never", Tags: g.Request.Tags, Events: s.events(g, live.Events),
+		CreationTime: in.Created, RestartPolicy: cmp.Or(g.Request.RestartPolicy, "Never"), Tags: g.Request.Tags, Events: s.events(g, live.Events),
 		IntranetIp: live.IP,
 	}
 	if in.Spot {
@@ -351,6 +352,11 @@ func (s *Service) view(g *group, now time.Time) eciapi.ContainerGroup {
 		}
 		if !st.FinishedAt.IsZero() {
 			cs.CurrentState.FinishTime = ptr(s.clock.MarketAt(st.FinishedAt))
+		}
+		cs.RestartCount = st.RestartCount
+		if t := st.LastTerminated; t != nil {
+			cs.PreviousState = &eciapi.ContainerState{State: string(runtime.StateTerminated), ExitCode: t.ExitCode, Reason: t.Reason,
+				DetailStatus: t.Message, StartTime: ptr(s.clock.MarketAt(t.StartedAt)), FinishTime: ptr(s.clock.MarketAt(t.FinishedAt))}
 		}
 		v.Containers = append(v.Containers, cs)
 	}
@@ -592,7 +598,7 @@ func (s *Service) OpenLog(req eciapi.DescribeContainerLogRequest) (io.ReadCloser
 	if req.Tail < 0 || req.SinceSeconds < 0 {
 		return nil, "", badRequest("Tail", "Tail %d and SinceSeconds %d must not be negative", req.Tail, req.SinceSeconds)
 	}
-	opts := runtime.LogOptions{Tail: -1, Follow: req.Follow, Timestamps: req.Timestamps}
+	opts := runtime.LogOptions{Tail: -1, Follow: req.Follow, Timestamps: req.Timestamps, Previous: req.Previous}
 	if req.Tail > 0 {
 		opts.Tail = req.Tail
 	}
@@ -600,6 +606,9 @@ func (s *Service) OpenLog(req eciapi.DescribeContainerLogRequest) (io.ReadCloser
 		opts.SinceTime = time.Now().Add(-time.Duration(req.SinceSeconds) * time.Second)
 	}
 	rc, err := s.rt.Log(g.ID, name, opts)
+	if errors.Is(err, runtime.ErrNotFound) && req.Previous {
+		return nil, "", badRequest("Previous", "previous terminated container %q in group %s not found", name, g.ID)
+	}
 	if errors.Is(err, runtime.ErrNotFound) {
 		return io.NopCloser(strings.NewReader("")), name, nil // not started yet
 	}

@@ -89,7 +89,7 @@ func (g *group) status(containers []runtime.ContainerStatus) string {
 		return g.Status
 	}
 	for _, c := range containers {
-		if c.State != runtime.StateWaiting && c.State != "" {
+		if c.State != runtime.StateWaiting && c.State != "" || c.RestartCount > 0 {
 			return eciapi.StatusRunning
 		}
 	}

@@ -479,7 +479,7 @@ func (s *Service) startContainers(g *group) {
 // the size of its instance type.
 func instanceOf(g *group) runtime.Instance {
 	req := g.Request
-	in := runtime.Instance{ID: g.ID, Hostname: req.HostName,
+	in := runtime.Instance{ID: g.ID, Hostname: req.HostName, RestartPolicy: runtime.RestartPolicy(req.RestartPolicy),
 		CPU: float64(g.inst.Offering.Type.VCPU), Memory: int64(g.inst.Offering.Type.MemoryGiB * (1 << 30))}
 	if in.Hostname == "" {
 		in.Hostname = g.Name

@@ -49,6 +49,9 @@ type Config struct {
 	// PullBackoff is the first wait after a failed pull, doubled after each
 	// failure up to 5 minutes; default 10 seconds, as a kubelet.
 	PullBackoff time.Duration
+	// RestartBackoff is the first wait before a container restarts, doubled
+	// after each restart up to 5 minutes; default 10 seconds, as a kubelet.
+	RestartBackoff time.Duration
 	// Launchers set up that many instances at once; default 16.
 	Launchers int
 	Log       *slog.Logger
@@ -86,6 +89,9 @@ func New(ctx context.Context, cfg Config) (*Containerd, error) {
 	}
 	if cfg.PullBackoff <= 0 {
 		cfg.PullBackoff = 10 * time.Second
+	}
+	if cfg.RestartBackoff <= 0 {
+		cfg.RestartBackoff = restartBackoff
 	}
 	if cfg.Launchers <= 0 {
 		cfg.Launchers = 16
@@ -242,11 +248,20 @@ func (r *Containerd) Log(id, name string, opts LogOptions) (io.ReadCloser, error
 	if c == nil {
 		return nil, fmt.Errorf("container %s/%s: %w", id, name, ErrNotFound)
 	}
+	restarts := in.status().Containers[in.index(c)].RestartCount
 	ended := func() bool {
 		if _, ok := r.get(id); !ok {
 			return true
 		}
-		return in.state(c) == StateTerminated
+		st := in.status().Containers[in.index(c)]
+		return st.State == StateTerminated || st.RestartCount != restarts // this run is over
+	}
+	if opts.Previous {
+		if in.status().Containers[in.index(c)].RestartCount == 0 {
+			return nil, fmt.Errorf("previous terminated container %q in instance %s not found: %w", name, id, ErrNotFound)
+		}
+		opts.Follow = false
+		return logfile.Open(c.previousLogPath(), opts, ended)
 	}
 	return logfile.Open(c.logPath(), opts, ended)
 }
@@ -389,6 +404,10 @@ func (r *Containerd) taskExited(ctx context.Context, c *container, code int, at 
 	case code != 0:
 		reason = ReasonError
 	}
+	if in.spec.RestartPolicy.restarts(code) && !in.stopping() {
+		r.restart(ctx, c, Termination{ExitCode: code, Reason: reason, Message: msg, StartedAt: in.status().Containers[in.index(c)].StartedAt, FinishedAt: at})
+		return
+	}
 	in.setTerminated(c, code, reason, msg, at)
 	r.exited(in)
 	if t, err := r.task(ctx, c.cid); err == nil {
@@ -396,6 +415,31 @@ func (r *Containerd) taskExited(ctx context.Context, c *container, code int, at 
 			r.log.Warn("deleting an ended task", "container", c.cid, "err", err)
 		}
 	}
+}
+
+// Restart back-off, as a kubelet's: 10 s doubled after each restart up to
+// 5 minutes, and back to 10 s after a run of 10 minutes.
+const (
+	restartBackoff    = 10 * time.Second
+	maxRestartBackoff = 5 * time.Minute
+	restartReset      = 10 * time.Minute
+)
+
+// restart ends a run of a container whose policy starts it again: it waits
+// (CrashLoopBackOff) and then starts in place from a fresh copy of its image.
+func (r *Containerd) restart(ctx context.Context, c *container, t Termination) {
+	in := c.in
+	wait := r.cfg.RestartBackoff
+	if prev := in.status().Containers[in.index(c)]; prev.LastTerminated != nil && t.FinishedAt.Sub(t.StartedAt) < restartReset {
+		wait = min(maxRestartBackoff, wait<<min(prev.RestartCount, 5))
+	}
+	if err := r.deleteContainer(ctx, c); err != nil {
+		r.log.Warn("deleting an ended container to restart it", "container", c.cid, "err", err)
+	}
+	in.setRestarting(c, t, wait)
+	in.event(Event{Type: "Warning", Reason: "BackOff", Container: c.name,
+		Message: fmt.Sprintf("Back-off restarting failed container %s in pod %s", c.name, in.spec.Hostname)})
+	r.retryLater(in.spec.ID, wait)
 }
 
 // lost records a container whose task vanished.

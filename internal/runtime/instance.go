@@ -50,6 +50,9 @@ type container struct {
 	name string
 	cid  string // containerd's id: <instance id>.<index>
 	st   ContainerStatus
+	// notBefore delays a restart (its back-off); in memory only: a
+	// restarted runtime restarts at once.
+	notBefore time.Time
 }
 
 // stopRecord is stop.json: Stop's request.
@@ -114,6 +117,15 @@ func (in *instance) container(name string) *container {
 		}
 	}
 	return nil
+}
+
+func (in *instance) index(c *container) int {
+	for i, x := range in.containers {
+		if x == c {
+			return i
+		}
+	}
+	return -1
 }
 
 func (in *instance) state(c *container) State {
@@ -202,7 +214,7 @@ func (in *instance) setRunning(c *container, imageID string, at time.Time) bool 
 	if c.st.State != StateWaiting {
 		return false
 	}
-	c.st.State, c.st.Reason, c.st.Message = StateRunning, "", ""
+	c.st.State, c.st.Reason, c.st.Message, c.st.FinishedAt, c.st.ExitCode = StateRunning, "", "", time.Time{}, 0
 	c.st.StartedAt, c.st.ImageID, c.st.ContainerID = at, imageID, c.cid
 	in.save()
 	return in.stop == nil
@@ -321,6 +333,33 @@ func (in *instance) cancelWork() {
 }
 
 func (c *container) logPath() string { return filepath.Join(c.in.dir, c.name+".log") }
+
+// previousLogPath is the log of the run before the current one.
+func (c *container) previousLogPath() string { return filepath.Join(c.in.dir, c.name+".previous.log") }
+
+// setRestarting records the end of a run of a container that starts again
+// after wait: its termination kept as LastTerminated, the restart counted,
+// its log kept as the previous one.
+func (in *instance) setRestarting(c *container, t Termination, wait time.Duration) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if c.st.State != StateRunning {
+		return
+	}
+	os.Rename(c.logPath(), c.previousLogPath())
+	c.st = ContainerStatus{Name: c.name, State: StateWaiting, Reason: ReasonCrashLoopBackOff,
+		Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", wait.Round(time.Second), c.name, in.spec.Hostname),
+		Image: c.st.Image, ImageID: c.st.ImageID, RestartCount: c.st.RestartCount + 1, LastTerminated: &t}
+	c.notBefore = time.Now().Add(wait)
+	in.save()
+}
+
+// waitFor is how long a container waits before its next start.
+func (in *instance) waitFor(c *container) time.Duration {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return time.Until(c.notBefore)
+}
 
 func writeJSON(path string, v any) error {
 	b, err := json.Marshal(v)

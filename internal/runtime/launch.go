@@ -71,24 +71,32 @@ func (r *Containerd) launch(in *instance) {
 		if in.state(c) != StateWaiting {
 			continue
 		}
+		if wait := in.waitFor(c); wait > 0 {
+			r.retryLater(in.spec.ID, wait) // a restart's back-off
+			return
+		}
 		retry, err := r.startContainer(ctx, in, c, in.spec.Containers[i])
 		if ctx.Err() != nil {
 			return
 		}
 		if retry > 0 {
-			id := in.spec.ID
-			time.AfterFunc(retry, func() {
-				select {
-				case r.queue <- id:
-				case <-r.ctx.Done():
-				}
-			})
+			r.retryLater(in.spec.ID, retry)
 			return
 		}
 		if err != nil {
 			r.log.Warn("container failed to start", "instance", in.spec.ID, "container", c.name, "err", err)
 		}
 	}
+}
+
+// retryLater queues the launch of instance id again after wait.
+func (r *Containerd) retryLater(id string, wait time.Duration) {
+	time.AfterFunc(wait, func() {
+		select {
+		case r.queue <- id:
+		case <-r.ctx.Done():
+		}
+	})
 }
 
 // failAll ends every container not started with StartError.

@@ -33,6 +33,24 @@ type Instance struct {
 	Credentials []Credential
 	// Volumes the containers can mount.
 	Volumes []Volume
+	// RestartPolicy says which ended containers start again, in place,
+	// after a back-off; "" is Never.
+	RestartPolicy RestartPolicy
+}
+
+// RestartPolicy is Kubernetes' (and ECI's) restart policy.
+type RestartPolicy string
+
+// The restart policies.
+const (
+	RestartNever     RestartPolicy = "Never"
+	RestartOnFailure RestartPolicy = "OnFailure"
+	RestartAlways    RestartPolicy = "Always"
+)
+
+// restarts reports whether a container that ended with code starts again.
+func (p RestartPolicy) restarts(code int) bool {
+	return p == RestartAlways || (p == RestartOnFailure && code != 0)
 }
 
 // Volume is a folder of the instance that containers mount: empty at first
@@ -126,6 +144,7 @@ const (
 	ReasonImagePullBackOff  = "ImagePullBackOff"
 	ReasonErrImageNeverPull = "ErrImageNeverPull"
 	ReasonCreateError       = "CreateContainerError"
+	ReasonCrashLoopBackOff  = "CrashLoopBackOff"
 	// Terminated.
 	ReasonCompleted  = "Completed"
 	ReasonError      = "Error"
@@ -149,6 +168,17 @@ type ContainerStatus struct {
 	Image, ImageID string
 	// ContainerID is containerd's id of the container.
 	ContainerID string
+	// RestartCount counts the restarts; LastTerminated is how the previous
+	// run ended.
+	RestartCount   int          `json:",omitempty"`
+	LastTerminated *Termination `json:",omitempty"`
+}
+
+// Termination is how a run of a container ended.
+type Termination struct {
+	ExitCode              int
+	Reason, Message       string
+	StartedAt, FinishedAt time.Time
 }
 
 // Event is something the runtime did to an instance, said the way a kubelet

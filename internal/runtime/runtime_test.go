@@ -478,3 +478,42 @@ func TestVolumes(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartPolicy: OnFailure restarts a failed container in place, after a
+// back-off, counting the restarts, keeping the previous run's end and log;
+// a success ends it. Never does not restart.
+func TestRestartPolicy(t *testing.T) {
+	r := newRuntime(t)
+	r.cfg.RestartBackoff = 200 * time.Millisecond
+	script := `echo run; if [ -e /data/ran ]; then echo second; exit 0; fi; touch /data/ran; echo first; exit 3`
+	start(t, r, Instance{ID: "again", RestartPolicy: RestartOnFailure, Volumes: []Volume{{Name: "data"}}, Containers: []Container{
+		{Name: "main", Image: "busybox", Command: []string{"sh", "-c", script}, Mounts: []Mount{{Volume: "data", Path: "/data"}}},
+	}})
+	cs := waitState(t, r, "again", "main", StateTerminated)
+	if cs.ExitCode != 0 || cs.RestartCount != 1 || cs.LastTerminated == nil || cs.LastTerminated.ExitCode != 3 {
+		t.Fatalf("after a restart: %+v (last %+v), want exit 0, 1 restart, last exit 3", cs, cs.LastTerminated)
+	}
+	if got := readLog(t, r, "again", "main"); got != "run\nsecond\n" {
+		t.Errorf("log %q, want the second run's", got)
+	}
+	rc, err := r.Log("again", "main", LogOptions{Tail: -1, Previous: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(prev) != "run\nfirst\n" {
+		t.Errorf("previous log %q, want the first run's", prev)
+	}
+	st, _ := r.Status("again")
+	if !slices.Contains(reasons(st), "BackOff") {
+		t.Errorf("events %v lack BackOff", reasons(st))
+	}
+	start(t, r, Instance{ID: "once", RestartPolicy: RestartNever, Containers: []Container{busybox("main", "exit 3")}})
+	if cs := waitState(t, r, "once", "main", StateTerminated); cs.RestartCount != 0 || cs.ExitCode != 3 {
+		t.Errorf("Never: %+v", cs)
+	}
+	if _, err := r.Log("once", "main", LogOptions{Previous: true}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("previous log of a container never restarted: %v, want ErrNotFound", err)
+	}
+}

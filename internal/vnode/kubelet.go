@@ -80,7 +80,7 @@ func (n *Node) containerLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	req := eciapi.DescribeContainerLogRequest{ContainerGroupId: id, ContainerName: r.PathValue("container"),
-		Follow: q.Get("follow") == "true", Timestamps: q.Get("timestamps") == "true"}
+		Follow: q.Get("follow") == "true", Timestamps: q.Get("timestamps") == "true", Previous: q.Get("previous") == "true"}
 	if v := q.Get("tailLines"); v != "" {
 		if req.Tail, err = strconv.Atoi(v); err != nil || req.Tail < 0 {
 			http.Error(w, "tailLines must be a non-negative integer", http.StatusBadRequest)

@@ -83,8 +83,20 @@ func podStatus(pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) corev1.Po
 	st.ContainerStatuses = nil
 	allReady, running, succeeded, failed := true, 0, 0, 0
 	for _, c := range pod.Spec.Containers {
-		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: byName[c.Name].ImageID, ContainerID: "eci://" + g.ContainerGroupId + "/" + c.Name}
-		state := byName[c.Name].CurrentState
+		ecs := byName[c.Name]
+		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: ecs.ImageID, ContainerID: "eci://" + g.ContainerGroupId + "/" + c.Name,
+			RestartCount: int32(ecs.RestartCount)}
+		if p := ecs.PreviousState; p != nil {
+			t := &corev1.ContainerStateTerminated{ExitCode: int32(p.ExitCode), Reason: p.Reason, Message: p.DetailStatus, ContainerID: cs.ContainerID}
+			if s := w.ptr(p.StartTime); s != nil {
+				t.StartedAt = *s
+			}
+			if f := w.ptr(p.FinishTime); f != nil {
+				t.FinishedAt = *f
+			}
+			cs.LastTerminationState.Terminated = t
+		}
+		state := ecs.CurrentState
 		switch state.State {
 		case "Running":
 			cs.State.Running = &corev1.ContainerStateRunning{}
@@ -114,6 +126,9 @@ func podStatus(pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) corev1.Po
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: state.Reason, Message: state.DetailStatus}
 			if cs.State.Waiting.Reason == "" {
 				cs.State.Waiting.Reason = "ContainerCreating"
+			}
+			if ecs.RestartCount > 0 {
+				running++ // restarting: the pod stays Running, as with a kubelet
 			}
 			cs.Started = ptr(false)
 			allReady = false

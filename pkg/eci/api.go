@@ -195,7 +195,7 @@ type CreateContainerGroupRequest struct {
 	SpotDuration   *Decimal `json:",omitempty"` // hours of protection; default 1
 	// SpotFallback creates a pay-as-you-go group when spot stock is short.
 	SpotFallback                  bool   `json:",omitempty"`
-	RestartPolicy                 string `json:",omitempty"` // Never (the default and only one)
+	RestartPolicy                 string `json:",omitempty"` // Never (the default), OnFailure or Always
 	TerminationGracePeriodSeconds *int64 `json:",omitempty"`
 	Containers                    []Container
 	Tags                          []Tag `json:",omitempty"`
@@ -299,6 +299,10 @@ type ContainerStatus struct {
 	// ImageID is the digest of the image run, once pulled.
 	ImageID      string `json:",omitempty"`
 	CurrentState ContainerState
+	// RestartCount counts the restarts of the container (RestartPolicy
+	// OnFailure or Always); PreviousState is how its previous run ended.
+	RestartCount  int             `json:",omitempty"`
+	PreviousState *ContainerState `json:",omitempty"`
 }
 
 // ContainerState is ECI's current state of a container.
@@ -412,6 +416,8 @@ type DescribeContainerLogRequest struct {
 	Timestamps       bool   `json:",omitempty"`
 	// Follow keeps a StreamContainerLog open while the container runs.
 	Follow bool `json:",omitempty"`
+	// Previous reads the log of the container's previous run.
+	Previous bool `json:",omitempty"`
 }
 
 // DescribeContainerLogResponse carries the log.

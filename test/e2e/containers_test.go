@@ -315,3 +315,50 @@ func exitCode(err error) int {
 	}
 	return -1
 }
+
+// 14. restartPolicy OnFailure restarts a failed container in place after
+// the kubelet's back-off: RESTARTS counts it, the last state keeps the
+// failure, kubectl logs --previous shows the failed run.
+func TestRestartOnFailure(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	apply(t, ns, `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: flaky
+spec:
+  backoffLimit: 3
+  template:
+    metadata:
+      annotations:
+        k8s.aliyun.com/eci-use-specs: ecs.c5.large
+    spec:
+      restartPolicy: OnFailure
+      containers:
+      - name: main
+        image: busybox
+        command: ["sh", "-c", "if [ -e /work/ran ]; then echo second run; sleep 2; exit 0; fi; touch /work/ran; echo first run; exit 3"]
+        volumeMounts:
+        - {name: work, mountPath: /work}
+      volumes:
+      - name: work
+        emptyDir: {}
+`)
+	eventually(t, 60*time.Second, "the restarted container running", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod", "-l", "job-name=flaky", "-o", "jsonpath={.items[0].status.containerStatuses[0].restartCount} {.items[0].status.containerStatuses[0].lastState.terminated.exitCode}")
+		return out == "1 3", out
+	})
+	if out := kubectl(t, "-n", ns, "logs", "job/flaky", "--previous"); out != "first run\n" {
+		t.Errorf("kubectl logs --previous: %q", out)
+	}
+	eventually(t, 60*time.Second, "flaky Complete", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "job", "flaky")
+		return strings.Contains(out, "Complete"), out
+	})
+	if out := kubectl(t, "-n", ns, "get", "pod", "-l", "job-name=flaky"); !strings.Contains(out, "Completed   1 ") {
+		t.Errorf("kubectl get pod shows no restart:\n%s", out)
+	}
+	if out := kubectl(t, "-n", ns, "logs", "job/flaky"); out != "second run\n" {
+		t.Errorf("kubectl logs: %q", out)
+	}
+}

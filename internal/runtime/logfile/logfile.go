@@ -93,6 +93,9 @@ type Options struct {
 	Follow bool
 	// Timestamps prefixes each line with the RFC3339Nano time it was written and a space.
 	Timestamps bool
+	// Previous asks for the log of the container's previous run (not read
+	// by Open: the caller picks the file).
+	Previous bool
 }
 
 // decoder turns records back into the container's output, applying
