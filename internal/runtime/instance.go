@@ -349,7 +349,7 @@ func (in *instance) setRestarting(c *container, t Termination, wait time.Duratio
 	os.Rename(c.logPath(), c.previousLogPath())
 	c.st = ContainerStatus{Name: c.name, State: StateWaiting, Reason: ReasonCrashLoopBackOff,
 		Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", wait.Round(time.Second), c.name, in.spec.Hostname),
-		Image: c.st.Image, ImageID: c.st.ImageID, RestartCount: c.st.RestartCount + 1, LastTerminated: &t}
+		Image:   c.st.Image, ImageID: c.st.ImageID, RestartCount: c.st.RestartCount + 1, LastTerminated: &t}
 	c.notBefore = time.Now().Add(wait)
 	in.save()
 }

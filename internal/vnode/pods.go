@@ -176,7 +176,7 @@ func (n *Node) createRequest(pod *corev1.Pod, f spot.Fields) eciapi.CreateContai
 		InstanceType: f.Specs, SpotStrategy: f.Strategy, SpotPriceLimit: eciapi.Decimal(f.PriceLimit),
 		SpotFallback: f.Fallback == "true", TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,
 		RestartPolicy: string(pod.Spec.RestartPolicy),
-		Tags: []eciapi.Tag{{Key: TagNode, Value: n.cfg.NodeName}, {Key: TagNamespace, Value: pod.Namespace}, {Key: TagPod, Value: pod.Name}},
+		Tags:          []eciapi.Tag{{Key: TagNode, Value: n.cfg.NodeName}, {Key: TagNamespace, Value: pod.Namespace}, {Key: TagPod, Value: pod.Name}},
 	}
 	if f.Duration != "" {
 		req.SpotDuration = (*eciapi.Decimal)(&f.Duration)
