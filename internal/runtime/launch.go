@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,20 @@ import (
 // runcRuntime is the shim of every container: runc, since crun fails on
 // cgroup v1 hosts.
 const runcRuntime = "io.containerd.runc.v2"
+
+// shimGroupAnnotation puts containers in the same runc shim.
+const shimGroupAnnotation = "io.containerd.runc.v2.group"
+
+// shimGroups is how many shims serve the instances.
+const shimGroups = 16
+
+// shimGroup is the shim group of an instance: its containers share a shim,
+// and instances spread over shimGroups shims.
+func shimGroup(id string) string {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return fmt.Sprintf("spoteci-shim-%02d", h.Sum32()%shimGroups)
+}
 
 // Labels on spoteci's containerd containers.
 const (
@@ -60,32 +75,51 @@ func (r *Containerd) launch(in *instance) {
 		return
 	}
 	in.flushEvents()
-	if err := r.sandbox(ctx, in); err != nil {
-		if ctx.Err() == nil {
-			r.log.Error("setting up the sandbox", "instance", in.spec.ID, "err", err)
-			r.failAll(in, err.Error())
-		}
-		return
-	}
+	// The images first, in order, up to one that cannot be pulled now: a
+	// pod whose image never comes holds no IP or cgroup meanwhile.
+	ready := map[*container]containerd.Image{}
+	var retry time.Duration
 	for i, c := range in.containers {
 		if in.state(c) != StateWaiting {
 			continue
 		}
 		if wait := in.waitFor(c); wait > 0 {
-			r.retryLater(in.spec.ID, wait) // a restart's back-off
-			return
+			retry = wait // a restart's back-off
+			break
 		}
-		retry, err := r.startContainer(ctx, in, c, in.spec.Containers[i])
+		img, wait, err := r.image(ctx, in, c, in.spec.Containers[i])
 		if ctx.Err() != nil {
 			return
 		}
-		if retry > 0 {
-			r.retryLater(in.spec.ID, retry)
+		if err != nil || wait > 0 {
+			retry = wait // 0 for an image that waits for the instance to be recreated
+			break
+		}
+		ready[c] = img
+	}
+	if len(ready) > 0 {
+		if err := r.sandbox(ctx, in); err != nil {
+			if ctx.Err() == nil {
+				r.log.Error("setting up the sandbox", "instance", in.spec.ID, "err", err)
+				r.failAll(in, err.Error())
+			}
 			return
 		}
-		if err != nil {
+	}
+	for i, c := range in.containers {
+		img, ok := ready[c]
+		if !ok {
+			continue
+		}
+		if err := r.startContainer(ctx, in, c, in.spec.Containers[i], img); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
 			r.log.Warn("container failed to start", "instance", in.spec.ID, "container", c.name, "err", err)
 		}
+	}
+	if retry > 0 {
+		r.retryLater(in.spec.ID, retry)
 	}
 }
 
@@ -152,14 +186,9 @@ func resolvConf() string {
 	return strings.Join(out, "\n")
 }
 
-// startContainer pulls the image of one container, creates it and starts
-// it. It returns a delay after which to try again (a pull back-off), or the
-// error that ended the container.
-func (r *Containerd) startContainer(ctx context.Context, in *instance, c *container, spec Container) (time.Duration, error) {
-	img, retry, err := r.image(ctx, in, c, spec)
-	if err != nil || retry > 0 {
-		return retry, err
-	}
+// startContainer creates a container from its image and starts it; it
+// returns the error that ended the container.
+func (r *Containerd) startContainer(ctx context.Context, in *instance, c *container, spec Container, img containerd.Image) error {
 	cont, err := r.client.LoadContainer(ctx, c.cid)
 	if errdefs.IsNotFound(err) {
 		cont, err = r.createContainer(ctx, in, c, spec, img)
@@ -170,7 +199,7 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 			in.setTerminated(c, 128, ReasonStartError, err.Error(), time.Now())
 			r.exited(in)
 		}
-		return 0, err
+		return err
 	}
 	task, err := cont.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
@@ -186,7 +215,7 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, err
+			return err
 		}
 		msg := startErrorMessage(err)
 		in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + msg, Container: c.name})
@@ -195,13 +224,13 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 		if task != nil {
 			task.Delete(r.ctx, containerd.WithProcessKill)
 		}
-		return 0, err
+		return err
 	}
 	in.event(Event{Type: "Normal", Reason: "Started", Message: "Started container " + c.name, Container: c.name})
 	if !in.setRunning(c, img.Target().Digest.String(), time.Now()) {
 		r.signal(c, stopSignal(in))
 	}
-	return 0, nil
+	return nil
 }
 
 // startErrorMessage shortens runc's start errors to their cause.
@@ -253,6 +282,9 @@ func (r *Containerd) createContainer(ctx context.Context, in *instance, c *conta
 		}),
 		oci.WithMounts(mounts),
 		seccomp.WithDefaultProfile(),
+		// Containers share shims by group: one shim process per container
+		// would cost its start (CPU) and its memory for every instance.
+		oci.WithAnnotations(map[string]string{shimGroupAnnotation: shimGroup(in.spec.ID)}),
 	}
 	if spec.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(spec.WorkingDir))

@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,10 +51,28 @@ func BenchmarkJob1000(b *testing.B) {
 		spoteci(b, "market", "set", "--type", typ, "--price", "0.1", "--stock", "100000")
 		manifest := job("wide", map[string]string{specs: typ, strategy: "SpotAsPriceGo", duration: "0"}, "sleep 60",
 			fmt.Sprintf("  parallelism: %d\n  completions: %d\n", n, n))
+
+		// The peer first: the same Job on a kwok fake node (no containers).
+		var kwokRunning time.Duration
+		if kwok := startKwok(b); kwok != nil {
+			onKwok := strings.Replace(manifest, "      containers:", "      nodeSelector: {type: kwok}\n      tolerations:\n      - {key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}\n      containers:", 1)
+			onKwok = strings.Replace(onKwok, "name: wide", "name: wide-kwok", 1)
+			start := time.Now()
+			apply(b, ns, onKwok)
+			seen.waitFor(b, "1,000 kwok Job pods Running", func() bool { return seen.count("job-name=wide-kwok", running) == n })
+			kwokRunning = time.Since(start)
+			b.ReportMetric(kwokRunning.Seconds(), "s-to-all-running-kwok")
+			kubectl(b, "-n", ns, "delete", "job", "wide-kwok", "--wait=false")
+			seen.waitFor(b, "the kwok pods gone", func() bool { return len(seen.names("job-name=wide-kwok")) == 0 })
+			kwok.stop()
+		}
 		start := time.Now()
 		apply(b, ns, manifest)
 		seen.waitFor(b, "1,000 Job pods Running", func() bool { return seen.count("job-name=wide", running) == n })
 		allRunning := time.Since(start)
+		if kwokRunning > 0 {
+			b.ReportMetric(allRunning.Seconds()/kwokRunning.Seconds(), "ratio-to-kwok")
+		}
 		lat := seen.boundToRunning("job-name=wide")
 		b.ReportMetric(allRunning.Seconds(), "s-to-all-running")
 		b.ReportMetric(lat[len(lat)/2]*1000, "ms-bound-to-running-p50")
@@ -81,6 +103,44 @@ func BenchmarkJob1000(b *testing.B) {
 		spoteci(b, "market", "set", "--type", typ, "--reset")
 		spoteci(b, "market", "set", "--type", stormType, "--reset")
 	}
+}
+
+// startKwok runs kwok (bin/kwok, make kwok) with the stages of
+// testdata/kwok-stages.yaml on a fake node "kwok-node" labelled type=kwok
+// and tainted, so that only pods that ask for it land there; nil (and the
+// peer's figures left out) without bin/kwok.
+func startKwok(b *testing.B) *process {
+	bin := filepath.Join(env.bin, "kwok")
+	if _, err := os.Stat(bin); err != nil {
+		b.Logf("no kwok peer: %s is missing (make kwok)", bin)
+		return nil
+	}
+	apply(b, "default", `apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node
+  annotations:
+    kwok.x-k8s.io/node: fake
+  labels:
+    type: kwok
+spec:
+  taints:
+  - {key: kwok.x-k8s.io/node, value: fake, effect: NoSchedule}
+`)
+	stages, _ := filepath.Abs("testdata/kwok-stages.yaml")
+	p := &process{cmd: exec.Command(bin, "--kubeconfig", env.kubeconfig, "--manage-single-node", "kwok-node", "--config", stages,
+		"--server-address", "127.0.0.1:0", "--cidr", "10.200.0.0/16"), logs: &bytes.Buffer{}}
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { kubectlErr("delete", "node", "kwok-node", "--wait=false") })
+	eventually(b, 30*time.Second, "the kwok node Ready", func() (bool, string) {
+		out, _ := kubectlErr("get", "node", "kwok-node")
+		return strings.Contains(out, " Ready"), out + p.logs.String()
+	})
+	return p
 }
 
 // podTimes records, through an informer (which re-lists if a watch breaks),
