@@ -28,16 +28,17 @@ func (s *Service) Handler(token string) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	actions := map[string]actionFunc{
-		eciapi.ActionCreateContainerGroup:        action(s.CreateContainerGroup),
-		eciapi.ActionDescribeContainerGroups:     action(s.DescribeContainerGroups),
-		eciapi.ActionDeleteContainerGroup:        action(s.DeleteContainerGroup),
-		eciapi.ActionDescribeContainerGroupPrice: action(s.DescribeContainerGroupPrice),
-		eciapi.ActionDescribeSpotPriceHistory:    action(s.DescribeSpotPriceHistory),
-		eciapi.ActionDescribeAvailableResource:   action(s.DescribeAvailableResource),
-		eciapi.ActionDescribeContainerLog:        action(s.DescribeContainerLog),
-		eciapi.ActionDescribeBill:                action(s.DescribeBill),
-		eciapi.ActionModifySpotMarket:            action(s.ModifySpotMarket),
-		eciapi.ActionExecContainerCommand:        action(s.ExecContainerCommand),
+		eciapi.ActionCreateContainerGroup:              action(s.CreateContainerGroup),
+		eciapi.ActionDescribeContainerGroups:           action(s.DescribeContainerGroups),
+		eciapi.ActionDeleteContainerGroup:              action(s.DeleteContainerGroup),
+		eciapi.ActionDescribeContainerGroupPrice:       action(s.DescribeContainerGroupPrice),
+		eciapi.ActionDescribeSpotPriceHistory:          action(s.DescribeSpotPriceHistory),
+		eciapi.ActionDescribeAvailableResource:         action(s.DescribeAvailableResource),
+		eciapi.ActionDescribeContainerLog:              action(s.DescribeContainerLog),
+		eciapi.ActionDescribeBill:                      action(s.DescribeBill),
+		eciapi.ActionModifySpotMarket:                  action(s.ModifySpotMarket),
+		eciapi.ActionExecContainerCommand:              action(s.ExecContainerCommand),
+		eciapi.ActionDescribeMultiContainerGroupMetric: action(s.DescribeMultiContainerGroupMetric),
 	}
 	// The exec streams: their one-time URL is their credential.
 	mux.Handle(streamPrefix, s.stream)

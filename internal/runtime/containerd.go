@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -67,6 +68,7 @@ type Containerd struct {
 	client *containerd.Client
 	net    *network
 	pulls  singleflight.Group
+	samples cpuSamples
 
 	ctx    context.Context // the runtime's background work
 	cancel context.CancelFunc
@@ -552,6 +554,13 @@ func (r *Containerd) Remove(ctx context.Context, id string) error {
 	}
 	delete(r.exits, id)
 	r.mu.Unlock()
+	r.samples.mu.Lock()
+	for path := range r.samples.last {
+		if strings.HasPrefix(path, instanceCgroupPath(id)) {
+			delete(r.samples.last, path)
+		}
+	}
+	r.samples.mu.Unlock()
 	if err := os.RemoveAll(in.dir); err != nil {
 		return fmt.Errorf("removing instance %s: %w", id, err)
 	}

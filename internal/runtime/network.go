@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
-	"sync"
-	"unsafe"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
@@ -25,32 +23,37 @@ import (
 )
 
 // Each instance is one network namespace, pinned to a file (so it outlives
-// every process in it, as a pod sandbox does), plugged into a host bridge by
-// the standard CNI plugins (bridge and host-local, Debian's
+// every process in it, as a pod sandbox does), plugged into the host by the
+// standard CNI plugins (ptp and host-local, Debian's
 // containernetworking-plugins): its own IP, reachable from the host, shared
 // by its containers.
 
 // cniPluginDirs are where the CNI plugins are looked for.
 var cniPluginDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
 
-// bridgeClaims holds one file per bridge in use, naming the runtime folder
-// that owns it: several runtimes (tests, state folders) run side by side,
-// each on its own bridge and /16.
-const bridgeClaims = "/run/spoteci/bridges"
+// ptp rather than bridge: a Linux bridge takes at most 1,024 ports, fewer
+// than the instances a machine runs; ptp gives each instance a veth pair and
+// a host route, without a limit, and the host reaches every instance.
 
-// maxBridges bounds the bridges: 10.88.0.0/16 to 10.187.0.0/16.
-const maxBridges = 100
+// networkClaims holds one file per network in use, naming the runtime
+// folder that owns it: several runtimes (tests, state folders) run side by
+// side, each on its own /16.
+const networkClaims = "/run/spoteci/networks"
 
-// Network is the bridge and subnet of a runtime's instances.
+// maxNetworks bounds the networks: 10.88.0.0/16 to 10.187.0.0/16.
+const maxNetworks = 100
+
+// Network is the name and subnet of a runtime's instances.
 type Network struct {
-	Bridge string // host bridge, also the gateway
+	Name   string // CNI network name
 	Subnet string // CIDR the instances' IPs come from
 }
 
 // Forward makes an address that instances know (a cluster service, such
 // as the "kubernetes" service's 10.0.0.1:443) reach a loopback address of
 // the host (the local apiserver), as kube-proxy does for a node's pods: a
-// DNAT rule on the bridge, and route_localnet so that the host accepts it.
+// DNAT rule for packets from the instances' subnet, and route_localnet on
+// each instance's host interface so that the host accepts them.
 // Nothing listens beyond loopback.
 type Forward struct {
 	From string // IP:PORT seen from instances
@@ -64,7 +67,6 @@ type network struct {
 	cni      *libcni.CNIConfig
 	list     *libcni.NetworkConfigList
 	forwards []Forward
-	localnet sync.Once // route_localnet set on the bridge
 }
 
 func newNetwork(dir string, forwards []Forward) (*network, error) {
@@ -74,9 +76,9 @@ func newNetwork(dir string, forwards []Forward) (*network, error) {
 	}
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
-		"name":       n.Bridge,
+		"name":       n.Name,
 		"plugins": []any{map[string]any{
-			"type": "bridge", "bridge": n.Bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
+			"type": "ptp", "ipMasq": false,
 			"ipam": map[string]any{
 				"type":    "host-local",
 				"ranges":  [][]map[string]string{{{"subnet": n.Subnet}}},
@@ -102,11 +104,11 @@ func newNetwork(dir string, forwards []Forward) (*network, error) {
 	return nw, nil
 }
 
-// forwardComment marks the rules of a bridge, so that they can be found
+// forwardComment marks the rules of a network, so that they can be found
 // again (a restart with another apiserver port replaces them).
-func (n *network) forwardComment() string { return "spoteci " + n.net.Bridge }
+func (n *network) forwardComment() string { return "spoteci " + n.net.Name }
 
-// setForwards replaces the bridge's DNAT rules by those of n.forwards.
+// setForwards replaces the network's DNAT rules by those of n.forwards.
 func (n *network) setForwards() error {
 	if err := n.clearForwards(); err != nil {
 		return err
@@ -120,7 +122,7 @@ func (n *network) setForwards() error {
 		if err != nil || !net.ParseIP(to).IsLoopback() {
 			return fmt.Errorf("forward %s=%s: the target must be a loopback IP:PORT", f.From, f.To)
 		}
-		if err := iptables("-A", "PREROUTING", "-i", n.net.Bridge, "-d", ip, "-p", "tcp", "--dport", port,
+		if err := iptables("-A", "PREROUTING", "-s", n.net.Subnet, "-d", ip, "-p", "tcp", "--dport", port,
 			"-m", "comment", "--comment", n.forwardComment(), "-j", "DNAT", "--to-destination", f.To); err != nil {
 			return fmt.Errorf("forward %s=%s: %w", f.From, f.To, err)
 		}
@@ -128,7 +130,7 @@ func (n *network) setForwards() error {
 	return nil
 }
 
-// clearForwards deletes the bridge's DNAT rules.
+// clearForwards deletes the network's DNAT rules.
 func (n *network) clearForwards() error {
 	out, err := exec.Command("iptables", "-w", "-t", "nat", "-S", "PREROUTING").Output()
 	if err != nil {
@@ -177,22 +179,30 @@ func iptables(args ...string) error {
 	return nil
 }
 
-// routeLocalnet lets packets from the bridge reach 127.0.0.1 once
-// DNATed (the kernel drops them as martians otherwise).
-func (n *network) routeLocalnet() {
+// routeLocalnet lets the packets that arrive on an instance's host
+// interface reach 127.0.0.1 once DNATed (the kernel drops them as martians
+// otherwise); set on that interface only, not on the host's others.
+func (n *network) routeLocalnet(res types.Result) {
 	if len(n.forwards) == 0 {
 		return
 	}
-	n.localnet.Do(func() {
-		path := fmt.Sprintf("/proc/sys/net/ipv4/conf/%s/route_localnet", n.net.Bridge)
-		if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
-			slog.Default().Warn("instances will not reach the forwarded addresses", "err", err)
+	conv, err := types100.NewResultFromResult(res)
+	if err != nil {
+		return
+	}
+	for _, iface := range conv.Interfaces {
+		if iface.Sandbox == "" { // the host's end of the veth pair
+			path := fmt.Sprintf("/proc/sys/net/ipv4/conf/%s/route_localnet", iface.Name)
+			if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+				slog.Default().Warn("an instance will not reach the forwarded addresses", "interface", iface.Name, "err", err)
+			}
 		}
-	})
+	}
 }
 
-// claimNetwork returns the bridge of the runtime in dir: the one it had, or
-// the first free one (free: unclaimed, or claimed by a folder that is gone).
+// claimNetwork returns the network of the runtime in dir: the one it had,
+// or the first free one (free: unclaimed, or claimed by a folder that is
+// gone).
 func claimNetwork(dir string) (Network, error) {
 	saved := filepath.Join(dir, "network.json")
 	var n Network
@@ -200,13 +210,16 @@ func claimNetwork(dir string) (Network, error) {
 		if err := json.Unmarshal(b, &n); err != nil {
 			return n, fmt.Errorf("reading %s: %w", saved, err)
 		}
-		return n, nil
+		if n.Name != "" && n.Subnet != "" {
+			return n, nil
+		}
+		// Written by an older spoteci: claim one afresh.
 	}
-	if err := os.MkdirAll(bridgeClaims, 0o755); err != nil {
+	if err := os.MkdirAll(networkClaims, 0o755); err != nil {
 		return n, fmt.Errorf("network: %w", err)
 	}
-	for k := range maxBridges {
-		claim := filepath.Join(bridgeClaims, fmt.Sprint(k))
+	for k := range maxNetworks {
+		claim := filepath.Join(networkClaims, fmt.Sprint(k))
 		f, err := os.OpenFile(claim, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, fs.ErrExist) {
 			owner, rerr := os.ReadFile(claim)
@@ -229,30 +242,24 @@ func claimNetwork(dir string) (Network, error) {
 				return n, err
 			}
 		}
-		n = Network{Bridge: fmt.Sprintf("spoteci%d", k), Subnet: fmt.Sprintf("10.%d.0.0/16", 88+k)}
+		n = Network{Name: fmt.Sprintf("spoteci%d", k), Subnet: fmt.Sprintf("10.%d.0.0/16", 88+k)}
 		b, _ := json.Marshal(n)
 		if err := atomicfile.Write(saved, b, 0o644); err != nil {
 			return n, err
 		}
 		return n, nil
 	}
-	return n, fmt.Errorf("network: all %d bridges are claimed (see %s)", maxBridges, bridgeClaims)
+	return n, fmt.Errorf("network: all %d networks are claimed (see %s)", maxNetworks, networkClaims)
 }
 
-// release gives the bridge back and deletes it.
+// release gives the network back and deletes its forwarding rules.
 func (n *network) release() error {
-	claim := filepath.Join(bridgeClaims, strings.TrimPrefix(n.net.Bridge, "spoteci"))
+	claim := filepath.Join(networkClaims, strings.TrimPrefix(n.net.Name, "spoteci"))
 	if owner, err := os.ReadFile(claim); err == nil && strings.TrimSpace(string(owner)) == n.dir {
 		os.Remove(claim)
 	}
 	os.Remove(filepath.Join(n.dir, "network.json"))
-	if err := n.clearForwards(); err != nil {
-		return err
-	}
-	if err := deleteLink(n.net.Bridge); err != nil {
-		return fmt.Errorf("deleting bridge %s: %w", n.net.Bridge, err)
-	}
-	return nil
+	return n.clearForwards()
 }
 
 func (n *network) nsPath(id string) string { return filepath.Join(n.dir, "netns", id) }
@@ -277,7 +284,7 @@ func (n *network) setUp(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("network of %s: %w", id, err)
 	}
-	n.routeLocalnet() // the bridge exists now
+	n.routeLocalnet(res)
 	return ipOf(res)
 }
 
@@ -380,38 +387,6 @@ func loopbackUp() error {
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("loopback up: %w", err)
-	}
-	return nil
-}
-
-// deleteLink takes the bridge called name down and deletes it; no error if
-// there is none.
-func deleteLink(name string) error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		if errors.Is(err, unix.ENODEV) {
-			return nil
-		}
-		return err
-	}
-	ifr.SetUint16(ifr.Uint16() &^ unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return err
-	}
-	b, err := unix.BytePtrFromString(name)
-	if err != nil {
-		return err
-	}
-	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCBRDELBR, uintptr(unsafe.Pointer(b))); errno != 0 && errno != unix.ENXIO {
-		return errno
 	}
 	return nil
 }

@@ -222,6 +222,9 @@ type Runtime interface {
 	// Exec runs cmd in a running container and returns its exit code;
 	// ErrNotRunning if the container does not run.
 	Exec(ctx context.Context, id, container string, cmd []string, sio ExecIO) (int, error)
+	// Stats samples the resource use of instance id and its running
+	// containers from their cgroups.
+	Stats(id string) (Stats, error)
 	// Exits returns the ids whose containers all reached Terminated since the
 	// last call (and, on the first call, every instance already fully
 	// terminated). An id may come twice: handle it idempotently.

@@ -517,3 +517,37 @@ func TestRestartPolicy(t *testing.T) {
 		t.Errorf("previous log of a container never restarted: %v, want ErrNotFound", err)
 	}
 }
+
+// TestStats: the cgroups of a running instance and its containers are
+// sampled: CPU time grows, memory is counted, the rate comes with the
+// second sample.
+func TestStats(t *testing.T) {
+	r := newRuntime(t)
+	start(t, r, Instance{ID: "busy", CPU: 1, Memory: 256 << 20, Containers: []Container{busybox("spin", `while :; do :; done`)}})
+	waitState(t, r, "busy", "spin", StateRunning)
+	first, err := r.Stats("busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	second, err := r.Stats("busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(second.Containers) != 1 || second.Containers[0].Name != "spin" {
+		t.Fatalf("containers sampled: %+v", second.Containers)
+	}
+	c := second.Containers[0]
+	if second.UsageCoreNanoSeconds <= first.UsageCoreNanoSeconds || c.UsageCoreNanoSeconds == 0 {
+		t.Errorf("CPU time did not grow: %d then %d (container %d)", first.UsageCoreNanoSeconds, second.UsageCoreNanoSeconds, c.UsageCoreNanoSeconds)
+	}
+	if c.UsageNanoCores < 1e8 || c.UsageNanoCores > 1.2e9 { // a spinning shell under a 1-vCPU limit
+		t.Errorf("CPU rate %d nanocores, want about one core", c.UsageNanoCores)
+	}
+	if second.MemoryUsageBytes == 0 || second.WorkingSetBytes == 0 {
+		t.Errorf("memory not counted: %+v", second.Usage)
+	}
+	if _, err := r.Stats("nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Stats of an unknown instance: %v", err)
+	}
+}

@@ -41,6 +41,9 @@ func (n *Node) serveKubelet(ctx context.Context) (int, <-chan error, error) {
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", n.containerLogs)
 	mux.HandleFunc("/exec/{namespace}/{pod}/{container}", n.exec)
 	mux.HandleFunc("/exec/{namespace}/{pod}/{uid}/{container}", n.exec)
+	mux.HandleFunc("GET /stats/summary", n.statsSummary)
+	mux.HandleFunc("GET /metrics/resource", n.metricsResource)
+	mux.HandleFunc("GET /runningpods/", n.runningPods)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
 	errs := make(chan error, 1)

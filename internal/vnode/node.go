@@ -84,6 +84,7 @@ type Node struct {
 	emitted     map[string]bool // uid/reason of events sent
 	forwarded   map[types.UID]map[string]bool
 	kubeletPort int
+	started     time.Time
 }
 
 // New checks cfg and returns a Node; Run starts it.
@@ -115,6 +116,7 @@ func New(cfg Config) (*Node, error) {
 		fingerprint: map[types.UID]string{},
 		emitted:     map[string]bool{},
 		forwarded:   map[types.UID]map[string]bool{},
+		started:     time.Now(),
 	}, nil
 }
 

@@ -19,16 +19,17 @@ const APIPrefix = "/api/v1/"
 
 // Action names.
 const (
-	ActionCreateContainerGroup        = "CreateContainerGroup"
-	ActionDescribeContainerGroups     = "DescribeContainerGroups"
-	ActionDeleteContainerGroup        = "DeleteContainerGroup"
-	ActionDescribeContainerGroupPrice = "DescribeContainerGroupPrice"
-	ActionDescribeSpotPriceHistory    = "DescribeSpotPriceHistory"
-	ActionDescribeAvailableResource   = "DescribeAvailableResource"
-	ActionDescribeContainerLog        = "DescribeContainerLog"
-	ActionDescribeBill                = "DescribeBill"
-	ActionModifySpotMarket            = "ModifySpotMarket"
-	ActionExecContainerCommand        = "ExecContainerCommand"
+	ActionCreateContainerGroup              = "CreateContainerGroup"
+	ActionDescribeContainerGroups           = "DescribeContainerGroups"
+	ActionDeleteContainerGroup              = "DeleteContainerGroup"
+	ActionDescribeContainerGroupPrice       = "DescribeContainerGroupPrice"
+	ActionDescribeSpotPriceHistory          = "DescribeSpotPriceHistory"
+	ActionDescribeAvailableResource         = "DescribeAvailableResource"
+	ActionDescribeContainerLog              = "DescribeContainerLog"
+	ActionDescribeBill                      = "DescribeBill"
+	ActionModifySpotMarket                  = "ModifySpotMarket"
+	ActionExecContainerCommand              = "ExecContainerCommand"
+	ActionDescribeMultiContainerGroupMetric = "DescribeMultiContainerGroupMetric"
 	// ActionStreamContainerLog answers with the log as text/plain, streamed
 	// while the container runs if Follow is set (not an ECI action: kubectl
 	// logs -f needs it).
@@ -444,6 +445,54 @@ type ExecContainerCommandRequest struct {
 type ExecContainerCommandResponse struct {
 	RequestId    string
 	WebSocketUri string
+}
+
+// DescribeMultiContainerGroupMetricRequest asks for the resource use of
+// groups, now.
+type DescribeMultiContainerGroupMetricRequest struct {
+	ContainerGroupIds []string
+}
+
+// DescribeMultiContainerGroupMetricResponse holds one sample per running
+// group (groups not running are left out).
+type DescribeMultiContainerGroupMetricResponse struct {
+	RequestId    string
+	MonitorDatas []MonitorData
+}
+
+// MonitorData is the resource use of one group.
+type MonitorData struct {
+	ContainerGroupId string
+	Records          []MetricRecord
+}
+
+// MetricRecord is one sample: the group's and its running containers'.
+type MetricRecord struct {
+	Timestamp  time.Time // wall time of the sample
+	CPU        CPUMetric
+	Memory     MemoryMetric
+	Containers []ContainerMetric
+}
+
+// ContainerMetric is the sample of one container.
+type ContainerMetric struct {
+	Name      string
+	StartTime time.Time // wall time
+	CPU       CPUMetric
+	Memory    MemoryMetric
+}
+
+// CPUMetric is CPU use: cumulative, and the rate since the previous sample.
+type CPUMetric struct {
+	UsageCoreNanoSeconds uint64
+	UsageNanoCores       uint64
+}
+
+// MemoryMetric is memory use in bytes.
+type MemoryMetric struct {
+	UsageBytes uint64
+	WorkingSet uint64
+	Rss        uint64
 }
 
 // DescribeBillRequest filters the bill; empty matches every group.

@@ -156,6 +156,11 @@ func (c *Client) ExecContainerCommand(ctx context.Context, req ExecContainerComm
 	return resp, c.Call(ctx, ActionExecContainerCommand, req, &resp)
 }
 
+// DescribeMultiContainerGroupMetric samples the resource use of groups.
+func (c *Client) DescribeMultiContainerGroupMetric(ctx context.Context, req DescribeMultiContainerGroupMetricRequest) (resp DescribeMultiContainerGroupMetricResponse, err error) {
+	return resp, c.Call(ctx, ActionDescribeMultiContainerGroupMetric, req, &resp)
+}
+
 // ModifySpotMarket overrides price or stock (operator action).
 func (c *Client) ModifySpotMarket(ctx context.Context, req ModifySpotMarketRequest) (resp ModifySpotMarketResponse, err error) {
 	return resp, c.Call(ctx, ActionModifySpotMarket, req, &resp)

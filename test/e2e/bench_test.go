@@ -62,14 +62,19 @@ func BenchmarkJob1000(b *testing.B) {
 			seen.waitFor(b, "1,000 kwok Job pods Running", func() bool { return seen.count("job-name=wide-kwok", running) == n })
 			kwokRunning = time.Since(start)
 			b.ReportMetric(kwokRunning.Seconds(), "s-to-all-running-kwok")
+			b.Logf("kwok: 1,000 pods Running in %s", kwokRunning.Round(10*time.Millisecond))
 			kubectl(b, "-n", ns, "delete", "job", "wide-kwok", "--wait=false")
-			seen.waitFor(b, "the kwok pods gone", func() bool { return len(seen.names("job-name=wide-kwok")) == 0 })
+			eventually(b, 2*time.Minute, "the kwok pods gone", func() (bool, string) {
+				out := kubectl(b, "-n", ns, "get", "pods", "-l", "job-name=wide-kwok", "-o", "name")
+				return strings.TrimSpace(out) == "", fmt.Sprint(strings.Count(out, "\n"), " left")
+			})
 			kwok.stop()
 		}
 		start := time.Now()
 		apply(b, ns, manifest)
 		seen.waitFor(b, "1,000 Job pods Running", func() bool { return seen.count("job-name=wide", running) == n })
 		allRunning := time.Since(start)
+		b.Logf("spoteci: 1,000 pods Running in %s", allRunning.Round(10*time.Millisecond))
 		if kwokRunning > 0 {
 			b.ReportMetric(allRunning.Seconds()/kwokRunning.Seconds(), "ratio-to-kwok")
 		}
@@ -109,7 +114,9 @@ func BenchmarkJob1000(b *testing.B) {
 // testdata/kwok-stages.yaml on a fake node "kwok-node" labelled type=kwok
 // and tainted, so that only pods that ask for it land there; nil (and the
 // peer's figures left out) without bin/kwok.
-func startKwok(b *testing.B) *process {
+func startKwok(b *testing.B) *process { return startKwokT(b) }
+
+func startKwokT(b testing.TB) *process {
 	bin := filepath.Join(env.bin, "kwok")
 	if _, err := os.Stat(bin); err != nil {
 		b.Logf("no kwok peer: %s is missing (make kwok)", bin)
@@ -135,7 +142,12 @@ spec:
 	if err := p.cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { kubectlErr("delete", "node", "kwok-node", "--wait=false") })
+	b.Cleanup(func() {
+		if b.Failed() {
+			b.Logf("kwok's log:\n%s", tail(p.logs.String(), 3000))
+		}
+		kubectlErr("delete", "node", "kwok-node", "--wait=false")
+	})
 	eventually(b, 30*time.Second, "the kwok node Ready", func() (bool, string) {
 		out, _ := kubectlErr("get", "node", "kwok-node")
 		return strings.Contains(out, " Ready"), out + p.logs.String()

@@ -3,6 +3,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -133,6 +134,19 @@ spec:
 	resp.Body.Close()
 	if string(body) != "served-by-web\n" {
 		t.Errorf("the pod answered %q", body)
+	}
+	// The kubelet's resource endpoints, where metrics-server scrapes them (the
+	// apiserver's node proxy refuses loopback addresses).
+	summary := kubeletGet(t, "/stats/summary")
+	if !strings.Contains(summary, `"name":"web","namespace":"`+ns+`"`) || !strings.Contains(summary, `"workingSetBytes"`) {
+		t.Errorf("/stats/summary lacks the pod's stats:\n%s", tail(summary, 2000))
+	}
+	resource := kubeletGet(t, "/metrics/resource")
+	if !strings.Contains(resource, `container_cpu_usage_seconds_total{container="main",namespace="`+ns+`",pod="web"}`) {
+		t.Errorf("/metrics/resource lacks the container's CPU:\n%s", tail(resource, 2000))
+	}
+	if running := kubeletGet(t, "/runningpods/"); !strings.Contains(running, `"name":"web"`) {
+		t.Errorf("/runningpods/ lacks web:\n%s", tail(running, 1000))
 	}
 	// kubectl logs of a container.
 	if logs := kubectl(t, "-n", ns, "logs", "web", "-c", "main", "--tail=5"); strings.Contains(logs, "error") {
@@ -303,6 +317,24 @@ func TestKill9Adopts(t *testing.T) {
 	if out := kubectl(t, "-n", ns, "exec", "long", "--", "echo", "adopted"); out != "adopted\n" {
 		t.Errorf("exec into the adopted container: %q", out)
 	}
+}
+
+// kubeletGet reads a path of the virtual node's kubelet API, at the port
+// its Node object advertises.
+func kubeletGet(t *testing.T, path string) string {
+	t.Helper()
+	port := kubectl(t, "get", "node", "virtual-kubelet-spoteci", "-o", "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}")
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 30 * time.Second}
+	resp, err := client.Get("https://127.0.0.1:" + port + path)
+	if err != nil {
+		t.Fatalf("GET %s from the kubelet port: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
+	}
+	return string(body)
 }
 
 func execKubectl(args ...string) *exec.Cmd {
