@@ -63,11 +63,11 @@ type Config struct {
 // containerd container whose output a spoteci-logger writes into its log. See
 // doc.go.
 type Containerd struct {
-	cfg    Config
-	log    *slog.Logger
-	client *containerd.Client
-	net    *network
-	pulls  singleflight.Group
+	cfg     Config
+	log     *slog.Logger
+	client  *containerd.Client
+	net     *network
+	pulls   singleflight.Group
 	samples cpuSamples
 
 	ctx    context.Context // the runtime's background work
