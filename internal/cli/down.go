@@ -8,13 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/spoteci/spoteci/internal/eci"
+	"github.com/spoteci/spoteci/internal/pidfile"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -127,22 +127,5 @@ func writePID(stateDir string) (func(), error) {
 
 // runningPID is the pid of a live spoteci recorded in stateDir.
 func runningPID(stateDir string) (int, bool) {
-	b, err := os.ReadFile(filepath.Join(stateDir, pidFile))
-	if err != nil {
-		return 0, false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !strings.Contains(string(cmdline), "spoteci") {
-		return 0, false
-	}
-	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			return 0, false
-		}
-	}
-	return pid, true
+	return pidfile.Live(filepath.Join(stateDir, pidFile), "spoteci")
 }

@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,20 +21,6 @@ import (
 // runcRuntime is the shim of every container: runc, since crun fails on
 // cgroup v1 hosts.
 const runcRuntime = "io.containerd.runc.v2"
-
-// shimGroupAnnotation puts containers in the same runc shim.
-const shimGroupAnnotation = "io.containerd.runc.v2.group"
-
-// shimGroups is how many shims serve the instances.
-const shimGroups = 16
-
-// shimGroup is the shim group of an instance: its containers share a shim,
-// and instances spread over shimGroups shims.
-func shimGroup(id string) string {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	return fmt.Sprintf("spoteci-shim-%02d", h.Sum32()%shimGroups)
-}
 
 // Labels on spoteci's containerd containers.
 const (
@@ -282,9 +267,6 @@ func (r *Containerd) createContainer(ctx context.Context, in *instance, c *conta
 		}),
 		oci.WithMounts(mounts),
 		seccomp.WithDefaultProfile(),
-		// Containers share shims by group: one shim process per container
-		// would cost its start (CPU) and its memory for every instance.
-		oci.WithAnnotations(map[string]string{shimGroupAnnotation: shimGroup(in.spec.ID)}),
 	}
 	if spec.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(spec.WorkingDir))

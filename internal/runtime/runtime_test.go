@@ -11,9 +11,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/spoteci/spoteci/internal/runtime/daemon"
 	"github.com/spoteci/spoteci/internal/runtime/runtimetest"
 )
 
@@ -549,5 +551,35 @@ func TestStats(t *testing.T) {
 	}
 	if _, err := r.Stats("nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Stats of an unknown instance: %v", err)
+	}
+}
+
+// TestContainerdKilled: kill -9 of containerd loses no container: the shims
+// keep them; containerd started again on its folder finds them, and the
+// runtime goes on (exec, an exit, a stop).
+func TestContainerdKilled(t *testing.T) {
+	r := newRuntime(t)
+	start(t, r, Instance{ID: "survivor", Containers: []Container{busybox("main", `echo before; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after; exit 5`)}})
+	waitState(t, r, "survivor", "main", StateRunning)
+	if err := syscall.Kill(env.Daemon.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	d, err := daemon.Start(context.Background(), env.Daemon.Dir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Daemon = d
+	if st, _ := r.Status("survivor"); st.Containers[0].State != StateRunning {
+		t.Fatalf("after containerd's restart: %+v", st.Containers[0])
+	}
+	var out buffer
+	waitFor(t, 30*time.Second, "exec through the new containerd", func() bool {
+		code, err := r.Exec(context.Background(), "survivor", "main", []string{"touch", "/tmp/go"}, ExecIO{Stdout: &out})
+		return err == nil && code == 0
+	})
+	cs := waitState(t, r, "survivor", "main", StateTerminated)
+	if cs.ExitCode != 5 || readLog(t, r, "survivor", "main") != "before\nafter\n" {
+		t.Errorf("after containerd's restart the container ended %d with log %q", cs.ExitCode, readLog(t, r, "survivor", "main"))
 	}
 }

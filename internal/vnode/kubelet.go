@@ -64,23 +64,11 @@ func (n *Node) serveKubelet(ctx context.Context) (int, <-chan error, error) {
 // containerLogs answers GET /containerLogs/{ns}/{pod}/{container} with the
 // query parameters kubectl sends: follow, tailLines, timestamps, sinceSeconds.
 func (n *Node) containerLogs(w http.ResponseWriter, r *http.Request) {
-	pod, err := n.pods.Pods(r.PathValue("namespace")).Get(r.PathValue("pod"))
-	if apierrors.IsNotFound(err) {
-		http.Error(w, fmt.Sprintf("pod %s/%s not found on node %s", r.PathValue("namespace"), r.PathValue("pod"), n.cfg.NodeName), http.StatusNotFound)
+	id, ok := n.instanceOf(w, r)
+	if !ok {
 		return
 	}
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	id := groupIDOf(pod)
-	if g, _ := n.group(pod.UID); g != nil {
-		id = g.ContainerGroupId
-	}
-	if id == "" {
-		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start: no instance yet", r.PathValue("container"), pod.Name), http.StatusBadRequest)
-		return
-	}
+	var err error
 	q := r.URL.Query()
 	req := eciapi.DescribeContainerLogRequest{ContainerGroupId: id, ContainerName: r.PathValue("container"),
 		Follow: q.Get("follow") == "true", Timestamps: q.Get("timestamps") == "true", Previous: q.Get("previous") == "true"}
@@ -114,23 +102,22 @@ func (n *Node) containerLogs(w http.ResponseWriter, r *http.Request) {
 	eciapi.CopyFlushing(w, stream)
 }
 
-// exec answers the apiserver's /exec/{ns}/{pod}/{container}?command=...
-// (kubectl exec) as a kubelet with a CRI runtime does: the service hands out
-// a one-time stream URL for the command (ExecContainerCommand), and the
-// upgraded connection is proxied to it.
-func (n *Node) exec(w http.ResponseWriter, r *http.Request) {
+// instanceOf finds the instance of the pod a kubelet API request names
+// ({namespace}, {pod}, and {uid} if given); it answers the request itself
+// when there is none.
+func (n *Node) instanceOf(w http.ResponseWriter, r *http.Request) (string, bool) {
 	pod, err := n.pods.Pods(r.PathValue("namespace")).Get(r.PathValue("pod"))
 	if apierrors.IsNotFound(err) {
 		http.Error(w, fmt.Sprintf("pod %s/%s not found on node %s", r.PathValue("namespace"), r.PathValue("pod"), n.cfg.NodeName), http.StatusNotFound)
-		return
+		return "", false
 	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+		return "", false
 	}
 	if uid := r.PathValue("uid"); uid != "" && uid != string(pod.UID) {
 		http.Error(w, fmt.Sprintf("pod %s/%s has UID %s, not %s", pod.Namespace, pod.Name, pod.UID, uid), http.StatusNotFound)
-		return
+		return "", false
 	}
 	id := groupIDOf(pod)
 	if g, _ := n.group(pod.UID); g != nil {
@@ -138,6 +125,18 @@ func (n *Node) exec(w http.ResponseWriter, r *http.Request) {
 	}
 	if id == "" {
 		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start: no instance yet", r.PathValue("container"), pod.Name), http.StatusBadRequest)
+		return "", false
+	}
+	return id, true
+}
+
+// exec answers the apiserver's /exec/{ns}/{pod}/{container}?command=...
+// (kubectl exec) as a kubelet with a CRI runtime does: the service hands out
+// a one-time stream URL for the command (ExecContainerCommand), and the
+// upgraded connection is proxied to it.
+func (n *Node) exec(w http.ResponseWriter, r *http.Request) {
+	id, ok := n.instanceOf(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()

@@ -14,9 +14,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spoteci/spoteci/internal/pidfile"
 )
 
 // Daemon is a containerd that spoteci runs for itself: its own configuration,
@@ -145,21 +146,15 @@ func answers(address string) bool {
 
 func (d *Daemon) pidFile() string { return filepath.Join(d.dir, "containerd.pid") }
 
+// PID is the process id of the daemon.
+func (d *Daemon) PID() int { return d.pid }
+
+// Dir is the daemon's folder.
+func (d *Daemon) Dir() string { return d.dir }
+
 // running returns the pid of the containerd of this folder if it runs.
 func (d *Daemon) running() (int, bool) {
-	b, err := os.ReadFile(d.pidFile())
-	if err != nil {
-		return 0, false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !strings.Contains(string(cmdline), filepath.Join(d.dir, "config.toml")) {
-		return 0, false
-	}
-	return pid, true
+	return pidfile.Live(d.pidFile(), filepath.Join(d.dir, "config.toml"))
 }
 
 // Stop stops containerd: SIGTERM, then SIGKILL after 10 seconds. The shims,
@@ -180,7 +175,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, ok := d.running(); !ok || zombie(d.pid) {
+		if _, ok := d.running(); !ok {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -197,18 +192,4 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	os.Remove(d.pidFile())
 	d.log.Info("containerd stopped", "pid", d.pid)
 	return nil
-}
-
-// zombie reports whether pid has exited but not been reaped yet (our own
-// child, waited for by the goroutine of Start).
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] == 'Z'
-	}
-	return false
 }
