@@ -300,6 +300,9 @@ func (r *Containerd) exited(in *instance) {
 func (r *Containerd) release(in *instance) {
 	in.launchMu.Lock() // a launch in progress may still be creating a container
 	defer in.launchMu.Unlock()
+	if cur, ok := r.get(in.spec.ID); !ok || cur != in {
+		return // removed meanwhile: nothing is left to free, and its folder is gone
+	}
 	ctx := r.ctx
 	var errs []error
 	for _, c := range in.containers {
