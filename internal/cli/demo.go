@@ -143,7 +143,7 @@ func runDemo(ctx context.Context, streams Streams, binDir, stateDir string, scal
 	d.say("The reclaimed pod is kept: Failed, reason BidFailed, condition DisruptionTarget")
 	d.run("get", "pod", "-l", "job-name=pi-long", "-o", "custom-columns=NAME:.metadata.name,PHASE:.status.phase,REASON:.status.reason,MESSAGE:.status.message")
 	d.say("The Job controller replaces it (after its failure back-off of about 10 s); the replacement lands where there is stock")
-	if err := d.waitFor(ctx, time.Minute, func() bool {
+	if err := d.waitFor(ctx, 2*time.Minute, func() bool {
 		pods := d.quiet("get", "pod", "-l", "job-name=pi-long", "--no-headers")
 		return strings.Count(pods, "\n") >= 2 && strings.Contains(pods, "Running")
 	}); err != nil {
@@ -200,7 +200,9 @@ func (d *demo) waitFor(ctx context.Context, timeout time.Duration, cond func() b
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %v", timeout)
+			// Say where it stands: a demo that stops says why.
+			return fmt.Errorf("timed out after %v; the pods and their events:\n%s%s", timeout,
+				indent(d.quiet("get", "pod", "-o", "wide")), indent(d.quiet("get", "events", "--sort-by=.lastTimestamp")))
 		}
 		select {
 		case <-ctx.Done():
