@@ -415,6 +415,8 @@ func (r *Containerd) taskExited(ctx context.Context, c *container, code int, at 
 	}
 	in.setTerminated(c, code, reason, msg, at)
 	r.exited(in)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	if t, err := r.task(ctx, c.cid); err == nil {
 		if _, err := t.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
 			r.log.Warn("deleting an ended task", "container", c.cid, "err", err)
@@ -571,7 +573,11 @@ func (r *Containerd) Remove(ctx context.Context, id string) error {
 }
 
 // deleteContainer kills a container's task and deletes it with its snapshot.
+// It finishes even when ctx is cancelled (spoteci stopping): a task left
+// undeleted keeps its shim alive.
 func (r *Containerd) deleteContainer(ctx context.Context, c *container) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	cont, err := r.client.LoadContainer(ctx, c.cid)
 	if errdefs.IsNotFound(err) {
 		return nil
