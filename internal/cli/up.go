@@ -73,8 +73,12 @@ Ctrl-C stops spoteci; running instances keep running and the next up adopts them
 		st.service.cloud.registry.Addr(), o.stateDir, os.Args[0], o.stateDir)
 	err = st.wait(ctx)
 	if n := st.running; n > 0 {
-		fmt.Fprintf(streams.Out, "spoteci stopped; %d instances keep running under containerd's shims (the next `%s up --state-dir %s` adopts them; `%s down --state-dir %s` deletes them)\n",
-			n, os.Args[0], o.stateDir, os.Args[0], o.stateDir)
+		what := fmt.Sprintf("%d instances keep", n)
+		if n == 1 {
+			what = "1 instance keeps"
+		}
+		fmt.Fprintf(streams.Out, "spoteci stopped; %s running under containerd's shims (the next `%s up --state-dir %s` adopts them; `%s down --state-dir %s` deletes them)\n",
+			what, os.Args[0], o.stateDir, os.Args[0], o.stateDir)
 	} else {
 		fmt.Fprintln(streams.Out, "spoteci stopped; no instance was running")
 	}
