@@ -33,7 +33,7 @@ type cloudOptions struct {
 func (o *cloudOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.containerdAddress, "containerd-address", "", "socket of a containerd to use (default: start one under <state-dir>/containerd)")
-	f.StringArrayVar(&o.mirrors, "registry-mirror", nil, "registry mirror HOST=URL, tried before HOST (HOST * mirrors every remote registry); repeatable")
+	f.StringArrayVar(&o.mirrors, "registry-mirror", nil, "registry mirror HOST=URL, tried before HOST; repeatable (the local registry stands in for every remote registry without one)")
 	f.StringVar(&o.registriesFile, "registries", "", "registry mirrors file, in the format of k3s's registries.yaml (mirrors: HOST: endpoint: [URL])")
 	f.StringVar(&o.imageCache, "image-cache", filepath.Join(defaultBinDir(), "images"), "folder of the built-in images (make images), published to the local registry at start")
 	f.StringVar(&o.registryListen, "registry-listen", "127.0.0.1:0", "loopback address of the local registry (port 0: the last one used, else any free one)")

@@ -132,10 +132,13 @@ func (r *Containerd) hosts(creds []Credential) docker.RegistryHosts {
 		host := canonicalHost(refHost)
 		var out []docker.RegistryHost
 		mirrors := r.cfg.Registries.Mirrors[host]
-		if local, _ := docker.MatchLocalhost(host); !local {
-			// A catch-all mirror stands in for remote registries; a
-			// registry on this machine is asked directly.
-			mirrors = append(mirrors, r.cfg.Registries.Mirrors["*"]...)
+		standIn := false
+		if local, _ := docker.MatchLocalhost(host); !local && len(mirrors) == 0 {
+			// The catch-all mirror stands in for a remote registry that has
+			// no mirror of its own, instead of it: a machine that needs one
+			// reaches no registry. A registry on this machine is asked
+			// directly.
+			mirrors, standIn = r.cfg.Registries.Mirrors["*"], len(r.cfg.Registries.Mirrors["*"]) > 0
 		}
 		for _, m := range mirrors {
 			u, err := url.Parse(m)
@@ -147,6 +150,9 @@ func (r *Containerd) hosts(creds []Credential) docker.RegistryHosts {
 				Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve,
 				Authorizer:   authorizer(client, creds, u.Host, host),
 			})
+		}
+		if standIn {
+			return out, nil
 		}
 		origin := refHost
 		if host == "docker.io" {

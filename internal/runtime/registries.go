@@ -14,8 +14,9 @@ type Registries struct {
 	// Mirrors maps a registry host of image references ("docker.io",
 	// "registry.cn-shanghai.aliyuncs.com") to endpoints tried first, in
 	// order ("http://127.0.0.1:5000"). An http:// endpoint is plain HTTP.
-	// Host "*" mirrors every registry not on loopback, after the host's own
-	// mirrors.
+	// Host "*" stands in for every registry that is not on loopback and
+	// has no mirror of its own, instead of it (no fallback to the registry
+	// itself): the mirror of a machine that reaches no registry.
 	Mirrors map[string][]string
 }
 

@@ -583,3 +583,35 @@ func TestContainerdKilled(t *testing.T) {
 		t.Errorf("after containerd's restart the container ended %d with log %q", cs.ExitCode, readLog(t, r, "survivor", "main"))
 	}
 }
+
+// TestRegistryHosts: a registry with a mirror of its own is tried after it;
+// one without is served by the catch-all mirror instead (never asked:
+// these machines reach no registry); one on loopback is asked directly,
+// over plain HTTP.
+func TestRegistryHosts(t *testing.T) {
+	r := &Containerd{cfg: Config{Registries: Registries{Mirrors: map[string][]string{
+		"*":         {"http://127.0.0.1:5000"},
+		"docker.io": {"https://mirror.example:443/base"},
+	}}}}
+	hosts := r.hosts(nil)
+	for _, tc := range []struct {
+		ref  string
+		want []string
+	}{
+		{"docker.io", []string{"https://mirror.example:443/base/v2", "https://registry-1.docker.io/v2"}},
+		{"registry.cn-shanghai.aliyuncs.com", []string{"http://127.0.0.1:5000/v2"}},
+		{"127.0.0.1:6000", []string{"http://127.0.0.1:6000/v2"}},
+	} {
+		got, err := hosts(tc.ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var urls []string
+		for _, h := range got {
+			urls = append(urls, h.Scheme+"://"+h.Host+h.Path)
+		}
+		if !slices.Equal(urls, tc.want) {
+			t.Errorf("hosts(%s) = %v, want %v", tc.ref, urls, tc.want)
+		}
+	}
+}
