@@ -89,12 +89,7 @@ func (n *Node) containerLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	stream, err := n.eci.StreamContainerLog(r.Context(), req)
 	if err != nil {
-		status := http.StatusInternalServerError
-		var apiErr *eciapi.Error
-		if errors.As(err, &apiErr) {
-			status = apiErr.HTTPStatus
-		}
-		http.Error(w, err.Error(), status)
+		serviceError(w, err)
 		return
 	}
 	defer stream.Close()
@@ -144,12 +139,7 @@ func (n *Node) exec(w http.ResponseWriter, r *http.Request) {
 		TTY: isTrue(q.Get("tty")), Stdin: isTrue(q.Get("input")) || isTrue(q.Get("stdin"))}
 	resp, err := n.eci.ExecContainerCommand(r.Context(), req)
 	if err != nil {
-		status := http.StatusInternalServerError
-		var apiErr *eciapi.Error
-		if errors.As(err, &apiErr) {
-			status = apiErr.HTTPStatus
-		}
-		http.Error(w, err.Error(), status)
+		serviceError(w, err)
 		return
 	}
 	target, err := url.Parse(resp.WebSocketUri)
@@ -166,6 +156,17 @@ type streamResponder struct{ n *Node }
 func (s streamResponder) Error(w http.ResponseWriter, r *http.Request, err error) {
 	s.n.log.Error("proxying an exec stream", "path", r.URL.Path, "err", err)
 	http.Error(w, err.Error(), http.StatusInternalServerError)
+}
+
+// serviceError answers with the ECI service's error and its status (500
+// when the service could not be asked).
+func serviceError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	var apiErr *eciapi.Error
+	if errors.As(err, &apiErr) {
+		status = apiErr.HTTPStatus
+	}
+	http.Error(w, err.Error(), status)
 }
 
 func isTrue(v string) bool { return v == "1" || v == "true" }
