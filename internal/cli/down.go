@@ -53,7 +53,8 @@ func runDown(ctx context.Context, streams Streams, log *slog.Logger, o *serverOp
 		return err
 	}
 	defer cl.stop()
-	svc, err := eci.Open(ctx, eci.Config{StateDir: o.stateDir, Region: o.region, TimeScale: o.timeScale, Runtime: cl.runtime, Logger: log})
+	svc, err := eci.Open(ctx, eci.Config{StateDir: o.stateDir, Region: o.region, TimeScale: o.timeScale, Runtime: cl.runtime, Logger: log,
+		TakingDown: true})
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,9 @@ type Config struct {
 	Catalog *catalog.Catalog
 	// Runtime runs the groups' containers (required).
 	Runtime runtime.Runtime
+	// TakingDown opens the service to delete everything (spoteci down): Run
+	// starts no container that never started.
+	TakingDown bool
 	// Wall reads the wall clock; nil means time.Now. For tests.
 	Wall   func() time.Time
 	Logger *slog.Logger
@@ -309,7 +312,7 @@ func (s *Service) resume() {
 	for _, g := range s.groups {
 		st, err := s.rt.Status(g.ID)
 		switch {
-		case !g.inst.State.Ended() && !g.Deleted && errors.Is(err, runtime.ErrNotFound):
+		case !g.inst.State.Ended() && !g.Deleted && errors.Is(err, runtime.ErrNotFound) && !s.cfg.TakingDown:
 			s.startContainers(g)
 		case (g.inst.State.Ended() || g.Deleted) && err == nil && !allTerminated(st.Containers):
 			s.stopContainers(g.ID, g.grace())
