@@ -1,64 +1,56 @@
-// Package runtime runs the containers of spot ECI instances ("container
-// groups") as processes of this host, the way containerd runs them with
-// shims, without images or isolation.
+// Package runtime runs spot ECI instances as pod sandboxes under containerd
+// and runc.
 //
-// # Shims
+// # An instance
 //
-// Each container is run by a shim: the spoteci binary itself, started as the
-// hidden `spoteci shim --dir DIR --id ID --container NAME` command, detached
-// (own session, standard streams on /dev/null), so that the container outlives
-// a restart of the server and its exit code and log are never lost. The shim:
+// Start registers an instance and queues its launch; launchers (16 by
+// default) bring it as far as they can, idempotently, so that a launch
+// resumes where an earlier one stopped (a crash, a pull back-off):
 //
-//   - claims the container by creating its folder (a second shim for the same
-//     container leaves it alone);
-//   - starts the process in its own process group (Setpgid), with a minimal
-//     environment, stdin on /dev/null and stdout and stderr on one pipe that
-//     it copies into the log, a timestamp on every line;
-//   - writes running.json (process and shim pids), waits for the process,
-//     SIGKILLs what is left of its process group, and writes exit.json: exit
-//     code (128+signal for a signal), times and Reason;
-//   - if it was the last container of the instance to finish, drops the
-//     instance's marker into the exits folder, which Host.Exits reads.
+//  1. the folder: spec.json, written once;
+//  2. the images of its containers, in order, pulled as their policy says
+//     through the registry mirrors (a failed pull waits in ErrImagePull,
+//     then ImagePullBackOff, and is queued again after its back-off);
+//  3. the sandbox: a v1 cgroup /spoteci/<id> of the instance type's size, the
+//     volumes, a network namespace pinned to a file and plugged in by the CNI
+//     plugins (ptp + host-local), and /etc/hosts, hostname and resolv.conf;
+//  4. each container: a containerd container (overlayfs snapshot, runc, the
+//     OCI spec: namespaces, Docker's capabilities and seccomp profile, the
+//     cgroup /spoteci/<id>/<name> with its limits, the mounts) and its task,
+//     whose output spoteci-logger (containerd's binary log driver) writes
+//     into <name>.log.
 //
-// Host.Start does no more than queue the instance: launcher goroutines write
-// its spec and fork/exec one shim per container, so Start takes microseconds
-// and bursts queue up (Start blocks only once 4096 are queued). A program
-// that cannot be executed is recorded by its shim as Terminated with Reason
-// StartError.
+// Exits come from containerd's /tasks/exit events, and a resync every 2
+// seconds compares the containers believed running with containerd's tasks,
+// which catches what the stream missed. An exit is written to status.json
+// before the task is deleted; a container whose restart policy says so
+// waits its back-off (CrashLoopBackOff) and starts again from a fresh
+// snapshot. Once every container of an instance has ended, its sandbox is
+// freed (containers, snapshots, network, cgroup); its folder stays, for its
+// status and logs, until Remove.
 //
-// Host.Stop writes the instance's .stop file (the SIGKILL deadline, now +
-// grace) and sends SIGTERM to each shim. A shim, on SIGTERM, sends SIGTERM to
-// its container's process group and SIGKILLs the group at the deadline, so the
-// grace is enforced even if the server exits. A shim reads .stop before it
-// starts its process and again after it wrote running.json, so a Stop racing
-// a Start is never missed. SIGTERM from elsewhere (a host shutdown) stops the
-// container with the grace given to Start.
-//
-// The server reaps the shims it started (they are its children until they
-// exit) with one goroutine woken by SIGCHLD; a shim that dies without writing
-// exit.json gets its container killed and recorded with Reason Lost. A
-// restarted server (a new Host on the same folder) finds the shims of the
-// previous one still running; one that is gone (killed, or the host rebooted:
-// running.json holds the boot id and the shim's start time) is recorded as
-// Lost when seen.
+// containerd's shims keep the containers alive whatever happens to spoteci
+// or containerd: New on the same folder loads every instance, adopts running
+// tasks by id, records the exits that happened meanwhile and queues what was
+// never started.
 //
 // # Folder layout
 //
-//	<dir>/specs/<id>.json                   the instance's containers (written once Start is processed)
-//	<dir>/exits/<id>                        empty marker: every container of <id> terminated, until Exits returns it
-//	<dir>/instances/<id>/.stop              Stop's request: grace and SIGKILL deadline
-//	<dir>/instances/<id>/<container>/       the container's folder, its default working directory
-//	    running.json                        container pid, start time, shim pid, shim start time, boot id
-//	    exit.json                           exit code, reason, message, start and finish times
-//	    log                                 the output, one "<RFC3339Nano> <F|P> <text>" record per line
+//	<dir>/instances/<id>/spec.json      the Instance, as Start was given it
+//	<dir>/instances/<id>/status.json    IP and containers' statuses, rewritten at each change
+//	<dir>/instances/<id>/stop.json      Stop's deadline (SIGKILL after it)
+//	<dir>/instances/<id>/events.jsonl   the kubelet-style events, one JSON per line
+//	<dir>/instances/<id>/<name>.log     the container's output (package logfile's format)
+//	<dir>/instances/<id>/<name>.previous.log   the run before a restart
+//	<dir>/instances/<id>/volumes/<vol>/ the instance's volumes
+//	<dir>/instances/<id>/{hosts,hostname,resolv.conf}
+//	<dir>/netns/<id>                    the pinned network namespace
+//	<dir>/cni/                          CNI cache and host-local leases
+//	<dir>/network.json                  the runtime's network (name and /16)
 //
-// In the log, F ends a line and P is a part of a line continued by the next
-// records (output without a newline yet). The log is created on the first
-// output. Status files are written with a temporary file and a rename
-// (exit.json, .stop, a rewritten spec) or, when readers can tell an
-// incomplete file, in place (running.json, a new spec); nothing is fsynced:
-// the state survives a crash of any process, not a power loss (after which no
-// container survives either).
+// Files are written with a temporary file and a rename; nothing is fsynced:
+// the state survives a crash of any process, not a power loss (after which
+// no container survives either).
 //
-// On Linux only; elsewhere NewHost returns an error.
+// On Linux only, as root.
 package runtime
