@@ -585,15 +585,35 @@ func (r *Containerd) deleteContainer(ctx context.Context, c *container) error {
 	if err != nil {
 		return err
 	}
-	if t, err := cont.Task(ctx, nil); err == nil {
-		if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("deleting task of %s: %w", c.cid, err)
+	// Under load a shim's connection can close in the middle of a delete
+	// ("ttrpc: closed"): ask again, from loading the task, a few times.
+	for attempt := 0; ; attempt++ {
+		err = deleteTask(ctx, cont)
+		if err == nil || attempt == 4 || ctx.Err() != nil {
+			break
 		}
-	} else if !errdefs.IsNotFound(err) {
-		return err
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("deleting task of %s: %w", c.cid, err)
 	}
 	if err := cont.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("deleting container %s: %w", c.cid, err)
+	}
+	return nil
+}
+
+// deleteTask kills a container's task and deletes it; no error if it has none.
+func deleteTask(ctx context.Context, cont containerd.Container) error {
+	t, err := cont.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		return err
 	}
 	return nil
 }
