@@ -480,10 +480,14 @@ func (r *Containerd) Stop(ctx context.Context, id string, grace time.Duration) e
 // records the others as never started. At the deadline what runs is killed.
 func (r *Containerd) stopRunning(in *instance) {
 	deadline := in.stopDeadline()
+	// Containers not started yet never will be; a launch in progress may be
+	// starting one right now, and records the others itself when it ends.
+	if in.launchMu.TryLock() {
+		in.neverStarted()
+		in.launchMu.Unlock()
+	}
 	for _, c := range in.containers {
 		switch in.state(c) {
-		case StateWaiting:
-			in.setTerminated(c, 137, ReasonLost, "The container was stopped before it started", time.Now())
 		case StateRunning:
 			in.event(Event{Type: "Normal", Reason: "Killing", Message: "Stopping container " + c.name, Container: c.name})
 			sig := syscall.SIGTERM

@@ -226,6 +226,16 @@ func (in *instance) setImageID(c *container, imageID string) {
 	c.st.ImageID = imageID
 }
 
+// neverStarted ends the containers still waiting of a stopping instance.
+// Call with launchMu held, so that no launch is starting one.
+func (in *instance) neverStarted() {
+	for _, c := range in.containers {
+		if in.state(c) == StateWaiting {
+			in.setTerminated(c, 137, ReasonLost, "The container was stopped before it started", time.Now())
+		}
+	}
+}
+
 // setTerminated records the end of a container (once).
 func (in *instance) setTerminated(c *container, code int, reason, msg string, at time.Time) {
 	in.mu.Lock()

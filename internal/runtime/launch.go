@@ -50,6 +50,13 @@ func (r *Containerd) launcher() {
 func (r *Containerd) launch(in *instance) {
 	in.launchMu.Lock()
 	defer in.launchMu.Unlock()
+	defer func() {
+		// Stopped meanwhile: what did not start never will.
+		if in.stopping() {
+			in.neverStarted()
+			r.exited(in)
+		}
+	}()
 	ctx, cancel := in.workContext(r.ctx)
 	defer cancel()
 	if in.stopping() || in.allTerminated() {
