@@ -250,16 +250,16 @@ func (r *Containerd) Log(id, name string, opts LogOptions) (io.ReadCloser, error
 	if c == nil {
 		return nil, fmt.Errorf("container %s/%s: %w", id, name, ErrNotFound)
 	}
-	restarts := in.status().Containers[in.index(c)].RestartCount
+	restarts := in.containerStatus(c).RestartCount
 	ended := func() bool {
 		if _, ok := r.get(id); !ok {
 			return true
 		}
-		st := in.status().Containers[in.index(c)]
+		st := in.containerStatus(c)
 		return st.State == StateTerminated || st.RestartCount != restarts // this run is over
 	}
 	if opts.Previous {
-		if in.status().Containers[in.index(c)].RestartCount == 0 {
+		if restarts == 0 {
 			return nil, fmt.Errorf("previous terminated container %q in instance %s not found: %w", name, id, ErrNotFound)
 		}
 		opts.Follow = false
@@ -303,15 +303,20 @@ func (r *Containerd) release(in *instance) {
 	if cur, ok := r.get(in.spec.ID); !ok || cur != in {
 		return // removed meanwhile: nothing is left to free, and its folder is gone
 	}
-	ctx := r.ctx
+	if err := r.freeSandbox(r.ctx, in); err != nil && r.ctx.Err() == nil {
+		r.log.Warn("freeing the sandbox of an ended instance", "instance", in.spec.ID, "err", err)
+	}
+}
+
+// freeSandbox deletes an instance's containerd containers and snapshots, its
+// network namespace and IP lease, its cgroup and its tmpfs volumes.
+func (r *Containerd) freeSandbox(ctx context.Context, in *instance) error {
 	var errs []error
 	for _, c := range in.containers {
 		errs = append(errs, r.deleteContainer(ctx, c))
 	}
 	errs = append(errs, r.net.tearDown(ctx, in.spec.ID), deleteCgroup(in.spec.ID), tearDownVolumes(in))
-	if err := errors.Join(errs...); err != nil && ctx.Err() == nil {
-		r.log.Warn("freeing the sandbox of an ended instance", "instance", in.spec.ID, "err", err)
-	}
+	return errors.Join(errs...)
 }
 
 // watchExits follows containerd's task exits, and every resyncEvery compares
@@ -410,7 +415,7 @@ func (r *Containerd) taskExited(ctx context.Context, c *container, code int, at 
 		reason = ReasonError
 	}
 	if in.spec.RestartPolicy.restarts(code) && !in.stopping() {
-		r.restart(ctx, c, Termination{ExitCode: code, Reason: reason, Message: msg, StartedAt: in.status().Containers[in.index(c)].StartedAt, FinishedAt: at})
+		r.restart(ctx, c, Termination{ExitCode: code, Reason: reason, Message: msg, StartedAt: in.containerStatus(c).StartedAt, FinishedAt: at})
 		return
 	}
 	in.setTerminated(c, code, reason, msg, at)
@@ -437,7 +442,7 @@ const (
 func (r *Containerd) restart(ctx context.Context, c *container, t Termination) {
 	in := c.in
 	wait := r.cfg.RestartBackoff
-	if prev := in.status().Containers[in.index(c)]; prev.LastTerminated != nil && t.FinishedAt.Sub(t.StartedAt) < restartReset {
+	if prev := in.containerStatus(c); prev.LastTerminated != nil && t.FinishedAt.Sub(t.StartedAt) < restartReset {
 		wait = min(maxRestartBackoff, wait<<min(prev.RestartCount, 5))
 	}
 	if err := r.deleteContainer(ctx, c); err != nil {
@@ -487,15 +492,15 @@ func (r *Containerd) stopRunning(in *instance) {
 		in.launchMu.Unlock()
 	}
 	for _, c := range in.containers {
-		switch in.state(c) {
-		case StateRunning:
-			in.event(Event{Type: "Normal", Reason: "Killing", Message: "Stopping container " + c.name, Container: c.name})
-			sig := syscall.SIGTERM
-			if !time.Now().Before(deadline) {
-				sig = syscall.SIGKILL
-			}
-			r.signal(c, sig)
+		if in.state(c) != StateRunning {
+			continue
 		}
+		in.event(Event{Type: "Normal", Reason: "Killing", Message: "Stopping container " + c.name, Container: c.name})
+		sig := syscall.SIGTERM
+		if !time.Now().Before(deadline) {
+			sig = syscall.SIGKILL
+		}
+		r.signal(c, sig)
 	}
 	r.exited(in)
 	if wait := time.Until(deadline); wait > 0 {
@@ -535,25 +540,11 @@ func (r *Containerd) Remove(ctx context.Context, id string) error {
 	in.cancelWork()
 	in.launchMu.Lock() // after a launch in progress, and never beside release
 	defer in.launchMu.Unlock()
-	var errs []error
+	err := r.freeSandbox(ctx, in)
 	for _, c := range in.containers {
-		if err := r.deleteContainer(ctx, c); err != nil {
-			errs = append(errs, err)
-		}
-		if in.state(c) != StateTerminated {
-			in.setTerminated(c, 137, ReasonLost, "The instance was removed", time.Now())
-		}
+		in.setTerminated(c, 137, ReasonLost, "The instance was removed", time.Now()) // once: ended ones keep their end
 	}
-	if err := r.net.tearDown(ctx, id); err != nil {
-		errs = append(errs, err)
-	}
-	if err := deleteCgroup(id); err != nil {
-		errs = append(errs, err)
-	}
-	if err := tearDownVolumes(in); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		return fmt.Errorf("removing instance %s: %w", id, err)
 	}
 	r.mu.Lock()
@@ -622,8 +613,8 @@ func deleteTask(ctx context.Context, cont containerd.Container) error {
 	return nil
 }
 
-// Destroy removes every instance, gives the network back and deletes the
-// runtime's folder: what `spoteci down` does.
+// Destroy removes every instance and gives the network back (its address
+// range and forwarding rules): what `spoteci down` does.
 func (r *Containerd) Destroy(ctx context.Context) error {
 	r.mu.Lock()
 	ids := make([]string, 0, len(r.instances))

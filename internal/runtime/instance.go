@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -100,9 +101,10 @@ func loadInstance(dir string) (*instance, error) {
 		return nil, err
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, eventsFile)); err == nil {
-		for _, line := range splitLines(b) {
+		lines := bytes.Split(b, []byte("\n"))
+		for _, line := range lines[:len(lines)-1] { // the last is empty, or a line cut short by a crash
 			var e Event
-			if json.Unmarshal(line, &e) == nil { // a line cut short by a crash is dropped
+			if json.Unmarshal(line, &e) == nil {
 				in.events = append(in.events, e)
 			}
 		}
@@ -119,13 +121,10 @@ func (in *instance) container(name string) *container {
 	return nil
 }
 
-func (in *instance) index(c *container) int {
-	for i, x := range in.containers {
-		if x == c {
-			return i
-		}
-	}
-	return -1
+func (in *instance) containerStatus(c *container) ContainerStatus {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return c.st
 }
 
 func (in *instance) state(c *container) State {
@@ -220,18 +219,17 @@ func (in *instance) setRunning(c *container, imageID string, at time.Time) bool 
 	return in.stop == nil
 }
 
-func (in *instance) setImageID(c *container, imageID string) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	c.st.ImageID = imageID
-}
-
 // neverStarted ends the containers still waiting of a stopping instance.
 // Call with launchMu held, so that no launch is starting one.
 func (in *instance) neverStarted() {
+	in.endWaiting(137, ReasonLost, "The container was stopped before it started")
+}
+
+// endWaiting ends every container still waiting with code, reason and msg.
+func (in *instance) endWaiting(code int, reason, msg string) {
 	for _, c := range in.containers {
 		if in.state(c) == StateWaiting {
-			in.setTerminated(c, 137, ReasonLost, "The container was stopped before it started", time.Now())
+			in.setTerminated(c, code, reason, msg, time.Now())
 		}
 	}
 }
@@ -409,23 +407,6 @@ func readDirNames(dir string) ([]string, error) {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
-}
-
-func splitLines(b []byte) [][]byte {
-	var lines [][]byte
-	for len(b) > 0 {
-		i := 0
-		for i < len(b) && b[i] != '\n' {
-			i++
-		}
-		if i < len(b) {
-			lines = append(lines, b[:i])
-			b = b[i+1:]
-		} else {
-			break // no newline: cut short
-		}
-	}
-	return lines
 }
 
 // nextBackoff returns the wait before the next pull of a container's image:

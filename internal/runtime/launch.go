@@ -42,8 +42,8 @@ func (r *Containerd) launcher() {
 	}
 }
 
-// launch brings an instance as far as it can go now: folder, sandbox, then
-// each container in order. It is idempotent and resumes where an earlier
+// launch brings an instance as far as it can go now: folder, the images of
+// its waiting containers, sandbox, then each container in order. It is idempotent and resumes where an earlier
 // launch (before a crash, or before a pull back-off) stopped. A failed pull
 // is retried after a back-off by queueing the instance again, so a bad image
 // never holds a launcher.
@@ -127,11 +127,14 @@ func (r *Containerd) retryLater(id string, wait time.Duration) {
 
 // failAll ends every container not started with StartError.
 func (r *Containerd) failAll(in *instance, msg string) {
-	for _, c := range in.containers {
-		if in.state(c) == StateWaiting {
-			in.setTerminated(c, 128, ReasonStartError, msg, time.Now())
-		}
-	}
+	in.endWaiting(128, ReasonStartError, msg)
+	r.exited(in)
+}
+
+// startFailed ends a container that could not be created or started.
+func (r *Containerd) startFailed(in *instance, c *container, msg string) {
+	in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + msg, Container: c.name})
+	in.setTerminated(c, 128, ReasonStartError, msg, time.Now())
 	r.exited(in)
 }
 
@@ -187,17 +190,13 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + err.Error(), Container: c.name})
-			in.setTerminated(c, 128, ReasonStartError, err.Error(), time.Now())
-			r.exited(in)
+			r.startFailed(in, c, err.Error())
 		}
 		return err
 	}
 	task, err := cont.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
-		if err = os.MkdirAll(in.dir, 0o700); err == nil {
-			task, err = cont.NewTask(ctx, cio.BinaryIO(r.cfg.Logger, map[string]string{"--log": c.logPath()}))
-		}
+	if errdefs.IsNotFound(err) { // the folder exists: launch wrote spec.json
+		task, err = cont.NewTask(ctx, cio.BinaryIO(r.cfg.Logger, map[string]string{"--log": c.logPath()}))
 	}
 	if err == nil {
 		var st containerd.Status
@@ -209,10 +208,7 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 		if ctx.Err() != nil {
 			return err
 		}
-		msg := startErrorMessage(err)
-		in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + msg, Container: c.name})
-		in.setTerminated(c, 128, ReasonStartError, msg, time.Now())
-		r.exited(in)
+		r.startFailed(in, c, startErrorMessage(err))
 		if task != nil {
 			task.Delete(r.ctx, containerd.WithProcessKill)
 		}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"strings"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -183,13 +182,4 @@ func authorizer(client *http.Client, creds []Credential, hosts ...string) docker
 		}
 		return "", "", nil
 	}))
-}
-
-// imageHost is the registry host of an image reference.
-func imageHost(image string) string {
-	named, err := reference.ParseNormalizedNamed(image)
-	if err != nil {
-		return ""
-	}
-	return strings.ToLower(reference.Domain(named))
 }
