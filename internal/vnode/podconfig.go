@@ -34,6 +34,23 @@ type configError struct {
 
 func (e *configError) Error() string { return e.msg }
 
+// event is the kubelet's event for it: Failed "Error: ..." for env,
+// FailedMount with the failure itself for volumes.
+func (e *configError) event() (reason, message string) {
+	if e.reason == reasonConfig {
+		return "Failed", "Error: " + e.msg
+	}
+	return e.reason, e.msg
+}
+
+// waiting is the waiting reason of the pod's containers meanwhile.
+func (e *configError) waiting() string {
+	if e.reason == reasonConfig {
+		return reasonConfig
+	}
+	return "ContainerCreating"
+}
+
 // defaultTokenExpiry is the life of a projected service-account token that
 // does not set one, as the kubelet asks for.
 const defaultTokenExpiry = 3600

@@ -30,18 +30,6 @@ const (
 	configRetry = 5 * time.Second
 )
 
-// ReasonContainerCreating is the waiting reason of a container whose
-// instance is being set up.
-const ReasonContainerCreating = "ContainerCreating"
-
-// failedMessage is the event of a config error: "Error: ..." for env, as a
-// kubelet's Failed event, the mount failure itself for volumes.
-func failedMessage(ce *configError) string {
-	if ce.reason == reasonConfig {
-		return "Error: " + ce.msg
-	}
-	return ce.msg
-}
 
 // syncPod converges one pod and its instance. It returns a delay after which
 // to look again when the pod waits on something outside Kubernetes.
@@ -129,16 +117,9 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 			return 0, fmt.Errorf("resolving the config of %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
 		// As a kubelet: the pod waits and the config is read again.
-		event := ce.reason
-		if event == reasonConfig {
-			event = "Failed"
-		}
-		n.warnOnce(ctx, pod, event, failedMessage(ce))
-		waiting := ReasonContainerCreating
-		if ce.reason == reasonConfig {
-			waiting = reasonConfig
-		}
-		return configRetry, n.writeStatus(ctx, pod, waitingStatus(pod, waiting, ce.msg))
+		reason, message := ce.event()
+		n.warnOnce(ctx, pod, reason, message)
+		return configRetry, n.writeStatus(ctx, pod, waitingStatus(pod, ce.waiting(), ce.msg))
 	}
 	creds, err := n.registryCredentials(ctx, pod)
 	if err != nil {

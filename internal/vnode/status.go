@@ -87,14 +87,7 @@ func podStatus(pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) corev1.Po
 		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: ecs.ImageID, ContainerID: "eci://" + g.ContainerGroupId + "/" + c.Name,
 			RestartCount: int32(ecs.RestartCount)}
 		if p := ecs.PreviousState; p != nil {
-			t := &corev1.ContainerStateTerminated{ExitCode: int32(p.ExitCode), Reason: p.Reason, Message: p.DetailStatus, ContainerID: cs.ContainerID}
-			if s := w.ptr(p.StartTime); s != nil {
-				t.StartedAt = *s
-			}
-			if f := w.ptr(p.FinishTime); f != nil {
-				t.FinishedAt = *f
-			}
-			cs.LastTerminationState.Terminated = t
+			cs.LastTerminationState.Terminated = terminated(*p, cs.ContainerID, w)
 		}
 		state := ecs.CurrentState
 		switch state.State {
@@ -106,15 +99,7 @@ func podStatus(pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) corev1.Po
 			cs.Ready, cs.Started = true, ptr(true)
 			running++
 		case "Terminated":
-			t := &corev1.ContainerStateTerminated{ExitCode: int32(state.ExitCode), Reason: state.Reason, Message: state.DetailStatus,
-				ContainerID: cs.ContainerID}
-			if p := w.ptr(state.StartTime); p != nil {
-				t.StartedAt = *p
-			}
-			if p := w.ptr(state.FinishTime); p != nil {
-				t.FinishedAt = *p
-			}
-			cs.State.Terminated, cs.Started = t, ptr(false)
+			cs.State.Terminated, cs.Started = terminated(state, cs.ContainerID, w), ptr(false)
 			allReady = false
 			if state.ExitCode == 0 && state.Reason != "StartError" {
 				succeeded++
@@ -150,6 +135,20 @@ func podStatus(pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) corev1.Po
 		LastTransitionTime: metav1.Time{Time: w.at(g.CreationTime).Truncate(time.Second)}})
 	setReady(&st, allReady && n > 0 && st.Phase == corev1.PodRunning, w.at(g.CreationTime))
 	return st
+}
+
+// terminated is an ended run of a container (its current or its previous
+// one) as Kubernetes says it.
+func terminated(state eciapi.ContainerState, containerID string, w wallClock) *corev1.ContainerStateTerminated {
+	t := &corev1.ContainerStateTerminated{ExitCode: int32(state.ExitCode), Reason: state.Reason, Message: state.DetailStatus,
+		ContainerID: containerID}
+	if p := w.ptr(state.StartTime); p != nil {
+		t.StartedAt = *p
+	}
+	if p := w.ptr(state.FinishTime); p != nil {
+		t.FinishedAt = *p
+	}
+	return t
 }
 
 func releaseTime(w wallClock, t *time.Time) string {
