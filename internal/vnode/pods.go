@@ -30,7 +30,6 @@ const (
 	configRetry = 5 * time.Second
 )
 
-
 // syncPod converges one pod and its instance. It returns a delay after which
 // to look again when the pod waits on something outside Kubernetes.
 func (n *Node) syncPod(ctx context.Context, key string) (time.Duration, error) {
