@@ -210,7 +210,7 @@ func checkContainers(req eciapi.CreateContainerGroupRequest) error {
 			return badRequest("Container.Cpu", "container %q: Cpu %v and Memory %v must not be negative", c.Name, c.Cpu, c.Memory)
 		}
 		for _, e := range c.EnvironmentVars {
-			if f := e.FieldRef; f != nil && !slices.Contains([]string{"status.podIP", "status.podIPs", "status.hostIP", "status.hostIPs"}, f.FieldPath) {
+			if f := e.FieldRef; f != nil && f.FieldPath != "status.podIP" && f.FieldPath != "status.podIPs" {
 				return badRequest("Container.EnvironmentVar.FieldRef.FieldPath", "container %q: env %s: FieldPath %q: want status.podIP (the other fields are known before creation)", c.Name, e.Key, f.FieldPath)
 			}
 		}

@@ -513,7 +513,7 @@ func instanceOf(g *group) runtime.Instance {
 			WorkingDir: c.WorkingDir, CPU: c.Cpu, Memory: int64(c.Memory * (1 << 30))}
 		for _, e := range c.EnvironmentVars {
 			if e.FieldRef != nil {
-				rc.IPEnv = append(rc.IPEnv, e.Key) // status.podIP and its kin: checked at creation
+				rc.IPEnv = append(rc.IPEnv, e.Key) // status.podIP(s): checked at creation
 				continue
 			}
 			rc.Env = append(rc.Env, e.Key+"="+e.Value)

@@ -338,6 +338,9 @@ func TestBadInput(t *testing.T) {
 		{"zone of another region", func(r *eciapi.CreateContainerGroupRequest) { r.ZoneId = "cn-beijing-h" }, 400, []string{"ZoneId", `"cn-beijing-h"`}},
 		{"no image", func(r *eciapi.CreateContainerGroupRequest) { r.Containers[0].Image = "" }, 400, []string{"Image", "has no Image"}},
 		{"bad pull policy", func(r *eciapi.CreateContainerGroupRequest) { r.Containers[0].ImagePullPolicy = "Sometimes" }, 400, []string{"ImagePullPolicy", "Sometimes"}},
+		{"host IP field", func(r *eciapi.CreateContainerGroupRequest) {
+			r.Containers[0].EnvironmentVars = []eciapi.EnvironmentVar{{Key: "H", FieldRef: &eciapi.FieldRef{FieldPath: "status.hostIP"}}}
+		}, 400, []string{"FieldPath", "status.hostIP"}},
 		{"no container", func(r *eciapi.CreateContainerGroupRequest) { r.Containers = nil }, 400, []string{"container"}},
 		{"bid below market", func(r *eciapi.CreateContainerGroupRequest) { r.SpotPriceLimit = "0.01" }, 409, []string{"SpotPriceLimit"}},
 	}

@@ -100,8 +100,8 @@ type EnvironmentVar struct {
 }
 
 // FieldRef names a field of the instance, as ECI's
-// EnvironmentVar.N.FieldRef.FieldPath: status.podIP (also status.podIPs,
-// status.hostIP, status.hostIPs).
+// EnvironmentVar.N.FieldRef.FieldPath: status.podIP (or status.podIPs, the
+// same single address).
 type FieldRef struct {
 	FieldPath string
 }
