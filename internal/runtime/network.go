@@ -219,28 +219,12 @@ func claimNetwork(dir string) (Network, error) {
 		return n, fmt.Errorf("network: %w", err)
 	}
 	for k := range maxNetworks {
-		claim := filepath.Join(networkClaims, fmt.Sprint(k))
-		f, err := os.OpenFile(claim, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if errors.Is(err, fs.ErrExist) {
-			owner, rerr := os.ReadFile(claim)
-			if rerr != nil || strings.TrimSpace(string(owner)) == dir || !exists(filepath.Join(strings.TrimSpace(string(owner)), "network.json")) {
-				// Ours (a crash before network.json), or left by a folder
-				// that is gone: take it over.
-				if werr := atomicfile.Write(claim, []byte(dir), 0o644); werr != nil {
-					return n, werr
-				}
-				f, err = nil, nil
-			} else {
-				continue
-			}
-		} else if err != nil {
-			return n, fmt.Errorf("network: %w", err)
-		} else {
-			_, err = f.WriteString(dir)
-			f.Close()
-			if err != nil {
-				return n, err
-			}
+		ours, err := takeClaim(filepath.Join(networkClaims, fmt.Sprint(k)), dir)
+		if err != nil {
+			return n, err
+		}
+		if !ours {
+			continue
 		}
 		n = Network{Name: fmt.Sprintf("spoteci%d", k), Subnet: fmt.Sprintf("10.%d.0.0/16", 88+k)}
 		b, _ := json.Marshal(n)
@@ -250,6 +234,32 @@ func claimNetwork(dir string) (Network, error) {
 		return n, nil
 	}
 	return n, fmt.Errorf("network: all %d networks are claimed (see %s)", maxNetworks, networkClaims)
+}
+
+// takeClaim makes the claim file name dir if it is free: unclaimed, claimed
+// by dir already (a crash before network.json was written), or claimed by a
+// folder that is gone. It reports whether the claim is dir's now.
+func takeClaim(claim, dir string) (bool, error) {
+	f, err := os.OpenFile(claim, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err == nil {
+		_, err = f.WriteString(dir)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err == nil, err
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return false, fmt.Errorf("network: %w", err)
+	}
+	b, rerr := os.ReadFile(claim)
+	owner := strings.TrimSpace(string(b))
+	if rerr == nil && owner != dir && exists(filepath.Join(owner, "network.json")) {
+		return false, nil // in use by another runtime
+	}
+	if err := atomicfile.Write(claim, []byte(dir), 0o644); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // release gives the network back and deletes its forwarding rules.
