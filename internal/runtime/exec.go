@@ -71,13 +71,16 @@ func (r *Containerd) Exec(ctx context.Context, id, name string, cmd []string, si
 
 	// The process's stdin ends when the client's does: containerd needs
 	// to be told (CloseIO), once the process exists.
-	started := make(chan containerd.Process, 1)
+	ready := make(chan struct{})
+	var running containerd.Process // set before ready is closed; nil if it never started
+	var once sync.Once
+	started := func(p containerd.Process) { once.Do(func() { running = p; close(ready) }) }
+	defer started(nil)
 	var stdin io.Reader
 	if sio.Stdin != nil {
 		stdin = &closingReader{r: sio.Stdin, close: func() {
-			if p, ok := <-started; ok {
-				started <- p
-				p.CloseIO(ctx, containerd.WithStdinCloser)
+			if <-ready; running != nil {
+				running.CloseIO(ctx, containerd.WithStdinCloser)
 			}
 		}}
 	}
@@ -94,20 +97,17 @@ func (r *Containerd) Exec(ctx context.Context, id, name string, cmd []string, si
 	}
 	proc, err := task.Exec(ctx, "exec-"+randomID(), pspec, cio.NewCreator(opts...))
 	if err != nil {
-		close(started)
 		return 0, fmt.Errorf("exec in %s/%s: %w", id, name, err)
 	}
 	defer proc.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
 	exited, err := proc.Wait(ctx)
 	if err != nil {
-		close(started)
 		return 0, err
 	}
 	if err := proc.Start(ctx); err != nil {
-		close(started)
 		return 0, fmt.Errorf("exec in %s/%s: %s", id, name, startErrorMessage(err))
 	}
-	started <- proc
+	started(proc)
 	if sio.Resize != nil {
 		go func() {
 			for size := range sio.Resize {
