@@ -78,6 +78,8 @@ func runDown(ctx context.Context, streams Streams, log *slog.Logger, o *serverOp
 	err = errors.Join(err, <-ran)
 	if derr := cl.runtime.Destroy(ctx); derr != nil {
 		err = errors.Join(err, derr)
+	} else if cl.daemon != nil {
+		cl.daemon.StopIdleShims()
 	}
 	fmt.Fprintf(streams.Out, "deleted %d instances (bills closed); containerd stopped\n", deleted)
 	return err

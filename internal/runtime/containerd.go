@@ -313,7 +313,7 @@ func (r *Containerd) release(in *instance) {
 func (r *Containerd) freeSandbox(ctx context.Context, in *instance) error {
 	var errs []error
 	for _, c := range in.containers {
-		errs = append(errs, r.deleteContainer(ctx, c))
+		errs = append(errs, r.deleteContainer(ctx, c.cid))
 	}
 	errs = append(errs, r.net.tearDown(ctx, in.spec.ID), deleteCgroup(in.spec.ID), tearDownVolumes(in))
 	return errors.Join(errs...)
@@ -445,7 +445,7 @@ func (r *Containerd) restart(ctx context.Context, c *container, t Termination) {
 	if prev := in.containerStatus(c); prev.LastTerminated != nil && t.FinishedAt.Sub(t.StartedAt) < restartReset {
 		wait = min(maxRestartBackoff, wait<<min(prev.RestartCount, 5))
 	}
-	if err := r.deleteContainer(ctx, c); err != nil {
+	if err := r.deleteContainer(ctx, c.cid); err != nil {
 		r.log.Warn("deleting an ended container to restart it", "container", c.cid, "err", err)
 	}
 	in.setRestarting(c, t, wait)
@@ -570,10 +570,10 @@ func (r *Containerd) Remove(ctx context.Context, id string) error {
 // deleteContainer kills a container's task and deletes it with its snapshot.
 // It finishes even when ctx is cancelled (spoteci stopping): a task left
 // undeleted keeps its shim alive.
-func (r *Containerd) deleteContainer(ctx context.Context, c *container) error {
+func (r *Containerd) deleteContainer(ctx context.Context, cid string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	cont, err := r.client.LoadContainer(ctx, c.cid)
+	cont, err := r.client.LoadContainer(ctx, cid)
 	if errdefs.IsNotFound(err) {
 		return nil
 	}
@@ -590,10 +590,10 @@ func (r *Containerd) deleteContainer(ctx context.Context, c *container) error {
 		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
 	}
 	if err != nil {
-		return fmt.Errorf("deleting task of %s: %w", c.cid, err)
+		return fmt.Errorf("deleting task of %s: %w", cid, err)
 	}
 	if err := cont.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("deleting container %s: %w", c.cid, err)
+		return fmt.Errorf("deleting container %s: %w", cid, err)
 	}
 	return nil
 }
@@ -628,10 +628,41 @@ func (r *Containerd) Destroy(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	// Whatever containerd still holds in the namespace (a container whose
+	// instance is gone, from a delete that failed under load) keeps a shim
+	// alive: delete it too.
+	if err := r.sweep(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := r.net.release(); err != nil {
 		errs = append(errs, err)
 	}
 	deleteCgroup("")
+	return errors.Join(errs...)
+}
+
+// sweep deletes every containerd container left in the runtime's namespace.
+func (r *Containerd) sweep(ctx context.Context) error {
+	ctx = namespaces.WithNamespace(ctx, r.cfg.Namespace)
+	left, err := r.client.Containers(ctx)
+	if err != nil {
+		return fmt.Errorf("listing containerd containers: %w", err)
+	}
+	var errs []error
+	orphans := map[string]bool{}
+	for _, cont := range left {
+		r.log.Warn("deleting a containerd container no instance holds", "container", cont.ID())
+		if labels, err := cont.Labels(ctx); err == nil && labels[labelInstance] != "" {
+			orphans[labels[labelInstance]] = true
+		}
+		if err := r.deleteContainer(ctx, cont.ID()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Their sandboxes too: network namespace and address, cgroup.
+	for id := range orphans {
+		errs = append(errs, r.net.tearDown(ctx, id), deleteCgroup(id))
+	}
 	return errors.Join(errs...)
 }
 

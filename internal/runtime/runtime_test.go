@@ -407,6 +407,25 @@ func TestRemoveLeavesNothing(t *testing.T) {
 	}
 }
 
+// TestDestroySweepsOrphans: a containerd container that no instance holds
+// any more (its delete failed under load) is deleted by Destroy, so that its
+// shim does not outlive spoteci down.
+func TestDestroySweepsOrphans(t *testing.T) {
+	r := newRuntime(t)
+	start(t, r, Instance{ID: "orphan", CPU: 1, Memory: 1 << 30, Containers: []Container{busybox("main", `sleep 3600`)}})
+	waitState(t, r, "orphan", "main", StateRunning)
+	r.mu.Lock()
+	delete(r.instances, "orphan")
+	delete(r.byCID, "orphan.0")
+	r.mu.Unlock()
+	if err := r.Destroy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.client.LoadContainer(r.ctx, "orphan.0"); err == nil {
+		t.Error("Destroy left the orphan's containerd container")
+	}
+}
+
 // buffer is a WriteCloser that keeps what it is written.
 type buffer struct {
 	mu sync.Mutex

@@ -13,7 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -192,4 +194,35 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	os.Remove(d.pidFile())
 	d.log.Info("containerd stopped", "pid", d.pid)
 	return nil
+}
+
+// StopIdleShims kills the shims still bound to this containerd once every
+// container is deleted (spoteci down): a shim whose task was deleted under
+// load can miss its shutdown and would outlive containerd. It returns the
+// pids it killed.
+func (d *Daemon) StopIdleShims() []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var killed []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") || !slices.Contains(args, d.Address) {
+			continue
+		}
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			d.log.Warn("killed a shim left without a container", "pid", pid, "cmdline", strings.Join(args, " "))
+			killed = append(killed, pid)
+		}
+	}
+	return killed
 }
