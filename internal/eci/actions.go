@@ -17,6 +17,7 @@ import (
 
 	"github.com/spoteci/spoteci/internal/catalog"
 	"github.com/spoteci/spoteci/internal/market"
+	"github.com/spoteci/spoteci/internal/openapi"
 	"github.com/spoteci/spoteci/internal/prices"
 	"github.com/spoteci/spoteci/internal/runtime"
 	"github.com/spoteci/spoteci/internal/spot"
@@ -27,13 +28,7 @@ import (
 const Currency = "CNY"
 
 // APIError is an error with its HTTP status and ECI-style code.
-type APIError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *APIError) Error() string { return e.Code + ": " + e.Message }
+type APIError = openapi.Error
 
 func badRequest(field, format string, args ...any) *APIError {
 	return &APIError{Status: 400, Code: "InvalidParameter." + field, Message: fmt.Sprintf(format, args...)}

@@ -131,8 +131,8 @@ type EmptyDirVolume struct {
 
 // ConfigFileVolume holds files written into the volume at creation.
 type ConfigFileVolume struct {
-	DefaultMode       int `json:",omitempty"` // 0644 unless set
-	ConfigFileToPaths []ConfigFileToPath
+	DefaultMode       int                `json:",omitempty" rpc:"DefaultMode|DefaultModel"` // 0644 unless set (the SDK spells it DefaultModel)
+	ConfigFileToPaths []ConfigFileToPath `rpc:"ConfigFileToPath"`
 }
 
 // ConfigFileToPath is one file: its path in the volume and its content,
@@ -166,11 +166,11 @@ type Container struct {
 	ImagePullPolicy string `json:",omitempty"`
 	// Commands replace the image's entrypoint and Args its cmd; both empty
 	// run the image's own.
-	Commands        []string
-	Args            []string
-	EnvironmentVars []EnvironmentVar `json:",omitempty"`
+	Commands        []string         `rpc:"Command"`
+	Args            []string         `rpc:"Arg"`
+	EnvironmentVars []EnvironmentVar `json:",omitempty" rpc:"EnvironmentVar"`
 	WorkingDir      string           `json:",omitempty"`
-	VolumeMounts    []VolumeMount    `json:",omitempty"`
+	VolumeMounts    []VolumeMount    `json:",omitempty" rpc:"VolumeMount"`
 	Cpu             float64          `json:",omitempty"`
 	Memory          float64          `json:",omitempty"` // GiB
 }
@@ -195,16 +195,16 @@ type CreateContainerGroupRequest struct {
 	SpotPriceLimit Decimal  `json:",omitempty"`
 	SpotDuration   *Decimal `json:",omitempty"` // hours of protection; default 1
 	// SpotFallback creates a pay-as-you-go group when spot stock is short.
-	SpotFallback                  bool   `json:",omitempty"`
-	RestartPolicy                 string `json:",omitempty"` // Never (the default), OnFailure or Always
-	TerminationGracePeriodSeconds *int64 `json:",omitempty"`
-	Containers                    []Container
-	Tags                          []Tag `json:",omitempty"`
+	SpotFallback                  bool        `json:",omitempty"`
+	RestartPolicy                 string      `json:",omitempty"` // Never (the default), OnFailure or Always
+	TerminationGracePeriodSeconds *int64      `json:",omitempty"`
+	Containers                    []Container `rpc:"Container"`
+	Tags                          []Tag       `json:",omitempty" rpc:"Tag"`
 	// HostName of the containers; default ContainerGroupName.
 	HostName string   `json:",omitempty"`
-	Volumes  []Volume `json:",omitempty"`
+	Volumes  []Volume `json:",omitempty" rpc:"Volume"`
 	// ImageRegistryCredentials log in to private registries.
-	ImageRegistryCredentials []ImageRegistryCredential `json:",omitempty"`
+	ImageRegistryCredentials []ImageRegistryCredential `json:",omitempty" rpc:"ImageRegistryCredential"`
 }
 
 // ImageRegistryCredential is a login to a registry, as ECI's
@@ -225,11 +225,17 @@ type CreateContainerGroupResponse struct {
 type DescribeContainerGroupsRequest struct {
 	// ContainerGroupIds picks groups by ID; named this way, deleted groups
 	// are shown too (status Deleted), so a caller can see their containers stop.
-	ContainerGroupIds  []string `json:",omitempty"`
+	// On the OpenAPI it is a JSON array in one parameter, as ECI has it.
+	ContainerGroupIds  []string `json:",omitempty" rpc:"ContainerGroupIds,json"`
 	ContainerGroupName string   `json:",omitempty"`
 	Status             string   `json:",omitempty"`
 	// Tags keeps the groups that carry every one of these tags.
-	Tags []Tag `json:",omitempty"`
+	Tags []Tag `json:",omitempty" rpc:"Tag"`
+	// Limit is the size of a page (default and at most 100 on the OpenAPI,
+	// all on the JSON API); NextToken, from the previous page, asks for the
+	// next.
+	Limit     int    `json:",omitempty"`
+	NextToken string `json:",omitempty"`
 }
 
 // DescribeContainerGroupsResponse lists groups, newest first.
@@ -416,7 +422,7 @@ type DescribeContainerLogRequest struct {
 	SinceSeconds     int    `json:",omitempty"` // wall seconds, as kubectl logs --since
 	Timestamps       bool   `json:",omitempty"`
 	// Follow keeps a StreamContainerLog open while the container runs.
-	Follow bool `json:",omitempty"`
+	Follow bool `json:",omitempty" rpc:"-"`
 	// Previous reads the log of the container's previous run.
 	Previous bool `json:",omitempty"`
 }
@@ -432,7 +438,8 @@ type DescribeContainerLogResponse struct {
 type ExecContainerCommandRequest struct {
 	ContainerGroupId string
 	ContainerName    string
-	Command          []string
+	// On the OpenAPI, Command is a JSON array in one parameter, as ECI has it.
+	Command []string `rpc:"Command,json"`
 	// TTY gives the command a terminal (stderr then goes to it); Stdin
 	// attaches its standard input.
 	TTY   bool `json:",omitempty"`
@@ -450,7 +457,7 @@ type ExecContainerCommandResponse struct {
 // DescribeMultiContainerGroupMetricRequest asks for the resource use of
 // groups, now.
 type DescribeMultiContainerGroupMetricRequest struct {
-	ContainerGroupIds []string
+	ContainerGroupIds []string `rpc:"ContainerGroupIds,json"`
 }
 
 // DescribeMultiContainerGroupMetricResponse holds one sample per running
