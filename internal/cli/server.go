@@ -23,6 +23,7 @@ type serverOptions struct {
 	stateDir     string
 	listen       string
 	token        string
+	accessKey    string
 	region       string
 	timeScale    float64
 	seed         int64
@@ -66,7 +67,8 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "state folder: database, containers, eci.json")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:0", "loopback address to serve on (port 0: the last one used, else any free one)")
-	f.StringVar(&o.token, "token", "", "bearer token of the API (default: the one in eci.json, else a new random one)")
+	f.StringVar(&o.token, "token", "", "bearer token of the admin API (default: the one in eci.json, else a new random one)")
+	f.StringVar(&o.accessKey, "access-key", "", "AccessKey ID:SECRET that signs OpenAPI calls (default: the pair in eci.json, else a new random one)")
 	f.StringVar(&o.region, "region", eci.DefaultRegion, "region the service sells in")
 	f.Float64Var(&o.timeScale, "time-scale", 1, "market time runs this many times faster than wall time")
 	f.Int64Var(&o.seed, "seed", 1, "seed of the price model (kept in the state folder at first start)")
@@ -137,7 +139,14 @@ func startService(ctx context.Context, log *slog.Logger, o *serverOptions) (*run
 		rand.Read(b)
 		token = hex.EncodeToString(b)
 	}
-	info := eciapi.ServerInfo{Endpoint: "http://" + ln.Addr().String(), Token: token}
+	keyID, keySecret, err := accessKey(o.accessKey, previous)
+	if err != nil {
+		ln.Close()
+		svc.Close()
+		cl.stop()
+		return nil, err
+	}
+	info := eciapi.ServerInfo{Endpoint: "http://" + ln.Addr().String(), Token: token, AccessKeyId: keyID, AccessKeySecret: keySecret}
 	if err := eciapi.WriteServerInfo(o.stateDir, info); err != nil {
 		ln.Close()
 		svc.Close()
@@ -145,7 +154,7 @@ func startService(ctx context.Context, log *slog.Logger, o *serverOptions) (*run
 		return nil, err
 	}
 	rs := &runningService{svc: svc, log: log, info: info, served: make(chan error, 1), cloud: cl,
-		srv: &http.Server{Handler: svc.Handler(token), ReadHeaderTimeout: 10 * time.Second}}
+		srv: &http.Server{Handler: svc.Handler(eci.Credentials{Token: token, AccessKeys: map[string]string{keyID: keySecret}}), ReadHeaderTimeout: 10 * time.Second}}
 	go func() { rs.served <- rs.srv.Serve(ln) }()
 	log.Info("ECI service ready", "endpoint", info.Endpoint, "region", svc.Region(), "market_time", svc.Now().Format(time.RFC3339),
 		"time_scale", o.timeScale, "state_dir", o.stateDir)
@@ -192,4 +201,31 @@ func listen(addr, previous string) (net.Listener, error) {
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
 	return ln, nil
+}
+
+// accessKey is the AccessKey pair of the OpenAPI: --access-key ID:SECRET,
+// else the pair kept in eci.json, else a new one shaped like Alibaba
+// Cloud's (an ID of 24 characters starting LTAI, a secret of 30).
+func accessKey(flag string, previous eciapi.ServerInfo) (id, secret string, err error) {
+	if flag != "" {
+		id, secret, ok := strings.Cut(flag, ":")
+		if !ok || id == "" || secret == "" {
+			return "", "", fmt.Errorf("--access-key %q: want ID:SECRET", flag)
+		}
+		return id, secret, nil
+	}
+	if previous.AccessKeyId != "" && previous.AccessKeySecret != "" {
+		return previous.AccessKeyId, previous.AccessKeySecret, nil
+	}
+	return "LTAI" + randomAlnum(20), randomAlnum(30), nil
+}
+
+func randomAlnum(n int) string {
+	const chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = chars[int(b[i])%len(chars)]
+	}
+	return string(b)
 }

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -122,9 +123,9 @@ func spotFields(strategy string, limit eciapi.Decimal, duration *eciapi.Decimal,
 func marketError(err error) error {
 	switch {
 	case errors.Is(err, market.ErrInsufficientStock):
-		return &APIError{Status: 409, Code: "OperationDenied.NoStock", Message: "no spot stock for the requested specs in any candidate zone; retry later, add specs, or set SpotFallback"}
+		return &APIError{Status: 403, Code: "OperationDenied.NoStock", Message: "no spot stock for the requested specs in any candidate zone; retry later, add specs, or set SpotFallback"}
 	case errors.Is(err, market.ErrBidBelowMarket):
-		return &APIError{Status: 409, Code: "OperationDenied.BidBelowMarket", Message: "the price limit is below the market price of every candidate with stock; raise SpotPriceLimit or use SpotAsPriceGo"}
+		return &APIError{Status: 403, Code: "OperationDenied.BidBelowMarket", Message: "the price limit is below the market price of every candidate with stock; raise SpotPriceLimit or use SpotAsPriceGo"}
 	}
 	return err
 }
@@ -254,8 +255,16 @@ func checkVolumes(vs []eciapi.Volume) (map[string]bool, error) {
 }
 
 // DescribeContainerGroups lists groups, newest first. Deleted groups are left
-// out unless asked for by ID.
+// out unless asked for by ID. With a Limit it answers one page and a
+// NextToken for the next.
 func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.DescribeContainerGroupsRequest) (eciapi.DescribeContainerGroupsResponse, error) {
+	if req.Limit < 0 {
+		return eciapi.DescribeContainerGroupsResponse{}, badRequest("Limit", "Limit %d: want a page size from 1", req.Limit)
+	}
+	after, err := parsePageToken(req.NextToken)
+	if err != nil {
+		return eciapi.DescribeContainerGroupsResponse{}, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.advance(ctx); err != nil {
@@ -264,7 +273,7 @@ func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.Descri
 	var picked []*group
 	if len(req.ContainerGroupIds) > 0 {
 		for _, id := range req.ContainerGroupIds {
-			if g, ok := s.groups[id]; ok {
+			if g, ok := s.groups[id]; ok && !slices.Contains(picked, g) {
 				picked = append(picked, g)
 			}
 		}
@@ -275,26 +284,64 @@ func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.Descri
 			}
 		}
 	}
-	now := s.core.Now()
-	resp := eciapi.DescribeContainerGroupsResponse{Time: now, WallTime: s.clock.WallAt(now), TimeScale: s.clock.Scale}
-	for _, g := range picked {
-		if req.ContainerGroupName != "" && g.Name != req.ContainerGroupName || !hasTags(g.Request.Tags, req.Tags) {
-			continue
-		}
-		view := s.view(g, now)
-		if req.Status != "" && view.Status != req.Status {
-			continue
-		}
-		resp.ContainerGroups = append(resp.ContainerGroups, view)
-	}
-	slices.SortFunc(resp.ContainerGroups, func(a, b eciapi.ContainerGroup) int {
-		if c := b.CreationTime.Compare(a.CreationTime); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ContainerGroupId, b.ContainerGroupId)
+	picked = slices.DeleteFunc(picked, func(g *group) bool {
+		return req.ContainerGroupName != "" && g.Name != req.ContainerGroupName || !hasTags(g.Request.Tags, req.Tags) ||
+			req.Status != "" && g.status(s.containers(g, live(s.rt, g.ID))) != req.Status
 	})
-	resp.TotalCount = len(resp.ContainerGroups)
+	slices.SortFunc(picked, func(a, b *group) int { return pageOrder(a.inst.Created, a.ID, b.inst.Created, b.ID) })
+	now := s.core.Now()
+	resp := eciapi.DescribeContainerGroupsResponse{Time: now, WallTime: s.clock.WallAt(now), TimeScale: s.clock.Scale, TotalCount: len(picked)}
+	if after != nil {
+		picked = picked[sort.Search(len(picked), func(i int) bool {
+			return pageOrder(picked[i].inst.Created, picked[i].ID, after.created, after.id) >= 0
+		}):]
+	}
+	if req.Limit > 0 && len(picked) > req.Limit {
+		next := picked[req.Limit]
+		resp.NextToken = pageToken{created: next.inst.Created, id: next.ID}.String()
+		picked = picked[:req.Limit]
+	}
+	for _, g := range picked {
+		resp.ContainerGroups = append(resp.ContainerGroups, s.view(g, now))
+	}
 	return resp, nil
+}
+
+// pageOrder orders groups newest first, then by ID.
+func pageOrder(aCreated time.Time, aID string, bCreated time.Time, bID string) int {
+	if c := bCreated.Compare(aCreated); c != 0 {
+		return c
+	}
+	return strings.Compare(aID, bID)
+}
+
+// pageToken is where the next page starts: the first group of it, by its
+// place in the order (so a page still starts in the right place when that
+// group was deleted meanwhile).
+type pageToken struct {
+	created time.Time
+	id      string
+}
+
+func (t pageToken) String() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.created.UnixNano(), 10) + "/" + t.id))
+}
+
+func parsePageToken(s string) (*pageToken, error) {
+	if s == "" {
+		return nil, nil
+	}
+	bad := badRequest("NextToken", "NextToken %q: not a token of this service's DescribeContainerGroups", s)
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, bad
+	}
+	nanos, id, ok := strings.Cut(string(raw), "/")
+	n, err := strconv.ParseInt(nanos, 10, 64)
+	if !ok || err != nil {
+		return nil, bad
+	}
+	return &pageToken{created: time.Unix(0, n), id: id}, nil
 }
 
 func hasTags(have, want []eciapi.Tag) bool {

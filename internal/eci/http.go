@@ -15,16 +15,37 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/spoteci/spoteci/internal/openapi"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
 // maxBody bounds a request body; a group's request is a few KB.
 const maxBody = 1 << 20
 
-// Handler serves the API under /api/v1/ (bearer token required), /metrics
-// and /healthz.
-func (s *Service) Handler(token string) http.Handler {
+// Credentials are what the service's APIs accept.
+type Credentials struct {
+	// Token is the bearer token of the admin API under /api/v1/.
+	Token string
+	// AccessKeys map the AccessKey IDs that may sign OpenAPI calls to
+	// their secrets.
+	AccessKeys map[string]string
+}
+
+// Handler serves ECI's and ECS's actions at / as Alibaba Cloud's OpenAPI
+// (signed with an AccessKey), the admin API under /api/v1/ (bearer token),
+// /metrics and /healthz.
+func (s *Service) Handler(creds Credentials) http.Handler {
+	token := creds.Token
 	mux := http.NewServeMux()
+	verifier := &openapi.Verifier{Secrets: creds.AccessKeys, Now: s.cfg.Wall}
+	rpcActions := s.rpcActions()
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			openapi.WriteError(w, newRequestID(), r.Host, &APIError{Status: http.StatusMethodNotAllowed, Code: "MethodNotAllowed", Message: "OpenAPI calls are GET or POST"})
+			return
+		}
+		s.serveOpenAPI(w, r, verifier, rpcActions)
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	actions := map[string]actionFunc{

@@ -35,7 +35,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const token = "test-token"
+// The credentials of the test servers: the admin token, and the AccessKey
+// pair the SDK signs with.
+const (
+	token           = "test-token"
+	accessKeyID     = "LTAItestkey"
+	accessKeySecret = "test-secret"
+)
 
 // server is a real ECI service on a loopback port with its SQLite file.
 type server struct {
@@ -67,7 +73,7 @@ func startServerWith(tb testing.TB, cfg eci.Config) *server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := &http.Server{Handler: svc.Handler(token)}
+	srv := &http.Server{Handler: svc.Handler(eci.Credentials{Token: token, AccessKeys: map[string]string{accessKeyID: accessKeySecret}})}
 	served := make(chan struct{})
 	go func() { srv.Serve(ln); close(served) }()
 	ran := make(chan struct{})
@@ -342,7 +348,7 @@ func TestBadInput(t *testing.T) {
 			r.Containers[0].EnvironmentVars = []eciapi.EnvironmentVar{{Key: "H", FieldRef: &eciapi.FieldRef{FieldPath: "status.hostIP"}}}
 		}, 400, []string{"FieldPath", "status.hostIP"}},
 		{"no container", func(r *eciapi.CreateContainerGroupRequest) { r.Containers = nil }, 400, []string{"container"}},
-		{"bid below market", func(r *eciapi.CreateContainerGroupRequest) { r.SpotPriceLimit = "0.01" }, 409, []string{"SpotPriceLimit"}},
+		{"bid below market", func(r *eciapi.CreateContainerGroupRequest) { r.SpotPriceLimit = "0.01" }, 403, []string{"SpotPriceLimit"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -423,8 +429,8 @@ func TestClientTokenAndFallback(t *testing.T) {
 	}
 	_, err = s.CreateContainerGroup(ctx, spotRequest("nostock", "0.1"))
 	var e *eciapi.Error
-	if !errors.As(err, &e) || e.HTTPStatus != 409 || e.Code != "OperationDenied.NoStock" {
-		t.Fatalf("no stock, no fallback: %v, want 409 OperationDenied.NoStock", err)
+	if !errors.As(err, &e) || e.HTTPStatus != 403 || e.Code != "OperationDenied.NoStock" {
+		t.Fatalf("no stock, no fallback: %v, want 403 OperationDenied.NoStock", err)
 	}
 	req = spotRequest("fallback", "0.1")
 	req.SpotFallback = true

@@ -83,7 +83,8 @@ type Request struct {
 }
 
 var (
-	limitPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]{1,3})?$`)
+	// At most 3 decimals; trailing zeros do not count (the SDK writes 0.250000).
+	limitPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]{1,3}0*)?$`)
 	wholeNumber  = regexp.MustCompile(`^[0-9]+$`)
 )
 

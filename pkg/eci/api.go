@@ -245,10 +245,13 @@ type DescribeContainerGroupsResponse struct {
 	// WallTime is the wall clock at Time, and TimeScale how many times faster
 	// than wall time market time runs: together they turn a market time into
 	// a wall time (Kubernetes objects carry wall times).
-	WallTime        time.Time
-	TimeScale       float64
+	WallTime  time.Time
+	TimeScale float64
+	// TotalCount counts every group that matches, on all pages.
 	TotalCount      int
 	ContainerGroups []ContainerGroup
+	// NextToken asks for the next page; empty on the last.
+	NextToken string `json:",omitempty"`
 }
 
 // ContainerGroup is the state of a group.

@@ -26,7 +26,12 @@ type Client struct {
 // the CLI (and the node) can find it.
 type ServerInfo struct {
 	Endpoint string
-	Token    string
+	// Token is the bearer token of the admin API (/api/v1/).
+	Token string
+	// AccessKeyId and AccessKeySecret sign OpenAPI calls (at /), as the
+	// official SDK does.
+	AccessKeyId     string `json:",omitempty"`
+	AccessKeySecret string `json:",omitempty"`
 }
 
 // InfoFile is the name of the server's info file in its state folder.

@@ -1,0 +1,232 @@
+package eci
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/spoteci/spoteci/internal/openapi"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+	"github.com/spoteci/spoteci/pkg/eci/wire"
+)
+
+// The API versions of the two products whose actions "/" answers.
+const (
+	ECIVersion = "2018-08-08"
+	ECSVersion = "2014-05-26"
+)
+
+// Page sizes of DescribeContainerGroups on the OpenAPI.
+const (
+	defaultPageSize = 20
+	maxPageSize     = 100
+)
+
+// rpcAction is one OpenAPI action: its product's version, and how it runs
+// on the decoded parameters.
+type rpcAction struct {
+	version string
+	run     func(ctx context.Context, params url.Values) (any, error)
+}
+
+// rpc adapts a service action to the OpenAPI: decode the parameters into
+// its request, run it, and shape its answer for the wire.
+func rpc[Req, Resp any](version string, f func(context.Context, Req) (Resp, error), shape func(*Req, Resp) any) rpcAction {
+	return rpcAction{version: version, run: func(ctx context.Context, params url.Values) (any, error) {
+		var req Req
+		if err := openapi.Decode(params, &req); err != nil {
+			return nil, err
+		}
+		resp, err := f(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		if shape == nil {
+			return resp, nil
+		}
+		return shape(&req, resp), nil
+	}}
+}
+
+// rpcActions are the ECI and ECS actions the OpenAPI answers; nothing else
+// (the market overrides, bills and log streams stay on the admin API).
+func (s *Service) rpcActions() map[string]rpcAction {
+	return map[string]rpcAction{
+		eciapi.ActionCreateContainerGroup: rpc(ECIVersion, s.CreateContainerGroup, func(_ *eciapi.CreateContainerGroupRequest, r eciapi.CreateContainerGroupResponse) any {
+			return wire.CreateContainerGroupResponse{ContainerGroupId: r.ContainerGroupId}
+		}),
+		eciapi.ActionDescribeContainerGroups: rpc(ECIVersion, s.describePage, func(_ *eciapi.DescribeContainerGroupsRequest, r eciapi.DescribeContainerGroupsResponse) any {
+			return wireGroups(r)
+		}),
+		eciapi.ActionDeleteContainerGroup: rpc(ECIVersion, s.DeleteContainerGroup, func(_ *eciapi.DeleteContainerGroupRequest, r eciapi.DeleteContainerGroupResponse) any {
+			return wire.DeleteContainerGroupResponse{}
+		}),
+		eciapi.ActionDescribeContainerLog: rpc(ECIVersion, s.DescribeContainerLog, func(_ *eciapi.DescribeContainerLogRequest, r eciapi.DescribeContainerLogResponse) any {
+			return wire.DescribeContainerLogResponse{ContainerName: r.ContainerName, Content: r.Content}
+		}),
+		eciapi.ActionExecContainerCommand: rpc(ECIVersion, s.ExecContainerCommand, func(_ *eciapi.ExecContainerCommandRequest, r eciapi.ExecContainerCommandResponse) any {
+			return wire.ExecContainerCommandResponse{WebSocketUri: r.WebSocketUri}
+		}),
+		eciapi.ActionDescribeContainerGroupPrice: rpc(ECIVersion, s.DescribeContainerGroupPrice, func(_ *eciapi.DescribeContainerGroupPriceRequest, r eciapi.DescribeContainerGroupPriceResponse) any {
+			return wirePrice(r)
+		}),
+		eciapi.ActionDescribeMultiContainerGroupMetric: rpc(ECIVersion, s.DescribeMultiContainerGroupMetric, nil),
+	}
+}
+
+// describePage is DescribeContainerGroups with the OpenAPI's page sizes.
+func (s *Service) describePage(ctx context.Context, req eciapi.DescribeContainerGroupsRequest) (eciapi.DescribeContainerGroupsResponse, error) {
+	switch {
+	case req.Limit == 0:
+		req.Limit = defaultPageSize
+	case req.Limit < 0 || req.Limit > maxPageSize:
+		return eciapi.DescribeContainerGroupsResponse{}, badRequest("Limit", "Limit %d: want 1 to %d", req.Limit, maxPageSize)
+	}
+	return s.DescribeContainerGroups(ctx, req)
+}
+
+// serveOpenAPI answers one OpenAPI call: parameters, signature, action,
+// version, region, then the action itself.
+func (s *Service) serveOpenAPI(w http.ResponseWriter, r *http.Request, verifier *openapi.Verifier, actions map[string]rpcAction) {
+	start := time.Now()
+	requestID := newRequestID()
+	name := "unknown"
+	code := func() int {
+		params, err := openapi.Params(r)
+		if err == nil {
+			err = verifier.Verify(r.Method, params)
+		}
+		if err != nil {
+			return openapi.WriteError(w, requestID, r.Host, err)
+		}
+		action, ok := actions[params.Get("Action")]
+		switch {
+		case params.Get("Action") == "":
+			err = openapi.MissingParameter("Action")
+		case !ok:
+			err = &APIError{Status: http.StatusNotFound, Code: "InvalidAction.NotFound", Message: "Specified api is not found, please check your url and method: " + params.Get("Action") + "."}
+		case params.Get("Version") != action.version:
+			err = &APIError{Status: http.StatusBadRequest, Code: "InvalidVersion", Message: "Specified parameter Version is not valid: " + params.Get("Action") + " is served in version " + action.version + ", not " + strconv.Quote(params.Get("Version")) + "."}
+		case params.Get("Format") != "" && params.Get("Format") != "JSON":
+			err = openapi.InvalidParameter("Format", "only JSON is served, not "+strconv.Quote(params.Get("Format")))
+		case params.Get("RegionId") == "":
+			err = openapi.MissingParameter("RegionId")
+		case params.Get("RegionId") != s.cfg.Region:
+			err = &APIError{Status: http.StatusBadRequest, Code: "InvalidRegionId", Message: "The specified region " + strconv.Quote(params.Get("RegionId")) + " is not served here: this service is region " + s.cfg.Region + "."}
+		}
+		if err != nil {
+			return openapi.WriteError(w, requestID, r.Host, err)
+		}
+		name = params.Get("Action")
+		ctx := context.WithValue(r.Context(), requestHost{}, r.Host)
+		resp, err := action.run(ctx, params)
+		if err != nil {
+			return openapi.WriteError(w, requestID, r.Host, err)
+		}
+		out, err := marshalWithRequestID(resp, requestID)
+		if err != nil {
+			return openapi.WriteError(w, requestID, r.Host, err)
+		}
+		w.Header().Set("Content-Type", "application/json;charset=utf-8")
+		w.Write(out)
+		return http.StatusOK
+	}()
+	s.metrics.latency.WithLabelValues(name, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+}
+
+// marshalWithRequestID encodes a response with its RequestId set.
+func marshalWithRequestID(resp any, requestID string) ([]byte, error) {
+	v := reflect.New(reflect.TypeOf(resp))
+	v.Elem().Set(reflect.ValueOf(resp))
+	if id := v.Elem().FieldByName("RequestId"); id.IsValid() && id.CanSet() {
+		id.SetString(requestID)
+	}
+	return json.Marshal(v.Interface())
+}
+
+// wireGroups shapes a listing as ECI's.
+func wireGroups(r eciapi.DescribeContainerGroupsResponse) wire.DescribeContainerGroupsResponse {
+	out := wire.DescribeContainerGroupsResponse{NextToken: r.NextToken, TotalCount: r.TotalCount,
+		ContainerGroups: make([]wire.ContainerGroup, 0, len(r.ContainerGroups)),
+		Spoteci:         &wire.Listing{MarketTime: wire.Time(r.Time), WallTime: r.WallTime.UTC().Format(time.RFC3339Nano), TimeScale: r.TimeScale}}
+	for _, g := range r.ContainerGroups {
+		out.ContainerGroups = append(out.ContainerGroups, wireGroup(g))
+	}
+	return out
+}
+
+// wireGroup shapes a group as ECI's.
+func wireGroup(g eciapi.ContainerGroup) wire.ContainerGroup {
+	w := wire.ContainerGroup{
+		ContainerGroupId: g.ContainerGroupId, ContainerGroupName: g.ContainerGroupName, RegionId: g.RegionId, ZoneId: g.ZoneId,
+		Cpu: g.Cpu, Memory: g.Memory, InstanceType: g.InstanceType, Status: g.Status, RestartPolicy: g.RestartPolicy,
+		IntranetIp: g.IntranetIp, SpotStrategy: g.SpotStrategy, SpotPriceLimit: g.SpotPriceLimit,
+		CreationTime: wire.Time(g.CreationTime), Tags: []wire.Tag{}, Events: []wire.Event{}, Containers: []wire.Container{},
+		Spoteci: &wire.Group{ClientToken: g.ClientToken, SpotDuration: g.SpotDuration, SpotFallback: g.SpotFallback, Degraded: g.Degraded,
+			PurchasePrice: g.PurchasePrice, Price: g.Price, Amount: g.Amount, ProtectionEnd: wire.Time(g.ProtectionEnd),
+			CreationTime: g.CreationTime.UTC().Format(time.RFC3339Nano)},
+	}
+	if g.NoticeTime != nil {
+		w.Spoteci.NoticeTime = wire.Time(*g.NoticeTime)
+	}
+	if g.ExpiredTime != nil {
+		w.ExpiredTime = wire.Time(*g.ExpiredTime)
+	}
+	if g.SucceededTime != nil {
+		if g.Status == eciapi.StatusFailed {
+			w.FailedTime = wire.Time(*g.SucceededTime)
+		} else {
+			w.SucceededTime = wire.Time(*g.SucceededTime)
+		}
+	}
+	for _, t := range g.Tags {
+		w.Tags = append(w.Tags, wire.Tag(t))
+	}
+	for _, e := range g.Events {
+		name := g.ContainerGroupId
+		if e.Container != "" {
+			name += "." + e.Container
+		}
+		ts := wire.Time(e.Timestamp)
+		w.Events = append(w.Events, wire.Event{Count: 1, Type: e.Type, Name: name, Reason: e.Reason, Message: e.Message,
+			FirstTimestamp: ts, LastTimestamp: ts,
+			Spoteci: &wire.EventDetail{Container: e.Container, Timestamp: e.Timestamp.UTC().Format(time.RFC3339Nano)}})
+	}
+	for _, c := range g.Containers {
+		wc := wire.Container{Name: c.Name, Image: c.Image, Commands: c.Commands, Args: c.Args, RestartCount: c.RestartCount,
+			Ready: c.CurrentState.State == "Running", CurrentState: wireState(&c.CurrentState), PreviousState: wireState(c.PreviousState)}
+		if c.ImageID != "" {
+			wc.Spoteci = &wire.ContainerDetail{ImageID: c.ImageID}
+		}
+		w.Containers = append(w.Containers, wc)
+	}
+	return w
+}
+
+func wireState(s *eciapi.ContainerState) wire.ContainerState {
+	if s == nil {
+		return wire.ContainerState{}
+	}
+	w := wire.ContainerState{State: s.State, DetailStatus: s.DetailStatus, ExitCode: s.ExitCode, Reason: s.Reason, Message: s.DetailStatus}
+	if s.StartTime != nil {
+		w.StartTime = wire.Time(*s.StartTime)
+	}
+	if s.FinishTime != nil {
+		w.FinishTime = wire.Time(*s.FinishTime)
+	}
+	return w
+}
+
+// wirePrice shapes a price answer as ECI's PriceInfo.
+func wirePrice(r eciapi.DescribeContainerGroupPriceResponse) wire.DescribeContainerGroupPriceResponse {
+	out := wire.DescribeContainerGroupPriceResponse{PriceInfo: wire.PriceInfo{Price: wire.Price{
+		OriginalPrice: r.OriginalPrice, TradePrice: r.TradePrice, DiscountPrice: max(0, r.OriginalPrice-r.TradePrice), Currency: r.Currency}}}
+	for _, p := range r.SpotPrices {
+		out.PriceInfo.SpotPrices = append(out.PriceInfo.SpotPrices, wire.SpotPrice{ZoneId: p.ZoneId, InstanceType: p.InstanceType, SpotPrice: p.SpotPrice, OriginPrice: p.OriginPrice})
+	}
+	return out
+}

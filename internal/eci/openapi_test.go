@@ -1,0 +1,386 @@
+package eci_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+
+	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	sdkeci "github.com/aliyun/alibaba-cloud-sdk-go/services/eci"
+
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+	"github.com/spoteci/spoteci/pkg/eci/wire"
+)
+
+// The contract suite: the real service driven by the unmodified official
+// SDK, as any ECI client would drive it.
+
+// sdk is an official ECI client of s, signing with the test AccessKey.
+func (s *server) sdk(t *testing.T) *sdkeci.Client {
+	t.Helper()
+	return s.sdkWith(t, accessKeyID, accessKeySecret)
+}
+
+func (s *server) sdkWith(t *testing.T, id, secret string) *sdkeci.Client {
+	t.Helper()
+	c, err := sdkeci.NewClientWithAccessKey("cn-hangzhou", id, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Domain = strings.TrimPrefix(s.Endpoint, "http://")
+	t.Cleanup(c.Shutdown)
+	return c
+}
+
+// describeWire lists groups through the SDK and decodes the body into the
+// wire types, which keep spoteci's extension.
+func describeWire(t *testing.T, c *sdkeci.Client, req *sdkeci.DescribeContainerGroupsRequest) (*sdkeci.DescribeContainerGroupsResponse, wire.DescribeContainerGroupsResponse) {
+	t.Helper()
+	resp, err := c.DescribeContainerGroups(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w wire.DescribeContainerGroupsResponse
+	if err := json.Unmarshal(resp.GetHttpContentBytes(), &w); err != nil {
+		t.Fatal(err)
+	}
+	return resp, w
+}
+
+func byID(ids ...string) *sdkeci.DescribeContainerGroupsRequest {
+	req := sdkeci.CreateDescribeContainerGroupsRequest()
+	b, _ := json.Marshal(ids)
+	req.ContainerGroupIds = string(b)
+	return req
+}
+
+func sdkCode(t *testing.T, err error) (string, int) {
+	t.Helper()
+	var se *sdkerrors.ServerError
+	if !errors.As(err, &se) {
+		t.Fatalf("want an ECI error, got %v", err)
+	}
+	return se.ErrorCode(), se.HttpStatus()
+}
+
+// A group's life through the SDK: create with env values that need
+// encoding, Running, its log, its price, delete.
+func TestSDKGroupLife(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := s.sdk(t)
+	req := sdkeci.CreateCreateContainerGroupRequest()
+	req.ContainerGroupName = "sdk-life"
+	req.InstanceType = "ecs.c5.large"
+	req.SpotStrategy = "SpotAsPriceGo"
+	req.QueryParams["SpotDuration"] = "0"
+	req.RestartPolicy = "Never"
+	req.Tag = &[]sdkeci.CreateContainerGroupTag{{Key: "team", Value: "a&b=c"}}
+	value := "x&y=z é ~*+% 中文"
+	req.Container = &[]sdkeci.CreateContainerGroupContainer{{
+		Name: "main", Image: "busybox", Command: []string{"sh", "-c", `echo "A=$A"; echo "IP=$MY_IP"; sleep 3600`},
+		EnvironmentVar: &[]sdkeci.CreateContainerGroupEnvironmentVar{
+			{Key: "A", Value: value},
+			{Key: "MY_IP", FieldRef: sdkeci.CreateContainerGroupFieldRef{FieldPath: "status.podIP"}},
+		},
+	}}
+	created, err := c.CreateContainerGroup(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.ContainerGroupId
+	if !strings.HasPrefix(id, "eci-") || created.RequestId == "" {
+		t.Fatalf("created %+v", created)
+	}
+
+	var g sdkeci.DescribeContainerGroupsContainerGroup0
+	eventually(t, id+" Running through the SDK", func() error {
+		resp, _ := describeWire(t, c, byID(id))
+		if len(resp.ContainerGroups) != 1 {
+			return fmt.Errorf("%d groups", len(resp.ContainerGroups))
+		}
+		g = resp.ContainerGroups[0]
+		if g.Status != "Running" || len(g.Containers) != 1 || g.Containers[0].CurrentState.State != "Running" || g.IntranetIp == "" {
+			return fmt.Errorf("status %s, containers %+v, IP %q", g.Status, g.Containers, g.IntranetIp)
+		}
+		return nil
+	})
+	if g.InstanceType != "ecs.c5.large" || g.Cpu != 2 || g.Memory != 4 || g.RegionId != "cn-hangzhou" || g.ZoneId == "" || g.CreationTime == "" {
+		t.Errorf("group %+v", g)
+	}
+	if len(g.Tags) != 1 || g.Tags[0].Value != "a&b=c" {
+		t.Errorf("tags %+v", g.Tags)
+	}
+	if !g.Containers[0].Ready || g.Containers[0].CurrentState.StartTime == "" || len(g.Events) == 0 || g.Events[0].FirstTimestamp == "" {
+		t.Errorf("container %+v, events %+v", g.Containers[0], g.Events)
+	}
+
+	eventually(t, "the log through the SDK", func() error {
+		lreq := sdkeci.CreateDescribeContainerLogRequest()
+		lreq.ContainerGroupId, lreq.ContainerName = id, "main"
+		log, err := c.DescribeContainerLog(lreq)
+		if err != nil {
+			return err
+		}
+		if want := "A=" + value + "\nIP=" + g.IntranetIp + "\n"; log.Content != want {
+			return fmt.Errorf("log %q, want %q", log.Content, want)
+		}
+		return nil
+	})
+
+	preq := sdkeci.CreateDescribeContainerGroupPriceRequest()
+	preq.Cpu, preq.Memory = requests.NewFloat(2), requests.NewFloat(4)
+	price, err := c.DescribeContainerGroupPrice(preq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := price.PriceInfo.Price; p.TradePrice <= 0 || p.OriginalPrice < p.TradePrice || p.Currency != "CNY" {
+		t.Errorf("price %+v", p)
+	}
+
+	dreq := sdkeci.CreateDeleteContainerGroupRequest()
+	dreq.ContainerGroupId = id
+	if _, err := c.DeleteContainerGroup(dreq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteContainerGroup(dreq); err == nil {
+		t.Error("a second delete succeeded")
+	} else if code, status := sdkCode(t, err); code != "InvalidContainerGroup.NotFound" || status != 404 {
+		t.Errorf("second delete: %s %d", code, status)
+	}
+}
+
+// A spot group's whole life read through the SDK: Running, the price rises
+// above its limit, the SpotToBeReleased event, Expired, and the bill in
+// spoteci's extension.
+func TestSDKSpotLife(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	ctx := context.Background()
+	if _, err := s.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.056"))}); err != nil {
+		t.Fatal(err)
+	}
+	c := s.sdk(t)
+	req := sdkeci.CreateCreateContainerGroupRequest()
+	req.ContainerGroupName, req.InstanceType, req.ZoneId = "spot", "ecs.c5.large", "cn-hangzhou-i"
+	req.SpotStrategy, req.SpotPriceLimit = "SpotWithPriceLimit", requests.NewFloat(0.1)
+	req.Container = &[]sdkeci.CreateContainerGroupContainer{{Name: "spot", Image: "busybox", Command: looper}}
+	created, err := c.CreateContainerGroup(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.ContainerGroupId
+	s.waitStatus(t, id, eciapi.StatusRunning)
+	if _, err := s.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.5"))}); err != nil {
+		t.Fatal(err)
+	}
+	var g wire.ContainerGroup
+	eventually(t, id+" Expired through the SDK", func() error {
+		_, w := describeWire(t, c, byID(id))
+		g = w.ContainerGroups[0]
+		if g.Status != "Expired" {
+			return fmt.Errorf("status %s", g.Status)
+		}
+		return nil
+	})
+	var notice *wire.Event
+	for i, e := range g.Events {
+		if e.Reason == "SpotToBeReleased" {
+			notice = &g.Events[i]
+		}
+	}
+	if notice == nil || notice.Type != "Warning" || notice.Message != "Spot ECI will be released in 5 minutes" {
+		t.Fatalf("events %+v: want a Warning SpotToBeReleased", g.Events)
+	}
+	if g.SpotStrategy != "SpotWithPriceLimit" || g.SpotPriceLimit != 0.1 || g.ExpiredTime == "" || g.Spoteci == nil {
+		t.Fatalf("group %+v", g)
+	}
+	if notice.FirstTimestamp != g.Spoteci.NoticeTime || g.Spoteci.ProtectionEnd != g.Spoteci.NoticeTime {
+		t.Errorf("notice at %s, NoticeTime %s, protection end %s: want one moment", notice.FirstTimestamp, g.Spoteci.NoticeTime, g.Spoteci.ProtectionEnd)
+	}
+	if want := 0.056*1 + 0.5*5/60; math.Abs(g.Spoteci.Amount-want) > 1e-9 {
+		t.Errorf("bill %v, want %v", g.Spoteci.Amount, want)
+	}
+}
+
+// Paging and tag filters over many groups: every group once, in order,
+// with the total, and a page that survives a delete between calls.
+func TestSDKPaging(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := s.sdk(t)
+	const n = 230
+	want := map[string]bool{}
+	for i := range n {
+		req := sdkeci.CreateCreateContainerGroupRequest()
+		req.ContainerGroupName = fmt.Sprint("page-", i)
+		req.Cpu, req.Memory = requests.NewFloat(1), requests.NewFloat(2)
+		team := "odd"
+		if i%2 == 0 {
+			team = "even"
+		}
+		req.Tag = &[]sdkeci.CreateContainerGroupTag{{Key: "team", Value: team}, {Key: "all", Value: "yes"}}
+		// An image that is never pulled: the groups wait, cheaply.
+		req.Container = &[]sdkeci.CreateContainerGroupContainer{{Name: "c", Image: "busybox:absent", ImagePullPolicy: "Never"}}
+		resp, err := c.CreateContainerGroup(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if team == "even" {
+			want[resp.ContainerGroupId] = true
+		}
+	}
+	list := func(limit int, deleteAfterFirst bool) []string {
+		var got []string
+		token := ""
+		for page := 0; ; page++ {
+			req := sdkeci.CreateDescribeContainerGroupsRequest()
+			req.Tag = &[]sdkeci.DescribeContainerGroupsTag{{Key: "team", Value: "even"}, {Key: "all", Value: "yes"}}
+			req.Limit = requests.NewInteger(limit)
+			req.NextToken = token
+			resp, err := c.DescribeContainerGroups(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.TotalCount < len(want)-1 || len(resp.ContainerGroups) > limit {
+				t.Fatalf("page %d: total %d, %d groups", page, resp.TotalCount, len(resp.ContainerGroups))
+			}
+			for _, g := range resp.ContainerGroups {
+				got = append(got, g.ContainerGroupId)
+			}
+			if page == 0 && deleteAfterFirst {
+				// Delete the group the next page starts with.
+				next, _ := describeNext(t, c, resp.NextToken)
+				dreq := sdkeci.CreateDeleteContainerGroupRequest()
+				dreq.ContainerGroupId = next
+				if _, err := c.DeleteContainerGroup(dreq); err != nil {
+					t.Fatal(err)
+				}
+				delete(want, next)
+			}
+			if token = resp.NextToken; token == "" {
+				return got
+			}
+		}
+	}
+	for _, limit := range []int{20, 100} {
+		got := list(limit, false)
+		seen := map[string]bool{}
+		for _, id := range got {
+			if !want[id] || seen[id] {
+				t.Fatalf("limit %d: %s listed twice or not even", limit, id)
+			}
+			seen[id] = true
+		}
+		if len(seen) != len(want) {
+			t.Fatalf("limit %d: %d groups listed, want %d", limit, len(seen), len(want))
+		}
+	}
+	if got := list(50, true); len(got) != len(want) {
+		t.Errorf("with a delete between pages: %d listed, want %d", len(got), len(want))
+	}
+	req := sdkeci.CreateDescribeContainerGroupsRequest()
+	req.Limit = requests.NewInteger(101)
+	if _, err := c.DescribeContainerGroups(req); err == nil {
+		t.Error("Limit 101 accepted")
+	} else if code, status := sdkCode(t, err); !strings.HasPrefix(code, "InvalidParameter") || status != 400 {
+		t.Errorf("Limit 101: %s %d", code, status)
+	}
+}
+
+// describeNext returns the first group of the page a token asks for.
+func describeNext(t *testing.T, c *sdkeci.Client, token string) (string, int) {
+	t.Helper()
+	req := sdkeci.CreateDescribeContainerGroupsRequest()
+	req.Tag = &[]sdkeci.DescribeContainerGroupsTag{{Key: "team", Value: "even"}}
+	req.Limit = requests.NewInteger(1)
+	req.NextToken = token
+	resp, err := c.DescribeContainerGroups(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.ContainerGroups[0].ContainerGroupId, resp.TotalCount
+}
+
+// The errors a client meets, with ECI's codes and statuses.
+func TestSDKErrors(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := s.sdk(t)
+	call := func(f func() error) (string, int) {
+		t.Helper()
+		err := f()
+		if err == nil {
+			t.Fatal("the call succeeded")
+		}
+		return sdkCode(t, err)
+	}
+	create := func(mod func(*sdkeci.CreateContainerGroupRequest)) func() error {
+		return func() error {
+			req := sdkeci.CreateCreateContainerGroupRequest()
+			req.ContainerGroupName = "bad"
+			req.Container = &[]sdkeci.CreateContainerGroupContainer{{Name: "c", Image: "busybox", Command: []string{"true"}}}
+			mod(req)
+			_, err := c.CreateContainerGroup(req)
+			return err
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		f      func() error
+		code   string
+		status int
+	}{
+		{"wrong secret", func() error { _, err := s.sdkWith(t, accessKeyID, "wrong").DescribeContainerGroups(sdkeci.CreateDescribeContainerGroupsRequest()); return err }, "SignatureDoesNotMatch", 400},
+		{"unknown key", func() error { _, err := s.sdkWith(t, "LTAInobody", "x").DescribeContainerGroups(sdkeci.CreateDescribeContainerGroupsRequest()); return err }, "InvalidAccessKeyId.NotFound", 404},
+		{"no image", create(func(r *sdkeci.CreateContainerGroupRequest) { (*r.Container)[0].Image = "" }), "InvalidParameter.Container.Image", 400},
+		{"bad strategy", create(func(r *sdkeci.CreateContainerGroupRequest) { r.SpotStrategy = "Cheap" }), "InvalidParameter.SpotStrategy", 400},
+		{"bad list index", create(func(r *sdkeci.CreateContainerGroupRequest) { r.QueryParams["Container.3.Image"] = "x" }), "InvalidParameter", 400},
+		{"bad number", create(func(r *sdkeci.CreateContainerGroupRequest) { r.QueryParams["Cpu"] = "lots" }), "InvalidParameter", 400},
+		{"no stock", create(func(r *sdkeci.CreateContainerGroupRequest) {
+			r.InstanceType, r.ZoneId, r.SpotStrategy = "ecs.c5.large", "cn-hangzhou-i", "SpotAsPriceGo"
+		}), "OperationDenied.NoStock", 403},
+		{"other region", func() error {
+			req := sdkeci.CreateDescribeContainerGroupsRequest()
+			req.RegionId = "cn-beijing"
+			_, err := c.DescribeContainerGroups(req)
+			return err
+		}, "InvalidRegionId", 400},
+		{"unknown action", func() error {
+			req := requests.NewCommonRequest()
+			req.Domain, req.Version, req.ApiName, req.Product = strings.TrimPrefix(s.Endpoint, "http://"), "2018-08-08", "MakeItFree", "Eci"
+			_, err := c.ProcessCommonRequest(req)
+			return err
+		}, "InvalidAction.NotFound", 404},
+		{"admin action on the OpenAPI", func() error {
+			req := requests.NewCommonRequest()
+			req.Domain, req.Version, req.ApiName, req.Product = strings.TrimPrefix(s.Endpoint, "http://"), "2018-08-08", "ModifySpotMarket", "Eci"
+			_, err := c.ProcessCommonRequest(req)
+			return err
+		}, "InvalidAction.NotFound", 404},
+		{"wrong version", func() error {
+			req := requests.NewCommonRequest()
+			req.Domain, req.Version, req.ApiName, req.Product = strings.TrimPrefix(s.Endpoint, "http://"), "2014-05-26", "DescribeContainerGroups", "Eci"
+			_, err := c.ProcessCommonRequest(req)
+			return err
+		}, "InvalidVersion", 400},
+		{"unknown group", func() error {
+			req := sdkeci.CreateDescribeContainerLogRequest()
+			req.ContainerGroupId = "eci-nothere"
+			_, err := c.DescribeContainerLog(req)
+			return err
+		}, "InvalidContainerGroup.NotFound", 404},
+	} {
+		if tc.name == "no stock" {
+			zero := 0
+			if _, err := s.ModifySpotMarket(context.Background(), eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", Stock: &zero}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, status := call(tc.f)
+		if code != tc.code || status != tc.status {
+			t.Errorf("%s: %s %d, want %s %d", tc.name, code, status, tc.code, tc.status)
+		}
+	}
+}
