@@ -332,8 +332,14 @@ func TestSDKErrors(t *testing.T) {
 		code   string
 		status int
 	}{
-		{"wrong secret", func() error { _, err := s.sdkWith(t, accessKeyID, "wrong").DescribeContainerGroups(sdkeci.CreateDescribeContainerGroupsRequest()); return err }, "SignatureDoesNotMatch", 400},
-		{"unknown key", func() error { _, err := s.sdkWith(t, "LTAInobody", "x").DescribeContainerGroups(sdkeci.CreateDescribeContainerGroupsRequest()); return err }, "InvalidAccessKeyId.NotFound", 404},
+		{"wrong secret", func() error {
+			_, err := s.sdkWith(t, accessKeyID, "wrong").DescribeContainerGroups(sdkeci.CreateDescribeContainerGroupsRequest())
+			return err
+		}, "SignatureDoesNotMatch", 400},
+		{"unknown key", func() error {
+			_, err := s.sdkWith(t, "LTAInobody", "x").DescribeContainerGroups(sdkeci.CreateDescribeContainerGroupsRequest())
+			return err
+		}, "InvalidAccessKeyId.NotFound", 404},
 		{"no image", create(func(r *sdkeci.CreateContainerGroupRequest) { (*r.Container)[0].Image = "" }), "InvalidParameter.Container.Image", 400},
 		{"bad strategy", create(func(r *sdkeci.CreateContainerGroupRequest) { r.SpotStrategy = "Cheap" }), "InvalidParameter.SpotStrategy", 400},
 		{"bad list index", create(func(r *sdkeci.CreateContainerGroupRequest) { r.QueryParams["Container.3.Image"] = "x" }), "InvalidParameter", 400},
