@@ -20,6 +20,9 @@ const (
 	ECSVersion = "2014-05-26"
 )
 
+// ActionDescribeSpotAdvice is ECS's advice on spot pools (OpenAPI only).
+const ActionDescribeSpotAdvice = "DescribeSpotAdvice"
+
 // Page sizes of DescribeContainerGroups on the OpenAPI.
 const (
 	defaultPageSize = 20
@@ -75,6 +78,10 @@ func (s *Service) rpcActions() map[string]rpcAction {
 			return wirePrice(r)
 		}),
 		eciapi.ActionDescribeMultiContainerGroupMetric: rpc(ECIVersion, s.DescribeMultiContainerGroupMetric, nil),
+
+		eciapi.ActionDescribeSpotPriceHistory:  rpc(ECSVersion, s.ecsSpotPriceHistory, nil),
+		eciapi.ActionDescribeAvailableResource: rpc(ECSVersion, s.ecsAvailableResource, nil),
+		ActionDescribeSpotAdvice:               rpc(ECSVersion, s.ecsSpotAdvice, nil),
 	}
 }
 

@@ -8,10 +8,12 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	sdkeci "github.com/aliyun/alibaba-cloud-sdk-go/services/eci"
+	sdkecs "github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
@@ -388,5 +390,96 @@ func TestSDKErrors(t *testing.T) {
 		if code != tc.code || status != tc.status {
 			t.Errorf("%s: %s %d, want %s %d", tc.name, code, status, tc.code, tc.status)
 		}
+	}
+}
+
+// The ECS actions about the spot market, through the SDK's ECS client.
+func TestSDKSpotMarketECS(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c, err := sdkecs.NewClientWithAccessKey("cn-hangzhou", accessKeyID, accessKeySecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Domain = strings.TrimPrefix(s.Endpoint, "http://")
+	defer c.Shutdown()
+	zero := 0
+	if _, err := s.ModifySpotMarket(context.Background(), eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", Stock: &zero}); err != nil {
+		t.Fatal(err)
+	}
+
+	hreq := sdkecs.CreateDescribeSpotPriceHistoryRequest()
+	hreq.InstanceType, hreq.ZoneId, hreq.NetworkType = "ecs.c5.large", "cn-hangzhou-i", "vpc"
+	hist, err := c.DescribeSpotPriceHistory(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	points := hist.SpotPrices.SpotPriceType
+	if len(points) < 2 || hist.Currency != "CNY" {
+		t.Fatalf("%d points of 30 days, currency %q", len(points), hist.Currency)
+	}
+	first, err := wire.ParseTime(points[0].Timestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if age := s.svc.Now().Sub(first); age < 29*24*time.Hour || age > 30*24*time.Hour+time.Hour {
+		t.Errorf("history starts %s before now, want 30 days", age)
+	}
+	for _, p := range points {
+		if p.InstanceType != "ecs.c5.large" || p.ZoneId != "cn-hangzhou-i" || p.SpotPrice <= 0 || p.OriginPrice < p.SpotPrice {
+			t.Fatalf("point %+v", p)
+		}
+	}
+
+	areq := sdkecs.CreateDescribeAvailableResourceRequest()
+	areq.DestinationResource, areq.SpotStrategy = "InstanceType", "SpotAsPriceGo"
+	avail, err := c.DescribeAvailableResource(areq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	categories := map[string]string{}
+	for _, z := range avail.AvailableZones.AvailableZone {
+		for _, r := range z.AvailableResources.AvailableResource {
+			for _, sr := range r.SupportedResources.SupportedResource {
+				categories[z.ZoneId+"/"+sr.Value] = sr.StatusCategory
+			}
+		}
+	}
+	if categories["cn-hangzhou-i/ecs.c5.large"] != "WithoutStock" {
+		t.Errorf("the pool set to stock 0 is %q: %v", categories["cn-hangzhou-i/ecs.c5.large"], categories)
+	}
+	withStock := 0
+	for _, c := range categories {
+		if c == "WithStock" {
+			withStock++
+		}
+	}
+	if len(categories) < 10 || withStock != len(categories)-1 {
+		t.Errorf("%d pools, %d with stock: want every pool but one WithStock", len(categories), withStock)
+	}
+
+	sreq := sdkecs.CreateDescribeSpotAdviceRequest()
+	sreq.InstanceTypes = &[]string{"ecs.c5.large"}
+	advice, err := c.DescribeSpotAdvice(sreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zones := advice.AvailableSpotZones.AvailableSpotZone
+	if len(zones) < 1 || advice.RegionId != "cn-hangzhou" {
+		t.Fatalf("advice %+v", advice)
+	}
+	for _, z := range zones {
+		for _, r := range z.AvailableSpotResources.AvailableSpotResource {
+			if r.InstanceType != "ecs.c5.large" || r.AverageSpotDiscount <= 0 || r.AverageSpotDiscount > 100 || r.InterruptRateDesc == "" {
+				t.Errorf("%s: %+v", z.ZoneId, r)
+			}
+		}
+	}
+
+	bad := sdkecs.CreateDescribeAvailableResourceRequest()
+	bad.DestinationResource = "DataDisk"
+	if _, err := c.DescribeAvailableResource(bad); err == nil {
+		t.Error("DestinationResource DataDisk accepted")
+	} else if code, status := sdkCode(t, err); code != "InvalidParameter.DestinationResource" || status != 400 {
+		t.Errorf("DataDisk: %s %d", code, status)
 	}
 }

@@ -10,6 +10,7 @@ package prices
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -195,4 +196,35 @@ func (b *Book) Path(o *catalog.Offering, from, to time.Time) []market.PricePoint
 		}
 		emit(at, current())
 	}
+}
+
+// Advice is what DescribeSpotAdvice says of a pool over a window: the spot
+// price's average share of pay-as-you-go, and how often a spot instance
+// there would have been interrupted.
+type Advice struct {
+	// AverageDiscount is the average spot price over the window as a
+	// percentage of the pay-as-you-go price (30: 30% of it, "3折").
+	AverageDiscount int
+	// InterruptionRate is the share of the window's hours in which the pool
+	// had no stock: an instance running then was released at its next
+	// check. The model alone never runs out; traces and overrides do.
+	InterruptionRate float64
+}
+
+// Advice samples pool o hourly over [from, to).
+func (b *Book) Advice(o *catalog.Offering, from, to time.Time) Advice {
+	var sum float64
+	hours, empty := 0, 0
+	for t := from; t.Before(to); t = t.Add(time.Hour) {
+		q := b.Quote(o, t)
+		sum += q.Price
+		if q.Stock <= 0 {
+			empty++
+		}
+		hours++
+	}
+	if hours == 0 || o.OnDemand <= 0 {
+		return Advice{}
+	}
+	return Advice{AverageDiscount: int(math.Round(100 * sum / float64(hours) / o.OnDemand)), InterruptionRate: float64(empty) / float64(hours)}
 }

@@ -125,3 +125,19 @@ func TestStockFromOverridesAndTraces(t *testing.T) {
 		}
 	}
 }
+
+func TestAdvice(t *testing.T) {
+	pool := markettest.Pool(0, "cn-beijing-h", "ecs.c6.large", 0.39, 0.088)
+	b := prices.NewBook(prices.Config{Seed: 1})
+	to := t0.Add(100 * time.Hour)
+	a := b.Advice(pool, t0, to)
+	if a.InterruptionRate != 0 || a.AverageDiscount < 10 || a.AverageDiscount > 100 {
+		t.Fatalf("model alone: %+v, want no interruption and a discount within [10, 100]", a)
+	}
+	if err := b.Set(prices.Override{Offering: pool, At: t0.Add(75 * time.Hour), Stock: ptr(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Advice(pool, t0, to).InterruptionRate; got != 0.25 {
+		t.Errorf("stock 0 for the last 25 of 100 hours: interruption rate %v, want 0.25", got)
+	}
+}
