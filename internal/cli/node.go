@@ -1,14 +1,20 @@
 package cli
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/spoteci/spoteci/internal/eci"
+	"github.com/spoteci/spoteci/internal/eciprovider"
 	"github.com/spoteci/spoteci/internal/vnode"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -17,11 +23,16 @@ import (
 const DefaultNodeName = "virtual-kubelet-spoteci"
 
 type nodeOptions struct {
-	clientOptions
-	kubeconfig    string
-	nodeName      string
-	taint         bool
-	kubeletListen string
+	stateDir        string
+	kubeconfig      string
+	nodeName        string
+	taint           bool
+	kubeletListen   string
+	eciEndpoint     string
+	region          string
+	vswitchID       string
+	securityGroupID string
+	accessKeyFile   string
 }
 
 func newNodeCommand(streams Streams) *cobra.Command {
@@ -30,9 +41,12 @@ func newNodeCommand(streams Streams) *cobra.Command {
 		Use:   "node",
 		Short: "Join a Kubernetes cluster as a virtual node that runs its pods on spot ECI instances",
 		Long: `Join the cluster of --kubeconfig as a virtual node. Pods bound to it become ECI container
-groups of the service found through --state-dir (or --endpoint and --token), with the bid
-of their k8s.aliyun.com/eci-* annotations. In an existing cluster the node is tainted
-virtual-kubelet.io/provider=spoteci:NoSchedule, so only pods with this toleration land on it:
+groups, with the bid of their k8s.aliyun.com/eci-* annotations, created through Alibaba
+Cloud's official SDK: on the local spoteci service found through --state-dir, or on any ECI
+endpoint (--eci-endpoint, --region, --vswitch-id, --security-group-id; the AccessKey from
+ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET or --access-key-file). In an
+existing cluster the node is tainted virtual-kubelet.io/provider=spoteci:NoSchedule, so only
+pods with this toleration land on it:
 
   tolerations:
   - key: virtual-kubelet.io/provider
@@ -42,27 +56,76 @@ virtual-kubelet.io/provider=spoteci:NoSchedule, so only pods with this toleratio
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := slog.New(slog.NewTextHandler(streams.ErrOut, nil))
-			c, err := o.client()
+			p, err := o.provider()
 			if err != nil {
 				return err
 			}
-			return runNode(cmd.Context(), log, o, c)
+			defer p.Close()
+			return runNode(cmd.Context(), log, o, p)
 		},
 	}
-	o.clientOptions.addFlags(cmd)
 	o.addFlags(cmd)
 	return cmd
 }
 
 func (o *nodeOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
+	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "state folder of the local spoteci service (its eci.json), used unless --eci-endpoint is set")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to join (default: $KUBECONFIG or ~/.kube/config)")
 	f.StringVar(&o.nodeName, "node-name", DefaultNodeName, "name of the Node object")
 	f.BoolVar(&o.taint, "taint", true, "taint the node virtual-kubelet.io/provider=spoteci:NoSchedule")
 	f.StringVar(&o.kubeletListen, "kubelet-listen", "127.0.0.1:0", "address of the kubelet API (kubectl logs)")
+	f.StringVar(&o.eciEndpoint, "eci-endpoint", "", "ECI OpenAPI endpoint: host:port, http:// or https:// URL (e.g. https://eci.cn-hangzhou.aliyuncs.com); default: the local service of --state-dir")
+	f.StringVar(&o.region, "region", "", "region of the ECI endpoint (default: the local service's)")
+	f.StringVar(&o.vswitchID, "vswitch-id", "", "vSwitch of the instances (Alibaba Cloud)")
+	f.StringVar(&o.securityGroupID, "security-group-id", "", "security group of the instances (Alibaba Cloud)")
+	f.StringVar(&o.accessKeyFile, "access-key-file", "", `JSON file {"AccessKeyId": ..., "AccessKeySecret": ...} (default: ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET)`)
 }
 
-func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, c *eciapi.Client) error {
+// provider is the node's ECI provider: the local service of --state-dir,
+// or the endpoint given with its credentials.
+func (o *nodeOptions) provider() (*eciprovider.Provider, error) {
+	if o.eciEndpoint == "" {
+		info, err := eciapi.ReadServerInfo(o.stateDir)
+		if err != nil {
+			return nil, err
+		}
+		return localProvider(info, o.region)
+	}
+	cfg := eciprovider.Config{Endpoint: o.eciEndpoint, Region: o.region, VSwitchID: o.vswitchID, SecurityGroupID: o.securityGroupID,
+		AccessKeyID: os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"), AccessKeySecret: os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")}
+	if o.accessKeyFile != "" {
+		var key struct{ AccessKeyId, AccessKeySecret string }
+		data, err := os.ReadFile(o.accessKeyFile)
+		if err == nil {
+			err = json.Unmarshal(data, &key)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--access-key-file: %w", err)
+		}
+		cfg.AccessKeyID, cfg.AccessKeySecret = key.AccessKeyId, key.AccessKeySecret
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("--region is required with --eci-endpoint")
+	}
+	if cfg.AccessKeyID == "" || cfg.AccessKeySecret == "" {
+		return nil, errors.New("no AccessKey: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or --access-key-file")
+	}
+	return eciprovider.New(cfg)
+}
+
+// localProvider drives the local service of info through the SDK, with its
+// admin API for followed logs.
+func localProvider(info eciapi.ServerInfo, region string) (*eciprovider.Provider, error) {
+	if info.AccessKeyId == "" {
+		return nil, errors.New("the local service wrote no AccessKey to eci.json: restart it with this version of spoteci")
+	}
+	return eciprovider.New(eciprovider.Config{Endpoint: info.Endpoint, Region: cmp.Or(region, info.Region, eci.DefaultRegion),
+		AccessKeyID: info.AccessKeyId, AccessKeySecret: info.AccessKeySecret,
+		Admin: &eciapi.Client{Endpoint: info.Endpoint, Token: info.Token}})
+}
+
+func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, p vnode.Provider) error {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.kubeconfig
 	rest, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
@@ -74,7 +137,7 @@ func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, c *eciapi.Cl
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
-	n, err := vnode.New(vnode.Config{NodeName: o.nodeName, Kube: kube, ECI: c, Taint: o.taint, KubeletListen: o.kubeletListen, Logger: log})
+	n, err := vnode.New(vnode.Config{NodeName: o.nodeName, Kube: kube, Provider: p, Taint: o.taint, KubeletListen: o.kubeletListen, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -146,7 +146,7 @@ func startService(ctx context.Context, log *slog.Logger, o *serverOptions) (*run
 		cl.stop()
 		return nil, err
 	}
-	info := eciapi.ServerInfo{Endpoint: "http://" + ln.Addr().String(), Token: token, AccessKeyId: keyID, AccessKeySecret: keySecret}
+	info := eciapi.ServerInfo{Endpoint: "http://" + ln.Addr().String(), Token: token, AccessKeyId: keyID, AccessKeySecret: keySecret, Region: svc.Region()}
 	if err := eciapi.WriteServerInfo(o.stateDir, info); err != nil {
 		ln.Close()
 		svc.Close()

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spoteci/spoteci/internal/cluster"
-	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
 func newUpCommand(streams Streams) *cobra.Command {
@@ -112,8 +111,15 @@ func startStack(ctx context.Context, log *slog.Logger, o *serverOptions, binDir,
 	st.cancel = cancel
 	go func() { st.served <- st.service.run(runCtx) }()
 	node := &nodeOptions{kubeconfig: kube.Kubeconfig(), nodeName: nodeName, kubeletListen: "127.0.0.1:0"}
+	provider, err := localProvider(st.service.info, "")
+	if err != nil {
+		cancel()
+		st.stopKube()
+		return nil, err
+	}
 	go func() {
-		st.noded <- runNode(runCtx, log, node, &eciapi.Client{Endpoint: st.service.info.Endpoint, Token: st.service.info.Token})
+		defer provider.Close()
+		st.noded <- runNode(runCtx, log, node, provider)
 	}()
 	return st, nil
 }

@@ -23,12 +23,12 @@ import (
 // SDK, as any ECI client would drive it.
 
 // sdk is an official ECI client of s, signing with the test AccessKey.
-func (s *server) sdk(t *testing.T) *sdkeci.Client {
+func (s *server) sdk(t testing.TB) *sdkeci.Client {
 	t.Helper()
 	return s.sdkWith(t, accessKeyID, accessKeySecret)
 }
 
-func (s *server) sdkWith(t *testing.T, id, secret string) *sdkeci.Client {
+func (s *server) sdkWith(t testing.TB, id, secret string) *sdkeci.Client {
 	t.Helper()
 	c, err := sdkeci.NewClientWithAccessKey("cn-hangzhou", id, secret)
 	if err != nil {

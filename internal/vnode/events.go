@@ -17,12 +17,12 @@ import (
 // Pulled, Created, Started, Failed, BackOff, Killing) to the pod as a kubelet
 // does, each once: the node remembers what it sent, and after a restart
 // first reads what the pod already has.
-func (n *Node) forwardContainerEvents(ctx context.Context, pod *corev1.Pod, g *eciapi.ContainerGroup) {
-	var todo []eciapi.Event
+func (n *Node) forwardContainerEvents(ctx context.Context, pod *corev1.Pod, in *Instance) {
+	var todo []Event
 	n.mu.Lock()
 	sent, known := n.forwarded[pod.UID]
 	n.mu.Unlock()
-	for _, e := range g.Events {
+	for _, e := range in.Events {
 		if e.Container != "" && !sent[eventKey(e.Reason, e.Message)] {
 			todo = append(todo, e)
 		}

@@ -87,7 +87,7 @@ func (n *Node) containerLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	stream, err := n.eci.StreamContainerLog(r.Context(), req)
+	stream, err := n.provider.Logs(r.Context(), req)
 	if err != nil {
 		serviceError(w, err)
 		return
@@ -115,8 +115,8 @@ func (n *Node) instanceOf(w http.ResponseWriter, r *http.Request) (string, bool)
 		return "", false
 	}
 	id := groupIDOf(pod)
-	if g, _ := n.group(pod.UID); g != nil {
-		id = g.ContainerGroupId
+	if in := n.group(pod.UID); in != nil {
+		id = in.ID
 	}
 	if id == "" {
 		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start: no instance yet", r.PathValue("container"), pod.Name), http.StatusBadRequest)
@@ -137,12 +137,12 @@ func (n *Node) exec(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	req := eciapi.ExecContainerCommandRequest{ContainerGroupId: id, ContainerName: r.PathValue("container"), Command: q["command"],
 		TTY: isTrue(q.Get("tty")), Stdin: isTrue(q.Get("input")) || isTrue(q.Get("stdin"))}
-	resp, err := n.eci.ExecContainerCommand(r.Context(), req)
+	uri, err := n.provider.Exec(r.Context(), req)
 	if err != nil {
 		serviceError(w, err)
 		return
 	}
-	target, err := url.Parse(resp.WebSocketUri)
+	target, err := url.Parse(uri)
 	if err != nil {
 		http.Error(w, "bad stream URL from the ECI service: "+err.Error(), http.StatusBadGateway)
 		return
@@ -162,9 +162,9 @@ func (s streamResponder) Error(w http.ResponseWriter, r *http.Request, err error
 // when the service could not be asked).
 func serviceError(w http.ResponseWriter, err error) {
 	status := http.StatusInternalServerError
-	var apiErr *eciapi.Error
-	if errors.As(err, &apiErr) {
-		status = apiErr.HTTPStatus
+	var reqErr *RequestError
+	if errors.As(err, &reqErr) {
+		status = reqErr.Status
 	}
 	http.Error(w, err.Error(), status)
 }

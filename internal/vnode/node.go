@@ -34,7 +34,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/spoteci/spoteci/internal/catalog"
-	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
 // Tags the node puts on the groups it creates.
@@ -42,6 +41,9 @@ const (
 	TagNode      = "spoteci.io/node"
 	TagNamespace = "spoteci.io/namespace"
 	TagPod       = "spoteci.io/pod"
+	// TagPodUID names the pod by UID, for backends that do not return the
+	// ClientToken.
+	TagPodUID = "spoteci.io/pod-uid"
 	// TagAPIEvict records, at creation, that the pod asked for api-evict.
 	TagAPIEvict = "spoteci.io/api-evict"
 )
@@ -54,7 +56,8 @@ const TaintKey = "virtual-kubelet.io/provider"
 type Config struct {
 	NodeName string
 	Kube     kubernetes.Interface
-	ECI      *eciapi.Client
+	// Provider runs the pods' instances.
+	Provider Provider
 	// Taint the node virtual-kubelet.io/provider=spoteci:NoSchedule.
 	Taint bool
 	// KubeletListen is the address of the kubelet API (kubectl logs); default 127.0.0.1:0.
@@ -72,15 +75,14 @@ type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	kube     kubernetes.Interface
-	eci      *eciapi.Client
+	provider Provider
 	pods     corelisters.PodLister
 	queue    workqueue.TypedRateLimitingInterface[string]
 	recorder record.EventRecorder
 
 	mu          sync.Mutex
-	groups      map[types.UID]*eciapi.ContainerGroup // last poll, by pod UID
+	groups      map[types.UID]*Instance // last poll, by pod UID
 	fingerprint map[types.UID]string
-	clock       wallClock
 	emitted     map[string]bool // uid/reason of events sent
 	forwarded   map[types.UID]map[string]bool
 	kubeletPort int
@@ -89,8 +91,8 @@ type Node struct {
 
 // New checks cfg and returns a Node; Run starts it.
 func New(cfg Config) (*Node, error) {
-	if cfg.NodeName == "" || cfg.Kube == nil || cfg.ECI == nil {
-		return nil, fmt.Errorf("vnode: NodeName, Kube and ECI are required")
+	if cfg.NodeName == "" || cfg.Kube == nil || cfg.Provider == nil {
+		return nil, fmt.Errorf("vnode: NodeName, Kube and Provider are required")
 	}
 	if cfg.KubeletListen == "" {
 		cfg.KubeletListen = "127.0.0.1:0"
@@ -108,11 +110,11 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Node{
-		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), kube: cfg.Kube, eci: cfg.ECI,
+		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), kube: cfg.Kube, provider: cfg.Provider,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "vnode-pods"}),
-		groups:      map[types.UID]*eciapi.ContainerGroup{},
+		groups:      map[types.UID]*Instance{},
 		fingerprint: map[types.UID]string{},
 		emitted:     map[string]bool{},
 		forwarded:   map[types.UID]map[string]bool{},
@@ -217,21 +219,20 @@ func (n *Node) processNext(ctx context.Context) bool {
 
 // poll reads the node's instances and queues the pods whose instance changed.
 func (n *Node) poll(ctx context.Context) error {
-	resp, err := n.eci.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{Tags: []eciapi.Tag{{Key: TagNode, Value: n.cfg.NodeName}}})
+	list, err := n.provider.List(ctx, map[string]string{TagNode: n.cfg.NodeName})
 	if err != nil {
-		return fmt.Errorf("describing instances: %w", err)
+		return fmt.Errorf("listing instances: %w", err)
 	}
-	fresh := make(map[types.UID]*eciapi.ContainerGroup, len(resp.ContainerGroups))
+	fresh := make(map[types.UID]*Instance, len(list))
 	var changed []string
 	n.mu.Lock()
-	n.clock = wallClockOf(resp)
-	for i := range resp.ContainerGroups {
-		g := &resp.ContainerGroups[i]
-		uid := types.UID(g.ClientToken)
-		fresh[uid] = g
-		if fp := fingerprintOf(g); n.fingerprint[uid] != fp {
+	for i := range list {
+		in := &list[i]
+		uid := podUID(in)
+		fresh[uid] = in
+		if fp := fingerprintOf(in); n.fingerprint[uid] != fp {
 			n.fingerprint[uid] = fp
-			changed = append(changed, tag(g, TagNamespace)+"/"+tag(g, TagPod))
+			changed = append(changed, in.Tags[TagNamespace]+"/"+in.Tags[TagPod])
 		}
 	}
 	for uid := range n.fingerprint {
@@ -239,7 +240,7 @@ func (n *Node) poll(ctx context.Context) error {
 			// Gone from the listing (deleted): its pod learns why.
 			delete(n.fingerprint, uid)
 			if old := n.groups[uid]; old != nil {
-				changed = append(changed, tag(old, TagNamespace)+"/"+tag(old, TagPod))
+				changed = append(changed, old.Tags[TagNamespace]+"/"+old.Tags[TagPod])
 			}
 		}
 	}
@@ -261,25 +262,25 @@ func (n *Node) poll(ctx context.Context) error {
 	return nil
 }
 
-func fingerprintOf(g *eciapi.ContainerGroup) string {
-	b, _ := json.Marshal([]any{g.Status, g.NoticeTime, g.Containers, len(g.Events), g.IntranetIp})
+func fingerprintOf(in *Instance) string {
+	b, _ := json.Marshal([]any{in.Status, in.NoticeTime, in.Containers, len(in.Events), in.IP})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }
 
-func tag(g *eciapi.ContainerGroup, key string) string {
-	for _, t := range g.Tags {
-		if t.Key == key {
-			return t.Value
-		}
+// podUID is the UID of an instance's pod: its ClientToken, or its tag where
+// the backend does not return the token.
+func podUID(in *Instance) types.UID {
+	if in.Token != "" {
+		return types.UID(in.Token)
 	}
-	return ""
+	return types.UID(in.Tags[TagPodUID])
 }
 
-func (n *Node) group(uid types.UID) (*eciapi.ContainerGroup, wallClock) {
+func (n *Node) group(uid types.UID) *Instance {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.groups[uid], n.clock
+	return n.groups[uid]
 }
 
 // register creates or updates the Node object, retrying when another writer

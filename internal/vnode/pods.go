@@ -45,20 +45,20 @@ func (n *Node) syncPod(ctx context.Context, key string) (time.Duration, error) {
 		return 0, err
 	}
 	pod = pod.DeepCopy() // never change the informer's copy
-	g, w := n.group(pod.UID)
+	in := n.group(pod.UID)
 	if pod.DeletionTimestamp != nil {
-		return n.deletePod(ctx, pod, g)
+		return n.deletePod(ctx, pod, in)
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return 0, nil // finished pods keep their last status
 	}
-	if g == nil {
+	if in == nil {
 		if hasInstance(pod) {
 			return n.checkVanished(ctx, pod)
 		}
 		return n.createInstance(ctx, pod)
 	}
-	return n.updatePod(ctx, pod, g, w)
+	return n.updatePod(ctx, pod, in)
 }
 
 // hasInstance reports whether the node has written an instance into the
@@ -128,26 +128,26 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 	if ask.APIEvict {
 		req.Tags = append(req.Tags, eciapi.Tag{Key: TagAPIEvict, Value: "true"})
 	}
-	resp, err := n.eci.CreateContainerGroup(ctx, req)
-	var apiErr *eciapi.Error
+	id, err := n.provider.Create(ctx, req)
+	var reqErr *RequestError
 	switch {
-	case errors.As(err, &apiErr) && apiErr.Code == "OperationDenied.NoStock":
+	case errors.Is(err, ErrNoStock) && errors.As(err, &reqErr):
 		n.recorder.Event(pod, corev1.EventTypeWarning, "SpotStockInsufficient", "No spot stock for the requested specs; the pod waits for stock (set k8s.aliyun.com/eci-spot-fallback: \"true\" to run pay-as-you-go instead)")
-		return stockRetry, n.writeStatus(ctx, pod, waitingStatus(pod, "WaitingForSpotStock", apiErr.Message))
-	case errors.As(err, &apiErr) && apiErr.Code == "OperationDenied.BidBelowMarket":
-		n.recorder.Event(pod, corev1.EventTypeWarning, "SpotBidBelowMarket", apiErr.Message+"; the pod waits for the price to fall")
-		return stockRetry, n.writeStatus(ctx, pod, waitingStatus(pod, "WaitingForSpotPrice", apiErr.Message))
-	case errors.As(err, &apiErr) && apiErr.HTTPStatus/100 == 4:
-		n.warnOnce(ctx, pod, "ProviderCreateFailed", apiErr.Message)
-		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, "ProviderCreateFailed", apiErr.Message))
+		return stockRetry, n.writeStatus(ctx, pod, waitingStatus(pod, "WaitingForSpotStock", reqErr.Message))
+	case errors.Is(err, ErrBidBelowMarket) && errors.As(err, &reqErr):
+		n.recorder.Event(pod, corev1.EventTypeWarning, "SpotBidBelowMarket", reqErr.Message+"; the pod waits for the price to fall")
+		return stockRetry, n.writeStatus(ctx, pod, waitingStatus(pod, "WaitingForSpotPrice", reqErr.Message))
+	case errors.As(err, &reqErr) && reqErr.Status/100 == 4:
+		n.warnOnce(ctx, pod, "ProviderCreateFailed", reqErr.Message)
+		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, "ProviderCreateFailed", reqErr.Message))
 	case err != nil:
 		return 0, fmt.Errorf("creating the instance of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	g, w, err := n.describe(ctx, resp.ContainerGroupId)
-	if err != nil || g == nil {
+	in, err := n.provider.Get(ctx, id)
+	if err != nil || in == nil {
 		return time.Second, err // the next poll brings it
 	}
-	return n.updatePod(ctx, pod, g, w)
+	return n.updatePod(ctx, pod, in)
 }
 
 func (n *Node) createRequest(pod *corev1.Pod, f spot.Fields) eciapi.CreateContainerGroupRequest {
@@ -156,7 +156,8 @@ func (n *Node) createRequest(pod *corev1.Pod, f spot.Fields) eciapi.CreateContai
 		InstanceType: f.Specs, SpotStrategy: f.Strategy, SpotPriceLimit: eciapi.Decimal(f.PriceLimit),
 		SpotFallback: f.Fallback == "true", TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,
 		RestartPolicy: string(pod.Spec.RestartPolicy),
-		Tags:          []eciapi.Tag{{Key: TagNode, Value: n.cfg.NodeName}, {Key: TagNamespace, Value: pod.Namespace}, {Key: TagPod, Value: pod.Name}},
+		Tags: []eciapi.Tag{{Key: TagNode, Value: n.cfg.NodeName}, {Key: TagNamespace, Value: pod.Namespace}, {Key: TagPod, Value: pod.Name},
+			{Key: TagPodUID, Value: string(pod.UID)}},
 	}
 	if f.Duration != "" {
 		req.SpotDuration = (*eciapi.Decimal)(&f.Duration)
@@ -178,24 +179,11 @@ func (n *Node) createRequest(pod *corev1.Pod, f spot.Fields) eciapi.CreateContai
 	return req
 }
 
-// describe reads one group by ID (deleted ones too).
-func (n *Node) describe(ctx context.Context, id string) (*eciapi.ContainerGroup, wallClock, error) {
-	resp, err := n.eci.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{ContainerGroupIds: []string{id}})
-	if err != nil {
-		return nil, wallClock{}, fmt.Errorf("describing %s: %w", id, err)
-	}
-	w := wallClockOf(resp)
-	if len(resp.ContainerGroups) == 0 {
-		return nil, w, nil
-	}
-	return &resp.ContainerGroups[0], w, nil
-}
-
 // updatePod mirrors the instance into the pod: status, events, and the
 // eviction that api-evict asks for at the notice.
-func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) (time.Duration, error) {
-	n.forwardContainerEvents(ctx, pod, g)
-	for _, e := range g.Events {
+func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (time.Duration, error) {
+	n.forwardContainerEvents(ctx, pod, in)
+	for _, e := range in.Events {
 		switch {
 		case e.Reason == "SpotToBeReleased" && !hasCondition(pod, ConditionInstanceExpired):
 			// The condition, written with the notice, marks the event as sent:
@@ -205,15 +193,15 @@ func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, g *eciapi.Contain
 			n.warnOnce(ctx, pod, e.Reason, e.Message)
 		}
 	}
-	if g.Status == eciapi.StatusDeleted {
+	if in.Status == StatusDeleted {
 		return n.checkVanished(ctx, pod)
 	}
-	if err := n.writeStatus(ctx, pod, podStatus(pod, g, w)); err != nil {
+	if err := n.writeStatus(ctx, pod, podStatus(pod, in)); err != nil {
 		return 0, err
 	}
 	// api-evict as asked at creation: later edits of the annotation change nothing.
-	if g.NoticeTime != nil && g.Status != eciapi.StatusExpired && tag(g, TagAPIEvict) == "true" {
-		return n.evict(ctx, pod, g, w)
+	if !in.NoticeTime.IsZero() && in.Status != StatusExpired && in.Tags[TagAPIEvict] == "true" {
+		return n.evict(ctx, pod, in)
 	}
 	return 0, nil
 }
@@ -236,12 +224,12 @@ func (n *Node) writeStatus(ctx context.Context, pod *corev1.Pod, st corev1.PodSt
 // back, or lost), after confirming it by ID: a poll may just be late.
 func (n *Node) checkVanished(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
 	id := groupIDOf(pod)
-	g, w, err := n.describe(ctx, id)
+	in, err := n.provider.Get(ctx, id)
 	if err != nil {
 		return 0, err
 	}
-	if g != nil && g.Status != eciapi.StatusDeleted {
-		return n.updatePod(ctx, pod, g, w)
+	if in != nil && in.Status != StatusDeleted {
+		return n.updatePod(ctx, pod, in)
 	}
 	n.warnOnce(ctx, pod, ReasonInstanceVanished, fmt.Sprintf("The container instance %s of the pod no longer exists", id))
 	return 0, n.writeStatus(ctx, pod, vanishedStatus(pod, time.Now()))
@@ -250,8 +238,8 @@ func (n *Node) checkVanished(ctx context.Context, pod *corev1.Pod) (time.Duratio
 // evict asks the Eviction API to remove the pod before its instance is
 // released, with a grace period that ends before the release. A budget that
 // refuses is retried, and named in a Warning event.
-func (n *Node) evict(ctx context.Context, pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) (time.Duration, error) {
-	left := time.Until(w.at(*g.ExpiredTime))
+func (n *Node) evict(ctx context.Context, pod *corev1.Pod, in *Instance) (time.Duration, error) {
+	left := time.Until(in.ReleaseTime)
 	grace := int64(30)
 	if p := pod.Spec.TerminationGracePeriodSeconds; p != nil {
 		grace = *p
@@ -292,22 +280,21 @@ func budgetOf(err error) string {
 // deletePod stops the instance of a pod being deleted, with the pod's grace
 // period, and removes the pod once its containers stopped (or the grace is
 // over), as a kubelet does.
-func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, g *eciapi.ContainerGroup) (time.Duration, error) {
+func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, in *Instance) (time.Duration, error) {
 	id := ""
-	if g != nil {
-		id = g.ContainerGroupId
+	if in != nil {
+		id = in.ID
 	} else {
 		id = groupIDOf(pod)
 	}
 	if id != "" {
-		cur, _, err := n.describe(ctx, id)
+		cur, err := n.provider.Get(ctx, id)
 		if err != nil {
 			return 0, err
 		}
 		// Ended groups are deleted too, so that the node's polls forget them.
-		if cur != nil && cur.Status != eciapi.StatusDeleted {
-			req := eciapi.DeleteContainerGroupRequest{ContainerGroupId: id, GracePeriodSeconds: pod.DeletionGracePeriodSeconds}
-			if _, err := n.eci.DeleteContainerGroup(ctx, req); err != nil && !eciapi.IsNotFound(err) {
+		if cur != nil && cur.Status != StatusDeleted {
+			if err := n.provider.Delete(ctx, id, pod.DeletionGracePeriodSeconds); err != nil && !errors.Is(err, ErrNotFound) {
 				return 0, fmt.Errorf("deleting instance %s: %w", id, err)
 			}
 			return stopPoll, nil
@@ -325,9 +312,9 @@ func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, g *eciapi.Contain
 	return 0, nil
 }
 
-func running(g *eciapi.ContainerGroup) bool {
-	for _, c := range g.Containers {
-		if c.CurrentState.State == "Running" {
+func running(in *Instance) bool {
+	for _, c := range in.Containers {
+		if c.State.State == ContainerRunning {
 			return true
 		}
 	}
@@ -339,14 +326,14 @@ func running(g *eciapi.ContainerGroup) bool {
 func (n *Node) deleteOrphans(ctx context.Context, ns, name string) error {
 	n.mu.Lock()
 	var ids []string
-	for _, g := range n.groups {
-		if tag(g, TagNamespace) == ns && tag(g, TagPod) == name {
-			ids = append(ids, g.ContainerGroupId)
+	for _, in := range n.groups {
+		if in.Tags[TagNamespace] == ns && in.Tags[TagPod] == name {
+			ids = append(ids, in.ID)
 		}
 	}
 	n.mu.Unlock()
 	for _, id := range ids {
-		if _, err := n.eci.DeleteContainerGroup(ctx, eciapi.DeleteContainerGroupRequest{ContainerGroupId: id}); err != nil && !eciapi.IsNotFound(err) {
+		if err := n.provider.Delete(ctx, id, nil); err != nil && !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("deleting orphan instance %s: %w", id, err)
 		}
 	}

@@ -38,8 +38,8 @@ func (n *Node) sample(ctx context.Context) ([]podMetric, error) {
 	var ids []string
 	for _, p := range pods {
 		id := groupIDOf(p)
-		if g, _ := n.group(p.UID); g != nil {
-			id = g.ContainerGroupId
+		if in := n.group(p.UID); in != nil {
+			id = in.ID
 		}
 		if id != "" && p.Status.Phase == corev1.PodRunning {
 			byGroup[id] = p
@@ -49,7 +49,7 @@ func (n *Node) sample(ctx context.Context) ([]podMetric, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	resp, err := n.eci.DescribeMultiContainerGroupMetric(ctx, eciapi.DescribeMultiContainerGroupMetricRequest{ContainerGroupIds: ids})
+	resp, err := n.provider.Metrics(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("reading the instances' metrics: %w", err)
 	}

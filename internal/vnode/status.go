@@ -7,8 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/spoteci/spoteci/internal/clock"
-	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
 // Pod condition types and reasons spoteci writes (SPEC sections 1 and 4).
@@ -23,52 +21,38 @@ const (
 	ReasonInstanceVanished = "ContainerInstanceVanished"
 )
 
-// wallClock turns the service's market times into wall times, which is what
-// Kubernetes objects carry, from the clock reading of a Describe.
-type wallClock struct{ c clock.Scaled }
-
-func wallClockOf(resp eciapi.DescribeContainerGroupsResponse) wallClock {
-	return wallClock{clock.Scaled{AnchorMarket: resp.Time, AnchorWall: resp.WallTime, Scale: resp.TimeScale}}
-}
-
-func (w wallClock) at(market time.Time) time.Time {
-	if w.c.Scale <= 0 {
-		return market
-	}
-	return w.c.WallAt(market)
-}
-
-func (w wallClock) ptr(t *time.Time) *metav1.Time {
-	if t == nil || t.IsZero() {
+// wallTime is t as Kubernetes objects carry it: whole seconds; nil for
+// none.
+func wallTime(t time.Time) *metav1.Time {
+	if t.IsZero() {
 		return nil
 	}
-	return &metav1.Time{Time: w.at(*t).Truncate(time.Second)}
+	return &metav1.Time{Time: t.Truncate(time.Second)}
 }
 
 // podStatus is the status a pod should show for its container group: a pure
 // function of the pod as it is and the group, so it can be tested without a
 // cluster and written only when it differs. Conditions others wrote (for
 // example DisruptionTarget from the Eviction API) are kept.
-func podStatus(pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) corev1.PodStatus {
+func podStatus(pod *corev1.Pod, in *Instance) corev1.PodStatus {
 	st := *pod.Status.DeepCopy()
 	st.HostIP, st.HostIPs = "127.0.0.1", []corev1.HostIP{{IP: "127.0.0.1"}}
-	if g.IntranetIp != "" {
-		st.PodIP, st.PodIPs = g.IntranetIp, []corev1.PodIP{{IP: g.IntranetIp}}
+	if in.IP != "" {
+		st.PodIP, st.PodIPs = in.IP, []corev1.PodIP{{IP: in.IP}}
 	}
 	if st.StartTime == nil {
-		st.StartTime = &metav1.Time{Time: w.at(g.CreationTime).Truncate(time.Second)}
+		st.StartTime = &metav1.Time{Time: in.Created.Truncate(time.Second)}
 	}
-	noticed := g.NoticeTime != nil
-	if noticed {
+	if !in.NoticeTime.IsZero() {
 		setCondition(&st, corev1.PodCondition{Type: ConditionInstanceExpired, Status: corev1.ConditionTrue,
-			Reason: "SpotToBeReleased", Message: "The spot instance will be released at " + releaseTime(w, g.ExpiredTime),
-			LastTransitionTime: metav1.Time{Time: w.at(*g.NoticeTime).Truncate(time.Second)}})
+			Reason: "SpotToBeReleased", Message: "The spot instance will be released at " + releaseTime(in.ReleaseTime),
+			LastTransitionTime: *wallTime(in.NoticeTime)})
 	}
-	if g.Status == eciapi.StatusExpired {
+	if in.Status == StatusExpired {
 		// Kept as the guide shows it: the containers' last statuses stay, the
 		// pod fails with BidFailed and, in the same write, DisruptionTarget,
 		// so a Job's podFailurePolicy can ignore the reclaim.
-		released := w.at(*g.ExpiredTime)
+		released := in.ReleaseTime
 		st.Phase, st.Reason = corev1.PodFailed, ReasonBidFailed
 		st.Message = "The pod is a spot instance, and has been released at " + released.UTC().Format("2006-01-02T15:04Z")
 		setCondition(&st, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: ReasonBidFailed,
@@ -76,30 +60,30 @@ func podStatus(pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) corev1.Po
 		setReady(&st, false, released)
 		return st
 	}
-	byName := map[string]eciapi.ContainerStatus{}
-	for _, c := range g.Containers {
+	byName := map[string]ContainerStatus{}
+	for _, c := range in.Containers {
 		byName[c.Name] = c
 	}
 	st.ContainerStatuses = nil
 	allReady, running, succeeded, failed := true, 0, 0, 0
 	for _, c := range pod.Spec.Containers {
 		ecs := byName[c.Name]
-		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: ecs.ImageID, ContainerID: "eci://" + g.ContainerGroupId + "/" + c.Name,
+		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: ecs.ImageID, ContainerID: "eci://" + in.ID + "/" + c.Name,
 			RestartCount: int32(ecs.RestartCount)}
-		if p := ecs.PreviousState; p != nil {
-			cs.LastTerminationState.Terminated = terminated(*p, cs.ContainerID, w)
+		if p := ecs.Previous; p != nil {
+			cs.LastTerminationState.Terminated = terminated(*p, cs.ContainerID)
 		}
-		state := ecs.CurrentState
+		state := ecs.State
 		switch state.State {
-		case "Running":
+		case ContainerRunning:
 			cs.State.Running = &corev1.ContainerStateRunning{}
-			if p := w.ptr(state.StartTime); p != nil {
+			if p := wallTime(state.Started); p != nil {
 				cs.State.Running.StartedAt = *p
 			}
 			cs.Ready, cs.Started = true, ptr(true)
 			running++
-		case "Terminated":
-			cs.State.Terminated, cs.Started = terminated(state, cs.ContainerID, w), ptr(false)
+		case ContainerTerminated:
+			cs.State.Terminated, cs.Started = terminated(state, cs.ContainerID), ptr(false)
 			allReady = false
 			if state.ExitCode == 0 && state.Reason != "StartError" {
 				succeeded++
@@ -108,7 +92,7 @@ func podStatus(pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) corev1.Po
 			}
 		default:
 			// ContainerCreating, ErrImagePull, ImagePullBackOff, ...
-			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: state.Reason, Message: state.DetailStatus}
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: state.Reason, Message: state.Message}
 			if cs.State.Waiting.Reason == "" {
 				cs.State.Waiting.Reason = "ContainerCreating"
 			}
@@ -122,9 +106,9 @@ func podStatus(pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) corev1.Po
 	}
 	n := len(pod.Spec.Containers)
 	switch {
-	case g.Status == eciapi.StatusFailed || (failed > 0 && failed+succeeded == n):
+	case in.Status == StatusFailed || (failed > 0 && failed+succeeded == n):
 		st.Phase = corev1.PodFailed
-	case g.Status == eciapi.StatusSucceeded || succeeded == n:
+	case in.Status == StatusSucceeded || succeeded == n:
 		st.Phase = corev1.PodSucceeded
 	case running > 0:
 		st.Phase = corev1.PodRunning
@@ -132,30 +116,30 @@ func podStatus(pod *corev1.Pod, g *eciapi.ContainerGroup, w wallClock) corev1.Po
 		st.Phase = corev1.PodPending
 	}
 	setCondition(&st, corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue,
-		LastTransitionTime: metav1.Time{Time: w.at(g.CreationTime).Truncate(time.Second)}})
-	setReady(&st, allReady && n > 0 && st.Phase == corev1.PodRunning, w.at(g.CreationTime))
+		LastTransitionTime: *wallTime(in.Created)})
+	setReady(&st, allReady && n > 0 && st.Phase == corev1.PodRunning, in.Created)
 	return st
 }
 
 // terminated is an ended run of a container (its current or its previous
 // one) as Kubernetes says it.
-func terminated(state eciapi.ContainerState, containerID string, w wallClock) *corev1.ContainerStateTerminated {
-	t := &corev1.ContainerStateTerminated{ExitCode: int32(state.ExitCode), Reason: state.Reason, Message: state.DetailStatus,
+func terminated(state ContainerState, containerID string) *corev1.ContainerStateTerminated {
+	t := &corev1.ContainerStateTerminated{ExitCode: int32(state.ExitCode), Reason: state.Reason, Message: state.Message,
 		ContainerID: containerID}
-	if p := w.ptr(state.StartTime); p != nil {
+	if p := wallTime(state.Started); p != nil {
 		t.StartedAt = *p
 	}
-	if p := w.ptr(state.FinishTime); p != nil {
+	if p := wallTime(state.Finished); p != nil {
 		t.FinishedAt = *p
 	}
 	return t
 }
 
-func releaseTime(w wallClock, t *time.Time) string {
-	if t == nil {
+func releaseTime(t time.Time) string {
+	if t.IsZero() {
 		return "soon"
 	}
-	return w.at(*t).UTC().Format(time.RFC3339)
+	return t.UTC().Format(time.RFC3339)
 }
 
 // waitingStatus keeps a pod Pending with every container waiting for reason.

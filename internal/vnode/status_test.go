@@ -7,14 +7,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-var (
-	wall0   = time.Date(2026, 4, 8, 8, 0, 0, 0, time.UTC)
-	market0 = wall0.Add(100 * time.Hour) // market time runs ahead at scale 60
-	clock60 = wallClockOf(eciapi.DescribeContainerGroupsResponse{Time: market0, WallTime: wall0, TimeScale: 60})
-)
+var wall0 = time.Date(2026, 4, 8, 8, 0, 0, 0, time.UTC)
 
 func testPod() *corev1.Pod {
 	return &corev1.Pod{
@@ -36,23 +31,17 @@ func condition(st corev1.PodStatus, t corev1.PodConditionType) *corev1.PodCondit
 	return nil
 }
 
-func TestWallClockConvertsMarketTime(t *testing.T) {
-	if got := clock60.at(market0.Add(time.Hour)); !got.Equal(wall0.Add(time.Minute)) {
-		t.Fatalf("a market hour later at x60 is %v, want a wall minute later", got)
-	}
-}
-
 func TestRunningThenBidFailed(t *testing.T) {
 	pod := testPod()
-	started := market0.Add(-30 * time.Minute)
-	g := &eciapi.ContainerGroup{ContainerGroupId: "eci-1", Status: eciapi.StatusRunning, CreationTime: started,
-		Containers: []eciapi.ContainerStatus{{Name: "pi", CurrentState: eciapi.ContainerState{State: "Running", StartTime: &started}}}}
-	st := podStatus(pod, g, clock60)
+	started := wall0.Add(-30 * time.Second)
+	g := &Instance{ID: "eci-1", Status: StatusRunning, Created: started,
+		Containers: []ContainerStatus{{Name: "pi", State: ContainerState{State: ContainerRunning, Started: started}}}}
+	st := podStatus(pod, g)
 	if st.Phase != corev1.PodRunning || !st.ContainerStatuses[0].Ready || st.ContainerStatuses[0].ContainerID != "eci://eci-1/pi" {
 		t.Fatalf("running group: phase %s, container %+v", st.Phase, st.ContainerStatuses[0])
 	}
 	if got := st.ContainerStatuses[0].State.Running.StartedAt.Time; !got.Equal(wall0.Add(-30 * time.Second)) {
-		t.Errorf("started at %v, want the wall time of the market start (30 wall seconds before)", got)
+		t.Errorf("started at %v, want %v", got, started)
 	}
 	if c := condition(st, corev1.PodReady); c == nil || c.Status != corev1.ConditionTrue {
 		t.Errorf("Ready %+v", c)
@@ -60,9 +49,8 @@ func TestRunningThenBidFailed(t *testing.T) {
 
 	// The notice: the condition appears, the pod still runs.
 	pod.Status = st
-	notice, release := market0.Add(time.Hour), market0.Add(time.Hour+5*time.Minute)
-	g.NoticeTime, g.ExpiredTime = &notice, &release
-	st = podStatus(pod, g, clock60)
+	g.NoticeTime, g.ReleaseTime = wall0.Add(time.Minute), wall0.Add(65*time.Second)
+	st = podStatus(pod, g)
 	if c := condition(st, ConditionInstanceExpired); c == nil || c.Status != corev1.ConditionTrue || st.Phase != corev1.PodRunning {
 		t.Fatalf("at the notice: phase %s, ContainerInstanceExpired %+v", st.Phase, c)
 	}
@@ -70,8 +58,8 @@ func TestRunningThenBidFailed(t *testing.T) {
 	// The release: Failed, BidFailed, the guide's message and DisruptionTarget
 	// in the same status; containers kept as they were (the guide shows 1/1).
 	pod.Status = st
-	g.Status = eciapi.StatusExpired
-	st = podStatus(pod, g, clock60)
+	g.Status = StatusExpired
+	st = podStatus(pod, g)
 	releasedWall := wall0.Add(65 * time.Second)
 	if st.Phase != corev1.PodFailed || st.Reason != ReasonBidFailed ||
 		st.Message != "The pod is a spot instance, and has been released at "+releasedWall.Format("2006-01-02T15:04Z") {
@@ -97,10 +85,10 @@ func TestTerminatedPhases(t *testing.T) {
 		reason string
 		want   corev1.PodPhase
 	}{{0, "Completed", corev1.PodSucceeded}, {3, "Error", corev1.PodFailed}, {127, "StartError", corev1.PodFailed}} {
-		start, end := market0, market0.Add(time.Minute)
-		g := &eciapi.ContainerGroup{ContainerGroupId: "eci-2", CreationTime: start, Containers: []eciapi.ContainerStatus{{Name: "pi",
-			CurrentState: eciapi.ContainerState{State: "Terminated", ExitCode: c.exit, Reason: c.reason, StartTime: &start, FinishTime: &end}}}}
-		st := podStatus(testPod(), g, clock60)
+		start, end := wall0, wall0.Add(time.Second)
+		g := &Instance{ID: "eci-2", Created: start, Containers: []ContainerStatus{{Name: "pi",
+			State: ContainerState{State: ContainerTerminated, ExitCode: c.exit, Reason: c.reason, Started: start, Finished: end}}}}
+		st := podStatus(testPod(), g)
 		term := st.ContainerStatuses[0].State.Terminated
 		if st.Phase != c.want || term == nil || term.ExitCode != int32(c.exit) || !term.FinishedAt.Time.Equal(wall0.Add(time.Second)) {
 			t.Errorf("exit %d: phase %s, terminated %+v", c.exit, st.Phase, term)

@@ -32,6 +32,8 @@ type ServerInfo struct {
 	// official SDK does.
 	AccessKeyId     string `json:",omitempty"`
 	AccessKeySecret string `json:",omitempty"`
+	// Region is the region the service sells in.
+	Region string `json:",omitempty"`
 }
 
 // InfoFile is the name of the server's info file in its state folder.

@@ -1,0 +1,151 @@
+package vnode
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+// Provider is the node's seam to the backend that runs its pods' instances,
+// in virtual-kubelet's shape: the node owns the interface and knows nothing
+// of the wire behind it. internal/eciprovider implements it on Alibaba
+// Cloud's official SDK, for the local ECI service and the real cloud alike.
+// Implementations are safe for concurrent use, and their times are wall
+// times.
+type Provider interface {
+	// Create asks for an instance; a second call with the same ClientToken
+	// (the pod's UID) returns the first one's ID.
+	Create(ctx context.Context, spec eciapi.CreateContainerGroupRequest) (string, error)
+	// List returns every instance that carries all of tags (deleted ones
+	// left out), reading every page.
+	List(ctx context.Context, tags map[string]string) ([]Instance, error)
+	// Get returns one instance by ID, deleted ones too where the backend
+	// still knows them; nil when it does not.
+	Get(ctx context.Context, id string) (*Instance, error)
+	// Delete stops an instance, its containers with grace (nil: the
+	// instance's own); ErrNotFound when it is already gone.
+	Delete(ctx context.Context, id string, grace *int64) error
+	// Logs reads a container's log; with Follow it stays open while the
+	// container runs.
+	Logs(ctx context.Context, req eciapi.DescribeContainerLogRequest) (io.ReadCloser, error)
+	// Exec starts a command in a container and returns the one-time URL of
+	// its stream (Kubernetes' remote command protocol).
+	Exec(ctx context.Context, req eciapi.ExecContainerCommandRequest) (string, error)
+	// Metrics samples the resource use of instances.
+	Metrics(ctx context.Context, ids []string) (eciapi.DescribeMultiContainerGroupMetricResponse, error)
+}
+
+// The errors a Provider returns that the node acts on; any other failure of
+// a request the backend refused is a *RequestError.
+var (
+	ErrNotFound = errors.New("instance not found")
+	// ErrNoStock: no spot stock for the specs in any candidate zone.
+	ErrNoStock = errors.New("no spot stock")
+	// ErrBidBelowMarket: the price limit is below every candidate's price.
+	ErrBidBelowMarket = errors.New("bid below market")
+)
+
+// RequestError is a request the backend refused: its code, message and
+// HTTP status. It wraps ErrNotFound, ErrNoStock or ErrBidBelowMarket when it
+// is one of those.
+type RequestError struct {
+	Status  int
+	Code    string
+	Message string
+	kind    error
+}
+
+// NewRequestError classifies a refusal by its code.
+func NewRequestError(status int, code, message string) *RequestError {
+	e := &RequestError{Status: status, Code: code, Message: message}
+	switch code {
+	case "InvalidContainerGroup.NotFound":
+		e.kind = ErrNotFound
+	case "OperationDenied.NoStock":
+		e.kind = ErrNoStock
+	case "OperationDenied.BidBelowMarket":
+		e.kind = ErrBidBelowMarket
+	}
+	return e
+}
+
+func (e *RequestError) Error() string { return e.Code + ": " + e.Message }
+func (e *RequestError) Unwrap() error { return e.kind }
+
+// InstanceStatus is the state of an instance, as ECI names it.
+type InstanceStatus string
+
+// The statuses the node acts on.
+const (
+	StatusPending   InstanceStatus = "Pending"
+	StatusRunning   InstanceStatus = "Running"
+	StatusSucceeded InstanceStatus = "Succeeded"
+	StatusFailed    InstanceStatus = "Failed"
+	// StatusExpired: a spot instance the market released.
+	StatusExpired InstanceStatus = "Expired"
+	// StatusDeleted: deleted, still known to a Get by ID.
+	StatusDeleted InstanceStatus = "Deleted"
+)
+
+// Instance is a container instance as the node sees it.
+type Instance struct {
+	ID   string
+	Name string
+	// Token is the ClientToken it was created with: its pod's UID.
+	Token        string
+	Tags         map[string]string
+	Status       InstanceStatus
+	IP           string
+	ZoneID       string
+	InstanceType string
+	// Degraded: spot was short, so it runs pay-as-you-go.
+	Degraded bool
+	Created  time.Time
+	// NoticeTime is when SpotToBeReleased came, ReleaseTime when the
+	// instance is (or was) released; zero when not noticed.
+	NoticeTime  time.Time
+	ReleaseTime time.Time
+	Containers  []ContainerStatus
+	Events      []Event
+}
+
+// ContainerStatus is a container of an instance.
+type ContainerStatus struct {
+	Name         string
+	Image        string
+	ImageID      string
+	RestartCount int
+	State        ContainerState
+	// Previous is how the container's previous run ended, if it restarted.
+	Previous *ContainerState
+}
+
+// The states of a container.
+const (
+	ContainerWaiting    = "Waiting"
+	ContainerRunning    = "Running"
+	ContainerTerminated = "Terminated"
+)
+
+// ContainerState is one run of a container.
+type ContainerState struct {
+	State    string // Waiting, Running or Terminated
+	Reason   string
+	Message  string
+	ExitCode int
+	Started  time.Time
+	Finished time.Time
+}
+
+// Event is an event of an instance; Container names the container it is
+// about, if any.
+type Event struct {
+	Type      string
+	Reason    string
+	Message   string
+	Container string
+	Time      time.Time
+}
