@@ -455,7 +455,9 @@ func (p *Provider) Metrics(ctx context.Context, ids []string) (eciapi.DescribeMu
 }
 
 // listing is one page as the service answered it.
-type listing struct{ wire.DescribeContainerGroupsResponse }
+type listing struct {
+	wire.DescribeContainerGroupsResponse
+}
 
 // wall turns the service's times into wall times: the local service's
 // market runs TimeScale times faster and says so in its extension; the real

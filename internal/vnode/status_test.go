@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 )
 
 var wall0 = time.Date(2026, 4, 8, 8, 0, 0, 0, time.UTC)
