@@ -55,6 +55,8 @@ images: build
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseSpecs -fuzztime 30s ./internal/catalog
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/openapi
+	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 30s ./internal/openapi
 
 clean:
 	rm -rf $(BIN)

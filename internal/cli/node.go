@@ -121,7 +121,7 @@ func localProvider(info eciapi.ServerInfo, region string) (*eciprovider.Provider
 		return nil, errors.New("the local service wrote no AccessKey to eci.json: restart it with this version of spoteci")
 	}
 	return eciprovider.New(eciprovider.Config{Endpoint: info.Endpoint, Region: cmp.Or(region, info.Region, eci.DefaultRegion),
-		AccessKeyID: info.AccessKeyId, AccessKeySecret: info.AccessKeySecret,
+		AccessKeyID: info.AccessKeyId, AccessKeySecret: info.AccessKeySecret, PageSize: eci.MaxPageSize,
 		Admin: &eciapi.Client{Endpoint: info.Endpoint, Token: info.Token}})
 }
 

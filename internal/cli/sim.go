@@ -14,13 +14,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spoteci/spoteci/internal/annotation"
 	"github.com/spoteci/spoteci/internal/catalog"
 	"github.com/spoteci/spoteci/internal/market"
 	"github.com/spoteci/spoteci/internal/prices"
 	"github.com/spoteci/spoteci/internal/sim"
 	"github.com/spoteci/spoteci/internal/sim/deadline"
 	"github.com/spoteci/spoteci/internal/sim/jobs"
-	"github.com/spoteci/spoteci/internal/spot"
 )
 
 // simSchemaVersion is the version of the JSON that `sim -o json` prints.
@@ -439,15 +439,15 @@ func (o *jobsOptions) loadWorkload(cmd *cobra.Command) (*jobs.Workload, error) {
 	o.job.Name = "job"
 	o.job.Annotations = map[string]string{}
 	for k, v := range map[string]string{
-		spot.AnnotationUseSpecs: o.specs, spot.AnnotationStrategy: o.strategy,
-		spot.AnnotationPriceLimit: o.priceLimit, spot.AnnotationDuration: o.protectionHours,
+		annotation.AnnotationUseSpecs: o.specs, annotation.AnnotationStrategy: o.strategy,
+		annotation.AnnotationPriceLimit: o.priceLimit, annotation.AnnotationDuration: o.protectionHours,
 	} {
 		if v != "" {
 			o.job.Annotations[k] = v
 		}
 	}
 	if o.fallback {
-		o.job.Annotations[spot.AnnotationFallback] = "true"
+		o.job.Annotations[annotation.AnnotationFallback] = "true"
 	}
 	// The one policy is the Job's own annotations, named after them.
 	name := o.strategy

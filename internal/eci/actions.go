@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spoteci/spoteci/internal/annotation"
 	"github.com/spoteci/spoteci/internal/catalog"
 	"github.com/spoteci/spoteci/internal/market"
 	"github.com/spoteci/spoteci/internal/openapi"
@@ -36,7 +37,7 @@ func badRequest(field, format string, args ...any) *APIError {
 }
 
 func notFound(id string) *APIError {
-	return &APIError{Status: 404, Code: "InvalidContainerGroup.NotFound", Message: fmt.Sprintf("container group %q not found", id)}
+	return &APIError{Status: 404, Code: eciapi.CodeNotFound, Message: fmt.Sprintf("container group %q not found", id)}
 }
 
 // order is a checked request: where it may land and what it bids.
@@ -47,7 +48,7 @@ type order struct {
 
 // resolve checks the sizing and spot fields shared by CreateContainerGroup and
 // DescribeContainerGroupPrice and returns the market order they make.
-func (s *Service) resolve(region, zone, instanceType string, cpu, memory float64, f spot.Fields, containers []eciapi.Container) (order, error) {
+func (s *Service) resolve(region, zone, instanceType string, cpu, memory float64, f annotation.Fields, containers []eciapi.Container) (order, error) {
 	if region != "" && region != s.cfg.Region {
 		return order{}, badRequest("RegionId", "RegionId %q: this service sells in %s", region, s.cfg.Region)
 	}
@@ -60,7 +61,7 @@ func (s *Service) resolve(region, zone, instanceType string, cpu, memory float64
 	}
 	f.Specs = instanceType
 	req, err := spot.Parse(s.cat, f)
-	var fe *spot.FieldError
+	var fe *annotation.FieldError
 	if errors.As(err, &fe) {
 		return order{}, badRequest(fe.Field.API, "%s", fe.Error())
 	} else if err != nil {
@@ -105,8 +106,8 @@ func specsString(specs []catalog.Spec) string {
 	return strings.Join(parts, ",")
 }
 
-func spotFields(strategy string, limit eciapi.Decimal, duration *eciapi.Decimal, fallback bool) spot.Fields {
-	f := spot.Fields{Strategy: strategy, PriceLimit: string(limit)}
+func spotFields(strategy string, limit eciapi.Decimal, duration *eciapi.Decimal, fallback bool) annotation.Fields {
+	f := annotation.Fields{Strategy: strategy, PriceLimit: string(limit)}
 	if duration != nil {
 		f.Duration = string(*duration)
 		if f.Duration == "" {
@@ -123,9 +124,9 @@ func spotFields(strategy string, limit eciapi.Decimal, duration *eciapi.Decimal,
 func marketError(err error) error {
 	switch {
 	case errors.Is(err, market.ErrInsufficientStock):
-		return &APIError{Status: 403, Code: "OperationDenied.NoStock", Message: "no spot stock for the requested specs in any candidate zone; retry later, add specs, or set SpotFallback"}
+		return &APIError{Status: 403, Code: eciapi.CodeNoStock, Message: "no spot stock for the requested specs in any candidate zone; retry later, add specs, or set SpotFallback"}
 	case errors.Is(err, market.ErrBidBelowMarket):
-		return &APIError{Status: 403, Code: "OperationDenied.BidBelowMarket", Message: "the price limit is below the market price of every candidate with stock; raise SpotPriceLimit or use SpotAsPriceGo"}
+		return &APIError{Status: 403, Code: eciapi.CodeBidBelowMarket, Message: "the price limit is below the market price of every candidate with stock; raise SpotPriceLimit or use SpotAsPriceGo"}
 	}
 	return err
 }
@@ -267,8 +268,10 @@ func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.Descri
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.advance(ctx); err != nil {
-		return eciapi.DescribeContainerGroupsResponse{}, err
+	// A read: the market loop keeps the state current (it wakes when
+	// something is due), so a listing writes nothing to disk under the lock.
+	if s.failed != nil {
+		return eciapi.DescribeContainerGroupsResponse{}, s.failed
 	}
 	var picked []*group
 	if len(req.ContainerGroupIds) > 0 {
@@ -455,6 +458,25 @@ func (s *Service) priceNow(in *market.Instance, now time.Time) float64 {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// RestartContainerGroup restarts the containers of a Running group in
+// place, as ECI does; the instance, its IP and its bill go on.
+func (s *Service) RestartContainerGroup(ctx context.Context, req eciapi.RestartContainerGroupRequest) (eciapi.RestartContainerGroupResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.groups[req.ContainerGroupId]
+	if !ok || g.Deleted {
+		return eciapi.RestartContainerGroupResponse{}, notFound(req.ContainerGroupId)
+	}
+	if st := g.status(s.containers(g, live(s.rt, g.ID))); st != eciapi.StatusRunning {
+		return eciapi.RestartContainerGroupResponse{}, &APIError{Status: 403, Code: eciapi.CodeIncorrectStatus,
+			Message: fmt.Sprintf("container group %s is %s: only a Running group can be restarted", g.ID, st)}
+	}
+	if err := s.rt.Restart(ctx, g.ID, g.grace()); err != nil {
+		return eciapi.RestartContainerGroupResponse{}, fmt.Errorf("restarting %s: %w", g.ID, err)
+	}
+	return eciapi.RestartContainerGroupResponse{}, nil
+}
 
 // DeleteContainerGroup stops billing at once and stops the containers with
 // their grace period.

@@ -92,7 +92,7 @@ func (s *Service) ExecContainerCommand(ctx context.Context, req eciapi.ExecConta
 		return c.Name == req.ContainerName && c.State == runtime.StateRunning
 	})
 	if !running {
-		return eciapi.ExecContainerCommandResponse{}, &APIError{Status: 409, Code: "IncorrectStatus.ContainerNotRunning",
+		return eciapi.ExecContainerCommandResponse{}, &APIError{Status: 409, Code: eciapi.CodeContainerNotRunning,
 			Message: fmt.Sprintf("container %s of %s is not running", req.ContainerName, g.ID)}
 	}
 	resp, err := s.stream.GetExec(&runtimeapi.ExecRequest{ContainerId: g.ID + "/" + req.ContainerName, Cmd: req.Command,

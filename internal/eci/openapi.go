@@ -26,7 +26,8 @@ const ActionDescribeSpotAdvice = "DescribeSpotAdvice"
 // Page sizes of DescribeContainerGroups on the OpenAPI.
 const (
 	defaultPageSize = 20
-	maxPageSize     = 100
+	// MaxPageSize lets one call list a node of 1,000 pods.
+	MaxPageSize = 1000
 )
 
 // rpcAction is one OpenAPI action: its product's version, and how it runs
@@ -68,6 +69,9 @@ func (s *Service) rpcActions() map[string]rpcAction {
 		eciapi.ActionDeleteContainerGroup: rpc(ECIVersion, s.DeleteContainerGroup, func(_ *eciapi.DeleteContainerGroupRequest, r eciapi.DeleteContainerGroupResponse) any {
 			return wire.DeleteContainerGroupResponse{}
 		}),
+		eciapi.ActionRestartContainerGroup: rpc(ECIVersion, s.RestartContainerGroup, func(_ *eciapi.RestartContainerGroupRequest, r eciapi.RestartContainerGroupResponse) any {
+			return wire.RestartContainerGroupResponse{}
+		}),
 		eciapi.ActionDescribeContainerLog: rpc(ECIVersion, s.DescribeContainerLog, func(_ *eciapi.DescribeContainerLogRequest, r eciapi.DescribeContainerLogResponse) any {
 			return wire.DescribeContainerLogResponse{ContainerName: r.ContainerName, Content: r.Content}
 		}),
@@ -90,8 +94,8 @@ func (s *Service) describePage(ctx context.Context, req eciapi.DescribeContainer
 	switch {
 	case req.Limit == 0:
 		req.Limit = defaultPageSize
-	case req.Limit < 0 || req.Limit > maxPageSize:
-		return eciapi.DescribeContainerGroupsResponse{}, badRequest("Limit", "Limit %d: want 1 to %d", req.Limit, maxPageSize)
+	case req.Limit < 0 || req.Limit > MaxPageSize:
+		return eciapi.DescribeContainerGroupsResponse{}, badRequest("Limit", "Limit %d: want 1 to %d", req.Limit, MaxPageSize)
 	}
 	return s.DescribeContainerGroups(ctx, req)
 }

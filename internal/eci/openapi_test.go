@@ -15,6 +15,8 @@ import (
 	sdkeci "github.com/aliyun/alibaba-cloud-sdk-go/services/eci"
 	sdkecs "github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 
+	"github.com/spoteci/spoteci/internal/eci"
+	"github.com/spoteci/spoteci/internal/market"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
@@ -284,11 +286,11 @@ func TestSDKPaging(t *testing.T) {
 		t.Errorf("with a delete between pages: %d listed, want %d", len(got), len(want))
 	}
 	req := sdkeci.CreateDescribeContainerGroupsRequest()
-	req.Limit = requests.NewInteger(101)
+	req.Limit = requests.NewInteger(eci.MaxPageSize + 1)
 	if _, err := c.DescribeContainerGroups(req); err == nil {
-		t.Error("Limit 101 accepted")
+		t.Error("Limit 1001 accepted")
 	} else if code, status := sdkCode(t, err); !strings.HasPrefix(code, "InvalidParameter") || status != 400 {
-		t.Errorf("Limit 101: %s %d", code, status)
+		t.Errorf("Limit 1001: %s %d", code, status)
 	}
 }
 
@@ -481,5 +483,68 @@ func TestSDKSpotMarketECS(t *testing.T) {
 		t.Error("DestinationResource DataDisk accepted")
 	} else if code, status := sdkCode(t, err); code != "InvalidParameter.DestinationResource" || status != 400 {
 		t.Errorf("DataDisk: %s %d", code, status)
+	}
+}
+
+// RestartContainerGroup through the SDK: the container stops with SIGTERM
+// and starts again in place, on the same instance and IP; a group that
+// ended cannot be restarted.
+func TestSDKRestart(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := s.sdk(t)
+	req := sdkeci.CreateCreateContainerGroupRequest()
+	req.ContainerGroupName = "restart"
+	req.Container = &[]sdkeci.CreateContainerGroupContainer{{Name: "main", Image: "busybox",
+		Command: []string{"sh", "-c", `echo run; trap 'echo got SIGTERM; exit 0' TERM; while :; do sleep 0.05; done`}}}
+	created, err := c.CreateContainerGroup(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.ContainerGroupId
+	before := s.waitStatus(t, id, eciapi.StatusRunning)
+	s.waitLog(t, id, "run")
+	rreq := sdkeci.CreateRestartContainerGroupRequest()
+	rreq.ContainerGroupId = id
+	if _, err := c.RestartContainerGroup(rreq); err != nil {
+		t.Fatal(err)
+	}
+	var g sdkeci.DescribeContainerGroupsContainerGroup0
+	eventually(t, id+" restarted", func() error {
+		resp, _ := describeWire(t, c, byID(id))
+		g = resp.ContainerGroups[0]
+		if ct := g.Containers[0]; g.Status != "Running" || ct.RestartCount != 1 || ct.CurrentState.State != "Running" {
+			return fmt.Errorf("status %s, container %+v", g.Status, ct)
+		}
+		return nil
+	})
+	if prev := g.Containers[0].PreviousState; prev.State != "Terminated" || prev.ExitCode != 0 {
+		t.Errorf("previous run %+v, want Terminated with 0 (it took SIGTERM)", prev)
+	}
+	if g.IntranetIp != before.IntranetIp {
+		t.Errorf("IP %s after the restart, %s before: want the same instance", g.IntranetIp, before.IntranetIp)
+	}
+	s.waitLog(t, id, "run")
+
+	done := sdkeci.CreateCreateContainerGroupRequest()
+	done.ContainerGroupName = "done"
+	done.Container = &[]sdkeci.CreateContainerGroupContainer{{Name: "main", Image: "busybox", Command: []string{"true"}}}
+	finished, err := c.CreateContainerGroup(done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.waitStatus(t, finished.ContainerGroupId, eciapi.StatusSucceeded)
+	rreq.ContainerGroupId = finished.ContainerGroupId
+	if _, err := c.RestartContainerGroup(rreq); err == nil {
+		t.Error("a Succeeded group was restarted")
+	} else if code, status := sdkCode(t, err); code != "IncorrectStatus.ContainerGroup" || status != 403 {
+		t.Errorf("restart of a Succeeded group: %s %d", code, status)
+	}
+}
+
+// The market's event kinds are the reasons clients read on the wire.
+func TestMarketEventsAreWireReasons(t *testing.T) {
+	if string(market.EventToBeReleased) != eciapi.ReasonSpotToBeReleased || string(market.EventDegraded) != eciapi.ReasonSpotDegraded {
+		t.Errorf("market kinds %q, %q differ from the wire reasons %q, %q", market.EventToBeReleased, market.EventDegraded,
+			eciapi.ReasonSpotToBeReleased, eciapi.ReasonSpotDegraded)
 	}
 }

@@ -41,6 +41,8 @@ type Config struct {
 	// Admin is the local service's admin API, if known: kubectl logs -f
 	// streams through it; without it a followed log is polled.
 	Admin *eciapi.Client
+	// PageSize is the Limit of DescribeContainerGroups; default 100.
+	PageSize int
 	// Clients is how many calls may run at once; default 8.
 	Clients int
 	// Timeout bounds one call; default 30 s.
@@ -59,9 +61,6 @@ var _ vnode.Provider = (*Provider)(nil)
 // for a backend that does not say when the release comes.
 const NoticeLead = 5 * time.Minute
 
-// PageSize is the page DescribeContainerGroups is asked for.
-const PageSize = 100
-
 // New checks cfg and builds the pool of SDK clients.
 func New(cfg Config) (*Provider, error) {
 	if cfg.Region == "" || cfg.AccessKeyID == "" || cfg.AccessKeySecret == "" {
@@ -69,6 +68,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if cfg.Clients <= 0 {
 		cfg.Clients = 8
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 100
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
@@ -254,7 +256,7 @@ func (p *Provider) List(ctx context.Context, tags map[string]string) ([]vnode.In
 			filter = append(filter, sdkeci.DescribeContainerGroupsTag{Key: k, Value: v})
 		}
 		req.Tag = &filter
-		req.Limit = requests.NewInteger(PageSize)
+		req.Limit = requests.NewInteger(p.cfg.PageSize)
 		req.NextToken = token
 		page, err := p.describe(ctx, req)
 		if err != nil {
@@ -511,7 +513,7 @@ func (l listing) instances() []vnode.Instance {
 		if in.NoticeTime.IsZero() {
 			// ECI's own fields: the notice is its event.
 			for _, e := range in.Events {
-				if e.Reason == "SpotToBeReleased" {
+				if e.Reason == eciapi.ReasonSpotToBeReleased {
 					in.NoticeTime = e.Time
 				}
 			}

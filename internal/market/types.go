@@ -142,8 +142,8 @@ type EventKind string
 // Event kinds.
 const (
 	EventCreated      EventKind = "Created"
-	EventDegraded     EventKind = "SpotDegraded"
-	EventToBeReleased EventKind = "SpotToBeReleased"
+	EventDegraded     EventKind = "SpotDegraded"     // eci.ReasonSpotDegraded
+	EventToBeReleased EventKind = "SpotToBeReleased" // eci.ReasonSpotToBeReleased
 	EventReleased     EventKind = "SpotReleased"
 	EventStopped      EventKind = "Stopped"
 )

@@ -414,8 +414,14 @@ func (r *Containerd) taskExited(ctx context.Context, c *container, code int, at 
 	case code != 0:
 		reason = ReasonError
 	}
-	if in.spec.RestartPolicy.restarts(code) && !in.stopping() {
-		r.restart(ctx, c, Termination{ExitCode: code, Reason: reason, Message: msg, StartedAt: in.containerStatus(c).StartedAt, FinishedAt: at})
+	t := Termination{ExitCode: code, Reason: reason, Message: msg, StartedAt: in.containerStatus(c).StartedAt, FinishedAt: at}
+	switch {
+	case in.stopping():
+	case in.restartAsked(c):
+		r.restartNow(ctx, c, t)
+		return
+	case in.spec.RestartPolicy.restarts(code):
+		r.restart(ctx, c, t)
 		return
 	}
 	in.setTerminated(c, code, reason, msg, at)
@@ -452,6 +458,47 @@ func (r *Containerd) restart(ctx context.Context, c *container, t Termination) {
 	in.event(Event{Type: "Warning", Reason: "BackOff", Container: c.name,
 		Message: fmt.Sprintf("Back-off restarting failed container %s in pod %s", c.name, in.spec.Hostname)})
 	r.retryLater(in.spec.ID, wait)
+}
+
+// restartNow starts a container again at once, as Restart asked.
+func (r *Containerd) restartNow(ctx context.Context, c *container, t Termination) {
+	if err := r.deleteContainer(ctx, c.cid); err != nil {
+		r.log.Warn("deleting an ended container to restart it", "container", c.cid, "err", err)
+	}
+	c.in.setRestarting(c, t, 0)
+	r.retryLater(c.in.spec.ID, 0)
+}
+
+// Restart restarts every container of instance id in place
+// (RestartContainerGroup).
+func (r *Containerd) Restart(ctx context.Context, id string, grace time.Duration) error {
+	in, ok := r.get(id)
+	if !ok {
+		return fmt.Errorf("instance %s: %w", id, ErrNotFound)
+	}
+	if in.stopping() {
+		return fmt.Errorf("instance %s is being stopped", id)
+	}
+	ctx = namespaces.WithNamespace(ctx, r.cfg.Namespace)
+	for _, c := range in.containers {
+		st := in.containerStatus(c)
+		switch st.State {
+		case StateRunning:
+			if !in.askRestart(c) {
+				continue
+			}
+			in.event(Event{Type: "Normal", Reason: "Killing", Container: c.name, Message: "Stopping container " + c.name + " to restart it"})
+			r.signal(c, syscall.SIGTERM)
+			time.AfterFunc(max(grace, 0), func() {
+				if in.restartAsked(c) {
+					r.signal(c, syscall.SIGKILL)
+				}
+			})
+		case StateTerminated:
+			r.restartNow(ctx, c, Termination{ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt})
+		}
+	}
+	return nil
 }
 
 // lost records a container whose task vanished.

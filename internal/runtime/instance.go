@@ -351,15 +351,37 @@ func (c *container) previousLogPath() string { return filepath.Join(c.in.dir, c.
 func (in *instance) setRestarting(c *container, t Termination, wait time.Duration) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if c.st.State != StateRunning {
+	if c.st.State == StateWaiting {
 		return
 	}
 	os.Rename(c.logPath(), c.previousLogPath())
 	c.st = ContainerStatus{Name: c.name, State: StateWaiting, Reason: ReasonCrashLoopBackOff,
 		Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", wait.Round(time.Second), c.name, in.spec.Hostname),
 		Image:   c.st.Image, ImageID: c.st.ImageID, RestartCount: c.st.RestartCount + 1, LastTerminated: &t}
+	if wait == 0 {
+		c.st.Reason, c.st.Message = ReasonContainerCreating, ""
+	}
 	c.notBefore = time.Now().Add(wait)
 	in.save()
+}
+
+// askRestart marks a running container for a restart at its exit; false
+// if it does not run.
+func (in *instance) askRestart(c *container) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if c.st.State != StateRunning {
+		return false
+	}
+	c.st.RestartAsked = true
+	in.save()
+	return true
+}
+
+func (in *instance) restartAsked(c *container) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return c.st.RestartAsked && c.st.State == StateRunning
 }
 
 // waitFor is how long a container waits before its next start.

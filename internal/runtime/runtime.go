@@ -172,6 +172,9 @@ type ContainerStatus struct {
 	// run ended.
 	RestartCount   int          `json:",omitempty"`
 	LastTerminated *Termination `json:",omitempty"`
+	// RestartAsked marks a running container that Restart stopped: its
+	// exit starts it again, whatever its restart policy.
+	RestartAsked bool `json:",omitempty"`
 }
 
 // Termination is how a run of a container ended.
@@ -212,6 +215,11 @@ type Runtime interface {
 	// (grace <= 0: SIGKILL at once). A container not started yet never
 	// starts. Idempotent; no error for an unknown or finished id.
 	Stop(ctx context.Context, id string, grace time.Duration) error
+	// Restart restarts every container of id in place: a running one gets
+	// SIGTERM and SIGKILL after grace, and starts again as soon as it ends;
+	// an ended one starts again at once. RestartCount counts it, and the
+	// run that ended stays as LastTerminated. ErrNotFound for an unknown id.
+	Restart(ctx context.Context, id string, grace time.Duration) error
 	// Status returns the state of instance id; ErrNotFound for an unknown id.
 	Status(id string) (Status, error)
 	// Log returns stdout and stderr of a container, interleaved as written.

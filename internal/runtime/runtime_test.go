@@ -634,3 +634,30 @@ func TestRegistryHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestRestart: Restart stops a running container (SIGTERM) and starts it
+// again, and starts an ended one again, whatever the restart policy.
+func TestRestart(t *testing.T) {
+	r := newRuntime(t)
+	start(t, r, Instance{ID: "again", CPU: 1, Memory: 1 << 30, Containers: []Container{
+		busybox("once", `echo once`),
+		busybox("loop", `trap 'exit 3' TERM; while :; do sleep 0.05; done`),
+	}})
+	waitState(t, r, "again", "once", StateTerminated)
+	waitState(t, r, "again", "loop", StateRunning)
+	if err := r.Restart(context.Background(), "again", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "both restarted", func() bool {
+		st, _ := r.Status("again")
+		return st.Containers[0].RestartCount == 1 && st.Containers[0].State == StateTerminated &&
+			st.Containers[1].RestartCount == 1 && st.Containers[1].State == StateRunning
+	})
+	st, _ := r.Status("again")
+	if last := st.Containers[1].LastTerminated; last == nil || last.ExitCode != 3 {
+		t.Errorf("the loop's last run %+v, want exit 3 from its SIGTERM trap", last)
+	}
+	if err := r.Restart(context.Background(), "nobody", time.Second); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Restart of an unknown instance: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoteci/spoteci/internal/annotation"
 	"github.com/spoteci/spoteci/internal/catalog"
 	"github.com/spoteci/spoteci/internal/market"
 	"github.com/spoteci/spoteci/internal/spot"
@@ -66,7 +67,7 @@ var releaseOptions = []struct {
 
 type validCase struct {
 	name   string
-	fields spot.Fields
+	fields annotation.Fields
 	want   spot.Request
 }
 
@@ -78,7 +79,7 @@ func validCases() []validCase {
 			for _, fb := range fallbackOptions {
 				for _, sp := range specsOptions {
 					for _, rel := range releaseOptions {
-						f := spot.Fields{
+						f := annotation.Fields{
 							Strategy:        b.strategy,
 							PriceLimit:      b.limit,
 							Duration:        d.value,
@@ -132,13 +133,13 @@ func TestParseValid(t *testing.T) {
 
 type invalidCase struct {
 	name   string
-	fields spot.Fields
-	field  spot.Field
+	fields annotation.Fields
+	field  annotation.Field
 	value  string
 }
 
 // base is a valid set of fields that each invalid case spoils in one place.
-var base = spot.Fields{
+var base = annotation.Fields{
 	Strategy:        "SpotWithPriceLimit",
 	PriceLimit:      "0.25",
 	Duration:        "1",
@@ -147,56 +148,56 @@ var base = spot.Fields{
 	ReleaseStrategy: "api-evict",
 }
 
-func with(change func(*spot.Fields)) spot.Fields {
+func with(change func(*annotation.Fields)) annotation.Fields {
 	f := base
 	change(&f)
 	return f
 }
 
 var invalidCases = []invalidCase{
-	{"unknown strategy", with(func(f *spot.Fields) { f.Strategy = "Cheapest"; f.PriceLimit = "" }),
-		spot.FieldStrategy, "Cheapest"},
-	{"unknown strategy with limit", with(func(f *spot.Fields) { f.Strategy = "Cheapest" }),
-		spot.FieldStrategy, "Cheapest"},
-	{"limit without strategy", with(func(f *spot.Fields) { f.Strategy = "" }),
-		spot.FieldPriceLimit, "0.25"},
-	{"limit with SpotAsPriceGo", with(func(f *spot.Fields) { f.Strategy = "SpotAsPriceGo" }),
-		spot.FieldPriceLimit, "0.25"},
-	{"SpotWithPriceLimit without limit", with(func(f *spot.Fields) { f.PriceLimit = "" }),
-		spot.FieldPriceLimit, ""},
-	{"limit with 4 decimals", with(func(f *spot.Fields) { f.PriceLimit = "0.2555" }),
-		spot.FieldPriceLimit, "0.2555"},
-	{"negative limit", with(func(f *spot.Fields) { f.PriceLimit = "-0.1" }),
-		spot.FieldPriceLimit, "-0.1"},
-	{"zero limit", with(func(f *spot.Fields) { f.PriceLimit = "0" }),
-		spot.FieldPriceLimit, "0"},
-	{"non-numeric limit", with(func(f *spot.Fields) { f.PriceLimit = "abc" }),
-		spot.FieldPriceLimit, "abc"},
-	{"exponent limit", with(func(f *spot.Fields) { f.PriceLimit = "1e3" }),
-		spot.FieldPriceLimit, "1e3"},
-	{"negative duration", with(func(f *spot.Fields) { f.Duration = "-1" }),
-		spot.FieldDuration, "-1"},
-	{"fractional duration", with(func(f *spot.Fields) { f.Duration = "1.5" }),
-		spot.FieldDuration, "1.5"},
-	{"duration over 6", with(func(f *spot.Fields) { f.Duration = "7" }),
-		spot.FieldDuration, "7"},
-	{"non-numeric duration", with(func(f *spot.Fields) { f.Duration = "x" }),
-		spot.FieldDuration, "x"},
-	{"fallback yes", with(func(f *spot.Fields) { f.Fallback = "yes" }),
-		spot.FieldFallback, "yes"},
-	{"release strategy delete", with(func(f *spot.Fields) { f.ReleaseStrategy = "delete" }),
-		spot.FieldReleaseStrategy, "delete"},
-	{"unknown type", with(func(f *spot.Fields) { f.Specs = "ecs.nope.large" }),
-		spot.FieldSpecs, "ecs.nope.large"},
-	{"malformed spec", with(func(f *spot.Fields) { f.Specs = "2-4G" }),
-		spot.FieldSpecs, "2-4G"},
-	{"spec under 2 vCPU", with(func(f *spot.Fields) { f.Specs = "1-2Gi" }),
-		spot.FieldSpecs, "1-2Gi"},
-	{"bad spec after a good one", with(func(f *spot.Fields) { f.Specs = "ecs.c5.large,2-4G" }),
-		spot.FieldSpecs, "ecs.c5.large,2-4G"},
+	{"unknown strategy", with(func(f *annotation.Fields) { f.Strategy = "Cheapest"; f.PriceLimit = "" }),
+		annotation.FieldStrategy, "Cheapest"},
+	{"unknown strategy with limit", with(func(f *annotation.Fields) { f.Strategy = "Cheapest" }),
+		annotation.FieldStrategy, "Cheapest"},
+	{"limit without strategy", with(func(f *annotation.Fields) { f.Strategy = "" }),
+		annotation.FieldPriceLimit, "0.25"},
+	{"limit with SpotAsPriceGo", with(func(f *annotation.Fields) { f.Strategy = "SpotAsPriceGo" }),
+		annotation.FieldPriceLimit, "0.25"},
+	{"SpotWithPriceLimit without limit", with(func(f *annotation.Fields) { f.PriceLimit = "" }),
+		annotation.FieldPriceLimit, ""},
+	{"limit with 4 decimals", with(func(f *annotation.Fields) { f.PriceLimit = "0.2555" }),
+		annotation.FieldPriceLimit, "0.2555"},
+	{"negative limit", with(func(f *annotation.Fields) { f.PriceLimit = "-0.1" }),
+		annotation.FieldPriceLimit, "-0.1"},
+	{"zero limit", with(func(f *annotation.Fields) { f.PriceLimit = "0" }),
+		annotation.FieldPriceLimit, "0"},
+	{"non-numeric limit", with(func(f *annotation.Fields) { f.PriceLimit = "abc" }),
+		annotation.FieldPriceLimit, "abc"},
+	{"exponent limit", with(func(f *annotation.Fields) { f.PriceLimit = "1e3" }),
+		annotation.FieldPriceLimit, "1e3"},
+	{"negative duration", with(func(f *annotation.Fields) { f.Duration = "-1" }),
+		annotation.FieldDuration, "-1"},
+	{"fractional duration", with(func(f *annotation.Fields) { f.Duration = "1.5" }),
+		annotation.FieldDuration, "1.5"},
+	{"duration over 6", with(func(f *annotation.Fields) { f.Duration = "7" }),
+		annotation.FieldDuration, "7"},
+	{"non-numeric duration", with(func(f *annotation.Fields) { f.Duration = "x" }),
+		annotation.FieldDuration, "x"},
+	{"fallback yes", with(func(f *annotation.Fields) { f.Fallback = "yes" }),
+		annotation.FieldFallback, "yes"},
+	{"release strategy delete", with(func(f *annotation.Fields) { f.ReleaseStrategy = "delete" }),
+		annotation.FieldReleaseStrategy, "delete"},
+	{"unknown type", with(func(f *annotation.Fields) { f.Specs = "ecs.nope.large" }),
+		annotation.FieldSpecs, "ecs.nope.large"},
+	{"malformed spec", with(func(f *annotation.Fields) { f.Specs = "2-4G" }),
+		annotation.FieldSpecs, "2-4G"},
+	{"spec under 2 vCPU", with(func(f *annotation.Fields) { f.Specs = "1-2Gi" }),
+		annotation.FieldSpecs, "1-2Gi"},
+	{"bad spec after a good one", with(func(f *annotation.Fields) { f.Specs = "ecs.c5.large,2-4G" }),
+		annotation.FieldSpecs, "ecs.c5.large,2-4G"},
 	// A limit too large for a float64 is not a price (ParseFloat gives +Inf).
-	{"limit overflowing float64", with(func(f *spot.Fields) { f.PriceLimit = "1" + strings.Repeat("0", 400) }),
-		spot.FieldPriceLimit, "1" + strings.Repeat("0", 400)},
+	{"limit overflowing float64", with(func(f *annotation.Fields) { f.PriceLimit = "1" + strings.Repeat("0", 400) }),
+		annotation.FieldPriceLimit, "1" + strings.Repeat("0", 400)},
 }
 
 func TestParseInvalid(t *testing.T) {
@@ -210,9 +211,9 @@ func TestParseInvalid(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Parse(%+v) = %+v, want an error on %s", tc.fields, got, tc.field.Annotation)
 			}
-			var fe *spot.FieldError
+			var fe *annotation.FieldError
 			if !errors.As(err, &fe) {
-				t.Fatalf("Parse(%+v) error %T %v, want *spot.FieldError", tc.fields, err, err)
+				t.Fatalf("Parse(%+v) error %T %v, want *annotation.FieldError", tc.fields, err, err)
 			}
 			if fe.Field != tc.field {
 				t.Errorf("Field = %+v, want %+v", fe.Field, tc.field)
@@ -236,12 +237,12 @@ func TestParseInvalid(t *testing.T) {
 
 func TestFromAnnotations(t *testing.T) {
 	a := map[string]string{
-		spot.AnnotationStrategy:        "SpotWithPriceLimit",
-		spot.AnnotationPriceLimit:      "0.25",
-		spot.AnnotationDuration:        "0",
-		spot.AnnotationFallback:        "true",
-		spot.AnnotationUseSpecs:        "ecs.c5.large,2-4Gi",
-		spot.AnnotationReleaseStrategy: "api-evict",
+		annotation.AnnotationStrategy:        "SpotWithPriceLimit",
+		annotation.AnnotationPriceLimit:      "0.25",
+		annotation.AnnotationDuration:        "0",
+		annotation.AnnotationFallback:        "true",
+		annotation.AnnotationUseSpecs:        "ecs.c5.large,2-4Gi",
+		annotation.AnnotationReleaseStrategy: "api-evict",
 		// Not ours: ignored.
 		"k8s.aliyun.com/eci-image-cache":          "true",
 		"k8s.aliyun.com/eci-spot-strategy-x":      "Cheapest",
@@ -250,7 +251,7 @@ func TestFromAnnotations(t *testing.T) {
 		"k8s.aliyun.com/eci-spot-duration ":       "7",
 		"kubectl.kubernetes.io/last-applied-conf": "{}",
 	}
-	want := spot.Fields{
+	want := annotation.Fields{
 		Strategy:        "SpotWithPriceLimit",
 		PriceLimit:      "0.25",
 		Duration:        "0",
@@ -258,23 +259,23 @@ func TestFromAnnotations(t *testing.T) {
 		Specs:           "ecs.c5.large,2-4Gi",
 		ReleaseStrategy: "api-evict",
 	}
-	if got := spot.FromAnnotations(a); got != want {
+	if got := annotation.FromAnnotations(a); got != want {
 		t.Errorf("FromAnnotations = %+v, want %+v", got, want)
 	}
-	if got := spot.FromAnnotations(map[string]string{"app": "web"}); got != (spot.Fields{}) {
+	if got := annotation.FromAnnotations(map[string]string{"app": "web"}); got != (annotation.Fields{}) {
 		t.Errorf("FromAnnotations(no eci annotations) = %+v, want zero", got)
 	}
-	if got := spot.FromAnnotations(nil); got != (spot.Fields{}) {
+	if got := annotation.FromAnnotations(nil); got != (annotation.Fields{}) {
 		t.Errorf("FromAnnotations(nil) = %+v, want zero", got)
 	}
 	// The annotation constants are the names of SPEC section 2.
-	for name, f := range map[string]spot.Field{
-		"k8s.aliyun.com/eci-spot-strategy":         spot.FieldStrategy,
-		"k8s.aliyun.com/eci-spot-price-limit":      spot.FieldPriceLimit,
-		"k8s.aliyun.com/eci-spot-duration":         spot.FieldDuration,
-		"k8s.aliyun.com/eci-spot-fallback":         spot.FieldFallback,
-		"k8s.aliyun.com/eci-use-specs":             spot.FieldSpecs,
-		"k8s.aliyun.com/eci-spot-release-strategy": spot.FieldReleaseStrategy,
+	for name, f := range map[string]annotation.Field{
+		"k8s.aliyun.com/eci-spot-strategy":         annotation.FieldStrategy,
+		"k8s.aliyun.com/eci-spot-price-limit":      annotation.FieldPriceLimit,
+		"k8s.aliyun.com/eci-spot-duration":         annotation.FieldDuration,
+		"k8s.aliyun.com/eci-spot-fallback":         annotation.FieldFallback,
+		"k8s.aliyun.com/eci-use-specs":             annotation.FieldSpecs,
+		"k8s.aliyun.com/eci-spot-release-strategy": annotation.FieldReleaseStrategy,
 	} {
 		if f.Annotation != name {
 			t.Errorf("field %s has annotation %q, want %q", f.API, f.Annotation, name)
@@ -310,7 +311,7 @@ func FuzzParse(f *testing.F) {
 	}
 	cat := catalog.Default()
 	f.Fuzz(func(t *testing.T, strategy, limit, duration, fallback, specs, release string) {
-		in := spot.Fields{
+		in := annotation.Fields{
 			Strategy:        strategy,
 			PriceLimit:      limit,
 			Duration:        duration,
@@ -320,23 +321,23 @@ func FuzzParse(f *testing.F) {
 		}
 		r, err := spot.Parse(cat, in)
 		if err != nil {
-			var fe *spot.FieldError
+			var fe *annotation.FieldError
 			if !errors.As(err, &fe) {
-				t.Fatalf("Parse(%+v) error %T %v, want *spot.FieldError", in, err, err)
+				t.Fatalf("Parse(%+v) error %T %v, want *annotation.FieldError", in, err, err)
 			}
 			var raw string
 			switch fe.Field {
-			case spot.FieldStrategy:
+			case annotation.FieldStrategy:
 				raw = in.Strategy
-			case spot.FieldPriceLimit:
+			case annotation.FieldPriceLimit:
 				raw = in.PriceLimit
-			case spot.FieldDuration:
+			case annotation.FieldDuration:
 				raw = in.Duration
-			case spot.FieldFallback:
+			case annotation.FieldFallback:
 				raw = in.Fallback
-			case spot.FieldSpecs:
+			case annotation.FieldSpecs:
 				raw = in.Specs
-			case spot.FieldReleaseStrategy:
+			case annotation.FieldReleaseStrategy:
 				raw = in.ReleaseStrategy
 			default:
 				t.Fatalf("Parse(%+v) error names unknown field %+v", in, fe.Field)
@@ -374,4 +375,24 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The service refuses in the words of the API; the node says the same in
+// the words of the annotation.
+func TestAnnotationMessage(t *testing.T) {
+	_, err := spot.Parse(catalog.Default(), annotation.Fields{Strategy: "SpotWithPriceLimit", PriceLimit: "0.2555"})
+	var fe *annotation.FieldError
+	if !errors.As(err, &fe) {
+		t.Fatalf("Parse: %v", err)
+	}
+	got, ok := annotation.AnnotationMessage("InvalidParameter."+fe.Field.API, fe.Error())
+	if !ok || got != fe.Annotation() {
+		t.Errorf("AnnotationMessage: %q %v, want %q", got, ok, fe.Annotation())
+	}
+	if _, ok := annotation.AnnotationMessage("InvalidParameter.Container.Image", `invalid Image ""`); ok {
+		t.Error("a refusal of another field was taken for an annotation's")
+	}
+	if _, ok := annotation.AnnotationMessage("InvalidParameter.InstanceType", "ecs.c6.large is not sold in cn-hangzhou"); ok {
+		t.Error("a refusal in other words was taken for an annotation's")
+	}
 }

@@ -32,8 +32,6 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
-
-	"github.com/spoteci/spoteci/internal/catalog"
 )
 
 // Tags the node puts on the groups it creates.
@@ -62,11 +60,12 @@ type Config struct {
 	Taint bool
 	// KubeletListen is the address of the kubelet API (kubectl logs); default 127.0.0.1:0.
 	KubeletListen string
-	// PollInterval is how often instance statuses are read; default 300ms.
+	// PollInterval is how often the node lists its instances (one paged
+	// listing); default 1 s. Between listings, a pod the node acts on is
+	// read by ID.
 	PollInterval time.Duration
 	// Workers sync pods in parallel; default 16.
 	Workers int
-	Catalog *catalog.Catalog
 	Logger  *slog.Logger
 }
 
@@ -98,13 +97,10 @@ func New(cfg Config) (*Node, error) {
 		cfg.KubeletListen = "127.0.0.1:0"
 	}
 	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 300 * time.Millisecond
+		cfg.PollInterval = time.Second
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 16
-	}
-	if cfg.Catalog == nil {
-		cfg.Catalog = catalog.Default()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

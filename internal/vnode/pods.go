@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/spoteci/spoteci/internal/spot"
+	"github.com/spoteci/spoteci/internal/annotation"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -98,18 +98,20 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 		n.warnOnce(ctx, pod, ReasonForbiddenPodSpec, msg+"; the pod will not run")
 		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, ReasonForbiddenPodSpec, msg))
 	}
-	fields := spot.FromAnnotations(pod.Annotations)
-	ask, err := spot.Parse(n.cfg.Catalog, fields)
+	// The node checks only what it acts on itself; the service checks the
+	// bid and the specs against what it sells, and its refusal is said
+	// below in the annotation's words.
+	fields := annotation.FromAnnotations(pod.Annotations)
+	fallback, apiEvict, err := annotation.Local(fields)
 	if err != nil {
 		msg := err.Error()
-		var fe *spot.FieldError
+		var fe *annotation.FieldError
 		if errors.As(err, &fe) {
 			msg = fe.Annotation()
 		}
-		n.warnOnce(ctx, pod, ReasonInvalidAnnotation, msg+"; the pod will not run until it is recreated with a valid annotation")
-		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, ReasonInvalidAnnotation, msg))
+		return 0, n.invalidAnnotation(ctx, pod, msg)
 	}
-	req := n.createRequest(pod, fields)
+	req := n.createRequest(pod, fields, fallback)
 	if err := n.podConfig(ctx, pod, &req); err != nil {
 		var ce *configError
 		if !errors.As(err, &ce) {
@@ -125,7 +127,7 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 		n.warnOnce(ctx, pod, "FailedToRetrieveImagePullSecret", err.Error())
 	}
 	req.ImageRegistryCredentials = creds
-	if ask.APIEvict {
+	if apiEvict {
 		req.Tags = append(req.Tags, eciapi.Tag{Key: TagAPIEvict, Value: "true"})
 	}
 	id, err := n.provider.Create(ctx, req)
@@ -138,6 +140,9 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 		n.recorder.Event(pod, corev1.EventTypeWarning, "SpotBidBelowMarket", reqErr.Message+"; the pod waits for the price to fall")
 		return stockRetry, n.writeStatus(ctx, pod, waitingStatus(pod, "WaitingForSpotPrice", reqErr.Message))
 	case errors.As(err, &reqErr) && reqErr.Status/100 == 4:
+		if msg, ok := annotation.AnnotationMessage(reqErr.Code, reqErr.Message); ok {
+			return 0, n.invalidAnnotation(ctx, pod, msg)
+		}
 		n.warnOnce(ctx, pod, "ProviderCreateFailed", reqErr.Message)
 		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, "ProviderCreateFailed", reqErr.Message))
 	case err != nil:
@@ -150,11 +155,18 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 	return n.updatePod(ctx, pod, in)
 }
 
-func (n *Node) createRequest(pod *corev1.Pod, f spot.Fields) eciapi.CreateContainerGroupRequest {
+// invalidAnnotation keeps a pod waiting, with a Warning, for an annotation
+// that cannot be honoured.
+func (n *Node) invalidAnnotation(ctx context.Context, pod *corev1.Pod, msg string) error {
+	n.warnOnce(ctx, pod, ReasonInvalidAnnotation, msg+"; the pod will not run until it is recreated with a valid annotation")
+	return n.writeStatus(ctx, pod, waitingStatus(pod, ReasonInvalidAnnotation, msg))
+}
+
+func (n *Node) createRequest(pod *corev1.Pod, f annotation.Fields, fallback bool) eciapi.CreateContainerGroupRequest {
 	req := eciapi.CreateContainerGroupRequest{
 		ContainerGroupName: pod.Namespace + "-" + pod.Name, ClientToken: string(pod.UID), HostName: pod.Name,
 		InstanceType: f.Specs, SpotStrategy: f.Strategy, SpotPriceLimit: eciapi.Decimal(f.PriceLimit),
-		SpotFallback: f.Fallback == "true", TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,
+		SpotFallback: fallback, TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,
 		RestartPolicy: string(pod.Spec.RestartPolicy),
 		Tags: []eciapi.Tag{{Key: TagNode, Value: n.cfg.NodeName}, {Key: TagNamespace, Value: pod.Namespace}, {Key: TagPod, Value: pod.Name},
 			{Key: TagPodUID, Value: string(pod.UID)}},
@@ -185,11 +197,11 @@ func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 	n.forwardContainerEvents(ctx, pod, in)
 	for _, e := range in.Events {
 		switch {
-		case e.Reason == "SpotToBeReleased" && !hasCondition(pod, ConditionInstanceExpired):
+		case e.Reason == eciapi.ReasonSpotToBeReleased && !hasCondition(pod, ConditionInstanceExpired):
 			// The condition, written with the notice, marks the event as sent:
 			// no lookup of past events for the crowd a reclaim storm brings.
 			n.recorder.Event(pod, corev1.EventTypeWarning, e.Reason, e.Message)
-		case e.Reason == "SpotDegraded":
+		case e.Reason == eciapi.ReasonSpotDegraded:
 			n.warnOnce(ctx, pod, e.Reason, e.Message)
 		}
 	}

@@ -62,11 +62,11 @@ type RequestError struct {
 func NewRequestError(status int, code, message string) *RequestError {
 	e := &RequestError{Status: status, Code: code, Message: message}
 	switch code {
-	case "InvalidContainerGroup.NotFound":
+	case eciapi.CodeNotFound:
 		e.kind = ErrNotFound
-	case "OperationDenied.NoStock":
+	case eciapi.CodeNoStock:
 		e.kind = ErrNoStock
-	case "OperationDenied.BidBelowMarket":
+	case eciapi.CodeBidBelowMarket:
 		e.kind = ErrBidBelowMarket
 	}
 	return e
@@ -80,14 +80,14 @@ type InstanceStatus string
 
 // The statuses the node acts on.
 const (
-	StatusPending   InstanceStatus = "Pending"
-	StatusRunning   InstanceStatus = "Running"
-	StatusSucceeded InstanceStatus = "Succeeded"
-	StatusFailed    InstanceStatus = "Failed"
+	StatusPending   InstanceStatus = eciapi.StatusPending
+	StatusRunning   InstanceStatus = eciapi.StatusRunning
+	StatusSucceeded InstanceStatus = eciapi.StatusSucceeded
+	StatusFailed    InstanceStatus = eciapi.StatusFailed
 	// StatusExpired: a spot instance the market released.
-	StatusExpired InstanceStatus = "Expired"
+	StatusExpired InstanceStatus = eciapi.StatusExpired
 	// StatusDeleted: deleted, still known to a Get by ID.
-	StatusDeleted InstanceStatus = "Deleted"
+	StatusDeleted InstanceStatus = eciapi.StatusDeleted
 )
 
 // Instance is a container instance as the node sees it.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -44,7 +45,7 @@ func podStatus(pod *corev1.Pod, in *Instance) corev1.PodStatus {
 	}
 	if !in.NoticeTime.IsZero() {
 		setCondition(&st, corev1.PodCondition{Type: ConditionInstanceExpired, Status: corev1.ConditionTrue,
-			Reason: "SpotToBeReleased", Message: "The spot instance will be released at " + releaseTime(in.ReleaseTime),
+			Reason: eciapi.ReasonSpotToBeReleased, Message: "The spot instance will be released at " + releaseTime(in.ReleaseTime),
 			LastTransitionTime: *wallTime(in.NoticeTime)})
 	}
 	if in.Status == StatusExpired {

@@ -22,6 +22,7 @@ const (
 	ActionCreateContainerGroup              = "CreateContainerGroup"
 	ActionDescribeContainerGroups           = "DescribeContainerGroups"
 	ActionDeleteContainerGroup              = "DeleteContainerGroup"
+	ActionRestartContainerGroup             = "RestartContainerGroup"
 	ActionDescribeContainerGroupPrice       = "DescribeContainerGroupPrice"
 	ActionDescribeSpotPriceHistory          = "DescribeSpotPriceHistory"
 	ActionDescribeAvailableResource         = "DescribeAvailableResource"
@@ -45,6 +46,22 @@ const (
 	StatusExpired   = "Expired"
 	// StatusDeleted is shown only to a Describe that names the group's ID.
 	StatusDeleted = "Deleted"
+)
+
+// Error codes the service answers and its clients act on, as ECI names them.
+const (
+	CodeNotFound            = "InvalidContainerGroup.NotFound"
+	CodeNoStock             = "OperationDenied.NoStock"
+	CodeBidBelowMarket      = "OperationDenied.BidBelowMarket"
+	CodeIncorrectStatus     = "IncorrectStatus.ContainerGroup"
+	CodeContainerNotRunning = "IncorrectStatus.ContainerNotRunning"
+)
+
+// Event reasons of the spot market that clients act on (the market's
+// EventKinds).
+const (
+	ReasonSpotToBeReleased = "SpotToBeReleased"
+	ReasonSpotDegraded     = "SpotDegraded"
 )
 
 // Spot strategies, as ECI names them.
@@ -332,6 +349,17 @@ type DeleteContainerGroupRequest struct {
 	// GracePeriodSeconds overrides the group's termination grace period
 	// (wall seconds), e.g. to fit before a spot release.
 	GracePeriodSeconds *int64 `json:",omitempty"`
+}
+
+// RestartContainerGroupRequest restarts the containers of a running group
+// in place: SIGTERM, the group's grace period, then each starts again.
+type RestartContainerGroupRequest struct {
+	ContainerGroupId string
+}
+
+// RestartContainerGroupResponse acknowledges a restart.
+type RestartContainerGroupResponse struct {
+	RequestId string
 }
 
 // DeleteContainerGroupResponse acknowledges a delete.

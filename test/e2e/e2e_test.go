@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -461,4 +464,46 @@ func waitPodRunning(t *testing.T, ns, name string) {
 		out := kubectl(t, "-n", ns, "get", "pod", name)
 		return strings.Contains(out, "Running"), out
 	})
+}
+
+// The node lists its instances once a second, in one call, however many
+// pods it runs; between listings nothing is asked (issue 9: at most one list
+// call a second with 1,000 pods).
+func TestListRate(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	for i := range 3 {
+		apply(t, ns, podManifest(fmt.Sprint("idle-", i), nil))
+	}
+	for i := range 3 {
+		waitPodRunning(t, ns, fmt.Sprint("idle-", i))
+	}
+	calls := func() int {
+		resp, err := http.Get(eciClient(t).Endpoint + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, `spoteci_api_request_duration_seconds_count{action="DescribeContainerGroups",code="200"} `); ok {
+				n, _ := strconv.Atoi(v)
+				return n
+			}
+		}
+		return 0
+	}
+	// Pods of earlier tests still being deleted are read by ID: wait them out.
+	eventually(t, 2*time.Minute, "no pod terminating", func() (bool, string) {
+		out := kubectl(t, "get", "pods", "-A", "-o", "jsonpath={.items[?(@.metadata.deletionTimestamp)].metadata.name}")
+		return strings.TrimSpace(out) == "", out
+	})
+	const window = 5 * time.Second
+	before := calls()
+	time.Sleep(window)
+	if n := calls() - before; n > int(window/time.Second)+1 {
+		t.Errorf("%d DescribeContainerGroups calls in %s with 3 idle pods: want at most one a second", n, window)
+	} else if n == 0 {
+		t.Errorf("no DescribeContainerGroups call in %s: the node does not poll", window)
+	}
 }

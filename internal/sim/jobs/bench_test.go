@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoteci/spoteci/internal/annotation"
 	"github.com/spoteci/spoteci/internal/catalog"
 	"github.com/spoteci/spoteci/internal/prices"
 	"github.com/spoteci/spoteci/internal/sim"
 	"github.com/spoteci/spoteci/internal/sim/simtest"
-	"github.com/spoteci/spoteci/internal/spot"
 )
 
 // benchZones are three zones of cn-beijing that sell 209 types in common.
@@ -57,9 +57,9 @@ func benchWorkload(cat *catalog.Catalog) *Workload {
 			Completions: 10, Parallelism: 10, Work: 2 * time.Hour, RestartOverhead: 2 * time.Minute,
 			CheckpointInterval: 30 * time.Minute, CheckpointCost: time.Minute, CheckpointAtNotice: true,
 			Annotations: map[string]string{
-				spot.AnnotationUseSpecs:   typ,
-				spot.AnnotationStrategy:   "SpotWithPriceLimit",
-				spot.AnnotationPriceLimit: fmt.Sprintf("%.3f", snapshot*1.1),
+				annotation.AnnotationUseSpecs:   typ,
+				annotation.AnnotationStrategy:   "SpotWithPriceLimit",
+				annotation.AnnotationPriceLimit: fmt.Sprintf("%.3f", snapshot*1.1),
 			},
 		})
 	}

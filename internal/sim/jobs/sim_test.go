@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoteci/spoteci/internal/annotation"
 	"github.com/spoteci/spoteci/internal/catalog"
 	"github.com/spoteci/spoteci/internal/prices"
 	"github.com/spoteci/spoteci/internal/sim"
-	"github.com/spoteci/spoteci/internal/spot"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the golden files of testdata/")
@@ -39,11 +39,11 @@ func oneJob(j JobSpec) *Workload {
 	if j.Annotations == nil {
 		j.Annotations = map[string]string{}
 	}
-	j.Annotations[spot.AnnotationUseSpecs] = "ecs.c5.large"
+	j.Annotations[annotation.AnnotationUseSpecs] = "ecs.c5.large"
 	return &Workload{Zones: []string{"cn-hangzhou-i"}, Horizon: 48 * time.Hour, Jobs: []JobSpec{j}}
 }
 
-var asPriceGo = map[string]string{spot.AnnotationStrategy: "SpotAsPriceGo"}
+var asPriceGo = map[string]string{annotation.AnnotationStrategy: "SpotAsPriceGo"}
 
 func simulate(t *testing.T, w *Workload, cfg Config) PolicyResult {
 	t.Helper()
@@ -110,7 +110,7 @@ func TestJobScenarios(t *testing.T) {
 		},
 		"fallback when there is no stock": {
 			trace: []bool{false}, job: JobSpec{Work: 3 * time.Hour, RestartOverhead: 6 * m,
-				Annotations: map[string]string{spot.AnnotationStrategy: "SpotAsPriceGo", spot.AnnotationFallback: "true"}},
+				Annotations: map[string]string{annotation.AnnotationStrategy: "SpotAsPriceGo", annotation.AnnotationFallback: "true"}},
 			want: Summary{ODHoursMean: hours(3, 6), CostMean: hours(3, 6) * c5PAYG, CompletionHoursP50: hours(3, 6), Pods: 1, Degraded: 1}, lives: 1,
 		},
 		"no stock, no fallback: never runs": {

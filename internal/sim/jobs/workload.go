@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/spoteci/spoteci/internal/annotation"
 	"github.com/spoteci/spoteci/internal/catalog"
 	"github.com/spoteci/spoteci/internal/market"
 	"github.com/spoteci/spoteci/internal/spot"
@@ -205,9 +206,9 @@ func (w *Workload) compile(cat *catalog.Catalog, p *Policy) ([]kind, error) {
 				ann[k] = v
 			}
 		}
-		req, err := spot.Parse(cat, spot.FromAnnotations(ann))
+		req, err := spot.Parse(cat, annotation.FromAnnotations(ann))
 		if err != nil {
-			var fe *spot.FieldError
+			var fe *annotation.FieldError
 			if errors.As(err, &fe) {
 				err = errors.New(fe.Annotation())
 			}

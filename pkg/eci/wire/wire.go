@@ -156,6 +156,11 @@ type DeleteContainerGroupResponse struct {
 	RequestId string
 }
 
+// RestartContainerGroupResponse answers RestartContainerGroup.
+type RestartContainerGroupResponse struct {
+	RequestId string
+}
+
 // DescribeContainerLogResponse answers DescribeContainerLog.
 type DescribeContainerLogResponse struct {
 	RequestId     string
