@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,7 +164,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	deadline := time.Now().Add(15 * time.Second)
 	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatal(fmt.Sprintf("waiting for %s: timed out", what))
+			t.Fatalf("waiting for %s: timed out", what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -459,14 +459,23 @@ func (s *Service) priceNow(in *market.Instance, now time.Time) float64 {
 
 func ptr[T any](v T) *T { return &v }
 
+// liveGroup is group id unless it is unknown or deleted. Call with mu held.
+func (s *Service) liveGroup(id string) (*group, error) {
+	g, ok := s.groups[id]
+	if !ok || g.Deleted {
+		return nil, notFound(id)
+	}
+	return g, nil
+}
+
 // RestartContainerGroup restarts the containers of a Running group in
 // place, as ECI does; the instance, its IP and its bill go on.
 func (s *Service) RestartContainerGroup(ctx context.Context, req eciapi.RestartContainerGroupRequest) (eciapi.RestartContainerGroupResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g, ok := s.groups[req.ContainerGroupId]
-	if !ok || g.Deleted {
-		return eciapi.RestartContainerGroupResponse{}, notFound(req.ContainerGroupId)
+	g, err := s.liveGroup(req.ContainerGroupId)
+	if err != nil {
+		return eciapi.RestartContainerGroupResponse{}, err
 	}
 	if st := g.status(s.containers(g, live(s.rt, g.ID))); st != eciapi.StatusRunning {
 		return eciapi.RestartContainerGroupResponse{}, &APIError{Status: 403, Code: eciapi.CodeIncorrectStatus,
@@ -483,9 +492,9 @@ func (s *Service) RestartContainerGroup(ctx context.Context, req eciapi.RestartC
 func (s *Service) DeleteContainerGroup(ctx context.Context, req eciapi.DeleteContainerGroupRequest) (eciapi.DeleteContainerGroupResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g, ok := s.groups[req.ContainerGroupId]
-	if !ok || g.Deleted {
-		return eciapi.DeleteContainerGroupResponse{}, notFound(req.ContainerGroupId)
+	g, err := s.liveGroup(req.ContainerGroupId)
+	if err != nil {
+		return eciapi.DeleteContainerGroupResponse{}, err
 	}
 	if err := s.advance(ctx); err != nil {
 		return eciapi.DeleteContainerGroupResponse{}, err

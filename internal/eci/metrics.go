@@ -2,6 +2,7 @@ package eci
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/spoteci/spoteci/internal/market"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
@@ -56,7 +57,7 @@ func newMetrics(s *Service) *metrics {
 				ch <- prometheus.MustNewConstMetric(states, prometheus.GaugeValue, float64(n), status)
 			}
 		}},
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
