@@ -38,12 +38,14 @@ func newServerCommand(streams Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the ECI service: the spot market, its API and the containers",
-		Long: `Run the ECI service on 127.0.0.1: the spot market on the embedded price data,
-the HTTP+JSON API (bearer token) and /metrics; the instances' containers under
-containerd (its own, started under <state-dir>/containerd unless
---containerd-address names one), pulling through the local registry it serves.
-Its endpoint and token are written to <state-dir>/eci.json for the CLI, the
-registry's address to <state-dir>/registry.json.`,
+		Long: `Run the ECI service on 127.0.0.1: the spot market on the embedded price data;
+ECI's and ECS's OpenAPI at / (signed with an AccessKey pair, as Alibaba Cloud's
+SDKs sign), the admin JSON API under /api/v1/ (bearer token) and /metrics; the
+instances' containers under containerd (its own, started under
+<state-dir>/containerd unless --containerd-address names one), pulling through
+the local registry it serves. Its endpoint, token, AccessKey pair and region are
+written to <state-dir>/eci.json for the CLI and the node, the registry's address
+to <state-dir>/registry.json.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := slog.New(slog.NewTextHandler(streams.ErrOut, nil))

@@ -14,6 +14,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
@@ -53,6 +54,9 @@ type Config struct {
 type Provider struct {
 	cfg     Config
 	clients chan *sdkeci.Client
+
+	mu     sync.Mutex
+	closed bool
 }
 
 var _ vnode.Provider = (*Provider)(nil)
@@ -91,16 +95,42 @@ func New(cfg Config) (*Provider, error) {
 	return p, nil
 }
 
-// Close shuts the SDK clients down.
+// Close shuts the SDK clients down: the idle ones now, those in a call
+// when it returns.
 func (p *Provider) Close() {
-	for range p.cfg.Clients {
-		(<-p.clients).Shutdown()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for {
+		select {
+		case c := <-p.clients:
+			c.Shutdown()
+		default:
+			return
+		}
 	}
+}
+
+// giveBack returns a client to the pool, or shuts it down after Close.
+func (p *Provider) giveBack(c *sdkeci.Client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.Shutdown()
+		return
+	}
+	p.clients <- c
 }
 
 // do runs f with a client of the pool; it returns when f does or ctx ends
 // (f then finishes on its own and gives its client back).
 func (p *Provider) do(ctx context.Context, f func(*sdkeci.Client) error) error {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return errors.New("eciprovider: closed")
+	}
 	var c *sdkeci.Client
 	select {
 	case c = <-p.clients:
@@ -109,7 +139,7 @@ func (p *Provider) do(ctx context.Context, f func(*sdkeci.Client) error) error {
 	}
 	done := make(chan error, 1)
 	go func() {
-		defer func() { p.clients <- c }()
+		defer p.giveBack(c)
 		done <- f(c)
 	}()
 	select {

@@ -1,9 +1,12 @@
 package eciprovider
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
+	sdkeci "github.com/aliyun/alibaba-cloud-sdk-go/services/eci"
 	"github.com/spoteci/spoteci/internal/vnode"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
@@ -32,5 +35,28 @@ func TestInstancesInWallTime(t *testing.T) {
 	in = real.instances()[0]
 	if !in.Created.Equal(market0.Add(-time.Hour)) || !in.NoticeTime.Equal(market0) || !in.ReleaseTime.Equal(market0.Add(5*time.Minute)) {
 		t.Errorf("no extension: created %v, notice %v, release %v", in.Created, in.NoticeTime, in.ReleaseTime)
+	}
+}
+
+// A call returns when its context ends, even while every client of the
+// pool is busy; after Close, calls fail at once.
+func TestCallsHonourContextAndClose(t *testing.T) {
+	p, err := New(Config{Endpoint: "127.0.0.1:1", Region: "cn-hangzhou", AccessKeyID: "id", AccessKeySecret: "secret", Clients: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	busy := make(chan struct{})
+	go p.do(context.Background(), func(*sdkeci.Client) error { close(busy); <-release; return nil })
+	<-busy
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.do(ctx, func(*sdkeci.Client) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Errorf("with the pool busy and the context ended: %v", err)
+	}
+	close(release)
+	p.Close()
+	if err := p.do(context.Background(), func(*sdkeci.Client) error { return nil }); err == nil {
+		t.Error("a call after Close succeeded")
 	}
 }
