@@ -11,6 +11,7 @@ import (
 	sdkeci "github.com/aliyun/alibaba-cloud-sdk-go/services/eci"
 
 	"github.com/spoteci/spoteci/internal/eci"
+	"github.com/spoteci/spoteci/internal/eciprovider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -135,4 +136,36 @@ func BenchmarkDescribePaged(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(pages), "ms/page")
+}
+
+// BenchmarkProviderList is the virtual node's poll: the provider lists the
+// 1,000 groups of one node through the SDK, one page, into the node's types.
+func BenchmarkProviderList(b *testing.B) {
+	s := startBenchServer(b, b.TempDir())
+	ctx := context.Background()
+	for i := range 1000 {
+		req := eciapi.CreateContainerGroupRequest{ContainerGroupName: fmt.Sprint("g", i), InstanceType: "2-4Gi",
+			Tags:       []eciapi.Tag{{Key: "spoteci.io/node", Value: "node-0"}},
+			Containers: []eciapi.Container{{Name: "c", Image: "not-pulled:1", ImagePullPolicy: "Never"}}}
+		if _, err := s.CreateContainerGroup(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	p, err := eciprovider.New(eciprovider.Config{Endpoint: s.Endpoint, Region: eci.DefaultRegion, AccessKeyID: accessKeyID,
+		AccessKeySecret: accessKeySecret, PageSize: eci.MaxPageSize})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		list, err := p.List(ctx, map[string]string{"spoteci.io/node": "node-0"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(list) != 1000 {
+			b.Fatalf("listed %d", len(list))
+		}
+	}
 }

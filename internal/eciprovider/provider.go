@@ -279,16 +279,16 @@ func (p *Provider) List(ctx context.Context, tags map[string]string) ([]vnode.In
 	var out []vnode.Instance
 	token := ""
 	for {
-		req := sdkeci.CreateDescribeContainerGroupsRequest()
-		req.RegionId = p.cfg.Region
-		filter := make([]sdkeci.DescribeContainerGroupsTag, 0, len(tags))
-		for k, v := range tags {
-			filter = append(filter, sdkeci.DescribeContainerGroupsTag{Key: k, Value: v})
+		params := map[string]string{"Limit": strconv.Itoa(p.cfg.PageSize)}
+		if token != "" {
+			params["NextToken"] = token
 		}
-		req.Tag = &filter
-		req.Limit = requests.NewInteger(p.cfg.PageSize)
-		req.NextToken = token
-		page, err := p.describe(ctx, req)
+		i := 1
+		for k, v := range tags {
+			params[fmt.Sprintf("Tag.%d.Key", i)], params[fmt.Sprintf("Tag.%d.Value", i)] = k, v
+			i++
+		}
+		page, err := p.describe(ctx, params)
 		if err != nil {
 			return nil, err
 		}
@@ -301,11 +301,8 @@ func (p *Provider) List(ctx context.Context, tags map[string]string) ([]vnode.In
 
 // Get reads one instance by ID.
 func (p *Provider) Get(ctx context.Context, id string) (*vnode.Instance, error) {
-	req := sdkeci.CreateDescribeContainerGroupsRequest()
-	req.RegionId = p.cfg.Region
 	ids, _ := json.Marshal([]string{id})
-	req.ContainerGroupIds = string(ids)
-	page, err := p.describe(ctx, req)
+	page, err := p.describe(ctx, map[string]string{"ContainerGroupIds": string(ids)})
 	if err != nil {
 		return nil, err
 	}
@@ -317,12 +314,20 @@ func (p *Provider) Get(ctx context.Context, id string) (*vnode.Instance, error) 
 	return nil, nil
 }
 
-// describe calls DescribeContainerGroups and reads the whole body, with
-// spoteci's extension.
-func (p *Provider) describe(ctx context.Context, req *sdkeci.DescribeContainerGroupsRequest) (listing, error) {
+// describe calls DescribeContainerGroups as the SDK's common request, which
+// leaves the body to the caller: a listing of 1,000 groups is parsed once,
+// into the wire types with spoteci's extension, not first into the SDK's.
+func (p *Provider) describe(ctx context.Context, params map[string]string) (listing, error) {
+	req := requests.NewCommonRequest()
+	req.Product, req.Version, req.ApiName = "Eci", "2018-08-08", "DescribeContainerGroups"
+	req.ServiceCode, req.EndpointType = "eci", "openAPI"
+	req.QueryParams["RegionId"] = p.cfg.Region
+	for k, v := range params {
+		req.QueryParams[k] = v
+	}
 	var page listing
 	err := p.do(ctx, func(c *sdkeci.Client) error {
-		resp, err := c.DescribeContainerGroups(req)
+		resp, err := c.ProcessCommonRequest(req)
 		if err != nil {
 			return err
 		}
