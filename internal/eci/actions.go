@@ -40,70 +40,43 @@ func notFound(id string) *APIError {
 	return &APIError{Status: 404, Code: eciapi.CodeNotFound, Message: fmt.Sprintf("container group %q not found", id)}
 }
 
-// order is a checked request: where it may land and what it bids.
-type order struct {
-	bid        market.Bid
-	candidates [][]*catalog.Offering
-}
-
 // resolve checks the sizing and spot fields shared by CreateContainerGroup and
-// DescribeContainerGroupPrice and returns the market order they make.
-func (s *Service) resolve(region, zone, instanceType string, cpu, memory float64, f annotation.Fields, containers []eciapi.Container) (order, error) {
+// DescribeContainerGroupPrice and returns the market order they make
+// (spot.Order, as the simulator makes it).
+func (s *Service) resolve(region, zone, instanceType string, cpu, memory float64, f annotation.Fields, containers []eciapi.Container) (market.Order, error) {
 	if region != "" && region != s.cfg.Region {
-		return order{}, badRequest("RegionId", "RegionId %q: this service sells in %s", region, s.cfg.Region)
+		return market.Order{}, badRequest("RegionId", "RegionId %q: this service sells in %s", region, s.cfg.Region)
 	}
-	zones := s.cat.Zones(s.cfg.Region)
+	zones, where := s.cat.Zones(s.cfg.Region), s.cfg.Region
 	if zone != "" {
 		if !s.zones[zone] {
-			return order{}, badRequest("ZoneId", "ZoneId %q is not a zone of %s: want one of %s", zone, s.cfg.Region, strings.Join(zones, ", "))
+			return market.Order{}, badRequest("ZoneId", "ZoneId %q is not a zone of %s: want one of %s", zone, s.cfg.Region, strings.Join(zones, ", "))
 		}
-		zones = []string{zone}
+		zones, where = []string{zone}, zone
+	}
+	if cpu == 0 && memory == 0 {
+		// The group's size is its containers' unless given.
+		for _, c := range containers {
+			cpu += c.Cpu
+			memory += c.Memory
+		}
 	}
 	f.Specs = instanceType
-	req, err := spot.Parse(s.cat, f)
+	o, _, err := spot.Order(s.cat, f, cpu, memory, zones, where)
 	var fe *annotation.FieldError
-	if errors.As(err, &fe) {
-		return order{}, badRequest(fe.Field.API, "%s", fe.Error())
-	} else if err != nil {
-		return order{}, badRequest("Spot", "%v", err)
+	var se *spot.SizeError
+	var ns *spot.NotSoldError
+	switch {
+	case errors.As(err, &fe):
+		return o, badRequest(fe.Field.API, "%s", fe.Error())
+	case errors.As(err, &se):
+		return o, badRequest("Cpu", "%s", se.Error())
+	case errors.As(err, &ns):
+		return o, badRequest("InstanceType", "%s", ns.Error())
+	case err != nil:
+		return o, badRequest("Spot", "%v", err)
 	}
-	specs := req.Specs
-	if len(specs) == 0 {
-		if cpu < 0 || memory < 0 || math.IsNaN(cpu) || math.IsNaN(memory) {
-			return order{}, badRequest("Cpu", "Cpu %v and Memory %v must not be negative", cpu, memory)
-		}
-		if cpu == 0 && memory == 0 {
-			for _, c := range containers {
-				cpu += c.Cpu
-				memory += c.Memory
-			}
-		}
-		if cpu == 0 && memory == 0 {
-			cpu, memory = 2, 4 // ECI's default size
-		}
-		spec, err := catalog.SpecFromLimits(cpu, max(memory, 0.5))
-		if err != nil {
-			return order{}, badRequest("Cpu", "Cpu %v, Memory %v: %v", cpu, memory, err)
-		}
-		specs = []catalog.Spec{spec}
-	}
-	candidates := s.cat.Candidates(specs, zones)
-	if !slices.ContainsFunc(candidates, func(g []*catalog.Offering) bool { return len(g) > 0 }) {
-		where := s.cfg.Region
-		if zone != "" {
-			where = zone
-		}
-		return order{}, badRequest("InstanceType", "no instance type for %s is sold in %s", specsString(specs), where)
-	}
-	return order{bid: req.Bid, candidates: candidates}, nil
-}
-
-func specsString(specs []catalog.Spec) string {
-	parts := make([]string, len(specs))
-	for i, sp := range specs {
-		parts[i] = sp.String()
-	}
-	return strings.Join(parts, ",")
+	return o, nil
 }
 
 func spotFields(strategy string, limit eciapi.Decimal, duration *eciapi.Decimal, fallback bool) annotation.Fields {
@@ -156,7 +129,8 @@ func (s *Service) CreateContainerGroup(ctx context.Context, req eciapi.CreateCon
 	id := newID()
 	g := &group{ID: id, Name: req.ContainerGroupName, ClientToken: req.ClientToken, Request: req}
 	s.groups[id] = g
-	in, err := s.core.Create(s.core.Now(), market.Order{ID: id, Bid: o.bid, Candidates: o.candidates})
+	o.ID = id
+	in, err := s.core.Create(s.core.Now(), o)
 	if err != nil {
 		delete(s.groups, id)
 		return eciapi.CreateContainerGroupResponse{}, marketError(err)
@@ -532,13 +506,13 @@ func (s *Service) DescribeContainerGroupPrice(ctx context.Context, req eciapi.De
 	}
 	now := s.core.Now()
 	resp := eciapi.DescribeContainerGroupPriceResponse{Currency: Currency}
-	for _, g := range o.candidates {
+	for _, g := range o.Candidates {
 		for _, off := range g {
 			resp.SpotPrices = append(resp.SpotPrices, eciapi.SpotPrice{ZoneId: off.Zone, InstanceType: off.Type.Name,
 				SpotPrice: s.book.Quote(off, now).Price, OriginPrice: off.OnDemand, Timestamp: now})
 		}
 	}
-	pick, err := s.core.Pick(now, market.Order{Bid: o.bid, Candidates: o.candidates})
+	pick, err := s.core.Pick(now, o)
 	if err != nil {
 		var apiErr *APIError
 		if errors.As(marketError(err), &apiErr) {

@@ -6,7 +6,11 @@
 package spot
 
 import (
+	"errors"
+	"fmt"
+	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,4 +90,66 @@ func Parse(cat *catalog.Catalog, f annotation.Fields) (Request, error) {
 // refuse is the error for value of field, with why.
 func refuse(field annotation.Field, value, why string) *annotation.FieldError {
 	return &annotation.FieldError{Field: field, Value: value, Reason: why}
+}
+
+// DefaultCPU and DefaultMemoryGiB size an instance that names no specs and
+// has no limits, as ECI does.
+const (
+	DefaultCPU       = 2
+	DefaultMemoryGiB = 4
+)
+
+// SizeError is a size from limits that no instance has.
+type SizeError struct {
+	CPU, MemoryGiB float64
+	Err            error
+}
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("Cpu %v, Memory %v: %v", e.CPU, e.MemoryGiB, e.Err)
+}
+
+// NotSoldError says that no candidate of the specs is sold in the zones.
+type NotSoldError struct {
+	Specs []catalog.Spec
+	Where string
+}
+
+func (e *NotSoldError) Error() string {
+	names := make([]string, len(e.Specs))
+	for i, s := range e.Specs {
+		names[i] = s.String()
+	}
+	return fmt.Sprintf("no instance type for %s is sold in %s", strings.Join(names, ","), e.Where)
+}
+
+// Order is the one way an ask becomes a market order, for the service and
+// the simulator alike: the fields are checked (Parse); without specs the
+// instance is sized from cpu and memory (both 0: ECI's default 2 vCPU
+// 4 GiB; memory under 0.5 GiB counts as 0.5); the candidate pools are those
+// of zones, in the specs' order. where names the zones in errors.
+func Order(cat *catalog.Catalog, f annotation.Fields, cpu, memGiB float64, zones []string, where string) (market.Order, Request, error) {
+	req, err := Parse(cat, f)
+	if err != nil {
+		return market.Order{}, req, err
+	}
+	specs := req.Specs
+	if len(specs) == 0 {
+		if cpu < 0 || memGiB < 0 || math.IsNaN(cpu) || math.IsNaN(memGiB) {
+			return market.Order{}, req, &SizeError{cpu, memGiB, errors.New("must not be negative")}
+		}
+		if cpu == 0 && memGiB == 0 {
+			cpu, memGiB = DefaultCPU, DefaultMemoryGiB
+		}
+		spec, err := catalog.SpecFromLimits(cpu, max(memGiB, 0.5))
+		if err != nil {
+			return market.Order{}, req, &SizeError{cpu, memGiB, err}
+		}
+		specs = []catalog.Spec{spec}
+	}
+	candidates := cat.Candidates(specs, zones)
+	if !slices.ContainsFunc(candidates, func(g []*catalog.Offering) bool { return len(g) > 0 }) {
+		return market.Order{}, req, &NotSoldError{specs, where}
+	}
+	return market.Order{Bid: req.Bid, Candidates: candidates}, req, nil
 }

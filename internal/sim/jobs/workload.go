@@ -12,7 +12,7 @@ import (
 	"io"
 	"maps"
 	"os"
-	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -152,7 +152,7 @@ func (w *Workload) normalize() error {
 			j.Parallelism = j.Completions
 		}
 		if j.CPU == 0 && j.MemoryGiB == 0 {
-			j.CPU, j.MemoryGiB = 2, 4
+			j.CPU, j.MemoryGiB = spot.DefaultCPU, spot.DefaultMemoryGiB
 		}
 		switch {
 		case j.Count < 0 || j.Completions < 0 || j.Parallelism < 0:
@@ -184,8 +184,8 @@ type kind struct {
 }
 
 // compile turns the Jobs into market orders under policy p (nil: the Jobs'
-// own annotations), the way the virtual node does: spot.Parse checks the
-// annotations, eci-use-specs or the pod's limits give the candidate pools.
+// own annotations) with spot.Order, as the ECI service does: the annotations
+// checked, eci-use-specs or the pod's limits giving the candidate pools.
 func (w *Workload) compile(cat *catalog.Catalog, p *Policy) ([]kind, error) {
 	zones := w.Zones
 	if len(zones) == 0 {
@@ -206,7 +206,7 @@ func (w *Workload) compile(cat *catalog.Catalog, p *Policy) ([]kind, error) {
 				ann[k] = v
 			}
 		}
-		req, err := spot.Parse(cat, annotation.FromAnnotations(ann))
+		o, _, err := spot.Order(cat, annotation.FromAnnotations(ann), j.CPU, j.MemoryGiB, zones, strings.Join(zones, ","))
 		if err != nil {
 			var fe *annotation.FieldError
 			if errors.As(err, &fe) {
@@ -214,19 +214,7 @@ func (w *Workload) compile(cat *catalog.Catalog, p *Policy) ([]kind, error) {
 			}
 			return nil, fmt.Errorf("job %s%s: %w", j.Name, policySuffix(p), err)
 		}
-		specs := req.Specs
-		if len(specs) == 0 {
-			spec, err := catalog.SpecFromLimits(j.CPU, j.MemoryGiB)
-			if err != nil {
-				return nil, fmt.Errorf("job %s: cpu %v, memory %vGi: %w", j.Name, j.CPU, j.MemoryGiB, err)
-			}
-			specs = []catalog.Spec{spec}
-		}
-		candidates := cat.Candidates(specs, zones)
-		if !slices.ContainsFunc(candidates, func(g []*catalog.Offering) bool { return len(g) > 0 }) {
-			return nil, fmt.Errorf("job %s%s: no instance type for %v in zones %v", j.Name, policySuffix(p), specs, zones)
-		}
-		kinds[i] = kind{spec: j, bid: req.Bid, candidates: candidates}
+		kinds[i] = kind{spec: j, bid: o.Bid, candidates: o.Candidates}
 	}
 	return kinds, nil
 }

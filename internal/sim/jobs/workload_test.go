@@ -103,3 +103,24 @@ func TestExampleWorkload(t *testing.T) {
 		t.Errorf("results %+v", res)
 	}
 }
+
+// The simulator sizes a pod as the service does (spot.Order): 4 vCPU and no
+// memory is 4-4Gi in both, not an error in one of them.
+func TestSizedAsTheService(t *testing.T) {
+	w, err := ParseWorkload([]byte("zones: [cn-hangzhou-i]\njobs: [{name: big, work: 1h, cpu: 4}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.normalize(); err != nil {
+		t.Fatal(err)
+	}
+	kinds, err := w.compile(catalog.Default(), nil)
+	if err != nil {
+		t.Fatalf("cpu 4 without memory: %v", err)
+	}
+	for _, o := range kinds[0].candidates[0] {
+		if o.Type.VCPU != 4 || o.Type.MemoryGiB < 4 {
+			t.Errorf("candidate %s: %d vCPU %v GiB, want 4 vCPU and at least 4 GiB", o.Type.Name, o.Type.VCPU, o.Type.MemoryGiB)
+		}
+	}
+}
