@@ -263,7 +263,7 @@ func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.Descri
 	}
 	picked = slices.DeleteFunc(picked, func(g *group) bool {
 		return req.ContainerGroupName != "" && g.Name != req.ContainerGroupName || !hasTags(g.Request.Tags, req.Tags) ||
-			req.Status != "" && g.status(s.containers(g, live(s.rt, g.ID))) != req.Status
+			req.Status != "" && s.statusOf(g) != req.Status
 	})
 	slices.SortFunc(picked, func(a, b *group) int { return pageOrder(a.inst.Created, a.ID, b.inst.Created, b.ID) })
 	now := s.core.Now()
@@ -433,6 +433,11 @@ func (s *Service) priceNow(in *market.Instance, now time.Time) float64 {
 
 func ptr[T any](v T) *T { return &v }
 
+// statusOf is g's status now. Call with mu held.
+func (s *Service) statusOf(g *group) string {
+	return g.status(s.containers(g, live(s.rt, g.ID)))
+}
+
 // liveGroup is group id unless it is unknown or deleted. Call with mu held.
 func (s *Service) liveGroup(id string) (*group, error) {
 	g, ok := s.groups[id]
@@ -451,7 +456,7 @@ func (s *Service) RestartContainerGroup(ctx context.Context, req eciapi.RestartC
 	if err != nil {
 		return eciapi.RestartContainerGroupResponse{}, err
 	}
-	if st := g.status(s.containers(g, live(s.rt, g.ID))); st != eciapi.StatusRunning {
+	if st := s.statusOf(g); st != eciapi.StatusRunning {
 		return eciapi.RestartContainerGroupResponse{}, &APIError{Status: 403, Code: eciapi.CodeIncorrectStatus,
 			Message: fmt.Sprintf("container group %s is %s: only a Running group can be restarted", g.ID, st)}
 	}
@@ -698,7 +703,7 @@ func (s *Service) DescribeBill(ctx context.Context, req eciapi.DescribeBillReque
 			lines = market.Bill(s.book, in, now)
 		}
 		item := eciapi.BillItem{ContainerGroupId: g.ID, ContainerGroupName: g.Name, InstanceType: in.Offering.Type.Name,
-			ZoneId: in.Offering.Zone, SpotStrategy: string(in.Bid.Strategy), Status: g.status(s.containers(g, live(s.rt, g.ID)))}
+			ZoneId: in.Offering.Zone, SpotStrategy: string(in.Bid.Strategy), Status: s.statusOf(g)}
 		for _, l := range lines {
 			item.Seconds += l.Seconds()
 			item.Amount += l.Amount

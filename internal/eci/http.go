@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -101,11 +100,7 @@ func action[Req, Resp any](f func(context.Context, Req) (Resp, error)) actionFun
 		if err != nil {
 			return nil, err
 		}
-		// Every response carries its RequestId, as ECI's do.
-		if id := reflect.ValueOf(&resp).Elem().FieldByName("RequestId"); id.CanSet() {
-			id.SetString(requestID)
-		}
-		return resp, nil
+		return withRequestID(resp, requestID), nil
 	}
 }
 

@@ -39,7 +39,7 @@ type rpcAction struct {
 
 // rpc adapts a service action to the OpenAPI: decode the parameters into
 // its request, run it, and shape its answer for the wire.
-func rpc[Req, Resp any](version string, f func(context.Context, Req) (Resp, error), shape func(*Req, Resp) any) rpcAction {
+func rpc[Req, Resp any](version string, f func(context.Context, Req) (Resp, error), shape func(Resp) any) rpcAction {
 	return rpcAction{version: version, run: func(ctx context.Context, params url.Values) (any, error) {
 		var req Req
 		if err := openapi.Decode(params, &req); err != nil {
@@ -52,7 +52,7 @@ func rpc[Req, Resp any](version string, f func(context.Context, Req) (Resp, erro
 		if shape == nil {
 			return resp, nil
 		}
-		return shape(&req, resp), nil
+		return shape(resp), nil
 	}}
 }
 
@@ -60,25 +60,25 @@ func rpc[Req, Resp any](version string, f func(context.Context, Req) (Resp, erro
 // (the market overrides, bills and log streams stay on the admin API).
 func (s *Service) rpcActions() map[string]rpcAction {
 	return map[string]rpcAction{
-		eciapi.ActionCreateContainerGroup: rpc(ECIVersion, s.CreateContainerGroup, func(_ *eciapi.CreateContainerGroupRequest, r eciapi.CreateContainerGroupResponse) any {
+		eciapi.ActionCreateContainerGroup: rpc(ECIVersion, s.CreateContainerGroup, func(r eciapi.CreateContainerGroupResponse) any {
 			return wire.CreateContainerGroupResponse{ContainerGroupId: r.ContainerGroupId}
 		}),
-		eciapi.ActionDescribeContainerGroups: rpc(ECIVersion, s.describePage, func(_ *eciapi.DescribeContainerGroupsRequest, r eciapi.DescribeContainerGroupsResponse) any {
+		eciapi.ActionDescribeContainerGroups: rpc(ECIVersion, s.describePage, func(r eciapi.DescribeContainerGroupsResponse) any {
 			return wireGroups(r)
 		}),
-		eciapi.ActionDeleteContainerGroup: rpc(ECIVersion, s.DeleteContainerGroup, func(_ *eciapi.DeleteContainerGroupRequest, r eciapi.DeleteContainerGroupResponse) any {
+		eciapi.ActionDeleteContainerGroup: rpc(ECIVersion, s.DeleteContainerGroup, func(r eciapi.DeleteContainerGroupResponse) any {
 			return wire.DeleteContainerGroupResponse{}
 		}),
-		eciapi.ActionRestartContainerGroup: rpc(ECIVersion, s.RestartContainerGroup, func(_ *eciapi.RestartContainerGroupRequest, r eciapi.RestartContainerGroupResponse) any {
+		eciapi.ActionRestartContainerGroup: rpc(ECIVersion, s.RestartContainerGroup, func(r eciapi.RestartContainerGroupResponse) any {
 			return wire.RestartContainerGroupResponse{}
 		}),
-		eciapi.ActionDescribeContainerLog: rpc(ECIVersion, s.DescribeContainerLog, func(_ *eciapi.DescribeContainerLogRequest, r eciapi.DescribeContainerLogResponse) any {
+		eciapi.ActionDescribeContainerLog: rpc(ECIVersion, s.DescribeContainerLog, func(r eciapi.DescribeContainerLogResponse) any {
 			return wire.DescribeContainerLogResponse{ContainerName: r.ContainerName, Content: r.Content}
 		}),
-		eciapi.ActionExecContainerCommand: rpc(ECIVersion, s.ExecContainerCommand, func(_ *eciapi.ExecContainerCommandRequest, r eciapi.ExecContainerCommandResponse) any {
+		eciapi.ActionExecContainerCommand: rpc(ECIVersion, s.ExecContainerCommand, func(r eciapi.ExecContainerCommandResponse) any {
 			return wire.ExecContainerCommandResponse{WebSocketUri: r.WebSocketUri}
 		}),
-		eciapi.ActionDescribeContainerGroupPrice: rpc(ECIVersion, s.DescribeContainerGroupPrice, func(_ *eciapi.DescribeContainerGroupPriceRequest, r eciapi.DescribeContainerGroupPriceResponse) any {
+		eciapi.ActionDescribeContainerGroupPrice: rpc(ECIVersion, s.DescribeContainerGroupPrice, func(r eciapi.DescribeContainerGroupPriceResponse) any {
 			return wirePrice(r)
 		}),
 		eciapi.ActionDescribeMultiContainerGroupMetric: rpc(ECIVersion, s.DescribeMultiContainerGroupMetric, nil),
@@ -138,7 +138,7 @@ func (s *Service) serveOpenAPI(w http.ResponseWriter, r *http.Request, verifier 
 		if err != nil {
 			return openapi.WriteError(w, requestID, r.Host, err)
 		}
-		out, err := marshalWithRequestID(resp, requestID)
+		out, err := json.Marshal(withRequestID(resp, requestID))
 		if err != nil {
 			return openapi.WriteError(w, requestID, r.Host, err)
 		}
@@ -149,21 +149,22 @@ func (s *Service) serveOpenAPI(w http.ResponseWriter, r *http.Request, verifier 
 	s.metrics.latency.WithLabelValues(name, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
 }
 
-// marshalWithRequestID encodes a response with its RequestId set.
-func marshalWithRequestID(resp any, requestID string) ([]byte, error) {
-	v := reflect.New(reflect.TypeOf(resp))
-	v.Elem().Set(reflect.ValueOf(resp))
-	if id := v.Elem().FieldByName("RequestId"); id.IsValid() && id.CanSet() {
+// withRequestID is resp with its RequestId set: every response carries
+// its RequestId, as ECI's do.
+func withRequestID(resp any, requestID string) any {
+	v := reflect.New(reflect.TypeOf(resp)).Elem()
+	v.Set(reflect.ValueOf(resp))
+	if id := v.FieldByName("RequestId"); id.IsValid() && id.CanSet() {
 		id.SetString(requestID)
 	}
-	return json.Marshal(v.Interface())
+	return v.Interface()
 }
 
 // wireGroups shapes a listing as ECI's.
 func wireGroups(r eciapi.DescribeContainerGroupsResponse) wire.DescribeContainerGroupsResponse {
 	out := wire.DescribeContainerGroupsResponse{NextToken: r.NextToken, TotalCount: r.TotalCount,
 		ContainerGroups: make([]wire.ContainerGroup, 0, len(r.ContainerGroups)),
-		Spoteci:         &wire.Listing{MarketTime: wire.Time(r.Time), WallTime: r.WallTime.UTC().Format(time.RFC3339Nano), TimeScale: r.TimeScale}}
+		Spoteci:         &wire.Listing{MarketTime: wire.Time(r.Time), WallTime: wire.PreciseTime(r.WallTime), TimeScale: r.TimeScale}}
 	for _, g := range r.ContainerGroups {
 		out.ContainerGroups = append(out.ContainerGroups, wireGroup(g))
 	}
@@ -179,7 +180,7 @@ func wireGroup(g eciapi.ContainerGroup) wire.ContainerGroup {
 		CreationTime: wire.Time(g.CreationTime), Tags: []wire.Tag{}, Events: []wire.Event{}, Containers: []wire.Container{},
 		Spoteci: &wire.Group{ClientToken: g.ClientToken, SpotDuration: g.SpotDuration, SpotFallback: g.SpotFallback, Degraded: g.Degraded,
 			PurchasePrice: g.PurchasePrice, Price: g.Price, Amount: g.Amount, ProtectionEnd: wire.Time(g.ProtectionEnd),
-			CreationTime: g.CreationTime.UTC().Format(time.RFC3339Nano)},
+			CreationTime: wire.PreciseTime(g.CreationTime)},
 	}
 	if g.NoticeTime != nil {
 		w.Spoteci.NoticeTime = wire.Time(*g.NoticeTime)
@@ -205,7 +206,7 @@ func wireGroup(g eciapi.ContainerGroup) wire.ContainerGroup {
 		ts := wire.Time(e.Timestamp)
 		w.Events = append(w.Events, wire.Event{Count: 1, Type: e.Type, Name: name, Reason: e.Reason, Message: e.Message,
 			FirstTimestamp: ts, LastTimestamp: ts,
-			Spoteci: &wire.EventDetail{Container: e.Container, Timestamp: e.Timestamp.UTC().Format(time.RFC3339Nano)}})
+			Spoteci: &wire.EventDetail{Container: e.Container, Timestamp: wire.PreciseTime(e.Timestamp)}})
 	}
 	for _, c := range g.Containers {
 		wc := wire.Container{Name: c.Name, Image: c.Image, Commands: c.Commands, Args: c.Args, RestartCount: c.RestartCount,

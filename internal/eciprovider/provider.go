@@ -503,13 +503,13 @@ func (l listing) wall() func(string, string) time.Time {
 	var c *clock.Scaled
 	if x := l.Spoteci; x != nil && x.TimeScale > 0 {
 		market, err1 := wire.ParseTime(x.MarketTime)
-		wallAt, err2 := time.Parse(time.RFC3339Nano, x.WallTime)
+		wallAt, err2 := wire.ParsePreciseTime(x.WallTime)
 		if err1 == nil && err2 == nil {
 			c = &clock.Scaled{AnchorMarket: market, AnchorWall: wallAt, Scale: x.TimeScale}
 		}
 	}
 	return func(precise, s string) time.Time {
-		t, err := time.Parse(time.RFC3339Nano, precise)
+		t, err := wire.ParsePreciseTime(precise)
 		if precise == "" || err != nil {
 			if t, err = wire.ParseTime(s); err != nil || t.IsZero() {
 				return time.Time{}

@@ -22,7 +22,7 @@ func TestInstancesInWallTime(t *testing.T) {
 		Containers:  []wire.Container{{Name: "c", CurrentState: wire.ContainerState{State: "Terminated", StartTime: wire.Time(market0.Add(-time.Hour))}}}}
 
 	local := listing{wire.DescribeContainerGroupsResponse{ContainerGroups: []wire.ContainerGroup{g},
-		Spoteci: &wire.Listing{MarketTime: wire.Time(market0), WallTime: wall0.Format(time.RFC3339Nano), TimeScale: 60}}}
+		Spoteci: &wire.Listing{MarketTime: wire.Time(market0), WallTime: wire.PreciseTime(wall0), TimeScale: 60}}}
 	in := local.instances()[0]
 	if !in.Created.Equal(wall0.Add(-time.Minute)) || !in.ReleaseTime.Equal(wall0.Add(5*time.Second)) || !in.NoticeTime.Equal(wall0) {
 		t.Errorf("x60: created %v, notice %v, release %v; want a wall minute before %v, then at it, then 5 s later", in.Created, in.NoticeTime, in.ReleaseTime, wall0)

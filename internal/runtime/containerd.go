@@ -418,7 +418,7 @@ func (r *Containerd) taskExited(ctx context.Context, c *container, code int, at 
 	switch {
 	case in.stopping():
 	case in.restartAsked(c):
-		r.restartNow(ctx, c, t)
+		r.restartAfter(ctx, c, t, 0)
 		return
 	case in.spec.RestartPolicy.restarts(code):
 		r.restart(ctx, c, t)
@@ -451,22 +451,20 @@ func (r *Containerd) restart(ctx context.Context, c *container, t Termination) {
 	if prev := in.containerStatus(c); prev.LastTerminated != nil && t.FinishedAt.Sub(t.StartedAt) < restartReset {
 		wait = min(maxRestartBackoff, wait<<min(prev.RestartCount, 5))
 	}
-	if err := r.deleteContainer(ctx, c.cid); err != nil {
-		r.log.Warn("deleting an ended container to restart it", "container", c.cid, "err", err)
-	}
-	in.setRestarting(c, t, wait)
 	in.event(Event{Type: "Warning", Reason: "BackOff", Container: c.name,
 		Message: fmt.Sprintf("Back-off restarting failed container %s in pod %s", c.name, in.spec.Hostname)})
-	r.retryLater(in.spec.ID, wait)
+	r.restartAfter(ctx, c, t, wait)
 }
 
-// restartNow starts a container again at once, as Restart asked.
-func (r *Containerd) restartNow(ctx context.Context, c *container, t Termination) {
+// restartAfter ends a run of c (its containerd container deleted, its log
+// kept as the previous one) and starts it again after wait: 0 when Restart
+// asked for it.
+func (r *Containerd) restartAfter(ctx context.Context, c *container, t Termination, wait time.Duration) {
 	if err := r.deleteContainer(ctx, c.cid); err != nil {
 		r.log.Warn("deleting an ended container to restart it", "container", c.cid, "err", err)
 	}
-	c.in.setRestarting(c, t, 0)
-	r.retryLater(c.in.spec.ID, 0)
+	c.in.setRestarting(c, t, wait)
+	r.retryLater(c.in.spec.ID, wait)
 }
 
 // Restart restarts every container of instance id in place
@@ -495,7 +493,7 @@ func (r *Containerd) Restart(ctx context.Context, id string, grace time.Duration
 				}
 			})
 		case StateTerminated:
-			r.restartNow(ctx, c, Termination{ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt})
+			r.restartAfter(ctx, c, Termination{ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt}, 0)
 		}
 	}
 	return nil

@@ -31,6 +31,13 @@ func ParseTime(s string) (time.Time, error) {
 	return time.Parse(TimeLayout, s)
 }
 
+// PreciseTime formats t with nanoseconds (RFC 3339), as spoteci's own
+// fields carry times that ECI's whole seconds would blur.
+func PreciseTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// ParsePreciseTime reads a PreciseTime.
+func ParsePreciseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
+
 // CreateContainerGroupResponse answers CreateContainerGroup.
 type CreateContainerGroupResponse struct {
 	RequestId        string
