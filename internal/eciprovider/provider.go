@@ -407,8 +407,11 @@ func (p *Provider) pollLog(ctx context.Context, r eciapi.DescribeContainerLogReq
 	if _, err := io.WriteString(w, first); err != nil {
 		return
 	}
+	sent := len(first) // where the whole log's new part starts
+	if r.Tail > 0 || r.SinceSeconds > 0 {
+		sent = -1 // unknown: the first read was cut; the next whole read sets it
+	}
 	r.Tail, r.SinceSeconds = 0, 0
-	sent := -1 // unknown: the first read was tailed
 	for {
 		select {
 		case <-ctx.Done():
