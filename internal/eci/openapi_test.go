@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	sdkecs "github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 
 	"github.com/spoteci/spoteci/internal/eci"
+	"github.com/spoteci/spoteci/internal/eciprovider"
 	"github.com/spoteci/spoteci/internal/market"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
@@ -546,5 +548,36 @@ func TestMarketEventsAreWireReasons(t *testing.T) {
 	if string(market.EventToBeReleased) != eciapi.ReasonSpotToBeReleased || string(market.EventDegraded) != eciapi.ReasonSpotDegraded {
 		t.Errorf("market kinds %q, %q differ from the wire reasons %q, %q", market.EventToBeReleased, market.EventDegraded,
 			eciapi.ReasonSpotToBeReleased, eciapi.ReasonSpotDegraded)
+	}
+}
+
+// Without the admin API (as against the real cloud), the provider follows a
+// log by polling DescribeContainerLog: every line comes once, and the
+// stream ends with the container.
+func TestProviderFollowsLogByPolling(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	p, err := eciprovider.New(eciprovider.Config{Endpoint: s.Endpoint, Region: eci.DefaultRegion, AccessKeyID: accessKeyID, AccessKeySecret: accessKeySecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	created, err := s.CreateContainerGroup(ctx, eciapi.CreateContainerGroupRequest{ContainerGroupName: "lines",
+		Containers: []eciapi.Container{{Name: "c", Image: "busybox", Commands: []string{"sh", "-c", "for i in 1 2 3 4; do echo line$i; sleep 0.6; done"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.waitLog(t, created.ContainerGroupId, "line1")
+	rc, err := p.Logs(ctx, eciapi.DescribeContainerLogRequest{ContainerGroupId: created.ContainerGroupId, ContainerName: "c", Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "line1\nline2\nline3\nline4\n" {
+		t.Errorf("followed log %q, want every line once", got)
 	}
 }
