@@ -201,8 +201,10 @@ func (d *demo) waitFor(ctx context.Context, timeout time.Duration, cond func() b
 	for !cond() {
 		if time.Now().After(deadline) {
 			// Say where it stands: a demo that stops says why.
-			return fmt.Errorf("timed out after %v; the pods and their events:\n%s%s", timeout,
-				indent(d.quiet("get", "pod", "-o", "wide")), indent(d.quiet("get", "events", "--sort-by=.lastTimestamp")))
+			return fmt.Errorf("timed out after %v; the Jobs, the pods and their events:\n%s%s%s", timeout,
+				indent(d.quiet("get", "job", "-o", "custom-columns=NAME:.metadata.name,SUCCEEDED:.status.succeeded,FAILED:.status.failed,UNCOUNTED:.status.uncountedTerminatedPods,CONDITIONS:.status.conditions[*].type")),
+				indent(d.quiet("get", "pod", "-o", "custom-columns=NAME:.metadata.name,PHASE:.status.phase,REASON:.status.reason,DELETING:.metadata.deletionTimestamp,FINALIZERS:.metadata.finalizers,NODE:.spec.nodeName")),
+				indent(d.quiet("get", "events", "--sort-by=.lastTimestamp")))
 		}
 		select {
 		case <-ctx.Done():
