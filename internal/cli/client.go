@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spoteci/spoteci/internal/eci"
+	"github.com/spoteci/spoteci/internal/ecisdk"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
+	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
 
 // clientOptions are the flags of every command that talks to the service.
@@ -28,31 +32,41 @@ func defaultStateDir() string {
 
 func (o *clientOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
-	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "state folder of the server, to read its endpoint and token from eci.json")
-	f.StringVar(&o.endpoint, "endpoint", "", "ECI service endpoint, e.g. http://127.0.0.1:8780 (default: from the state folder)")
-	f.StringVar(&o.token, "token", "", "bearer token (default: from the state folder)")
+	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "state folder of the server, to read its endpoint and credentials from eci.json")
+	f.StringVar(&o.endpoint, "endpoint", "", "ECI service endpoint, e.g. http://127.0.0.1:8780 (default: from the state folder; its AccessKey from ALIBABA_CLOUD_ACCESS_KEY_ID and _SECRET, else the state folder)")
+	f.StringVar(&o.token, "token", "", "bearer token of the admin API (default: from the state folder)")
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
 }
 
-// client validates the output flag and returns a client for the service.
-func (o *clientOptions) client() (*eciapi.Client, error) {
+// clients are the two ways to the service: ECI's and ECS's actions through
+// the official SDK, and the admin API for what ECI has no action for.
+type clients struct {
+	*ecisdk.Client
+	admin *eciapi.Client
+}
+
+// client validates the output flag and returns clients of the service.
+func (o *clientOptions) client() (*clients, error) {
 	if o.output != "table" && o.output != "json" {
 		return nil, fmt.Errorf("--output must be 'table' or 'json', not %q", o.output)
 	}
-	c := &eciapi.Client{Endpoint: o.endpoint, Token: o.token}
-	if c.Endpoint == "" || c.Token == "" {
-		info, err := eciapi.ReadServerInfo(o.stateDir)
-		if err != nil {
+	var info eciapi.ServerInfo
+	if o.endpoint == "" || o.token == "" || os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID") == "" {
+		var err error
+		if info, err = eciapi.ReadServerInfo(o.stateDir); err != nil && (o.endpoint == "" || o.token == "") {
 			return nil, err
 		}
-		if c.Endpoint == "" {
-			c.Endpoint = info.Endpoint
-		}
-		if c.Token == "" {
-			c.Token = info.Token
-		}
 	}
-	return c, nil
+	info.Endpoint, info.Token = cmp.Or(o.endpoint, info.Endpoint), cmp.Or(o.token, info.Token)
+	if id := os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"); id != "" {
+		info.AccessKeyId, info.AccessKeySecret = id, os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+	}
+	info.Region = cmp.Or(info.Region, eci.DefaultRegion)
+	sdk, err := ecisdk.Local(info, 2)
+	if err != nil {
+		return nil, err
+	}
+	return &clients{Client: sdk, admin: &eciapi.Client{Endpoint: info.Endpoint, Token: info.Token}}, nil
 }
 
 // print writes v as JSON, or calls table with an aligned writer.
@@ -95,3 +109,23 @@ func age(d time.Duration) string {
 }
 
 func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
+
+// marketNow is the service's market time of a listing: its clock runs
+// faster than the wall's under a time scale. Wall time without one.
+func marketNow(l *wire.Listing) time.Time {
+	if l != nil {
+		if t, err := wire.ParseTime(l.MarketTime); err == nil {
+			return t
+		}
+	}
+	return time.Now()
+}
+
+// since says how long before now a wire time was; "" for none.
+func since(now time.Time, s string) string {
+	t, err := wire.ParseTime(s)
+	if s == "" || err != nil {
+		return "-"
+	}
+	return age(now.Sub(t))
+}

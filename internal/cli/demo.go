@@ -14,7 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spoteci/spoteci/examples"
+	"github.com/spoteci/spoteci/internal/ecisdk"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
+	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
 
 // longJob is the guide's Job (the same annotations and image) with a
@@ -67,7 +69,7 @@ type demo struct {
 	out       io.Writer
 	kubectl   string
 	kubeconf  string
-	eci       *eciapi.Client
+	eci       *clients
 	startedAt time.Time
 }
 
@@ -89,7 +91,12 @@ func runDemo(ctx context.Context, streams Streams, binDir, stateDir string, scal
 		runDown(context.WithoutCancel(ctx), Streams{Out: io.Discard, ErrOut: io.Discard}, log, o)
 	}()
 	d.kubeconf = st.kube.Kubeconfig()
-	d.eci = &eciapi.Client{Endpoint: st.service.info.Endpoint, Token: st.service.info.Token}
+	sdk, err := ecisdk.Local(st.service.info, 2)
+	if err != nil {
+		return err
+	}
+	defer sdk.Close()
+	d.eci = &clients{Client: sdk, admin: &eciapi.Client{Endpoint: st.service.info.Endpoint, Token: st.service.info.Token}}
 	if err := d.waitFor(ctx, time.Minute, func() bool { return strings.Contains(d.quiet("get", "nodes"), " Ready") }); err != nil {
 		return fmt.Errorf("the virtual node did not get Ready: %w", err)
 	}
@@ -112,7 +119,7 @@ func runDemo(ctx context.Context, streams Streams, binDir, stateDir string, scal
 	if err := d.apply(ctx, "pi-long.yaml", longJob); err != nil {
 		return err
 	}
-	var g eciapi.ContainerGroup
+	var g wire.ContainerGroup
 	if err := d.waitFor(ctx, time.Minute, func() bool {
 		resp, err := d.eci.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{Status: eciapi.StatusRunning})
 		if err == nil && len(resp.ContainerGroups) == 1 {
@@ -123,14 +130,15 @@ func runDemo(ctx context.Context, streams Streams, binDir, stateDir string, scal
 		return err
 	}
 	d.run("get", "pod", "-l", "job-name=pi-long")
-	pool, err := d.eci.DescribeAvailableResource(ctx, eciapi.DescribeAvailableResourceRequest{ZoneId: g.ZoneId, InstanceType: g.InstanceType})
-	if err != nil || len(pool.Resources) != 1 {
+	resp, err := d.eci.DescribeAvailableResource(ctx, wire.DescribeAvailableResourceRequest{DestinationResource: "InstanceType", ZoneId: g.ZoneId, InstanceType: g.InstanceType})
+	pools := poolsOf(resp)
+	if err != nil || len(pools) != 1 {
 		return fmt.Errorf("reading the pool of %s: %v", g.ContainerGroupId, err)
 	}
 	d.say("It runs on %s in %s at %.3f CNY/h (pay-as-you-go: %.3f). Now the zone runs out of spot stock:",
-		g.InstanceType, g.ZoneId, g.PurchasePrice, pool.Resources[0].OriginalPrice)
+		g.InstanceType, g.ZoneId, extension(g).PurchasePrice, pools[0].OriginalPrice)
 	stock := 0
-	if _, err := d.eci.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: g.InstanceType, ZoneId: g.ZoneId, Stock: &stock}); err != nil {
+	if _, err := d.eci.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: g.InstanceType, ZoneId: g.ZoneId, Stock: &stock}); err != nil {
 		return err
 	}
 	fmt.Fprintf(d.out, "  $ spoteci market set --type %s --zone %s --stock 0\n", g.InstanceType, g.ZoneId)
@@ -159,7 +167,7 @@ func runDemo(ctx context.Context, streams Streams, binDir, stateDir string, scal
 	out := strings.TrimSpace(d.quiet("logs", done))
 	fmt.Fprintf(d.out, "  $ kubectl logs %s\n    %s...\n", done, out[:min(60, len(out))])
 	d.say("The bill: per second, the purchase price during protection, the market price after")
-	bill, err := d.eci.DescribeBill(ctx, eciapi.DescribeBillRequest{})
+	bill, err := d.eci.admin.DescribeBill(ctx, eciapi.DescribeBillRequest{})
 	if err != nil {
 		return err
 	}

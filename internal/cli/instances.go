@@ -8,7 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spoteci/spoteci/internal/eci"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
+	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
 
 func newInstancesCommand(streams Streams) *cobra.Command {
@@ -24,15 +26,17 @@ func newInstancesCommand(streams Streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			resp, err := c.DescribeContainerGroups(cmd.Context(), req)
+			resp, err := c.DescribeAllContainerGroups(cmd.Context(), req, eci.MaxPageSize)
 			if err != nil {
 				return err
 			}
+			now := marketNow(resp.Spoteci)
 			return o.print(streams.Out, resp, func(tw *tabwriter.Writer) {
 				row(tw, "NAME", "ID", "STATUS", "TYPE", "ZONE", "STRATEGY", "PRICE/H", "BILL", "AGE")
 				for _, g := range resp.ContainerGroups {
+					x := extension(g)
 					row(tw, g.ContainerGroupName, g.ContainerGroupId, g.Status, g.InstanceType, g.ZoneId, strategy(g),
-						price(g.Price), money(g.Amount), age(resp.Time.Sub(g.CreationTime)))
+						price(x.Price), money(x.Amount), since(now, g.CreationTime))
 				}
 			})
 		},
@@ -43,9 +47,17 @@ func newInstancesCommand(streams Streams) *cobra.Command {
 	return cmd
 }
 
-func strategy(g eciapi.ContainerGroup) string {
+// extension is spoteci's part of a group; zero from a backend without one.
+func extension(g wire.ContainerGroup) wire.Group {
+	if g.Spoteci == nil {
+		return wire.Group{}
+	}
+	return *g.Spoteci
+}
+
+func strategy(g wire.ContainerGroup) string {
 	switch {
-	case g.Degraded:
+	case extension(g).Degraded:
 		return "PayAsYouGo (SpotDegraded)"
 	case g.SpotStrategy == eciapi.SpotWithPriceLimit:
 		return fmt.Sprintf("%s %.3f", g.SpotStrategy, g.SpotPriceLimit)
@@ -77,14 +89,15 @@ func newDescribeCommand(streams Streams) *cobra.Command {
 			if o.output == "json" {
 				return o.print(streams.Out, g, nil)
 			}
-			return describe(streams, g, resp.Time)
+			return describe(streams, g, marketNow(resp.Spoteci))
 		},
 	}
 	o.addFlags(cmd)
 	return cmd
 }
 
-func describe(streams Streams, g eciapi.ContainerGroup, now time.Time) error {
+func describe(streams Streams, g wire.ContainerGroup, now time.Time) error {
+	x := extension(g)
 	tw := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
 	field := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
 	field("Name", g.ContainerGroupName)
@@ -93,16 +106,16 @@ func describe(streams Streams, g eciapi.ContainerGroup, now time.Time) error {
 	field("Zone", g.ZoneId)
 	field("Instance Type", fmt.Sprintf("%s (%g vCPU, %g GiB)", g.InstanceType, g.Cpu, g.Memory))
 	field("Strategy", strategy(g))
-	if g.SpotStrategy != eciapi.NoSpot && !g.Degraded {
-		field("Protection", fmt.Sprintf("%dh, until %s", g.SpotDuration, timestamp(g.ProtectionEnd)))
+	if g.SpotStrategy != eciapi.NoSpot && !x.Degraded {
+		field("Protection", fmt.Sprintf("%dh, until %s", x.SpotDuration, x.ProtectionEnd))
 	}
-	field("Created", timestamp(g.CreationTime))
-	if g.NoticeTime != nil {
-		field("Release Notice", timestamp(*g.NoticeTime))
-		field("Released", timestamp(*g.ExpiredTime))
+	field("Created", g.CreationTime)
+	if x.NoticeTime != "" {
+		field("Release Notice", x.NoticeTime)
+		field("Released", g.ExpiredTime)
 	}
-	field("Price", fmt.Sprintf("%s CNY/h now, %s at purchase", price(g.Price), price(g.PurchasePrice)))
-	field("Bill", money(g.Amount)+" CNY")
+	field("Price", fmt.Sprintf("%s CNY/h now, %s at purchase", price(x.Price), price(x.PurchasePrice)))
+	field("Bill", money(x.Amount)+" CNY")
 	fmt.Fprintln(tw, "Containers:")
 	for _, c := range g.Containers {
 		fmt.Fprintf(tw, "  %s:\t%s %s\n", c.Name, c.CurrentState.State, strings.TrimSpace(fmt.Sprintf("%s %s", c.CurrentState.Reason, c.CurrentState.DetailStatus)))
@@ -119,7 +132,7 @@ func describe(streams Streams, g eciapi.ContainerGroup, now time.Time) error {
 	row(ew, "  Type", "Reason", "Age", "Message")
 	row(ew, "  ----", "------", "---", "-------")
 	for _, e := range g.Events {
-		row(ew, "  "+e.Type, e.Reason, age(now.Sub(e.Timestamp)), e.Message)
+		row(ew, "  "+e.Type, e.Reason, since(now, e.LastTimestamp), e.Message)
 	}
 	return ew.Flush()
 }
@@ -170,10 +183,11 @@ func newCreateCommand(streams Streams) *cobra.Command {
 				ctr.EnvironmentVars = append(ctr.EnvironmentVars, eciapi.EnvironmentVar{Key: k, Value: v})
 			}
 			req.Containers = []eciapi.Container{ctr}
-			resp, err := c.CreateContainerGroup(cmd.Context(), req)
+			id, err := c.CreateContainerGroup(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
+			resp := wire.CreateContainerGroupResponse{ContainerGroupId: id}
 			return o.print(streams.Out, resp, func(tw *tabwriter.Writer) { row(tw, resp.ContainerGroupId) })
 		},
 	}
@@ -208,7 +222,7 @@ func newDeleteCommand(streams Streams) *cobra.Command {
 				return err
 			}
 			for _, id := range args {
-				if _, err := c.DeleteContainerGroup(cmd.Context(), eciapi.DeleteContainerGroupRequest{ContainerGroupId: id}); err != nil {
+				if err := c.DeleteContainerGroup(cmd.Context(), eciapi.DeleteContainerGroupRequest{ContainerGroupId: id}); err != nil {
 					return err
 				}
 				fmt.Fprintf(streams.Out, "%s deleted\n", id)
@@ -261,7 +275,7 @@ func newBillCommand(streams Streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			resp, err := c.DescribeBill(cmd.Context(), eciapi.DescribeBillRequest{ContainerGroupIds: args})
+			resp, err := c.admin.DescribeBill(cmd.Context(), eciapi.DescribeBillRequest{ContainerGroupIds: args})
 			if err != nil {
 				return err
 			}
@@ -305,14 +319,18 @@ func newPriceCommand(streams Streams) *cobra.Command {
 				return err
 			}
 			return o.print(streams.Out, resp, func(tw *tabwriter.Writer) {
-				if resp.ZoneId == "" {
-					row(tw, "no placement now:", resp.Reason)
-				} else {
-					row(tw, "would land in", resp.ZoneId, resp.InstanceType, "at", price(resp.TradePrice), "CNY/h", "(pay-as-you-go", price(resp.OriginalPrice)+")")
+				at, p := resp.Spoteci, resp.PriceInfo.Price
+				switch {
+				case at == nil:
+					row(tw, "would cost", price(p.TradePrice), "CNY/h", "(pay-as-you-go", price(p.OriginalPrice)+")")
+				case at.ZoneId == "":
+					row(tw, "no placement now:", at.Reason)
+				default:
+					row(tw, "would land in", at.ZoneId, at.InstanceType, "at", price(p.TradePrice), "CNY/h", "(pay-as-you-go", price(p.OriginalPrice)+")")
 				}
 				row(tw)
 				row(tw, "ZONE", "TYPE", "SPOT/H", "PAYG/H")
-				for _, p := range resp.SpotPrices {
+				for _, p := range resp.PriceInfo.SpotPrices {
 					row(tw, p.ZoneId, p.InstanceType, price(p.SpotPrice), price(p.OriginPrice))
 				}
 			})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spoteci/spoteci/internal/plot"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
+	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
 
 func newMarketCommand(streams Streams) *cobra.Command {
@@ -22,7 +23,7 @@ func newMarketCommand(streams Streams) *cobra.Command {
 }
 
 func newMarketPricesCommand(streams Streams, o *clientOptions) *cobra.Command {
-	var req eciapi.DescribeAvailableResourceRequest
+	req := wire.DescribeAvailableResourceRequest{DestinationResource: "InstanceType", SpotStrategy: eciapi.SpotAsPriceGo}
 	cmd := &cobra.Command{
 		Use:   "prices",
 		Short: "Spot and pay-as-you-go prices and stock of each pool (type in a zone) now",
@@ -36,7 +37,7 @@ func newMarketPricesCommand(streams Streams, o *clientOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return o.print(streams.Out, resp, func(tw *tabwriter.Writer) { resourceTable(tw, resp.Resources) })
+			return o.print(streams.Out, resp, func(tw *tabwriter.Writer) { poolTable(tw, poolsOf(resp)) })
 		},
 	}
 	cmd.Flags().StringVar(&req.ZoneId, "zone", "", "only this zone")
@@ -44,16 +45,37 @@ func newMarketPricesCommand(streams Streams, o *clientOptions) *cobra.Command {
 	return cmd
 }
 
-func resourceTable(tw *tabwriter.Writer, rs []eciapi.Resource) {
+// poolsOf flattens ECS's zones of instance types into pools with their
+// numbers (spoteci's extension).
+func poolsOf(resp wire.DescribeAvailableResourceResponse) []eciapi.Resource {
+	var out []eciapi.Resource
+	for _, z := range resp.AvailableZones.AvailableZone {
+		for _, r := range z.AvailableResources.AvailableResource {
+			for _, t := range r.SupportedResources.SupportedResource {
+				p := eciapi.Resource{ZoneId: z.ZoneId, InstanceType: t.Value}
+				if x := t.Spoteci; x != nil {
+					p.Cpu, p.Memory, p.SpotPrice, p.OriginalPrice, p.Stock, p.Used = x.Cpu, x.Memory, x.SpotPrice, x.OriginalPrice, x.Stock, x.Used
+				}
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func poolTable(tw *tabwriter.Writer, rs []eciapi.Resource) {
 	row(tw, "ZONE", "TYPE", "VCPU", "MEMORY", "SPOT/H", "PAYG/H", "DISCOUNT", "STOCK", "USED")
 	for _, r := range rs {
-		row(tw, r.ZoneId, r.InstanceType, r.Cpu, fmt.Sprintf("%gGi", r.Memory), price(r.SpotPrice), price(r.OriginalPrice),
-			fmt.Sprintf("%.0f%%", 100*(1-r.SpotPrice/r.OriginalPrice)), r.Stock, r.Used)
+		discount := "-"
+		if r.OriginalPrice > 0 {
+			discount = fmt.Sprintf("%.0f%%", 100*(1-r.SpotPrice/r.OriginalPrice))
+		}
+		row(tw, r.ZoneId, r.InstanceType, r.Cpu, fmt.Sprintf("%gGi", r.Memory), price(r.SpotPrice), price(r.OriginalPrice), discount, r.Stock, r.Used)
 	}
 }
 
 func newMarketHistoryCommand(streams Streams, o *clientOptions) *cobra.Command {
-	var req eciapi.DescribeSpotPriceHistoryRequest
+	var req wire.DescribeSpotPriceHistoryRequest
 	var since time.Duration
 	var plotFile string
 	cmd := &cobra.Command{
@@ -67,26 +89,34 @@ func newMarketHistoryCommand(streams Streams, o *clientOptions) *cobra.Command {
 			}
 			if since > 0 {
 				// The service clamps to its own clock; ask relative to it.
-				now, err := c.DescribeAvailableResource(cmd.Context(), eciapi.DescribeAvailableResourceRequest{ZoneId: req.ZoneId, InstanceType: req.InstanceType})
+				now, err := c.DescribeContainerGroups(cmd.Context(), eciapi.DescribeContainerGroupsRequest{Limit: 1})
 				if err != nil {
 					return err
 				}
-				req.StartTime = now.Time.Add(-since)
+				req.StartTime = marketNow(now.Spoteci).Add(-since)
 			}
 			resp, err := c.DescribeSpotPriceHistory(cmd.Context(), req)
+			for err == nil && resp.NextOffset > 0 {
+				more := req
+				more.Offset = resp.NextOffset
+				var page wire.DescribeSpotPriceHistoryResponse
+				page, err = c.DescribeSpotPriceHistory(cmd.Context(), more)
+				resp.SpotPrices.SpotPriceType = append(resp.SpotPrices.SpotPriceType, page.SpotPrices.SpotPriceType...)
+				resp.NextOffset = page.NextOffset
+			}
 			if err != nil {
 				return err
 			}
 			if plotFile != "" {
-				if err := writeHistoryPlot(plotFile, req.InstanceType, resp.SpotPrices); err != nil {
+				if err := writeHistoryPlot(plotFile, req.InstanceType, resp.SpotPrices.SpotPriceType); err != nil {
 					return err
 				}
 				fmt.Fprintf(streams.ErrOut, "plot written to %s\n", plotFile)
 			}
 			return o.print(streams.Out, resp, func(tw *tabwriter.Writer) {
 				row(tw, "TIME", "ZONE", "TYPE", "SPOT/H", "PAYG/H")
-				for _, p := range resp.SpotPrices {
-					row(tw, timestamp(p.Timestamp), p.ZoneId, p.InstanceType, price(p.SpotPrice), price(p.OriginPrice))
+				for _, p := range resp.SpotPrices.SpotPriceType {
+					row(tw, p.Timestamp, p.ZoneId, p.InstanceType, price(p.SpotPrice), price(p.OriginPrice))
 				}
 			})
 		},
@@ -99,7 +129,7 @@ func newMarketHistoryCommand(streams Streams, o *clientOptions) *cobra.Command {
 	return cmd
 }
 
-func writeHistoryPlot(path, typ string, points []eciapi.SpotPrice) error {
+func writeHistoryPlot(path, typ string, points []wire.SpotPriceType) error {
 	series := map[string]*plot.Series{}
 	var order []string
 	for _, p := range points {
@@ -109,7 +139,11 @@ func writeHistoryPlot(path, typ string, points []eciapi.SpotPrice) error {
 			series[p.ZoneId] = s
 			order = append(order, p.ZoneId)
 		}
-		s.Points = append(s.Points, plot.Point{T: p.Timestamp, V: p.SpotPrice})
+		at, err := wire.ParseTime(p.Timestamp)
+		if err != nil {
+			return fmt.Errorf("price point at %q: %w", p.Timestamp, err)
+		}
+		s.Points = append(s.Points, plot.Point{T: at, V: p.SpotPrice})
 	}
 	chart := plot.Chart{Title: "Spot price of " + typ + " (CNY/h)", YLabel: "CNY/h", Step: true}
 	for _, z := range order {
@@ -151,11 +185,11 @@ func newMarketSetCommand(streams Streams, o *clientOptions) *cobra.Command {
 			if cmd.Flags().Changed("stock") {
 				req.Stock = &stock
 			}
-			resp, err := c.ModifySpotMarket(cmd.Context(), req)
+			resp, err := c.admin.ModifySpotMarket(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
-			return o.print(streams.Out, resp, func(tw *tabwriter.Writer) { resourceTable(tw, resp.Resources) })
+			return o.print(streams.Out, resp, func(tw *tabwriter.Writer) { poolTable(tw, resp.Resources) })
 		},
 	}
 	cmd.Flags().StringVar(&req.InstanceType, "type", "", "instance type (required)")

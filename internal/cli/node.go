@@ -15,6 +15,7 @@ import (
 
 	"github.com/spoteci/spoteci/internal/eci"
 	"github.com/spoteci/spoteci/internal/eciprovider"
+	"github.com/spoteci/spoteci/internal/ecisdk"
 	"github.com/spoteci/spoteci/internal/vnode"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -92,8 +93,8 @@ func (o *nodeOptions) provider() (*eciprovider.Provider, error) {
 		}
 		return localProvider(info, o.region)
 	}
-	cfg := eciprovider.Config{Endpoint: o.eciEndpoint, Region: o.region, VSwitchID: o.vswitchID, SecurityGroupID: o.securityGroupID,
-		AccessKeyID: os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"), AccessKeySecret: os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")}
+	cfg := eciprovider.Config{Config: ecisdk.Config{Endpoint: o.eciEndpoint, Region: o.region, VSwitchID: o.vswitchID, SecurityGroupID: o.securityGroupID,
+		AccessKeyID: os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"), AccessKeySecret: os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")}}
 	if o.accessKeyFile != "" {
 		var key struct{ AccessKeyId, AccessKeySecret string }
 		data, err := os.ReadFile(o.accessKeyFile)
@@ -120,8 +121,8 @@ func localProvider(info eciapi.ServerInfo, region string) (*eciprovider.Provider
 	if info.AccessKeyId == "" {
 		return nil, errors.New("the local service wrote no AccessKey to eci.json: restart it with this version of spoteci")
 	}
-	return eciprovider.New(eciprovider.Config{Endpoint: info.Endpoint, Region: cmp.Or(region, info.Region, eci.DefaultRegion),
-		AccessKeyID: info.AccessKeyId, AccessKeySecret: info.AccessKeySecret, PageSize: eci.MaxPageSize,
+	return eciprovider.New(eciprovider.Config{Config: ecisdk.Config{Endpoint: info.Endpoint, Region: cmp.Or(region, info.Region, eci.DefaultRegion),
+		AccessKeyID: info.AccessKeyId, AccessKeySecret: info.AccessKeySecret}, PageSize: eci.MaxPageSize,
 		Admin: &eciapi.Client{Endpoint: info.Endpoint, Token: info.Token}})
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spoteci/spoteci/internal/eci"
 	"github.com/spoteci/spoteci/internal/eciprovider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
+	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
 
 // BenchmarkCreateContainerGroup creates groups running `true` in busybox over
@@ -79,12 +80,12 @@ func BenchmarkRestart10k(b *testing.B) {
 	for b.Loop() {
 		start := time.Now()
 		s := startBenchServer(b, dir)
-		resp, err := s.DescribeAvailableResource(ctx, eciapi.DescribeAvailableResourceRequest{ZoneId: "cn-hangzhou-i", InstanceType: "ecs.c5.large"})
+		resp, err := s.DescribeAvailableResource(ctx, wire.DescribeAvailableResourceRequest{DestinationResource: "Zone", ZoneId: "cn-hangzhou-i", InstanceType: "ecs.c5.large"})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(time.Since(start).Seconds(), "s/restart")
-		if len(resp.Resources) != 1 {
+		if len(resp.AvailableZones.AvailableZone) != 1 {
 			b.Fatal("no answer")
 		}
 		s.stop()
@@ -151,8 +152,7 @@ func BenchmarkProviderList(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	p, err := eciprovider.New(eciprovider.Config{Endpoint: s.Endpoint, Region: eci.DefaultRegion, AccessKeyID: accessKeyID,
-		AccessKeySecret: accessKeySecret, PageSize: eci.MaxPageSize})
+	p, err := eciprovider.New(eciprovider.Config{Config: s.sdkConfig(), PageSize: eci.MaxPageSize})
 	if err != nil {
 		b.Fatal(err)
 	}

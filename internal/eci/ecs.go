@@ -3,7 +3,6 @@ package eci
 import (
 	"context"
 	"slices"
-	"time"
 
 	"github.com/spoteci/spoteci/internal/catalog"
 	"github.com/spoteci/spoteci/internal/prices"
@@ -17,16 +16,7 @@ import (
 // historyPage is how many points a DescribeSpotPriceHistory page holds.
 const historyPage = 1000
 
-type spotPriceHistoryParams struct {
-	ZoneId       string
-	InstanceType string
-	NetworkType  string
-	StartTime    time.Time
-	EndTime      time.Time
-	Offset       int
-}
-
-func (s *Service) ecsSpotPriceHistory(ctx context.Context, p spotPriceHistoryParams) (wire.DescribeSpotPriceHistoryResponse, error) {
+func (s *Service) ecsSpotPriceHistory(ctx context.Context, p wire.DescribeSpotPriceHistoryRequest) (wire.DescribeSpotPriceHistoryResponse, error) {
 	if p.NetworkType != "" && p.NetworkType != "vpc" {
 		return wire.DescribeSpotPriceHistoryResponse{}, badRequest("NetworkType", "NetworkType %q: only vpc is sold here", p.NetworkType)
 	}
@@ -49,18 +39,10 @@ func (s *Service) ecsSpotPriceHistory(ctx context.Context, p spotPriceHistoryPar
 	return out, nil
 }
 
-type availableResourceParams struct {
-	DestinationResource string
-	ZoneId              string
-	InstanceType        string
-	InstanceChargeType  string
-	SpotStrategy        string
-}
-
 // ecsAvailableResource says, zone by zone, which instance types can be
 // bought now: with stock for spot asks (SpotStrategy set), always for
 // pay-as-you-go.
-func (s *Service) ecsAvailableResource(ctx context.Context, p availableResourceParams) (wire.DescribeAvailableResourceResponse, error) {
+func (s *Service) ecsAvailableResource(ctx context.Context, p wire.DescribeAvailableResourceRequest) (wire.DescribeAvailableResourceResponse, error) {
 	switch p.DestinationResource {
 	case "":
 		return wire.DescribeAvailableResourceResponse{}, badRequest("DestinationResource", "DestinationResource is required: InstanceType or Zone")
@@ -110,19 +92,9 @@ func (s *Service) ecsAvailableResource(ctx context.Context, p availableResourceP
 	return out, nil
 }
 
-type spotAdviceParams struct {
-	ZoneId             string
-	InstanceTypes      []string
-	InstanceTypeFamily string
-	Cores              int
-	Memory             float64
-	MinCores           int
-	MinMemory          float64
-}
-
 // ecsSpotAdvice gives, for each pool that matches, its average discount and
 // interruption rate over the last 30 days of the market.
-func (s *Service) ecsSpotAdvice(ctx context.Context, p spotAdviceParams) (wire.DescribeSpotAdviceResponse, error) {
+func (s *Service) ecsSpotAdvice(ctx context.Context, p wire.DescribeSpotAdviceRequest) (wire.DescribeSpotAdviceResponse, error) {
 	pools, err := s.pools(p.ZoneId, "", false)
 	if err != nil {
 		return wire.DescribeSpotAdviceResponse{}, err
@@ -132,7 +104,7 @@ func (s *Service) ecsSpotAdvice(ctx context.Context, p spotAdviceParams) (wire.D
 			return wire.DescribeSpotAdviceResponse{}, badRequest("InstanceTypes", "unknown instance type %q", t)
 		}
 	}
-	pools = slices.DeleteFunc(pools, func(o *catalog.Offering) bool { return !p.matches(o.Type) })
+	pools = slices.DeleteFunc(pools, func(o *catalog.Offering) bool { return !adviceMatches(p, o.Type) })
 	now := s.Now()
 	out := wire.DescribeSpotAdviceResponse{RegionId: s.cfg.Region, AvailableSpotZones: wire.AvailableSpotZones{AvailableSpotZone: []wire.AvailableSpotZone{}}}
 	byZone := map[string]int{}
@@ -151,7 +123,8 @@ func (s *Service) ecsSpotAdvice(ctx context.Context, p spotAdviceParams) (wire.D
 	return out, nil
 }
 
-func (p spotAdviceParams) matches(t *catalog.InstanceType) bool {
+// adviceMatches says whether an instance type is one p asks about.
+func adviceMatches(p wire.DescribeSpotAdviceRequest, t *catalog.InstanceType) bool {
 	switch {
 	case len(p.InstanceTypes) > 0 && !slices.Contains(p.InstanceTypes, t.Name),
 		p.InstanceTypeFamily != "" && t.Family != p.InstanceTypeFamily,

@@ -25,12 +25,12 @@ func TestExecContainerCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.waitStatus(t, created.ContainerGroupId, eciapi.StatusRunning)
+	s.waitStatus(t, created, eciapi.StatusRunning)
 	eventually(t, "the container running", func() error {
-		_, err := s.ExecContainerCommand(ctx, eciapi.ExecContainerCommandRequest{ContainerGroupId: created.ContainerGroupId, ContainerName: "exec", Command: []string{"true"}})
+		_, err := s.ExecContainerCommand(ctx, eciapi.ExecContainerCommandRequest{ContainerGroupId: created, ContainerName: "exec", Command: []string{"true"}})
 		return err
 	})
-	resp, err := s.ExecContainerCommand(ctx, eciapi.ExecContainerCommandRequest{ContainerGroupId: created.ContainerGroupId,
+	resp, err := s.ExecContainerCommand(ctx, eciapi.ExecContainerCommandRequest{ContainerGroupId: created,
 		ContainerName: "exec", Command: []string{"sh", "-c", "read line; echo got $line; echo oops >&2; exit 4"}, Stdin: true})
 	if err != nil {
 		t.Fatal(err)
@@ -58,8 +58,8 @@ func TestExecContainerCommand(t *testing.T) {
 	}
 	for _, bad := range []eciapi.ExecContainerCommandRequest{
 		{ContainerGroupId: "eci-nope", ContainerName: "exec", Command: []string{"true"}},
-		{ContainerGroupId: created.ContainerGroupId, ContainerName: "nope", Command: []string{"true"}},
-		{ContainerGroupId: created.ContainerGroupId, ContainerName: "exec"},
+		{ContainerGroupId: created, ContainerName: "nope", Command: []string{"true"}},
+		{ContainerGroupId: created, ContainerName: "exec"},
 	} {
 		var apiErr *eciapi.Error
 		if _, err := s.ExecContainerCommand(ctx, bad); !errors.As(err, &apiErr) || apiErr.HTTPStatus/100 != 4 {

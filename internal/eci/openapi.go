@@ -236,7 +236,8 @@ func wireState(s *eciapi.ContainerState) wire.ContainerState {
 // wirePrice shapes a price answer as ECI's PriceInfo.
 func wirePrice(r eciapi.DescribeContainerGroupPriceResponse) wire.DescribeContainerGroupPriceResponse {
 	out := wire.DescribeContainerGroupPriceResponse{PriceInfo: wire.PriceInfo{Price: wire.Price{
-		OriginalPrice: r.OriginalPrice, TradePrice: r.TradePrice, DiscountPrice: max(0, r.OriginalPrice-r.TradePrice), Currency: r.Currency}}}
+		OriginalPrice: r.OriginalPrice, TradePrice: r.TradePrice, DiscountPrice: max(0, r.OriginalPrice-r.TradePrice), Currency: r.Currency}},
+		Spoteci: &wire.Placement{ZoneId: r.ZoneId, InstanceType: r.InstanceType, Reason: r.Reason}}
 	for _, p := range r.SpotPrices {
 		out.PriceInfo.SpotPrices = append(out.PriceInfo.SpotPrices, wire.SpotPrice{ZoneId: p.ZoneId, InstanceType: p.InstanceType, SpotPrice: p.SpotPrice, OriginPrice: p.OriginPrice})
 	}

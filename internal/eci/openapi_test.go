@@ -38,7 +38,7 @@ func (s *server) sdkWith(t testing.TB, id, secret string) *sdkeci.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Domain = strings.TrimPrefix(s.Endpoint, "http://")
+	c.Domain = strings.TrimPrefix(s.admin.Endpoint, "http://")
 	t.Cleanup(c.Shutdown)
 	return c
 }
@@ -166,7 +166,7 @@ func TestSDKGroupLife(t *testing.T) {
 func TestSDKSpotLife(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	ctx := context.Background()
-	if _, err := s.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.056"))}); err != nil {
+	if _, err := s.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.056"))}); err != nil {
 		t.Fatal(err)
 	}
 	c := s.sdk(t)
@@ -180,7 +180,7 @@ func TestSDKSpotLife(t *testing.T) {
 	}
 	id := created.ContainerGroupId
 	s.waitStatus(t, id, eciapi.StatusRunning)
-	if _, err := s.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.5"))}); err != nil {
+	if _, err := s.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.5"))}); err != nil {
 		t.Fatal(err)
 	}
 	var g wire.ContainerGroup
@@ -361,19 +361,19 @@ func TestSDKErrors(t *testing.T) {
 		}, "InvalidRegionId", 400},
 		{"unknown action", func() error {
 			req := requests.NewCommonRequest()
-			req.Domain, req.Version, req.ApiName, req.Product = strings.TrimPrefix(s.Endpoint, "http://"), "2018-08-08", "MakeItFree", "Eci"
+			req.Domain, req.Version, req.ApiName, req.Product = strings.TrimPrefix(s.admin.Endpoint, "http://"), "2018-08-08", "MakeItFree", "Eci"
 			_, err := c.ProcessCommonRequest(req)
 			return err
 		}, "InvalidAction.NotFound", 404},
 		{"admin action on the OpenAPI", func() error {
 			req := requests.NewCommonRequest()
-			req.Domain, req.Version, req.ApiName, req.Product = strings.TrimPrefix(s.Endpoint, "http://"), "2018-08-08", "ModifySpotMarket", "Eci"
+			req.Domain, req.Version, req.ApiName, req.Product = strings.TrimPrefix(s.admin.Endpoint, "http://"), "2018-08-08", "ModifySpotMarket", "Eci"
 			_, err := c.ProcessCommonRequest(req)
 			return err
 		}, "InvalidAction.NotFound", 404},
 		{"wrong version", func() error {
 			req := requests.NewCommonRequest()
-			req.Domain, req.Version, req.ApiName, req.Product = strings.TrimPrefix(s.Endpoint, "http://"), "2014-05-26", "DescribeContainerGroups", "Eci"
+			req.Domain, req.Version, req.ApiName, req.Product = strings.TrimPrefix(s.admin.Endpoint, "http://"), "2014-05-26", "DescribeContainerGroups", "Eci"
 			_, err := c.ProcessCommonRequest(req)
 			return err
 		}, "InvalidVersion", 400},
@@ -386,7 +386,7 @@ func TestSDKErrors(t *testing.T) {
 	} {
 		if tc.name == "no stock" {
 			zero := 0
-			if _, err := s.ModifySpotMarket(context.Background(), eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", Stock: &zero}); err != nil {
+			if _, err := s.admin.ModifySpotMarket(context.Background(), eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", Stock: &zero}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -404,10 +404,10 @@ func TestSDKSpotMarketECS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Domain = strings.TrimPrefix(s.Endpoint, "http://")
+	c.Domain = strings.TrimPrefix(s.admin.Endpoint, "http://")
 	defer c.Shutdown()
 	zero := 0
-	if _, err := s.ModifySpotMarket(context.Background(), eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", Stock: &zero}); err != nil {
+	if _, err := s.admin.ModifySpotMarket(context.Background(), eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", Stock: &zero}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -556,7 +556,7 @@ func TestMarketEventsAreWireReasons(t *testing.T) {
 // stream ends with the container.
 func TestProviderFollowsLogByPolling(t *testing.T) {
 	s := startServer(t, t.TempDir())
-	p, err := eciprovider.New(eciprovider.Config{Endpoint: s.Endpoint, Region: eci.DefaultRegion, AccessKeyID: accessKeyID, AccessKeySecret: accessKeySecret})
+	p, err := eciprovider.New(eciprovider.Config{Config: s.sdkConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,8 +567,8 @@ func TestProviderFollowsLogByPolling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.waitLog(t, created.ContainerGroupId, "line1")
-	rc, err := p.Logs(ctx, eciapi.DescribeContainerLogRequest{ContainerGroupId: created.ContainerGroupId, ContainerName: "c", Follow: true})
+	s.waitLog(t, created, "line1")
+	rc, err := p.Logs(ctx, eciapi.DescribeContainerLogRequest{ContainerGroupId: created, ContainerName: "c", Follow: true})
 	if err != nil {
 		t.Fatal(err)
 	}

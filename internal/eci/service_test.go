@@ -11,14 +11,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spoteci/spoteci/internal/eci"
+	"github.com/spoteci/spoteci/internal/ecisdk"
 	"github.com/spoteci/spoteci/internal/runtime"
 	"github.com/spoteci/spoteci/internal/runtime/runtimetest"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
+	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
 
 // env is the containerd and registry every test's runtime uses.
@@ -45,9 +48,10 @@ const (
 
 // server is a real ECI service on a loopback port with its SQLite file.
 type server struct {
-	*eciapi.Client
-	svc  *eci.Service
-	stop func()
+	*ecisdk.Client // ECI's and ECS's actions, through the official SDK
+	admin          *eciapi.Client
+	svc            *eci.Service
+	stop           func()
 }
 
 // scale makes a market hour one wall second, and the 5-minute lead 83 ms.
@@ -80,7 +84,14 @@ func startServerWith(tb testing.TB, cfg eci.Config) *server {
 	go func() { svc.Run(ctx); close(ran) }()
 	// Keep connections for concurrent clients (the create benchmark).
 	transport := &http.Transport{MaxIdleConnsPerHost: 64}
-	s := &server{Client: &eciapi.Client{Endpoint: "http://" + ln.Addr().String(), Token: token, HTTP: &http.Client{Transport: transport}}, svc: svc}
+	s := &server{admin: &eciapi.Client{Endpoint: "http://" + ln.Addr().String(), Token: token, HTTP: &http.Client{Transport: transport}}, svc: svc}
+	sdkConfig := s.sdkConfig()
+	sdkConfig.Clients = 16 // the create benchmark's concurrent clients
+	sdk, err := ecisdk.New(sdkConfig)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.Client = sdk
 	stopped := false
 	s.stop = func() {
 		if stopped {
@@ -94,9 +105,15 @@ func startServerWith(tb testing.TB, cfg eci.Config) *server {
 		svc.Close()
 		rt.Close()
 		transport.CloseIdleConnections()
+		sdk.Close()
 	}
 	tb.Cleanup(s.stop)
 	return s
+}
+
+// sdkConfig is how the official SDK reaches the server.
+func (s *server) sdkConfig() ecisdk.Config {
+	return ecisdk.Config{Endpoint: s.admin.Endpoint, Region: eci.DefaultRegion, AccessKeyID: accessKeyID, AccessKeySecret: accessKeySecret}
 }
 
 // openRuntime opens the containerd runtime of a state folder, pulling
@@ -141,7 +158,7 @@ func eventually(t *testing.T, what string, f func() error) {
 	}
 }
 
-func (s *server) group(t *testing.T, id string) eciapi.ContainerGroup {
+func (s *server) group(t *testing.T, id string) wire.ContainerGroup {
 	t.Helper()
 	resp, err := s.DescribeContainerGroups(context.Background(), eciapi.DescribeContainerGroupsRequest{ContainerGroupIds: []string{id}})
 	if err != nil {
@@ -153,9 +170,9 @@ func (s *server) group(t *testing.T, id string) eciapi.ContainerGroup {
 	return resp.ContainerGroups[0]
 }
 
-func (s *server) waitStatus(t *testing.T, id, status string) eciapi.ContainerGroup {
+func (s *server) waitStatus(t *testing.T, id, status string) wire.ContainerGroup {
 	t.Helper()
-	var g eciapi.ContainerGroup
+	var g wire.ContainerGroup
 	eventually(t, id+" "+status, func() error {
 		g = s.group(t, id)
 		if g.Status != status {
@@ -191,13 +208,13 @@ func spotRequest(name, limit string) eciapi.CreateContainerGroupRequest {
 	}
 }
 
-func findEvent(g eciapi.ContainerGroup, reason string) (eciapi.Event, bool) {
+func findEvent(g wire.ContainerGroup, reason string) (wire.Event, bool) {
 	for _, e := range g.Events {
 		if e.Reason == reason {
 			return e, true
 		}
 	}
-	return eciapi.Event{}, false
+	return wire.Event{}, false
 }
 
 // The guide's reclaim over the real API: create, Running, logs, the price
@@ -206,21 +223,21 @@ func TestReclaimOverAPI(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	ctx := context.Background()
 	// Pin the price: at this time scale the model moves every wall second.
-	if _, err := s.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.056"))}); err != nil {
+	if _, err := s.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.056"))}); err != nil {
 		t.Fatal(err)
 	}
 	created, err := s.CreateContainerGroup(ctx, spotRequest("pi", "0.1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := created.ContainerGroupId
+	id := created
 	g := s.waitStatus(t, id, eciapi.StatusRunning)
-	if g.InstanceType != "ecs.c5.large" || g.ZoneId != "cn-hangzhou-i" || g.PurchasePrice != 0.056 {
-		t.Fatalf("landed on %s in %s at %v, want ecs.c5.large in cn-hangzhou-i at 0.056", g.InstanceType, g.ZoneId, g.PurchasePrice)
+	if g.InstanceType != "ecs.c5.large" || g.ZoneId != "cn-hangzhou-i" || g.Spoteci.PurchasePrice != 0.056 {
+		t.Fatalf("landed on %s in %s at %v, want ecs.c5.large in cn-hangzhou-i at 0.056", g.InstanceType, g.ZoneId, g.Spoteci.PurchasePrice)
 	}
 	s.waitLog(t, id, "started")
 
-	if _, err := s.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.5"))}); err != nil {
+	if _, err := s.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.5"))}); err != nil {
 		t.Fatal(err)
 	}
 	g = s.waitStatus(t, id, eciapi.StatusExpired)
@@ -229,17 +246,17 @@ func TestReclaimOverAPI(t *testing.T) {
 		t.Fatalf("events %+v: want a Warning SpotToBeReleased 'Spot ECI will be released in 5 minutes'", g.Events)
 	}
 	// The price rose within protection: the first check, at its end, decides.
-	if !notice.Timestamp.Equal(g.ProtectionEnd) || !g.ExpiredTime.Equal(notice.Timestamp.Add(5*time.Minute)) {
-		t.Errorf("notice %v, release %v; want the notice at the end of protection %v and the release 5 minutes later", notice.Timestamp, g.ExpiredTime, g.ProtectionEnd)
+	if notice.FirstTimestamp != g.Spoteci.ProtectionEnd || !at(t, g.ExpiredTime).Equal(at(t, notice.FirstTimestamp).Add(5*time.Minute)) {
+		t.Errorf("notice %v, release %v; want the notice at the end of protection %v and the release 5 minutes later", notice.FirstTimestamp, g.ExpiredTime, g.Spoteci.ProtectionEnd)
 	}
 	s.waitLog(t, id, "got SIGTERM")
 
-	bill, err := s.DescribeBill(ctx, eciapi.DescribeBillRequest{ContainerGroupIds: []string{id}})
+	bill, err := s.admin.DescribeBill(ctx, eciapi.DescribeBillRequest{ContainerGroupIds: []string{id}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 0.056*1 + 0.5*5/60; math.Abs(bill.Amount-want) > 1e-9 || math.Abs(g.Amount-want) > 1e-9 {
-		t.Errorf("bill %v (group says %v), want an hour at 0.056 and 5 minutes at 0.5 = %v", bill.Amount, g.Amount, want)
+	if want := 0.056*1 + 0.5*5/60; math.Abs(bill.Amount-want) > 1e-9 || math.Abs(g.Spoteci.Amount-want) > 1e-9 {
+		t.Errorf("bill %v (group says %v), want an hour at 0.056 and 5 minutes at 0.5 = %v", bill.Amount, g.Spoteci.Amount, want)
 	}
 	if n := len(bill.Items[0].Lines); n != 2 {
 		t.Errorf("%d bill lines, want 2 (protection, then the market price)", n)
@@ -261,65 +278,75 @@ func TestRestartLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.waitLog(t, keep.ContainerGroupId, "tick")
-	if _, err := a.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.07"))}); err != nil {
+	a.waitLog(t, keep, "tick")
+	if _, err := a.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.07"))}); err != nil {
 		t.Fatal(err)
 	}
-	a.waitStatus(t, gone.ContainerGroupId, eciapi.StatusExpired)
-	var goneBefore eciapi.ContainerGroup
+	a.waitStatus(t, gone, eciapi.StatusExpired)
+	var goneBefore wire.ContainerGroup
 	eventually(t, "the reclaimed container's exit recorded", func() error {
-		goneBefore = a.group(t, gone.ContainerGroupId)
+		goneBefore = a.group(t, gone)
 		if _, ok := findEvent(goneBefore, "Completed"); !ok {
 			return fmt.Errorf("events %+v", goneBefore.Events)
 		}
 		return nil
 	})
-	billBefore, err := a.DescribeBill(ctx, eciapi.DescribeBillRequest{ContainerGroupIds: []string{gone.ContainerGroupId}})
+	billBefore, err := a.admin.DescribeBill(ctx, eciapi.DescribeBillRequest{ContainerGroupIds: []string{gone}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	logBefore, _ := a.DescribeContainerLog(ctx, eciapi.DescribeContainerLogRequest{ContainerGroupId: keep.ContainerGroupId})
+	logBefore, _ := a.DescribeContainerLog(ctx, eciapi.DescribeContainerLogRequest{ContainerGroupId: keep})
 	a.stop()
 
 	b := startServer(t, dir)
-	keepAfter := b.waitStatus(t, keep.ContainerGroupId, eciapi.StatusRunning)
-	goneAfter := b.group(t, gone.ContainerGroupId)
+	keepAfter := b.waitStatus(t, keep, eciapi.StatusRunning)
+	goneAfter := b.group(t, gone)
 	if goneAfter.Status != eciapi.StatusExpired || len(goneAfter.Events) != len(goneBefore.Events) {
 		t.Fatalf("after restart: %s with %d events, want Expired with %d", goneAfter.Status, len(goneAfter.Events), len(goneBefore.Events))
 	}
 	for i := range goneBefore.Events {
-		if goneBefore.Events[i] != goneAfter.Events[i] {
+		if !reflect.DeepEqual(goneBefore.Events[i], goneAfter.Events[i]) {
 			t.Errorf("event %d: %+v became %+v", i, goneBefore.Events[i], goneAfter.Events[i])
 		}
 	}
-	billAfter, err := b.DescribeBill(ctx, eciapi.DescribeBillRequest{ContainerGroupIds: []string{gone.ContainerGroupId}})
+	billAfter, err := b.admin.DescribeBill(ctx, eciapi.DescribeBillRequest{ContainerGroupIds: []string{gone}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if billAfter.Amount != billBefore.Amount || len(billAfter.Items[0].Lines) != len(billBefore.Items[0].Lines) {
 		t.Errorf("bill %v with %d lines became %v with %d", billBefore.Amount, len(billBefore.Items[0].Lines), billAfter.Amount, len(billAfter.Items[0].Lines))
 	}
-	history, err := b.DescribeSpotPriceHistory(ctx, eciapi.DescribeSpotPriceHistoryRequest{ZoneId: "cn-hangzhou-i", InstanceType: "ecs.c5.large"})
+	history, err := b.DescribeSpotPriceHistory(ctx, wire.DescribeSpotPriceHistoryRequest{ZoneId: "cn-hangzhou-i", InstanceType: "ecs.c5.large"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := history.SpotPrices[len(history.SpotPrices)-1]; last.SpotPrice != 0.07 {
-		t.Errorf("price history ends at %v, want the override 0.07 kept across the restart", last.SpotPrice)
+	if points := history.SpotPrices.SpotPriceType; len(points) == 0 || points[len(points)-1].SpotPrice != 0.07 {
+		t.Errorf("price history %+v, want it to end at the override 0.07 kept across the restart", points)
 	}
 	// The container kept running through the restart: its log grows.
-	b.waitLog(t, keep.ContainerGroupId, logBefore.Content+"tick")
-	if keepAfter.Amount <= 0 {
-		t.Errorf("the running group's bill is %v", keepAfter.Amount)
+	b.waitLog(t, keep, logBefore.Content+"tick")
+	if keepAfter.Spoteci.Amount <= 0 {
+		t.Errorf("the running group's bill is %v", keepAfter.Spoteci.Amount)
 	}
-	if _, err := b.DeleteContainerGroup(ctx, eciapi.DeleteContainerGroupRequest{ContainerGroupId: keep.ContainerGroupId}); err != nil {
+	if err := b.DeleteContainerGroup(ctx, eciapi.DeleteContainerGroupRequest{ContainerGroupId: keep}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{ContainerGroupIds: []string{keep.ContainerGroupId}}); err != nil {
+	if _, err := b.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{ContainerGroupIds: []string{keep}}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// at parses a time of the wire.
+func at(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := wire.ParseTime(s)
+	if err != nil {
+		t.Fatalf("time %q: %v", s, err)
+	}
+	return v
+}
 
 // Bad input is a 4xx naming the field and the value; nothing is created.
 func TestBadInput(t *testing.T) {
@@ -372,7 +399,7 @@ func TestBadInput(t *testing.T) {
 	}
 
 	raw := func(auth, action, body string) (int, string) {
-		req, _ := http.NewRequest("POST", s.Endpoint+eciapi.APIPrefix+action, bytes.NewBufferString(body))
+		req, _ := http.NewRequest("POST", s.admin.Endpoint+eciapi.APIPrefix+action, bytes.NewBufferString(body))
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
@@ -389,14 +416,16 @@ func TestBadInput(t *testing.T) {
 		status             int
 		want               string
 	}{
-		{"", eciapi.ActionDescribeContainerGroups, "{}", 401, "token"},
-		{"Bearer wrong", eciapi.ActionDescribeContainerGroups, "{}", 401, "token"},
+		{"", eciapi.ActionDescribeBill, "{}", 401, "token"},
+		{"Bearer wrong", eciapi.ActionDescribeBill, "{}", 401, "token"},
 		{"Bearer " + token, "RunEverything", "{}", 404, "RunEverything"},
-		{"Bearer " + token, eciapi.ActionCreateContainerGroup, "{not json", 400, "malformed"},
-		{"Bearer " + token, eciapi.ActionCreateContainerGroup, `{"ContainerGroupNmae": "typo"}`, 400, "ContainerGroupNmae"},
+		// ECI's own actions are answered at / only, through the SDK.
+		{"Bearer " + token, eciapi.ActionCreateContainerGroup, "{}", 404, "CreateContainerGroup"},
+		{"Bearer " + token, eciapi.ActionModifySpotMarket, "{not json", 400, "malformed"},
+		{"Bearer " + token, eciapi.ActionModifySpotMarket, `{"InstanceTpye": "typo"}`, 400, "InstanceTpye"},
 		{"Bearer " + token, eciapi.ActionModifySpotMarket, `{"InstanceType": "ecs.c5.large", "Stock": -1}`, 400, "Stock"},
-		{"Bearer " + token, eciapi.ActionDescribeSpotPriceHistory, `{"InstanceType": "ecs.nope"}`, 400, "ecs.nope"},
-		{"Bearer " + token, eciapi.ActionDeleteContainerGroup, `{"ContainerGroupId": "eci-nope"}`, 404, "eci-nope"},
+		{"Bearer " + token, eciapi.ActionModifySpotMarket, `{"InstanceType": "ecs.nope", "Stock": 1}`, 400, "ecs.nope"},
+		{"Bearer " + token, eciapi.ActionDescribeBill, `{"ContainerGroupIds": ["eci-nope"]}`, 404, "eci-nope"},
 	} {
 		status, body := raw(c.auth, c.action, c.body)
 		if status != c.status || !strings.Contains(body, c.want) {
@@ -417,14 +446,14 @@ func TestClientTokenAndFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	second, err := s.CreateContainerGroup(ctx, req)
-	if err != nil || second.ContainerGroupId != first.ContainerGroupId {
-		t.Fatalf("same ClientToken: %v %v, want %s again", second, err, first.ContainerGroupId)
+	if err != nil || second != first {
+		t.Fatalf("same ClientToken: %v %v, want %s again", second, err, first)
 	}
 	if all, _ := s.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{}); all.TotalCount != 1 {
 		t.Fatalf("%d groups after a repeated ClientToken", all.TotalCount)
 	}
 
-	if _, err := s.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", Stock: ptr(1)}); err != nil {
+	if _, err := s.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", Stock: ptr(1)}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.CreateContainerGroup(ctx, spotRequest("nostock", "0.1"))
@@ -438,15 +467,15 @@ func TestClientTokenAndFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := s.waitStatus(t, fb.ContainerGroupId, eciapi.StatusRunning)
-	if ev, ok := findEvent(g, "SpotDegraded"); !g.Degraded || g.PurchasePrice != 0.622 || !ok || ev.Type != "Warning" {
-		t.Fatalf("fallback group degraded=%v price=%v events=%+v, want pay-as-you-go at 0.622 with a SpotDegraded warning", g.Degraded, g.PurchasePrice, g.Events)
+	g := s.waitStatus(t, fb, eciapi.StatusRunning)
+	if ev, ok := findEvent(g, "SpotDegraded"); !g.Spoteci.Degraded || g.Spoteci.PurchasePrice != 0.622 || !ok || ev.Type != "Warning" {
+		t.Fatalf("fallback group degraded=%v price=%v events=%+v, want pay-as-you-go at 0.622 with a SpotDegraded warning", g.Spoteci.Degraded, g.Spoteci.PurchasePrice, g.Events)
 	}
 	price, err := s.DescribeContainerGroupPrice(ctx, eciapi.DescribeContainerGroupPriceRequest{InstanceType: "ecs.c5.large", SpotStrategy: eciapi.SpotAsPriceGo})
-	if err != nil || price.ZoneId != "" || !strings.Contains(price.Reason, "stock") {
+	if err != nil || price.Spoteci == nil || price.Spoteci.ZoneId != "" || !strings.Contains(price.Spoteci.Reason, "stock") {
 		t.Fatalf("price with no stock: %+v %v, want no placement for want of stock", price, err)
 	}
-	metrics, err := http.Get(s.Endpoint + "/metrics")
+	metrics, err := http.Get(s.admin.Endpoint + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,11 +503,11 @@ func TestTagsStreamAndDeleteGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	byTag, err := s.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{Tags: []eciapi.Tag{{Key: "spoteci.io/node", Value: "n1"}}})
-	if err != nil || byTag.TotalCount != 1 || byTag.ContainerGroups[0].ContainerGroupId != created.ContainerGroupId || byTag.TimeScale != scale {
+	if err != nil || byTag.TotalCount != 1 || byTag.ContainerGroups[0].ContainerGroupId != created || byTag.Spoteci.TimeScale != scale {
 		t.Fatalf("describe by tag: %+v %v", byTag, err)
 	}
-	s.waitStatus(t, created.ContainerGroupId, eciapi.StatusRunning)
-	stream, err := s.StreamContainerLog(ctx, eciapi.DescribeContainerLogRequest{ContainerGroupId: created.ContainerGroupId, Follow: true})
+	s.waitStatus(t, created, eciapi.StatusRunning)
+	stream, err := s.admin.StreamContainerLog(ctx, eciapi.DescribeContainerLogRequest{ContainerGroupId: created, Follow: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,7 +522,7 @@ func TestTagsStreamAndDeleteGrace(t *testing.T) {
 		}
 	}
 	// Grace 0: SIGKILL at once, so the trap never prints and the stream ends.
-	if _, err := s.DeleteContainerGroup(ctx, eciapi.DeleteContainerGroupRequest{ContainerGroupId: created.ContainerGroupId, GracePeriodSeconds: ptr(int64(0))}); err != nil {
+	if err := s.DeleteContainerGroup(ctx, eciapi.DeleteContainerGroupRequest{ContainerGroupId: created, GracePeriodSeconds: ptr(int64(0))}); err != nil {
 		t.Fatal(err)
 	}
 	rest, err := io.ReadAll(stream)

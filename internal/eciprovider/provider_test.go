@@ -1,12 +1,9 @@
 package eciprovider
 
 import (
-	"context"
-	"errors"
 	"testing"
 	"time"
 
-	sdkeci "github.com/aliyun/alibaba-cloud-sdk-go/services/eci"
 	"github.com/spoteci/spoteci/internal/vnode"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
@@ -21,9 +18,9 @@ func TestInstancesInWallTime(t *testing.T) {
 		Events:      []wire.Event{{Type: "Warning", Reason: "SpotToBeReleased", FirstTimestamp: wire.Time(market0)}},
 		Containers:  []wire.Container{{Name: "c", CurrentState: wire.ContainerState{State: "Terminated", StartTime: wire.Time(market0.Add(-time.Hour))}}}}
 
-	local := listing{wire.DescribeContainerGroupsResponse{ContainerGroups: []wire.ContainerGroup{g},
-		Spoteci: &wire.Listing{MarketTime: wire.Time(market0), WallTime: wire.PreciseTime(wall0), TimeScale: 60}}}
-	in := local.instances()[0]
+	local := wire.DescribeContainerGroupsResponse{ContainerGroups: []wire.ContainerGroup{g},
+		Spoteci: &wire.Listing{MarketTime: wire.Time(market0), WallTime: wire.PreciseTime(wall0), TimeScale: 60}}
+	in := instances(local)[0]
 	if !in.Created.Equal(wall0.Add(-time.Minute)) || !in.ReleaseTime.Equal(wall0.Add(5*time.Second)) || !in.NoticeTime.Equal(wall0) {
 		t.Errorf("x60: created %v, notice %v, release %v; want a wall minute before %v, then at it, then 5 s later", in.Created, in.NoticeTime, in.ReleaseTime, wall0)
 	}
@@ -31,32 +28,8 @@ func TestInstancesInWallTime(t *testing.T) {
 		t.Errorf("instance %+v", in)
 	}
 
-	real := listing{wire.DescribeContainerGroupsResponse{ContainerGroups: []wire.ContainerGroup{g}}}
-	in = real.instances()[0]
+	in = instances(wire.DescribeContainerGroupsResponse{ContainerGroups: []wire.ContainerGroup{g}})[0]
 	if !in.Created.Equal(market0.Add(-time.Hour)) || !in.NoticeTime.Equal(market0) || !in.ReleaseTime.Equal(market0.Add(5*time.Minute)) {
 		t.Errorf("no extension: created %v, notice %v, release %v", in.Created, in.NoticeTime, in.ReleaseTime)
-	}
-}
-
-// A call returns when its context ends, even while every client of the
-// pool is busy; after Close, calls fail at once.
-func TestCallsHonourContextAndClose(t *testing.T) {
-	p, err := New(Config{Endpoint: "127.0.0.1:1", Region: "cn-hangzhou", AccessKeyID: "id", AccessKeySecret: "secret", Clients: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	release := make(chan struct{})
-	busy := make(chan struct{})
-	go p.do(context.Background(), func(*sdkeci.Client) error { close(busy); <-release; return nil })
-	<-busy
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := p.do(ctx, func(*sdkeci.Client) error { return nil }); !errors.Is(err, context.Canceled) {
-		t.Errorf("with the pool busy and the context ended: %v", err)
-	}
-	close(release)
-	p.Close()
-	if err := p.do(context.Background(), func(*sdkeci.Client) error { return nil }); err == nil {
-		t.Error("a call after Close succeeded")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -229,5 +230,43 @@ func TestJSONAndAliases(t *testing.T) {
 	}
 	if err := Decode(url.Values{"ContainerGroupIds": {`eci-1`}}, &v); err == nil || !strings.Contains(err.Error(), "ContainerGroupIds") {
 		t.Errorf("bad JSON: %v", err)
+	}
+}
+
+// TestEncodeRoundTrips: what Encode writes, Decode reads back the same, and
+// what the SDK would leave out (zeros, nil pointers) is left out.
+func TestEncodeRoundTrips(t *testing.T) {
+	zero := 0
+	in := testCreate{ContainerGroupName: "a&b=c é", SpotPriceLimit: 0.25, SpotDuration: &zero,
+		Tags:       []struct{ Key, Value string }{{"k", ""}, {"k2", "v"}},
+		Containers: []testContainer{{Name: "c1", Commands: []string{"sh", "-c", "echo 1"}}, {Name: "c2"}}}
+	params, err := Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := params["SpotStrategy"]; ok {
+		t.Errorf("an empty string is sent: %v", params)
+	}
+	if params["SpotDuration"] != "0" || params["Tag.1.Value"] != "" || params["Container.1.Command.3"] != "echo 1" {
+		t.Errorf("params %v", params)
+	}
+	values := url.Values{}
+	for k, v := range params {
+		values.Set(k, v)
+	}
+	var out testCreate
+	if err := Decode(values, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Errorf("round trip:\n in %+v\nout %+v", in, out)
+	}
+	var withJSON struct {
+		Ids  []string `rpc:"ContainerGroupIds,json"`
+		When time.Time
+	}
+	withJSON.Ids, withJSON.When = []string{"eci-1"}, time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	if params, _ := Encode(&withJSON); params["ContainerGroupIds"] != `["eci-1"]` || params["When"] != "2026-11-27T10:00:00Z" {
+		t.Errorf("JSON and time: %v", params)
 	}
 }

@@ -15,7 +15,9 @@ import (
 	"github.com/spoteci/spoteci/internal/atomicfile"
 )
 
-// Client calls the ECI service.
+// Client calls the service's admin API: what ECI has no action for (market
+// overrides, bills, followed logs). ECI's own actions go through the
+// official SDK (internal/ecisdk).
 type Client struct {
 	Endpoint string // http://127.0.0.1:PORT
 	Token    string
@@ -118,54 +120,9 @@ func IsNotFound(err error) bool {
 	return errors.As(err, &e) && e.HTTPStatus == http.StatusNotFound
 }
 
-// CreateContainerGroup creates a group.
-func (c *Client) CreateContainerGroup(ctx context.Context, req CreateContainerGroupRequest) (resp CreateContainerGroupResponse, err error) {
-	return resp, c.Call(ctx, ActionCreateContainerGroup, req, &resp)
-}
-
-// DescribeContainerGroups lists groups.
-func (c *Client) DescribeContainerGroups(ctx context.Context, req DescribeContainerGroupsRequest) (resp DescribeContainerGroupsResponse, err error) {
-	return resp, c.Call(ctx, ActionDescribeContainerGroups, req, &resp)
-}
-
-// DeleteContainerGroup deletes a group.
-func (c *Client) DeleteContainerGroup(ctx context.Context, req DeleteContainerGroupRequest) (resp DeleteContainerGroupResponse, err error) {
-	return resp, c.Call(ctx, ActionDeleteContainerGroup, req, &resp)
-}
-
-// DescribeContainerGroupPrice prices a group.
-func (c *Client) DescribeContainerGroupPrice(ctx context.Context, req DescribeContainerGroupPriceRequest) (resp DescribeContainerGroupPriceResponse, err error) {
-	return resp, c.Call(ctx, ActionDescribeContainerGroupPrice, req, &resp)
-}
-
-// DescribeSpotPriceHistory reads price history.
-func (c *Client) DescribeSpotPriceHistory(ctx context.Context, req DescribeSpotPriceHistoryRequest) (resp DescribeSpotPriceHistoryResponse, err error) {
-	return resp, c.Call(ctx, ActionDescribeSpotPriceHistory, req, &resp)
-}
-
-// DescribeAvailableResource lists pools with price and stock.
-func (c *Client) DescribeAvailableResource(ctx context.Context, req DescribeAvailableResourceRequest) (resp DescribeAvailableResourceResponse, err error) {
-	return resp, c.Call(ctx, ActionDescribeAvailableResource, req, &resp)
-}
-
-// DescribeContainerLog reads a container's log.
-func (c *Client) DescribeContainerLog(ctx context.Context, req DescribeContainerLogRequest) (resp DescribeContainerLogResponse, err error) {
-	return resp, c.Call(ctx, ActionDescribeContainerLog, req, &resp)
-}
-
 // DescribeBill reads the bill.
 func (c *Client) DescribeBill(ctx context.Context, req DescribeBillRequest) (resp DescribeBillResponse, err error) {
 	return resp, c.Call(ctx, ActionDescribeBill, req, &resp)
-}
-
-// ExecContainerCommand returns the URL of an exec in a running container.
-func (c *Client) ExecContainerCommand(ctx context.Context, req ExecContainerCommandRequest) (resp ExecContainerCommandResponse, err error) {
-	return resp, c.Call(ctx, ActionExecContainerCommand, req, &resp)
-}
-
-// DescribeMultiContainerGroupMetric samples the resource use of groups.
-func (c *Client) DescribeMultiContainerGroupMetric(ctx context.Context, req DescribeMultiContainerGroupMetricRequest) (resp DescribeMultiContainerGroupMetricResponse, err error) {
-	return resp, c.Call(ctx, ActionDescribeMultiContainerGroupMetric, req, &resp)
 }
 
 // ModifySpotMarket overrides price or stock (operator action).

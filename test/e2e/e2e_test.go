@@ -53,7 +53,7 @@ func TestGuideJob(t *testing.T) {
 	if len(g) != 1 || g[0].InstanceType != "ecs.c5.large" || g[0].SpotStrategy != "SpotAsPriceGo" {
 		t.Fatalf("instances %+v: want one ecs.c5.large SpotAsPriceGo", g)
 	}
-	if !strings.HasPrefix(g[0].Containers[0].ImageID, "sha256:") {
+	if c := g[0].Containers[0]; c.Spoteci == nil || !strings.HasPrefix(c.Spoteci.ImageID, "sha256:") {
 		t.Errorf("the instance ran no pulled image: %+v", g[0].Containers[0])
 	}
 }
@@ -154,8 +154,9 @@ func TestProtection(t *testing.T) {
 		if x.InstanceType != "ecs.g7.large" {
 			continue
 		}
-		if x.NoticeTime != nil && x.NoticeTime.Before(x.ProtectionEnd) {
-			t.Fatalf("notice %v before the end of protection %v", x.NoticeTime, x.ProtectionEnd)
+		// Both in the wire's one format, so they compare as strings.
+		if n := x.Spoteci.NoticeTime; n != "" && n < x.Spoteci.ProtectionEnd {
+			t.Fatalf("notice %v before the end of protection %v", n, x.Spoteci.ProtectionEnd)
 		}
 	}
 	eventually(t, 40*time.Second, "the protected pod released after its protection", func() (bool, string) {
@@ -186,8 +187,8 @@ func TestFallback(t *testing.T) {
 		t.Fatalf("pod without fallback is %s while there is no stock", ps[0].Status.Phase)
 	}
 	for _, g := range groups(t, ns) {
-		if !g.Degraded || g.SpotStrategy != "SpotAsPriceGo" {
-			t.Fatalf("instance %s degraded=%v: only the degraded one may exist", g.ContainerGroupName, g.Degraded)
+		if !g.Spoteci.Degraded || g.SpotStrategy != "SpotAsPriceGo" {
+			t.Fatalf("instance %s degraded=%v: only the degraded one may exist", g.ContainerGroupName, g.Spoteci.Degraded)
 		}
 	}
 	setStock(t, "ecs.r5.large", 10)
@@ -396,7 +397,7 @@ func TestDeleteAndRestarts(t *testing.T) {
 	started := func() string {
 		for _, g := range groups(t, ns) {
 			if g.ContainerGroupName == ns+"-kept" && g.Containers[0].CurrentState.State == "Running" {
-				return g.Containers[0].CurrentState.StartTime.String()
+				return g.Containers[0].CurrentState.StartTime
 			}
 		}
 		return ""
@@ -479,7 +480,7 @@ func TestListRate(t *testing.T) {
 		waitPodRunning(t, ns, fmt.Sprint("idle-", i))
 	}
 	calls := func() int {
-		resp, err := http.Get(eciClient(t).Endpoint + "/metrics")
+		resp, err := http.Get(eciAdmin(t).Endpoint + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}

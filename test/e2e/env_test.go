@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/spoteci/spoteci/internal/cluster"
+	"github.com/spoteci/spoteci/internal/ecisdk"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
+	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
 
 // scale makes a market hour 15 wall seconds and the 5-minute checks and
@@ -271,7 +273,8 @@ func pods(t testing.TB, ns, selector string) []pod {
 	return list.Items
 }
 
-func eciClient(t testing.TB) *eciapi.Client {
+// eciAdmin is the service's admin API (bills, market overrides).
+func eciAdmin(t testing.TB) *eciapi.Client {
 	t.Helper()
 	info, err := eciapi.ReadServerInfo(env.state)
 	if err != nil {
@@ -280,10 +283,25 @@ func eciClient(t testing.TB) *eciapi.Client {
 	return &eciapi.Client{Endpoint: info.Endpoint, Token: info.Token}
 }
 
-// groups lists the service's live instances of a namespace.
-func groups(t testing.TB, ns string) []eciapi.ContainerGroup {
+// eciSDK calls the service's ECI actions through the official SDK.
+func eciSDK(t testing.TB) *ecisdk.Client {
 	t.Helper()
-	resp, err := eciClient(t).DescribeContainerGroups(context.Background(), eciapi.DescribeContainerGroupsRequest{Tags: []eciapi.Tag{{Key: "spoteci.io/namespace", Value: ns}}})
+	info, err := eciapi.ReadServerInfo(env.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ecisdk.Local(info, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// groups lists the service's live instances of a namespace.
+func groups(t testing.TB, ns string) []wire.ContainerGroup {
+	t.Helper()
+	resp, err := eciSDK(t).DescribeAllContainerGroups(context.Background(), eciapi.DescribeContainerGroupsRequest{Tags: []eciapi.Tag{{Key: "spoteci.io/namespace", Value: ns}}}, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +311,7 @@ func groups(t testing.TB, ns string) []eciapi.ContainerGroup {
 // allGroups lists every instance of a namespace, deleted ones too, from the bill.
 func allGroups(t testing.TB, ns string) []eciapi.BillItem {
 	t.Helper()
-	bill, err := eciClient(t).DescribeBill(context.Background(), eciapi.DescribeBillRequest{})
+	bill, err := eciAdmin(t).DescribeBill(context.Background(), eciapi.DescribeBillRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +329,7 @@ func groupLog(t testing.TB, ns, name string) string {
 	t.Helper()
 	for _, it := range allGroups(t, ns) {
 		if it.ContainerGroupName == ns+"-"+name {
-			resp, err := eciClient(t).DescribeContainerLog(context.Background(), eciapi.DescribeContainerLogRequest{ContainerGroupId: it.ContainerGroupId})
+			resp, err := eciSDK(t).DescribeContainerLog(context.Background(), eciapi.DescribeContainerLogRequest{ContainerGroupId: it.ContainerGroupId})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,5 +1,7 @@
 package wire
 
+import "time"
+
 // The ECS actions about the spot market, in ECS's shapes: lists wrapped in
 // an object named after their items (SpotPrices.SpotPriceType[]), as ECS's
 // JSON comes from its XML.
@@ -118,4 +120,36 @@ type AvailableSpotResource struct {
 	// AverageSpotDiscount is the average spot price as a percentage of
 	// pay-as-you-go (30: 30% of it).
 	AverageSpotDiscount int
+}
+
+// DescribeSpotPriceHistoryRequest asks for a pool's price history.
+type DescribeSpotPriceHistoryRequest struct {
+	ZoneId       string
+	InstanceType string
+	NetworkType  string
+	StartTime    time.Time
+	EndTime      time.Time
+	Offset       int
+}
+
+// DescribeAvailableResourceRequest asks which instance types a zone sells
+// now; SpotStrategy asks about spot stock.
+type DescribeAvailableResourceRequest struct {
+	DestinationResource string
+	ZoneId              string
+	InstanceType        string
+	InstanceChargeType  string
+	SpotStrategy        string
+}
+
+// DescribeSpotAdviceRequest asks for the discount and interruption rate of
+// the pools that match.
+type DescribeSpotAdviceRequest struct {
+	ZoneId             string
+	InstanceTypes      []string
+	InstanceTypeFamily string
+	Cores              int
+	Memory             float64
+	MinCores           int
+	MinMemory          float64
 }

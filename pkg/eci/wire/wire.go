@@ -185,6 +185,15 @@ type ExecContainerCommandResponse struct {
 type DescribeContainerGroupPriceResponse struct {
 	RequestId string
 	PriceInfo PriceInfo
+	Spoteci   *Placement `json:",omitempty"`
+}
+
+// Placement is spoteci's own part of a price: where a create now would
+// land, or why nowhere.
+type Placement struct {
+	ZoneId       string `json:",omitempty"`
+	InstanceType string `json:",omitempty"`
+	Reason       string `json:",omitempty"`
 }
 
 // PriceInfo is the price of a group: pay-as-you-go and, for a spot ask,
