@@ -1,7 +1,6 @@
 package eci
 
 import (
-	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -142,7 +141,7 @@ func (s *Service) CreateContainerGroup(ctx context.Context, req eciapi.CreateCon
 	if g.ClientToken != "" {
 		s.byToken[g.ClientToken] = g
 	}
-	s.startContainers(g)
+	s.sup.start(instanceOf(g))
 	return eciapi.CreateContainerGroupResponse{ContainerGroupId: id}, nil
 }
 
@@ -330,114 +329,6 @@ func hasTags(have, want []eciapi.Tag) bool {
 	return true
 }
 
-// view is the API's picture of a group at market time now. Call with mu held.
-func (s *Service) view(g *group, now time.Time) eciapi.ContainerGroup {
-	in := g.inst
-	live, _ := s.rt.Status(g.ID) // not found: not started yet
-	containers := s.containers(g, live)
-	v := eciapi.ContainerGroup{
-		ContainerGroupId: g.ID, ContainerGroupName: g.Name, ClientToken: g.ClientToken,
-		RegionId: in.Offering.Region, ZoneId: in.Offering.Zone, Status: g.status(containers),
-		InstanceType: in.Offering.Type.Name, Cpu: float64(in.Offering.Type.VCPU), Memory: in.Offering.Type.MemoryGiB,
-		SpotStrategy: string(in.Bid.Strategy), SpotPriceLimit: in.Bid.Limit, SpotDuration: int(in.Bid.Protection / time.Hour),
-		SpotFallback: in.Bid.Fallback, Degraded: in.Degraded,
-		PurchasePrice: in.PurchasePrice, Price: s.priceNow(in, now),
-		Amount:       s.amount(g, now),
-		CreationTime: in.Created, RestartPolicy: cmp.Or(g.Request.RestartPolicy, "Never"), Tags: g.Request.Tags, Events: s.events(g, live.Events),
-		IntranetIp: live.IP,
-	}
-	if in.Spot {
-		v.ProtectionEnd = in.ProtectionEnd()
-	}
-	if !in.NoticeAt.IsZero() {
-		v.NoticeTime, v.ExpiredTime = ptr(in.NoticeAt), ptr(in.ReleaseAt)
-	}
-	if in.State == market.Stopped {
-		v.SucceededTime = ptr(in.Ended)
-	}
-	byName := map[string]runtime.ContainerStatus{}
-	for _, c := range containers {
-		byName[c.Name] = c
-	}
-	for _, c := range g.Request.Containers {
-		st := byName[c.Name]
-		cs := eciapi.ContainerStatus{Name: c.Name, Image: c.Image, Commands: c.Commands, Args: c.Args, ImageID: st.ImageID,
-			CurrentState: eciapi.ContainerState{State: string(st.State), ExitCode: st.ExitCode, Reason: st.Reason, DetailStatus: st.Message}}
-		if cs.CurrentState.State == "" {
-			cs.CurrentState.State = string(runtime.StateWaiting)
-		}
-		if !st.StartedAt.IsZero() {
-			cs.CurrentState.StartTime = ptr(s.clock.MarketAt(st.StartedAt))
-		}
-		if !st.FinishedAt.IsZero() {
-			cs.CurrentState.FinishTime = ptr(s.clock.MarketAt(st.FinishedAt))
-		}
-		cs.RestartCount = st.RestartCount
-		if t := st.LastTerminated; t != nil {
-			cs.PreviousState = &eciapi.ContainerState{State: string(runtime.StateTerminated), ExitCode: t.ExitCode, Reason: t.Reason,
-				DetailStatus: t.Message, StartTime: ptr(s.clock.MarketAt(t.StartedAt)), FinishTime: ptr(s.clock.MarketAt(t.FinishedAt))}
-		}
-		v.Containers = append(v.Containers, cs)
-	}
-	return v
-}
-
-// amount is g's bill so far: the closed lines once it ended, else computed.
-func (s *Service) amount(g *group, now time.Time) float64 {
-	if g.inst.State.Ended() {
-		return g.Amount
-	}
-	return market.Total(market.Bill(s.book, g.inst, now))
-}
-
-// containers is the state of g's containers: kept once they ended, else
-// the runtime's.
-func (s *Service) containers(g *group, live runtime.Status) []runtime.ContainerStatus {
-	if g.Status != "" && g.Containers != nil {
-		return g.Containers
-	}
-	if live.Containers != nil {
-		return live.Containers
-	}
-	return g.Containers
-}
-
-// live is the runtime's status of a group (empty until it is started).
-func live(rt runtime.Runtime, id string) runtime.Status {
-	st, _ := rt.Status(id)
-	return st
-}
-
-// events are g's own events and the runtime's (image pulls, starts, kills)
-// in time order.
-func (s *Service) events(g *group, runtimeEvents []runtime.Event) []eciapi.Event {
-	out := slices.Clone(g.events)
-	for _, e := range runtimeEvents {
-		out = append(out, eciapi.Event{Type: e.Type, Reason: e.Reason, Message: e.Message,
-			Timestamp: s.clock.MarketAt(e.Time), Container: e.Container})
-	}
-	slices.SortStableFunc(out, func(a, b eciapi.Event) int { return a.Timestamp.Compare(b.Timestamp) })
-	return out
-}
-
-// priceNow is the hourly price in is paying at now.
-func (s *Service) priceNow(in *market.Instance, now time.Time) float64 {
-	if in.State.Ended() {
-		return 0
-	}
-	if !in.Spot || now.Before(in.ProtectionEnd()) {
-		return in.PurchasePrice
-	}
-	return s.book.Quote(in.Offering, now).Price
-}
-
-func ptr[T any](v T) *T { return &v }
-
-// statusOf is g's status now. Call with mu held.
-func (s *Service) statusOf(g *group) string {
-	return g.status(s.containers(g, live(s.rt, g.ID)))
-}
-
 // liveGroup is group id unless it is unknown or deleted. Call with mu held.
 func (s *Service) liveGroup(id string) (*group, error) {
 	g, ok := s.groups[id]
@@ -492,7 +383,7 @@ func (s *Service) DeleteContainerGroup(ctx context.Context, req eciapi.DeleteCon
 	if p := req.GracePeriodSeconds; p != nil {
 		grace = time.Duration(max(*p, 0)) * time.Second
 	}
-	s.stopContainers(g.ID, grace)
+	s.sup.stop(g.ID, grace)
 	return eciapi.DeleteContainerGroupResponse{}, nil
 }
 

@@ -16,14 +16,14 @@ import (
 // historyPage is how many points a DescribeSpotPriceHistory page holds.
 const historyPage = 1000
 
-func (s *Service) ecsSpotPriceHistory(ctx context.Context, p wire.DescribeSpotPriceHistoryRequest) (wire.DescribeSpotPriceHistoryResponse, error) {
+func (a *api) ecsSpotPriceHistory(ctx context.Context, p wire.DescribeSpotPriceHistoryRequest) (wire.DescribeSpotPriceHistoryResponse, error) {
 	if p.NetworkType != "" && p.NetworkType != "vpc" {
 		return wire.DescribeSpotPriceHistoryResponse{}, badRequest("NetworkType", "NetworkType %q: only vpc is sold here", p.NetworkType)
 	}
 	if p.Offset < 0 {
 		return wire.DescribeSpotPriceHistoryResponse{}, badRequest("Offset", "Offset %d: want 0 or more", p.Offset)
 	}
-	h, err := s.DescribeSpotPriceHistory(ctx, eciapi.DescribeSpotPriceHistoryRequest{ZoneId: p.ZoneId, InstanceType: p.InstanceType, StartTime: p.StartTime, EndTime: p.EndTime})
+	h, err := a.svc.DescribeSpotPriceHistory(ctx, eciapi.DescribeSpotPriceHistoryRequest{ZoneId: p.ZoneId, InstanceType: p.InstanceType, StartTime: p.StartTime, EndTime: p.EndTime})
 	if err != nil {
 		return wire.DescribeSpotPriceHistoryResponse{}, err
 	}
@@ -42,7 +42,7 @@ func (s *Service) ecsSpotPriceHistory(ctx context.Context, p wire.DescribeSpotPr
 // ecsAvailableResource says, zone by zone, which instance types can be
 // bought now: with stock for spot asks (SpotStrategy set), always for
 // pay-as-you-go.
-func (s *Service) ecsAvailableResource(ctx context.Context, p wire.DescribeAvailableResourceRequest) (wire.DescribeAvailableResourceResponse, error) {
+func (a *api) ecsAvailableResource(ctx context.Context, p wire.DescribeAvailableResourceRequest) (wire.DescribeAvailableResourceResponse, error) {
 	switch p.DestinationResource {
 	case "":
 		return wire.DescribeAvailableResourceResponse{}, badRequest("DestinationResource", "DestinationResource is required: InstanceType or Zone")
@@ -54,7 +54,7 @@ func (s *Service) ecsAvailableResource(ctx context.Context, p wire.DescribeAvail
 		return wire.DescribeAvailableResourceResponse{}, badRequest("InstanceChargeType", "InstanceChargeType %q: only PostPaid is sold here", p.InstanceChargeType)
 	}
 	spot := p.SpotStrategy != "" && p.SpotStrategy != eciapi.NoSpot
-	r, err := s.DescribeAvailableResource(ctx, eciapi.DescribeAvailableResourceRequest{ZoneId: p.ZoneId, InstanceType: p.InstanceType})
+	r, err := a.svc.DescribeAvailableResource(ctx, eciapi.DescribeAvailableResourceRequest{ZoneId: p.ZoneId, InstanceType: p.InstanceType})
 	if err != nil {
 		return wire.DescribeAvailableResourceResponse{}, err
 	}
@@ -64,7 +64,7 @@ func (s *Service) ecsAvailableResource(ctx context.Context, p wire.DescribeAvail
 	for _, res := range r.Resources {
 		z, ok := zones[res.ZoneId]
 		if !ok {
-			z = &wire.AvailableZone{RegionId: s.cfg.Region, ZoneId: res.ZoneId, Status: "SoldOut", StatusCategory: "WithoutStock"}
+			z = &wire.AvailableZone{RegionId: a.svc.cfg.Region, ZoneId: res.ZoneId, Status: "SoldOut", StatusCategory: "WithoutStock"}
 			if p.DestinationResource == "InstanceType" {
 				z.AvailableResources.AvailableResource = []wire.AvailableResource{{Type: "InstanceType"}}
 			}
@@ -94,22 +94,22 @@ func (s *Service) ecsAvailableResource(ctx context.Context, p wire.DescribeAvail
 
 // ecsSpotAdvice gives, for each pool that matches, its average discount and
 // interruption rate over the last 30 days of the market.
-func (s *Service) ecsSpotAdvice(ctx context.Context, p wire.DescribeSpotAdviceRequest) (wire.DescribeSpotAdviceResponse, error) {
-	pools, err := s.pools(p.ZoneId, "", false)
+func (a *api) ecsSpotAdvice(ctx context.Context, p wire.DescribeSpotAdviceRequest) (wire.DescribeSpotAdviceResponse, error) {
+	pools, err := a.svc.pools(p.ZoneId, "", false)
 	if err != nil {
 		return wire.DescribeSpotAdviceResponse{}, err
 	}
 	for _, t := range p.InstanceTypes {
-		if _, ok := s.cat.Type(t); !ok {
+		if _, ok := a.svc.cat.Type(t); !ok {
 			return wire.DescribeSpotAdviceResponse{}, badRequest("InstanceTypes", "unknown instance type %q", t)
 		}
 	}
 	pools = slices.DeleteFunc(pools, func(o *catalog.Offering) bool { return !adviceMatches(p, o.Type) })
-	now := s.Now()
-	out := wire.DescribeSpotAdviceResponse{RegionId: s.cfg.Region, AvailableSpotZones: wire.AvailableSpotZones{AvailableSpotZone: []wire.AvailableSpotZone{}}}
+	now := a.svc.Now()
+	out := wire.DescribeSpotAdviceResponse{RegionId: a.svc.cfg.Region, AvailableSpotZones: wire.AvailableSpotZones{AvailableSpotZone: []wire.AvailableSpotZone{}}}
 	byZone := map[string]int{}
 	for _, o := range pools {
-		a := s.book.Advice(o, now.Add(-prices.HistoryWindow), now)
+		a := a.svc.book.Advice(o, now.Add(-prices.HistoryWindow), now)
 		i, ok := byZone[o.Zone]
 		if !ok {
 			i = len(out.AvailableSpotZones.AvailableSpotZone)

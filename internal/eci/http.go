@@ -30,40 +30,48 @@ type Credentials struct {
 	AccessKeys map[string]string
 }
 
+// api is the service on HTTP: it checks credentials, decodes requests,
+// runs the service's actions and shapes their answers.
+type api struct {
+	svc      *Service
+	token    string // of the admin API
+	verifier *openapi.Verifier
+	rpc      map[string]rpcAction // the OpenAPI's actions
+	admin    map[string]actionFunc
+}
+
 // Handler serves ECI's and ECS's actions at / as Alibaba Cloud's OpenAPI
 // (signed with an AccessKey); the admin API under /api/v1/ (bearer token:
 // market overrides, bills, followed logs); /metrics and /healthz.
 func (s *Service) Handler(creds Credentials) http.Handler {
-	token := creds.Token
+	a := &api{svc: s, token: creds.Token, verifier: &openapi.Verifier{Secrets: creds.AccessKeys, Now: s.cfg.Wall}}
+	a.rpc = a.rpcActions()
+	// The admin API: what ECI has no action for. ECI's own actions are
+	// answered at / only, so that nothing leans on a shape ECI lacks.
+	a.admin = map[string]actionFunc{
+		eciapi.ActionDescribeBill:     action(s.DescribeBill),
+		eciapi.ActionModifySpotMarket: action(s.ModifySpotMarket),
+	}
 	mux := http.NewServeMux()
-	verifier := &openapi.Verifier{Secrets: creds.AccessKeys, Now: s.cfg.Wall}
-	rpcActions := s.rpcActions()
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodPost {
 			openapi.WriteError(w, newRequestID(), r.Host, &APIError{Status: http.StatusMethodNotAllowed, Code: "MethodNotAllowed", Message: "OpenAPI calls are GET or POST"})
 			return
 		}
-		s.serveOpenAPI(w, r, verifier, rpcActions)
+		a.serveOpenAPI(w, r)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	// The admin API: what ECI has no action for. ECI's own actions are
-	// answered at / only, so that nothing leans on a shape ECI lacks.
-	actions := map[string]actionFunc{
-		eciapi.ActionDescribeBill:     action(s.DescribeBill),
-		eciapi.ActionModifySpotMarket: action(s.ModifySpotMarket),
-	}
 	// The exec streams: their one-time URL is their credential.
 	mux.Handle(streamPrefix, s.stream)
 	mux.HandleFunc("POST "+eciapi.APIPrefix+eciapi.ActionStreamContainerLog, func(w http.ResponseWriter, r *http.Request) {
-		s.streamLog(w, r, token, newRequestID())
+		a.streamLog(w, r, newRequestID())
 	})
 	mux.HandleFunc("POST "+eciapi.APIPrefix+"{action}", func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		name := r.PathValue("action")
-		requestID := newRequestID()
-		code := s.serveAction(w, r, token, requestID, actions[name], false)
-		if actions[name] == nil {
+		code := a.serveAction(w, r, newRequestID(), a.admin[name], false)
+		if a.admin[name] == nil {
 			name = "unknown"
 		}
 		s.metrics.latency.WithLabelValues(name, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
@@ -99,10 +107,10 @@ func action[Req, Resp any](f func(context.Context, Req) (Resp, error)) actionFun
 
 // serveAction checks the token, decodes the body and runs f. With noBody the
 // success is left to the caller to write.
-func (s *Service) serveAction(w http.ResponseWriter, r *http.Request, token, requestID string, f actionFunc, noBody bool) int {
+func (a *api) serveAction(w http.ResponseWriter, r *http.Request, requestID string, f actionFunc, noBody bool) int {
 	const prefix = "Bearer "
 	auth := r.Header.Get("Authorization")
-	if !strings.HasPrefix(auth, prefix) || subtle.ConstantTimeCompare([]byte(auth[len(prefix):]), []byte(token)) != 1 {
+	if !strings.HasPrefix(auth, prefix) || subtle.ConstantTimeCompare([]byte(auth[len(prefix):]), []byte(a.token)) != 1 {
 		return writeError(w, requestID, &APIError{Status: http.StatusUnauthorized, Code: "Unauthorized",
 			Message: "missing or wrong bearer token: send Authorization: Bearer <token> (see eci.json in the state folder)"})
 	}
@@ -145,11 +153,11 @@ func newRequestID() string { return strings.ToUpper(newID()[4:]) }
 
 // streamLog writes a container's log as text/plain, flushing as it grows
 // while Follow keeps it open.
-func (s *Service) streamLog(w http.ResponseWriter, r *http.Request, token, requestID string) {
+func (a *api) streamLog(w http.ResponseWriter, r *http.Request, requestID string) {
 	var rc io.ReadCloser
-	code := s.serveAction(w, r, token, requestID, action(func(ctx context.Context, req eciapi.DescribeContainerLogRequest) (struct{}, error) {
+	code := a.serveAction(w, r, requestID, action(func(ctx context.Context, req eciapi.DescribeContainerLogRequest) (struct{}, error) {
 		var err error
-		rc, _, err = s.OpenLog(req)
+		rc, _, err = a.svc.OpenLog(req)
 		return struct{}{}, err
 	}), true)
 	if code != http.StatusOK {

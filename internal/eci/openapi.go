@@ -58,63 +58,63 @@ func rpc[Req, Resp any](version string, f func(context.Context, Req) (Resp, erro
 
 // rpcActions are the ECI and ECS actions the OpenAPI answers; nothing else
 // (the market overrides, bills and log streams stay on the admin API).
-func (s *Service) rpcActions() map[string]rpcAction {
+func (a *api) rpcActions() map[string]rpcAction {
 	return map[string]rpcAction{
-		eciapi.ActionCreateContainerGroup: rpc(ECIVersion, s.CreateContainerGroup, func(r eciapi.CreateContainerGroupResponse) any {
+		eciapi.ActionCreateContainerGroup: rpc(ECIVersion, a.svc.CreateContainerGroup, func(r eciapi.CreateContainerGroupResponse) any {
 			return wire.CreateContainerGroupResponse{ContainerGroupId: r.ContainerGroupId}
 		}),
-		eciapi.ActionDescribeContainerGroups: rpc(ECIVersion, s.describePage, func(r eciapi.DescribeContainerGroupsResponse) any {
+		eciapi.ActionDescribeContainerGroups: rpc(ECIVersion, a.describePage, func(r eciapi.DescribeContainerGroupsResponse) any {
 			return wireGroups(r)
 		}),
-		eciapi.ActionDeleteContainerGroup: rpc(ECIVersion, s.DeleteContainerGroup, func(r eciapi.DeleteContainerGroupResponse) any {
+		eciapi.ActionDeleteContainerGroup: rpc(ECIVersion, a.svc.DeleteContainerGroup, func(r eciapi.DeleteContainerGroupResponse) any {
 			return wire.DeleteContainerGroupResponse{}
 		}),
-		eciapi.ActionRestartContainerGroup: rpc(ECIVersion, s.RestartContainerGroup, func(r eciapi.RestartContainerGroupResponse) any {
+		eciapi.ActionRestartContainerGroup: rpc(ECIVersion, a.svc.RestartContainerGroup, func(r eciapi.RestartContainerGroupResponse) any {
 			return wire.RestartContainerGroupResponse{}
 		}),
-		eciapi.ActionDescribeContainerLog: rpc(ECIVersion, s.DescribeContainerLog, func(r eciapi.DescribeContainerLogResponse) any {
+		eciapi.ActionDescribeContainerLog: rpc(ECIVersion, a.svc.DescribeContainerLog, func(r eciapi.DescribeContainerLogResponse) any {
 			return wire.DescribeContainerLogResponse{ContainerName: r.ContainerName, Content: r.Content}
 		}),
-		eciapi.ActionExecContainerCommand: rpc(ECIVersion, s.ExecContainerCommand, func(r eciapi.ExecContainerCommandResponse) any {
+		eciapi.ActionExecContainerCommand: rpc(ECIVersion, a.svc.ExecContainerCommand, func(r eciapi.ExecContainerCommandResponse) any {
 			return wire.ExecContainerCommandResponse{WebSocketUri: r.WebSocketUri}
 		}),
-		eciapi.ActionDescribeContainerGroupPrice: rpc(ECIVersion, s.DescribeContainerGroupPrice, func(r eciapi.DescribeContainerGroupPriceResponse) any {
+		eciapi.ActionDescribeContainerGroupPrice: rpc(ECIVersion, a.svc.DescribeContainerGroupPrice, func(r eciapi.DescribeContainerGroupPriceResponse) any {
 			return wirePrice(r)
 		}),
-		eciapi.ActionDescribeMultiContainerGroupMetric: rpc(ECIVersion, s.DescribeMultiContainerGroupMetric, nil),
+		eciapi.ActionDescribeMultiContainerGroupMetric: rpc(ECIVersion, a.svc.DescribeMultiContainerGroupMetric, nil),
 
-		eciapi.ActionDescribeSpotPriceHistory:  rpc(ECSVersion, s.ecsSpotPriceHistory, nil),
-		eciapi.ActionDescribeAvailableResource: rpc(ECSVersion, s.ecsAvailableResource, nil),
-		ActionDescribeSpotAdvice:               rpc(ECSVersion, s.ecsSpotAdvice, nil),
+		eciapi.ActionDescribeSpotPriceHistory:  rpc(ECSVersion, a.ecsSpotPriceHistory, nil),
+		eciapi.ActionDescribeAvailableResource: rpc(ECSVersion, a.ecsAvailableResource, nil),
+		ActionDescribeSpotAdvice:               rpc(ECSVersion, a.ecsSpotAdvice, nil),
 	}
 }
 
 // describePage is DescribeContainerGroups with the OpenAPI's page sizes.
-func (s *Service) describePage(ctx context.Context, req eciapi.DescribeContainerGroupsRequest) (eciapi.DescribeContainerGroupsResponse, error) {
+func (a *api) describePage(ctx context.Context, req eciapi.DescribeContainerGroupsRequest) (eciapi.DescribeContainerGroupsResponse, error) {
 	switch {
 	case req.Limit == 0:
 		req.Limit = defaultPageSize
 	case req.Limit < 0 || req.Limit > MaxPageSize:
 		return eciapi.DescribeContainerGroupsResponse{}, badRequest("Limit", "Limit %d: want 1 to %d", req.Limit, MaxPageSize)
 	}
-	return s.DescribeContainerGroups(ctx, req)
+	return a.svc.DescribeContainerGroups(ctx, req)
 }
 
 // serveOpenAPI answers one OpenAPI call: parameters, signature, action,
 // version, region, then the action itself.
-func (s *Service) serveOpenAPI(w http.ResponseWriter, r *http.Request, verifier *openapi.Verifier, actions map[string]rpcAction) {
+func (a *api) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	requestID := newRequestID()
 	name := "unknown"
 	code := func() int {
 		params, err := openapi.Params(r)
 		if err == nil {
-			err = verifier.Verify(r.Method, params)
+			err = a.verifier.Verify(r.Method, params)
 		}
 		if err != nil {
 			return openapi.WriteError(w, requestID, r.Host, err)
 		}
-		action, ok := actions[params.Get("Action")]
+		action, ok := a.rpc[params.Get("Action")]
 		switch {
 		case params.Get("Action") == "":
 			err = openapi.MissingParameter("Action")
@@ -126,8 +126,8 @@ func (s *Service) serveOpenAPI(w http.ResponseWriter, r *http.Request, verifier 
 			err = openapi.InvalidParameter("Format", "only JSON is served, not "+strconv.Quote(params.Get("Format")))
 		case params.Get("RegionId") == "":
 			err = openapi.MissingParameter("RegionId")
-		case params.Get("RegionId") != s.cfg.Region:
-			err = &APIError{Status: http.StatusBadRequest, Code: "InvalidRegionId", Message: "The specified region " + strconv.Quote(params.Get("RegionId")) + " is not served here: this service is region " + s.cfg.Region + "."}
+		case params.Get("RegionId") != a.svc.cfg.Region:
+			err = &APIError{Status: http.StatusBadRequest, Code: "InvalidRegionId", Message: "The specified region " + strconv.Quote(params.Get("RegionId")) + " is not served here: this service is region " + a.svc.cfg.Region + "."}
 		}
 		if err != nil {
 			return openapi.WriteError(w, requestID, r.Host, err)
@@ -146,7 +146,7 @@ func (s *Service) serveOpenAPI(w http.ResponseWriter, r *http.Request, verifier 
 		w.Write(out)
 		return http.StatusOK
 	}()
-	s.metrics.latency.WithLabelValues(name, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+	a.svc.metrics.latency.WithLabelValues(name, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
 }
 
 // withRequestID is resp with its RequestId set: every response carries

@@ -6,11 +6,9 @@ package eci
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -74,6 +72,7 @@ type Service struct {
 	clock   clock.Scaled
 	store   *store
 	rt      runtime.Runtime
+	sup     *supervisor
 	stream  streaming.Server
 	metrics *metrics
 	zones   map[string]bool
@@ -83,9 +82,8 @@ type Service struct {
 	groups  map[string]*group
 	byToken map[string]*group
 
-	work   []chan func(context.Context) // runtime calls off the request path, by group
-	exited map[string]bool              // groups whose exit is not recorded yet
-	failed error                        // a write to the database failed: nothing more is done
+	exited map[string]bool // groups whose exit is not recorded yet
+	failed error           // a write to the database failed: nothing more is done
 }
 
 // Open loads (or creates) the service's state. Call Run to start the market.
@@ -125,9 +123,6 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		groups:  map[string]*group{},
 		byToken: map[string]*group{},
 		exited:  map[string]bool{},
-	}
-	for range 4 {
-		s.work = append(s.work, make(chan func(context.Context), 1024))
 	}
 	for _, z := range zones {
 		s.zones[z] = true
@@ -244,6 +239,7 @@ func (s *Service) load(ctx context.Context) error {
 	}
 
 	s.rt = s.cfg.Runtime
+	s.sup = newSupervisor(s.rt, s.log)
 	if s.stream, err = newStreamServer(s.rt); err != nil {
 		return fmt.Errorf("exec stream server: %w", err)
 	}
@@ -265,18 +261,7 @@ func (s *Service) Region() string { return s.cfg.Region }
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for _, queue := range s.work {
-		wg.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case job := <-queue:
-					job(ctx)
-				}
-			}
-		})
-	}
+	wg.Go(func() { s.sup.run(ctx) })
 	s.resume()
 	for {
 		if err := s.step(ctx); err != nil {
@@ -313,9 +298,9 @@ func (s *Service) resume() {
 		st, err := s.rt.Status(g.ID)
 		switch {
 		case !g.inst.State.Ended() && !g.Deleted && errors.Is(err, runtime.ErrNotFound) && !s.cfg.TakingDown:
-			s.startContainers(g)
+			s.sup.start(instanceOf(g))
 		case (g.inst.State.Ended() || g.Deleted) && err == nil && !allTerminated(st.Containers):
-			s.stopContainers(g.ID, g.grace())
+			s.sup.stop(g.ID, g.grace())
 		}
 	}
 }
@@ -411,7 +396,7 @@ func (s *Service) handleReady(ctx context.Context, ch change) error {
 		g.events = append(g.events, e.Event)
 	}
 	for _, g := range released {
-		s.stopContainers(g.ID, g.grace())
+		s.sup.stop(g.ID, g.grace())
 	}
 	return nil
 }
@@ -467,80 +452,6 @@ func containerEndMessage(c runtime.ContainerStatus) string {
 		msg += ": " + c.Message
 	}
 	return msg
-}
-
-func (s *Service) startContainers(g *group) {
-	in := instanceOf(g)
-	s.submit(in.ID, func(ctx context.Context) {
-		if err := s.rt.Start(ctx, in); err != nil {
-			s.log.Error("starting containers", "group", in.ID, "err", err)
-		}
-	})
-}
-
-// instanceOf is what the runtime runs for g: its containers in a sandbox of
-// the size of its instance type.
-func instanceOf(g *group) runtime.Instance {
-	req := g.Request
-	in := runtime.Instance{ID: g.ID, Hostname: req.HostName, RestartPolicy: runtime.RestartPolicy(req.RestartPolicy),
-		CPU: float64(g.inst.Offering.Type.VCPU), Memory: int64(g.inst.Offering.Type.MemoryGiB * (1 << 30))}
-	if in.Hostname == "" {
-		in.Hostname = g.Name
-	}
-	for _, c := range req.ImageRegistryCredentials {
-		in.Credentials = append(in.Credentials, runtime.Credential{Server: c.Server, Username: c.UserName, Password: c.Password})
-	}
-	for _, v := range req.Volumes {
-		rv := runtime.Volume{Name: v.Name}
-		if v.EmptyDirVolume != nil {
-			rv.Memory = v.EmptyDirVolume.Medium == "Memory"
-		}
-		if cf := v.ConfigFileVolume; cf != nil {
-			for _, f := range cf.ConfigFileToPaths {
-				data, _ := base64.StdEncoding.DecodeString(f.Content) // checked at creation
-				mode := f.Mode
-				if mode == 0 {
-					mode = cf.DefaultMode
-				}
-				rv.Files = append(rv.Files, runtime.File{Path: f.Path, Data: data, Mode: uint32(mode)})
-			}
-		}
-		in.Volumes = append(in.Volumes, rv)
-	}
-	for _, c := range req.Containers {
-		rc := runtime.Container{Name: c.Name, Image: c.Image,
-			PullPolicy: runtime.PullPolicy(c.ImagePullPolicy), Command: c.Commands, Args: c.Args,
-			WorkingDir: c.WorkingDir, CPU: c.Cpu, Memory: int64(c.Memory * (1 << 30))}
-		for _, e := range c.EnvironmentVars {
-			if e.FieldRef != nil {
-				rc.IPEnv = append(rc.IPEnv, e.Key) // status.podIP(s): checked at creation
-				continue
-			}
-			rc.Env = append(rc.Env, e.Key+"="+e.Value)
-		}
-		for _, m := range c.VolumeMounts {
-			rc.Mounts = append(rc.Mounts, runtime.Mount{Volume: m.Name, Path: m.MountPath, SubPath: m.SubPath, ReadOnly: m.ReadOnly})
-		}
-		in.Containers = append(in.Containers, rc)
-	}
-	return in
-}
-
-func (s *Service) stopContainers(id string, grace time.Duration) {
-	s.submit(id, func(ctx context.Context) {
-		if err := s.rt.Stop(ctx, id, grace); err != nil {
-			s.log.Error("stopping containers", "group", id, "err", err)
-		}
-	})
-}
-
-// submit queues runtime work for group id. A group's jobs go to one worker,
-// in order, so a Stop never overtakes its Start. It blocks when that queue is
-// full: back-pressure on creation rather than reordering.
-func (s *Service) submit(id string, job func(context.Context)) {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	s.work[h.Sum32()%uint32(len(s.work))] <- job
 }
 
 // persistError says the database refused a write: the service stops.

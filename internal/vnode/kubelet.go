@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -19,31 +20,45 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/proxy"
+	corelisters "k8s.io/client-go/listers/core/v1"
 
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
+// kubeletAPI is the node's kubelet port: logs, exec and stats of its pods,
+// as the apiserver and metrics-server ask a kubelet for them.
+type kubeletAPI struct {
+	nodeName string
+	listen   string
+	started  time.Time
+	provider Provider
+	pods     corelisters.PodLister
+	instance func(types.UID) *Instance // the pod's instance at the last poll
+	log      *slog.Logger
+}
+
 // serveKubelet serves the part of the kubelet API that kubectl logs uses, on
 // its own TLS port (a self-signed certificate: the apiserver here does not
 // verify kubelet serving certificates). It returns the port.
-func (n *Node) serveKubelet(ctx context.Context) (int, <-chan error, error) {
-	cert, err := selfSigned(n.cfg.NodeName)
+func (k *kubeletAPI) serveKubelet(ctx context.Context) (int, <-chan error, error) {
+	cert, err := selfSigned(k.nodeName)
 	if err != nil {
 		return 0, nil, err
 	}
-	ln, err := net.Listen("tcp", n.cfg.KubeletListen)
+	ln, err := net.Listen("tcp", k.listen)
 	if err != nil {
-		return 0, nil, fmt.Errorf("kubelet API: listening on %s: %w", n.cfg.KubeletListen, err)
+		return 0, nil, fmt.Errorf("kubelet API: listening on %s: %w", k.listen, err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", n.containerLogs)
-	mux.HandleFunc("/exec/{namespace}/{pod}/{container}", n.exec)
-	mux.HandleFunc("/exec/{namespace}/{pod}/{uid}/{container}", n.exec)
-	mux.HandleFunc("GET /stats/summary", n.statsSummary)
-	mux.HandleFunc("GET /metrics/resource", n.metricsResource)
-	mux.HandleFunc("GET /runningpods/", n.runningPods)
+	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", k.containerLogs)
+	mux.HandleFunc("/exec/{namespace}/{pod}/{container}", k.exec)
+	mux.HandleFunc("/exec/{namespace}/{pod}/{uid}/{container}", k.exec)
+	mux.HandleFunc("GET /stats/summary", k.statsSummary)
+	mux.HandleFunc("GET /metrics/resource", k.metricsResource)
+	mux.HandleFunc("GET /runningpods/", k.runningPods)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
 	errs := make(chan error, 1)
@@ -63,8 +78,8 @@ func (n *Node) serveKubelet(ctx context.Context) (int, <-chan error, error) {
 
 // containerLogs answers GET /containerLogs/{ns}/{pod}/{container} with the
 // query parameters kubectl sends: follow, tailLines, timestamps, sinceSeconds.
-func (n *Node) containerLogs(w http.ResponseWriter, r *http.Request) {
-	id, ok := n.instanceOf(w, r)
+func (k *kubeletAPI) containerLogs(w http.ResponseWriter, r *http.Request) {
+	id, ok := k.instanceOf(w, r)
 	if !ok {
 		return
 	}
@@ -87,7 +102,7 @@ func (n *Node) containerLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	stream, err := n.provider.Logs(r.Context(), req)
+	stream, err := k.provider.Logs(r.Context(), req)
 	if err != nil {
 		serviceError(w, err)
 		return
@@ -100,10 +115,10 @@ func (n *Node) containerLogs(w http.ResponseWriter, r *http.Request) {
 // instanceOf finds the instance of the pod a kubelet API request names
 // ({namespace}, {pod}, and {uid} if given); it answers the request itself
 // when there is none.
-func (n *Node) instanceOf(w http.ResponseWriter, r *http.Request) (string, bool) {
-	pod, err := n.pods.Pods(r.PathValue("namespace")).Get(r.PathValue("pod"))
+func (k *kubeletAPI) instanceOf(w http.ResponseWriter, r *http.Request) (string, bool) {
+	pod, err := k.pods.Pods(r.PathValue("namespace")).Get(r.PathValue("pod"))
 	if apierrors.IsNotFound(err) {
-		http.Error(w, fmt.Sprintf("pod %s/%s not found on node %s", r.PathValue("namespace"), r.PathValue("pod"), n.cfg.NodeName), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("pod %s/%s not found on node %s", r.PathValue("namespace"), r.PathValue("pod"), k.nodeName), http.StatusNotFound)
 		return "", false
 	}
 	if err != nil {
@@ -115,7 +130,7 @@ func (n *Node) instanceOf(w http.ResponseWriter, r *http.Request) (string, bool)
 		return "", false
 	}
 	id := groupIDOf(pod)
-	if in := n.group(pod.UID); in != nil {
+	if in := k.instance(pod.UID); in != nil {
 		id = in.ID
 	}
 	if id == "" {
@@ -129,15 +144,15 @@ func (n *Node) instanceOf(w http.ResponseWriter, r *http.Request) (string, bool)
 // (kubectl exec) as a kubelet with a CRI runtime does: the service hands out
 // a one-time stream URL for the command (ExecContainerCommand), and the
 // upgraded connection is proxied to it.
-func (n *Node) exec(w http.ResponseWriter, r *http.Request) {
-	id, ok := n.instanceOf(w, r)
+func (k *kubeletAPI) exec(w http.ResponseWriter, r *http.Request) {
+	id, ok := k.instanceOf(w, r)
 	if !ok {
 		return
 	}
 	q := r.URL.Query()
 	req := eciapi.ExecContainerCommandRequest{ContainerGroupId: id, ContainerName: r.PathValue("container"), Command: q["command"],
 		TTY: isTrue(q.Get("tty")), Stdin: isTrue(q.Get("input")) || isTrue(q.Get("stdin"))}
-	uri, err := n.provider.Exec(r.Context(), req)
+	uri, err := k.provider.Exec(r.Context(), req)
 	if err != nil {
 		serviceError(w, err)
 		return
@@ -147,14 +162,14 @@ func (n *Node) exec(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad stream URL from the ECI service: "+err.Error(), http.StatusBadGateway)
 		return
 	}
-	proxy.NewUpgradeAwareHandler(target, nil, false, true, streamResponder{n}).ServeHTTP(w, r)
+	proxy.NewUpgradeAwareHandler(target, nil, false, true, streamResponder{k}).ServeHTTP(w, r)
 }
 
 // streamResponder answers a proxy failure.
-type streamResponder struct{ n *Node }
+type streamResponder struct{ k *kubeletAPI }
 
 func (s streamResponder) Error(w http.ResponseWriter, r *http.Request, err error) {
-	s.n.log.Error("proxying an exec stream", "path", r.URL.Path, "err", err)
+	s.k.log.Error("proxying an exec stream", "path", r.URL.Path, "err", err)
 	http.Error(w, err.Error(), http.StatusInternalServerError)
 }
 

@@ -29,8 +29,8 @@ type podMetric struct {
 }
 
 // sample reads the resource use of the instances of the node's pods.
-func (n *Node) sample(ctx context.Context) ([]podMetric, error) {
-	pods, err := n.pods.List(labels.Everything())
+func (k *kubeletAPI) sample(ctx context.Context) ([]podMetric, error) {
+	pods, err := k.pods.List(labels.Everything())
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +38,7 @@ func (n *Node) sample(ctx context.Context) ([]podMetric, error) {
 	var ids []string
 	for _, p := range pods {
 		id := groupIDOf(p)
-		if in := n.group(p.UID); in != nil {
+		if in := k.instance(p.UID); in != nil {
 			id = in.ID
 		}
 		if id != "" && p.Status.Phase == corev1.PodRunning {
@@ -49,7 +49,7 @@ func (n *Node) sample(ctx context.Context) ([]podMetric, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	resp, err := n.provider.Metrics(ctx, ids)
+	resp, err := k.provider.Metrics(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("reading the instances' metrics: %w", err)
 	}
@@ -63,14 +63,14 @@ func (n *Node) sample(ctx context.Context) ([]podMetric, error) {
 }
 
 // statsSummary answers GET /stats/summary.
-func (n *Node) statsSummary(w http.ResponseWriter, r *http.Request) {
-	pods, err := n.sample(r.Context())
+func (k *kubeletAPI) statsSummary(w http.ResponseWriter, r *http.Request) {
+	pods, err := k.sample(r.Context())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	now := metav1.Now()
-	summary := statsapi.Summary{Node: statsapi.NodeStats{NodeName: n.cfg.NodeName, StartTime: metav1.NewTime(n.started)}}
+	summary := statsapi.Summary{Node: statsapi.NodeStats{NodeName: k.nodeName, StartTime: metav1.NewTime(k.started)}}
 	var nodeCPU, nodeMem, nodeWS uint64
 	for _, pm := range pods {
 		ps := statsapi.PodStats{
@@ -106,9 +106,9 @@ func memoryStats(t time.Time, m eciapi.MemoryMetric) *statsapi.MemoryStats {
 
 // metricsResource answers GET /metrics/resource in the kubelet's metric
 // names, which metrics-server scrapes.
-func (n *Node) metricsResource(w http.ResponseWriter, r *http.Request) {
+func (k *kubeletAPI) metricsResource(w http.ResponseWriter, r *http.Request) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(resourceCollector{n: n, ctx: r.Context()})
+	reg.MustRegister(resourceCollector{k: k, ctx: r.Context()})
 	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 }
 
@@ -125,7 +125,7 @@ var (
 
 // resourceCollector samples the instances at each scrape.
 type resourceCollector struct {
-	n   *Node
+	k   *kubeletAPI
 	ctx context.Context
 }
 
@@ -136,7 +136,7 @@ func (c resourceCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c resourceCollector) Collect(ch chan<- prometheus.Metric) {
-	pods, err := c.n.sample(c.ctx)
+	pods, err := c.k.sample(c.ctx)
 	failed := 0.0
 	if err != nil {
 		failed = 1
@@ -165,8 +165,8 @@ func (c resourceCollector) Collect(ch chan<- prometheus.Metric) {
 
 // runningPods answers GET /runningpods/: the node's running pods, as a
 // kubelet lists them.
-func (n *Node) runningPods(w http.ResponseWriter, r *http.Request) {
-	pods, err := n.pods.List(labels.Everything())
+func (k *kubeletAPI) runningPods(w http.ResponseWriter, r *http.Request) {
+	pods, err := k.pods.List(labels.Everything())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

@@ -1,0 +1,161 @@
+package vnode
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+)
+
+// heartbeat keeps the node's Node object and Lease, as a kubelet does: its
+// labels, taint, capacity, conditions and kubelet port, and a fresh Lease
+// so the node lifecycle controller does not mark it unreachable.
+type heartbeat struct {
+	name        string
+	kube        kubernetes.Interface
+	taint       bool
+	kubeletPort int
+}
+
+// register creates or updates the Node object, retrying when another writer
+// (the node lifecycle controller, the node's previous run) got in between.
+func (h *heartbeat) register(ctx context.Context) error {
+	if err := retry.RetryOnConflict(retry.DefaultBackoff, func() error { return h.registerOnce(ctx) }); err != nil {
+		return err
+	}
+	return h.renewLease(ctx)
+}
+
+func (h *heartbeat) registerOnce(ctx context.Context) error {
+	want := h.nodeObject()
+	nodes := h.kube.CoreV1().Nodes()
+	got, err := nodes.Get(ctx, want.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		if got, err = nodes.Create(ctx, want, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating node %s: %w", want.Name, err)
+		}
+	case err != nil:
+		return fmt.Errorf("reading node %s: %w", want.Name, err)
+	default:
+		got.Labels, got.Spec.Taints = want.Labels, want.Spec.Taints
+		if got, err = nodes.Update(ctx, got, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("updating node %s: %w", want.Name, err)
+		}
+	}
+	got.Status = want.Status
+	if _, err := nodes.UpdateStatus(ctx, got, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("writing status of node %s: %w", want.Name, err)
+	}
+	return nil
+}
+
+// The service has no fixed size: the node offers more than any workload here
+// asks, so the scheduler never refuses a pod for capacity; stock is the
+// market's business, and a pod waits for it with an event.
+var capacity = corev1.ResourceList{
+	corev1.ResourceCPU:    resource.MustParse("40000"),
+	corev1.ResourceMemory: resource.MustParse("160000Gi"),
+	corev1.ResourcePods:   resource.MustParse("20000"),
+}
+
+func (h *heartbeat) nodeObject() *corev1.Node {
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: h.name, Labels: map[string]string{
+			"type": "virtual-kubelet", "kubernetes.io/role": "agent", "kubernetes.io/hostname": h.name,
+			"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "node.kubernetes.io/instance-type": "spoteci-virtual-node",
+		}},
+		Status: corev1.NodeStatus{
+			Capacity: capacity, Allocatable: capacity,
+			Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}, {Type: corev1.NodeHostName, Address: h.name}},
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(h.kubeletPort)}},
+			NodeInfo: corev1.NodeSystemInfo{OperatingSystem: "linux", Architecture: "amd64", KubeletVersion: "v1.37.2-spoteci",
+				ContainerRuntimeVersion: "containerd://spoteci-eci", OSImage: "spoteci virtual node"},
+			Conditions: h.conditions(),
+		},
+	}
+	if h.taint {
+		node.Spec.Taints = []corev1.Taint{{Key: TaintKey, Value: "spoteci", Effect: corev1.TaintEffectNoSchedule}}
+	}
+	return node
+}
+
+func (h *heartbeat) conditions() []corev1.NodeCondition {
+	now := metav1.Now()
+	cond := func(t corev1.NodeConditionType, s corev1.ConditionStatus, reason, msg string) corev1.NodeCondition {
+		return corev1.NodeCondition{Type: t, Status: s, Reason: reason, Message: msg, LastHeartbeatTime: now, LastTransitionTime: now}
+	}
+	return []corev1.NodeCondition{
+		cond(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "spoteci virtual node is ready"),
+		cond(corev1.NodeMemoryPressure, corev1.ConditionFalse, "KubeletHasSufficientMemory", "instances bring their own memory"),
+		cond(corev1.NodeDiskPressure, corev1.ConditionFalse, "KubeletHasNoDiskPressure", "instances bring their own disk"),
+		cond(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", "instances bring their own processes"),
+	}
+}
+
+func (h *heartbeat) updateNodeStatus(ctx context.Context) error {
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error { return h.updateNodeStatusOnce(ctx) })
+}
+
+func (h *heartbeat) updateNodeStatusOnce(ctx context.Context) error {
+	node, err := h.kube.CoreV1().Nodes().Get(ctx, h.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return h.register(ctx) // someone deleted it: join again
+	}
+	if err != nil {
+		return fmt.Errorf("reading node: %w", err)
+	}
+	fresh := h.conditions()
+	for i := range fresh {
+		for _, old := range node.Status.Conditions {
+			if old.Type == fresh[i].Type && old.Status == fresh[i].Status {
+				fresh[i].LastTransitionTime = old.LastTransitionTime
+			}
+		}
+	}
+	node.Status.Conditions = fresh
+	node.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(h.kubeletPort)
+	if _, err := h.kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("writing node status: %w", err)
+	}
+	return nil
+}
+
+// renewLease keeps the node's Lease fresh, as a kubelet does, so the node
+// lifecycle controller does not mark it unreachable.
+func (h *heartbeat) renewLease(ctx context.Context) error {
+	leases := h.kube.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	now := metav1.NewMicroTime(time.Now())
+	lease, err := leases.Get(ctx, h.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		node, err := h.kube.CoreV1().Nodes().Get(ctx, h.name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading node for its lease: %w", err)
+		}
+		lease = &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: h.name, Namespace: corev1.NamespaceNodeLease,
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr(h.name), LeaseDurationSeconds: ptr(int32(40)), RenewTime: &now},
+		}
+		_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating lease: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading lease: %w", err)
+	}
+	lease.Spec.RenewTime, lease.Spec.HolderIdentity = &now, ptr(h.name)
+	if _, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("renewing lease: %w", err)
+	}
+	return nil
+}
