@@ -486,12 +486,11 @@ func (o *jobsOptions) run(cmd *cobra.Command, streams Streams) error {
 	if w.Start.IsZero() {
 		w.Start = jobs.Epoch
 	}
-	cfg := sim.SourceConfig{Stock: o.stock}
+	cfg := prices.Config{Seed: o.seed, DefaultStock: o.stock}
 	switch o.market {
 	case "model":
-		m := prices.NewModel(o.seed)
-		cfg.Model = &m
 	case "fixed":
+		cfg.Fixed = true
 	default:
 		return fmt.Errorf("--market %q: want model or fixed", o.market)
 	}
@@ -499,6 +498,7 @@ func (o *jobsOptions) run(cmd *cobra.Command, streams Streams) error {
 		return fmt.Errorf("--stock %d must not be negative", o.stock)
 	}
 	var gap time.Duration
+	var traces []*prices.Trace
 	for _, spec := range o.traces {
 		file, pool, _ := strings.Cut(spec, "=")
 		tr, err := prices.ReadTrace(file)
@@ -516,7 +516,7 @@ func (o *jobsOptions) run(cmd *cobra.Command, streams Streams) error {
 		if gap == 0 || tr.Gap < gap {
 			gap = tr.Gap
 		}
-		cfg.Traces = append(cfg.Traces, tr)
+		traces = append(traces, tr)
 	}
 	if gap == 0 {
 		gap = market.DefaultCheckInterval // aws rules without traces: the model's hours fall on this grid
@@ -525,7 +525,10 @@ func (o *jobsOptions) run(cmd *cobra.Command, streams Streams) error {
 	if err != nil {
 		return err
 	}
-	source := sim.NewSource(cfg)
+	source := prices.NewBook(cfg)
+	for _, tr := range traces {
+		source.AddTrace(tr)
+	}
 	results, err := jobs.Simulate(cmd.Context(), w, jobs.Config{Catalog: catalog.Default(), Prices: source, Rules: rules,
 		NextChange: source.NextChange, Progress: o.progress(streams.ErrOut, "sim jobs"), Record: 1})
 	if err != nil {

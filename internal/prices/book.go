@@ -35,15 +35,28 @@ type Override struct {
 	Reset    bool
 }
 
-// Book is the price and stock source of the market. It is safe for concurrent
-// use: the API reads it while the market loop does.
+// Book is the price and stock source of the market, for the service and the
+// simulator alike. It is safe for concurrent use: the API reads it while the
+// market loop does.
 type Book struct {
 	model        Model
+	fixed        bool
 	defaultStock int
 
 	mu        sync.RWMutex
 	overrides map[int][]Override // by offering ID, in time order
 	traces    []*Trace
+
+	cacheMu sync.Mutex
+	cache   []cachedPrice // the model's price by offering ID, for one step
+}
+
+// cachedPrice is a model price: a step's price costs 64 hashed shocks, and a
+// listing or a simulation asks for the same one again and again.
+type cachedPrice struct {
+	step  int64
+	valid bool
+	price float64
 }
 
 var _ market.Prices = (*Book)(nil)
@@ -51,6 +64,9 @@ var _ market.Prices = (*Book)(nil)
 // Config sets up a Book.
 type Config struct {
 	Seed int64
+	// Fixed keeps each pool at its snapshot price instead of the model's
+	// (the simulator's fixed market).
+	Fixed bool
 	// DefaultStock of each pool; 0 means DefaultStock.
 	DefaultStock int
 }
@@ -60,7 +76,7 @@ func NewBook(cfg Config) *Book {
 	if cfg.DefaultStock == 0 {
 		cfg.DefaultStock = DefaultStock
 	}
-	return &Book{model: NewModel(cfg.Seed), defaultStock: cfg.DefaultStock, overrides: map[int][]Override{}}
+	return &Book{model: NewModel(cfg.Seed), fixed: cfg.Fixed, defaultStock: cfg.DefaultStock, overrides: map[int][]Override{}}
 }
 
 // AddTrace makes a trace decide the stock of the pools it covers.
@@ -96,7 +112,7 @@ func (b *Book) Quote(o *catalog.Offering, t time.Time) market.Quote {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	price, stock := b.overridden(o, t)
-	q := market.Quote{Price: b.model.Price(o, t), Stock: b.baseStock(o, t)}
+	q := market.Quote{Price: b.basePrice(o, t), Stock: b.baseStock(o, t)}
 	if price != nil {
 		q.Price = *price
 	}
@@ -104,6 +120,73 @@ func (b *Book) Quote(o *catalog.Offering, t time.Time) market.Quote {
 		q.Stock = *stock
 	}
 	return q
+}
+
+// basePrice is the price of o at t before overrides: the model's, or the
+// snapshot's in a fixed book.
+func (b *Book) basePrice(o *catalog.Offering, t time.Time) float64 {
+	if b.fixed {
+		return Anchor(o)
+	}
+	step := stepOf(t)
+	b.cacheMu.Lock()
+	if o.ID < len(b.cache) {
+		if c := b.cache[o.ID]; c.valid && c.step == step {
+			b.cacheMu.Unlock()
+			return c.price
+		}
+	}
+	b.cacheMu.Unlock()
+	p := b.model.Price(o, t)
+	b.cacheMu.Lock()
+	if o.ID >= len(b.cache) {
+		b.cache = append(b.cache, make([]cachedPrice, o.ID+1-len(b.cache))...)
+	}
+	b.cache[o.ID] = cachedPrice{step: step, valid: true, price: p}
+	b.cacheMu.Unlock()
+	return p
+}
+
+// basePath is basePrice over [from, to), one point per change.
+func (b *Book) basePath(o *catalog.Offering, from, to time.Time) []market.PricePoint {
+	if b.fixed {
+		return []market.PricePoint{{At: from, Price: Anchor(o)}}
+	}
+	return b.model.Path(o, from, to)
+}
+
+// NextChange is the first time after t at which a price or a stock may
+// differ from its value at t: the model's next step, a trace's next tick,
+// the next override. Zero when nothing ever changes.
+func (b *Book) NextChange(t time.Time) time.Time {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var next time.Time
+	earliest := func(at time.Time) {
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	if !b.fixed {
+		earliest(time.Unix((stepOf(t)+1)*int64(ModelStep/time.Second), 0).UTC())
+	}
+	for _, tr := range b.traces {
+		d := t.Sub(tr.Start)
+		k := d / tr.Gap
+		if d < 0 && d%tr.Gap != 0 {
+			k--
+		}
+		earliest(tr.Start.Add((k + 1) * tr.Gap))
+	}
+	for _, list := range b.overrides {
+		for _, ov := range list {
+			if ov.At.After(t) {
+				earliest(ov.At)
+				break
+			}
+		}
+	}
+	return next
 }
 
 // overridden returns the price and stock overrides in force at t, if any.
@@ -150,7 +233,7 @@ func (b *Book) Path(o *catalog.Offering, from, to time.Time) []market.PricePoint
 		path = append(path, market.PricePoint{At: at, Price: p})
 	}
 	ovs := b.overrides[o.ID]
-	modelPath := b.model.Path(o, from, to)
+	modelPath := b.basePath(o, from, to)
 	price, _ := b.overridden(o, from)
 	i := 0 // next override after from
 	for i < len(ovs) && !ovs[i].At.After(from) {

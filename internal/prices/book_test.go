@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoteci/spoteci/internal/market"
 	"github.com/spoteci/spoteci/internal/market/markettest"
 	"github.com/spoteci/spoteci/internal/prices"
 )
@@ -139,5 +140,58 @@ func TestAdvice(t *testing.T) {
 	}
 	if got := b.Advice(pool, t0, to).InterruptionRate; got != 0.25 {
 		t.Errorf("stock 0 for the last 25 of 100 hours: interruption rate %v, want 0.25", got)
+	}
+}
+
+// TestFixedBookAndNextChange: the simulator's markets, fixed or modelled,
+// with the stock of traces, and when they next change.
+func TestFixedBookAndNextChange(t *testing.T) {
+	pool := markettest.Pool(3, "cn-hangzhou-i", "ecs.c5.large", 0.622, 0.056)
+	other := markettest.Pool(4, "cn-hangzhou-j", "ecs.c5.large", 0.622, 0.06)
+	tr := &prices.Trace{Gap: time.Hour, Start: t0, Data: []bool{true, false}, Zone: "cn-hangzhou-i"}
+
+	fixed := prices.NewBook(prices.Config{Fixed: true})
+	fixed.AddTrace(tr)
+	if q := fixed.Quote(pool, t0); q.Price != 0.056 || q.Stock != prices.DefaultStock {
+		t.Errorf("fixed quote at t0 = %+v, want the snapshot price and the default stock", q)
+	}
+	if q := fixed.Quote(pool, t0.Add(90*time.Minute)); q.Stock != 0 {
+		t.Errorf("stock when the trace says 0: %d", q.Stock)
+	}
+	if q := fixed.Quote(other, t0.Add(90*time.Minute)); q.Stock != prices.DefaultStock {
+		t.Errorf("a pool the trace does not cover lost its stock: %+v", q)
+	}
+	if p := fixed.Path(pool, t0, t0.Add(48*time.Hour)); len(p) != 1 || p[0].Price != 0.056 {
+		t.Errorf("fixed path %v, want one point", p)
+	}
+	if next := fixed.NextChange(t0.Add(90 * time.Minute)); !next.Equal(t0.Add(2 * time.Hour)) {
+		t.Errorf("next change %v, want the next tick of the trace", next.Sub(t0))
+	}
+	if next := prices.NewBook(prices.Config{Fixed: true}).NextChange(t0); !next.IsZero() {
+		t.Errorf("fixed prices without traces change at %v", next)
+	}
+
+	// The model's prices are the model's, cached or not; an override is a
+	// change to come.
+	price := 0.5
+	if err := fixed.Set(prices.Override{At: t0.Add(30 * time.Minute), Offering: pool, Price: &price}); err != nil {
+		t.Fatal(err)
+	}
+	if next := fixed.NextChange(t0); !next.Equal(t0.Add(30 * time.Minute)) {
+		t.Errorf("next change %v, want the override at t0+30m", next.Sub(t0))
+	}
+	m := prices.NewModel(7)
+	model := prices.NewBook(prices.Config{Seed: 7, DefaultStock: 3})
+	for _, at := range []time.Duration{0, time.Minute, 59 * time.Minute, time.Hour, 25*time.Hour + time.Second} {
+		if got, want := model.Quote(pool, t0.Add(at)), (market.Quote{Price: m.Price(pool, t0.Add(at)), Stock: 3}); got != want {
+			t.Errorf("model quote at t0+%v = %+v, want %+v", at, got, want)
+		}
+	}
+	if next := model.NextChange(t0.Add(90 * time.Minute)); !next.Equal(t0.Add(2 * time.Hour)) {
+		t.Errorf("model's next change %v, want the next hour", next.Sub(t0))
+	}
+	path := model.Path(pool, t0, t0.Add(5*time.Hour))
+	if want := m.Path(pool, t0, t0.Add(5*time.Hour)); len(path) != len(want) || path[0] != want[0] {
+		t.Errorf("model path %v, want %v", path, want)
 	}
 }

@@ -4,9 +4,9 @@
 // result, byte for byte.
 //
 // This package holds what the simulations share: the rules a market runs
-// under (Rules: ECI's or AWS's), the price and stock source of a simulation
-// (Source: the seeded price model or fixed prices, with availability traces
-// as stock), trace loading and a progress bar. The workloads live in
+// under (Rules: ECI's or AWS's), trace loading and a progress bar. Prices
+// and stock come from the service's own price book (prices.Book: the seeded
+// model or fixed snapshot prices, with availability traces as stock). The workloads live in
 // sub-packages: deadline (the single deadline job of "Can't Be Late", Wu et
 // al., NSDI 2024, and its policies) and jobs (Kubernetes-like Jobs of pods
 // bidding with the ECI annotations).

@@ -62,7 +62,8 @@ func TestRules(t *testing.T) {
 func TestAWSRulesOnTheCore(t *testing.T) {
 	pool := markettest.Pool(0, "z", "t", 1, 0.3)
 	tr := &prices.Trace{Gap: 10 * time.Minute, Start: t0, Data: []bool{true, true, true, false, true}}
-	src := sim.NewSource(sim.SourceConfig{Traces: []*prices.Trace{tr}, Stock: 1})
+	src := prices.NewBook(prices.Config{Fixed: true, DefaultStock: 1})
+	src.AddTrace(tr)
 	rules := sim.AWS(tr.Gap, t0)
 	core := market.New(rules.Config(src))
 	in, err := core.Create(rules.Launch(t0.Add(time.Second)), market.Order{ID: "a",
@@ -75,48 +76,6 @@ func TestAWSRulesOnTheCore(t *testing.T) {
 	}
 	if in.State != market.Released || !in.Ended.Equal(t0.Add(30*time.Minute)) || !in.NoticeAt.Equal(in.ReleaseAt) {
 		t.Errorf("instance %v ended %v (notice %v): want released at the tick without stock, t0+30m, with no notice", in.State, in.Ended.Sub(t0), in.NoticeAt.Sub(t0))
-	}
-}
-
-func TestSource(t *testing.T) {
-	pool := markettest.Pool(3, "cn-hangzhou-i", "ecs.c5.large", 0.622, 0.056)
-	other := markettest.Pool(4, "cn-hangzhou-j", "ecs.c5.large", 0.622, 0.06)
-	tr := &prices.Trace{Gap: time.Hour, Start: t0, Data: []bool{true, false}, Zone: "cn-hangzhou-i"}
-
-	fixed := sim.NewSource(sim.SourceConfig{Traces: []*prices.Trace{tr}})
-	if q := fixed.Quote(pool, t0); q.Price != 0.056 || q.Stock != prices.DefaultStock {
-		t.Errorf("fixed quote at t0 = %+v, want the snapshot price and the default stock", q)
-	}
-	if q := fixed.Quote(pool, t0.Add(90*time.Minute)); q.Stock != 0 {
-		t.Errorf("stock when the trace says 0: %d", q.Stock)
-	}
-	if q := fixed.Quote(other, t0.Add(90*time.Minute)); q.Stock != prices.DefaultStock {
-		t.Errorf("a pool the trace does not cover lost its stock: %+v", q)
-	}
-	if p := fixed.Path(pool, t0, t0.Add(48*time.Hour)); len(p) != 1 || p[0].Price != 0.056 {
-		t.Errorf("fixed path %v, want one point", p)
-	}
-	if next := fixed.NextChange(t0.Add(90 * time.Minute)); !next.Equal(t0.Add(2 * time.Hour)) {
-		t.Errorf("next change %v, want the next tick of the trace", next.Sub(t0))
-	}
-	if next := sim.NewSource(sim.SourceConfig{}).NextChange(t0); !next.IsZero() {
-		t.Errorf("fixed prices without traces change at %v", next)
-	}
-
-	// The model's prices are the model's, cached or not.
-	m := prices.NewModel(7)
-	model := sim.NewSource(sim.SourceConfig{Model: &m, Stock: 3})
-	for _, at := range []time.Duration{0, time.Minute, 59 * time.Minute, time.Hour, 25*time.Hour + time.Second} {
-		if got, want := model.Quote(pool, t0.Add(at)), (market.Quote{Price: m.Price(pool, t0.Add(at)), Stock: 3}); got != want {
-			t.Errorf("model quote at t0+%v = %+v, want %+v", at, got, want)
-		}
-	}
-	if next := model.NextChange(t0.Add(90 * time.Minute)); !next.Equal(t0.Add(2 * time.Hour)) {
-		t.Errorf("model's next change %v, want the next hour", next.Sub(t0))
-	}
-	path := model.Path(pool, t0, t0.Add(5*time.Hour))
-	if want := m.Path(pool, t0, t0.Add(5*time.Hour)); len(path) != len(want) || path[0] != want[0] {
-		t.Errorf("model path %v, want %v", path, want)
 	}
 }
 

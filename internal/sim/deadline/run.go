@@ -28,7 +28,7 @@ type Market struct {
 	// Spot is the bid of the spot instances, before the rules adjust it.
 	Spot market.Bid
 
-	source *sim.Source
+	source *prices.Book
 	spot   market.Order // the order of a spot instance, for Pick
 	ondem  market.Order
 
@@ -75,7 +75,7 @@ func NewMarket(cfg MarketConfig) (*Market, error) {
 	m := &Market{
 		Name: cfg.Name, Pool: pool, Trace: &tr, Rules: rules,
 		Spot:   market.Bid{Strategy: market.SpotAsPriceGo, Protection: cfg.Protection},
-		source: sim.NewSource(sim.SourceConfig{Traces: []*prices.Trace{&tr}, Stock: 1}),
+		source: book(prices.Config{Fixed: true, DefaultStock: 1}, &tr),
 		lives:  map[time.Duration][]time.Duration{},
 	}
 	if err := rules.Bid(m.Spot).Validate(); err != nil {
@@ -369,4 +369,13 @@ func (r *runner) progress(dt time.Duration) {
 	w := min(dt-o, r.job.Work-r.done)
 	r.done += w
 	r.res.Work[r.mode] += w
+}
+
+// book is a price book of cfg whose stock the traces decide.
+func book(cfg prices.Config, traces ...*prices.Trace) *prices.Book {
+	b := prices.NewBook(cfg)
+	for _, tr := range traces {
+		b.AddTrace(tr)
+	}
+	return b
 }

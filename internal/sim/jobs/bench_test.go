@@ -73,8 +73,7 @@ func BenchmarkMonth100kPods(b *testing.B) {
 	var s Summary
 	cpu := simtest.StartCPUTimer(b)
 	for b.Loop() {
-		model := prices.NewModel(1)
-		source := sim.NewSource(sim.SourceConfig{Model: &model})
+		source := prices.NewBook(prices.Config{Seed: 1})
 		res, err := Simulate(context.Background(), benchWorkload(cat), Config{Catalog: cat, Prices: source, Rules: sim.ECI(0), NextChange: source.NextChange})
 		if err != nil {
 			b.Fatal(err)

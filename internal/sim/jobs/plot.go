@@ -9,7 +9,7 @@ import (
 	"github.com/spoteci/spoteci/internal/catalog"
 	"github.com/spoteci/spoteci/internal/market"
 	"github.com/spoteci/spoteci/internal/plot"
-	"github.com/spoteci/spoteci/internal/sim"
+	"github.com/spoteci/spoteci/internal/prices"
 )
 
 // maxPlotPools bounds the price lines of a timeline.
@@ -67,7 +67,7 @@ func CostChart(results []PolicyResult, title string) plot.Bars {
 // StockChart draws the spot stock of the pools the recorded Jobs of res ran
 // in, with their instances as bands; false when no pool's stock changes over
 // that time (no trace covers them).
-func StockChart(res PolicyResult, src *sim.Source, title string) (plot.Chart, bool) {
+func StockChart(res PolicyResult, src *prices.Book, title string) (plot.Chart, bool) {
 	if len(res.Lives) == 0 {
 		return plot.Chart{}, false
 	}
@@ -90,7 +90,7 @@ func StockChart(res PolicyResult, src *sim.Source, title string) (plot.Chart, bo
 		}
 		s.Points = s.Points[:0:0]
 		for t := from; t.Before(to); {
-			v := float64(src.Stock(o, t))
+			v := float64(src.Quote(o, t).Stock)
 			if n := len(s.Points); n == 0 || s.Points[n-1].V != v {
 				s.Points = append(s.Points, plot.Point{T: t, V: v})
 				changes = changes || n > 0

@@ -25,12 +25,15 @@ const (
 
 // hangzhouC5 is a market of one pool, ecs.c5.large in cn-hangzhou-i, at its
 // snapshot prices, whose stock follows an hourly trace.
-func hangzhouC5(trace ...bool) (Config, *sim.Source) {
+func hangzhouC5(trace ...bool) (Config, *prices.Book) {
 	var traces []*prices.Trace
 	if len(trace) > 0 {
 		traces = append(traces, &prices.Trace{Gap: time.Hour, Start: Epoch, Data: trace, Zone: "cn-hangzhou-i", Type: "ecs.c5.large"})
 	}
-	src := sim.NewSource(sim.SourceConfig{Traces: traces})
+	src := prices.NewBook(prices.Config{Fixed: true})
+	for _, tr := range traces {
+		src.AddTrace(tr)
+	}
 	return Config{Catalog: catalog.Default(), Prices: src, Rules: sim.ECI(0), NextChange: src.NextChange, Record: 1}, src
 }
 
@@ -194,8 +197,7 @@ policies:
 		return w
 	}
 	run := func() []byte {
-		model := prices.NewModel(3)
-		src := sim.NewSource(sim.SourceConfig{Model: &model})
+		src := prices.NewBook(prices.Config{Seed: 3})
 		res, err := Simulate(context.Background(), w(), Config{Catalog: catalog.Default(), Prices: src, Rules: sim.ECI(0), NextChange: src.NextChange})
 		if err != nil {
 			t.Fatal(err)
