@@ -87,14 +87,17 @@ func TestDefaultOfferings(t *testing.T) {
 		estimated, missing bool
 	}{
 		{zone: "cn-hangzhou-i", typ: "ecs.c5.large", onDemand: 0.622, spotMin: 0.056, spotMax: 0.056},
-		// Estimate: 0.622 x 0.094/0.39 = 0.1499 -> 0.150.
-		{zone: "cn-beijing-a", typ: "ecs.c5.large", onDemand: 0.622, spotMin: 0.15, spotMax: 0.15, estimated: true},
-		{zone: "cn-beijing-c", typ: "ecs.c5.large", onDemand: 0.622, spotMin: 0.131, spotMax: 0.131, estimated: true},
-		{zone: "cn-beijing-i", typ: "ecs.c5.large", onDemand: 0.622, spotMin: 0.144, spotMax: 0.144, estimated: true},
-		// ecs.c6.large has no spot price in cn-beijing-b, so neither type is offered there.
+		// Estimates: 0.622 x the zone's median spot ratio.
+		{zone: "cn-beijing-a", typ: "ecs.c5.large", onDemand: 0.622, spotMin: 0.118, spotMax: 0.118, estimated: true},
+		{zone: "cn-beijing-i", typ: "ecs.c5.large", onDemand: 0.622, spotMin: 0.124, spotMax: 0.124, estimated: true},
+		{zone: "cn-hangzhou-b", typ: "ecs.c5.large", onDemand: 0.622, spotMin: 0.119, spotMax: 0.119, estimated: true},
+		// The seeds' ecs.c6.large in cn-hangzhou, where the snapshot has no spot
+		// price: the region's list price, at the type's median spot ratio.
+		{zone: "cn-hangzhou-b", typ: "ecs.c6.large", onDemand: 0.4717, spotMin: 0.106, spotMax: 0.106, estimated: true},
+		{zone: "cn-hangzhou-i", typ: "ecs.c6.large", onDemand: 0.4717, spotMin: 0.106, spotMax: 0.106, estimated: true},
+		// A zone that sells nothing in the snapshot sells nothing.
 		{zone: "cn-beijing-b", typ: "ecs.c5.large", missing: true},
 		{zone: "cn-beijing-b", typ: "ecs.c6.large", missing: true},
-		{zone: "cn-hangzhou-b", typ: "ecs.c5.large", missing: true},
 		{zone: "cn-beijing-a", typ: "ecs.c6.large", onDemand: 0.39, spotMin: 0.094, spotMax: 0.094},
 		{zone: "cn-beijing-c", typ: "ecs.c6.large", onDemand: 0.39, spotMin: 0.082, spotMax: 0.082},
 		// 3.431999921798706-style float noise is rounded away: 0.09000000357627869 -> 0.09.
@@ -136,7 +139,10 @@ func TestDefaultOfferings(t *testing.T) {
 				continue
 			}
 			n++
-			if o.OnDemand != r.onDemand || o.Spot < r.spotMin || o.Spot > r.spotMax || o.Estimated {
+			if o.Estimated {
+				continue // estimated at the type's median ratio, inside the range (checked above)
+			}
+			if o.OnDemand != r.onDemand || o.Spot < r.spotMin || o.Spot > r.spotMax {
 				t.Errorf("%s in %s: on-demand %g spot %g, want %g and %g..%g", r.typ, z, o.OnDemand, o.Spot, r.onDemand, r.spotMin, r.spotMax)
 			}
 		}
@@ -149,10 +155,10 @@ func TestDefaultOfferings(t *testing.T) {
 func TestDefaultOfferingsDenseAndConsistent(t *testing.T) {
 	c := Default()
 	all := c.Offerings()
-	if len(all) != 2003 {
-		t.Errorf("len(Offerings()) = %d, want 2003", len(all))
+	if len(all) != 7225 {
+		t.Errorf("len(Offerings()) = %d, want 7225", len(all))
 	}
-	perRegion := map[string]int{}
+	perRegion, perZone := map[string]int{}, map[string]int{}
 	for i, o := range all {
 		if o.ID != i {
 			t.Fatalf("Offerings()[%d].ID = %d", i, o.ID)
@@ -175,15 +181,23 @@ func TestDefaultOfferingsDenseAndConsistent(t *testing.T) {
 		if o.Spot != roundTo(o.Spot, 4) && o.Spot != o.OnDemand {
 			t.Errorf("offering %d (%s/%s): spot %v has float noise", i, o.Zone, o.Type.Name, o.Spot)
 		}
-		if o.Estimated && o.Type.Name != "ecs.c5.large" {
-			t.Errorf("offering %d (%s/%s) estimated; only ecs.c5.large may be", i, o.Zone, o.Type.Name)
+		if o.Estimated && o.Spot != roundTo(o.Spot, 3) && o.Spot != o.OnDemand {
+			t.Errorf("offering %d (%s/%s): estimated spot %v is not a 3-decimal quote", i, o.Zone, o.Type.Name, o.Spot)
 		}
 		perRegion[o.Region]++
+		perZone[o.Zone]++
 	}
-	want := map[string]int{"cn-beijing": 1369 + 9, "cn-hangzhou": 440 + 1, "cn-shanghai": 184}
+	// Every zone that sells anything sells every type with a list price
+	// somewhere (289 of 290: ecs.gn6v-c8g1.4xlarge has none).
+	want := map[string]int{"cn-beijing": 10 * 289, "cn-hangzhou": 7 * 289, "cn-shanghai": 8 * 289}
 	for r, n := range want {
 		if perRegion[r] != n {
 			t.Errorf("%s: %d offerings, want %d", r, perRegion[r], n)
+		}
+	}
+	for z, n := range perZone {
+		if n != 289 {
+			t.Errorf("%s sells %d types, want 289", z, n)
 		}
 	}
 	// Offerings returns a copy: callers cannot reorder the catalog's own slice.

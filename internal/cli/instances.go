@@ -199,7 +199,7 @@ func newCreateCommand(streams Streams) *cobra.Command {
 	f.StringVar(&req.SpotStrategy, "spot-strategy", "", "SpotAsPriceGo or SpotWithPriceLimit (default: pay-as-you-go)")
 	f.StringVar(&limit, "price-limit", "", "hourly price limit, with SpotWithPriceLimit (at most 3 decimals)")
 	f.StringVar(&duration, "spot-duration", "1", "protection period in whole hours (0: none)")
-	f.BoolVar(&req.SpotFallback, "fallback", false, "create pay-as-you-go when spot stock is short")
+	f.BoolVar(&req.SpotFallback, "fallback", false, "create pay-as-you-go when no spot stock is at or under the bid")
 	f.StringVar(&req.ZoneId, "zone", "", "zone (default: the market picks in the region)")
 	f.StringVar(&req.ClientToken, "client-token", "", "idempotency token")
 	f.Int64Var(&grace, "grace", 30, "termination grace period in seconds")

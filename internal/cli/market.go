@@ -54,7 +54,7 @@ func poolsOf(resp wire.DescribeAvailableResourceResponse) []eciapi.Resource {
 			for _, t := range r.SupportedResources.SupportedResource {
 				p := eciapi.Resource{ZoneId: z.ZoneId, InstanceType: t.Value}
 				if x := t.Spoteci; x != nil {
-					p.Cpu, p.Memory, p.SpotPrice, p.OriginalPrice, p.Stock, p.Used = x.Cpu, x.Memory, x.SpotPrice, x.OriginalPrice, x.Stock, x.Used
+					p.Cpu, p.Memory, p.SpotPrice, p.OriginalPrice, p.Stock, p.Used, p.Estimated = x.Cpu, x.Memory, x.SpotPrice, x.OriginalPrice, x.Stock, x.Used, x.Estimated
 				}
 				out = append(out, p)
 			}
@@ -64,13 +64,17 @@ func poolsOf(resp wire.DescribeAvailableResourceResponse) []eciapi.Resource {
 }
 
 func poolTable(tw *tabwriter.Writer, rs []eciapi.Resource) {
-	row(tw, "ZONE", "TYPE", "VCPU", "MEMORY", "SPOT/H", "PAYG/H", "DISCOUNT", "STOCK", "USED")
+	row(tw, "ZONE", "TYPE", "VCPU", "MEMORY", "SPOT/H", "PAYG/H", "DISCOUNT", "STOCK", "USED", "PRICE SOURCE")
 	for _, r := range rs {
 		discount := "-"
 		if r.OriginalPrice > 0 {
 			discount = fmt.Sprintf("%.0f%%", 100*(1-r.SpotPrice/r.OriginalPrice))
 		}
-		row(tw, r.ZoneId, r.InstanceType, r.Cpu, fmt.Sprintf("%gGi", r.Memory), price(r.SpotPrice), price(r.OriginalPrice), discount, r.Stock, r.Used)
+		source := "snapshot"
+		if r.Estimated {
+			source = "estimate" // see internal/catalog/NOTICE.md
+		}
+		row(tw, r.ZoneId, r.InstanceType, r.Cpu, fmt.Sprintf("%gGi", r.Memory), price(r.SpotPrice), price(r.OriginalPrice), discount, r.Stock, r.Used, source)
 	}
 }
 

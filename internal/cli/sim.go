@@ -409,7 +409,7 @@ snapshot (--market fixed); --trace replays an availability trace as stock.`,
 	f.StringVar(&o.strategy, "strategy", "", "eci-spot-strategy: SpotAsPriceGo or SpotWithPriceLimit (default: pay-as-you-go)")
 	f.StringVar(&o.priceLimit, "price-limit", "", "eci-spot-price-limit, with SpotWithPriceLimit")
 	f.StringVar(&o.protectionHours, "protection-hours", "", "eci-spot-duration: protection period in whole hours (default 1)")
-	f.BoolVar(&o.fallback, "fallback", false, "eci-spot-fallback: pay-as-you-go when spot stock is short")
+	f.BoolVar(&o.fallback, "fallback", false, "eci-spot-fallback: pay-as-you-go when no spot stock is at or under the bid")
 	o.simOutput.addFlags(cmd)
 	return cmd
 }

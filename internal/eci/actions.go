@@ -499,7 +499,7 @@ func (s *Service) resources(pools []*catalog.Offering, now time.Time) []eciapi.R
 		q := s.book.Quote(o, now)
 		held := s.core.Held(o)
 		out = append(out, eciapi.Resource{ZoneId: o.Zone, InstanceType: o.Type.Name, Cpu: o.Type.VCPU, Memory: o.Type.MemoryGiB,
-			SpotPrice: q.Price, OriginalPrice: o.OnDemand, Stock: q.Stock, Used: held, Available: max(q.Stock-held, 0)})
+			SpotPrice: q.Price, OriginalPrice: o.OnDemand, Stock: q.Stock, Used: held, Available: max(q.Stock-held, 0), Estimated: o.Estimated})
 	}
 	return out
 }

@@ -82,7 +82,7 @@ func (a *api) ecsAvailableResource(ctx context.Context, p wire.DescribeAvailable
 			list := &z.AvailableResources.AvailableResource[0].SupportedResources.SupportedResource
 			*list = append(*list, wire.SupportedResource{Value: res.InstanceType, Status: status, StatusCategory: category,
 				Spoteci: &wire.Stock{Stock: res.Stock, Used: res.Used, Available: res.Available, Cpu: res.Cpu, Memory: res.Memory,
-					SpotPrice: res.SpotPrice, OriginalPrice: res.OriginalPrice}})
+					SpotPrice: res.SpotPrice, OriginalPrice: res.OriginalPrice, Estimated: res.Estimated}})
 		}
 	}
 	slices.Sort(order)

@@ -453,7 +453,11 @@ func TestClientTokenAndFallback(t *testing.T) {
 		t.Fatalf("%d groups after a repeated ClientToken", all.TotalCount)
 	}
 
-	if _, err := s.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", Stock: ptr(1)}); err != nil {
+	// One unit of stock, in cn-hangzhou-i, held by the first group.
+	if _, err := s.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", Stock: ptr(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", Stock: ptr(1)}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.CreateContainerGroup(ctx, spotRequest("nostock", "0.1"))

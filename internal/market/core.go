@@ -138,8 +138,11 @@ func (c *Core) Create(now time.Time, o Order) (*Instance, error) {
 	if !in.Spot {
 		c.add(in, "Created pay-as-you-go instance of "+in.Offering.Type.Name+" in "+in.Offering.Zone+" at "+formatPrice(in.PurchasePrice)+"/h")
 		if in.Degraded {
-			c.emit(Event{At: now, Kind: EventDegraded, Instance: in.ID,
-				Message: "Spot stock is insufficient for the requested specs; created a pay-as-you-go instance instead"})
+			why := "Spot stock is insufficient for the requested specs"
+			if pick.Short == ErrBidBelowMarket {
+				why = "No spot stock for the requested specs is at or under the price limit " + formatPrice(in.Bid.Limit) + "/h"
+			}
+			c.emit(Event{At: now, Kind: EventDegraded, Instance: in.ID, Message: why + "; created a pay-as-you-go instance instead"})
 		}
 		return in, nil
 	}
@@ -156,7 +159,10 @@ type Pick struct {
 	Offering *catalog.Offering
 	Price    float64 // hourly price at purchase
 	Spot     bool
-	Degraded bool // pay-as-you-go because spot stock is short
+	Degraded bool // pay-as-you-go because no spot stock is at or under the bid
+	// Short says why a degraded order got no spot: ErrInsufficientStock or
+	// ErrBidBelowMarket.
+	Short error
 }
 
 // Pick decides where order o would land at now: the rule Create applies, for
@@ -176,9 +182,11 @@ func (c *Core) Pick(now time.Time, o Order) (Pick, error) {
 	switch {
 	case err == nil:
 		return Pick{Offering: pick, Price: price, Spot: true}, nil
-	case err == ErrInsufficientStock && o.Bid.Fallback:
+	case (err == ErrInsufficientStock || err == ErrBidBelowMarket) && o.Bid.Fallback:
+		// As the guide has it: fallback is for want of stock that meets the
+		// specs *and* the maximum price.
 		od := cheapestOnDemand(o.Candidates)
-		return Pick{Offering: od, Price: od.OnDemand, Degraded: true}, nil
+		return Pick{Offering: od, Price: od.OnDemand, Degraded: true, Short: err}, nil
 	}
 	return Pick{}, err
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,11 +212,22 @@ func TestFallback(t *testing.T) {
 	if in.State != market.Running || c.Held(pool) != 0 {
 		t.Fatalf("degraded instance state %v, held %d: it must never be reclaimed nor hold spot stock", in.State, c.Held(pool))
 	}
-	// Fallback is for stock; a bid below the market is an error still.
+	// The guide's example 4: stock, but none at or under the limit. With
+	// fallback, pay-as-you-go and SpotDegraded naming the limit; without, an
+	// error.
 	prices.SetStock(pool, t0.Add(10*time.Hour), 5)
-	_, err := c.Create(t0.Add(10*time.Hour), order("eci-low", market.Bid{Strategy: market.SpotWithPriceLimit, Limit: 0.05, Protection: time.Hour, Fallback: true}, pool))
-	if !errors.Is(err, market.ErrBidBelowMarket) {
-		t.Fatalf("limit below the market with fallback: err = %v, want ErrBidBelowMarket", err)
+	low := market.Bid{Strategy: market.SpotWithPriceLimit, Limit: 0.05, Protection: time.Hour}
+	if _, err := c.Create(t0.Add(10*time.Hour), order("eci-low", low, pool)); !errors.Is(err, market.ErrBidBelowMarket) {
+		t.Fatalf("limit below the market without fallback: err = %v, want ErrBidBelowMarket", err)
+	}
+	low.Fallback = true
+	in = mustCreate(t, c, t0.Add(10*time.Hour), order("eci-low-fb", low, pool))
+	if in.Spot || !in.Degraded || in.PurchasePrice != 0.622 {
+		t.Fatalf("limit below the market with fallback: spot=%v degraded=%v price=%v, want pay-as-you-go at 0.622", in.Spot, in.Degraded, in.PurchasePrice)
+	}
+	rd = c.Ready()
+	if ev := eventsOf(rd.Events, market.EventDegraded); len(ev) != 1 || !strings.Contains(ev[0].Message, "price limit 0.05") {
+		t.Fatalf("events %v, want one SpotDegraded naming the price limit", rd.Events)
 	}
 }
 

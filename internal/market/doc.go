@@ -27,8 +27,9 @@
 //     instances decides the release: the notice (SpotToBeReleased) goes out at the
 //     check and the release follows NoticeLead later. Released instances are kept
 //     with state Expired.
-//   - When spot stock is short and the bid asks for fallback, the instance is
-//     created pay-as-you-go instead (SpotDegraded) and is never reclaimed.
+//   - When no pool has spot stock at or under the bid (short, or priced above
+//     the limit) and the bid asks for fallback, the instance is created
+//     pay-as-you-go instead (SpotDegraded) and is never reclaimed.
 //   - Billing is per second: protection at the purchase price, then the real-time
 //     price; pay-as-you-go at the type's price; it stops at release or stop.
 //

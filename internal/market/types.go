@@ -29,7 +29,8 @@ type Bid struct {
 	Limit float64
 	// Protection is the protection period, whole hours from 0 to MaxProtection.
 	Protection time.Duration
-	// Fallback asks for a pay-as-you-go instance when spot stock is short.
+	// Fallback asks for a pay-as-you-go instance when no pool has spot stock
+	// at or under the bid.
 	Fallback bool
 }
 

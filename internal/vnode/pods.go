@@ -304,12 +304,15 @@ func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 		if err != nil {
 			return 0, err
 		}
-		// Ended groups are deleted too, so that the node's polls forget them.
+		// Ended groups are deleted too, so that the node's polls forget them;
+		// deleting one twice is no error. Only a live one is waited for.
 		if cur != nil && cur.Status != StatusDeleted {
 			if err := n.provider.Delete(ctx, id, pod.DeletionGracePeriodSeconds); err != nil && !errors.Is(err, ErrNotFound) {
 				return 0, fmt.Errorf("deleting instance %s: %w", id, err)
 			}
-			return stopPoll, nil
+			if !cur.Status.Ended() {
+				return stopPoll, nil
+			}
 		}
 		if cur != nil && running(cur) && time.Now().Before(pod.DeletionTimestamp.Time) {
 			return stopPoll, nil // SIGTERM sent; the grace period is running

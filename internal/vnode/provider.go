@@ -90,6 +90,14 @@ const (
 	StatusDeleted InstanceStatus = eciapi.StatusDeleted
 )
 
+// Ended says the instance runs no more: it finished, or the market
+// released it. Deleting it changes nothing that runs, so a pod being
+// deleted need not wait for it to reach Deleted (a backend may keep the
+// ended status, or forget the instance).
+func (s InstanceStatus) Ended() bool {
+	return s == StatusSucceeded || s == StatusFailed || s == StatusExpired || s == StatusDeleted
+}
+
 // Instance is a container instance as the node sees it.
 type Instance struct {
 	ID   string

@@ -211,7 +211,8 @@ type CreateContainerGroupRequest struct {
 	SpotStrategy   string   `json:",omitempty"`
 	SpotPriceLimit Decimal  `json:",omitempty"`
 	SpotDuration   *Decimal `json:",omitempty"` // hours of protection; default 1
-	// SpotFallback creates a pay-as-you-go group when spot stock is short.
+	// SpotFallback creates a pay-as-you-go group when no pool has spot stock
+	// at or under the bid.
 	SpotFallback                  bool        `json:",omitempty"`
 	RestartPolicy                 string      `json:",omitempty"` // Never (the default), OnFailure or Always
 	TerminationGracePeriodSeconds *int64      `json:",omitempty"`
@@ -443,6 +444,9 @@ type Resource struct {
 	Stock         int     // spot units the pool holds
 	Used          int     // held by running spot instances
 	Available     int
+	// Estimated says the snapshot had no price for this pool: the catalog
+	// estimates it (see internal/catalog/NOTICE.md).
+	Estimated bool `json:",omitempty"`
 }
 
 // DescribeContainerLogRequest reads a container's log.

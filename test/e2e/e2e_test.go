@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spoteci/spoteci/examples"
+	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
 
 const (
@@ -506,5 +507,99 @@ func TestListRate(t *testing.T) {
 		t.Errorf("%d DescribeContainerGroups calls in %s with 3 idle pods: want at most one a second", n, window)
 	} else if n == 0 {
 		t.Errorf("no DescribeContainerGroups call in %s: the node does not poll", window)
+	}
+}
+
+// The ECI guide's examples, applied verbatim on the default setup: each Job
+// completes with pi, on the instance its guide says (example 4: no spot
+// stock at or under its 0.05 limit, so pay-as-you-go with SpotDegraded).
+func TestECIGuideExamples(t *testing.T) {
+	skipWithoutCluster(t)
+	for _, c := range []struct {
+		name, manifest string
+		check          func(t *testing.T, ns string, g wire.ContainerGroup)
+	}{
+		{"1-type-and-limit", examples.ECI1InstanceTypePriceLimit, func(t *testing.T, ns string, g wire.ContainerGroup) {
+			if g.InstanceType != "ecs.c6.large" || g.SpotStrategy != "SpotWithPriceLimit" || g.SpotPriceLimit != 0.25 || g.Spoteci.Degraded {
+				t.Errorf("instance %s %s limit %v degraded %v, want a spot ecs.c6.large with limit 0.25", g.InstanceType, g.SpotStrategy, g.SpotPriceLimit, g.Spoteci.Degraded)
+			}
+		}},
+		{"2-resources", examples.ECI2Resources, func(t *testing.T, ns string, g wire.ContainerGroup) {
+			if g.Cpu != 2 || g.Memory != 4 || g.SpotStrategy != "SpotAsPriceGo" {
+				t.Errorf("instance %s %v vCPU %v GiB %s, want a 2-4Gi SpotAsPriceGo one", g.InstanceType, g.Cpu, g.Memory, g.SpotStrategy)
+			}
+		}},
+		{"2-specs", examples.ECI2Specs, func(t *testing.T, ns string, g wire.ContainerGroup) {
+			if g.Cpu != 2 || g.Memory != 4 || g.SpotStrategy != "SpotAsPriceGo" {
+				t.Errorf("instance %s %v vCPU %v GiB %s, want a 2-4Gi SpotAsPriceGo one", g.InstanceType, g.Cpu, g.Memory, g.SpotStrategy)
+			}
+		}},
+		{"3-no-protection", examples.ECI3NoProtection, func(t *testing.T, ns string, g wire.ContainerGroup) {
+			if g.Spoteci.SpotDuration != 0 || g.SpotStrategy != "SpotAsPriceGo" {
+				t.Errorf("instance protected %dh (%s), want no protection", g.Spoteci.SpotDuration, g.SpotStrategy)
+			}
+		}},
+		{"4-fallback", examples.ECI4Fallback, func(t *testing.T, ns string, g wire.ContainerGroup) {
+			if g.InstanceType != "ecs.c6.large" || !g.Spoteci.Degraded || g.Spoteci.PurchasePrice != 0.4717 {
+				t.Errorf("instance %s degraded %v at %v, want ecs.c6.large pay-as-you-go at 0.4717", g.InstanceType, g.Spoteci.Degraded, g.Spoteci.PurchasePrice)
+			}
+			events := kubectl(t, "-n", ns, "get", "events", "--field-selector", "reason=SpotDegraded", "-o", "custom-columns=TYPE:.type,MESSAGE:.message")
+			if !strings.Contains(events, "Warning") || !strings.Contains(events, "price limit 0.05") {
+				t.Errorf("no Warning SpotDegraded naming the price limit:\n%s", events)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ns := namespace(t)
+			apply(t, ns, c.manifest)
+			eventually(t, 90*time.Second, "Job test Complete", func() (bool, string) {
+				out := kubectl(t, "-n", ns, "get", "job,pod")
+				return strings.Contains(out, "Complete"), out
+			})
+			if logs := kubectl(t, "-n", ns, "logs", "job/test"); !strings.HasPrefix(logs, "3.14159265358979") {
+				t.Errorf("kubectl logs job/test: %q", tail(logs, 80))
+			}
+			g := groups(t, ns) // ended instances are listed until deleted
+			if len(g) != 1 {
+				t.Fatalf("%d instances, want 1", len(g))
+			}
+			c.check(t, ns, g[0])
+		})
+	}
+}
+
+// Deleting a pod whose instance has ended (it finished, or the market
+// released it) removes the pod at once: the node does not wait for a
+// Deleted status that an ended instance never reaches.
+func TestDeleteEndedPods(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	const typ = "ecs.g7.xlarge"
+	setPrice(t, typ, "0.1")
+	ann := map[string]string{specs: typ, strategy: "SpotWithPriceLimit", limit: "0.2", duration: "0"}
+	apply(t, ns, job("done", ann, "echo done", ""))
+	apply(t, ns, job("reclaimed", ann, loop, ""))
+	eventually(t, 60*time.Second, "done Completed", func() (bool, string) {
+		ps := pods(t, ns, "job-name=done")
+		return len(ps) == 1 && ps[0].Status.Phase == "Succeeded", kubectl(t, "-n", ns, "get", "pod")
+	})
+	waitJobPodRunning(t, ns, "reclaimed")
+	setPrice(t, typ, "0.5")
+	var reclaimed string
+	eventually(t, 30*time.Second, "reclaimed BidFailed", func() (bool, string) {
+		for _, p := range pods(t, ns, "job-name=reclaimed") {
+			if p.Status.Reason == "BidFailed" {
+				reclaimed = p.Metadata.Name
+			}
+		}
+		return reclaimed != "", kubectl(t, "-n", ns, "get", "pod")
+	})
+	for _, name := range []string{pods(t, ns, "job-name=done")[0].Metadata.Name, reclaimed} {
+		kubectl(t, "-n", ns, "delete", "pod", name, "--wait=false")
+		eventually(t, 15*time.Second, name+" gone", func() (bool, string) {
+			out, err := kubectlErr("-n", ns, "get", "pod", name)
+			return err != nil && strings.Contains(out, "NotFound"), out
+		})
 	}
 }

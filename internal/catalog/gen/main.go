@@ -38,7 +38,6 @@ const (
 	guideZone       = "cn-hangzhou-i"
 	guideSpot       = 0.056
 	guideOnDemand   = 0.622
-	estimateAnchor  = "ecs.c6.large" // same size (2 vCPU, 4 GiB), one generation newer
 	formatVersion   = 1
 	defaultRegions  = "cn-beijing,cn-hangzhou,cn-shanghai"
 	spotDecimals    = 4 // the snapshot went through float32: 3.431999921798706 means 3.432
@@ -162,6 +161,7 @@ func generate(dataDir string, regions []string) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	estimated := fill(regions, prices, types, offers)
 
 	for _, t := range types {
 		out.Types = append(out.Types, t)
@@ -182,8 +182,8 @@ func generate(dataDir string, regions []string) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	stats := fmt.Sprintf("%d regions, %d types, %d offerings (%d %s, %d spot prices capped at pay-as-you-go, %d zone prices skipped)",
-		len(out.Regions), len(out.Types), len(out.Offerings), added, guideType, clamped, noPrice)
+	stats := fmt.Sprintf("%d regions, %d types, %d offerings (%d estimated, %d %s, %d spot prices capped at pay-as-you-go, %d zone prices skipped)",
+		len(out.Regions), len(out.Types), len(out.Offerings), estimated, added, guideType, clamped, noPrice)
 	return b, stats, nil
 }
 
@@ -211,38 +211,104 @@ func makeType(name string, pt priceType, specs map[string]scType) (instType, err
 	return t, nil
 }
 
-// addGuideType adds ecs.c5.large: the real price in cn-hangzhou-i and, in every other zone
-// of the chosen regions that sells ecs.c6.large, an estimate at ecs.c6.large's spot discount.
+// addGuideType adds ecs.c5.large with the real price of Alibaba's ECI API example in
+// cn-hangzhou-i; fill estimates it everywhere else.
 func addGuideType(regions []string, types map[string]instType, offers map[[2]string]offering, specs map[string]scType) (int, error) {
 	sc, ok := specs[guideType]
 	if !ok {
 		return 0, fmt.Errorf("%s not in %s", guideType, typesFile)
 	}
 	types[guideType] = instType{Name: guideType, Family: sc.family, Arch: sc.arch, VCPU: sc.vcpu, MemoryGiB: sc.memory, GPU: sc.gpu}
-
-	inRegions := false
 	for _, r := range regions {
 		if strings.HasPrefix(guideZone, strings.TrimSpace(r)+"-") {
-			inRegions = true
+			offers[[2]string{guideZone, guideType}] = offering{Zone: guideZone, Type: guideType, OnDemand: guideOnDemand, Spot: guideSpot}
+			return 1, nil
 		}
 	}
-	n := 0
-	if inRegions {
-		offers[[2]string{guideZone, guideType}] = offering{Zone: guideZone, Type: guideType, OnDemand: guideOnDemand, Spot: guideSpot}
-		n++
-	}
-	var estimates []offering
-	for key, o := range offers {
-		if key[1] != estimateAnchor || key[0] == guideZone {
-			continue
+	return 0, nil
+}
+
+// fill makes every type of the catalog sellable in every zone of the chosen regions that
+// sells anything, as the real regions sell the common types across their zones: the
+// snapshot only holds the spot prices someone read, so where it has none the price is
+// estimated (and marked so). Pay-as-you-go is the type's list price in the region, else the
+// median of its list prices in the price file's other regions, else the guide's figure for
+// ecs.c5.large. Spot is that times a spot/pay-as-you-go ratio, to 3 decimals, capped at
+// pay-as-you-go: the type's median ratio in the region's snapshot, else its median ratio in
+// every region of the price file, else the zone's median ratio over all its types (always
+// so for ecs.c5.large, whose one real price is an outlier). It returns how many offerings it
+// added.
+func fill(regions []string, prices map[string]priceRegion, types map[string]instType, offers map[[2]string]offering) int {
+	zoneRatios := map[string][]float64{}
+	regionRatios := map[[2]string][]float64{} // {region, type}
+	for _, o := range offers {
+		if !o.Estimated && o.OnDemand > 0 {
+			zoneRatios[o.Zone] = append(zoneRatios[o.Zone], o.Spot/o.OnDemand)
+			region := o.Zone[:strings.LastIndexByte(o.Zone, '-')]
+			regionRatios[[2]string{region, o.Type}] = append(regionRatios[[2]string{region, o.Type}], o.Spot/o.OnDemand)
 		}
-		spot := round(guideOnDemand*o.Spot/o.OnDemand, estimateDecimal)
-		estimates = append(estimates, offering{Zone: key[0], Type: guideType, OnDemand: guideOnDemand, Spot: spot, Estimated: true})
 	}
-	for _, o := range estimates {
-		offers[[2]string{o.Zone, o.Type}] = o
+	listPrices := map[string][]float64{} // type -> its list price in every region that has one
+	allRatios := map[string][]float64{}  // type -> its spot ratio in every zone of the price file
+	for _, pr := range prices {
+		for name, pt := range pr.InstanceTypePrices {
+			if pt.OnDemand > 0 {
+				listPrices[name] = append(listPrices[name], pt.OnDemand)
+				for _, spot := range pt.Spot {
+					if spot > 0 {
+						allRatios[name] = append(allRatios[name], min(spot/pt.OnDemand, 1))
+					}
+				}
+			}
+		}
 	}
-	return n + len(estimates), nil
+	added := 0
+	for _, r := range regions {
+		r = strings.TrimSpace(r)
+		for zone, ratios := range zoneRatios {
+			if !strings.HasPrefix(zone, r+"-") {
+				continue
+			}
+			for name := range types {
+				if _, ok := offers[[2]string{zone, name}]; ok {
+					continue
+				}
+				payg := prices[r].InstanceTypePrices[name].OnDemand
+				switch {
+				case payg > 0:
+				case len(listPrices[name]) > 0:
+					payg = median(listPrices[name])
+				case name == guideType:
+					payg = guideOnDemand
+				default:
+					continue // no list price anywhere: nothing to estimate from
+				}
+				ratio := median(ratios)
+				switch {
+				case name == guideType:
+				case len(regionRatios[[2]string{r, name}]) > 0:
+					ratio = median(regionRatios[[2]string{r, name}])
+				case len(allRatios[name]) > 0:
+					ratio = median(allRatios[name])
+				}
+				spot := min(round(payg*ratio, estimateDecimal), payg)
+				offers[[2]string{zone, name}] = offering{Zone: zone, Type: name, OnDemand: payg, Spot: spot, Estimated: true}
+				added++
+			}
+		}
+	}
+	return added
+}
+
+// median is the middle value of xs (the mean of the two middle ones for an even count).
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // encode writes one region, type or offering per line: compact, yet diffs stay readable.

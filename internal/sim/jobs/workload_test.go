@@ -71,7 +71,7 @@ func TestWorkloadErrors(t *testing.T) {
 		"bad limit":         {"jobs: [{name: a, work: 1h, annotations: {k8s.aliyun.com/eci-spot-strategy: SpotWithPriceLimit, k8s.aliyun.com/eci-spot-price-limit: '0.0625'}}]", "k8s.aliyun.com/eci-spot-price-limit"},
 		"unknown type":      {"jobs: [{name: a, work: 1h, annotations: {k8s.aliyun.com/eci-use-specs: ecs.nope}}]", "ecs.nope"},
 		"unknown region":    {"region: mars-1\njobs: [{name: a, work: 1h}]", "mars-1"},
-		"not sold there":    {"zones: [cn-hangzhou-i]\njobs: [{name: a, work: 1h, annotations: {k8s.aliyun.com/eci-use-specs: ecs.g6.xlarge}}]", "no instance type"},
+		"not sold there":    {"zones: [cn-hangzhou-e]\njobs: [{name: a, work: 1h, annotations: {k8s.aliyun.com/eci-use-specs: ecs.g6.xlarge}}]", "no instance type"},
 		"policy name twice": {"jobs: [{name: a, work: 1h}]\npolicies: [{name: p, annotations: {}}, {name: p, annotations: {}}]", "twice"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -84,6 +84,9 @@ type Stock struct {
 	Memory        float64
 	SpotPrice     float64
 	OriginalPrice float64
+	// Estimated: the snapshot had no price for this pool; the catalog
+	// estimates it.
+	Estimated bool `json:",omitempty"`
 }
 
 // DescribeSpotAdviceResponse answers DescribeSpotAdvice.
