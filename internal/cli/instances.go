@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -267,10 +268,17 @@ func newLogsCommand(streams Streams) *cobra.Command {
 
 func newBillCommand(streams Streams) *cobra.Command {
 	o := &clientOptions{}
+	var by string
 	cmd := &cobra.Command{
 		Use:   "bill [ID...]",
-		Short: "The bill per container group, and the savings against pay-as-you-go",
+		Short: "The bill per container group (or per pod, Job or namespace), and the savings against pay-as-you-go",
+		Example: `  spoteci bill                 # per container group
+  spoteci bill --by job        # per Job of the virtual node's pods
+  spoteci bill --by namespace -o json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if by != "" && by != "pod" && by != "job" && by != "namespace" {
+				return fmt.Errorf("--by must be pod, job or namespace, not %q", by)
+			}
 			c, err := o.client()
 			if err != nil {
 				return err
@@ -278,6 +286,16 @@ func newBillCommand(streams Streams) *cobra.Command {
 			resp, err := c.admin.DescribeBill(cmd.Context(), eciapi.DescribeBillRequest{ContainerGroupIds: args})
 			if err != nil {
 				return err
+			}
+			if by != "" {
+				rows := billBy(resp, by)
+				return o.print(streams.Out, rows, func(tw *tabwriter.Writer) {
+					row(tw, strings.ToUpper(by), "INSTANCES", "HOURS", "AMOUNT", "PAYG", "SAVED")
+					for _, r := range rows {
+						row(tw, r.Key, r.Instances, fmt.Sprintf("%.3f", r.Seconds/3600), money(r.Amount), money(r.OnDemandAmount), saved(r.Amount, r.OnDemandAmount))
+					}
+					row(tw, "TOTAL", "", "", money(resp.Amount), money(resp.OnDemandAmount), saved(resp.Amount, resp.OnDemandAmount))
+				})
 			}
 			return o.print(streams.Out, resp, func(tw *tabwriter.Writer) {
 				row(tw, "NAME", "ID", "STATUS", "TYPE", "ZONE", "STRATEGY", "HOURS", "AMOUNT", "PAYG", "SAVED")
@@ -290,7 +308,53 @@ func newBillCommand(streams Streams) *cobra.Command {
 		},
 	}
 	o.addFlags(cmd)
+	cmd.Flags().StringVar(&by, "by", "", "sum per pod, job or namespace (of the virtual node's pods; other groups count as \"-\")")
 	return cmd
+}
+
+// billRow is the bill of one pod, Job or namespace.
+type billRow struct {
+	Key            string // namespace/pod, namespace/job, or namespace
+	Instances      int
+	Seconds        float64
+	Amount         float64
+	OnDemandAmount float64
+}
+
+// billBy sums the bill's items per pod, Job or namespace, from the tags the
+// virtual node puts on its groups; a group without them is "-".
+func billBy(resp eciapi.DescribeBillResponse, by string) []billRow {
+	index := map[string]int{}
+	var rows []billRow
+	for _, it := range resp.Items {
+		tags := map[string]string{}
+		for _, t := range it.Tags {
+			tags[t.Key] = t.Value
+		}
+		ns, key := tags[eciapi.TagNamespace], "-"
+		switch {
+		case ns == "":
+		case by == "namespace":
+			key = ns
+		case by == "pod" && tags[eciapi.TagPod] != "":
+			key = ns + "/" + tags[eciapi.TagPod]
+		case by == "job" && tags[eciapi.TagJob] != "":
+			key = ns + "/" + tags[eciapi.TagJob]
+		}
+		i, ok := index[key]
+		if !ok {
+			i = len(rows)
+			index[key] = i
+			rows = append(rows, billRow{Key: key})
+		}
+		r := &rows[i]
+		r.Instances++
+		r.Seconds += it.Seconds
+		r.Amount += it.Amount
+		r.OnDemandAmount += it.OnDemandAmount
+	}
+	slices.SortFunc(rows, func(a, b billRow) int { return strings.Compare(a.Key, b.Key) })
+	return rows
 }
 
 func saved(amount, payg float64) string {

@@ -594,7 +594,7 @@ func (s *Service) DescribeBill(ctx context.Context, req eciapi.DescribeBillReque
 			lines = market.Bill(s.book, in, now)
 		}
 		item := eciapi.BillItem{ContainerGroupId: g.ID, ContainerGroupName: g.Name, InstanceType: in.Offering.Type.Name,
-			ZoneId: in.Offering.Zone, SpotStrategy: string(in.Bid.Strategy), Status: s.statusOf(g)}
+			ZoneId: in.Offering.Zone, SpotStrategy: string(in.Bid.Strategy), Status: s.statusOf(g), Tags: g.Request.Tags}
 		for _, l := range lines {
 			item.Seconds += l.Seconds()
 			item.Amount += l.Amount

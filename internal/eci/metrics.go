@@ -37,8 +37,31 @@ func newMetrics(s *Service) *metrics {
 			[]string{"action", "code"}),
 	}
 	states := prometheus.NewDesc("spoteci_instances", "Container groups by status.", []string{"status"}, nil)
+	owners := []string{"namespace", "job"}
+	billed := prometheus.NewDesc("spoteci_bill_amount_cny", "The bill so far of the container groups of a namespace and Job (the virtual node's tags; empty for others), in CNY.", owners, nil)
+	payg := prometheus.NewDesc("spoteci_bill_payg_equivalent_cny", "What the same instance time would have cost pay-as-you-go, by namespace and Job, in CNY.", owners, nil)
 	m.registry.MustRegister(m.notices, m.releases, m.fallbacks, m.billed, m.overrides, m.latency,
-		collectorFunc{desc: states, collect: func(ch chan<- prometheus.Metric) {
+		collectorFunc{descs: []*prometheus.Desc{billed, payg}, collect: func(ch chan<- prometheus.Metric) {
+			type owner struct{ namespace, job string }
+			amounts, paygs := map[owner]float64{}, map[owner]float64{}
+			s.mu.Lock()
+			now := s.core.Now()
+			for _, g := range s.groups {
+				o := owner{tagValue(g.Request.Tags, eciapi.TagNamespace), tagValue(g.Request.Tags, eciapi.TagJob)}
+				amounts[o] += s.amount(g, now)
+				end := now
+				if g.inst.State.Ended() {
+					end = g.inst.Ended
+				}
+				paygs[o] += end.Sub(g.inst.Created).Seconds() * g.inst.Offering.OnDemand / 3600
+			}
+			s.mu.Unlock()
+			for o, v := range amounts {
+				ch <- prometheus.MustNewConstMetric(billed, prometheus.GaugeValue, v, o.namespace, o.job)
+				ch <- prometheus.MustNewConstMetric(payg, prometheus.GaugeValue, paygs[o], o.namespace, o.job)
+			}
+		}},
+		collectorFunc{descs: []*prometheus.Desc{states}, collect: func(ch chan<- prometheus.Metric) {
 			counts := map[string]int{}
 			s.mu.Lock()
 			for _, g := range s.groups {
@@ -74,9 +97,23 @@ func (m *metrics) released(r market.Reason) { m.releases.WithLabelValues(string(
 
 // collectorFunc is a collector computed at scrape time.
 type collectorFunc struct {
-	desc    *prometheus.Desc
+	descs   []*prometheus.Desc
 	collect func(chan<- prometheus.Metric)
 }
 
-func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+// tagValue is the value of tag key, or "".
+func tagValue(tags []eciapi.Tag, key string) string {
+	for _, t := range tags {
+		if t.Key == key {
+			return t.Value
+		}
+	}
+	return ""
+}
 func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }

@@ -224,9 +224,11 @@ func instances(l wire.DescribeContainerGroupsResponse) []vnode.Instance {
 	for _, g := range l.ContainerGroups {
 		in := vnode.Instance{ID: g.ContainerGroupId, Name: g.ContainerGroupName, Status: vnode.InstanceStatus(g.Status),
 			IP: g.IntranetIp, ZoneID: g.ZoneId, InstanceType: g.InstanceType, Tags: map[string]string{},
-			Created: wall("", g.CreationTime), ReleaseTime: wall("", g.ExpiredTime)}
+			Created: wall("", g.CreationTime), ReleaseTime: wall("", g.ExpiredTime),
+			Spot: g.SpotStrategy != "" && g.SpotStrategy != eciapi.NoSpot}
 		if x := g.Spoteci; x != nil {
-			in.Token, in.Degraded = x.ClientToken, x.Degraded
+			in.Token, in.Degraded, in.PurchasePrice = x.ClientToken, x.Degraded, x.PurchasePrice
+			in.Spot = in.Spot && !x.Degraded
 			in.Created = wall(x.CreationTime, g.CreationTime)
 			in.NoticeTime = wall("", x.NoticeTime)
 		}

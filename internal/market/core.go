@@ -15,6 +15,9 @@ import (
 const (
 	DefaultCheckInterval = 5 * time.Minute
 	DefaultNoticeLead    = 5 * time.Minute
+	// DefaultShortCooldown is how long a pool that ran short of stock is
+	// avoided: a protection period's length.
+	DefaultShortCooldown = time.Hour
 )
 
 // Config sets up a Core.
@@ -26,6 +29,11 @@ type Config struct {
 	// releases at the check itself (AWS-like rules, for the simulator); the
 	// service uses DefaultNoticeLead.
 	NoticeLead time.Duration
+	// ShortCooldown is how long a pool whose stock ran short at a check is
+	// avoided by new orders that have another candidate in the same
+	// preference group, as Karpenter avoids an offering that ran out
+	// (default DefaultShortCooldown; negative: never avoided).
+	ShortCooldown time.Duration
 }
 
 // Core is the spot market: a synchronous, deterministic state machine. It is
@@ -44,8 +52,10 @@ type Core struct {
 	due       map[int64][]*Instance
 	whenTimes []int64
 	quotes    quoteCache
-	ready     Ready
-	changed   map[*Instance]bool
+	// short holds, per offering ID, when its stock last ran short at a check.
+	short   map[int]time.Time
+	ready   Ready
+	changed map[*Instance]bool
 }
 
 // New returns an empty market.
@@ -54,12 +64,16 @@ func New(cfg Config) *Core {
 		cfg.CheckInterval = DefaultCheckInterval
 	}
 	cfg.NoticeLead = max(cfg.NoticeLead, 0)
+	if cfg.ShortCooldown == 0 {
+		cfg.ShortCooldown = DefaultShortCooldown
+	}
 	return &Core{
 		cfg:       cfg,
 		instances: map[string]*Instance{},
 		held:      map[int]int{},
 		active:    map[int]int{},
 		due:       map[int64][]*Instance{},
+		short:     map[int]time.Time{},
 		changed:   map[*Instance]bool{},
 		quotes:    quoteCache{prices: cfg.Prices},
 	}
@@ -107,6 +121,9 @@ func (c *Core) Restore(now time.Time, saved []*Instance) error {
 			return fmt.Errorf("restoring %s: %w", in.ID, ErrExists)
 		}
 		c.instances[in.ID] = in
+		if in.Reason == ReasonStock && in.NoticeAt.After(c.short[in.Offering.ID]) {
+			c.short[in.Offering.ID] = in.NoticeAt // what the market remembers, it rebuilds
+		}
 		if in.State.Ended() || !in.Spot {
 			continue
 		}
@@ -148,8 +165,12 @@ func (c *Core) Create(now time.Time, o Order) (*Instance, error) {
 	}
 	c.held[in.Offering.ID]++
 	c.active[in.Offering.ID]++
-	c.add(in, "Created spot instance of "+in.Offering.Type.Name+" in "+in.Offering.Zone+" at "+formatPrice(in.PurchasePrice)+
-		"/h, bid "+formatPrice(in.BidPrice())+"/h ("+string(in.Bid.Strategy)+"), protection "+formatHours(in.Bid.Protection))
+	msg := "Created spot instance of " + in.Offering.Type.Name + " in " + in.Offering.Zone + " at " + formatPrice(in.PurchasePrice) +
+		"/h, bid " + formatPrice(in.BidPrice()) + "/h (" + string(in.Bid.Strategy) + "), protection " + formatHours(in.Bid.Protection)
+	for _, o := range pick.Avoided {
+		msg += "; avoided " + o.Type.Name + " in " + o.Zone + ": its spot stock ran short at " + c.short[o.ID].Format(time.RFC3339)
+	}
+	c.add(in, msg)
 	c.schedule(in, c.checkAfter(in, now))
 	return in, nil
 }
@@ -160,6 +181,9 @@ type Pick struct {
 	Price    float64 // hourly price at purchase
 	Spot     bool
 	Degraded bool // pay-as-you-go because no spot stock is at or under the bid
+	// Avoided are cheaper pools passed over because their stock ran short
+	// lately (Config.ShortCooldown).
+	Avoided []*catalog.Offering
 	// Short says why a degraded order got no spot: ErrInsufficientStock or
 	// ErrBidBelowMarket.
 	Short error
@@ -178,10 +202,10 @@ func (c *Core) Pick(now time.Time, o Order) (Pick, error) {
 		od := cheapestOnDemand(o.Candidates)
 		return Pick{Offering: od, Price: od.OnDemand}, nil
 	}
-	pick, price, err := c.pickSpot(now, o.Bid, o.Candidates)
+	pick, price, avoided, err := c.pickSpot(now, o.Bid, o.Candidates)
 	switch {
 	case err == nil:
-		return Pick{Offering: pick, Price: price, Spot: true}, nil
+		return Pick{Offering: pick, Price: price, Spot: true, Avoided: avoided}, nil
 	case (err == ErrInsufficientStock || err == ErrBidBelowMarket) && o.Bid.Fallback:
 		// As the guide has it: fallback is for want of stock that meets the
 		// specs *and* the maximum price.
@@ -192,8 +216,10 @@ func (c *Core) Pick(now time.Time, o Order) (Pick, error) {
 }
 
 // pickSpot finds the pool of the first preference group that can take the bid:
-// the cheapest with stock and a price at or below the bid.
-func (c *Core) pickSpot(now time.Time, bid Bid, candidates [][]*catalog.Offering) (*catalog.Offering, float64, error) {
+// the cheapest with stock and a price at or below the bid that has not run
+// short lately, else the cheapest that has. It also returns the pools it
+// passed over for having run short.
+func (c *Core) pickSpot(now time.Time, bid Bid, candidates [][]*catalog.Offering) (*catalog.Offering, float64, []*catalog.Offering, error) {
 	sawPrice := false
 	type option struct {
 		o *catalog.Offering
@@ -208,6 +234,7 @@ func (c *Core) pickSpot(now time.Time, bid Bid, candidates [][]*catalog.Offering
 		slices.SortStableFunc(options, func(a, b option) int {
 			return cmp.Or(cmp.Compare(a.q.Price, b.q.Price), cmp.Compare(a.o.Zone, b.o.Zone), cmp.Compare(a.o.Type.Name, b.o.Type.Name))
 		})
+		var avoided []option
 		for _, op := range options {
 			if c.held[op.o.ID] >= op.q.Stock {
 				continue
@@ -220,13 +247,30 @@ func (c *Core) pickSpot(now time.Time, bid Bid, candidates [][]*catalog.Offering
 				sawPrice = true
 				continue
 			}
-			return op.o, op.q.Price, nil
+			if c.cooling(op.o, now) {
+				avoided = append(avoided, op)
+				continue
+			}
+			var passed []*catalog.Offering
+			for _, a := range avoided {
+				passed = append(passed, a.o)
+			}
+			return op.o, op.q.Price, passed, nil
+		}
+		if len(avoided) > 0 {
+			return avoided[0].o, avoided[0].q.Price, nil, nil // the group has nothing else
 		}
 	}
 	if sawPrice {
-		return nil, 0, ErrBidBelowMarket
+		return nil, 0, nil, ErrBidBelowMarket
 	}
-	return nil, 0, ErrInsufficientStock
+	return nil, 0, nil, ErrInsufficientStock
+}
+
+// cooling says whether pool o ran short of stock within the cooldown.
+func (c *Core) cooling(o *catalog.Offering, now time.Time) bool {
+	at, ok := c.short[o.ID]
+	return ok && c.cfg.ShortCooldown > 0 && now.Before(at.Add(c.cfg.ShortCooldown))
 }
 
 // Stop takes an instance out of the market at now (deleted, or its containers
@@ -292,6 +336,7 @@ func (c *Core) check(in *Instance, t time.Time) bool {
 		in.Reason = ReasonPrice
 	case c.active[in.Offering.ID] > q.Stock:
 		in.Reason = ReasonStock
+		c.short[in.Offering.ID] = t
 	default:
 		return true
 	}

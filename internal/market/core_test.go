@@ -359,3 +359,49 @@ func TestZeroLeadReleasesAtTheCheck(t *testing.T) {
 		t.Fatalf("state %v notice %v end %v, want released at the check at +30m", in.State, in.NoticeAt, in.Ended)
 	}
 }
+
+// A pool whose stock ran short is avoided for the cooldown by orders with
+// another candidate in their preference group, and the event says so; with
+// no other candidate it is used; after the cooldown it is the cheapest
+// again; a restored core remembers it.
+func TestAvoidsPoolThatRanShort(t *testing.T) {
+	short := markettest.Pool(0, "cn-hangzhou-i", "ecs.c5.large", 0.622, 0.056)
+	other := markettest.Pool(1, "cn-hangzhou-j", "ecs.c5.large", 0.622, 0.07)
+	prices := markettest.New(10)
+	c := market.New(market.Config{Prices: prices, NoticeLead: market.DefaultNoticeLead})
+	in := mustCreate(t, c, t0, order("eci-1", limitBid(0.1, 0), short, other))
+	if in.Offering != short {
+		t.Fatalf("first order landed in %s, want the cheaper %s", in.Offering.Zone, short.Zone)
+	}
+	prices.SetStock(short, t0.Add(time.Minute), 0)
+	run(c, t0.Add(10*time.Minute)) // the check at t0+5m notices, the release follows
+	if in.State != market.Released || in.Reason != market.ReasonStock {
+		t.Fatalf("instance %v (%s), want released for stock", in.State, in.Reason)
+	}
+	prices.SetStock(short, t0.Add(11*time.Minute), 10) // stock is back at once
+
+	at := t0.Add(12 * time.Minute)
+	next := mustCreate(t, c, at, order("eci-2", limitBid(0.1, 1), short, other))
+	created := c.Ready().Events
+	if next.Offering != other {
+		t.Fatalf("replacement landed in %s, want %s: %s ran short 7 minutes ago", next.Offering.Zone, other.Zone, short.Zone)
+	}
+	if msg := created[len(created)-1].Message; !strings.Contains(msg, "avoided ecs.c5.large in cn-hangzhou-i: its spot stock ran short at 2026-04-08T08:05:00Z") {
+		t.Errorf("creation event %q does not say which pool was avoided and why", msg)
+	}
+	if only := mustCreate(t, c, at, order("eci-3", limitBid(0.1, 1), short)); only.Offering != short {
+		t.Errorf("the only candidate was refused: landed in %s", only.Offering.Zone)
+	}
+
+	restored := market.New(market.Config{Prices: prices, NoticeLead: market.DefaultNoticeLead})
+	if err := restored.Restore(at, []*market.Instance{in}); err != nil {
+		t.Fatal(err)
+	}
+	if again := mustCreate(t, restored, at, order("eci-4", limitBid(0.1, 1), short, other)); again.Offering != other {
+		t.Errorf("after a restore the order landed in %s: the shortage was forgotten", again.Offering.Zone)
+	}
+	later := t0.Add(5*time.Minute + market.DefaultShortCooldown)
+	if after := mustCreate(t, c, later, order("eci-5", limitBid(0.1, 1), short, other)); after.Offering != short {
+		t.Errorf("after the cooldown the order landed in %s, want the cheapest %s", after.Offering.Zone, short.Zone)
+	}
+}

@@ -28,18 +28,32 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
 // Tags the node puts on the groups it creates.
 const (
 	TagNode      = "spoteci.io/node"
-	TagNamespace = "spoteci.io/namespace"
-	TagPod       = "spoteci.io/pod"
+	TagNamespace = eciapi.TagNamespace
+	TagPod       = eciapi.TagPod
 	// TagPodUID names the pod by UID, for backends that do not return the
 	// ClientToken.
 	TagPodUID = "spoteci.io/pod-uid"
 	// TagAPIEvict records, at creation, that the pod asked for api-evict.
 	TagAPIEvict = "spoteci.io/api-evict"
+	// TagJob names the Job that owns the pod, for bills per Job.
+	TagJob = eciapi.TagJob
+)
+
+// Annotations the node puts on a pod once its instance exists, as ECI's
+// virtual node does: kubectl describe shows where the pod runs and at what
+// price.
+const (
+	AnnotationInstanceID   = "k8s.aliyun.com/eci-instance-id"
+	AnnotationInstanceSpec = "k8s.aliyun.com/eci-instance-spec"
+	AnnotationZone         = "spoteci.io/zone"
+	AnnotationPrice        = "spoteci.io/price"
 )
 
 // TaintKey is the taint the node carries in an existing cluster, so that only

@@ -2,9 +2,11 @@ package vnode
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/spoteci/spoteci/internal/annotation"
@@ -171,6 +174,11 @@ func (n *Node) createRequest(pod *corev1.Pod, f annotation.Fields, fallback bool
 		Tags: []eciapi.Tag{{Key: TagNode, Value: n.cfg.NodeName}, {Key: TagNamespace, Value: pod.Namespace}, {Key: TagPod, Value: pod.Name},
 			{Key: TagPodUID, Value: string(pod.UID)}},
 	}
+	for _, ref := range pod.OwnerReferences {
+		if ref.Kind == "Job" && ref.Controller != nil && *ref.Controller {
+			req.Tags = append(req.Tags, eciapi.Tag{Key: TagJob, Value: ref.Name})
+		}
+	}
 	if f.Duration != "" {
 		req.SpotDuration = (*eciapi.Decimal)(&f.Duration)
 	}
@@ -208,6 +216,9 @@ func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 	if in.Status == StatusDeleted {
 		return n.checkVanished(ctx, pod)
 	}
+	if err := n.annotate(ctx, pod, in); err != nil {
+		return 0, err
+	}
 	if err := n.writeStatus(ctx, pod, podStatus(pod, in)); err != nil {
 		return 0, err
 	}
@@ -216,6 +227,42 @@ func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 		return n.evict(ctx, pod, in)
 	}
 	return 0, nil
+}
+
+// annotate writes where the pod's instance runs into its annotations, once
+// per instance, and forwards the service's word on its creation (the pool,
+// the price, the bid, and any pool avoided) as an InstanceCreated event.
+func (n *Node) annotate(ctx context.Context, pod *corev1.Pod, in *Instance) error {
+	if pod.Annotations[AnnotationInstanceID] == in.ID || in.InstanceType == "" {
+		return nil
+	}
+	ann := map[string]string{AnnotationInstanceID: in.ID, AnnotationInstanceSpec: in.InstanceType, AnnotationZone: in.ZoneID}
+	if in.PurchasePrice > 0 {
+		kind := "pay-as-you-go"
+		if in.Spot {
+			kind = "spot"
+		}
+		ann[AnnotationPrice] = strconv.FormatFloat(in.PurchasePrice, 'f', -1, 64) + " CNY/h " + kind
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
+	if err != nil {
+		return err
+	}
+	patched, err := n.kube.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("annotating %s/%s with its instance: %w", pod.Namespace, pod.Name, err)
+	}
+	// The status written next goes on the patched version, not a conflict.
+	pod.ObjectMeta = patched.ObjectMeta
+	for _, e := range in.Events {
+		if e.Container == "" && e.Reason == "Created" {
+			n.recorder.Event(pod, corev1.EventTypeNormal, ReasonInstanceCreated, e.Message)
+		}
+	}
+	return nil
 }
 
 func (n *Node) writeStatus(ctx context.Context, pod *corev1.Pod, st corev1.PodStatus) error {

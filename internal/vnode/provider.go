@@ -109,9 +109,13 @@ type Instance struct {
 	IP           string
 	ZoneID       string
 	InstanceType string
-	// Degraded: spot was short, so it runs pay-as-you-go.
-	Degraded bool
-	Created  time.Time
+	// Spot: a spot instance; Degraded: spot was short, so it runs
+	// pay-as-you-go.
+	Spot, Degraded bool
+	// PurchasePrice is the hourly price at purchase; zero when the backend
+	// does not say (the real cloud's listing has no price).
+	PurchasePrice float64
+	Created       time.Time
 	// NoticeTime is when SpotToBeReleased came, ReleaseTime when the
 	// instance is (or was) released; zero when not noticed.
 	NoticeTime  time.Time

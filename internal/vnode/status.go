@@ -19,6 +19,9 @@ const (
 	ReasonInvalidAnnotation = "InvalidAnnotation"
 	// ReasonInstanceVanished fails a pod whose instance no longer exists.
 	ReasonInstanceVanished = "ContainerInstanceVanished"
+	// ReasonInstanceCreated carries the service's word on a new instance:
+	// its pool, price and bid, and any pool it avoided.
+	ReasonInstanceCreated = "InstanceCreated"
 )
 
 // wallTime is t as Kubernetes objects carry it: whole seconds; nil for

@@ -565,6 +565,8 @@ type BillItem struct {
 	Amount             float64
 	OnDemandAmount     float64 // the same seconds at the pay-as-you-go price
 	Lines              []BillLine
+	// Tags of the group: the virtual node's name its pod, namespace and Job.
+	Tags []Tag `json:",omitempty"`
 }
 
 // BillLine is a billed stretch at one hourly price.
@@ -591,3 +593,11 @@ type ModifySpotMarketResponse struct {
 	Time      time.Time
 	Resources []Resource
 }
+
+// Tags the virtual node puts on the groups of its pods; the service reads
+// the owner ones for bills per namespace and Job.
+const (
+	TagNamespace = "spoteci.io/namespace"
+	TagPod       = "spoteci.io/pod"
+	TagJob       = "spoteci.io/job"
+)

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -599,4 +601,97 @@ func TestDeleteEndedPods(t *testing.T) {
 		out, err := kubectlErr("-n", ns, "get", "pod", name)
 		return err != nil && strings.Contains(out, "NotFound"), out
 	})
+}
+
+// Bills per Job: spoteci bill --by job equals the sum of the Job's pods' bill
+// lines to the cent, /metrics carries the same by namespace and Job, and
+// each pod shows its instance, type, zone and price in its annotations and
+// an InstanceCreated event.
+func TestBillsPerJob(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	ann := map[string]string{specs: "ecs.c5.large", strategy: "SpotAsPriceGo"}
+	apply(t, ns, job("billed", ann, "echo done", "  completions: 3\n  parallelism: 3\n"))
+	eventually(t, 60*time.Second, "billed Complete", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "job", "billed")
+		return strings.Contains(out, "Complete"), out
+	})
+	var fromItems float64
+	for _, it := range allGroups(t, ns) {
+		for _, l := range it.Lines {
+			fromItems += l.Amount
+		}
+	}
+	var rows []struct {
+		Key       string
+		Instances int
+		Amount    float64
+	}
+	if err := json.Unmarshal([]byte(spoteci(t, "bill", "--by", "job", "-o", "json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range rows {
+		if r.Key == ns+"/billed" {
+			found = true
+			if r.Instances != 3 || math.Round(r.Amount*100) != math.Round(fromItems*100) || r.Amount <= 0 {
+				t.Errorf("bill of the Job: %+v, want 3 instances and %.4f CNY (its pods' lines)", r, fromItems)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no row %s/billed in spoteci bill --by job: %+v", ns, rows)
+	}
+	resp, err := http.Get(eciAdmin(t).Endpoint + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf(`spoteci_bill_amount_cny{job="billed",namespace="%s"}`, ns); !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+
+	p := pods(t, ns, "job-name=billed")[0]
+	got := kubectl(t, "-n", ns, "get", "pod", p.Metadata.Name, "-o", "jsonpath={.metadata.annotations}")
+	for _, want := range []string{`"k8s.aliyun.com/eci-instance-id":"eci-`, `"k8s.aliyun.com/eci-instance-spec":"ecs.c5.large"`, `"spoteci.io/zone":"cn-hangzhou-`, ` CNY/h spot"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("pod annotations lack %s: %s", want, got)
+		}
+	}
+	events := kubectl(t, "-n", ns, "get", "events", "--field-selector", "reason=InstanceCreated,involvedObject.name="+p.Metadata.Name, "-o", "custom-columns=MESSAGE:.message")
+	if !strings.Contains(events, "Created spot instance of ecs.c5.large in cn-hangzhou-") {
+		t.Errorf("no InstanceCreated event saying where the pod runs:\n%s", events)
+	}
+}
+
+// A pool that just reclaimed for want of stock is avoided by the next pod
+// that has another candidate, and its InstanceCreated event says so.
+func TestAvoidsReclaimedPool(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	const typ, zone = "ecs.r7.large", "cn-hangzhou-i"
+	setPrice(t, typ, "0.1")
+	spoteci(t, "market", "set", "--type", typ, "--zone", zone, "--price", "0.05") // the cheapest pool
+	ann := map[string]string{specs: typ, strategy: "SpotAsPriceGo", duration: "0"}
+	apply(t, ns, podManifest("first", ann))
+	waitPodRunning(t, ns, "first")
+	if got := kubectl(t, "-n", ns, "get", "pod", "first", "-o", "jsonpath={.metadata.annotations.spoteci\\.io/zone}"); got != zone {
+		t.Fatalf("first pod runs in %q, want the cheapest pool's zone %s", got, zone)
+	}
+	spoteci(t, "market", "set", "--type", typ, "--zone", zone, "--stock", "0")
+	eventually(t, 30*time.Second, "first BidFailed", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod", "first", "-o", "jsonpath={.status.reason}")
+		return out == "BidFailed", out
+	})
+	spoteci(t, "market", "set", "--type", typ, "--zone", zone, "--stock", "100") // back, and still the cheapest
+	apply(t, ns, podManifest("second", ann))
+	waitPodRunning(t, ns, "second")
+	if got := kubectl(t, "-n", ns, "get", "pod", "second", "-o", "jsonpath={.metadata.annotations.spoteci\\.io/zone}"); got == zone || got == "" {
+		t.Errorf("second pod runs in %q: want another zone than %s, which just ran short", got, zone)
+	}
+	events := kubectl(t, "-n", ns, "get", "events", "--field-selector", "reason=InstanceCreated,involvedObject.name=second", "-o", "custom-columns=MESSAGE:.message")
+	if !strings.Contains(events, "avoided "+typ+" in "+zone+": its spot stock ran short at ") {
+		t.Errorf("the second pod's InstanceCreated event does not name the avoided pool:\n%s", events)
+	}
 }
