@@ -10,12 +10,14 @@ import (
 	"strings"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
@@ -133,6 +135,7 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 	if apiEvict {
 		req.Tags = append(req.Tags, eciapi.Tag{Key: TagAPIEvict, Value: "true"})
 	}
+	n.warnJobShape(ctx, pod, fields)
 	id, err := n.provider.Create(ctx, req)
 	var reqErr *RequestError
 	switch {
@@ -404,8 +407,8 @@ func (n *Node) deleteOrphans(ctx context.Context, ns, name string) error {
 
 // warnOnce sends a Warning event the first time, also across node restarts:
 // the events of the pod are looked up before the first one of a reason.
-func (n *Node) warnOnce(ctx context.Context, pod *corev1.Pod, reason, message string) {
-	key := string(pod.UID) + "/" + reason
+func (n *Node) warnOnce(ctx context.Context, obj object, reason, message string) {
+	key := string(obj.GetUID()) + "/" + reason
 	n.mu.Lock()
 	done := n.emitted[key]
 	n.emitted[key] = true
@@ -413,9 +416,53 @@ func (n *Node) warnOnce(ctx context.Context, pod *corev1.Pod, reason, message st
 	if done {
 		return
 	}
-	sel := fields.Set{"involvedObject.uid": string(pod.UID), "reason": reason}.AsSelector().String()
-	if list, err := n.kube.CoreV1().Events(pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: sel}); err == nil && len(list.Items) > 0 {
+	sel := fields.Set{"involvedObject.uid": string(obj.GetUID()), "reason": reason}.AsSelector().String()
+	if list, err := n.kube.CoreV1().Events(obj.GetNamespace()).List(ctx, metav1.ListOptions{FieldSelector: sel}); err == nil && len(list.Items) > 0 {
 		return
 	}
-	n.recorder.Event(pod, corev1.EventTypeWarning, reason, message)
+	n.recorder.Event(obj, corev1.EventTypeWarning, reason, message)
+}
+
+// object is what an event is about: a pod, a Job.
+type object interface {
+	runtime.Object
+	metav1.Object
+}
+
+// ReasonSpotReclaimBackoff warns a Job whose shape makes each reclaim wait
+// out the Job's failure back-off.
+const ReasonSpotReclaimBackoff = "SpotReclaimBackoff"
+
+// warnJobShape tells the owner Job of a spot pod, once, when its shape makes
+// every replacement wait out the Job's failure back-off: 10 s, doubling with
+// each failed pod up to 10 minutes, even for failures its podFailurePolicy
+// ignores (kubernetes issue 130881). Only an Indexed Job with
+// backoffLimitPerIndex keeps that back-off per index.
+func (n *Node) warnJobShape(ctx context.Context, pod *corev1.Pod, f annotation.Fields) {
+	ref := metav1.GetControllerOf(pod)
+	if ref == nil || ref.Kind != "Job" || f.Strategy == "" || f.Strategy == eciapi.NoSpot {
+		return
+	}
+	n.mu.Lock()
+	done := n.emitted[string(ref.UID)+"/"+ReasonSpotReclaimBackoff]
+	n.mu.Unlock()
+	if done {
+		return
+	}
+	job, err := n.kube.BatchV1().Jobs(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	if err != nil || job.UID != ref.UID {
+		return // gone, or not readable: nothing to advise
+	}
+	indexed := job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion
+	if indexed && job.Spec.BackoffLimitPerIndex != nil {
+		n.mu.Lock()
+		n.emitted[string(ref.UID)+"/"+ReasonSpotReclaimBackoff] = true // a good shape: never look again
+		n.mu.Unlock()
+		return
+	}
+	n.warnOnce(ctx, job, ReasonSpotReclaimBackoff, "The pods of this Job run on spot instances, and a reclaim fails its pod: "+
+		"with this Job's shape every replacement waits out the Job's failure back-off (10 s, doubling with each failed pod, up to 10 minutes), "+
+		"even for failures that podFailurePolicy ignores, so a storm of reclaims can stop the Job for minutes. "+
+		"As an Indexed Job (completionMode: Indexed) with backoffLimitPerIndex, and podFailurePolicy Ignore on DisruptionTarget, "+
+		"each index waits only for its own reclaims")
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -693,5 +694,29 @@ func TestAvoidsReclaimedPool(t *testing.T) {
 	events := kubectl(t, "-n", ns, "get", "events", "--field-selector", "reason=InstanceCreated,involvedObject.name=second", "-o", "custom-columns=MESSAGE:.message")
 	if !strings.Contains(events, "avoided "+typ+" in "+zone+": its spot stock ran short at ") {
 		t.Errorf("the second pod's InstanceCreated event does not name the avoided pool:\n%s", events)
+	}
+}
+
+// A spot Job whose shape makes each reclaim wait out the Job's failure
+// back-off is told so, once, on the Job; an Indexed Job with
+// backoffLimitPerIndex is not.
+func TestJobShapeWarning(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	ann := map[string]string{specs: "ecs.c5.large", strategy: "SpotAsPriceGo"}
+	apply(t, ns, job("plain", ann, "echo done", "  completions: 2\n  parallelism: 2\n"))
+	apply(t, ns, job("indexed", ann, "echo done", "  completions: 2\n  parallelism: 2\n  completionMode: Indexed\n  backoffLimitPerIndex: 2\n"))
+	for _, name := range []string{"plain", "indexed"} {
+		eventually(t, 60*time.Second, name+" Complete", func() (bool, string) {
+			out := kubectl(t, "-n", ns, "get", "job", name)
+			return strings.Contains(out, "Complete"), out
+		})
+	}
+	events := kubectl(t, "-n", ns, "get", "events", "--field-selector", "reason=SpotReclaimBackoff", "-o", "custom-columns=KIND:.involvedObject.kind,NAME:.involvedObject.name,TYPE:.type,COUNT:.count,MESSAGE:.message")
+	if !regexp.MustCompile(`Job\s+plain\s+Warning\s+1\s+The pods of this Job run on spot instances`).MatchString(events) {
+		t.Errorf("no single Warning SpotReclaimBackoff on Job plain:\n%s", events)
+	}
+	if strings.Contains(events, "indexed") {
+		t.Errorf("the Indexed Job with backoffLimitPerIndex was warned:\n%s", events)
 	}
 }
