@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// The Job shapes a reclaim storm is measured on. Each reclaim fails a pod
+// with DisruptionTarget; what differs is how the Job controller waits before
+// replacing it.
+var stormShapes = []struct {
+	name, spec string
+	ann        map[string]string
+}{
+	// The seed's Job: every failed pod grows one back-off for the whole Job.
+	{name: "plain"},
+	// Reclaims no longer count toward backoffLimit, but the back-off still
+	// grows with each (kubernetes issue 130881).
+	{name: "ignore-disruption", spec: ignoreDisruption},
+	// The back-off is per index: each index waits for its own reclaim only.
+	{name: "indexed-per-index", spec: indexedPerIndex + ignoreDisruption},
+	// The same, and the node evicts each pod at the notice, so that the
+	// replacement is asked for while the instance still runs.
+	{name: "indexed-api-evict", spec: indexedPerIndex + ignoreDisruption, ann: map[string]string{release: "api-evict"}},
+}
+
+const (
+	ignoreDisruption = "  podFailurePolicy:\n    rules:\n    - action: Ignore\n      onPodConditions:\n      - type: DisruptionTarget\n"
+	indexedPerIndex  = "  completionMode: Indexed\n  backoffLimitPerIndex: 3\n"
+)
+
+// BenchmarkJobReclaimStorm runs, for each Job shape, a Job of
+// SPOTECI_STORM_PODS pods (default 200) on one pool, then takes the pool's
+// stock away: every instance is noticed at its next check and released 5
+// market minutes later (at the e2e's time scale, within 2.5 s), and the
+// replacements land on the second type of eci-use-specs. It reports the time
+// from the stock running out to every replacement Running. Run with
+// -benchtime 1x; the plain shape alone may take 10 minutes.
+func BenchmarkJobReclaimStorm(b *testing.B) {
+	if env.skip != "" {
+		b.Skip(env.skip)
+	}
+	n := 200
+	if v, err := strconv.Atoi(os.Getenv("SPOTECI_STORM_PODS")); err == nil && v > 0 {
+		n = v
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 100, 200
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Each shape its own pools, so that one shape's storm (and the pools it
+	// leaves to cool down) cannot touch the next.
+	pools := [][2]string{{"ecs.g7.large", "ecs.c7.large"}, {"ecs.g6.large", "ecs.c6.large"}, {"ecs.g8i.large", "ecs.c8i.large"}, {"ecs.g8ae.large", "ecs.c8ae.large"}}
+	for i, shape := range stormShapes {
+		b.Run(shape.name, func(b *testing.B) {
+			for b.Loop() {
+				stormOnce(b, kube, n, shape.spec, shape.ann, pools[i])
+			}
+		})
+	}
+}
+
+func stormOnce(b *testing.B, kube kubernetes.Interface, n int, spec string, extra map[string]string, pool [2]string) {
+	ns := fmt.Sprintf("storm-%d", time.Now().UnixNano())
+	kubectl(b, "create", "namespace", ns)
+	seen := watchPods(b, kube, ns)
+	defer seen.stop()
+	first, second := pool[0], pool[1]
+	spoteci(b, "market", "set", "--type", first, "--price", "0.1", "--stock", "100000")
+	spoteci(b, "market", "set", "--type", second, "--price", "0.2", "--stock", "100000")
+	defer func() {
+		spoteci(b, "market", "set", "--type", first, "--reset")
+		spoteci(b, "market", "set", "--type", second, "--reset")
+	}()
+	ann := map[string]string{specs: first + "," + second, strategy: "SpotAsPriceGo", duration: "0"}
+	for k, v := range extra {
+		ann[k] = v
+	}
+	apply(b, ns, job("storm", ann, "sleep 3600", fmt.Sprintf("  parallelism: %d\n  completions: %d\n%s", n, n, spec)))
+	seen.waitFor(b, fmt.Sprintf("%d Job pods Running", n), func() bool { return seen.count("job-name=storm", running) >= n })
+	original := seen.names("job-name=storm")
+
+	spoteci(b, "market", "set", "--type", first, "--stock", "0")
+	start := time.Now()
+	replaced := func() int {
+		seen.mu.Lock()
+		defer seen.mu.Unlock()
+		k := 0
+		for name := range seen.running {
+			if !original[name] && seen.matches(name, "job-name=storm") {
+				k++
+			}
+		}
+		return k
+	}
+	deadline := time.Now().Add(15 * time.Minute)
+	last, lastReport, lastLook := 0, time.Now(), time.Now()
+	for replaced() < n {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d replacements Running after 15 minutes", replaced(), n)
+		}
+		if time.Since(lastLook) > 2*time.Second {
+			// A Job whose backoffLimit the reclaims use up fails: its pods
+			// are never replaced. That is the shape's figure.
+			lastLook = time.Now()
+			if why := kubectl(b, "-n", ns, "get", "job", "storm", "-o", `jsonpath={.status.conditions[?(@.type=="Failed")].reason}`); why != "" {
+				b.ReportMetric(1, "job-failed")
+				b.Logf("the Job failed (%s) %s after the stock ran out, with %d of %d replacements Running", why, time.Since(start).Round(100*time.Millisecond), replaced(), n)
+				cleanupStorm(b, ns)
+				return
+			}
+		}
+		if k := replaced(); k != last || time.Since(lastReport) > 30*time.Second {
+			if time.Since(lastReport) > 5*time.Second {
+				b.Logf("%5.0fs: %d of %d replacements Running", time.Since(start).Seconds(), k, n)
+				lastReport = time.Now()
+			}
+			last = k
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	took := time.Since(start)
+	b.ReportMetric(took.Seconds(), "s-stockout-to-all-replaced-running")
+	b.Logf("%d replacements Running %s after the stock ran out", n, took.Round(100*time.Millisecond))
+
+	cleanupStorm(b, ns)
+}
+
+// cleanupStorm deletes the storm before the next shape: its numbers are the
+// machine's.
+func cleanupStorm(b *testing.B, ns string) {
+	kubectl(b, "delete", "namespace", ns, "--wait=false")
+	eventually(b, 5*time.Minute, "the storm's instances gone", func() (bool, string) {
+		left := len(groups(b, ns))
+		return left == 0, strings.Repeat(".", min(left, 10))
+	})
+}
