@@ -349,8 +349,10 @@ func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 	} else {
 		id = groupIDOf(pod)
 	}
+	var cur *Instance
 	if id != "" {
-		cur, err := n.provider.Get(ctx, id)
+		var err error
+		cur, err = n.provider.Get(ctx, id)
 		if err != nil {
 			return 0, err
 		}
@@ -366,6 +368,12 @@ func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 		}
 		if cur != nil && running(cur) && time.Now().Before(pod.DeletionTimestamp.Time) {
 			return stopPoll, nil // SIGTERM sent; the grace period is running
+		}
+	}
+	if p := pod.Status.Phase; p != corev1.PodSucceeded && p != corev1.PodFailed {
+		pod.Status = terminalStatus(pod, cur, time.Now())
+		if _, err := n.kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return 0, fmt.Errorf("writing the last status of %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
 	}
 	err := n.kube.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{

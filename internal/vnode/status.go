@@ -158,6 +158,43 @@ func waitingStatus(pod *corev1.Pod, reason, message string) corev1.PodStatus {
 }
 
 // vanishedStatus fails a pod whose instance is gone, so its owner replaces it.
+// terminalStatus is a deleted pod's last status, written before the node
+// removes it, as a kubelet writes one: its containers stopped, the phase
+// Succeeded if every one exited 0, else Failed. A Job whose pods carry its
+// tracking finalizer counts (and lets go of) a deleted pod only in a
+// terminal phase; without one the pod would stay Terminating for good.
+func terminalStatus(pod *corev1.Pod, in *Instance, now time.Time) corev1.PodStatus {
+	st := *pod.Status.DeepCopy()
+	if in != nil {
+		st = podStatus(pod, in)
+	}
+	if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
+		return st
+	}
+	succeeded := len(st.ContainerStatuses) > 0
+	for i := range st.ContainerStatuses {
+		cs := &st.ContainerStatuses[i]
+		if cs.State.Terminated == nil {
+			t := &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Error", Message: "stopped: the pod was deleted",
+				FinishedAt: metav1.Time{Time: now.Truncate(time.Second)}, ContainerID: cs.ContainerID}
+			if r := cs.State.Running; r != nil {
+				t.StartedAt = r.StartedAt
+			}
+			cs.State = corev1.ContainerState{Terminated: t}
+		}
+		cs.Ready, cs.Started = false, ptr(false)
+		if cs.State.Terminated.ExitCode != 0 {
+			succeeded = false
+		}
+	}
+	st.Phase = corev1.PodFailed
+	if succeeded {
+		st.Phase = corev1.PodSucceeded
+	}
+	setReady(&st, false, now)
+	return st
+}
+
 func vanishedStatus(pod *corev1.Pod, now time.Time) corev1.PodStatus {
 	st := *pod.Status.DeepCopy()
 	st.Phase, st.Reason = corev1.PodFailed, ReasonInstanceVanished

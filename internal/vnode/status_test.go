@@ -103,3 +103,37 @@ func TestSetConditionKeepsTransitionTime(t *testing.T) {
 		t.Errorf("an unchanged condition moved its transition time to %v", st.Conditions[0].LastTransitionTime)
 	}
 }
+
+// A deleted pod's last status is terminal, whatever its instance last said,
+// so that a Job's tracking finalizer lets it go.
+func TestTerminalStatus(t *testing.T) {
+	started := wall0.Add(-time.Minute)
+	running := &Instance{ID: "eci-1", Status: StatusRunning, Created: started,
+		Containers: []ContainerStatus{{Name: "pi", State: ContainerState{State: ContainerRunning, Started: started}}}}
+	pod := testPod()
+	pod.Status = podStatus(pod, running)
+	st := terminalStatus(pod, running, wall0)
+	cs := st.ContainerStatuses[0]
+	if st.Phase != corev1.PodFailed || cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 137 || !cs.State.Terminated.StartedAt.Time.Equal(started) || cs.Ready {
+		t.Errorf("a running pod deleted: phase %s, container %+v", st.Phase, cs)
+	}
+	if c := condition(st, corev1.PodReady); c == nil || c.Status != corev1.ConditionFalse {
+		t.Errorf("Ready %+v, want False", c)
+	}
+	if condition(st, "example.com/Custom") == nil {
+		t.Error("someone else's condition was dropped")
+	}
+
+	done := &Instance{ID: "eci-2", Status: StatusDeleted, Created: started,
+		Containers: []ContainerStatus{{Name: "pi", State: ContainerState{State: ContainerTerminated, ExitCode: 0, Started: started, Finished: wall0}}}}
+	if st := terminalStatus(testPod(), done, wall0); st.Phase != corev1.PodSucceeded {
+		t.Errorf("containers that exited 0: phase %s, want Succeeded", st.Phase)
+	}
+	if st := terminalStatus(testPod(), nil, wall0); st.Phase != corev1.PodFailed {
+		t.Errorf("no instance, no container: phase %s, want Failed", st.Phase)
+	}
+	released := &Instance{ID: "eci-3", Status: StatusExpired, Created: started, ReleaseTime: wall0}
+	if st := terminalStatus(pod, released, wall0); st.Phase != corev1.PodFailed || st.Reason != ReasonBidFailed {
+		t.Errorf("released: phase %s reason %s, want Failed BidFailed", st.Phase, st.Reason)
+	}
+}

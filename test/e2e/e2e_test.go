@@ -720,3 +720,29 @@ func TestJobShapeWarning(t *testing.T) {
 		t.Errorf("the Indexed Job with backoffLimitPerIndex was warned:\n%s", events)
 	}
 }
+
+// api-evict in the recommended Job shape (Indexed, backoffLimitPerIndex,
+// podFailurePolicy Ignore on DisruptionTarget): the evicted pod ends Failed
+// and goes, so the Job's tracking finalizer lets it go and the index is
+// replaced, instead of the pod staying Terminating with the replacement
+// waiting for it.
+func TestAPIEvictInIndexedJob(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	const first, second = "ecs.r8i.large", "ecs.r8a.large"
+	setPrice(t, first, "0.1")
+	setPrice(t, second, "0.2")
+	ann := map[string]string{specs: first + "," + second, strategy: "SpotAsPriceGo", duration: "0", release: "api-evict"}
+	// sleep dies of SIGTERM (143): a container that exits 0 on it would make
+	// the pod Succeeded, as a kubelet has it, and complete the index.
+	apply(t, ns, job("evicted", ann, "sleep 600", indexedPerIndex+ignoreDisruption))
+	waitJobPodRunning(t, ns, "evicted")
+	name := pods(t, ns, "job-name=evicted")[0].Metadata.Name
+	setStock(t, first, 0)
+	eventually(t, 45*time.Second, "the index replaced and the evicted pod gone", func() (bool, string) {
+		ps := pods(t, ns, "job-name=evicted")
+		return len(ps) == 1 && ps[0].Metadata.Name != name && ps[0].Status.Phase == "Running",
+			kubectl(t, "-n", ns, "get", "job,pod", "-o", "wide") + kubectl(t, "-n", ns, "get", "job", "evicted", "-o", "jsonpath={.status}")
+	})
+	setStock(t, first, 10000)
+}

@@ -106,10 +106,14 @@ func stormOnce(b *testing.B, kube kubernetes.Interface, n int, spec string, extr
 		return k
 	}
 	deadline := time.Now().Add(15 * time.Minute)
-	last, lastReport, lastLook := 0, time.Now(), time.Now()
+	last, lastReport, lastLook, progress := 0, time.Now(), time.Now(), time.Now()
 	for replaced() < n {
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d replacements Running after 15 minutes", replaced(), n)
+		// No new replacement for 11 minutes (longer than the Job's longest
+		// back-off) is a stall: say what holds the pods.
+		if time.Now().After(deadline) || time.Since(progress) > 11*time.Minute {
+			b.Fatalf("%d of %d replacements Running after %s; the pods:\n%s", replaced(), n, time.Since(start).Round(time.Second),
+				kubectl(b, "-n", ns, "get", "pods", "-o",
+					"custom-columns=NAME:.metadata.name,PHASE:.status.phase,REASON:.status.reason,DELETING:.metadata.deletionTimestamp,GRACE:.metadata.deletionGracePeriodSeconds,FINALIZERS:.metadata.finalizers"))
 		}
 		if time.Since(lastLook) > 2*time.Second {
 			// A Job whose backoffLimit the reclaims use up fails: its pods
@@ -121,6 +125,9 @@ func stormOnce(b *testing.B, kube kubernetes.Interface, n int, spec string, extr
 				cleanupStorm(b, ns)
 				return
 			}
+		}
+		if k := replaced(); k != last {
+			progress = time.Now()
 		}
 		if k := replaced(); k != last || time.Since(lastReport) > 30*time.Second {
 			if time.Since(lastReport) > 5*time.Second {
