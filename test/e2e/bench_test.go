@@ -33,15 +33,7 @@ func BenchmarkJob1000(b *testing.B) {
 		b.Skip(env.skip)
 	}
 	const n = 1000
-	cfg, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.QPS, cfg.Burst = 100, 200
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	kube := benchKube(b)
 	for i := 0; i < b.N; i++ {
 		ns := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 		kubectl(b, "create", "namespace", ns)
@@ -113,6 +105,21 @@ func BenchmarkJob1000(b *testing.B) {
 		spoteci(b, "market", "set", "--type", typ, "--reset")
 		spoteci(b, "market", "set", "--type", stormType, "--reset")
 	}
+}
+
+// benchKube is a client of the e2e cluster fast enough to watch a thousand
+// pods.
+func benchKube(b *testing.B) kubernetes.Interface {
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 100, 200
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return kube
 }
 
 // startKwok runs kwok (bin/kwok, make kwok) with the stages of

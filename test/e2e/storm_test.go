@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // The Job shapes a reclaim storm is measured on. Each reclaim fails a pod
@@ -51,15 +50,7 @@ func BenchmarkJobReclaimStorm(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("SPOTECI_STORM_PODS")); err == nil && v > 0 {
 		n = v
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.QPS, cfg.Burst = 100, 200
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	kube := benchKube(b)
 	// Each shape its own pools, so that one shape's storm (and the pools it
 	// leaves to cool down) cannot touch the next.
 	pools := [][2]string{{"ecs.g7.large", "ecs.c7.large"}, {"ecs.g6.large", "ecs.c6.large"}, {"ecs.g8i.large", "ecs.c8i.large"}, {"ecs.g8ae.large", "ecs.c8ae.large"}}
