@@ -108,8 +108,6 @@ func age(d time.Duration) string {
 	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
 }
 
-func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
-
 // marketNow is the service's market time of a listing: its clock runs
 // faster than the wall's under a time scale. Wall time without one.
 func marketNow(l *wire.Listing) time.Time {
