@@ -62,6 +62,11 @@ func (o *clientOptions) client() (*clients, error) {
 		info.AccessKeyId, info.AccessKeySecret = id, os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
 	}
 	info.Region = cmp.Or(info.Region, eci.DefaultRegion)
+	return newClients(info)
+}
+
+// newClients are the clients of the service that info describes.
+func newClients(info eciapi.ServerInfo) (*clients, error) {
 	sdk, err := ecisdk.Local(info, 2)
 	if err != nil {
 		return nil, err

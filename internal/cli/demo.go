@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spoteci/spoteci/examples"
-	"github.com/spoteci/spoteci/internal/ecisdk"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
@@ -91,12 +90,10 @@ func runDemo(ctx context.Context, streams Streams, binDir, stateDir string, scal
 		runDown(context.WithoutCancel(ctx), Streams{Out: io.Discard, ErrOut: io.Discard}, log, o)
 	}()
 	d.kubeconf = st.kube.Kubeconfig()
-	sdk, err := ecisdk.Local(st.service.info, 2)
-	if err != nil {
+	if d.eci, err = newClients(st.service.info); err != nil {
 		return err
 	}
-	defer sdk.Close()
-	d.eci = &clients{Client: sdk, admin: &eciapi.Client{Endpoint: st.service.info.Endpoint, Token: st.service.info.Token}}
+	defer d.eci.Close()
 	if err := d.waitFor(ctx, time.Minute, func() bool { return strings.Contains(d.quiet("get", "nodes"), " Ready") }); err != nil {
 		return fmt.Errorf("the virtual node did not get Ready: %w", err)
 	}

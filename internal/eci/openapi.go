@@ -14,15 +14,6 @@ import (
 	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
 
-// The API versions of the two products whose actions "/" answers.
-const (
-	ECIVersion = "2018-08-08"
-	ECSVersion = "2014-05-26"
-)
-
-// ActionDescribeSpotAdvice is ECS's advice on spot pools (OpenAPI only).
-const ActionDescribeSpotAdvice = "DescribeSpotAdvice"
-
 // Page sizes of DescribeContainerGroups on the OpenAPI.
 const (
 	defaultPageSize = 20
@@ -60,32 +51,32 @@ func rpc[Req, Resp any](version string, f func(context.Context, Req) (Resp, erro
 // (the market overrides, bills and log streams stay on the admin API).
 func (a *api) rpcActions() map[string]rpcAction {
 	return map[string]rpcAction{
-		eciapi.ActionCreateContainerGroup: rpc(ECIVersion, a.svc.CreateContainerGroup, func(r eciapi.CreateContainerGroupResponse) any {
+		eciapi.ActionCreateContainerGroup: rpc(eciapi.ECIVersion, a.svc.CreateContainerGroup, func(r eciapi.CreateContainerGroupResponse) any {
 			return wire.CreateContainerGroupResponse{ContainerGroupId: r.ContainerGroupId}
 		}),
-		eciapi.ActionDescribeContainerGroups: rpc(ECIVersion, a.describePage, func(r eciapi.DescribeContainerGroupsResponse) any {
+		eciapi.ActionDescribeContainerGroups: rpc(eciapi.ECIVersion, a.describePage, func(r eciapi.DescribeContainerGroupsResponse) any {
 			return wireGroups(r)
 		}),
-		eciapi.ActionDeleteContainerGroup: rpc(ECIVersion, a.svc.DeleteContainerGroup, func(r eciapi.DeleteContainerGroupResponse) any {
+		eciapi.ActionDeleteContainerGroup: rpc(eciapi.ECIVersion, a.svc.DeleteContainerGroup, func(r eciapi.DeleteContainerGroupResponse) any {
 			return wire.DeleteContainerGroupResponse{}
 		}),
-		eciapi.ActionRestartContainerGroup: rpc(ECIVersion, a.svc.RestartContainerGroup, func(r eciapi.RestartContainerGroupResponse) any {
+		eciapi.ActionRestartContainerGroup: rpc(eciapi.ECIVersion, a.svc.RestartContainerGroup, func(r eciapi.RestartContainerGroupResponse) any {
 			return wire.RestartContainerGroupResponse{}
 		}),
-		eciapi.ActionDescribeContainerLog: rpc(ECIVersion, a.svc.DescribeContainerLog, func(r eciapi.DescribeContainerLogResponse) any {
+		eciapi.ActionDescribeContainerLog: rpc(eciapi.ECIVersion, a.svc.DescribeContainerLog, func(r eciapi.DescribeContainerLogResponse) any {
 			return wire.DescribeContainerLogResponse{ContainerName: r.ContainerName, Content: r.Content}
 		}),
-		eciapi.ActionExecContainerCommand: rpc(ECIVersion, a.svc.ExecContainerCommand, func(r eciapi.ExecContainerCommandResponse) any {
+		eciapi.ActionExecContainerCommand: rpc(eciapi.ECIVersion, a.svc.ExecContainerCommand, func(r eciapi.ExecContainerCommandResponse) any {
 			return wire.ExecContainerCommandResponse{WebSocketUri: r.WebSocketUri}
 		}),
-		eciapi.ActionDescribeContainerGroupPrice: rpc(ECIVersion, a.svc.DescribeContainerGroupPrice, func(r eciapi.DescribeContainerGroupPriceResponse) any {
+		eciapi.ActionDescribeContainerGroupPrice: rpc(eciapi.ECIVersion, a.svc.DescribeContainerGroupPrice, func(r eciapi.DescribeContainerGroupPriceResponse) any {
 			return wirePrice(r)
 		}),
-		eciapi.ActionDescribeMultiContainerGroupMetric: rpc(ECIVersion, a.svc.DescribeMultiContainerGroupMetric, nil),
+		eciapi.ActionDescribeMultiContainerGroupMetric: rpc(eciapi.ECIVersion, a.svc.DescribeMultiContainerGroupMetric, nil),
 
-		eciapi.ActionDescribeSpotPriceHistory:  rpc(ECSVersion, a.ecsSpotPriceHistory, nil),
-		eciapi.ActionDescribeAvailableResource: rpc(ECSVersion, a.ecsAvailableResource, nil),
-		ActionDescribeSpotAdvice:               rpc(ECSVersion, a.ecsSpotAdvice, nil),
+		eciapi.ActionDescribeSpotPriceHistory:  rpc(eciapi.ECSVersion, a.ecsSpotPriceHistory, nil),
+		eciapi.ActionDescribeAvailableResource: rpc(eciapi.ECSVersion, a.ecsAvailableResource, nil),
+		eciapi.ActionDescribeSpotAdvice:        rpc(eciapi.ECSVersion, a.ecsSpotAdvice, nil),
 	}
 }
 

@@ -73,21 +73,15 @@ func (p *Provider) Create(ctx context.Context, spec eciapi.CreateContainerGroupR
 
 // List reads every page of the instances carrying tags.
 func (p *Provider) List(ctx context.Context, tags map[string]string) ([]vnode.Instance, error) {
-	req := eciapi.DescribeContainerGroupsRequest{Limit: p.cfg.PageSize}
+	var req eciapi.DescribeContainerGroupsRequest
 	for k, v := range tags {
 		req.Tags = append(req.Tags, eciapi.Tag{Key: k, Value: v})
 	}
-	var out []vnode.Instance
-	for {
-		page, err := p.sdk.DescribeContainerGroups(ctx, req)
-		if err != nil {
-			return nil, requestError(err)
-		}
-		out = append(out, instances(page)...)
-		if req.NextToken = page.NextToken; req.NextToken == "" {
-			return out, nil
-		}
+	all, err := p.sdk.DescribeAllContainerGroups(ctx, req, p.cfg.PageSize)
+	if err != nil {
+		return nil, requestError(err)
 	}
+	return instances(all), nil
 }
 
 // Get reads one instance by ID.

@@ -195,5 +195,5 @@ func (c *Client) DescribeAvailableResource(ctx context.Context, req wire.Describ
 
 // DescribeSpotAdvice gives the pools' discount and interruption rate.
 func (c *Client) DescribeSpotAdvice(ctx context.Context, req wire.DescribeSpotAdviceRequest) (wire.DescribeSpotAdviceResponse, error) {
-	return call[wire.DescribeSpotAdviceResponse](ctx, c, ActionDescribeSpotAdvice, req)
+	return call[wire.DescribeSpotAdviceResponse](ctx, c, eciapi.ActionDescribeSpotAdvice, req)
 }

@@ -24,20 +24,11 @@ import (
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-// The API versions of the two products.
-const (
-	ECIVersion = "2018-08-08"
-	ECSVersion = "2014-05-26"
-)
-
-// ActionDescribeSpotAdvice is ECS's advice on spot pools.
-const ActionDescribeSpotAdvice = "DescribeSpotAdvice"
-
 // ecsActions are the actions of ECS; every other one is ECI's.
 var ecsActions = map[string]bool{
 	eciapi.ActionDescribeSpotPriceHistory:  true,
 	eciapi.ActionDescribeAvailableResource: true,
-	ActionDescribeSpotAdvice:               true,
+	eciapi.ActionDescribeSpotAdvice:        true,
 }
 
 // Config says where the endpoint is and who calls it.
@@ -180,9 +171,9 @@ func (c *Client) Call(ctx context.Context, action string, req, resp any) error {
 		return fmt.Errorf("%s: %w", action, err)
 	}
 	r := requests.NewCommonRequest()
-	r.Product, r.Version, r.ServiceCode = "Eci", ECIVersion, "eci"
+	r.Product, r.Version, r.ServiceCode = "Eci", eciapi.ECIVersion, "eci"
 	if ecsActions[action] {
-		r.Product, r.Version, r.ServiceCode = "Ecs", ECSVersion, "ecs"
+		r.Product, r.Version, r.ServiceCode = "Ecs", eciapi.ECSVersion, "ecs"
 	}
 	r.ApiName, r.EndpointType = action, "openAPI"
 	r.QueryParams["RegionId"] = c.cfg.Region

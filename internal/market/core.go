@@ -234,7 +234,8 @@ func (c *Core) pickSpot(now time.Time, bid Bid, candidates [][]*catalog.Offering
 		slices.SortStableFunc(options, func(a, b option) int {
 			return cmp.Or(cmp.Compare(a.q.Price, b.q.Price), cmp.Compare(a.o.Zone, b.o.Zone), cmp.Compare(a.o.Type.Name, b.o.Type.Name))
 		})
-		var avoided []option
+		var avoided []*catalog.Offering // cheaper, but ran short lately
+		avoidedPrice := 0.0             // the first one's
 		for _, op := range options {
 			if c.held[op.o.ID] >= op.q.Stock {
 				continue
@@ -248,17 +249,16 @@ func (c *Core) pickSpot(now time.Time, bid Bid, candidates [][]*catalog.Offering
 				continue
 			}
 			if c.cooling(op.o, now) {
-				avoided = append(avoided, op)
+				if len(avoided) == 0 {
+					avoidedPrice = op.q.Price
+				}
+				avoided = append(avoided, op.o)
 				continue
 			}
-			var passed []*catalog.Offering
-			for _, a := range avoided {
-				passed = append(passed, a.o)
-			}
-			return op.o, op.q.Price, passed, nil
+			return op.o, op.q.Price, avoided, nil
 		}
 		if len(avoided) > 0 {
-			return avoided[0].o, avoided[0].q.Price, nil, nil // the group has nothing else
+			return avoided[0], avoidedPrice, nil, nil // the group has nothing else
 		}
 	}
 	if sawPrice {

@@ -142,7 +142,7 @@ type EventKind string
 
 // Event kinds.
 const (
-	EventCreated      EventKind = "Created"
+	EventCreated      EventKind = "Created"          // eci.ReasonCreated
 	EventDegraded     EventKind = "SpotDegraded"     // eci.ReasonSpotDegraded
 	EventToBeReleased EventKind = "SpotToBeReleased" // eci.ReasonSpotToBeReleased
 	EventReleased     EventKind = "SpotReleased"

@@ -168,7 +168,7 @@ func (b *Book) NextChange(t time.Time) time.Time {
 		}
 	}
 	if !b.fixed {
-		earliest(time.Unix((stepOf(t)+1)*int64(ModelStep/time.Second), 0).UTC())
+		earliest(stepStart(stepOf(t) + 1))
 	}
 	for _, tr := range b.traces {
 		d := t.Sub(tr.Start)

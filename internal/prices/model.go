@@ -63,7 +63,7 @@ func (m Model) Path(o *catalog.Offering, from, to time.Time) []market.PricePoint
 	k := stepOf(from)
 	path := []market.PricePoint{{At: from, Price: m.stepPrice(o, key, k)}}
 	for k++; ; k++ {
-		at := time.Unix(k*int64(ModelStep/time.Second), 0).UTC()
+		at := stepStart(k)
 		if !at.Before(to) {
 			return path
 		}
@@ -96,6 +96,9 @@ func (m Model) poolKey(o *catalog.Offering) uint64 {
 	h.Write([]byte(o.Type.Name))
 	return h.Sum64() ^ splitmix(m.seed)
 }
+
+// stepStart is when model step k begins.
+func stepStart(k int64) time.Time { return time.Unix(k*int64(ModelStep/time.Second), 0).UTC() }
 
 func stepOf(t time.Time) int64 {
 	s := t.Unix()

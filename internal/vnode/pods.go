@@ -177,10 +177,8 @@ func (n *Node) createRequest(pod *corev1.Pod, f annotation.Fields, fallback bool
 		Tags: []eciapi.Tag{{Key: TagNode, Value: n.cfg.NodeName}, {Key: TagNamespace, Value: pod.Namespace}, {Key: TagPod, Value: pod.Name},
 			{Key: TagPodUID, Value: string(pod.UID)}},
 	}
-	for _, ref := range pod.OwnerReferences {
-		if ref.Kind == "Job" && ref.Controller != nil && *ref.Controller {
-			req.Tags = append(req.Tags, eciapi.Tag{Key: TagJob, Value: ref.Name})
-		}
+	if job := ownerJob(pod); job != nil {
+		req.Tags = append(req.Tags, eciapi.Tag{Key: TagJob, Value: job.Name})
 	}
 	if f.Duration != "" {
 		req.SpotDuration = (*eciapi.Decimal)(&f.Duration)
@@ -261,7 +259,7 @@ func (n *Node) annotate(ctx context.Context, pod *corev1.Pod, in *Instance) erro
 	// The status written next goes on the patched version, not a conflict.
 	pod.ObjectMeta = patched.ObjectMeta
 	for _, e := range in.Events {
-		if e.Container == "" && e.Reason == "Created" {
+		if e.Container == "" && e.Reason == eciapi.ReasonCreated {
 			n.recorder.Event(pod, corev1.EventTypeNormal, ReasonInstanceCreated, e.Message)
 		}
 	}
@@ -416,12 +414,7 @@ func (n *Node) deleteOrphans(ctx context.Context, ns, name string) error {
 // warnOnce sends a Warning event the first time, also across node restarts:
 // the events of the pod are looked up before the first one of a reason.
 func (n *Node) warnOnce(ctx context.Context, obj object, reason, message string) {
-	key := string(obj.GetUID()) + "/" + reason
-	n.mu.Lock()
-	done := n.emitted[key]
-	n.emitted[key] = true
-	n.mu.Unlock()
-	if done {
+	if n.warned(obj.GetUID(), reason, true) {
 		return
 	}
 	sel := fields.Set{"involvedObject.uid": string(obj.GetUID()), "reason": reason}.AsSelector().String()
@@ -429,6 +422,27 @@ func (n *Node) warnOnce(ctx context.Context, obj object, reason, message string)
 		return
 	}
 	n.recorder.Event(obj, corev1.EventTypeWarning, reason, message)
+}
+
+// warned says whether the Warning of reason was sent about uid already;
+// with mark, it counts as sent from now on.
+func (n *Node) warned(uid types.UID, reason string, mark bool) bool {
+	key := string(uid) + "/" + reason
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	done := n.emitted[key]
+	if mark {
+		n.emitted[key] = true
+	}
+	return done
+}
+
+// ownerJob is the Job that controls pod, if one does.
+func ownerJob(pod *corev1.Pod) *metav1.OwnerReference {
+	if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "Job" {
+		return ref
+	}
+	return nil
 }
 
 // object is what an event is about: a pod, a Job.
@@ -447,14 +461,8 @@ const ReasonSpotReclaimBackoff = "SpotReclaimBackoff"
 // ignores (kubernetes issue 130881). Only an Indexed Job with
 // backoffLimitPerIndex keeps that back-off per index.
 func (n *Node) warnJobShape(ctx context.Context, pod *corev1.Pod, f annotation.Fields) {
-	ref := metav1.GetControllerOf(pod)
-	if ref == nil || ref.Kind != "Job" || f.Strategy == "" || f.Strategy == eciapi.NoSpot {
-		return
-	}
-	n.mu.Lock()
-	done := n.emitted[string(ref.UID)+"/"+ReasonSpotReclaimBackoff]
-	n.mu.Unlock()
-	if done {
+	ref := ownerJob(pod)
+	if ref == nil || f.Strategy == "" || f.Strategy == eciapi.NoSpot || n.warned(ref.UID, ReasonSpotReclaimBackoff, false) {
 		return
 	}
 	job, err := n.kube.BatchV1().Jobs(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
@@ -463,9 +471,7 @@ func (n *Node) warnJobShape(ctx context.Context, pod *corev1.Pod, f annotation.F
 	}
 	indexed := job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion
 	if indexed && job.Spec.BackoffLimitPerIndex != nil {
-		n.mu.Lock()
-		n.emitted[string(ref.UID)+"/"+ReasonSpotReclaimBackoff] = true // a good shape: never look again
-		n.mu.Unlock()
+		n.warned(ref.UID, ReasonSpotReclaimBackoff, true) // a good shape: never look again
 		return
 	}
 	n.warnOnce(ctx, job, ReasonSpotReclaimBackoff, "The pods of this Job run on spot instances, and a reclaim fails its pod: "+

@@ -31,10 +31,18 @@ const (
 	ActionModifySpotMarket                  = "ModifySpotMarket"
 	ActionExecContainerCommand              = "ExecContainerCommand"
 	ActionDescribeMultiContainerGroupMetric = "DescribeMultiContainerGroupMetric"
+	ActionDescribeSpotAdvice                = "DescribeSpotAdvice" // ECS's advice on spot pools
 	// ActionStreamContainerLog answers with the log as text/plain, streamed
 	// while the container runs if Follow is set (not an ECI action: kubectl
 	// logs -f needs it).
 	ActionStreamContainerLog = "StreamContainerLog"
+)
+
+// The OpenAPI versions of the two products whose actions the service
+// answers: ECI's container groups, ECS's spot market.
+const (
+	ECIVersion = "2018-08-08"
+	ECSVersion = "2014-05-26"
 )
 
 // Container group statuses, as ECI names them.
@@ -60,6 +68,7 @@ const (
 // Event reasons of the spot market that clients act on (the market's
 // EventKinds).
 const (
+	ReasonCreated          = "Created" // the group's own creation, naming its pool and price
 	ReasonSpotToBeReleased = "SpotToBeReleased"
 	ReasonSpotDegraded     = "SpotDegraded"
 )

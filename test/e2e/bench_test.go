@@ -222,7 +222,11 @@ func (pt *podTimes) matches(name, selector string) bool {
 	return pt.labels[name][k] == v
 }
 
-func (pt *podTimes) count(selector, what string) int {
+func (pt *podTimes) count(selector, what string) int { return pt.countExcept(selector, what, nil) }
+
+// countExcept counts the pods of selector that got to what, but those in
+// except.
+func (pt *podTimes) countExcept(selector, what string, except map[string]bool) int {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	m := pt.running
@@ -231,7 +235,7 @@ func (pt *podTimes) count(selector, what string) int {
 	}
 	n := 0
 	for name := range m {
-		if pt.matches(name, selector) {
+		if !except[name] && pt.matches(name, selector) {
 			n++
 		}
 	}

@@ -85,17 +85,7 @@ func stormOnce(b *testing.B, kube kubernetes.Interface, n int, spec string, extr
 
 	spoteci(b, "market", "set", "--type", first, "--stock", "0")
 	start := time.Now()
-	replaced := func() int {
-		seen.mu.Lock()
-		defer seen.mu.Unlock()
-		k := 0
-		for name := range seen.running {
-			if !original[name] && seen.matches(name, "job-name=storm") {
-				k++
-			}
-		}
-		return k
-	}
+	replaced := func() int { return seen.countExcept("job-name=storm", running, original) }
 	deadline := time.Now().Add(15 * time.Minute)
 	last, lastReport, lastLook, progress := 0, time.Now(), time.Now(), time.Now()
 	for replaced() < n {
