@@ -6,7 +6,9 @@ package annotation
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The pod annotations of SPEC section 2.
@@ -41,12 +43,30 @@ type FieldError struct {
 
 // Error names the API field; Annotation names the annotation instead.
 func (e *FieldError) Error() string {
-	return fmt.Sprintf("invalid %s %q: %s", e.Field.API, e.Value, e.Reason)
+	return fmt.Sprintf("invalid %s %s: %s", e.Field.API, Quote(e.Value), e.Reason)
 }
 
 // Annotation says the error in the words of the pod annotation.
 func (e *FieldError) Annotation() string {
-	return fmt.Sprintf("invalid annotation %s=%q: %s", e.Field.Annotation, e.Value, e.Reason)
+	return fmt.Sprintf("invalid annotation %s=%s: %s", e.Field.Annotation, Quote(e.Value), e.Reason)
+}
+
+// QuoteLimit is how much of a refused value a message quotes.
+const QuoteLimit = 64
+
+// Quote quotes a value for a message, its first QuoteLimit bytes and its
+// length when longer: a refusal names what it refused without copying an
+// oversized input into events and statuses (control characters quote to
+// four bytes each).
+func Quote(v string) string {
+	if len(v) <= QuoteLimit {
+		return strconv.Quote(v)
+	}
+	cut := QuoteLimit
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(v[:cut]), len(v))
 }
 
 // Fields are the raw values; empty means absent.

@@ -197,7 +197,7 @@ func build(f *File) (*Catalog, error) {
 		if _, dup := c.byKey[key]; dup {
 			return nil, fmt.Errorf("offering %s/%s listed twice", o.Zone, o.Type)
 		}
-		if !positive(o.OnDemand) || !positive(o.Spot) || o.Spot > o.OnDemand {
+		if !ValidPrice(o.OnDemand) || !ValidPrice(o.Spot) || o.Spot > o.OnDemand {
 			return nil, fmt.Errorf("offering %s/%s: want 0 < spot <= on-demand, have spot %g, on-demand %g",
 				o.Zone, o.Type, o.Spot, o.OnDemand)
 		}
@@ -222,6 +222,15 @@ func compareZoneType(a, b *Offering) int {
 
 // positive reports whether x is a positive finite number (false for NaN).
 func positive(x float64) bool { return x > 0 && !math.IsInf(x, 1) }
+
+// MaxPrice bounds every hourly price spoteci takes in, in CNY: a hundred
+// times the dearest list price, and small enough that a century billed at it
+// stays exact to the cent in a float64. Money is never Inf or NaN.
+const MaxPrice = 100_000
+
+// ValidPrice reports whether p is an hourly price spoteci accepts: positive
+// and at most MaxPrice (false for NaN).
+func ValidPrice(p float64) bool { return p > 0 && p <= MaxPrice }
 
 // Regions returns the region IDs, sorted.
 func (c *Catalog) Regions() []string { return slices.Clone(c.regions) }

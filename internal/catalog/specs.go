@@ -49,29 +49,45 @@ var supported = []struct {
 // specPattern is C-MGi with C and M unsigned decimals, e.g. 2-4Gi or 2-3.5Gi.
 var specPattern = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)-([0-9]+(?:\.[0-9]+)?)Gi$`)
 
-// ParseSpecs parses the value of k8s.aliyun.com/eci-use-specs: a comma list of ECS types
-// (ecs.c6.large) and vCPU-memory specs (2-4Gi), in order of preference. vCPU-memory specs are
-// rounded up to the supported table; two items that mean the same spec are an error, as are
-// empty items, unknown types, malformed specs and specs under 2 vCPU. Errors quote the
-// offending item and the whole value, for the Warning event the user sees.
+// MaxSpecs is how many specs eci-use-specs may list, as ECI allows.
+const MaxSpecs = 5
+
+// ParseSpecs parses the value of k8s.aliyun.com/eci-use-specs: a comma list of at most
+// MaxSpecs ECS types (ecs.c6.large) and vCPU-memory specs (2-4Gi), in order of preference.
+// vCPU-memory specs are rounded up to the supported table; two items that mean the same spec
+// are an error, as are empty items, unknown types, malformed specs and specs under 2 vCPU.
+// Errors quote the offending item; the caller quotes the whole value.
 func (c *Catalog) ParseSpecs(s string) ([]Spec, error) {
 	items := strings.Split(s, ",")
+	if len(items) > MaxSpecs {
+		return nil, fmt.Errorf("%d specs: at most %d may be listed", len(items), MaxSpecs)
+	}
 	specs := make([]Spec, 0, len(items))
 	seen := make(map[Spec]string, len(items))
 	for _, raw := range items {
 		item := strings.TrimSpace(raw)
 		sp, err := c.parseSpec(item)
 		if err != nil {
-			return nil, fmt.Errorf("invalid spec %q in %q: %w", item, s, err)
+			return nil, fmt.Errorf("spec %s: %w", quoteItem(item), err)
 		}
 		// Compare after rounding: "3-4Gi,4-4Gi" names one spec twice.
 		if first, dup := seen[sp]; dup {
-			return nil, fmt.Errorf("invalid spec %q in %q: duplicate of %q (both mean %s)", item, s, first, sp)
+			return nil, fmt.Errorf("spec %s: duplicate of %q (both mean %s)", quoteItem(item), first, sp)
 		}
 		seen[sp] = item
 		specs = append(specs, sp)
 	}
 	return specs, nil
+}
+
+// quoteItem quotes an item of a spec list, cut short: a list is a few
+// dozen bytes, and an error must not copy a huge one.
+func quoteItem(item string) string {
+	const max = 32
+	if len(item) > max {
+		return strconv.Quote(item[:max]) + "..."
+	}
+	return strconv.Quote(item)
 }
 
 func (c *Catalog) parseSpec(item string) (Spec, error) {
@@ -90,11 +106,11 @@ func (c *Catalog) parseSpec(item string) (Spec, error) {
 	}
 	cpu, err := strconv.ParseFloat(m[1], 64)
 	if err != nil {
-		return Spec{}, fmt.Errorf("vCPU: %w", err) // only out of range can fail here
+		return Spec{}, errors.New("vCPU out of range") // the only way it can fail here
 	}
 	mem, err := strconv.ParseFloat(m[2], 64)
 	if err != nil {
-		return Spec{}, fmt.Errorf("memory: %w", err)
+		return Spec{}, errors.New("memory out of range")
 	}
 	if cpu < minSpecCPU {
 		// Unlike container limits, an explicit spec is not silently made bigger here:

@@ -6,14 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spoteci/spoteci/internal/annotation"
 	"github.com/spoteci/spoteci/internal/catalog"
@@ -145,9 +146,25 @@ func (s *Service) CreateContainerGroup(ctx context.Context, req eciapi.CreateCon
 	return eciapi.CreateContainerGroupResponse{ContainerGroupId: id}, nil
 }
 
+// Limits of a group, as CreateContainerGroup's: Container.N runs from 1 to 20.
+const (
+	maxContainers = 20
+	// maxContainerName: ECI allows 128; Kubernetes' own names (DNS labels,
+	// one character and up) must pass, as the virtual node sends them.
+	maxContainerName = 128
+)
+
+// containerName is a DNS label, the shape of a Kubernetes container's name:
+// lowercase letters, digits and inner hyphens. It also names the
+// container's folders, so nothing else may pass.
+var containerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
 func checkContainers(req eciapi.CreateContainerGroupRequest) error {
 	if len(req.Containers) == 0 {
 		return badRequest("Container", "a container group needs at least one container")
+	}
+	if len(req.Containers) > maxContainers {
+		return badRequest("Container", "a container group has at most %d containers, not %d", maxContainers, len(req.Containers))
 	}
 	if p := req.RestartPolicy; p != "" && p != "Never" && p != "OnFailure" && p != "Always" {
 		return badRequest("RestartPolicy", "RestartPolicy %q: want Never, OnFailure or Always", p)
@@ -163,6 +180,10 @@ func checkContainers(req eciapi.CreateContainerGroupRequest) error {
 	for i, c := range req.Containers {
 		if c.Name == "" {
 			return badRequest("Container.Name", "container %d has no name", i+1)
+		}
+		if len(c.Name) > maxContainerName || !containerName.MatchString(c.Name) {
+			return badRequest("Container.Name", "container %d: Name %s: want lowercase letters, digits and hyphens, starting and ending with a letter or digit, at most %d characters",
+				i+1, annotation.Quote(c.Name), maxContainerName)
 		}
 		if seen[c.Name] {
 			return badRequest("Container.Name", "two containers are named %q", c.Name)
@@ -180,6 +201,9 @@ func checkContainers(req eciapi.CreateContainerGroupRequest) error {
 			return badRequest("Container.Cpu", "container %q: Cpu %v and Memory %v must not be negative", c.Name, c.Cpu, c.Memory)
 		}
 		for _, e := range c.EnvironmentVars {
+			if e.Key == "" || strings.ContainsFunc(e.Key, func(r rune) bool { return r == '=' || unicode.IsControl(r) }) {
+				return badRequest("Container.EnvironmentVar.Key", "container %q: env key %s: want a non-empty name without '=' or control characters", c.Name, annotation.Quote(e.Key))
+			}
 			if f := e.FieldRef; f != nil && f.FieldPath != "status.podIP" && f.FieldPath != "status.podIPs" {
 				return badRequest("Container.EnvironmentVar.FieldRef.FieldPath", "container %q: env %s: FieldPath %q: want status.podIP (the other fields are known before creation)", c.Name, e.Key, f.FieldPath)
 			}
@@ -358,7 +382,8 @@ func (s *Service) RestartContainerGroup(ctx context.Context, req eciapi.RestartC
 }
 
 // DeleteContainerGroup stops billing at once and stops the containers with
-// their grace period.
+// their grace period. Any group can be deleted, an ended one too, and then
+// says Deleted; a deleted one is not found, as in ECI, and stays Deleted.
 func (s *Service) DeleteContainerGroup(ctx context.Context, req eciapi.DeleteContainerGroupRequest) (eciapi.DeleteContainerGroupResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -373,9 +398,7 @@ func (s *Service) DeleteContainerGroup(ctx context.Context, req eciapi.DeleteCon
 		return eciapi.DeleteContainerGroupResponse{}, err
 	}
 	g.Deleted = true
-	if g.Status == "" {
-		g.Status = eciapi.StatusDeleted
-	}
+	g.Status = eciapi.StatusDeleted
 	if err := s.handleReady(ctx, change{groups: []*group{g}}); err != nil {
 		return eciapi.DeleteContainerGroupResponse{}, err
 	}
@@ -619,8 +642,8 @@ func (s *Service) ModifySpotMarket(ctx context.Context, req eciapi.ModifySpotMar
 	var price *float64
 	if req.SpotPrice != nil {
 		p, err := strconv.ParseFloat(string(*req.SpotPrice), 64)
-		if err != nil || !(p > 0) || math.IsInf(p, 0) {
-			return eciapi.ModifySpotMarketResponse{}, badRequest("SpotPrice", "SpotPrice %q: want a positive hourly price", string(*req.SpotPrice))
+		if err != nil || !catalog.ValidPrice(p) {
+			return eciapi.ModifySpotMarketResponse{}, badRequest("SpotPrice", "SpotPrice %q: want a positive hourly price up to %d", string(*req.SpotPrice), catalog.MaxPrice)
 		}
 		price = &p
 	}

@@ -60,7 +60,16 @@ func (s *Service) Handler(creds Credentials) http.Handler {
 		}
 		a.serveOpenAPI(w, r)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	// The metrics show what was billed: the admin token reads them, as
+	// Prometheus sends it (authorization.credentials in a scrape config).
+	metrics := promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if !a.authorized(r) {
+			writeError(w, newRequestID(), errUnauthorized)
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	// The exec streams: their one-time URL is their credential.
 	mux.Handle(streamPrefix, s.stream)
@@ -96,6 +105,9 @@ func action[Req, Resp any](f func(context.Context, Req) (Resp, error)) actionFun
 			if err := dec.Decode(&req); err != nil {
 				return nil, &APIError{Status: 400, Code: "InvalidParameter", Message: "malformed request body: " + err.Error()}
 			}
+			if dec.More() {
+				return nil, &APIError{Status: 400, Code: "InvalidParameter", Message: "malformed request body: data after the JSON object"}
+			}
 		}
 		resp, err := f(ctx, req)
 		if err != nil {
@@ -108,11 +120,8 @@ func action[Req, Resp any](f func(context.Context, Req) (Resp, error)) actionFun
 // serveAction checks the token, decodes the body and runs f. With noBody the
 // success is left to the caller to write.
 func (a *api) serveAction(w http.ResponseWriter, r *http.Request, requestID string, f actionFunc, noBody bool) int {
-	const prefix = "Bearer "
-	auth := r.Header.Get("Authorization")
-	if !strings.HasPrefix(auth, prefix) || subtle.ConstantTimeCompare([]byte(auth[len(prefix):]), []byte(a.token)) != 1 {
-		return writeError(w, requestID, &APIError{Status: http.StatusUnauthorized, Code: "Unauthorized",
-			Message: "missing or wrong bearer token: send Authorization: Bearer <token> (see eci.json in the state folder)"})
+	if !a.authorized(r) {
+		return writeError(w, requestID, errUnauthorized)
 	}
 	if f == nil {
 		return writeError(w, requestID, &APIError{Status: http.StatusNotFound, Code: "InvalidAction.NotFound",
@@ -136,6 +145,15 @@ func (a *api) serveAction(w http.ResponseWriter, r *http.Request, requestID stri
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(out)
 	return http.StatusOK
+}
+
+var errUnauthorized = &APIError{Status: http.StatusUnauthorized, Code: "Unauthorized",
+	Message: "missing or wrong bearer token: send Authorization: Bearer <token> (see eci.json in the state folder)"}
+
+// authorized reports whether r carries the admin API's bearer token.
+func (a *api) authorized(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) == 1
 }
 
 func writeError(w http.ResponseWriter, requestID string, err error) int {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,6 +71,7 @@ type Service struct {
 	cat     *catalog.Catalog
 	book    *prices.Book
 	clock   clock.Scaled
+	seed    int64 // of the price model
 	store   *store
 	rt      runtime.Runtime
 	sup     *supervisor
@@ -83,7 +85,9 @@ type Service struct {
 	byToken map[string]*group
 
 	exited map[string]bool // groups whose exit is not recorded yet
-	failed error           // a write to the database failed: nothing more is done
+	// failed: a write to the database failed, so memory is ahead of the
+	// disk; every action answers it until Run reloads the state from disk.
+	failed error
 }
 
 // Open loads (or creates) the service's state. Call Run to start the market.
@@ -119,10 +123,8 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, log: cfg.Logger, cat: cfg.Catalog, store: st,
-		zones:   map[string]bool{},
-		groups:  map[string]*group{},
-		byToken: map[string]*group{},
-		exited:  map[string]bool{},
+		zones:  map[string]bool{},
+		exited: map[string]bool{},
 	}
 	for _, z := range zones {
 		s.zones[z] = true
@@ -182,11 +184,26 @@ func (s *Service) load(ctx context.Context) error {
 	if err := s.store.setMeta(ctx, "service", string(enc)); err != nil {
 		return err
 	}
-	s.clock = saved.Clock
+	s.clock, s.seed = saved.Clock, saved.Seed
+	if err := s.loadMarket(ctx); err != nil {
+		return err
+	}
+	s.rt = s.cfg.Runtime
+	s.sup = newSupervisor(s.rt, s.log)
+	if s.stream, err = newStreamServer(s.rt); err != nil {
+		return fmt.Errorf("exec stream server: %w", err)
+	}
+	return nil
+}
 
-	s.book = prices.NewBook(prices.Config{Seed: saved.Seed, DefaultStock: s.cfg.DefaultStock})
+// loadMarket restores the price book, the market and the groups from the
+// database: at start, and after a failed write, to forget what the disk does
+// not know.
+func (s *Service) loadMarket(ctx context.Context) error {
+	s.groups, s.byToken = map[string]*group{}, map[string]*group{}
+	s.book = prices.NewBook(prices.Config{Seed: s.seed, DefaultStock: s.cfg.DefaultStock})
 	for _, tr := range s.cfg.Traces {
-		tr.Start = saved.Clock.AnchorMarket
+		tr.Start = s.clock.AnchorMarket
 		s.book.AddTrace(tr)
 	}
 	overrides, err := s.store.overrides(ctx)
@@ -199,7 +216,9 @@ func (s *Service) load(ctx context.Context) error {
 			return fmt.Errorf("saved override of %s in %s: not in the catalog", o.Type, o.Zone)
 		}
 		if err := s.book.Set(prices.Override{At: o.At, Offering: off, Price: o.Price, Stock: o.Stock, Reset: o.Reset}); err != nil {
-			return fmt.Errorf("restoring override: %w", err)
+			// One an older version let in (a price of 1e308): leaving it out
+			// keeps the folder usable.
+			s.log.Warn("leaving out a saved market override", "err", err)
 		}
 	}
 
@@ -226,7 +245,7 @@ func (s *Service) load(ctx context.Context) error {
 			s.byToken[g.ClientToken] = g
 		}
 	}
-	advanced := saved.Clock.AnchorMarket
+	advanced := s.clock.AnchorMarket
 	if v, ok, err := s.store.meta(ctx, "advanced"); err != nil {
 		return err
 	} else if ok {
@@ -234,16 +253,7 @@ func (s *Service) load(ctx context.Context) error {
 			return fmt.Errorf("decoding saved market time: %w", err)
 		}
 	}
-	if err := s.core.Restore(advanced, instances); err != nil {
-		return err
-	}
-
-	s.rt = s.cfg.Runtime
-	s.sup = newSupervisor(s.rt, s.log)
-	if s.stream, err = newStreamServer(s.rt); err != nil {
-		return fmt.Errorf("exec stream server: %w", err)
-	}
-	return nil
+	return s.core.Restore(advanced, instances)
 }
 
 // Close releases the database. Containers keep running.
@@ -265,11 +275,10 @@ func (s *Service) Run(ctx context.Context) error {
 	s.resume()
 	for {
 		if err := s.step(ctx); err != nil {
-			var pe *persistError
-			if errors.As(err, &pe) {
-				return err // the disk no longer follows the market: stop, a restart recovers
-			}
 			s.log.Error("market step", "err", err)
+			if errors.As(err, new(*persistError)) {
+				s.reload(ctx)
+			}
 		}
 		s.mu.Lock()
 		wait := exitPoll
@@ -286,6 +295,25 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		timer.Stop()
 	}
+}
+
+// reload forgets what the disk does not know after a failed write: the
+// market, the groups and their events come back from the database, as after a
+// restart, and the service answers again. Nothing was acted on that was not
+// written, so the runtime needs only what resume does.
+func (s *Service) reload(ctx context.Context) {
+	s.mu.Lock()
+	err := s.loadMarket(ctx)
+	if err == nil {
+		s.failed = nil
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Error("reloading the state after a failed write (retrying)", "err", err)
+		return
+	}
+	s.log.Warn("state reloaded from the database after a failed write")
+	s.resume()
 }
 
 // resume makes the runtime match the groups after a restart: containers of
@@ -385,7 +413,9 @@ func (s *Service) handleReady(ctx context.Context, ch change) error {
 	for g := range dirty {
 		ch.groups = append(ch.groups, g)
 	}
-	if err := s.store.write(ctx, ch); err != nil {
+	// The write outlives the request that caused it: a client that goes away
+	// must not fail the market's transaction.
+	if err := s.store.write(context.WithoutCancel(ctx), ch); err != nil {
 		// The market moved on in memory but not on disk: stop rather than act
 		// on what a restart would not remember. The restart replays from disk.
 		s.failed = &persistError{err}
@@ -454,13 +484,23 @@ func containerEndMessage(c runtime.ContainerStatus) string {
 	return msg
 }
 
-// persistError says the database refused a write: the service stops.
+// persistError says the database refused a write: the action fails, and the
+// service reloads its state from the last write.
 type persistError struct{ err error }
 
 func (e *persistError) Error() string {
-	return "persisting market changes (the service stops; a restart recovers from the last write): " + e.err.Error()
+	return "the state folder's database refused a write (the service reloads its last written state; retry): " + e.err.Error()
 }
 func (e *persistError) Unwrap() error { return e.err }
+
+// As makes it a 503 ServiceUnavailable on the wire: the call may be retried.
+func (e *persistError) As(target any) bool {
+	t, ok := target.(**APIError)
+	if ok {
+		*t = &APIError{Status: http.StatusServiceUnavailable, Code: eciapi.CodeServiceUnavailable, Message: e.Error()}
+	}
+	return ok
+}
 
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {

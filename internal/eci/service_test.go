@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoteci/spoteci/internal/annotation"
 	"github.com/spoteci/spoteci/internal/eci"
 	"github.com/spoteci/spoteci/internal/ecisdk"
 	"github.com/spoteci/spoteci/internal/runtime"
@@ -375,7 +376,39 @@ func TestBadInput(t *testing.T) {
 			r.Containers[0].EnvironmentVars = []eciapi.EnvironmentVar{{Key: "H", FieldRef: &eciapi.FieldRef{FieldPath: "status.hostIP"}}}
 		}, 400, []string{"FieldPath", "status.hostIP"}},
 		{"no container", func(r *eciapi.CreateContainerGroupRequest) { r.Containers = nil }, 400, []string{"container"}},
+		{"21 containers", func(r *eciapi.CreateContainerGroupRequest) {
+			for i := range 20 {
+				c := r.Containers[0]
+				c.Name = fmt.Sprint("c", i)
+				r.Containers = append(r.Containers, c)
+			}
+		}, 400, []string{"Container", "at most 20"}},
+		{"price limit above the bound", func(r *eciapi.CreateContainerGroupRequest) { r.SpotPriceLimit = "1000000" }, 400, []string{"SpotPriceLimit", "up to 100000"}},
+		{"protection without spot", func(r *eciapi.CreateContainerGroupRequest) {
+			r.SpotStrategy, r.SpotPriceLimit, r.SpotDuration = "", "", ptr(eciapi.Decimal("1"))
+		}, 400, []string{"SpotDuration", "spot strategy"}},
+		{"empty env key", func(r *eciapi.CreateContainerGroupRequest) {
+			r.Containers[0].EnvironmentVars = []eciapi.EnvironmentVar{{Key: "", Value: "x"}}
+		}, 400, []string{"EnvironmentVar.Key"}},
+		{"env key with =", func(r *eciapi.CreateContainerGroupRequest) {
+			r.Containers[0].EnvironmentVars = []eciapi.EnvironmentVar{{Key: "A=B", Value: "x"}}
+		}, 400, []string{"EnvironmentVar.Key", `"A=B"`}},
+		{"oversized specs, quoted short", func(r *eciapi.CreateContainerGroupRequest) {
+			r.InstanceType = strings.Repeat("2-4Gi\x01", 20000)
+		}, 400, []string{"InstanceType", "(120000 bytes)"}},
 		{"bid below market", func(r *eciapi.CreateContainerGroupRequest) { r.SpotPriceLimit = "0.01" }, 403, []string{"SpotPriceLimit"}},
+	}
+	// Container names as ECI and Kubernetes name them; nothing that could
+	// not name the container's folders. Each was once accepted and then
+	// never started, billed forever.
+	for _, name := range []string{"a/b", "../../etc", ".hidden", "x y", "é", "Upper", "-lead", "trail-", strings.Repeat("n", 129)} {
+		cases = append(cases, struct {
+			name   string
+			mutate func(*eciapi.CreateContainerGroupRequest)
+			status int
+			want   []string
+		}{"container name " + name[:min(len(name), 12)], func(r *eciapi.CreateContainerGroupRequest) { r.Containers[0].Name = name }, 400,
+			[]string{"Container.Name", annotation.Quote(name)}})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -386,10 +419,13 @@ func TestBadInput(t *testing.T) {
 			if !errors.As(err, &e) || e.HTTPStatus != c.status {
 				t.Fatalf("err %v, want HTTP %d", err, c.status)
 			}
-			for _, w := range c.want {
-				if !strings.Contains(e.Message, w) {
-					t.Errorf("message %q does not name %s", e.Message, w)
+			for _, w := range c.want { // the field is in the code or the message
+				if !strings.Contains(e.Code+" "+e.Message, w) {
+					t.Errorf("%s %q does not name %s", e.Code, e.Message, w)
 				}
+			}
+			if len(e.Message) > 1000 {
+				t.Errorf("a message of %d bytes: the input is not quoted short", len(e.Message))
 			}
 		})
 	}
@@ -426,11 +462,22 @@ func TestBadInput(t *testing.T) {
 		{"Bearer " + token, eciapi.ActionModifySpotMarket, `{"InstanceType": "ecs.c5.large", "Stock": -1}`, 400, "Stock"},
 		{"Bearer " + token, eciapi.ActionModifySpotMarket, `{"InstanceType": "ecs.nope", "Stock": 1}`, 400, "ecs.nope"},
 		{"Bearer " + token, eciapi.ActionDescribeBill, `{"ContainerGroupIds": ["eci-nope"]}`, 404, "eci-nope"},
+		{"Bearer " + token, eciapi.ActionDescribeBill, `{} {"ContainerGroupIds": ["eci-nope"]}`, 400, "after the JSON"},
+		// Money is bounded where it enters: 1e308 once made every bill +Inf.
+		{"Bearer " + token, eciapi.ActionModifySpotMarket, `{"InstanceType": "ecs.c5.large", "SpotPrice": "1e308"}`, 400, "SpotPrice"},
+		{"Bearer " + token, eciapi.ActionModifySpotMarket, `{"InstanceType": "ecs.c5.large", "SpotPrice": "NaN"}`, 400, "SpotPrice"},
 	} {
 		status, body := raw(c.auth, c.action, c.body)
 		if status != c.status || !strings.Contains(body, c.want) {
 			t.Errorf("%s %s: %d %s, want %d naming %s", c.action, c.body, status, body, c.status, c.want)
 		}
+	}
+	// The metrics show billed totals: the admin token reads them.
+	if resp, err := http.Get(s.admin.Endpoint + "/metrics"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/metrics without a token: %v %v, want 401", resp, err)
+	}
+	if _, err := s.admin.Metrics(ctx); err != nil {
+		t.Errorf("/metrics with the token: %v", err)
 	}
 }
 
@@ -479,14 +526,12 @@ func TestClientTokenAndFallback(t *testing.T) {
 	if err != nil || price.Spoteci == nil || price.Spoteci.ZoneId != "" || !strings.Contains(price.Spoteci.Reason, "stock") {
 		t.Fatalf("price with no stock: %+v %v, want no placement for want of stock", price, err)
 	}
-	metrics, err := http.Get(s.admin.Endpoint + "/metrics")
+	body, err := s.admin.Metrics(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(metrics.Body)
-	metrics.Body.Close()
 	for _, want := range []string{"spoteci_spot_fallbacks_total 1", `spoteci_instances{status="Running"} 2`, "spoteci_api_request_duration_seconds_bucket"} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}

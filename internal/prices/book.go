@@ -91,8 +91,8 @@ func (b *Book) Set(o Override) error {
 	if o.Offering == nil {
 		return fmt.Errorf("prices: override without a pool")
 	}
-	if o.Price != nil && !(*o.Price > 0) {
-		return fmt.Errorf("prices: price %v of %s in %s must be positive", *o.Price, o.Offering.Type.Name, o.Offering.Zone)
+	if o.Price != nil && !catalog.ValidPrice(*o.Price) {
+		return fmt.Errorf("prices: price %v of %s in %s: want a positive hourly price up to %d", *o.Price, o.Offering.Type.Name, o.Offering.Zone, catalog.MaxPrice)
 	}
 	if o.Stock != nil && *o.Stock < 0 {
 		return fmt.Errorf("prices: stock %d of %s in %s must not be negative", *o.Stock, o.Offering.Type.Name, o.Offering.Zone)

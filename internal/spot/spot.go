@@ -60,12 +60,15 @@ func Parse(cat *catalog.Catalog, f annotation.Fields) (Request, error) {
 		if err != nil {
 			return r, refuse(annotation.FieldPriceLimit, f.PriceLimit, "the price limit is out of range")
 		}
-		if limit <= 0 {
-			return r, refuse(annotation.FieldPriceLimit, f.PriceLimit, "the price limit must be positive")
+		if !catalog.ValidPrice(limit) {
+			return r, refuse(annotation.FieldPriceLimit, f.PriceLimit, fmt.Sprintf("want a positive hourly price up to %d", catalog.MaxPrice))
 		}
 		r.Bid.Limit = limit
 	}
 	r.Bid.Protection = time.Hour
+	if f.Duration != "" && r.Bid.Strategy == market.NoSpot {
+		return r, refuse(annotation.FieldDuration, f.Duration, "a protection period is only valid with a spot strategy")
+	}
 	if f.Duration != "" {
 		h, err := strconv.Atoi(f.Duration)
 		if err != nil || !wholeNumber.MatchString(f.Duration) || time.Duration(h) > market.MaxProtection/time.Hour {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,11 +70,15 @@ type validCase struct {
 	want   spot.Request
 }
 
-// validCases is every combination of the valid values of SPEC section 2.
+// validCases is every combination of the valid values of SPEC section 2; a
+// protection period goes with a spot strategy only.
 func validCases() []validCase {
 	var cases []validCase
 	for _, b := range bidOptions {
 		for _, d := range durationOptions {
+			if b.want == market.NoSpot && d.value != "" {
+				continue
+			}
 			for _, fb := range fallbackOptions {
 				for _, sp := range specsOptions {
 					for _, rel := range releaseOptions {
@@ -112,8 +115,8 @@ func validCases() []validCase {
 func TestParseValid(t *testing.T) {
 	cat := catalog.Default()
 	cases := validCases()
-	if len(cases) != 5*3*3*2*2 {
-		t.Fatalf("%d valid cases, want %d", len(cases), 5*3*3*2*2)
+	if want := (4*3 + 1) * 2 * 3 * 2; len(cases) != want {
+		t.Fatalf("%d valid cases, want %d", len(cases), want)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -198,6 +201,17 @@ var invalidCases = []invalidCase{
 	// A limit too large for a float64 is not a price (ParseFloat gives +Inf).
 	{"limit overflowing float64", with(func(f *annotation.Fields) { f.PriceLimit = "1" + strings.Repeat("0", 400) }),
 		annotation.FieldPriceLimit, "1" + strings.Repeat("0", 400)},
+	// Money is bounded where it enters: a limit that would overflow a bill.
+	{"limit above the price bound", with(func(f *annotation.Fields) { f.PriceLimit = "1000000" }),
+		annotation.FieldPriceLimit, "1000000"},
+	// The protection period is a spot instance's: meaningless pay-as-you-go.
+	{"duration without spot", with(func(f *annotation.Fields) { f.Strategy, f.PriceLimit, f.Duration = "", "", "1" }),
+		annotation.FieldDuration, "1"},
+	{"more than 5 specs", with(func(f *annotation.Fields) { f.Specs = "2-4Gi,4-8Gi,8-16Gi,16-32Gi,32-64Gi,64-128Gi" }),
+		annotation.FieldSpecs, "2-4Gi,4-8Gi,8-16Gi,16-32Gi,32-64Gi,64-128Gi"},
+	// An oversized value with control characters is quoted cut short.
+	{"huge specs", with(func(f *annotation.Fields) { f.Specs = strings.Repeat("\x01,", 25000) }),
+		annotation.FieldSpecs, strings.Repeat("\x01,", 25000)},
 }
 
 func TestParseInvalid(t *testing.T) {
@@ -221,7 +235,10 @@ func TestParseInvalid(t *testing.T) {
 			if fe.Value != tc.value {
 				t.Errorf("Value = %q, want %q", fe.Value, tc.value)
 			}
-			quoted := strconv.Quote(tc.value)
+			quoted := annotation.Quote(tc.value) // cut short when long
+			if len(tc.value) > annotation.QuoteLimit && len(fe.Error()) > 300 {
+				t.Errorf("Error() is %d bytes: a long value is not cut short", len(fe.Error()))
+			}
 			if msg := fe.Error(); !strings.Contains(msg, tc.field.API) || !strings.Contains(msg, quoted) {
 				t.Errorf("Error() = %q, want it to name %s and quote %s", msg, tc.field.API, quoted)
 			}

@@ -44,9 +44,14 @@ func (n *Node) syncPod(ctx context.Context, key string) (time.Duration, error) {
 	}
 	pod, err := n.pods.Pods(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		return 0, n.deleteOrphans(ctx, ns, name)
+		return 0, n.deleteOrphans(ctx, ns, name, "")
 	}
 	if err != nil {
+		return 0, err
+	}
+	// A pod of the same name made while the node was away is another pod:
+	// the instances of the old one are orphans.
+	if err := n.deleteOrphans(ctx, ns, name, pod.UID); err != nil {
 		return 0, err
 	}
 	pod = pod.DeepCopy() // never change the informer's copy
@@ -392,13 +397,14 @@ func running(in *Instance) bool {
 	return false
 }
 
-// deleteOrphans deletes the live instance of a pod that is gone (deleted
-// while the node was away).
-func (n *Node) deleteOrphans(ctx context.Context, ns, name string) error {
+// deleteOrphans deletes the instances made for pod ns/name whose pod is
+// gone (deleted while the node was away): those of any UID but live's. Pods
+// are told apart by UID, never by name.
+func (n *Node) deleteOrphans(ctx context.Context, ns, name string, live types.UID) error {
 	n.mu.Lock()
 	var ids []string
-	for _, in := range n.groups {
-		if in.Tags[TagNamespace] == ns && in.Tags[TagPod] == name {
+	for uid, in := range n.groups {
+		if uid != live && in.Tags[TagNamespace] == ns && in.Tags[TagPod] == name {
 			ids = append(ids, in.ID)
 		}
 	}

@@ -52,15 +52,17 @@ func podStatus(pod *corev1.Pod, in *Instance) corev1.PodStatus {
 			LastTransitionTime: *wallTime(in.NoticeTime)})
 	}
 	if in.Status == StatusExpired {
-		// Kept as the guide shows it: the containers' last statuses stay, the
-		// pod fails with BidFailed and, in the same write, DisruptionTarget,
-		// so a Job's podFailurePolicy can ignore the reclaim.
+		// The pod fails with BidFailed and, in the same write,
+		// DisruptionTarget, so a Job's podFailurePolicy can ignore the
+		// reclaim. Its containers ended with the instance: none is ready
+		// (the guide's sample shows 1/1, but a kubelet never says a stopped
+		// container is ready).
 		released := in.ReleaseTime
 		st.Phase, st.Reason = corev1.PodFailed, ReasonBidFailed
 		st.Message = "The pod is a spot instance, and has been released at " + released.UTC().Format("2006-01-02T15:04Z")
 		setCondition(&st, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: ReasonBidFailed,
 			Message: st.Message, LastTransitionTime: metav1.Time{Time: released.Truncate(time.Second)}})
-		setReady(&st, false, released)
+		stopContainers(&st, ReasonBidFailed, "the spot instance was released", released)
 		return st
 	}
 	byName := map[string]ContainerStatus{}
@@ -171,27 +173,16 @@ func terminalStatus(pod *corev1.Pod, in *Instance, now time.Time) corev1.PodStat
 	if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
 		return st
 	}
-	succeeded := len(st.ContainerStatuses) > 0
-	for i := range st.ContainerStatuses {
-		cs := &st.ContainerStatuses[i]
-		if cs.State.Terminated == nil {
-			t := &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Error", Message: "stopped: the pod was deleted",
-				FinishedAt: metav1.Time{Time: now.Truncate(time.Second)}, ContainerID: cs.ContainerID}
-			if r := cs.State.Running; r != nil {
-				t.StartedAt = r.StartedAt
-			}
-			cs.State = corev1.ContainerState{Terminated: t}
-		}
-		cs.Ready, cs.Started = false, ptr(false)
+	stopContainers(&st, "Error", "stopped: the pod was deleted", now)
+	st.Phase = corev1.PodSucceeded
+	for _, cs := range st.ContainerStatuses {
 		if cs.State.Terminated.ExitCode != 0 {
-			succeeded = false
+			st.Phase = corev1.PodFailed
 		}
 	}
-	st.Phase = corev1.PodFailed
-	if succeeded {
-		st.Phase = corev1.PodSucceeded
+	if len(st.ContainerStatuses) == 0 {
+		st.Phase = corev1.PodFailed
 	}
-	setReady(&st, false, now)
 	return st
 }
 
@@ -199,8 +190,27 @@ func vanishedStatus(pod *corev1.Pod, now time.Time) corev1.PodStatus {
 	st := *pod.Status.DeepCopy()
 	st.Phase, st.Reason = corev1.PodFailed, ReasonInstanceVanished
 	st.Message = fmt.Sprintf("The pod's container instance no longer exists in the ECI service (noticed at %s)", now.UTC().Format(time.RFC3339))
-	setReady(&st, false, now)
+	stopContainers(&st, ReasonInstanceVanished, "the container instance no longer exists", now)
 	return st
+}
+
+// stopContainers says, as a kubelet does of a pod that ended, that no
+// container runs or is ready: one not already terminated ended at with
+// reason (exit code 137, as if killed), and the pod is not ready.
+func stopContainers(st *corev1.PodStatus, reason, message string, at time.Time) {
+	for i := range st.ContainerStatuses {
+		cs := &st.ContainerStatuses[i]
+		if cs.State.Terminated == nil {
+			t := &corev1.ContainerStateTerminated{ExitCode: 137, Reason: reason, Message: message,
+				FinishedAt: metav1.Time{Time: at.Truncate(time.Second)}, ContainerID: cs.ContainerID}
+			if r := cs.State.Running; r != nil {
+				t.StartedAt = r.StartedAt
+			}
+			cs.State = corev1.ContainerState{Terminated: t}
+		}
+		cs.Ready, cs.Started = false, ptr(false)
+	}
+	setReady(st, false, at)
 }
 
 func setReady(st *corev1.PodStatus, ready bool, at time.Time) {

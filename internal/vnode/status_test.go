@@ -55,7 +55,7 @@ func TestRunningThenBidFailed(t *testing.T) {
 	}
 
 	// The release: Failed, BidFailed, the guide's message and DisruptionTarget
-	// in the same status; containers kept as they were (the guide shows 1/1).
+	// in the same status; its containers stopped, none ready.
 	pod.Status = st
 	g.Status = StatusExpired
 	st = podStatus(pod, g)
@@ -67,8 +67,9 @@ func TestRunningThenBidFailed(t *testing.T) {
 	if c := condition(st, corev1.DisruptionTarget); c == nil || c.Status != corev1.ConditionTrue || c.Reason != ReasonBidFailed {
 		t.Fatalf("DisruptionTarget %+v", c)
 	}
-	if !st.ContainerStatuses[0].Ready {
-		t.Errorf("the container status changed at the release: %+v", st.ContainerStatuses[0])
+	if cs := st.ContainerStatuses[0]; cs.Ready || cs.State.Terminated == nil || cs.State.Terminated.Reason != ReasonBidFailed ||
+		!cs.State.Terminated.StartedAt.Equal(&pod.Status.ContainerStatuses[0].State.Running.StartedAt) {
+		t.Errorf("a released instance's container is not stopped and unready: %+v", cs)
 	}
 	if c := condition(st, "example.com/Custom"); c == nil || c.Reason != "Theirs" {
 		t.Errorf("a condition written by someone else was dropped: %+v", st.Conditions)
@@ -135,5 +136,22 @@ func TestTerminalStatus(t *testing.T) {
 	released := &Instance{ID: "eci-3", Status: StatusExpired, Created: started, ReleaseTime: wall0}
 	if st := terminalStatus(pod, released, wall0); st.Phase != corev1.PodFailed || st.Reason != ReasonBidFailed {
 		t.Errorf("released: phase %s reason %s, want Failed BidFailed", st.Phase, st.Reason)
+	}
+}
+
+// A pod whose instance vanished fails with no container running or ready.
+func TestVanishedStatus(t *testing.T) {
+	started := wall0.Add(-time.Minute)
+	running := &Instance{ID: "eci-1", Status: StatusRunning, Created: started,
+		Containers: []ContainerStatus{{Name: "pi", State: ContainerState{State: ContainerRunning, Started: started}}}}
+	pod := testPod()
+	pod.Status = podStatus(pod, running)
+	st := vanishedStatus(pod, wall0)
+	cs := st.ContainerStatuses[0]
+	if st.Phase != corev1.PodFailed || st.Reason != ReasonInstanceVanished || cs.Ready || cs.State.Running != nil || cs.State.Terminated == nil {
+		t.Errorf("vanished: phase %s reason %s, container %+v", st.Phase, st.Reason, cs)
+	}
+	if c := condition(st, corev1.PodReady); c == nil || c.Status != corev1.ConditionFalse {
+		t.Errorf("Ready %+v, want False", c)
 	}
 }

@@ -63,6 +63,9 @@ const (
 	CodeBidBelowMarket      = "OperationDenied.BidBelowMarket"
 	CodeIncorrectStatus     = "IncorrectStatus.ContainerGroup"
 	CodeContainerNotRunning = "IncorrectStatus.ContainerNotRunning"
+	// CodeServiceUnavailable: a temporary failure (a write the state
+	// folder refused); the same call may succeed when retried.
+	CodeServiceUnavailable = "ServiceUnavailable"
 )
 
 // Event reasons of the spot market that clients act on (the market's

@@ -2,6 +2,7 @@ package eci
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,11 +86,7 @@ func (c *Client) post(ctx context.Context, action string, body []byte) (*http.Re
 	}
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("Authorization", "Bearer "+c.Token)
-	httpc := c.HTTP
-	if httpc == nil {
-		httpc = http.DefaultClient
-	}
-	r, err := httpc.Do(hr)
+	r, err := cmp.Or(c.HTTP, http.DefaultClient).Do(hr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", action, err)
 	}
@@ -118,6 +115,28 @@ func decode(action string, r *http.Response, resp any) error {
 func IsNotFound(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.HTTPStatus == http.StatusNotFound
+}
+
+// Metrics reads the service's Prometheus metrics, in the text format.
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.Endpoint, "/")+"/metrics", nil)
+	if err != nil {
+		return "", fmt.Errorf("metrics: %w", err)
+	}
+	hr.Header.Set("Authorization", "Bearer "+c.Token)
+	r, err := cmp.Or(c.HTTP, http.DefaultClient).Do(hr)
+	if err != nil {
+		return "", fmt.Errorf("metrics: %w", err)
+	}
+	defer r.Body.Close()
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		return "", fmt.Errorf("metrics: reading response: %w", err)
+	}
+	if r.StatusCode != http.StatusOK {
+		return "", &Error{HTTPStatus: r.StatusCode, Code: http.StatusText(r.StatusCode), Message: strings.TrimSpace(string(data))}
+	}
+	return string(data), nil
 }
 
 // DescribeBill reads the bill.

@@ -1,11 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -484,13 +483,11 @@ func TestListRate(t *testing.T) {
 		waitPodRunning(t, ns, fmt.Sprint("idle-", i))
 	}
 	calls := func() int {
-		resp, err := http.Get(eciAdmin(t).Endpoint + "/metrics")
+		body, err := eciAdmin(t).Metrics(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		for _, line := range strings.Split(string(body), "\n") {
+		for _, line := range strings.Split(body, "\n") {
 			if v, ok := strings.CutPrefix(line, `spoteci_api_request_duration_seconds_count{action="DescribeContainerGroups",code="200"} `); ok {
 				n, _ := strconv.Atoi(v)
 				return n
@@ -643,13 +640,11 @@ func TestBillsPerJob(t *testing.T) {
 	if !found {
 		t.Fatalf("no row %s/billed in spoteci bill --by job: %+v", ns, rows)
 	}
-	resp, err := http.Get(eciAdmin(t).Endpoint + "/metrics")
+	body, err := eciAdmin(t).Metrics(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if want := fmt.Sprintf(`spoteci_bill_amount_cny{job="billed",namespace="%s"}`, ns); !strings.Contains(string(body), want) {
+	if want := fmt.Sprintf(`spoteci_bill_amount_cny{job="billed",namespace="%s"}`, ns); !strings.Contains(body, want) {
 		t.Errorf("/metrics lacks %s", want)
 	}
 
