@@ -18,6 +18,8 @@ import (
 
 func main() {
 	path := flag.String("log", "", "log file to append to")
+	maxSize := flag.Int64("max-size", logfile.DefaultMaxSize, "bytes a log file may hold before it is rotated")
+	maxFiles := flag.Int("max-files", logfile.DefaultMaxFiles, "log files kept, the current one included")
 	flag.Parse()
 	if *path == "" {
 		fmt.Fprintln(os.Stderr, "spoteci-logger: --log is required")
@@ -26,7 +28,7 @@ func main() {
 	// A signal to the shim's process group must not cut the log short: the
 	// logger ends when the container's output does.
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	f, err := os.OpenFile(*path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	f, err := logfile.OpenRotating(*path, *maxSize, *maxFiles)
 	ready := os.NewFile(5, "ready")
 	ready.Close() // the shim waits for this before it starts the container
 	if err != nil {

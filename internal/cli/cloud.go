@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/spoteci/spoteci/internal/images"
 	"github.com/spoteci/spoteci/internal/registry"
 	"github.com/spoteci/spoteci/internal/runtime"
 	"github.com/spoteci/spoteci/internal/runtime/daemon"
+	"github.com/spoteci/spoteci/internal/runtime/logfile"
 )
 
 // cloudOptions set up what runs the instances: containerd, the local
@@ -28,6 +30,8 @@ type cloudOptions struct {
 	imageCache        string
 	registryListen    string
 	forwards          []string
+	logMaxSize        string
+	logMaxFiles       int
 }
 
 func (o *cloudOptions) addFlags(cmd *cobra.Command) {
@@ -37,6 +41,8 @@ func (o *cloudOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.registriesFile, "registries", "", "registry mirrors file, in the format of k3s's registries.yaml (mirrors: HOST: endpoint: [URL])")
 	f.StringVar(&o.imageCache, "image-cache", filepath.Join(defaultBinDir(), "images"), "folder of the built-in images (make images), published to the local registry at start")
 	f.StringVar(&o.registryListen, "registry-listen", "127.0.0.1:0", "loopback address of the local registry (port 0: the last one used, else any free one)")
+	f.StringVar(&o.logMaxSize, "container-log-max-size", "10Mi", "size a container's log file reaches before it is rotated, as a kubelet's containerLogMaxSize (a quantity: 10Mi, 200M)")
+	f.IntVar(&o.logMaxFiles, "container-log-max-files", logfile.DefaultMaxFiles, "log files kept per container, the current one included, as a kubelet's containerLogMaxFiles (at least 2)")
 	f.StringArrayVar(&o.forwards, "forward", nil, "make IP:PORT, seen from instances, reach 127.0.0.1:PORT of this machine (the local apiserver as the kubernetes service, 10.0.0.1:443=127.0.0.1:6443); repeatable")
 }
 
@@ -124,8 +130,15 @@ func startCloud(ctx context.Context, log *slog.Logger, stateDir string, o *cloud
 	if err != nil {
 		return fail(err)
 	}
+	logMax, err := resource.ParseQuantity(o.logMaxSize)
+	if err != nil || logMax.Value() < 1024 {
+		return fail(fmt.Errorf("--container-log-max-size %q: want a quantity of at least 1Ki, like 10Mi", o.logMaxSize))
+	}
+	if o.logMaxFiles < 2 {
+		return fail(fmt.Errorf("--container-log-max-files %d: want at least 2", o.logMaxFiles))
+	}
 	if c.runtime, err = runtime.New(ctx, runtime.Config{Dir: filepath.Join(stateDir, "runtime"), Address: address,
-		Logger: logger, Registries: regs, Forwards: forwards, Log: log}); err != nil {
+		Logger: logger, LogMaxSize: logMax.Value(), LogMaxFiles: o.logMaxFiles, Registries: regs, Forwards: forwards, Log: log}); err != nil {
 		return fail(err)
 	}
 	return c, nil

@@ -1,6 +1,7 @@
 package eci
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -527,15 +528,19 @@ func (s *Service) resources(pools []*catalog.Offering, now time.Time) []eciapi.R
 	return out
 }
 
-// DescribeContainerLog returns a container's log.
+// DescribeContainerLog returns a container's log, at most LimitBytes of it
+// (1 MiB, as in ECI): the log is streamed from its file, never read whole.
 func (s *Service) DescribeContainerLog(ctx context.Context, req eciapi.DescribeContainerLogRequest) (eciapi.DescribeContainerLogResponse, error) {
+	if req.LimitBytes < 0 || req.LimitBytes > eciapi.MaxLogBytes {
+		return eciapi.DescribeContainerLogResponse{}, badRequest("LimitBytes", "LimitBytes %d: want 1 to %d", req.LimitBytes, eciapi.MaxLogBytes)
+	}
 	req.Follow = false
 	rc, name, err := s.OpenLog(req)
 	if err != nil {
 		return eciapi.DescribeContainerLogResponse{}, err
 	}
 	defer rc.Close()
-	content, err := io.ReadAll(rc)
+	content, err := io.ReadAll(io.LimitReader(rc, int64(cmp.Or(req.LimitBytes, eciapi.MaxLogBytes))))
 	if err != nil {
 		return eciapi.DescribeContainerLogResponse{}, fmt.Errorf("reading log of %s/%s: %w", req.ContainerGroupId, name, err)
 	}

@@ -67,7 +67,10 @@ func startServer(t *testing.T, dir string) *server {
 func startServerWith(tb testing.TB, cfg eci.Config) *server {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	rt := openRuntime(tb, cfg.StateDir)
+	rt, _ := cfg.Runtime.(*runtime.Containerd) // the caller's, set up its own way
+	if rt == nil {
+		rt = openRuntime(tb, cfg.StateDir)
+	}
 	tb.Cleanup(func() { destroyRuntime(tb, cfg.StateDir) })
 	cfg.Runtime = rt
 	svc, err := eci.Open(ctx, cfg)
@@ -120,13 +123,18 @@ func (s *server) sdkConfig() ecisdk.Config {
 // openRuntime opens the containerd runtime of a state folder, pulling
 // through the test registry.
 func openRuntime(tb testing.TB, stateDir string) *runtime.Containerd {
+	return openRuntimeWith(tb, stateDir, runtime.Config{})
+}
+
+// openRuntimeWith is openRuntime with cfg's settings (log caps, ...).
+func openRuntimeWith(tb testing.TB, stateDir string, cfg runtime.Config) *runtime.Containerd {
 	tb.Helper()
 	var regs runtime.Registries
 	if err := regs.AddMirror(env.Mirror()); err != nil {
 		tb.Fatal(err)
 	}
-	rt, err := runtime.New(context.Background(), runtime.Config{Dir: filepath.Join(stateDir, "runtime"),
-		Address: env.Daemon.Address, Logger: env.Logger, Registries: regs})
+	cfg.Dir, cfg.Address, cfg.Logger, cfg.Registries = filepath.Join(stateDir, "runtime"), env.Daemon.Address, env.Logger, regs
+	rt, err := runtime.New(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -43,6 +43,11 @@ type Config struct {
 	Namespace string
 	// Logger is the spoteci-logger binary, which writes each container's log.
 	Logger string
+	// LogMaxSize and LogMaxFiles bound each container's log on disk, as a
+	// kubelet's containerLogMaxSize and containerLogMaxFiles; 0 takes their
+	// defaults, 10 MiB and 5 files.
+	LogMaxSize  int64
+	LogMaxFiles int
 	// Registries are the mirrors to pull through.
 	Registries Registries
 	// Forwards make cluster addresses reach loopback services of the host.

@@ -355,6 +355,13 @@ func (in *instance) setRestarting(c *container, t Termination, wait time.Duratio
 		return
 	}
 	os.Rename(c.logPath(), c.previousLogPath())
+	// The files the last run rotated out go with it: the previous log is
+	// its last file, as a kubelet keeps it.
+	if rotated, err := filepath.Glob(c.logPath() + ".[0-9]*"); err == nil {
+		for _, f := range rotated {
+			os.Remove(f)
+		}
+	}
 	c.st = ContainerStatus{Name: c.name, State: StateWaiting, Reason: ReasonCrashLoopBackOff,
 		Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", wait.Round(time.Second), c.name, in.spec.Hostname),
 		Image:   c.st.Image, ImageID: c.st.ImageID, RestartCount: c.st.RestartCount + 1, LastTerminated: &t}

@@ -1,10 +1,12 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/spoteci/spoteci/internal/runtime/logfile"
 )
 
 // runcRuntime is the shim of every container: runc, since crun fails on
@@ -196,7 +199,9 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 	}
 	task, err := cont.Task(ctx, nil)
 	if errdefs.IsNotFound(err) { // the folder exists: launch wrote spec.json
-		task, err = cont.NewTask(ctx, cio.BinaryIO(r.cfg.Logger, map[string]string{"--log": c.logPath()}))
+		task, err = cont.NewTask(ctx, cio.BinaryIO(r.cfg.Logger, map[string]string{"--log": c.logPath(),
+			"--max-size":  strconv.FormatInt(cmp.Or(r.cfg.LogMaxSize, logfile.DefaultMaxSize), 10),
+			"--max-files": strconv.Itoa(cmp.Or(r.cfg.LogMaxFiles, logfile.DefaultMaxFiles))}))
 	}
 	if err == nil {
 		var st containerd.Status

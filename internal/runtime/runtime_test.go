@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -666,5 +667,44 @@ func TestRestart(t *testing.T) {
 	}
 	if err := r.Restart(context.Background(), "nobody", time.Second); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Restart of an unknown instance: %v", err)
+	}
+}
+
+// A container's log is capped on disk and rotated, as a kubelet's: a
+// container printing 2 MB under a 64 KiB cap leaves at most 3 files of about
+// the cap, and the log read is the current file, ending with the last line.
+func TestLogRotated(t *testing.T) {
+	dir := t.TempDir()
+	var regs Registries
+	if err := regs.AddMirror(env.Mirror()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(context.Background(), Config{Dir: dir, Address: env.Daemon.Address, Logger: env.Logger, Registries: regs,
+		Namespace: "spoteci-test", LogMaxSize: 64 << 10, LogMaxFiles: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.Destroy(context.Background())
+		r.Close()
+	})
+	start(t, r, Instance{ID: "chatty", Containers: []Container{
+		busybox("main", `i=0; while [ $i -lt 40000 ]; do echo "line $i of a chatty container"; i=$((i+1)); done; echo last`),
+	}})
+	waitState(t, r, "chatty", "main", StateTerminated)
+	files, _ := filepath.Glob(filepath.Join(dir, "instances", "chatty", "main.log*"))
+	var total int64
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += st.Size()
+	}
+	if len(files) != 3 || total > 3*(64<<10+64<<10) {
+		t.Errorf("log files %v hold %d bytes: want 3 files of about 64 KiB", files, total)
+	}
+	if got := readLog(t, r, "chatty", "main"); !strings.HasSuffix(got, "line 39999 of a chatty container\nlast\n") || len(got) > 64<<10 {
+		t.Errorf("log read is %d bytes ending %q", len(got), got[max(0, len(got)-60):])
 	}
 }

@@ -77,7 +77,8 @@ func (k *kubeletAPI) serveKubelet(ctx context.Context) (int, <-chan error, error
 }
 
 // containerLogs answers GET /containerLogs/{ns}/{pod}/{container} with the
-// query parameters kubectl sends: follow, tailLines, timestamps, sinceSeconds.
+// query parameters kubectl sends: follow, tailLines, timestamps, sinceSeconds,
+// previous, limitBytes.
 func (k *kubeletAPI) containerLogs(w http.ResponseWriter, r *http.Request) {
 	id, ok := k.instanceOf(w, r)
 	if !ok {
@@ -102,6 +103,13 @@ func (k *kubeletAPI) containerLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	var limit int64 = -1
+	if v := q.Get("limitBytes"); v != "" {
+		if limit, err = strconv.ParseInt(v, 10, 64); err != nil || limit < 1 {
+			http.Error(w, "limitBytes must be a positive integer", http.StatusBadRequest)
+			return
+		}
+	}
 	stream, err := k.provider.Logs(r.Context(), req)
 	if err != nil {
 		serviceError(w, err)
@@ -109,7 +117,11 @@ func (k *kubeletAPI) containerLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	defer stream.Close()
 	w.Header().Set("Content-Type", "text/plain")
-	eciapi.CopyFlushing(w, stream)
+	var out io.Reader = stream
+	if limit > 0 { // kubectl logs --limit-bytes: the first bytes, then the stream ends
+		out = io.LimitReader(stream, limit)
+	}
+	eciapi.CopyFlushing(w, out)
 }
 
 // instanceOf finds the instance of the pod a kubelet API request names

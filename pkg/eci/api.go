@@ -468,11 +468,18 @@ type DescribeContainerLogRequest struct {
 	Tail             int    `json:",omitempty"` // last lines; 0 = all
 	SinceSeconds     int    `json:",omitempty"` // wall seconds, as kubectl logs --since
 	Timestamps       bool   `json:",omitempty"`
+	// LimitBytes cuts DescribeContainerLog's Content to its first bytes,
+	// 1 to 1048576 (MaxLogBytes); 0 is the most, as in ECI.
+	LimitBytes int `json:",omitempty"`
 	// Follow keeps a StreamContainerLog open while the container runs.
 	Follow bool `json:",omitempty" rpc:"-"`
 	// Previous reads the log of the container's previous run.
 	Previous bool `json:",omitempty"`
 }
+
+// MaxLogBytes is the most DescribeContainerLog returns, as in ECI: 1 MiB.
+// A followed log (StreamContainerLog) streams without a limit.
+const MaxLogBytes = 1 << 20
 
 // DescribeContainerLogResponse carries the log.
 type DescribeContainerLogResponse struct {

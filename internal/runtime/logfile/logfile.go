@@ -241,6 +241,9 @@ func (l *reader) stream(pw *io.PipeWriter, path string, f *os.File, start int64,
 				f = nil
 			}
 		}
+		// Seen before f is read to its end: a writer rotates only between
+		// writes, so whatever reached f is read below.
+		rotated := opts.Follow && f != nil && moved(f, path)
 		for f != nil {
 			n, err := f.ReadAt(buf, off)
 			off += int64(n)
@@ -278,10 +281,56 @@ func (l *reader) stream(pw *io.PipeWriter, path string, f *os.File, start int64,
 			pw.Close()
 			return
 		}
+		if rotated { // go on in the file written after f, from its start
+			next := following(f, path)
+			f.Close()
+			f, off, pending = nil, 0, pending[:0]
+			if next != path {
+				if f, _ = os.Open(next); f == nil {
+					continue // rotated away meanwhile: on to the current file
+				}
+			}
+			continue
+		}
 		select {
 		case <-l.done:
 			return
 		case <-time.After(followPoll):
 		}
 	}
+}
+
+// following is the file written after f, which a writer has rotated away:
+// path.1 is written before path, path.2 before path.1, and so on. When f is
+// gone (the reader fell more than the kept files behind) it is the oldest
+// file left.
+func following(f *os.File, path string) string {
+	a, err := f.Stat()
+	if err != nil {
+		return path
+	}
+	newer := path
+	for i := 1; ; i++ {
+		name := fmt.Sprintf("%s.%d", path, i)
+		b, err := os.Stat(name)
+		if err != nil {
+			return newer // f is gone: the oldest file left
+		}
+		if os.SameFile(a, b) {
+			return newer
+		}
+		newer = name
+	}
+}
+
+// moved reports whether path names another file than f now: the writer
+// rotated f away. A path missing for a moment (renamed, not yet made
+// again) is not yet a rotation.
+func moved(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && !os.SameFile(a, b)
 }
