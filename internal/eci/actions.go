@@ -264,12 +264,27 @@ func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.Descri
 	if err != nil {
 		return eciapi.DescribeContainerGroupsResponse{}, err
 	}
+	page, resp, vw, err := s.page(req, after)
+	if err != nil {
+		return resp, err
+	}
+	// Views are drawn outside the lock, from snapshots.
+	resp.ContainerGroups = make([]eciapi.ContainerGroup, 0, len(page))
+	for _, g := range page {
+		resp.ContainerGroups = append(resp.ContainerGroups, vw.view(g))
+	}
+	return resp, nil
+}
+
+// page picks the groups of one page of a listing under the lock and returns
+// snapshots of them, the response without its groups, and a viewer.
+func (s *Service) page(req eciapi.DescribeContainerGroupsRequest, after *pageToken) ([]*group, eciapi.DescribeContainerGroupsResponse, viewer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// A read: the market loop keeps the state current (it wakes when
 	// something is due), so a listing writes nothing to disk under the lock.
 	if s.failed != nil {
-		return eciapi.DescribeContainerGroupsResponse{}, s.failed
+		return nil, eciapi.DescribeContainerGroupsResponse{}, viewer{}, s.failed
 	}
 	var picked []*group
 	if len(req.ContainerGroupIds) > 0 {
@@ -302,10 +317,10 @@ func (s *Service) DescribeContainerGroups(ctx context.Context, req eciapi.Descri
 		resp.NextToken = pageToken{created: next.inst.Created, id: next.ID}.String()
 		picked = picked[:req.Limit]
 	}
-	for _, g := range picked {
-		resp.ContainerGroups = append(resp.ContainerGroups, s.view(g, now))
+	for i, g := range picked {
+		picked[i] = g.snapshot()
 	}
-	return resp, nil
+	return picked, resp, s.viewer(now), nil
 }
 
 // pageOrder orders groups newest first, then by ID.

@@ -1,8 +1,17 @@
 package eci_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +21,7 @@ import (
 
 	"github.com/spoteci/spoteci/internal/eci"
 	"github.com/spoteci/spoteci/internal/eciprovider"
+	"github.com/spoteci/spoteci/internal/ecisdk"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
@@ -168,4 +178,197 @@ func BenchmarkProviderList(b *testing.B) {
 			b.Fatalf("listed %d", len(list))
 		}
 	}
+}
+
+// BenchmarkDescribeWhileCreating runs 20 clients that each list every group
+// (DescribeContainerGroups through the SDK, one page) once a second, as 20
+// virtual nodes polling, while 100 groups of real busybox containers are
+// created one after another and until they all run. It reports the
+// listing's p99 and the creates' p50 against the p50 of 100 creates on an
+// idle service. Targets: describe p99 at most 20 ms; create p50 within 2x of
+// idle. The clients run in a process of their own, as clients do: in the
+// server's process their JSON decoding would queue the server's goroutines.
+// It also reports the server's own p99 (arrival to last byte), which leaves
+// out the client's decoding and its wait for a CPU.
+func BenchmarkDescribeWhileCreating(b *testing.B) {
+	const creates = 100
+	ctx := context.Background()
+	create := func(s *server, name string) time.Duration {
+		req := eciapi.CreateContainerGroupRequest{ContainerGroupName: name, InstanceType: "2-4Gi",
+			Containers: []eciapi.Container{{Name: "c", Image: "busybox", Commands: []string{"sleep", "600"}}}}
+		start := time.Now()
+		if _, err := s.CreateContainerGroup(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	allRunning := func(s *server) {
+		deadline := time.Now().Add(5 * time.Minute)
+		for {
+			resp, err := s.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{Status: eciapi.StatusRunning})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if resp.TotalCount == creates {
+				return
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%d of %d groups Running after 5 minutes", resp.TotalCount, creates)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	var describeP50, describeP99, servedP99, createP50, idleP50 []float64
+	for b.Loop() {
+		b.StopTimer()
+		idle := startBenchServer(b, b.TempDir())
+		var idleTimes []time.Duration
+		for i := range creates {
+			idleTimes = append(idleTimes, create(idle, fmt.Sprint("idle-", i)))
+		}
+		allRunning(idle)
+		idle.stop()
+		s := startBenchServer(b, b.TempDir())
+		b.StartTimer()
+
+		s.timed.took(eciapi.ActionDescribeContainerGroups)
+		clients := startDescribers(b, s.sdkConfig(), creates)
+		var createTimes []time.Duration
+		for i := range creates {
+			createTimes = append(createTimes, create(s, fmt.Sprint("busy-", i)))
+		}
+		allRunning(s) // the launches load the machine too
+		listTimes := clients.stop()
+		served := s.timed.took(eciapi.ActionDescribeContainerGroups) // the clients' and allRunning's
+		b.StopTimer()
+		s.stop()
+		b.StartTimer()
+		describeP50 = append(describeP50, quantileMs(listTimes, 0.5))
+		describeP99 = append(describeP99, quantileMs(listTimes, 0.99))
+		servedP99 = append(servedP99, quantileMs(served, 0.99))
+		createP50 = append(createP50, quantileMs(createTimes, 0.5))
+		idleP50 = append(idleP50, quantileMs(idleTimes, 0.5))
+	}
+	b.ReportMetric(slices.Max(describeP50), "describe-p50-ms")
+	b.ReportMetric(slices.Max(describeP99), "describe-p99-ms")
+	b.ReportMetric(slices.Max(servedP99), "describe-server-p99-ms")
+	b.ReportMetric(slices.Max(createP50), "create-p50-ms")
+	b.ReportMetric(slices.Max(idleP50), "idle-create-p50-ms")
+}
+
+// describers is the process of the listing clients.
+type describers struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bytes.Buffer
+	tb    testing.TB
+}
+
+// envDescribers, set, makes the test binary the describers' process: the
+// SDK endpoint and credentials, the clients, the period and the page size.
+const envDescribers = "SPOTECI_BENCH_DESCRIBERS"
+
+// startDescribers starts 20 clients listing limit groups once a second, in
+// this test binary run again as another process.
+func startDescribers(tb testing.TB, cfg ecisdk.Config, limit int) *describers {
+	spec, _ := json.Marshal(describerSpec{SDK: cfg, Clients: 20, Every: time.Second, Limit: limit})
+	d := &describers{cmd: exec.Command(os.Args[0], "-test.run=^$"), out: &bytes.Buffer{}, tb: tb}
+	d.cmd.Env = append(os.Environ(), envDescribers+"="+string(spec))
+	d.cmd.Stdout, d.cmd.Stderr = d.out, os.Stderr
+	var err error
+	if d.stdin, err = d.cmd.StdinPipe(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
+// stop ends the clients and returns the time of every listing.
+func (d *describers) stop() []time.Duration {
+	d.stdin.Close()
+	if err := d.cmd.Wait(); err != nil {
+		d.tb.Fatalf("describers: %v", err)
+	}
+	var out []time.Duration
+	for _, f := range strings.Fields(d.out.String()) {
+		us, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			d.tb.Fatalf("describers said %q", f)
+		}
+		out = append(out, time.Duration(us)*time.Microsecond)
+	}
+	return out
+}
+
+type describerSpec struct {
+	SDK     ecisdk.Config
+	Clients int
+	Every   time.Duration
+	Limit   int
+}
+
+// runDescribers is the describers' process: each client lists once every
+// period, the clients spread over it, until stdin closes, then every listing's time goes to stdout in
+// microseconds.
+func runDescribers(spec string) error {
+	var sp describerSpec
+	if err := json.Unmarshal([]byte(spec), &sp); err != nil {
+		return err
+	}
+	stop := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+	var mu sync.Mutex
+	var times []time.Duration
+	var wg sync.WaitGroup
+	errs := make(chan error, sp.Clients)
+	for i := range sp.Clients {
+		c, err := ecisdk.New(sp.SDK) // each client its own, as separate programs
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		wg.Go(func() {
+			// Spread over the period, as independent pollers are.
+			time.Sleep(time.Duration(i) * sp.Every / time.Duration(sp.Clients))
+			tick := time.NewTicker(sp.Every)
+			defer tick.Stop()
+			for {
+				start := time.Now()
+				if _, err := c.DescribeContainerGroups(context.Background(), eciapi.DescribeContainerGroupsRequest{Limit: sp.Limit}); err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				times = append(times, time.Since(start))
+				mu.Unlock()
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	for _, t := range times {
+		fmt.Println(t.Microseconds())
+	}
+	return nil
+}
+
+// quantileMs is the q quantile of ds, in milliseconds.
+func quantileMs(ds []time.Duration, q float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return float64(s[min(len(s)-1, int(q*float64(len(s))))].Microseconds()) / 1000
 }

@@ -48,7 +48,7 @@ func newMetrics(s *Service) *metrics {
 			now := s.core.Now()
 			for _, g := range s.groups {
 				o := owner{tagValue(g.Request.Tags, eciapi.TagNamespace), tagValue(g.Request.Tags, eciapi.TagJob)}
-				amounts[o] += s.amount(g, now)
+				amounts[o] += amount(s.book, g, now)
 				end := now
 				if g.inst.State.Ended() {
 					end = g.inst.Ended

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,13 @@ import (
 var env *runtimetest.Env
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(envDescribers); spec != "" { // a benchmark's client process
+		if err := runDescribers(spec); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	var err error
 	if env, err = runtimetest.Start(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -52,7 +60,36 @@ type server struct {
 	*ecisdk.Client // ECI's and ECS's actions, through the official SDK
 	admin          *eciapi.Client
 	svc            *eci.Service
+	timed          *timedHandler
 	stop           func()
+}
+
+// timedHandler records how long the server took for each OpenAPI action,
+// from the request's arrival to its answer's last byte: the server's share
+// of a call's latency.
+type timedHandler struct {
+	next  http.Handler
+	mu    sync.Mutex
+	times map[string][]time.Duration
+}
+
+func (h *timedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	h.next.ServeHTTP(w, r)
+	if action := r.URL.Query().Get("Action"); action != "" {
+		h.mu.Lock()
+		h.times[action] = append(h.times[action], time.Since(start))
+		h.mu.Unlock()
+	}
+}
+
+// took returns and forgets the server's times of action.
+func (h *timedHandler) took(action string) []time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.times[action]
+	delete(h.times, action)
+	return t
 }
 
 // scale makes a market hour one wall second, and the 5-minute lead 83 ms.
@@ -81,14 +118,16 @@ func startServerWith(tb testing.TB, cfg eci.Config) *server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := &http.Server{Handler: svc.Handler(eci.Credentials{Token: token, AccessKeys: map[string]string{accessKeyID: accessKeySecret}})}
+	timed := &timedHandler{next: svc.Handler(eci.Credentials{Token: token, AccessKeys: map[string]string{accessKeyID: accessKeySecret}}),
+		times: map[string][]time.Duration{}}
+	srv := &http.Server{Handler: timed}
 	served := make(chan struct{})
 	go func() { srv.Serve(ln); close(served) }()
 	ran := make(chan struct{})
 	go func() { svc.Run(ctx); close(ran) }()
 	// Keep connections for concurrent clients (the create benchmark).
 	transport := &http.Transport{MaxIdleConnsPerHost: 64}
-	s := &server{admin: &eciapi.Client{Endpoint: "http://" + ln.Addr().String(), Token: token, HTTP: &http.Client{Transport: transport}}, svc: svc}
+	s := &server{admin: &eciapi.Client{Endpoint: "http://" + ln.Addr().String(), Token: token, HTTP: &http.Client{Transport: transport}}, svc: svc, timed: timed}
 	sdkConfig := s.sdkConfig()
 	sdkConfig.Clients = 16 // the create benchmark's concurrent clients
 	sdk, err := ecisdk.New(sdkConfig)

@@ -8,14 +8,43 @@ import (
 	"slices"
 	"time"
 
+	"github.com/spoteci/spoteci/internal/clock"
 	"github.com/spoteci/spoteci/internal/market"
+	"github.com/spoteci/spoteci/internal/prices"
 	"github.com/spoteci/spoteci/internal/runtime"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-// view is the API's picture of a group at market time now. Call with mu held.
-func (s *Service) view(g *group, now time.Time) eciapi.ContainerGroup {
-	in := g.inst
+// viewer draws groups at one market time. It holds what it reads of the
+// service, taken under mu, so that views of snapshots are drawn outside the
+// lock: a listing of many groups no longer holds up creates and the market.
+type viewer struct {
+	now   time.Time
+	book  *prices.Book // safe for concurrent use
+	clock clock.Scaled
+	rt    runtime.Runtime
+}
+
+// viewer returns a viewer at market time now. Call with mu held.
+func (s *Service) viewer(now time.Time) viewer {
+	return viewer{now: now, book: s.book, clock: s.clock, rt: s.rt}
+}
+
+// snapshot is a copy of g that the service's later changes leave alone:
+// its instance copied, its events cut at their length (they are only ever
+// appended). Call with mu held.
+func (g *group) snapshot() *group {
+	c := *g
+	in := *g.inst
+	c.inst = &in
+	c.events = g.events[:len(g.events):len(g.events)]
+	return &c
+}
+
+// view is the API's picture of group g (a snapshot, or any group with mu
+// held).
+func (s viewer) view(g *group) eciapi.ContainerGroup {
+	in, now := g.inst, s.now
 	live, _ := s.rt.Status(g.ID) // not found: not started yet
 	containers := g.containers(live)
 	v := eciapi.ContainerGroup{
@@ -24,8 +53,8 @@ func (s *Service) view(g *group, now time.Time) eciapi.ContainerGroup {
 		InstanceType: in.Offering.Type.Name, Cpu: float64(in.Offering.Type.VCPU), Memory: in.Offering.Type.MemoryGiB,
 		SpotStrategy: string(in.Bid.Strategy), SpotPriceLimit: in.Bid.Limit, SpotDuration: int(in.Bid.Protection / time.Hour),
 		SpotFallback: in.Bid.Fallback, Degraded: in.Degraded,
-		PurchasePrice: in.PurchasePrice, Price: s.priceNow(in, now),
-		Amount:       s.amount(g, now),
+		PurchasePrice: in.PurchasePrice, Price: s.priceNow(in),
+		Amount:       amount(s.book, g, now),
 		CreationTime: in.Created, RestartPolicy: cmp.Or(g.Request.RestartPolicy, "Never"), Tags: g.Request.Tags, Events: s.events(g, live.Events),
 		IntranetIp: live.IP,
 	}
@@ -66,11 +95,11 @@ func (s *Service) view(g *group, now time.Time) eciapi.ContainerGroup {
 }
 
 // amount is g's bill so far: the closed lines once it ended, else computed.
-func (s *Service) amount(g *group, now time.Time) float64 {
+func amount(book *prices.Book, g *group, now time.Time) float64 {
 	if g.inst.State.Ended() {
 		return g.Amount
 	}
-	return market.Total(market.Bill(s.book, g.inst, now))
+	return market.Total(market.Bill(book, g.inst, now))
 }
 
 // containers is the state of g's containers: kept once they ended, else
@@ -93,7 +122,7 @@ func live(rt runtime.Runtime, id string) runtime.Status {
 
 // events are g's own events and the runtime's (image pulls, starts, kills)
 // in time order.
-func (s *Service) events(g *group, runtimeEvents []runtime.Event) []eciapi.Event {
+func (s viewer) events(g *group, runtimeEvents []runtime.Event) []eciapi.Event {
 	out := slices.Clone(g.events)
 	for _, e := range runtimeEvents {
 		out = append(out, eciapi.Event{Type: e.Type, Reason: e.Reason, Message: e.Message,
@@ -103,8 +132,9 @@ func (s *Service) events(g *group, runtimeEvents []runtime.Event) []eciapi.Event
 	return out
 }
 
-// priceNow is the hourly price in is paying at now.
-func (s *Service) priceNow(in *market.Instance, now time.Time) float64 {
+// priceNow is the hourly price in is paying at the viewer's time.
+func (s viewer) priceNow(in *market.Instance) float64 {
+	now := s.now
 	if in.State.Ended() {
 		return 0
 	}

@@ -7,6 +7,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -57,17 +59,31 @@ func instanceCgroup(id string, cpu float64, mem int64) error {
 	return nil
 }
 
-// deleteCgroup deletes the cgroup of instance id ("" : the root of all).
+// deleteCgroup deletes the cgroup of instance id ("" : the root of all),
+// once its containers are deleted. A process still in it belongs to no
+// container record (a launch cut short by a stop, a record lost in a crash)
+// and is the instance's alone: it is killed, so that none outlives its
+// instance.
 func deleteCgroup(id string) error {
 	p := instanceCgroupPath(id)
 	cg, err := cgroup1.Load(cgroup1.StaticPath(p))
 	if err != nil {
 		return nil // none
 	}
-	if err := cg.Delete(); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("deleting cgroup %s: %w", p, err)
+	for attempt := 0; ; attempt++ {
+		err := cg.Delete()
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if attempt == 50 || id == "" { // the root is shared: never kill in it
+			return fmt.Errorf("deleting cgroup %s: %w", p, err)
+		}
+		procs, _ := cg.Processes(cgroup1.Memory, true)
+		for _, proc := range procs {
+			syscall.Kill(proc.Pid, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return nil
 }
 
 // oomKilled reports whether the kernel's OOM killer killed a process of the
