@@ -4,7 +4,7 @@ BIN       := bin
 STATE_DIR ?= state
 GOFLAGS_TEST ?=
 
-.PHONY: build deps up test vet bench fuzz clean
+.PHONY: build deps up test vet bench fuzz chaos clean
 
 # deps installs the system packages spoteci runs on (containerd, runc, the CNI
 # plugins, debootstrap, busybox-static) when missing; a no-op once present.
@@ -55,10 +55,28 @@ $(BIN)/kwok: hack/kwok/go.mod hack/kwok/go.sum
 images: build
 	$(BIN)/spoteci image build --cache-dir $(BIN)/images
 
+# fuzz runs every fuzz target (each request decoder: the OpenAPI's query
+# and form, each action's request, the admin API's bodies, page tokens,
+# kubectl's log query, the annotations and specs) for FUZZTIME each.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParseSpecs -fuzztime 30s ./internal/catalog
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/openapi
-	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 30s ./internal/openapi
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSpecs$$' -fuzztime $(FUZZTIME) ./internal/catalog
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/spot
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/openapi
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/openapi
+	$(GO) test -run '^$$' -fuzz '^FuzzParams$$' -fuzztime $(FUZZTIME) ./internal/openapi
+	$(GO) test -run '^$$' -fuzz '^FuzzRPCDecode$$' -fuzztime $(FUZZTIME) ./internal/eci
+	$(GO) test -run '^$$' -fuzz '^FuzzAdminDecode$$' -fuzztime $(FUZZTIME) ./internal/eci
+	$(GO) test -run '^$$' -fuzz '^FuzzPageToken$$' -fuzztime $(FUZZTIME) ./internal/eci
+	$(GO) test -run '^$$' -fuzz '^FuzzLogQuery$$' -fuzztime $(FUZZTIME) ./internal/vnode
+
+# chaos is the long fault run: CHAOS_FAULTS kill -9s of the service, the
+# node, containerd, kube-apiserver, etcd or all of them, at moments drawn
+# from CHAOS_SEED (printed when not given), then every invariant checked.
+# make test runs the short one (one fault of each kind).
+CHAOS_FAULTS ?= 200
+chaos: build kube images
+	$(GO) test -count=1 -v -timeout 6h -run '^TestFaults$$' ./test/chaos -chaos.faults $(CHAOS_FAULTS) $(if $(CHAOS_SEED),-chaos.seed $(CHAOS_SEED)) | tee $(BIN)/chaos.txt
 
 clean:
 	rm -rf $(BIN)

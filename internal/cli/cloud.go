@@ -63,6 +63,8 @@ func parseForwards(specs []string) ([]runtime.Forward, error) {
 type cloud struct {
 	log      *slog.Logger
 	daemon   *daemon.Daemon // nil when containerd is not ours
+	// unsupervise stops the restarting of our containerd and waits.
+	unsupervise func()
 	registry *registry.Registry
 	runtime  *runtime.Containerd
 }
@@ -121,6 +123,10 @@ func startCloud(ctx context.Context, log *slog.Logger, stateDir string, o *cloud
 			return fail(err)
 		}
 		address = c.daemon.Address
+		supervised, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); c.daemon.Supervise(supervised) }()
+		c.unsupervise = func() { cancel(); <-done }
 	}
 	logger, err := loggerBinary()
 	if err != nil {
@@ -165,6 +171,7 @@ func (c *cloud) stop() int {
 		c.registry.Close()
 	}
 	if c.daemon != nil {
+		c.unsupervise()
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		if err := c.daemon.Stop(ctx); err != nil {

@@ -1,6 +1,7 @@
 package eci
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -98,16 +99,9 @@ type actionFunc func(ctx context.Context, requestID string, body []byte) (any, e
 // refused so that a misspelt field is an error, not a silent default.
 func action[Req, Resp any](f func(context.Context, Req) (Resp, error)) actionFunc {
 	return func(ctx context.Context, requestID string, body []byte) (any, error) {
-		var req Req
-		if len(strings.TrimSpace(string(body))) > 0 {
-			dec := json.NewDecoder(strings.NewReader(string(body)))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				return nil, &APIError{Status: 400, Code: "InvalidParameter", Message: "malformed request body: " + err.Error()}
-			}
-			if dec.More() {
-				return nil, &APIError{Status: 400, Code: "InvalidParameter", Message: "malformed request body: data after the JSON object"}
-			}
+		req, err := decodeJSON[Req](body)
+		if err != nil {
+			return nil, err
 		}
 		resp, err := f(ctx, req)
 		if err != nil {
@@ -115,6 +109,24 @@ func action[Req, Resp any](f func(context.Context, Req) (Resp, error)) actionFun
 		}
 		return withRequestID(resp, requestID), nil
 	}
+}
+
+// decodeJSON decodes an admin request body: one JSON object (or nothing),
+// no unknown field, nothing after it.
+func decodeJSON[Req any](body []byte) (Req, error) {
+	var req Req
+	if len(bytes.TrimSpace(body)) == 0 {
+		return req, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, &APIError{Status: 400, Code: "InvalidParameter", Message: "malformed request body: " + err.Error()}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return req, &APIError{Status: 400, Code: "InvalidParameter", Message: "malformed request body: data after the JSON object"}
+	}
+	return req, nil
 }
 
 // serveAction checks the token, decodes the body and runs f. With noBody the

@@ -25,15 +25,23 @@ const (
 // on the decoded parameters.
 type rpcAction struct {
 	version string
-	run     func(ctx context.Context, params url.Values) (any, error)
+	// decode is the action's request decoder alone (run decodes too).
+	decode func(params url.Values) error
+	run    func(ctx context.Context, params url.Values) (any, error)
 }
 
 // rpc adapts a service action to the OpenAPI: decode the parameters into
 // its request, run it, and shape its answer for the wire.
 func rpc[Req, Resp any](version string, f func(context.Context, Req) (Resp, error), shape func(Resp) any) rpcAction {
-	return rpcAction{version: version, run: func(ctx context.Context, params url.Values) (any, error) {
-		var req Req
-		if err := openapi.Decode(params, &req); err != nil {
+	decode := func(params url.Values) (req Req, err error) {
+		return req, openapi.Decode(params, &req)
+	}
+	return rpcAction{version: version, decode: func(params url.Values) error {
+		_, err := decode(params)
+		return err
+	}, run: func(ctx context.Context, params url.Values) (any, error) {
+		req, err := decode(params)
+		if err != nil {
 			return nil, err
 		}
 		resp, err := f(ctx, req)

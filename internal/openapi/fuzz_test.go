@@ -3,7 +3,9 @@ package openapi
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,4 +85,25 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzParams: any query and form body read into parameters or are refused
+// with a 4xx *Error; never a panic.
+func FuzzParams(f *testing.F) {
+	f.Add("Action=DescribeContainerGroups&RegionId=cn-hangzhou", "Container.1.Name=a")
+	f.Add("a=1&a=2", "")
+	f.Add("%zz", "b=%zz")
+	f.Fuzz(func(t *testing.T, query, body string) {
+		r, err := http.NewRequest(http.MethodPost, "http://127.0.0.1/?"+query, strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if _, err := Params(r); err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Status < 400 || e.Status > 499 {
+				t.Fatalf("error %v is not a 4xx *Error", err)
+			}
+		}
+	})
 }

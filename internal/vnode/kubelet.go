@@ -77,39 +77,21 @@ func (k *kubeletAPI) serveKubelet(ctx context.Context) (int, <-chan error, error
 }
 
 // containerLogs answers GET /containerLogs/{ns}/{pod}/{container} with the
-// query parameters kubectl sends: follow, tailLines, timestamps, sinceSeconds,
-// previous, limitBytes.
+// query parameters kubectl sends.
 func (k *kubeletAPI) containerLogs(w http.ResponseWriter, r *http.Request) {
 	id, ok := k.instanceOf(w, r)
 	if !ok {
 		return
 	}
-	var err error
-	q := r.URL.Query()
-	req := eciapi.DescribeContainerLogRequest{ContainerGroupId: id, ContainerName: r.PathValue("container"),
-		Follow: q.Get("follow") == "true", Timestamps: q.Get("timestamps") == "true", Previous: q.Get("previous") == "true"}
-	if v := q.Get("tailLines"); v != "" {
-		if req.Tail, err = strconv.Atoi(v); err != nil || req.Tail < 0 {
-			http.Error(w, "tailLines must be a non-negative integer", http.StatusBadRequest)
-			return
-		}
-		if req.Tail == 0 {
-			return // --tail=0: no lines
-		}
+	req, limit, err := logQuery(r.URL.Query())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
-	if v := q.Get("sinceSeconds"); v != "" {
-		if req.SinceSeconds, err = strconv.Atoi(v); err != nil || req.SinceSeconds < 0 {
-			http.Error(w, "sinceSeconds must be a non-negative integer", http.StatusBadRequest)
-			return
-		}
+	if req.Tail == 0 && r.URL.Query().Has("tailLines") {
+		return // --tail=0: no lines
 	}
-	var limit int64 = -1
-	if v := q.Get("limitBytes"); v != "" {
-		if limit, err = strconv.ParseInt(v, 10, 64); err != nil || limit < 1 {
-			http.Error(w, "limitBytes must be a positive integer", http.StatusBadRequest)
-			return
-		}
-	}
+	req.ContainerGroupId, req.ContainerName = id, r.PathValue("container")
 	stream, err := k.provider.Logs(r.Context(), req)
 	if err != nil {
 		serviceError(w, err)
@@ -122,6 +104,29 @@ func (k *kubeletAPI) containerLogs(w http.ResponseWriter, r *http.Request) {
 		out = io.LimitReader(stream, limit)
 	}
 	eciapi.CopyFlushing(w, out)
+}
+
+// logQuery decodes the log query kubectl sends (follow, tailLines,
+// timestamps, sinceSeconds, previous, limitBytes); limit is 0 when not
+// given.
+func logQuery(q url.Values) (req eciapi.DescribeContainerLogRequest, limit int64, err error) {
+	req = eciapi.DescribeContainerLogRequest{Follow: q.Get("follow") == "true", Timestamps: q.Get("timestamps") == "true", Previous: q.Get("previous") == "true"}
+	if v := q.Get("tailLines"); v != "" {
+		if req.Tail, err = strconv.Atoi(v); err != nil || req.Tail < 0 {
+			return req, 0, errors.New("tailLines must be a non-negative integer")
+		}
+	}
+	if v := q.Get("sinceSeconds"); v != "" {
+		if req.SinceSeconds, err = strconv.Atoi(v); err != nil || req.SinceSeconds < 0 {
+			return req, 0, errors.New("sinceSeconds must be a non-negative integer")
+		}
+	}
+	if v := q.Get("limitBytes"); v != "" {
+		if limit, err = strconv.ParseInt(v, 10, 64); err != nil || limit < 1 {
+			return req, 0, errors.New("limitBytes must be a positive integer")
+		}
+	}
+	return req, limit, nil
 }
 
 // instanceOf finds the instance of the pod a kubelet API request names

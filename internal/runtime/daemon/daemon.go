@@ -107,6 +107,37 @@ func Start(ctx context.Context, dir string, log *slog.Logger) (*Daemon, error) {
 	return d, nil
 }
 
+// superviseEvery is how often Supervise looks at containerd.
+const superviseEvery = 500 * time.Millisecond
+
+// Supervise keeps containerd running until ctx ends, as an init system
+// would: when it has died (a crash, a kill -9) it is started again on the
+// same folder. The containers live on in their shims meanwhile, and the
+// runtime's clients reconnect.
+func (d *Daemon) Supervise(ctx context.Context) {
+	t := time.NewTicker(superviseEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, ok := d.running(); ok {
+			continue
+		}
+		d.log.Warn("containerd is not running; starting it again", "pid", d.pid)
+		again, err := Start(ctx, d.dir, d.log)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("restarting containerd", "err", err)
+			}
+			continue
+		}
+		d.pid = again.pid
+	}
+}
+
 // daemonConfig is containerd's configuration: everything under dir, only what
 // spoteci uses (no CRI: the virtual node is the kubelet here).
 func daemonConfig(dir, address string) string {
