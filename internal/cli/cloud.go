@@ -61,12 +61,12 @@ func parseForwards(specs []string) ([]runtime.Forward, error) {
 
 // cloud is what runs the instances of the ECI service.
 type cloud struct {
-	log      *slog.Logger
-	daemon   *daemon.Daemon // nil when containerd is not ours
+	log    *slog.Logger
+	daemon *daemon.Daemon // nil when containerd is not ours
 	// unsupervise stops the restarting of our containerd and waits.
 	unsupervise func()
-	registry *registry.Registry
-	runtime  *runtime.Containerd
+	registry    *registry.Registry
+	runtime     *runtime.Containerd
 }
 
 // startCloud starts the local registry (publishing the built-in images),

@@ -345,7 +345,7 @@ func (s *stack) reclaim(ctx context.Context, rng *rand.Rand) {
 		case <-time.After(time.Duration(2000+rng.IntN(4000)) * time.Millisecond):
 		}
 		s.cliErr("market", "set", "--type", specType, "--price", "0.9") // fails while the service is down: fine
-		time.Sleep(1500 * time.Millisecond)                                // one 5-minute check
+		time.Sleep(1500 * time.Millisecond)                             // one 5-minute check
 		s.cliErr("market", "set", "--type", specType, "--reset")
 	}
 }
