@@ -151,6 +151,8 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"create", "x", "--image", "busybox", "--spot-duration", "-1", "--spot-strategy", "SpotAsPriceGo", sd, "--", "true"}, `SpotDuration "-1"`},
 		{[]string{"market", "set", "--type", "ecs.c5.large", "--stock", "-3", sd}, "Stock -3"},
 		{[]string{"market", "history", "--type", "ecs.c5.large", "--zone", "mars-1a", sd}, `"mars-1a"`},
+		{[]string{"server", "--container-log-max-size", "10", "--state-dir", t.TempDir()}, "--container-log-max-size"},
+		{[]string{"server", "--container-log-max-files", "1", "--state-dir", t.TempDir()}, "--container-log-max-files 1"},
 	} {
 		_, err := run(t, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

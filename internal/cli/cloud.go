@@ -46,6 +46,22 @@ func (o *cloudOptions) addFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.forwards, "forward", nil, "make IP:PORT, seen from instances, reach 127.0.0.1:PORT of this machine (the local apiserver as the kubernetes service, 10.0.0.1:443=127.0.0.1:6443); repeatable")
 }
 
+// logMax checks the log flags and returns the log cap in bytes (0: the
+// runtime's default, for callers without the flags such as spoteci demo).
+func (o *cloudOptions) logMax() (int64, error) {
+	if o.logMaxFiles == 1 || o.logMaxFiles < 0 {
+		return 0, fmt.Errorf("--container-log-max-files %d: want at least 2", o.logMaxFiles)
+	}
+	if o.logMaxSize == "" {
+		return 0, nil
+	}
+	q, err := resource.ParseQuantity(o.logMaxSize)
+	if err != nil || q.Value() < 1024 {
+		return 0, fmt.Errorf("--container-log-max-size %q: want a quantity of at least 1Ki, like 10Mi", o.logMaxSize)
+	}
+	return q.Value(), nil
+}
+
 // parseForwards reads --forward FROM=TO.
 func parseForwards(specs []string) ([]runtime.Forward, error) {
 	var out []runtime.Forward
@@ -74,6 +90,10 @@ type cloud struct {
 // mirrored by the local one (this machine reaches no public registry), after
 // the mirrors given.
 func startCloud(ctx context.Context, log *slog.Logger, stateDir string, o *cloudOptions) (*cloud, error) {
+	logMax, err := o.logMax()
+	if err != nil {
+		return nil, err
+	}
 	c := &cloud{log: log}
 	fail := func(err error) (*cloud, error) {
 		c.stop()
@@ -83,7 +103,6 @@ func startCloud(ctx context.Context, log *slog.Logger, stateDir string, o *cloud
 	if prev, err := registry.ReadInfo(stateDir); err == nil && listen == "127.0.0.1:0" {
 		listen = prev.Address // the same address across restarts, when free
 	}
-	var err error
 	if c.registry, err = registry.Start(ctx, filepath.Join(stateDir, "registry"), listen, log); err != nil && listen != o.registryListen {
 		c.registry, err = registry.Start(ctx, filepath.Join(stateDir, "registry"), o.registryListen, log)
 	}
@@ -136,15 +155,9 @@ func startCloud(ctx context.Context, log *slog.Logger, stateDir string, o *cloud
 	if err != nil {
 		return fail(err)
 	}
-	logMax, err := resource.ParseQuantity(o.logMaxSize)
-	if err != nil || logMax.Value() < 1024 {
-		return fail(fmt.Errorf("--container-log-max-size %q: want a quantity of at least 1Ki, like 10Mi", o.logMaxSize))
-	}
-	if o.logMaxFiles < 2 {
-		return fail(fmt.Errorf("--container-log-max-files %d: want at least 2", o.logMaxFiles))
-	}
+
 	if c.runtime, err = runtime.New(ctx, runtime.Config{Dir: filepath.Join(stateDir, "runtime"), Address: address,
-		Logger: logger, LogMaxSize: logMax.Value(), LogMaxFiles: o.logMaxFiles, Registries: regs, Forwards: forwards, Log: log}); err != nil {
+		Logger: logger, LogMaxSize: logMax, LogMaxFiles: o.logMaxFiles, Registries: regs, Forwards: forwards, Log: log}); err != nil {
 		return fail(err)
 	}
 	return c, nil

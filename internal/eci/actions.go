@@ -155,9 +155,9 @@ const (
 	maxContainerName = 128
 )
 
-// containerName is a DNS label, the shape of a Kubernetes container's name:
-// lowercase letters, digits and inner hyphens. It also names the
-// container's folders, so nothing else may pass.
+// containerName is a DNS label, the shape of a Kubernetes container's (and
+// volume's) name: lowercase letters, digits and inner hyphens. It also names
+// folders of the instance, so nothing else may pass.
 var containerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
 func checkContainers(req eciapi.CreateContainerGroupRequest) error {
@@ -229,7 +229,11 @@ func checkVolumes(vs []eciapi.Volume) (map[string]bool, error) {
 	names := map[string]bool{}
 	for _, v := range vs {
 		if v.Name == "" || names[v.Name] {
-			return nil, badRequest("Volume.Name", "volume name %q is empty or used twice", v.Name)
+			return nil, badRequest("Volume.Name", "volume name %s is empty or used twice", annotation.Quote(v.Name))
+		}
+		if len(v.Name) > maxContainerName || !containerName.MatchString(v.Name) {
+			return nil, badRequest("Volume.Name", "volume name %s: want lowercase letters, digits and hyphens, starting and ending with a letter or digit, at most %d characters",
+				annotation.Quote(v.Name), maxContainerName)
 		}
 		names[v.Name] = true
 		switch v.Type {

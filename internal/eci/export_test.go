@@ -13,3 +13,7 @@ func RefuseWrites(s *Service, refuse bool) error {
 	_, err := s.store.db.ExecContext(context.Background(), pragma)
 	return err
 }
+
+// RefuseStart tells s that the runtime refused to start group id's
+// containers, as the supervisor does.
+func RefuseStart(s *Service, id string, err error) { s.startRefused(id, err) }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,5 +130,36 @@ func TestDeleteEndedGroup(t *testing.T) {
 	}
 	if err := s.DeleteContainerGroup(ctx, eciapi.DeleteContainerGroupRequest{ContainerGroupId: "eci-nope"}); !eciapi.IsNotFound(err) {
 		t.Errorf("deleting an unknown group: %v, want not found", err)
+	}
+}
+
+// A group whose containers the runtime refuses to start fails at once with
+// the runtime's words in a Warning event and stops billing, instead of
+// staying Pending, billed forever.
+func TestRefusedStartFails(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	ctx := context.Background()
+	id, err := s.CreateContainerGroup(ctx, eciapi.CreateContainerGroupRequest{ContainerGroupName: "never", InstanceType: "2-4Gi",
+		Containers: []eciapi.Container{{Name: "c", Image: "not-pulled:1", ImagePullPolicy: "Never"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eci.RefuseStart(s.svc, id, errors.New(`container name "x": invalid`))
+	g := s.waitStatus(t, id, eciapi.StatusFailed)
+	ev, ok := findEvent(g, "StartError")
+	if !ok || ev.Type != "Warning" || !strings.Contains(ev.Message, `container name "x": invalid`) {
+		t.Errorf("events %+v, want a Warning StartError with the runtime's words", g.Events)
+	}
+	if c := g.Containers[0].CurrentState; c.State != "Terminated" || c.Reason != "StartError" {
+		t.Errorf("container %+v, want Terminated StartError", c)
+	}
+	bill, err := s.admin.DescribeBill(ctx, eciapi.DescribeBillRequest{ContainerGroupIds: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // an hour of market time at this scale would show
+	again, _ := s.admin.DescribeBill(ctx, eciapi.DescribeBillRequest{ContainerGroupIds: []string{id}})
+	if again.Amount != bill.Amount {
+		t.Errorf("the bill grows after the group failed: %v then %v", bill.Amount, again.Amount)
 	}
 }

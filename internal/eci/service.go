@@ -189,7 +189,7 @@ func (s *Service) load(ctx context.Context) error {
 		return err
 	}
 	s.rt = s.cfg.Runtime
-	s.sup = newSupervisor(s.rt, s.log)
+	s.sup = newSupervisor(s.rt, s.log, s.startRefused)
 	if s.stream, err = newStreamServer(s.rt); err != nil {
 		return fmt.Errorf("exec stream server: %w", err)
 	}
@@ -474,6 +474,36 @@ func (s *Service) containersEnded(g *group) bool {
 		return false
 	}
 	return true
+}
+
+// startRefused fails a group whose containers the runtime refused to start:
+// its containers end in StartError with the runtime's words, a Warning
+// event says them, and the bill stops.
+func (s *Service) startRefused(id string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.advance(context.Background()); err != nil {
+		s.log.Error("failing a group that could not start", "group", id, "err", err)
+		return
+	}
+	g, ok := s.groups[id]
+	if !ok || g.Deleted || g.inst.State.Ended() {
+		return // gone or ended meanwhile: nothing waits
+	}
+	now := s.core.Now()
+	msg := "the containers could not start: " + err.Error()
+	for _, c := range g.Request.Containers {
+		g.Containers = append(g.Containers, runtime.ContainerStatus{Name: c.Name, Image: c.Image, State: runtime.StateTerminated,
+			ExitCode: 128, Reason: runtime.ReasonStartError, Message: msg, FinishedAt: s.clock.WallAt(now)})
+	}
+	g.Status = eciapi.StatusFailed
+	if err := s.core.Stop(now, g.ID, "The containers could not start"); err != nil {
+		s.log.Error("stopping a group that could not start", "group", id, "err", err)
+	}
+	ev := storedEvent{Group: g.ID, Event: eciapi.Event{Type: "Warning", Reason: runtime.ReasonStartError, Message: msg, Timestamp: now}}
+	if err := s.handleReady(context.Background(), change{events: []storedEvent{ev}, groups: []*group{g}}); err != nil {
+		s.log.Error("persisting a refused start", "group", id, "err", err)
+	}
 }
 
 func containerEndMessage(c runtime.ContainerStatus) string {

@@ -440,6 +440,9 @@ func TestBadInput(t *testing.T) {
 		{"env key with =", func(r *eciapi.CreateContainerGroupRequest) {
 			r.Containers[0].EnvironmentVars = []eciapi.EnvironmentVar{{Key: "A=B", Value: "x"}}
 		}, 400, []string{"EnvironmentVar.Key", `"A=B"`}},
+		{"volume name with a slash", func(r *eciapi.CreateContainerGroupRequest) {
+			r.Volumes = []eciapi.Volume{{Name: "a/b", Type: eciapi.VolumeEmptyDir}}
+		}, 400, []string{"Volume.Name", `"a/b"`}},
 		{"oversized specs, quoted short", func(r *eciapi.CreateContainerGroupRequest) {
 			r.InstanceType = strings.Repeat("2-4Gi\x01", 20000)
 		}, 400, []string{"InstanceType", "(120000 bytes)"}},

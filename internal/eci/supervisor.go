@@ -18,10 +18,14 @@ type supervisor struct {
 	rt   runtime.Runtime
 	log  *slog.Logger
 	work []chan func(context.Context)
+	// refused hears of a start the runtime refused (not one cut short by
+	// a stop): the group must not wait, billed, for containers that never
+	// come.
+	refused func(id string, err error)
 }
 
-func newSupervisor(rt runtime.Runtime, log *slog.Logger) *supervisor {
-	sv := &supervisor{rt: rt, log: log}
+func newSupervisor(rt runtime.Runtime, log *slog.Logger, refused func(id string, err error)) *supervisor {
+	sv := &supervisor{rt: rt, log: log, refused: refused}
 	for range 4 {
 		sv.work = append(sv.work, make(chan func(context.Context), 1024))
 	}
@@ -51,6 +55,9 @@ func (sv *supervisor) start(in runtime.Instance) {
 	sv.submit(in.ID, func(ctx context.Context) {
 		if err := sv.rt.Start(ctx, in); err != nil {
 			sv.log.Error("starting containers", "group", in.ID, "err", err)
+			if ctx.Err() == nil {
+				sv.refused(in.ID, err)
+			}
 		}
 	})
 }

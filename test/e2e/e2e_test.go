@@ -601,6 +601,37 @@ func TestDeleteEndedPods(t *testing.T) {
 	})
 }
 
+// Orphans are found by pod UID (issue 12): a pod force-deleted while the
+// node is away and made again under the same name is another pod; the old
+// one's instance is deleted, not kept running and billed beside the new one.
+func TestOrphanBySameName(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	ann := map[string]string{specs: "ecs.c5.large", strategy: "SpotAsPriceGo"}
+	apply(t, ns, podManifest("twin", ann))
+	waitPodRunning(t, ns, "twin")
+	old := groups(t, ns)
+	if len(old) != 1 {
+		t.Fatalf("%d instances for one pod", len(old))
+	}
+
+	env.node.stop()
+	kubectl(t, "-n", ns, "delete", "pod", "twin", "--grace-period=0", "--force")
+	apply(t, ns, podManifest("twin", ann))
+	env.node = startNode()
+	waitPodRunning(t, ns, "twin")
+	eventually(t, 30*time.Second, "only the new pod's instance live", func() (bool, string) {
+		live := groups(t, ns)
+		var ids []string
+		for _, g := range live {
+			if g.Status == "Running" || g.Status == "Pending" {
+				ids = append(ids, g.ContainerGroupId+" "+g.Status)
+			}
+		}
+		return len(ids) == 1 && !strings.HasPrefix(ids[0], old[0].ContainerGroupId), strings.Join(ids, ", ")
+	})
+}
+
 // Bills per Job: spoteci bill --by job equals the sum of the Job's pods' bill
 // lines to the cent, /metrics carries the same by namespace and Job, and
 // each pod shows its instance, type, zone and price in its annotations and
