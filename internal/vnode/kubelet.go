@@ -36,12 +36,14 @@ type kubeletAPI struct {
 	provider Provider
 	pods     corelisters.PodLister
 	instance func(types.UID) *Instance // the pod's instance at the last poll
+	auth     *kubeletAuth
 	log      *slog.Logger
 }
 
 // serveKubelet serves the part of the kubelet API that kubectl logs uses, on
 // its own TLS port (a self-signed certificate: the apiserver here does not
-// verify kubelet serving certificates). It returns the port.
+// verify kubelet serving certificates), to callers the cluster authenticates
+// and authorizes (kubeletAuth). It returns the port.
 func (k *kubeletAPI) serveKubelet(ctx context.Context) (int, <-chan error, error) {
 	cert, err := selfSigned(k.nodeName)
 	if err != nil {
@@ -59,8 +61,10 @@ func (k *kubeletAPI) serveKubelet(ctx context.Context) (int, <-chan error, error
 	mux.HandleFunc("GET /stats/summary", k.statsSummary)
 	mux.HandleFunc("GET /metrics/resource", k.metricsResource)
 	mux.HandleFunc("GET /runningpods/", k.runningPods)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
+	// Client certificates are asked for, and checked against the cluster's
+	// client CA by kubeletAuth (which reads it again as it rotates).
+	srv := &http.Server{Handler: k.auth.wrap(mux), ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}}
 	errs := make(chan error, 1)
 	go func() {
 		if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {

@@ -127,7 +127,7 @@ func New(cfg Config) (*Node, error) {
 		beat:        &heartbeat{name: cfg.NodeName, kube: cfg.Kube, taint: cfg.Taint},
 	}
 	n.kubelet = &kubeletAPI{nodeName: cfg.NodeName, listen: cfg.KubeletListen, started: time.Now(), provider: cfg.Provider,
-		instance: n.group, log: n.log}
+		instance: n.group, auth: newKubeletAuth(cfg.Kube, cfg.NodeName, n.log), log: n.log}
 	return n, nil
 }
 

@@ -3,9 +3,15 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -320,21 +326,96 @@ func TestKill9Adopts(t *testing.T) {
 }
 
 // kubeletGet reads a path of the virtual node's kubelet API, at the port
-// its Node object advertises.
+// its Node object advertises, as the cluster's admin (its client
+// certificate).
 func kubeletGet(t *testing.T, path string) string {
 	t.Helper()
+	cert, err := tls.LoadX509KeyPair(filepath.Join(env.cluster.StateDir(), "pki", "admin.crt"), filepath.Join(env.cluster.StateDir(), "pki", "admin.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := kubeletRequest(t, path, &tls.Config{Certificates: []tls.Certificate{cert}}, "")
+	if status != http.StatusOK {
+		t.Fatalf("GET %s: %d: %s", path, status, body)
+	}
+	return body
+}
+
+// kubeletRequest GETs a path of the kubelet port with a TLS client config
+// and a bearer token (either may be empty).
+func kubeletRequest(t *testing.T, path string, cfg *tls.Config, token string) (int, string) {
+	t.Helper()
 	port := kubectl(t, "get", "node", "virtual-kubelet-spoteci", "-o", "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}")
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 30 * time.Second}
-	resp, err := client.Get("https://127.0.0.1:" + port + path)
+	cfg.InsecureSkipVerify = true // the node's serving certificate is its own
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 30 * time.Second}
+	req, _ := http.NewRequest(http.MethodGet, "https://127.0.0.1:"+port+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s from the kubelet port: %v", path, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
+	return resp.StatusCode, string(body)
+}
+
+// The kubelet port is a kubelet's (issue 11): no credential gets 401, a
+// certificate of another CA 401, a user without the right on the node's
+// subresource 403, one with it 200; kubectl logs goes through the
+// apiserver's own client certificate.
+func TestKubeletPortAuth(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	apply(t, ns, podManifest("guarded", map[string]string{specs: "ecs.c5.large", strategy: "SpotAsPriceGo"}))
+	waitPodRunning(t, ns, "guarded")
+	logs := "/containerLogs/" + ns + "/guarded/main"
+
+	if status, body := kubeletRequest(t, logs, &tls.Config{}, ""); status != http.StatusUnauthorized {
+		t.Errorf("no credential: %d %s, want 401", status, body)
 	}
-	return string(body)
+	stranger, err := selfSignedClient("stranger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := kubeletRequest(t, logs, &tls.Config{Certificates: []tls.Certificate{stranger}}, ""); status != http.StatusUnauthorized {
+		t.Errorf("a certificate of another CA: %d %s, want 401", status, body)
+	}
+	kubectl(t, "-n", ns, "create", "serviceaccount", "nobody")
+	kubectl(t, "-n", ns, "create", "serviceaccount", "reader")
+	role := ns + "-node-proxy"
+	kubectl(t, "create", "clusterrole", role, "--verb=get,create", "--resource=nodes/proxy")
+	kubectl(t, "create", "clusterrolebinding", role, "--clusterrole="+role, "--serviceaccount="+ns+":reader")
+	t.Cleanup(func() { kubectlErr("delete", "clusterrolebinding,clusterrole", role) })
+	token := func(sa string) string { return strings.TrimSpace(kubectl(t, "-n", ns, "create", "token", sa)) }
+	status, body := kubeletRequest(t, logs, &tls.Config{}, token("nobody"))
+	if want := "user=system:serviceaccount:" + ns + ":nobody, verb=get, resource=nodes, subresource=proxy"; status != http.StatusForbidden || !strings.Contains(body, want) {
+		t.Errorf("a user without nodes/proxy: %d %s, want 403 naming %s", status, body, want)
+	}
+	reader := token("reader")
+	eventually(t, 10*time.Second, "the reader reads the log", func() (bool, string) {
+		status, body := kubeletRequest(t, logs, &tls.Config{}, reader)
+		return status == http.StatusOK && strings.Contains(body, "started"), fmt.Sprint(status, " ", body)
+	})
+	if out := kubectl(t, "-n", ns, "logs", "guarded"); !strings.Contains(out, "started") {
+		t.Errorf("kubectl logs through the apiserver: %q", out)
+	}
+}
+
+// selfSignedClient is a client certificate no cluster knows.
+func selfSignedClient(cn string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn, Organization: []string{"system:masters"}},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 func execKubectl(args ...string) *exec.Cmd {
