@@ -3,6 +3,7 @@ package cli
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,10 @@ type nodeOptions struct {
 	vswitchID       string
 	securityGroupID string
 	accessKeyFile   string
+	// The kubelet port's serving certificate: given, or from the cluster's
+	// CSR API (approved by the node itself with approveServing).
+	tlsCertFile, tlsKeyFile string
+	approveServing          bool
 }
 
 func newNodeCommand(streams Streams) *cobra.Command {
@@ -76,6 +81,9 @@ func (o *nodeOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.nodeName, "node-name", DefaultNodeName, "name of the Node object")
 	f.BoolVar(&o.taint, "taint", true, "taint the node virtual-kubelet.io/provider=spoteci:NoSchedule")
 	f.StringVar(&o.kubeletListen, "kubelet-listen", "127.0.0.1:0", "address of the kubelet API (kubectl logs)")
+	f.StringVar(&o.tlsCertFile, "tls-cert-file", "", "serving certificate of the kubelet API (PEM); default: one the cluster signs (CSR signer kubernetes.io/kubelet-serving)")
+	f.StringVar(&o.tlsKeyFile, "tls-private-key-file", "", "key of --tls-cert-file")
+	f.BoolVar(&o.approveServing, "approve-serving-csr", false, "approve the node's own serving certificate request (a local cluster the node administers); otherwise an admin approves it: kubectl certificate approve")
 	f.StringVar(&o.eciEndpoint, "eci-endpoint", "", "ECI OpenAPI endpoint: host:port, http:// or https:// URL (e.g. https://eci.cn-hangzhou.aliyuncs.com); default: the local service of --state-dir")
 	f.StringVar(&o.region, "region", "", "region of the ECI endpoint (default: the local service's)")
 	f.StringVar(&o.vswitchID, "vswitch-id", "", "vSwitch of the instances (Alibaba Cloud)")
@@ -138,7 +146,16 @@ func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, p vnode.Prov
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
-	n, err := vnode.New(vnode.Config{NodeName: o.nodeName, Kube: kube, Provider: p, Taint: o.taint, KubeletListen: o.kubeletListen, Logger: log})
+	cfg := vnode.Config{NodeName: o.nodeName, Kube: kube, Provider: p, Taint: o.taint, KubeletListen: o.kubeletListen,
+		ApproveServingCSR: o.approveServing, Logger: log}
+	if o.tlsCertFile != "" || o.tlsKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsCertFile, o.tlsKeyFile)
+		if err != nil {
+			return fmt.Errorf("--tls-cert-file/--tls-private-key-file: %w", err)
+		}
+		cfg.ServingCertificate = &cert
+	}
+	n, err := vnode.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,8 @@ func startStack(ctx context.Context, log *slog.Logger, o *serverOptions, binDir,
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	st.cancel = cancel
 	go func() { st.served <- st.service.run(runCtx) }()
-	node := &nodeOptions{kubeconfig: kube.Kubeconfig(), nodeName: nodeName, kubeletListen: "127.0.0.1:0"}
+	// The node administers this cluster: it approves its own serving certificate.
+	node := &nodeOptions{kubeconfig: kube.Kubeconfig(), nodeName: nodeName, kubeletListen: "127.0.0.1:0", approveServing: true}
 	provider, err := localProvider(st.service.info, "")
 	if err != nil {
 		cancel()

@@ -191,6 +191,10 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		"--client-ca-file", p.cert("ca"),
 		"--kubelet-client-certificate", p.cert("apiserver-kubelet-client"),
 		"--kubelet-client-key", p.key("apiserver-kubelet-client"),
+		// Kubelets (the virtual node) serve certificates the cluster signed
+		// (CSR signer kubernetes.io/kubelet-serving, by the controller
+		// manager with this CA): logs and exec go only to a verified one.
+		"--kubelet-certificate-authority", p.cert("ca"),
 		// Reach node agents (the virtual node's kubelet API) at their
 		// 127.0.0.1 InternalIP, never by looking up their name.
 		"--kubelet-preferred-address-types", "InternalIP",

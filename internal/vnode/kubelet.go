@@ -37,18 +37,14 @@ type kubeletAPI struct {
 	pods     corelisters.PodLister
 	instance func(types.UID) *Instance // the pod's instance at the last poll
 	auth     *kubeletAuth
+	serving  *servingCert
 	log      *slog.Logger
 }
 
 // serveKubelet serves the part of the kubelet API that kubectl logs uses, on
-// its own TLS port (a self-signed certificate: the apiserver here does not
-// verify kubelet serving certificates), to callers the cluster authenticates
-// and authorizes (kubeletAuth). It returns the port.
+// its own TLS port (with the certificate of servingCert), to callers the
+// cluster authenticates and authorizes (kubeletAuth). It returns the port.
 func (k *kubeletAPI) serveKubelet(ctx context.Context) (int, <-chan error, error) {
-	cert, err := selfSigned(k.nodeName)
-	if err != nil {
-		return 0, nil, err
-	}
 	ln, err := net.Listen("tcp", k.listen)
 	if err != nil {
 		return 0, nil, fmt.Errorf("kubelet API: listening on %s: %w", k.listen, err)
@@ -64,7 +60,7 @@ func (k *kubeletAPI) serveKubelet(ctx context.Context) (int, <-chan error, error
 	// Client certificates are asked for, and checked against the cluster's
 	// client CA by kubeletAuth (which reads it again as it rotates).
 	srv := &http.Server{Handler: k.auth.wrap(mux), ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}}
+		TLSConfig: &tls.Config{GetCertificate: k.serving.GetCertificate, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}}
 	errs := make(chan error, 1)
 	go func() {
 		if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {

@@ -8,6 +8,7 @@ package vnode
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -76,7 +77,13 @@ type Config struct {
 	PollInterval time.Duration
 	// Workers sync pods in parallel; default 16.
 	Workers int
-	Logger  *slog.Logger
+	// ServingCertificate is the kubelet port's; nil: one the cluster signs
+	// through the CSR API (self-signed until issued).
+	ServingCertificate *tls.Certificate
+	// ApproveServingCSR: the node approves its own serving certificate
+	// request (a local cluster whose admin it runs as).
+	ApproveServingCSR bool
+	Logger            *slog.Logger
 }
 
 // Node is a running virtual node.
@@ -128,6 +135,14 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.kubelet = &kubeletAPI{nodeName: cfg.NodeName, listen: cfg.KubeletListen, started: time.Now(), provider: cfg.Provider,
 		instance: n.group, auth: newKubeletAuth(cfg.Kube, cfg.NodeName, n.log), log: n.log}
+	serving, err := newServingCert(cfg.Kube, cfg.NodeName, cfg.ApproveServingCSR, n.log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ServingCertificate != nil {
+		serving.cur.Store(cfg.ServingCertificate)
+	}
+	n.kubelet.serving = serving
 	return n, nil
 }
 
@@ -172,6 +187,9 @@ func (n *Node) Run(ctx context.Context) error {
 		n.log.Error("reading instances", "err", err)
 	}
 	var wg sync.WaitGroup
+	if n.cfg.ServingCertificate == nil {
+		wg.Go(func() { n.kubelet.serving.run(ctx) })
+	}
 	wg.Go(func() { n.every(ctx, 10*time.Second, n.beat.renewLease) })
 	wg.Go(func() { n.every(ctx, time.Minute, n.beat.updateNodeStatus) })
 	wg.Go(func() { n.every(ctx, n.cfg.PollInterval, n.poll) })

@@ -233,7 +233,7 @@ func (s *stack) startServer() {
 }
 
 func (s *stack) startNode() {
-	s.node = s.run("node", "--kubeconfig", s.kube.Kubeconfig(), "--state-dir", s.state, "--taint=false")
+	s.node = s.run("node", "--kubeconfig", s.kube.Kubeconfig(), "--state-dir", s.state, "--taint=false", "--approve-serving-csr")
 }
 
 // stop ends the processes and deletes every instance (spoteci down).

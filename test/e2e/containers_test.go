@@ -401,6 +401,24 @@ func TestKubeletPortAuth(t *testing.T) {
 	if out := kubectl(t, "-n", ns, "logs", "guarded"); !strings.Contains(out, "started") {
 		t.Errorf("kubectl logs through the apiserver: %q", out)
 	}
+	// The port's certificate is the cluster's (CSR signer
+	// kubernetes.io/kubelet-serving), for system:node:<name> and the node's
+	// address: the apiserver verifies it (--kubelet-certificate-authority).
+	caPEM, err := os.ReadFile(filepath.Join(env.cluster.StateDir(), "pki", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	port := kubectl(t, "get", "node", "virtual-kubelet-spoteci", "-o", "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}")
+	conn, err := tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{RootCAs: roots})
+	if err != nil {
+		t.Fatalf("the kubelet port's certificate is not the cluster's: %v", err)
+	}
+	defer conn.Close()
+	if cn := conn.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != "system:node:virtual-kubelet-spoteci" {
+		t.Errorf("serving certificate for %q", cn)
+	}
 }
 
 // selfSignedClient is a client certificate no cluster knows.

@@ -140,7 +140,7 @@ func startServer() *process {
 }
 
 func startNode() *process {
-	return start("node", "--kubeconfig", env.kubeconfig, "--state-dir", env.state, "--taint=false")
+	return start("node", "--kubeconfig", env.kubeconfig, "--state-dir", env.state, "--taint=false", "--approve-serving-csr")
 }
 
 func skipWithoutCluster(t testing.TB) {
