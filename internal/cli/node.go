@@ -39,6 +39,7 @@ type nodeOptions struct {
 	// CSR API (approved by the node itself with approveServing).
 	tlsCertFile, tlsKeyFile string
 	approveServing          bool
+	webhookListen           string
 }
 
 func newNodeCommand(streams Streams) *cobra.Command {
@@ -83,6 +84,7 @@ func (o *nodeOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.kubeletListen, "kubelet-listen", "127.0.0.1:0", "address of the kubelet API (kubectl logs)")
 	f.StringVar(&o.tlsCertFile, "tls-cert-file", "", "serving certificate of the kubelet API (PEM); default: one the cluster signs (CSR signer kubernetes.io/kubelet-serving)")
 	f.StringVar(&o.tlsKeyFile, "tls-private-key-file", "", "key of --tls-cert-file")
+	f.StringVar(&o.webhookListen, "webhook-listen", "", "serve the admission webhook that routes pods labelled alibabacloud.com/eci=true (or in a namespace so labelled) to the node, at this loopback address the apiserver reaches, e.g. 127.0.0.1:0; empty: none")
 	f.BoolVar(&o.approveServing, "approve-serving-csr", false, "approve the node's own serving certificate request (a local cluster the node administers); otherwise an admin approves it: kubectl certificate approve")
 	f.StringVar(&o.eciEndpoint, "eci-endpoint", "", "ECI OpenAPI endpoint: host:port, http:// or https:// URL (e.g. https://eci.cn-hangzhou.aliyuncs.com); default: the local service of --state-dir")
 	f.StringVar(&o.region, "region", "", "region of the ECI endpoint (default: the local service's)")
@@ -147,7 +149,7 @@ func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, p vnode.Prov
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
 	cfg := vnode.Config{NodeName: o.nodeName, Kube: kube, Provider: p, Taint: o.taint, KubeletListen: o.kubeletListen,
-		ApproveServingCSR: o.approveServing, Logger: log}
+		ApproveServingCSR: o.approveServing, WebhookListen: o.webhookListen, Logger: log}
 	if o.tlsCertFile != "" || o.tlsKeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(o.tlsCertFile, o.tlsKeyFile)
 		if err != nil {

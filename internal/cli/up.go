@@ -111,7 +111,8 @@ func startStack(ctx context.Context, log *slog.Logger, o *serverOptions, binDir,
 	st.cancel = cancel
 	go func() { st.served <- st.service.run(runCtx) }()
 	// The node administers this cluster: it approves its own serving certificate.
-	node := &nodeOptions{kubeconfig: kube.Kubeconfig(), nodeName: nodeName, kubeletListen: "127.0.0.1:0", approveServing: true}
+	node := &nodeOptions{kubeconfig: kube.Kubeconfig(), nodeName: nodeName, kubeletListen: "127.0.0.1:0", approveServing: true,
+		webhookListen: "127.0.0.1:0"}
 	provider, err := localProvider(st.service.info, "")
 	if err != nil {
 		cancel()

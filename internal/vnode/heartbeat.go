@@ -82,7 +82,7 @@ func (h *heartbeat) nodeObject() *corev1.Node {
 		},
 	}
 	if h.taint {
-		node.Spec.Taints = []corev1.Taint{{Key: TaintKey, Value: "spoteci", Effect: corev1.TaintEffectNoSchedule}}
+		node.Spec.Taints = []corev1.Taint{{Key: TaintKey, Value: taintValue, Effect: corev1.TaintEffectNoSchedule}}
 	}
 	return node
 }

@@ -57,9 +57,13 @@ const (
 	AnnotationPrice        = "spoteci.io/price"
 )
 
-// TaintKey is the taint the node carries in an existing cluster, so that only
-// pods that tolerate it land on spot instances.
-const TaintKey = "virtual-kubelet.io/provider"
+// TaintKey=taintValue:NoSchedule is the taint the node carries in an
+// existing cluster, so that only pods that tolerate it land on spot
+// instances.
+const (
+	TaintKey   = "virtual-kubelet.io/provider"
+	taintValue = "spoteci"
+)
 
 // Config sets up a Node.
 type Config struct {
@@ -83,7 +87,11 @@ type Config struct {
 	// ApproveServingCSR: the node approves its own serving certificate
 	// request (a local cluster whose admin it runs as).
 	ApproveServingCSR bool
-	Logger            *slog.Logger
+	// WebhookListen, when set, serves the admission webhook of the
+	// alibabacloud.com/eci label there (a loopback address the apiserver
+	// reaches) and keeps its MutatingWebhookConfiguration.
+	WebhookListen string
+	Logger        *slog.Logger
 }
 
 // Node is a running virtual node.
@@ -199,11 +207,20 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		})
 	}
+	var hookErr <-chan error
+	if n.cfg.WebhookListen != "" {
+		hook := &labelWebhook{kube: n.kube, listen: n.cfg.WebhookListen, log: n.log}
+		if hookErr, err = hook.run(ctx); err != nil {
+			n.log.Error("admission webhook of the "+LabelECI+" label not served", "err", err)
+		}
+	}
 	n.log.Info("virtual node ready", "kubelet_port", port)
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		n.log.Error("kubelet API stopped", "err", err)
+	case err := <-hookErr:
+		n.log.Error("admission webhook stopped", "err", err)
 	}
 	n.queue.ShutDown()
 	wg.Wait()

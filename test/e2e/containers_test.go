@@ -421,6 +421,34 @@ func TestKubeletPortAuth(t *testing.T) {
 	}
 }
 
+// The seeds' label, as ACK reads it (issue 11): a pod labelled
+// alibabacloud.com/eci: "true", or made in a namespace so labelled, gets the
+// virtual node's toleration and node selector from the admission webhook
+// and runs there; a pod without it is left as it is.
+func TestECILabel(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	routed := func(name string) (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod", name, "-o", "jsonpath={.spec.nodeSelector.type} {.spec.tolerations[?(@.key==\"virtual-kubelet.io/provider\")].value}")
+		return out == "virtual-kubelet spoteci", out
+	}
+	labelled := strings.Replace(podManifest("labelled", nil), "metadata:\n", "metadata:\n  labels:\n    alibabacloud.com/eci: \"true\"\n", 1)
+	apply(t, ns, labelled)
+	apply(t, ns, podManifest("plain", nil))
+	if ok, got := routed("labelled"); !ok {
+		t.Errorf("a labelled pod's selector and toleration: %q", got)
+	}
+	waitPodRunning(t, ns, "labelled")
+	if ok, got := routed("plain"); ok || got != " " {
+		t.Errorf("a pod without the label was changed: %q", got)
+	}
+	kubectl(t, "label", "namespace", ns, "alibabacloud.com/eci=true")
+	apply(t, ns, podManifest("in-labelled-ns", nil))
+	if ok, got := routed("in-labelled-ns"); !ok {
+		t.Errorf("a pod of a labelled namespace: %q", got)
+	}
+}
+
 // selfSignedClient is a client certificate no cluster knows.
 func selfSignedClient(cn string) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -140,7 +140,8 @@ func startServer() *process {
 }
 
 func startNode() *process {
-	return start("node", "--kubeconfig", env.kubeconfig, "--state-dir", env.state, "--taint=false", "--approve-serving-csr")
+	return start("node", "--kubeconfig", env.kubeconfig, "--state-dir", env.state, "--taint=false", "--approve-serving-csr",
+		"--webhook-listen", "127.0.0.1:0")
 }
 
 func skipWithoutCluster(t testing.TB) {
