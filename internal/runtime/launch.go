@@ -3,6 +3,7 @@ package runtime
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,8 +18,11 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/ttrpc"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spoteci/spoteci/internal/runtime/logfile"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // runcRuntime is the shim of every container: runc, since crun fails on
@@ -110,12 +114,32 @@ func (r *Containerd) launch(in *instance) {
 			if ctx.Err() != nil {
 				return
 			}
+			if containerdAway(err) {
+				// Not the container's fault: it waits for containerd
+				// (restarted by its supervisor) and is launched again.
+				r.log.Warn("containerd away while starting a container; trying again", "instance", in.spec.ID, "container", c.name, "err", err)
+				retry = max(retry, containerdRetry)
+				continue
+			}
 			r.log.Warn("container failed to start", "instance", in.spec.ID, "container", c.name, "err", err)
 		}
 	}
 	if retry > 0 {
 		r.retryLater(in.spec.ID, retry)
 	}
+}
+
+// containerdRetry is the wait before a launch that containerd's absence
+// cut short is tried again.
+const containerdRetry = time.Second
+
+// containerdAway reports whether err says containerd, or the shim of a
+// task, could not be reached (killed, restarting): a fault of the machine,
+// not of the container, so the launch is tried again rather than failed.
+func containerdAway(err error) bool {
+	return errdefs.IsUnavailable(err) || status.Code(err) == codes.Unavailable ||
+		errors.Is(err, ttrpc.ErrClosed) || strings.Contains(err.Error(), "ttrpc: closed") ||
+		strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "transport is closing")
 }
 
 // retryLater queues the launch of instance id again after wait.
@@ -192,7 +216,7 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 		cont, err = r.createContainer(ctx, in, c, spec, img)
 	}
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !containerdAway(err) {
 			r.startFailed(in, c, err.Error())
 		}
 		return err
@@ -210,8 +234,8 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 		}
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return err
+		if ctx.Err() != nil || containerdAway(err) {
+			return err // the launch goes on once containerd is back
 		}
 		r.startFailed(in, c, startErrorMessage(err))
 		if task != nil {
