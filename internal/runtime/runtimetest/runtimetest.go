@@ -100,6 +100,12 @@ func (e *Env) Close() {
 	}
 	if e.Daemon != nil {
 		e.Daemon.Stop(ctx)
+		// Every test removed its instances; a shim still bound to this
+		// containerd (a task whose delete met a closed connection) would
+		// outlive the tests, as spoteci down does not let it.
+		if killed := e.Daemon.StopIdleShims(); len(killed) > 0 {
+			fmt.Fprintf(os.Stderr, "runtimetest: killed %d shims left without a container: %v\n", len(killed), killed)
+		}
 	}
 	os.RemoveAll(e.dir)
 }
