@@ -214,6 +214,9 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 	cont, err := r.client.LoadContainer(ctx, c.cid)
 	if errdefs.IsNotFound(err) {
 		cont, err = r.createContainer(ctx, in, c, spec, img)
+		if errdefs.IsAlreadyExists(err) { // made by a launch containerd's restart cut short
+			cont, err = r.client.LoadContainer(ctx, c.cid)
+		}
 	}
 	if err != nil {
 		if ctx.Err() == nil && !containerdAway(err) {
@@ -226,6 +229,11 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 		task, err = cont.NewTask(ctx, cio.BinaryIO(r.cfg.Logger, map[string]string{"--log": c.logPath(),
 			"--max-size":  strconv.FormatInt(cmp.Or(r.cfg.LogMaxSize, logfile.DefaultMaxSize), 10),
 			"--max-files": strconv.Itoa(cmp.Or(r.cfg.LogMaxFiles, logfile.DefaultMaxFiles))}))
+		if errdefs.IsAlreadyExists(err) {
+			// Made by a launch that containerd's restart cut short (its
+			// answer was lost): take that task up, started or not.
+			task, err = cont.Task(ctx, nil)
+		}
 	}
 	if err == nil {
 		var st containerd.Status
