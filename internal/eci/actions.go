@@ -155,10 +155,20 @@ const (
 	maxContainerName = 128
 )
 
-// containerName is a DNS label, the shape of a Kubernetes container's (and
-// volume's) name: lowercase letters, digits and inner hyphens. It also names
-// folders of the instance, so nothing else may pass.
-var containerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+// dnsLabel is the shape of a Kubernetes container's (and volume's) name:
+// lowercase letters, digits and inner hyphens. It also names folders of the
+// instance, so nothing else may pass.
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// checkName refuses a container or volume name that is not a DNS label of
+// at most maxContainerName characters; what says which one, for the message.
+func checkName(field, what, name string) error {
+	if len(name) > maxContainerName || !dnsLabel.MatchString(name) {
+		return badRequest(field, "%s %s: want lowercase letters, digits and hyphens, starting and ending with a letter or digit, at most %d characters",
+			what, annotation.Quote(name), maxContainerName)
+	}
+	return nil
+}
 
 func checkContainers(req eciapi.CreateContainerGroupRequest) error {
 	if len(req.Containers) == 0 {
@@ -182,9 +192,8 @@ func checkContainers(req eciapi.CreateContainerGroupRequest) error {
 		if c.Name == "" {
 			return badRequest("Container.Name", "container %d has no name", i+1)
 		}
-		if len(c.Name) > maxContainerName || !containerName.MatchString(c.Name) {
-			return badRequest("Container.Name", "container %d: Name %s: want lowercase letters, digits and hyphens, starting and ending with a letter or digit, at most %d characters",
-				i+1, annotation.Quote(c.Name), maxContainerName)
+		if err := checkName("Container.Name", fmt.Sprintf("container %d: Name", i+1), c.Name); err != nil {
+			return err
 		}
 		if seen[c.Name] {
 			return badRequest("Container.Name", "two containers are named %q", c.Name)
@@ -231,9 +240,8 @@ func checkVolumes(vs []eciapi.Volume) (map[string]bool, error) {
 		if v.Name == "" || names[v.Name] {
 			return nil, badRequest("Volume.Name", "volume name %s is empty or used twice", annotation.Quote(v.Name))
 		}
-		if len(v.Name) > maxContainerName || !containerName.MatchString(v.Name) {
-			return nil, badRequest("Volume.Name", "volume name %s: want lowercase letters, digits and hyphens, starting and ending with a letter or digit, at most %d characters",
-				annotation.Quote(v.Name), maxContainerName)
+		if err := checkName("Volume.Name", "volume name", v.Name); err != nil {
+			return nil, err
 		}
 		names[v.Name] = true
 		switch v.Type {

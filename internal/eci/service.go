@@ -416,8 +416,8 @@ func (s *Service) handleReady(ctx context.Context, ch change) error {
 	// The write outlives the request that caused it: a client that goes away
 	// must not fail the market's transaction.
 	if err := s.store.write(context.WithoutCancel(ctx), ch); err != nil {
-		// The market moved on in memory but not on disk: stop rather than act
-		// on what a restart would not remember. The restart replays from disk.
+		// The market moved on in memory but not on disk: act on nothing a
+		// restart would not remember; Run reloads the state from disk.
 		s.failed = &persistError{err}
 		return s.failed
 	}

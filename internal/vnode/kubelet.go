@@ -77,12 +77,13 @@ func (k *kubeletAPI) containerLogs(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req, limit, err := logQuery(r.URL.Query())
+	q := r.URL.Query()
+	req, limit, err := logQuery(q)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if req.Tail == 0 && r.URL.Query().Has("tailLines") {
+	if req.Tail == 0 && q.Has("tailLines") {
 		return // --tail=0: no lines
 	}
 	req.ContainerGroupId, req.ContainerName = id, r.PathValue("container")
