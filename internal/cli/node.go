@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
@@ -39,7 +40,16 @@ type nodeOptions struct {
 	// CSR API (approved by the node itself with approveServing).
 	tlsCertFile, tlsKeyFile string
 	approveServing          bool
+	nodeIP                  string
+	namespace               string
 	webhookListen           string
+	webhookService          string
+	webhookSecret           string
+	zone                    string
+	// Leader election among the node's replicas.
+	leaderElect                               bool
+	leaderIdentity, leaderLease               string
+	leaseDuration, renewDeadline, retryPeriod time.Duration
 }
 
 func newNodeCommand(streams Streams) *cobra.Command {
@@ -84,7 +94,18 @@ func (o *nodeOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.kubeletListen, "kubelet-listen", "127.0.0.1:0", "address of the kubelet API (kubectl logs)")
 	f.StringVar(&o.tlsCertFile, "tls-cert-file", "", "serving certificate of the kubelet API (PEM); default: one the cluster signs (CSR signer kubernetes.io/kubelet-serving)")
 	f.StringVar(&o.tlsKeyFile, "tls-private-key-file", "", "key of --tls-cert-file")
-	f.StringVar(&o.webhookListen, "webhook-listen", "", "serve the admission webhook that routes pods labelled alibabacloud.com/eci=true (or in a namespace so labelled) to the node, at this loopback address the apiserver reaches, e.g. 127.0.0.1:0; empty: none")
+	f.StringVar(&o.nodeIP, "node-ip", "127.0.0.1", "address the Node reports, where the apiserver reaches the kubelet API")
+	f.StringVar(&o.zone, "zone", "", "zone of the node's instances (e.g. cn-hangzhou-i), labelled topology.kubernetes.io/zone; empty: any zone of the region")
+	f.StringVar(&o.namespace, "namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), "kube-system"), "namespace of the node's own objects: the leader-election Lease and the webhook certificate's Secret")
+	f.StringVar(&o.webhookListen, "webhook-listen", "", "serve the admission webhook that routes pods labelled alibabacloud.com/eci=true (or in a namespace so labelled) to the node, at this address, e.g. 127.0.0.1:0; empty: none")
+	f.StringVar(&o.webhookService, "webhook-service", "", "Service in --namespace through which the apiserver reaches the webhook's replicas; empty: the address of --webhook-listen")
+	f.StringVar(&o.webhookSecret, "webhook-secret", "spoteci-webhook-tls", "Secret in --namespace that keeps the webhook's certificate")
+	f.BoolVar(&o.leaderElect, "leader-elect", false, "run as one of several replicas of the node: only the holder of a Lease in --namespace acts")
+	f.StringVar(&o.leaderIdentity, "leader-elect-identity", "", "this replica's name in the election (default: host name and process id)")
+	f.StringVar(&o.leaderLease, "leader-elect-lease", "", "the election's Lease (default: spoteci-<node name>)")
+	f.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long standbys wait after the leader's last renewal before taking over")
+	f.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before it stops acting")
+	f.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often replicas try to take or renew the Lease")
 	f.BoolVar(&o.approveServing, "approve-serving-csr", false, "approve the node's own serving certificate request (a local cluster the node administers); otherwise an admin approves it: kubectl certificate approve")
 	f.StringVar(&o.eciEndpoint, "eci-endpoint", "", "ECI OpenAPI endpoint: host:port, http:// or https:// URL (e.g. https://eci.cn-hangzhou.aliyuncs.com); default: the local service of --state-dir")
 	f.StringVar(&o.region, "region", "", "region of the ECI endpoint (default: the local service's)")
@@ -149,7 +170,14 @@ func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, p vnode.Prov
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
 	cfg := vnode.Config{NodeName: o.nodeName, Kube: kube, Provider: p, Taint: o.taint, KubeletListen: o.kubeletListen,
-		ApproveServingCSR: o.approveServing, WebhookListen: o.webhookListen, Logger: log}
+		ApproveServingCSR: o.approveServing, NodeIP: o.nodeIP, Namespace: o.namespace, Zone: o.zone,
+		WebhookListen: o.webhookListen, WebhookService: o.webhookService, WebhookSecret: o.webhookSecret, Logger: log}
+	if o.leaderElect {
+		host, _ := os.Hostname()
+		cfg.Election = &vnode.Election{Lease: cmp.Or(o.leaderLease, vnode.LeaseName(o.nodeName)),
+			Identity:      cmp.Or(o.leaderIdentity, fmt.Sprintf("%s_%d", host, os.Getpid())),
+			LeaseDuration: o.leaseDuration, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod}
+	}
 	if o.tlsCertFile != "" || o.tlsKeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(o.tlsCertFile, o.tlsKeyFile)
 		if err != nil {

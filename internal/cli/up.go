@@ -10,8 +10,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/spoteci/spoteci/internal/chart"
 	"github.com/spoteci/spoteci/internal/cluster"
+	"github.com/spoteci/spoteci/internal/eciprovider"
 )
 
 func newUpCommand(streams Streams) *cobra.Command {
@@ -110,20 +113,47 @@ func startStack(ctx context.Context, log *slog.Logger, o *serverOptions, binDir,
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	st.cancel = cancel
 	go func() { st.served <- st.service.run(runCtx) }()
-	// The node administers this cluster: it approves its own serving certificate.
-	node := &nodeOptions{kubeconfig: kube.Kubeconfig(), nodeName: nodeName, kubeletListen: "127.0.0.1:0", approveServing: true,
-		webhookListen: "127.0.0.1:0"}
-	provider, err := localProvider(st.service.info, "")
+	// The node runs as it would in a cluster: under the chart's
+	// ServiceAccount and RBAC, one replica electing itself leader.
+	node, err := localNode(runCtx, log, kube.Kubeconfig(), filepath.Join(o.stateDir, "node.kubeconfig"), nodeName)
+	if err == nil {
+		var provider *eciprovider.Provider
+		if provider, err = localProvider(st.service.info, ""); err == nil {
+			go func() {
+				defer provider.Close()
+				st.noded <- runNode(runCtx, log, node, provider)
+			}()
+		}
+	}
 	if err != nil {
 		cancel()
+		<-st.served
 		st.stopKube()
 		return nil, err
 	}
-	go func() {
-		defer provider.Close()
-		st.noded <- runNode(runCtx, log, node, provider)
-	}()
 	return st, nil
+}
+
+// localNode installs the chart's identity for a node outside the cluster
+// with admin's rights, and returns the options of a node that signs in as
+// it (its token kept fresh until ctx ends).
+func localNode(ctx context.Context, log *slog.Logger, admin, kubeconfig, nodeName string) (*nodeOptions, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", admin)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", admin, err)
+	}
+	r := chart.Local(nodeName)
+	id, err := chart.Install(ctx, cfg, r, kubeconfig, 24*time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("installing the node's identity: %w", err)
+	}
+	go id.Keep(ctx, log)
+	o := &nodeOptions{}
+	o.addFlags(&cobra.Command{}) // the flags' defaults
+	o.kubeconfig, o.nodeName, o.namespace = id.Kubeconfig, nodeName, r.Namespace
+	o.approveServing, o.webhookListen, o.leaderElect = true, "127.0.0.1:0", true
+	o.leaderIdentity = "spoteci-up" // the same across restarts: a new up takes the Lease back at once
+	return o, nil
 }
 
 // wait runs until ctx ends or a part fails, then stops everything.

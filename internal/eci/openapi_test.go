@@ -19,6 +19,7 @@ import (
 	"github.com/spoteci/spoteci/internal/eci"
 	"github.com/spoteci/spoteci/internal/eciprovider"
 	"github.com/spoteci/spoteci/internal/market"
+	"github.com/spoteci/spoteci/internal/vnode"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
@@ -579,5 +580,66 @@ func TestProviderFollowsLogByPolling(t *testing.T) {
 	}
 	if string(got) != "line1\nline2\nline3\nline4\n" {
 		t.Errorf("followed log %q, want every line once", got)
+	}
+}
+
+// The virtual node's capacity comes from ECS's DescribeAvailableResource,
+// asked through the SDK: every pool of its zone (or of the region) with its
+// size and its whole spot stock, the instances running in it included; a
+// zone the service does not sell in is vnode.ErrUnknownZone.
+func TestProviderPools(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	p, err := eciprovider.New(eciprovider.Config{Config: s.sdkConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	seven := 7
+	if _, err := s.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", Stock: &seven}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateContainerGroup(ctx, eciapi.CreateContainerGroupRequest{ContainerGroupName: "holds-one", ZoneId: "cn-hangzhou-i",
+		InstanceType: "ecs.c5.large", SpotStrategy: eciapi.SpotAsPriceGo, Containers: []eciapi.Container{{Name: "c", Image: "busybox", Commands: []string{"sleep", "60"}}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	zone, err := p.Pools(ctx, "cn-hangzhou-i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c5 *vnode.Pool
+	for i, pool := range zone {
+		if pool.Zone != "cn-hangzhou-i" || pool.VCPU <= 0 || pool.MemoryGiB <= 0 || pool.Stock < 0 {
+			t.Errorf("pool %+v of the zone", pool)
+		}
+		if pool.InstanceType == "ecs.c5.large" {
+			c5 = &zone[i]
+		}
+	}
+	if c5 == nil || c5.VCPU != 2 || c5.MemoryGiB != 4 || c5.Stock != 7 {
+		t.Errorf("ecs.c5.large in cn-hangzhou-i: %+v, want 2 vCPU, 4 GiB and the stock of 7 set, the held one included", c5)
+	}
+	if len(zone) < 10 {
+		t.Errorf("%d pools in cn-hangzhou-i", len(zone))
+	}
+
+	region, err := p.Pools(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zones := map[string]bool{}
+	for _, pool := range region {
+		zones[pool.Zone] = true
+	}
+	if len(zones) < 2 || !zones["cn-hangzhou-i"] || len(region) <= len(zone) {
+		t.Errorf("the region: %d pools in zones %v; the zone alone has %d", len(region), zones, len(zone))
+	}
+	if p.Region() != eci.DefaultRegion {
+		t.Errorf("region %q, want %q", p.Region(), eci.DefaultRegion)
+	}
+
+	if _, err := p.Pools(ctx, "cn-hangzhou-x"); !errors.Is(err, vnode.ErrUnknownZone) {
+		t.Errorf("an unknown zone: %v, want ErrUnknownZone", err)
 	}
 }

@@ -185,6 +185,34 @@ func (p *Provider) Metrics(ctx context.Context, ids []string) (eciapi.DescribeMu
 	return resp, requestError(err)
 }
 
+// Pools reads what the zone, or every zone of the region, sells now as
+// spot (ECS's DescribeAvailableResource). Only the local service gives the
+// numbers, in its extension; the real cloud's pools come back with
+// vnode.StockUnknown.
+func (p *Provider) Pools(ctx context.Context, zone string) ([]vnode.Pool, error) {
+	resp, err := p.sdk.DescribeAvailableResource(ctx, wire.DescribeAvailableResourceRequest{DestinationResource: "InstanceType",
+		ZoneId: zone, SpotStrategy: eciapi.SpotAsPriceGo})
+	if err != nil {
+		return nil, requestError(err)
+	}
+	var out []vnode.Pool
+	for _, z := range resp.AvailableZones.AvailableZone {
+		for _, r := range z.AvailableResources.AvailableResource {
+			for _, t := range r.SupportedResources.SupportedResource {
+				pool := vnode.Pool{Zone: z.ZoneId, InstanceType: t.Value, Stock: vnode.StockUnknown}
+				if x := t.Spoteci; x != nil {
+					pool.VCPU, pool.MemoryGiB, pool.Stock = x.Cpu, x.Memory, x.Stock
+				}
+				out = append(out, pool)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Region is the region the SDK calls.
+func (p *Provider) Region() string { return p.sdk.Region() }
+
 // wall turns the service's times into wall times: the local service's
 // market runs TimeScale times faster and says so in its extension; the real
 // cloud's times are wall times already.

@@ -2,13 +2,13 @@ package vnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
@@ -21,12 +21,38 @@ type heartbeat struct {
 	name        string
 	kube        kubernetes.Interface
 	taint       bool
+	ip          string // the InternalIP, where the apiserver reaches the kubelet API
 	kubeletPort int
+	// provider says what the market sells, for the capacity; nil leaves
+	// the node at minCapacity.
+	provider Provider
+	// zone is the node's zone; empty: the whole region.
+	zone string
+	// capacity is the last known; nil before the first registration. One
+	// goroutine at a time uses it: the registration, then the status loop.
+	capacity corev1.ResourceList
 }
 
-// register creates or updates the Node object, retrying when another writer
-// (the node lifecycle controller, the node's previous run) got in between.
+// capacityTimeout bounds the market's answer: the node's status, its Ready
+// heartbeat included, waits for it.
+const capacityTimeout = 10 * time.Second
+
+// register creates or updates the Node object. It fails for a zone the
+// backend does not sell in, where every pod would fail; any other failure
+// to read the market leaves the capacity at its last value (minCapacity at
+// first), and the status loop, which starts soon after, asks again and
+// reports it.
 func (h *heartbeat) register(ctx context.Context) error {
+	if err := h.refreshCapacity(ctx); errors.Is(err, ErrUnknownZone) {
+		return fmt.Errorf("vnode: zone %q: %w", h.zone, err)
+	}
+	return h.join(ctx)
+}
+
+// join creates or updates the Node object, retrying when another writer
+// (the node lifecycle controller, the node's previous run) got in between,
+// and renews its Lease.
+func (h *heartbeat) join(ctx context.Context) error {
 	if err := retry.RetryOnConflict(retry.DefaultBackoff, func() error { return h.registerOnce(ctx) }); err != nil {
 		return err
 	}
@@ -57,24 +83,54 @@ func (h *heartbeat) registerOnce(ctx context.Context) error {
 	return nil
 }
 
-// The service has no fixed size: the node offers more than any workload here
-// asks, so the scheduler never refuses a pod for capacity; stock is the
-// market's business, and a pod waits for it with an event.
-var capacity = corev1.ResourceList{
-	corev1.ResourceCPU:    resource.MustParse("40000"),
-	corev1.ResourceMemory: resource.MustParse("160000Gi"),
-	corev1.ResourcePods:   resource.MustParse("20000"),
+// refreshCapacity reads what the market sells in the node's zone (its
+// region without one) and makes it the capacity (capacityOf); on failure
+// the capacity keeps its last value.
+func (h *heartbeat) refreshCapacity(ctx context.Context) error {
+	if h.provider == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, capacityTimeout)
+	defer cancel()
+	pools, err := h.provider.Pools(ctx, h.zone)
+	if err != nil {
+		return fmt.Errorf("reading what the market sells for the node's capacity: %w", err)
+	}
+	h.capacity = capacityOf(pools)
+	return nil
+}
+
+// currentCapacity is the last known capacity, minCapacity before any.
+func (h *heartbeat) currentCapacity() corev1.ResourceList {
+	if h.capacity == nil {
+		return minCapacity.DeepCopy()
+	}
+	return h.capacity
+}
+
+// labels are the Node's: a virtual-kubelet's, and the well-known topology
+// labels, so that a pod picks a zone's node with a nodeSelector.
+func (h *heartbeat) labels() map[string]string {
+	l := map[string]string{
+		"type": "virtual-kubelet", "kubernetes.io/role": "agent", "kubernetes.io/hostname": h.name,
+		"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "node.kubernetes.io/instance-type": "spoteci-virtual-node",
+	}
+	if h.zone != "" {
+		l[corev1.LabelTopologyZone] = h.zone
+	}
+	if h.provider != nil && h.provider.Region() != "" {
+		l[corev1.LabelTopologyRegion] = h.provider.Region()
+	}
+	return l
 }
 
 func (h *heartbeat) nodeObject() *corev1.Node {
+	capacity := h.currentCapacity()
 	node := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: h.name, Labels: map[string]string{
-			"type": "virtual-kubelet", "kubernetes.io/role": "agent", "kubernetes.io/hostname": h.name,
-			"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "node.kubernetes.io/instance-type": "spoteci-virtual-node",
-		}},
+		ObjectMeta: metav1.ObjectMeta{Name: h.name, Labels: h.labels()},
 		Status: corev1.NodeStatus{
 			Capacity: capacity, Allocatable: capacity,
-			Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}, {Type: corev1.NodeHostName, Address: h.name}},
+			Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: h.ip}, {Type: corev1.NodeHostName, Address: h.name}},
 			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(h.kubeletPort)}},
 			NodeInfo: corev1.NodeSystemInfo{OperatingSystem: "linux", Architecture: "amd64", KubeletVersion: "v1.37.2-spoteci",
 				ContainerRuntimeVersion: "containerd://spoteci-eci", OSImage: "spoteci virtual node"},
@@ -100,14 +156,19 @@ func (h *heartbeat) conditions() []corev1.NodeCondition {
 	}
 }
 
+// updateNodeStatus refreshes the capacity and writes the status. A
+// capacity the market could not give keeps its last value: the status is
+// written all the same, and the failure returned for the caller to log.
 func (h *heartbeat) updateNodeStatus(ctx context.Context) error {
-	return retry.RetryOnConflict(retry.DefaultBackoff, func() error { return h.updateNodeStatusOnce(ctx) })
+	capErr := h.refreshCapacity(ctx)
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error { return h.updateNodeStatusOnce(ctx) })
+	return errors.Join(err, capErr)
 }
 
 func (h *heartbeat) updateNodeStatusOnce(ctx context.Context) error {
 	node, err := h.kube.CoreV1().Nodes().Get(ctx, h.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return h.register(ctx) // someone deleted it: join again
+		return h.join(ctx) // someone deleted it: join again
 	}
 	if err != nil {
 		return fmt.Errorf("reading node: %w", err)
@@ -121,6 +182,7 @@ func (h *heartbeat) updateNodeStatusOnce(ctx context.Context) error {
 		}
 	}
 	node.Status.Conditions = fresh
+	node.Status.Capacity, node.Status.Allocatable = h.currentCapacity(), h.currentCapacity()
 	node.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(h.kubeletPort)
 	if _, err := h.kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("writing node status: %w", err)

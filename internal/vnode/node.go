@@ -6,6 +6,7 @@
 package vnode
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -13,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -73,6 +75,11 @@ type Config struct {
 	Provider Provider
 	// Taint the node virtual-kubelet.io/provider=spoteci:NoSchedule.
 	Taint bool
+	// Zone, when set, is the zone of every instance the node creates (their
+	// ZoneId) and of its label topology.kubernetes.io/zone; its capacity is
+	// what that zone sells. Pods have no zone annotation: they pick a zone by
+	// the node they select. Empty: the market picks among the region's zones.
+	Zone string
 	// KubeletListen is the address of the kubelet API (kubectl logs); default 127.0.0.1:0.
 	KubeletListen string
 	// PollInterval is how often the node lists its instances (one paged
@@ -87,11 +94,25 @@ type Config struct {
 	// ApproveServingCSR: the node approves its own serving certificate
 	// request (a local cluster whose admin it runs as).
 	ApproveServingCSR bool
+	// NodeIP is the address the Node reports, where the apiserver reaches
+	// the kubelet API; default 127.0.0.1.
+	NodeIP string
+	// Namespace holds the node's own objects: its leader-election Lease
+	// and the webhook certificate's Secret; default kube-system.
+	Namespace string
+	// Election, when set, makes the node act only while this replica
+	// holds its Lease; nil: always.
+	Election *Election
 	// WebhookListen, when set, serves the admission webhook of the
-	// alibabacloud.com/eci label there (a loopback address the apiserver
-	// reaches) and keeps its MutatingWebhookConfiguration.
+	// alibabacloud.com/eci label there; the leader keeps its
+	// MutatingWebhookConfiguration and its certificate in the Secret
+	// WebhookSecret (default spoteci-webhook-tls).
 	WebhookListen string
-	Logger        *slog.Logger
+	// WebhookService, a Service in Namespace, is how the apiserver
+	// reaches the webhook's replicas; empty: at WebhookListen's address
+	// (a node on the apiserver's host).
+	WebhookService, WebhookSecret string
+	Logger                        *slog.Logger
 }
 
 // Node is a running virtual node.
@@ -105,6 +126,8 @@ type Node struct {
 	recorder record.EventRecorder
 	kubelet  *kubeletAPI
 	beat     *heartbeat
+	hook     *labelWebhook // nil: no webhook
+	term     sync.Mutex    // held by the leader's work (leader.go)
 
 	mu          sync.Mutex
 	groups      map[types.UID]*Instance // last poll, by pod UID
@@ -130,20 +153,32 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.NodeIP = cmp.Or(cfg.NodeIP, "127.0.0.1")
+	ip := net.ParseIP(cfg.NodeIP)
+	if ip == nil {
+		return nil, fmt.Errorf("vnode: NodeIP %q is not an IP address", cfg.NodeIP)
+	}
+	cfg.Namespace = cmp.Or(cfg.Namespace, metav1.NamespaceSystem)
+	cfg.WebhookSecret = cmp.Or(cfg.WebhookSecret, "spoteci-webhook-tls")
+	if e := cfg.Election; e != nil && (e.Lease == "" || e.Identity == "" || e.RetryPeriod <= 0 || e.RenewDeadline <= e.RetryPeriod || e.LeaseDuration <= e.RenewDeadline) {
+		return nil, fmt.Errorf("vnode: an election needs a Lease, an Identity and LeaseDuration > RenewDeadline > RetryPeriod > 0")
+	}
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), kube: cfg.Kube, provider: cfg.Provider,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "vnode-pods"}),
+		queue:       newPodQueue(),
 		groups:      map[types.UID]*Instance{},
 		fingerprint: map[types.UID]string{},
 		emitted:     map[string]bool{},
 		forwarded:   map[types.UID]map[string]bool{},
-		beat:        &heartbeat{name: cfg.NodeName, kube: cfg.Kube, taint: cfg.Taint},
+		beat:        &heartbeat{name: cfg.NodeName, kube: cfg.Kube, taint: cfg.Taint, ip: cfg.NodeIP, provider: cfg.Provider, zone: cfg.Zone},
+	}
+	if cfg.WebhookListen != "" {
+		n.hook = &labelWebhook{kube: cfg.Kube, listen: cfg.WebhookListen, namespace: cfg.Namespace, secret: cfg.WebhookSecret,
+			service: cfg.WebhookService, log: n.log}
 	}
 	n.kubelet = &kubeletAPI{nodeName: cfg.NodeName, listen: cfg.KubeletListen, started: time.Now(), provider: cfg.Provider,
 		instance: n.group, auth: newKubeletAuth(cfg.Kube, cfg.NodeName, n.log), log: n.log}
-	serving, err := newServingCert(cfg.Kube, cfg.NodeName, cfg.ApproveServingCSR, n.log)
+	serving, err := newServingCert(cfg.Kube, cfg.NodeName, ip, cfg.ApproveServingCSR, n.log)
 	if err != nil {
 		return nil, err
 	}
@@ -154,12 +189,49 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Run registers the node and runs it until ctx ends.
+func newPodQueue() workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "vnode-pods"})
+}
+
+// Run runs the node until ctx ends: serves the admission webhook, and acts
+// as the node, while it leads when there is an election.
 func (n *Node) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var hookErr <-chan error
+	if n.hook != nil {
+		var err error
+		if hookErr, err = n.hook.serve(ctx); err != nil {
+			return err
+		}
+	}
+	run := n.lead
+	if n.cfg.Election != nil {
+		run = func(ctx context.Context) error { return n.elect(ctx, n.lead) }
+	}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case err := <-hookErr:
+		cancel()
+		<-done
+		return fmt.Errorf("admission webhook stopped: %w", err)
+	}
+}
+
+// lead registers the node and acts as it until ctx ends.
+func (n *Node) lead(ctx context.Context) error {
+	n.queue = newPodQueue()
 	defer n.queue.ShutDown()
 	factory := informers.NewSharedInformerFactoryWithOptions(n.kube, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", n.cfg.NodeName).String()
 	}))
+	defer factory.Shutdown() // waits for the informers, after cancel below
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	informer := factory.Core().V1().Pods()
 	n.pods = informer.Lister()
 	n.kubelet.pods = n.pods
@@ -207,24 +279,18 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		})
 	}
-	var hookErr <-chan error
-	if n.cfg.WebhookListen != "" {
-		hook := &labelWebhook{kube: n.kube, listen: n.cfg.WebhookListen, log: n.log}
-		if hookErr, err = hook.run(ctx); err != nil {
-			n.log.Error("admission webhook of the "+LabelECI+" label not served", "err", err)
-		}
+	if n.hook != nil {
+		wg.Go(func() { n.hook.keep(ctx) })
 	}
 	n.log.Info("virtual node ready", "kubelet_port", port)
 	select {
 	case <-ctx.Done():
-	case err := <-serveErr:
-		n.log.Error("kubelet API stopped", "err", err)
-	case err := <-hookErr:
-		n.log.Error("admission webhook stopped", "err", err)
+	case err = <-serveErr:
+		err = fmt.Errorf("kubelet API stopped: %w", err)
 	}
 	n.queue.ShutDown()
 	wg.Wait()
-	return nil
+	return err
 }
 
 func (n *Node) every(ctx context.Context, period time.Duration, f func(context.Context) error) {

@@ -36,7 +36,28 @@ type Provider interface {
 	Exec(ctx context.Context, req eciapi.ExecContainerCommandRequest) (string, error)
 	// Metrics samples the resource use of instances.
 	Metrics(ctx context.Context, ids []string) (eciapi.DescribeMultiContainerGroupMetricResponse, error)
+	// Pools lists what zone sells now, every zone of the region when zone
+	// is empty: each instance type in each zone, with its size and spot
+	// stock where the backend says. ErrUnknownZone when the backend knows
+	// no such zone.
+	Pools(ctx context.Context, zone string) ([]Pool, error)
+	// Region is the region the backend sells in; empty when unknown.
+	Region() string
 }
+
+// Pool is an instance type in a zone, as the backend sells it now.
+type Pool struct {
+	Zone, InstanceType string
+	VCPU               int
+	MemoryGiB          float64
+	// Stock is how many spot instances of the type the zone holds, running
+	// ones included; StockUnknown when the backend gives no numbers (the
+	// real cloud says only whether there is stock).
+	Stock int
+}
+
+// StockUnknown is the Stock of a pool whose backend gives no numbers.
+const StockUnknown = -1
 
 // The errors a Provider returns that the node acts on; any other failure of
 // a request the backend refused is a *RequestError.
@@ -46,11 +67,13 @@ var (
 	ErrNoStock = errors.New("no spot stock")
 	// ErrBidBelowMarket: the price limit is below every candidate's price.
 	ErrBidBelowMarket = errors.New("bid below market")
+	// ErrUnknownZone: the zone asked for is not one the backend sells in.
+	ErrUnknownZone = errors.New("unknown zone")
 )
 
 // RequestError is a request the backend refused: its code, message and
-// HTTP status. It wraps ErrNotFound, ErrNoStock or ErrBidBelowMarket when it
-// is one of those.
+// HTTP status. It wraps ErrNotFound, ErrNoStock, ErrBidBelowMarket or
+// ErrUnknownZone when it is one of those.
 type RequestError struct {
 	Status  int
 	Code    string
@@ -68,6 +91,8 @@ func NewRequestError(status int, code, message string) *RequestError {
 		e.kind = ErrNoStock
 	case eciapi.CodeBidBelowMarket:
 		e.kind = ErrBidBelowMarket
+	case eciapi.CodeInvalidZone:
+		e.kind = ErrUnknownZone
 	}
 	return e
 }

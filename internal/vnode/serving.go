@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"sync/atomic"
 	"time"
@@ -37,6 +36,7 @@ const servingCSRPoll = 500 * time.Millisecond
 type servingCert struct {
 	kube     kubernetes.Interface
 	nodeName string
+	ip       net.IP // the InternalIP the Node reports
 	// approve: the node approves its own request (local clusters whose
 	// admin it runs as).
 	approve bool
@@ -44,9 +44,9 @@ type servingCert struct {
 	cur     atomic.Pointer[tls.Certificate]
 }
 
-func newServingCert(kube kubernetes.Interface, nodeName string, approve bool, log *slog.Logger) (*servingCert, error) {
-	s := &servingCert{kube: kube, nodeName: nodeName, approve: approve, log: log}
-	self, err := selfSigned(nodeName)
+func newServingCert(kube kubernetes.Interface, nodeName string, ip net.IP, approve bool, log *slog.Logger) (*servingCert, error) {
+	s := &servingCert{kube: kube, nodeName: nodeName, ip: ip, approve: approve, log: log}
+	self, err := selfSigned(nodeName, ip)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (s *servingCert) request(ctx context.Context) (*tls.Certificate, error) {
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
 		Subject:     pkix.Name{CommonName: "system:node:" + s.nodeName, Organization: []string{"system:nodes"}},
 		DNSNames:    []string{s.nodeName},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, // the InternalIP the Node reports
+		IPAddresses: []net.IP{s.ip},
 	}, key)
 	if err != nil {
 		return nil, fmt.Errorf("certificate request: %w", err)
@@ -162,24 +162,18 @@ func certificateOf(chain []byte, key *ecdsa.PrivateKey) (*tls.Certificate, error
 }
 
 // selfSigned is the port's certificate until the cluster issues one.
-func selfSigned(host string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+func selfSigned(host string, ip net.IP) (tls.Certificate, error) {
+	cert, key, err := newCert(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: host},
+		DNSNames:    []string{host, "localhost"},
+		IPAddresses: []net.IP{ip},
+		NotBefore:   time.Now().Add(-time.Hour),
+		NotAfter:    time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, nil, nil)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("kubelet API: key: %w", err)
+		return tls.Certificate{}, fmt.Errorf("kubelet API: %w", err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: host},
-		DNSNames:     []string{host, "localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("kubelet API: certificate: %w", err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+	return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}, nil
 }

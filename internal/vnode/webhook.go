@@ -7,19 +7,12 @@ package vnode
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -43,43 +36,44 @@ const WebhookConfigurationName = "spoteci-eci-label"
 // webhookPath is where the webhook answers AdmissionReviews.
 const webhookPath = "/mutate-pods"
 
-// webhookCertLife is how long a serving certificate lasts; the webhook
-// makes a new CA and certificate at two thirds of it and puts the new CA
-// into the configuration.
+// webhookCertLife is how long a serving certificate lasts; the leader makes
+// a new CA and certificate at two thirds of it.
 const webhookCertLife = 30 * 24 * time.Hour
 
-// labelWebhook serves the mutation on its own TLS port with a certificate
-// it makes itself, and keeps the webhook configuration (with its CA) in the
-// cluster.
+// labelWebhook serves the mutation on its own TLS port. Every replica
+// serves; the leader also keeps the certificate's Secret and the webhook
+// configuration (webhookcert.go).
 type labelWebhook struct {
 	kube   kubernetes.Interface
 	listen string
-	log    *slog.Logger
-	cert   atomic.Pointer[tls.Certificate]
+	// namespace/secret keeps the certificate.
+	namespace, secret string
+	// service, in namespace, is how the apiserver reaches the replicas;
+	// empty: at the URL of this replica's address (a node outside the
+	// cluster, on the apiserver's host).
+	service string
+	log     *slog.Logger
+	addr    net.Addr
+	cert    atomic.Pointer[tls.Certificate]
 }
 
-// run serves until ctx ends. It returns once the configuration points at
-// the port, or with the error that prevented it.
-func (h *labelWebhook) run(ctx context.Context) (<-chan error, error) {
+// serve listens and serves reviews until ctx ends, with the Secret's
+// certificate once there is one (/healthz says whether there is).
+func (h *labelWebhook) serve(ctx context.Context) (<-chan error, error) {
 	ln, err := net.Listen("tcp", h.listen)
 	if err != nil {
 		return nil, fmt.Errorf("admission webhook: listening on %s: %w", h.listen, err)
 	}
-	url := fmt.Sprintf("https://%s%s", ln.Addr(), webhookPath)
-	ca, err := h.issue()
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	if err := h.register(ctx, url, ca); err != nil {
-		ln.Close()
-		return nil, err
-	}
+	h.addr = ln.Addr()
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+webhookPath, h.serveReview)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return h.cert.Load(), nil
+			if c := h.cert.Load(); c != nil {
+				return c, nil
+			}
+			return nil, errors.New("no certificate yet: the leader makes it")
 		}}}
 	errs := make(chan error, 1)
 	go func() {
@@ -88,72 +82,65 @@ func (h *labelWebhook) run(ctx context.Context) (<-chan error, error) {
 		}
 	}()
 	go func() {
-		rotate := time.NewTimer(webhookCertLife * 2 / 3)
-		defer rotate.Stop()
+		t := time.NewTicker(webhookCheck)
+		defer t.Stop()
 		for {
+			if err := h.loadCert(ctx); err != nil && ctx.Err() == nil && !apierrors.IsNotFound(err) {
+				h.log.Error("admission webhook: reading the certificate", "err", err)
+			}
 			select {
 			case <-ctx.Done():
 				shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
 				srv.Shutdown(shutdown)
 				return
-			case <-rotate.C:
+			case <-t.C:
 			}
-			// The new CA goes into the configuration before the new
-			// certificate is served, with the old CA beside it.
-			old := h.cert.Load()
-			ca, err := h.issue()
-			if err == nil {
-				err = h.register(ctx, url, append(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: old.Certificate[1]})...))
-			}
-			if err != nil {
-				h.log.Error("admission webhook: rotating the certificate", "err", err)
-				h.cert.Store(old)
-				rotate.Reset(time.Minute)
-				continue
-			}
-			rotate.Reset(webhookCertLife * 2 / 3)
 		}
 	}()
-	h.log.Info("admission webhook ready", "url", url, "label", LabelECI)
 	return errs, nil
 }
 
-// issue makes a CA and a serving certificate for 127.0.0.1 signed by it,
-// serves the certificate from now on, and returns the CA's PEM.
-func (h *labelWebhook) issue() ([]byte, error) {
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
+// keep, run by the leader, keeps the certificate fresh and the
+// configuration pointing at the webhook with its CA, until ctx ends.
+func (h *labelWebhook) keep(ctx context.Context) {
+	for {
+		p, err := h.keepSecret(ctx, time.Now())
+		if err == nil {
+			err = h.register(ctx, p.bundle)
+		}
+		if err == nil {
+			err = h.loadCert(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			h.log.Error("admission webhook: keeping the certificate and configuration", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Minute):
+		}
 	}
-	caTmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "spoteci admission webhook CA"},
-		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(webhookCertLife + time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("admission webhook CA: %w", err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "spoteci-webhook"},
-		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(webhookCertLife),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("admission webhook certificate: %w", err)
-	}
-	h.cert.Store(&tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key})
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), nil
 }
 
-func serial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	return n
+// names are the names the apiserver calls the webhook by.
+func (h *labelWebhook) names() []string {
+	if h.service != "" {
+		svc := h.service + "." + h.namespace + ".svc"
+		return []string{svc, svc + ".cluster.local"}
+	}
+	host, _, _ := net.SplitHostPort(h.addr.String())
+	return []string{host, "localhost"}
+}
+
+func (h *labelWebhook) clientConfig(caBundle []byte) admissionregistrationv1.WebhookClientConfig {
+	path := webhookPath
+	if h.service != "" {
+		return admissionregistrationv1.WebhookClientConfig{CABundle: caBundle,
+			Service: &admissionregistrationv1.ServiceReference{Namespace: h.namespace, Name: h.service, Path: &path}}
+	}
+	url := fmt.Sprintf("https://%s%s", h.addr, webhookPath)
+	return admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
 }
 
 // register creates or updates the webhook configuration: two webhooks, one
@@ -162,7 +149,7 @@ func serial() *big.Int {
 // a pod that asks for ECI while the webhook is down is refused with the
 // reason rather than run silently on an ordinary node; other pods are
 // never affected, and kube-system is left out.
-func (h *labelWebhook) register(ctx context.Context, url string, caBundle []byte) error {
+func (h *labelWebhook) register(ctx context.Context, caBundle []byte) error {
 	fail := admissionregistrationv1.Fail
 	none := admissionregistrationv1.SideEffectClassNone
 	timeout := int32(5)
@@ -172,7 +159,7 @@ func (h *labelWebhook) register(ctx context.Context, url string, caBundle []byte
 	hook := func(name string, object, namespace metav1.LabelSelector) admissionregistrationv1.MutatingWebhook {
 		return admissionregistrationv1.MutatingWebhook{
 			Name:                    name,
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle},
+			ClientConfig:            h.clientConfig(caBundle),
 			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
 			ObjectSelector:          &object,
 			NamespaceSelector:       &namespace,

@@ -63,6 +63,8 @@ const (
 	CodeBidBelowMarket      = "OperationDenied.BidBelowMarket"
 	CodeIncorrectStatus     = "IncorrectStatus.ContainerGroup"
 	CodeContainerNotRunning = "IncorrectStatus.ContainerNotRunning"
+	// CodeInvalidZone: a ZoneId that is not a zone of the service's region.
+	CodeInvalidZone = "InvalidParameter.ZoneId"
 	// CodeServiceUnavailable: a temporary failure (a write the state
 	// folder refused); the same call may succeed when retried.
 	CodeServiceUnavailable = "ServiceUnavailable"

@@ -37,6 +37,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/spoteci/spoteci/internal/chart"
 	"github.com/spoteci/spoteci/internal/cluster"
 	"github.com/spoteci/spoteci/internal/ecisdk"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
@@ -161,6 +164,7 @@ type stack struct {
 	t                           *testing.T
 	bin, spoteci, state, images string
 	kubeDir, ns                 string
+	nodeKubeconfig              string // the chart's ServiceAccount, which the node runs as
 	kube                        *cluster.Cluster
 	server, node                *proc
 }
@@ -188,6 +192,15 @@ func start(t *testing.T) *stack {
 	}
 	s.kubeDir, s.state = filepath.Join(tmp, "kube"), filepath.Join(tmp, "eci")
 	s.startKube()
+	admin, err := clientcmd.BuildConfigFromFlags("", s.kube.Kubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := chart.Install(context.Background(), admin, chart.Local("virtual-kubelet-spoteci"), filepath.Join(tmp, "node.kubeconfig"), 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.nodeKubeconfig = id.Kubeconfig
 	s.startServer()
 	s.startNode()
 	t.Cleanup(s.stop)
@@ -232,8 +245,12 @@ func (s *stack) startServer() {
 	})
 }
 
+// startNode starts the node under the chart's identity, electing itself
+// leader with the chart's default terms; a restart keeps the identity, as
+// a container restarted in its pod does.
 func (s *stack) startNode() {
-	s.node = s.run("node", "--kubeconfig", s.kube.Kubeconfig(), "--state-dir", s.state, "--taint=false", "--approve-serving-csr")
+	s.node = s.run("node", "--kubeconfig", s.nodeKubeconfig, "--state-dir", s.state, "--taint=false", "--approve-serving-csr",
+		"--namespace", chart.Local("").Namespace, "--leader-elect", "--leader-elect-identity", "chaos-node")
 }
 
 // stop ends the processes and deletes every instance (spoteci down).

@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/spoteci/spoteci/internal/chart"
 	"github.com/spoteci/spoteci/internal/cluster"
 	"github.com/spoteci/spoteci/internal/ecisdk"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
@@ -32,6 +35,7 @@ const scale = 240
 // namespace and its own instance types, so their prices do not collide.
 var env struct {
 	bin, spoteci, state, kubeconfig string
+	nodeKubeconfig                  string // the chart's ServiceAccount, which the node runs as
 	images                          string // bin/images, the built-in images
 	cluster                         *cluster.Cluster
 	server, node                    *process
@@ -76,6 +80,16 @@ func run(m *testing.M) int {
 	}
 	defer c.Stop(ctx)
 	env.cluster, env.kubeconfig = c, c.Kubeconfig()
+	// The node runs as it would in a cluster: under the chart's identity.
+	admin, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
+	if err != nil {
+		panic(err)
+	}
+	id, err := chart.Install(ctx, admin, chart.Local(nodeName), filepath.Join(tmp, "node.kubeconfig"), 24*time.Hour)
+	if err != nil {
+		panic(err)
+	}
+	env.nodeKubeconfig = id.Kubeconfig
 	env.state = filepath.Join(tmp, "eci")
 	env.server = startServer()
 	env.node = startNode()
@@ -139,9 +153,22 @@ func startServer() *process {
 	}
 }
 
+// nodeName is the node the tests run; leaderLease is its replicas' election.
+const (
+	nodeName    = "virtual-kubelet-spoteci"
+	leaderLease = "spoteci-" + nodeName
+)
+
+// startNode starts the node under the chart's identity, one replica of an
+// election with short terms. Restarts keep the identity, as a container
+// restarted in its pod does, and so take the Lease back at once.
 func startNode() *process {
-	return start("node", "--kubeconfig", env.kubeconfig, "--state-dir", env.state, "--taint=false", "--approve-serving-csr",
-		"--webhook-listen", "127.0.0.1:0")
+	return startReplica("e2e-node", "--leader-elect-lease-duration=6s", "--leader-elect-renew-deadline=4s", "--leader-elect-retry-period=1s")
+}
+
+func startReplica(identity string, args ...string) *process {
+	return start(append([]string{"node", "--kubeconfig", env.nodeKubeconfig, "--state-dir", env.state, "--taint=false", "--approve-serving-csr",
+		"--webhook-listen", "127.0.0.1:0", "--namespace", chart.Local(nodeName).Namespace, "--leader-elect", "--leader-elect-identity", identity}, args...)...)
 }
 
 func skipWithoutCluster(t testing.TB) {
