@@ -11,9 +11,11 @@ GOFLAGS_TEST ?=
 deps:
 	@hack/deps.sh
 
+# The binaries are static (no cgo): the node's image (spoteci image build)
+# is spoteci itself.
 build: deps
-	$(GO) build -o $(BIN)/spoteci ./cmd/spoteci
-	$(GO) build -o $(BIN)/spoteci-logger ./cmd/spoteci-logger
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/spoteci ./cmd/spoteci
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/spoteci-logger ./cmd/spoteci-logger
 
 # up runs a real Kubernetes control plane and the ECI service on the embedded
 # default catalog, market time x60, state in ./state.

@@ -2,12 +2,13 @@
 # deps.sh installs, with apt-get, the Debian packages spoteci needs on the
 # machine when some are missing: containerd and runc run the instances'
 # containers, containernetworking-plugins and iptables give them a network,
-# debootstrap and busybox-static make their images (spoteci image build).
+# debootstrap, busybox-static and ca-certificates make their images (spoteci
+# image build).
 # When all are installed it only reads dpkg's database: run it as often as
 # you like. It prints one line of what it does.
 set -eu
 
-pkgs="containerd runc containernetworking-plugins debootstrap busybox-static iptables"
+pkgs="containerd runc containernetworking-plugins debootstrap busybox-static iptables ca-certificates"
 
 missing=""
 for p in $pkgs; do

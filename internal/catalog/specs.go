@@ -27,8 +27,8 @@ func (s Spec) String() string {
 	return strconv.Itoa(s.CPU) + "-" + strconv.FormatFloat(s.MemoryGiB, 'f', -1, 64) + "Gi"
 }
 
-// minSpecCPU is the smallest vCPU count of the vCPU-memory method.
-const minSpecCPU = 2
+// MinSpecCPU is the smallest vCPU count of the vCPU-memory method.
+const MinSpecCPU = 2
 
 // supported is ECI's table of vCPU-memory specs (SPEC.md section 2), ascending.
 var supported = []struct {
@@ -112,10 +112,10 @@ func (c *Catalog) parseSpec(item string) (Spec, error) {
 	if err != nil {
 		return Spec{}, errors.New("memory out of range")
 	}
-	if cpu < minSpecCPU {
+	if cpu < MinSpecCPU {
 		// Unlike container limits, an explicit spec is not silently made bigger here:
 		// the user asked for a size ECI does not sell.
-		return Spec{}, fmt.Errorf("the vCPU-memory method needs at least %d vCPU", minSpecCPU)
+		return Spec{}, fmt.Errorf("the vCPU-memory method needs at least %d vCPU", MinSpecCPU)
 	}
 	if mem <= 0 {
 		return Spec{}, errors.New("memory must be positive")
@@ -135,7 +135,7 @@ func RoundUp(cpu, memGiB float64) (int, float64, error) {
 	if !positive(cpu) || !positive(memGiB) {
 		return 0, 0, fmt.Errorf("want positive vCPU and memory, have %g vCPU and %g GiB", cpu, memGiB)
 	}
-	cpu = math.Max(cpu, minSpecCPU)
+	cpu = math.Max(cpu, MinSpecCPU)
 	for _, row := range supported {
 		if float64(row.cpu) < cpu {
 			continue

@@ -356,7 +356,7 @@ func FuzzParseSpecs(f *testing.F) {
 				if _, ok := c.Type(sp.Type); !ok || sp.CPU != 0 || sp.MemoryGiB != 0 {
 					t.Fatalf("ParseSpecs(%q): spec %#v is not a known type", s, sp)
 				}
-			case sp.CPU < minSpecCPU || !supportedRow(sp.CPU, sp.MemoryGiB):
+			case sp.CPU < MinSpecCPU || !supportedRow(sp.CPU, sp.MemoryGiB):
 				t.Fatalf("ParseSpecs(%q): spec %#v is not a supported row", s, sp)
 			}
 			parts[i] = sp.String()

@@ -117,3 +117,22 @@ func TestRenderNeedsCredentials(t *testing.T) {
 		t.Fatalf("err = %v, want one naming eci.accessKeyId", err)
 	}
 }
+
+// Values the chart does not know, or of the wrong kind, are refused by its
+// schema with the value's name.
+func TestRenderRefusesBadValues(t *testing.T) {
+	for _, c := range []struct {
+		values map[string]any
+		want   string
+	}{
+		{map[string]any{"externalNode": true, "replicas": "two"}, "replicas"},
+		{map[string]any{"externalNode": true, "webhook": map[string]any{"port": 70000}}, "port"},
+		{map[string]any{"externalNode": true, "nodename": "x"}, "nodename"},
+		{map[string]any{"externalNode": true, "leaderElection": map[string]any{"leaseDuration": "soon"}}, "leaseDuration"},
+	} {
+		_, err := Render(Release{Name: "spoteci", Namespace: "x", Values: c.values})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err = %v, want one naming %s", c.values, err, c.want)
+		}
+	}
+}

@@ -94,7 +94,7 @@ func (o *nodeOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.kubeletListen, "kubelet-listen", "127.0.0.1:0", "address of the kubelet API (kubectl logs)")
 	f.StringVar(&o.tlsCertFile, "tls-cert-file", "", "serving certificate of the kubelet API (PEM); default: one the cluster signs (CSR signer kubernetes.io/kubelet-serving)")
 	f.StringVar(&o.tlsKeyFile, "tls-private-key-file", "", "key of --tls-cert-file")
-	f.StringVar(&o.nodeIP, "node-ip", "127.0.0.1", "address the Node reports, where the apiserver reaches the kubelet API")
+	f.StringVar(&o.nodeIP, "node-ip", cmp.Or(os.Getenv("POD_IP"), "127.0.0.1"), "address the Node reports, where the apiserver reaches the kubelet API (default: $POD_IP, else 127.0.0.1)")
 	f.StringVar(&o.zone, "zone", "", "zone of the node's instances (e.g. cn-hangzhou-i), labelled topology.kubernetes.io/zone; empty: any zone of the region")
 	f.StringVar(&o.namespace, "namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), "kube-system"), "namespace of the node's own objects: the leader-election Lease and the webhook certificate's Secret")
 	f.StringVar(&o.webhookListen, "webhook-listen", "", "serve the admission webhook that routes pods labelled alibabacloud.com/eci=true (or in a namespace so labelled) to the node, at this address, e.g. 127.0.0.1:0; empty: none")

@@ -152,6 +152,7 @@ func localNode(ctx context.Context, log *slog.Logger, admin, kubeconfig, nodeNam
 	o.addFlags(&cobra.Command{}) // the flags' defaults
 	o.kubeconfig, o.nodeName, o.namespace = id.Kubeconfig, nodeName, r.Namespace
 	o.approveServing, o.webhookListen, o.leaderElect = true, "127.0.0.1:0", true
+	o.taint = false                 // the cluster's only node: every pod lands on spot instances
 	o.leaderIdentity = "spoteci-up" // the same across restarts: a new up takes the Lease back at once
 	return o, nil
 }

@@ -46,7 +46,7 @@ func busyboxStamp() (string, error) {
 // package, a symbolic link per applet where `busybox --list-full` puts it,
 // /etc/passwd and /etc/group with root and nobody, and the usual folders.
 func fillBusybox(ctx context.Context, b *builder) (v1.Config, error) {
-	if err := checkStatic(BusyboxPath); err != nil {
+	if err := checkStatic(BusyboxPath, "install "+BusyboxPackage+" (hack/deps.sh), not busybox"); err != nil {
 		return v1.Config{}, err
 	}
 	dirs := []struct {
@@ -103,16 +103,17 @@ func fillBusybox(ctx context.Context, b *builder) (v1.Config, error) {
 	return v1.Config{Env: []string{PathEnv}, Cmd: []string{"sh"}}, nil
 }
 
-// checkStatic makes sure the binary at p needs no dynamic loader.
-func checkStatic(p string) error {
+// checkStatic makes sure the binary at p needs no dynamic loader; fix says
+// how to get one that does not.
+func checkStatic(p, fix string) error {
 	f, err := elf.Open(p)
 	if err != nil {
-		return fmt.Errorf("%s: %w (install %s: hack/deps.sh)", p, err, BusyboxPackage)
+		return fmt.Errorf("%s: %w (%s)", p, err, fix)
 	}
 	defer f.Close()
 	for _, prog := range f.Progs {
 		if prog.Type == elf.PT_INTERP {
-			return errors.New(p + " is dynamically linked: install " + BusyboxPackage + " (hack/deps.sh), not busybox")
+			return errors.New(p + " is dynamically linked: " + fix)
 		}
 	}
 	return nil

@@ -88,6 +88,15 @@ var Builtin = []Image{
 		fill:      fillBusybox,
 		rootOwned: true,
 	},
+	{
+		Name:      "spoteci",
+		Archive:   "spoteci.tar",
+		Repos:     []string{NodeRepo},
+		About:     "the running spoteci binary (static), CA certificates and a non-root user: the chart's node",
+		stamp:     nodeStamp,
+		fill:      fillNode,
+		rootOwned: true,
+	},
 }
 
 // Lookup returns the Builtin image called name.

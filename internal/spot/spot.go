@@ -129,7 +129,8 @@ func (e *NotSoldError) Error() string {
 // Order is the one way an ask becomes a market order, for the service and
 // the simulator alike: the fields are checked (Parse); without specs the
 // instance is sized from cpu and memory (both 0: ECI's default 2 vCPU
-// 4 GiB; memory under 0.5 GiB counts as 0.5); the candidate pools are those
+// 4 GiB; one of them 0, unset: the least, MinSpecCPU vCPU or 0.5 GiB, as
+// memory under 0.5 GiB counts as 0.5); the candidate pools are those
 // of zones, in the specs' order. where names the zones in errors.
 func Order(cat *catalog.Catalog, f annotation.Fields, cpu, memGiB float64, zones []string, where string) (market.Order, Request, error) {
 	req, err := Parse(cat, f)
@@ -141,8 +142,11 @@ func Order(cat *catalog.Catalog, f annotation.Fields, cpu, memGiB float64, zones
 		if cpu < 0 || memGiB < 0 || math.IsNaN(cpu) || math.IsNaN(memGiB) {
 			return market.Order{}, req, &SizeError{cpu, memGiB, errors.New("must not be negative")}
 		}
-		if cpu == 0 && memGiB == 0 {
+		switch {
+		case cpu == 0 && memGiB == 0:
 			cpu, memGiB = DefaultCPU, DefaultMemoryGiB
+		case cpu == 0:
+			cpu = catalog.MinSpecCPU
 		}
 		spec, err := catalog.SpecFromLimits(cpu, max(memGiB, 0.5))
 		if err != nil {

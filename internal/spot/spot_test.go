@@ -413,3 +413,33 @@ func TestAnnotationMessage(t *testing.T) {
 		t.Error("a refusal in other words was taken for an annotation's")
 	}
 }
+
+// Without specs an instance is sized from the limits; a size left out
+// counts as the least, so a pod that limits only its memory (as a chart's
+// Deployment often does) still gets an instance.
+func TestOrderSizedByLimits(t *testing.T) {
+	cat := catalog.Default()
+	const region = "cn-hangzhou"
+	zones := cat.Zones(region)
+	for _, c := range []struct {
+		cpu, mem float64
+		want     string
+	}{
+		{0, 0, "2-4Gi"},
+		{0, 0.5, "2-"},
+		{0, 16, "2-16Gi"},
+		{4, 0, "4-"},
+		{1, 1, "2-"},
+	} {
+		o, _, err := spot.Order(cat, annotation.Fields{}, c.cpu, c.mem, zones, region)
+		if err != nil {
+			t.Errorf("%g vCPU %g GiB: %v", c.cpu, c.mem, err)
+			continue
+		}
+		got := o.Candidates[0][0]
+		spec := fmt.Sprintf("%d-%gGi", got.Type.VCPU, got.Type.MemoryGiB)
+		if !strings.HasPrefix(spec, c.want) {
+			t.Errorf("%g vCPU %g GiB: an instance of %s (%s), want %s", c.cpu, c.mem, spec, got.Type.Name, c.want)
+		}
+	}
+}

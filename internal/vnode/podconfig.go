@@ -470,7 +470,11 @@ func (s *sources) token(p *corev1.ServiceAccountTokenProjection) ([]eciapi.Confi
 	if err != nil {
 		return nil, &configError{"FailedMount", fmt.Sprintf("failed to fetch token: %v", err)}
 	}
-	return []eciapi.ConfigFileToPath{{Path: p.Path, Content: base64.StdEncoding.EncodeToString([]byte(tr.Status.Token)), Mode: 0o600}}, nil
+	// The volume's mode, as a kubelet gives a pod whose containers may run
+	// as different users (0644 in kube-api-access): a non-root container
+	// reads its token. (A kubelet's 0600 owned by a shared runAsUser needs
+	// an owner, which ECI's files do not carry.)
+	return []eciapi.ConfigFileToPath{{Path: p.Path, Content: base64.StdEncoding.EncodeToString([]byte(tr.Status.Token))}}, nil
 }
 
 // expand replaces $(VAR) by the value of VAR where lookup knows it, and $$

@@ -3,7 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/spoteci/spoteci/internal/chart"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
 
@@ -257,4 +261,136 @@ func TestZoneNode(t *testing.T) {
 	if got := kubectl(t, "-n", ns, "get", "pod", "unlabelled", "-o", "jsonpath={.status.phase} {.spec.nodeName}"); got != "Pending " {
 		t.Errorf("the unlabelled pod: %q, want Pending and unscheduled", got)
 	}
+}
+
+// The chart as a cluster's admin installs it (issue 11): rendered by Helm's
+// libraries and applied, its Deployment's two replicas run (here as
+// instances on the test's own virtual node, from the image spoteci builds
+// of itself) under the chart's ServiceAccount with its in-cluster token;
+// they elect a leader, which joins as a second node, gets its serving
+// certificate and runs a pod that `kubectl logs` reads through it. The
+// leader's process is killed with kill -9: the standby takes over within
+// the lease duration, runs a pod made meanwhile and duplicates none.
+func TestChartInCluster(t *testing.T) {
+	skipWithoutCluster(t)
+	if _, err := os.Stat(filepath.Join(env.images, "spoteci.tar")); err != nil {
+		t.Skip("bin/images/spoteci.tar is missing: build the images with `make images`")
+	}
+	ctx := context.Background()
+	info, err := eciapi.ReadServerInfo(env.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const node = "in-cluster-node"
+	r := chart.Release{Name: "incluster", Namespace: "spoteci-incluster", Values: map[string]any{
+		"nodeName": node,
+		"eci": map[string]any{"endpoint": "http://" + eciForward, "region": "cn-hangzhou",
+			"accessKeyId": info.AccessKeyId, "accessKeySecret": info.AccessKeySecret},
+		// The apiserver here reaches no Service (there is no kube-proxy);
+		// the webhook is tested with the node outside the cluster.
+		"webhook":        map[string]any{"enabled": false},
+		"kubelet":        map[string]any{"approveServingCSR": true},
+		"leaderElection": map[string]any{"leaseDuration": "6s", "renewDeadline": "4s", "retryPeriod": "1s"},
+	}}
+	objs, err := chart.Render(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chart.Apply(ctx, admin, r.Namespace, objs); err != nil {
+		t.Fatal(err)
+	}
+	ns := namespace(t)
+	defer func() {
+		if t.Failed() {
+			out, _ := kubectlErr("-n", r.Namespace, "get", "pods,events,lease", "-o", "wide")
+			t.Logf("release namespace:\n%s", out)
+			for _, p := range strings.Fields(kubectl(t, "-n", r.Namespace, "get", "pods", "-o", "name")) {
+				logs, _ := kubectlErr("-n", r.Namespace, "logs", p, "--tail", "40")
+				prev, _ := kubectlErr("-n", r.Namespace, "logs", p, "--previous", "--tail", "40")
+				last, _ := kubectlErr("-n", r.Namespace, "get", p, "-o", "jsonpath={.status.containerStatuses[0].lastState}")
+				t.Logf("%s:\n%s\nprevious:\n%s\nlast state: %s", p, logs, prev, last)
+			}
+		}
+		kubectlErr("-n", ns, "delete", "pods", "--all", "--wait=true", "--timeout=60s") // their node deletes their instances
+		kubectlErr("-n", r.Namespace, "delete", "deployment", node, "--wait=true", "--timeout=60s")
+		kubectlErr("delete", "node", node, "--wait=false")
+		kubectlErr("delete", "namespace", r.Namespace, "--wait=false")
+	}()
+	replicas := func() []string {
+		out := kubectl(t, "-n", r.Namespace, "get", "pods", "-l", "spoteci.io/node="+node, "-o", `jsonpath={range .items[?(@.status.phase=="Running")]}{.metadata.name}{" "}{end}`)
+		return strings.Fields(out)
+	}
+	eventually(t, 90*time.Second, "two replicas Running", func() (bool, string) {
+		got := replicas()
+		return len(got) == 2, kubectl(t, "-n", r.Namespace, "get", "pods", "-o", "wide")
+	})
+	holder := func() string {
+		out, _ := kubectlErr("-n", r.Namespace, "get", "lease", "spoteci-"+node, "-o", "jsonpath={.spec.holderIdentity}")
+		return out
+	}
+	eventually(t, 60*time.Second, "the in-cluster node Ready", func() (bool, string) {
+		out, _ := kubectlErr("get", "node", node, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		return out == "True", out + " " + holder()
+	})
+	leader := holder()
+	if !slices.Contains(replicas(), leader) {
+		t.Fatalf("the Lease is held by %q, not a replica of %v", leader, replicas())
+	}
+	onNode := func(name string) string {
+		return strings.Replace(podManifest(name, map[string]string{specs: "ecs.c5.large", strategy: "SpotAsPriceGo"}), "spec:\n",
+			"spec:\n  nodeSelector:\n    kubernetes.io/hostname: "+node+"\n  tolerations:\n  - {key: virtual-kubelet.io/provider, operator: Exists}\n", 1)
+	}
+	apply(t, ns, onNode("first"))
+	waitPodRunning(t, ns, "first")
+	eventually(t, 30*time.Second, "kubectl logs through the in-cluster node", func() (bool, string) {
+		out, err := kubectlErr("-n", ns, "logs", "first")
+		return err == nil && strings.Contains(out, "started"), out
+	})
+
+	pid := processWithArg(t, "--leader-elect-identity="+leader)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	apply(t, ns, onNode("second"))
+	eventually(t, 30*time.Second, "the standby leads", func() (bool, string) {
+		h := holder()
+		return h != leader && h != "", h
+	})
+	took := time.Since(killed)
+	t.Logf("the standby %s leads %.1fs after the kill of %s", holder(), took.Seconds(), leader)
+	if limit := 6*time.Second + 5*time.Second; took > limit {
+		t.Errorf("takeover took %v, want within the lease duration + 5 s (%v)", took, limit)
+	}
+	waitPodRunning(t, ns, "second")
+	waitPodRunning(t, ns, "first")
+	perPod := map[string]int{}
+	for _, g := range groups(t, ns) {
+		perPod[g.ContainerGroupName]++
+	}
+	if len(perPod) != 2 || perPod[ns+"-first"] != 1 || perPod[ns+"-second"] != 1 {
+		t.Errorf("live instances per pod: %v, want one each of first and second", perPod)
+	}
+}
+
+// processWithArg is the process of this machine whose command line has arg.
+func processWithArg(t *testing.T, arg string) int {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if slices.Contains(strings.Split(string(data), "\x00"), arg) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			return pid
+		}
+	}
+	t.Fatalf("no process with %s", arg)
+	return 0
 }

@@ -125,7 +125,9 @@ spec:
 			t.Errorf("env lacks %q:\n%s", want, env)
 		}
 	}
-	if got := exec("cat", "/etc/app/app.conf", "/etc/creds/password", "/etc/info/labels"); got != "mode=spot\ns3cret"+`app="web"` {
+	// The labels include the node's region, which the apiserver copies to
+	// a pod at binding (the PodTopologyLabels admission plugin).
+	if got := exec("cat", "/etc/app/app.conf", "/etc/creds/password", "/etc/info/labels"); got != "mode=spot\ns3cret"+`app="web"`+"\n"+`topology.kubernetes.io/region="cn-hangzhou"` {
 		t.Errorf("volumes hold %q", got)
 	}
 	if ca := exec("cat", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"); !strings.Contains(ca, "BEGIN CERTIFICATE") {

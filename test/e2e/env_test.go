@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,7 @@ const scale = 240
 var env struct {
 	bin, spoteci, state, kubeconfig string
 	nodeKubeconfig                  string // the chart's ServiceAccount, which the node runs as
+	eciPort                         int    // the service's, fixed so that instances reach it at eciForward
 	images                          string // bin/images, the built-in images
 	cluster                         *cluster.Cluster
 	server, node                    *process
@@ -91,6 +93,9 @@ func run(m *testing.M) int {
 	}
 	env.nodeKubeconfig = id.Kubeconfig
 	env.state = filepath.Join(tmp, "eci")
+	if env.eciPort, err = freePort(); err != nil {
+		panic(err)
+	}
 	env.server = startServer()
 	env.node = startNode()
 	code := m.Run()
@@ -129,6 +134,20 @@ func (p *process) stop() {
 	p.cmd.Wait()
 }
 
+// eciForward is where instances reach the ECI service: a node the chart
+// runs in an instance calls it there.
+const eciForward = "10.0.0.2:80"
+
+// freePort is a loopback port free now.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
 // startServer starts the service and returns once it serves. eci.json is
 // kept: a restarted service takes the port it had, as the node expects.
 func startServer() *process {
@@ -139,7 +158,8 @@ func startServer() *process {
 	}
 	// Instances reach the apiserver as the "kubernetes" service, as spoteci up sets it.
 	forward := cluster.KubernetesServiceIP + ":443=" + strings.TrimPrefix(env.cluster.Server(), "https://")
-	p := start("server", "--state-dir", env.state, "--time-scale", fmt.Sprint(scale), "--image-cache", env.images, "--forward", forward)
+	p := start("server", "--state-dir", env.state, "--time-scale", fmt.Sprint(scale), "--image-cache", env.images, "--forward", forward,
+		"--listen", fmt.Sprintf("127.0.0.1:%d", env.eciPort), "--forward", fmt.Sprintf("%s=127.0.0.1:%d", eciForward, env.eciPort))
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		st, err := os.Stat(info)
