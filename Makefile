@@ -43,6 +43,7 @@ bench: build kube images kwok
 	$(GO) test -run '^$$' -bench LogStream200MB -benchtime 3x ./internal/eci | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench DescribeWhileCreating -benchtime 1x -count 3 ./internal/eci | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench LabelWebhook -benchtime 1000x -count 3 ./internal/vnode | tee -a $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench LeaderFailover -benchtime 3x -timeout 15m ./test/e2e | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench Job1000 -benchtime 1x -timeout 30m ./test/e2e | tee -a $(BIN)/bench.txt
 
 # kwok is the fake-node peer of the 1,000-pod benchmark, from the pinned

@@ -557,11 +557,7 @@ func TestMarketEventsAreWireReasons(t *testing.T) {
 // stream ends with the container.
 func TestProviderFollowsLogByPolling(t *testing.T) {
 	s := startServer(t, t.TempDir())
-	p, err := eciprovider.New(eciprovider.Config{Config: s.sdkConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := s.sdkProvider(t)
 	ctx := context.Background()
 	created, err := s.CreateContainerGroup(ctx, eciapi.CreateContainerGroupRequest{ContainerGroupName: "lines",
 		Containers: []eciapi.Container{{Name: "c", Image: "busybox", Commands: []string{"sh", "-c", "for i in 1 2 3 4; do echo line$i; sleep 0.6; done"}}}})
@@ -589,11 +585,7 @@ func TestProviderFollowsLogByPolling(t *testing.T) {
 // zone the service does not sell in is vnode.ErrUnknownZone.
 func TestProviderPools(t *testing.T) {
 	s := startServer(t, t.TempDir())
-	p, err := eciprovider.New(eciprovider.Config{Config: s.sdkConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := s.sdkProvider(t)
 	ctx := context.Background()
 	seven := 7
 	if _, err := s.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", Stock: &seven}); err != nil {
@@ -642,4 +634,16 @@ func TestProviderPools(t *testing.T) {
 	if _, err := p.Pools(ctx, "cn-hangzhou-x"); !errors.Is(err, vnode.ErrUnknownZone) {
 		t.Errorf("an unknown zone: %v, want ErrUnknownZone", err)
 	}
+}
+
+// sdkProvider is the virtual node's provider on the server, without its
+// admin API (as against the real cloud); closed at the test's end.
+func (s *server) sdkProvider(t *testing.T) *eciprovider.Provider {
+	t.Helper()
+	p, err := eciprovider.New(eciprovider.Config{Config: s.sdkConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
 }
