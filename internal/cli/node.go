@@ -105,7 +105,7 @@ func (o *nodeOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.leaderLease, "leader-elect-lease", "", "the election's Lease (default: spoteci-<node name>)")
 	f.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long standbys wait after the leader's last renewal before taking over")
 	f.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before it stops acting")
-	f.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often replicas try to take or renew the Lease")
+	f.DurationVar(&o.retryPeriod, "leader-elect-retry-period", time.Second, "how often replicas try to take or renew the Lease (a standby takes over at most about this long after the Lease lapses)")
 	f.BoolVar(&o.approveServing, "approve-serving-csr", false, "approve the node's own serving certificate request (a local cluster the node administers); otherwise an admin approves it: kubectl certificate approve")
 	f.StringVar(&o.eciEndpoint, "eci-endpoint", "", "ECI OpenAPI endpoint: host:port, http:// or https:// URL (e.g. https://eci.cn-hangzhou.aliyuncs.com); default: the local service of --state-dir")
 	f.StringVar(&o.region, "region", "", "region of the ECI endpoint (default: the local service's)")
