@@ -175,6 +175,7 @@ type podTimes struct {
 	bound   map[string]time.Time
 	running map[string]time.Time
 	failed  map[string]time.Time
+	noticed map[string]time.Time // ContainerInstanceExpired=True: the notice
 	stopCh  chan struct{}
 }
 
@@ -185,7 +186,7 @@ const (
 
 func watchPods(b *testing.B, kube kubernetes.Interface, ns string) *podTimes {
 	pt := &podTimes{labels: map[string]map[string]string{}, bound: map[string]time.Time{}, running: map[string]time.Time{},
-		failed: map[string]time.Time{}, stopCh: make(chan struct{})}
+		failed: map[string]time.Time{}, noticed: map[string]time.Time{}, stopCh: make(chan struct{})}
 	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(ns))
 	inf := factory.Core().V1().Pods().Informer()
 	record := func(obj any) {
@@ -205,6 +206,11 @@ func watchPods(b *testing.B, kube kubernetes.Interface, ns string) *podTimes {
 		}
 		if _, ok := pt.failed[p.Name]; !ok && p.Status.Reason == "BidFailed" {
 			pt.failed[p.Name] = now
+		}
+		for _, c := range p.Status.Conditions {
+			if _, ok := pt.noticed[p.Name]; !ok && c.Type == "ContainerInstanceExpired" && c.Status == corev1.ConditionTrue {
+				pt.noticed[p.Name] = now
+			}
 		}
 	}
 	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: record, UpdateFunc: func(_, o any) { record(o) }})

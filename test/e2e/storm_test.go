@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -122,6 +123,12 @@ func stormOnce(b *testing.B, kube kubernetes.Interface, n int, spec string, extr
 	took := time.Since(start)
 	b.ReportMetric(took.Seconds(), "s-stockout-to-all-replaced-running")
 	b.Logf("%d replacements Running %s after the stock ran out", n, took.Round(100*time.Millisecond))
+	if late, before, ok := seen.afterRelease(original); ok {
+		b.ReportMetric(late.Seconds(), "s-release-to-all-replaced-running")
+		b.ReportMetric(float64(before), "replaced-before-release")
+		b.Logf("each replacement Running at most %s after its predecessor's release (negative: before it); %d of %d before the release",
+			late.Round(100*time.Millisecond), before, n)
+	}
 
 	cleanupStorm(b, ns)
 }
@@ -134,4 +141,41 @@ func cleanupStorm(b *testing.B, ns string) {
 		left := len(groups(b, ns))
 		return left == 0, strings.Repeat(".", min(left, 10))
 	})
+}
+
+// afterRelease pairs each replacement with the pod of its completion index
+// it replaced and returns the latest of (replacement Running − release),
+// negative when every replacement ran before its predecessor's instance
+// was released, and how many ran before. A release is the BidFailed the
+// pod was seen to get, or, for a pod evicted at the notice (api-evict),
+// its notice plus the notice lead. false for a Job without indexes.
+func (pt *podTimes) afterRelease(original map[string]bool) (time.Duration, int, bool) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	const indexLabel = "batch.kubernetes.io/job-completion-index"
+	release := map[string]time.Time{}
+	for name := range original {
+		idx, ok := pt.labels[name][indexLabel]
+		if !ok {
+			return 0, 0, false
+		}
+		if t, ok := pt.failed[name]; ok {
+			release[idx] = t
+		} else if t, ok := pt.noticed[name]; ok {
+			release[idx] = t.Add(noticeLead())
+		}
+	}
+	latest, before, any := time.Duration(math.MinInt64), 0, false
+	for name, ran := range pt.running {
+		rel, ok := release[pt.labels[name][indexLabel]]
+		if original[name] || !ok {
+			continue
+		}
+		any = true
+		latest = max(latest, ran.Sub(rel))
+		if ran.Before(rel) {
+			before++
+		}
+	}
+	return latest, before, any
 }
