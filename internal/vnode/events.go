@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,7 +31,11 @@ func (n *Node) forwardContainerEvents(ctx context.Context, pod *corev1.Pod, in *
 	if len(todo) == 0 {
 		return
 	}
-	if !known {
+	switch {
+	case known:
+	case pod.CreationTimestamp.Time.After(n.termStart.Add(clockSkew)):
+		sent = map[string]bool{} // made in this term: no one sent it anything before
+	default:
 		sent = n.podEvents(ctx, pod)
 	}
 	for _, e := range todo {
@@ -47,6 +52,12 @@ func (n *Node) forwardContainerEvents(ctx context.Context, pod *corev1.Pod, in *
 	n.forwarded[pod.UID] = sent
 	n.mu.Unlock()
 }
+
+// clockSkew is how far the apiserver's clock may run ahead of the node's:
+// a pod made more than that after the node began to lead was made in its
+// term, and no earlier term forwarded it anything. (Listing a pod's events
+// scans its namespace's: in a reclaim storm, thousands per pod.)
+const clockSkew = time.Minute
 
 // podEvents reads the reasons and messages of the events the pod has.
 func (n *Node) podEvents(ctx context.Context, pod *corev1.Pod) map[string]bool {

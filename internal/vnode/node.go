@@ -117,17 +117,18 @@ type Config struct {
 
 // Node is a running virtual node.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	kube     kubernetes.Interface
-	provider Provider
-	pods     corelisters.PodLister
-	queue    workqueue.TypedRateLimitingInterface[string]
-	recorder record.EventRecorder
-	kubelet  *kubeletAPI
-	beat     *heartbeat
-	hook     *labelWebhook // nil: no webhook
-	term     sync.Mutex    // held by the leader's work (leader.go)
+	cfg       Config
+	log       *slog.Logger
+	kube      kubernetes.Interface
+	provider  Provider
+	pods      corelisters.PodLister
+	queue     workqueue.TypedRateLimitingInterface[string]
+	recorder  record.EventRecorder
+	kubelet   *kubeletAPI
+	beat      *heartbeat
+	hook      *labelWebhook // nil: no webhook
+	term      sync.Mutex    // held by the leader's work (leader.go)
+	termStart time.Time     // when this node began to act, in its latest term
 
 	mu          sync.Mutex
 	groups      map[types.UID]*Instance // last poll, by pod UID
@@ -224,6 +225,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 // lead registers the node and acts as it until ctx ends.
 func (n *Node) lead(ctx context.Context) error {
+	n.termStart = time.Now()
 	n.queue = newPodQueue()
 	defer n.queue.ShutDown()
 	factory := informers.NewSharedInformerFactoryWithOptions(n.kube, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {

@@ -484,5 +484,6 @@ func (n *Node) warnJobShape(ctx context.Context, pod *corev1.Pod, f annotation.F
 		"with this Job's shape every replacement waits out the Job's failure back-off (10 s, doubling with each failed pod, up to 10 minutes), "+
 		"even for failures that podFailurePolicy ignores, so a storm of reclaims can stop the Job for minutes. "+
 		"As an Indexed Job (completionMode: Indexed) with backoffLimitPerIndex, and podFailurePolicy Ignore on DisruptionTarget, "+
-		"each index waits only for its own reclaims")
+		"each index waits only for its own reclaims; with the pod annotation k8s.aliyun.com/eci-spot-release-strategy: api-evict "+
+		"its replacement is made at the notice and runs before the instance is released")
 }

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -84,6 +86,7 @@ func stormOnce(b *testing.B, kube kubernetes.Interface, n int, spec string, extr
 	seen.waitFor(b, fmt.Sprintf("%d Job pods Running", n), func() bool { return seen.count("job-name=storm", running) >= n })
 	original := seen.names("job-name=storm")
 
+	requestsBefore := apiRequests(b)
 	spoteci(b, "market", "set", "--type", first, "--stock", "0")
 	start := time.Now()
 	replaced := func() int { return seen.countExcept("job-name=storm", running, original) }
@@ -123,6 +126,7 @@ func stormOnce(b *testing.B, kube kubernetes.Interface, n int, spec string, extr
 	took := time.Since(start)
 	b.ReportMetric(took.Seconds(), "s-stockout-to-all-replaced-running")
 	b.Logf("%d replacements Running %s after the stock ran out", n, took.Round(100*time.Millisecond))
+	logRequests(b, requestsBefore, apiRequests(b), n)
 	if late, before, ok := seen.afterRelease(original); ok {
 		b.ReportMetric(late.Seconds(), "s-release-to-all-replaced-running")
 		b.ReportMetric(float64(before), "replaced-before-release")
@@ -178,4 +182,55 @@ func (pt *podTimes) afterRelease(original map[string]bool) (time.Duration, int, 
 		}
 	}
 	return latest, before, any
+}
+
+// apiRequests reads the apiserver's request counters (apiserver_request_total)
+// by verb, resource and subresource.
+func apiRequests(b *testing.B) map[string]float64 {
+	out := map[string]float64{}
+	for _, line := range strings.Split(kubectl(b, "get", "--raw", "/metrics"), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		labels, value, _ := strings.Cut(strings.TrimPrefix(line, "apiserver_request_total{"), "} ")
+		var verb, resource, sub string
+		for _, kv := range strings.Split(labels, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			v = strings.Trim(v, `"`)
+			switch k {
+			case "verb":
+				verb = v
+			case "resource":
+				resource = v
+			case "subresource":
+				sub = v
+			}
+		}
+		f, _ := strconv.ParseFloat(value, 64)
+		out[verb+" "+resource+"/"+sub] += f
+	}
+	return out
+}
+
+// logRequests says which requests the storm sent the apiserver, per
+// replaced pod: where the control plane's share of the work goes.
+func logRequests(b *testing.B, before, after map[string]float64, n int) {
+	type row struct {
+		what string
+		per  float64
+	}
+	var rows []row
+	total := 0.0
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			rows = append(rows, row{k, d / float64(n)})
+			total += d
+		}
+	}
+	slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(b.per, a.per) })
+	var sb strings.Builder
+	for _, r := range rows[:min(len(rows), 12)] {
+		fmt.Fprintf(&sb, "  %-40s %6.1f\n", r.what, r.per)
+	}
+	b.Logf("apiserver requests per replaced pod: %.1f; the most:\n%s", total/float64(n), sb.String())
 }
