@@ -75,8 +75,8 @@ func (n *Node) elect(ctx context.Context, lead func(context.Context) error) erro
 		// term's work is waited for before standing again.
 		elector.Run(term)
 		cancel()
-		//lint:ignore SA2001 the empty critical section waits for the term's work to end
 		n.term.Lock()
+		//lint:ignore SA2001 the empty critical section waits for the term's work to end
 		n.term.Unlock()
 		select {
 		case <-ctx.Done():
