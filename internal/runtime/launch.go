@@ -229,7 +229,7 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 		return err
 	}
 	task, err := cont.Task(ctx, nil)
-	tookUp := err == nil         // a task an earlier launch made
+	tookUp := err == nil // a task an earlier launch made
 	if errdefs.IsNotFound(err) { // the folder exists: launch wrote spec.json
 		task, err = cont.NewTask(ctx, cio.BinaryIO(r.cfg.Logger, map[string]string{"--log": c.logPath(),
 			"--max-size":  strconv.FormatInt(cmp.Or(r.cfg.LogMaxSize, logfile.DefaultMaxSize), 10),
