@@ -251,16 +251,12 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 		if ctx.Err() != nil || containerdAway(err) {
 			return err // the launch goes on once containerd is back
 		}
-		if errdefs.IsNotFound(err) {
+		if tookUp && errdefs.IsNotFound(err) {
 			// A task whose making containerd's death cut short: its shim
-			// holds no container ("container not created"), whether this
-			// launch took the task up or made it anew beside the old shim.
-			// Delete what there is; the launch makes it again, as a
-			// kubelet retries a container it could not create.
-			if t, terr := cont.Task(r.ctx, nil); terr == nil {
-				t.Delete(r.ctx, containerd.WithProcessKill)
-			}
-			return fmt.Errorf("%w (took up an earlier task: %v): %w", errHalfMade, tookUp, err)
+			// holds no container ("container not created"). Delete it; the
+			// launch makes it again.
+			task.Delete(r.ctx, containerd.WithProcessKill)
+			return fmt.Errorf("%w: %w", errHalfMade, err)
 		}
 		r.startFailed(in, c, startErrorMessage(err))
 		if task != nil {
