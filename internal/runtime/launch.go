@@ -114,7 +114,7 @@ func (r *Containerd) launch(in *instance) {
 			if ctx.Err() != nil {
 				return
 			}
-			if containerdAway(err) || errors.Is(err, errHalfMade) {
+			if containerdAway(err) {
 				// Not the container's fault: it waits for containerd
 				// (restarted by its supervisor) and is launched again.
 				r.log.Warn("containerd away while starting a container; trying again", "instance", in.spec.ID, "container", c.name, "err", err)
@@ -128,10 +128,6 @@ func (r *Containerd) launch(in *instance) {
 		r.retryLater(in.spec.ID, retry)
 	}
 }
-
-// errHalfMade is a task an interrupted launch left unstartable, deleted
-// to be made again.
-var errHalfMade = errors.New("a task left half made, deleted to be made again")
 
 // containerdRetry is the wait before a launch that containerd's absence
 // cut short is tried again.
@@ -229,7 +225,6 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 		return err
 	}
 	task, err := cont.Task(ctx, nil)
-	tookUp := err == nil // a task an earlier launch made
 	if errdefs.IsNotFound(err) { // the folder exists: launch wrote spec.json
 		task, err = cont.NewTask(ctx, cio.BinaryIO(r.cfg.Logger, map[string]string{"--log": c.logPath(),
 			"--max-size":  strconv.FormatInt(cmp.Or(r.cfg.LogMaxSize, logfile.DefaultMaxSize), 10),
@@ -238,7 +233,6 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 			// Made by a launch that containerd's restart cut short (its
 			// answer was lost): take that task up, started or not.
 			task, err = cont.Task(ctx, nil)
-			tookUp = err == nil
 		}
 	}
 	if err == nil {
@@ -250,13 +244,6 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 	if err != nil {
 		if ctx.Err() != nil || containerdAway(err) {
 			return err // the launch goes on once containerd is back
-		}
-		if tookUp && errdefs.IsNotFound(err) {
-			// A task whose making containerd's death cut short: its shim
-			// holds no container ("container not created"). Delete it; the
-			// launch makes it again.
-			task.Delete(r.ctx, containerd.WithProcessKill)
-			return fmt.Errorf("%w: %w", errHalfMade, err)
 		}
 		r.startFailed(in, c, startErrorMessage(err))
 		if task != nil {
