@@ -157,7 +157,7 @@ func startCloud(ctx context.Context, log *slog.Logger, stateDir string, o *cloud
 	}
 
 	if c.runtime, err = runtime.New(ctx, runtime.Config{Dir: filepath.Join(stateDir, "runtime"), Address: address,
-		Logger: logger, LogMaxSize: logMax, LogMaxFiles: o.logMaxFiles, Registries: regs, Forwards: forwards, CollectOrphans: true, Log: log}); err != nil {
+		Logger: logger, LogMaxSize: logMax, LogMaxFiles: o.logMaxFiles, Registries: regs, Forwards: forwards, Log: log}); err != nil {
 		return fail(err)
 	}
 	return c, nil

@@ -65,11 +65,7 @@ type Config struct {
 	// against 8.1 to 10.6 a second) and starved the API meanwhile (a
 	// listing's p99 13 to 58 ms in the server against 8 to 10).
 	Launchers int
-	// CollectOrphans: the runtime owns its containerd namespace, and every
-	// minute deletes the containers no instance holds and kills the shims
-	// left without a container (orphans.go).
-	CollectOrphans bool
-	Log            *slog.Logger
+	Log       *slog.Logger
 }
 
 // Containerd runs instances under containerd and runc: each instance a pod
@@ -155,9 +151,6 @@ func New(ctx context.Context, cfg Config) (*Containerd, error) {
 		r.wg.Go(r.launcher)
 	}
 	r.wg.Go(r.watchExits)
-	if cfg.CollectOrphans {
-		r.wg.Go(r.orphanSweeper)
-	}
 	return r, nil
 }
 

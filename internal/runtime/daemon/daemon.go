@@ -232,29 +232,11 @@ func (d *Daemon) Stop(ctx context.Context) error {
 // load can miss its shutdown and would outlive containerd. It returns the
 // pids it killed.
 func (d *Daemon) StopIdleShims() []int {
-	var killed []int
-	for _, shim := range Shims(d.Address) {
-		if syscall.Kill(shim.PID, syscall.SIGKILL) == nil {
-			d.log.Warn("killed a shim left without a container", "pid", shim.PID, "container", shim.ID)
-			killed = append(killed, shim.PID)
-		}
-	}
-	return killed
-}
-
-// Shim is a containerd shim process: the container it was started for.
-type Shim struct {
-	PID           int
-	ID, Namespace string // its -id and -namespace: the containerd container
-}
-
-// Shims lists the shims bound to the containerd at address.
-func Shims(address string) []Shim {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
-	var out []Shim
+	var killed []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -265,19 +247,13 @@ func Shims(address string) []Shim {
 			continue
 		}
 		args := strings.Split(string(cmdline), "\x00")
-		if !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") || !slices.Contains(args, address) {
+		if !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") || !slices.Contains(args, d.Address) {
 			continue
 		}
-		shim := Shim{PID: pid, ID: flagValue(args, "-id"), Namespace: flagValue(args, "-namespace")}
-		out = append(out, shim)
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			d.log.Warn("killed a shim left without a container", "pid", pid, "cmdline", strings.Join(args, " "))
+			killed = append(killed, pid)
+		}
 	}
-	return out
-}
-
-// flagValue is the argument after flag in args, "" without one.
-func flagValue(args []string, flag string) string {
-	if i := slices.Index(args, flag); i >= 0 && i+1 < len(args) {
-		return args[i+1]
-	}
-	return ""
+	return killed
 }
