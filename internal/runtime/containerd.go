@@ -15,10 +15,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/containerd/api/services/tasks/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 	clog "github.com/containerd/log"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/singleflight"
@@ -638,7 +640,7 @@ func (r *Containerd) deleteContainer(ctx context.Context, cid string) error {
 	// Under load a shim's connection can close in the middle of a delete
 	// ("ttrpc: closed"): ask again, from loading the task, a few times.
 	for attempt := 0; ; attempt++ {
-		err = deleteTask(ctx, cont)
+		err = deleteTask(ctx, r.client, cont)
 		if err == nil || attempt == 4 || ctx.Err() != nil {
 			break
 		}
@@ -654,15 +656,29 @@ func (r *Containerd) deleteContainer(ctx context.Context, cid string) error {
 }
 
 // deleteTask kills a container's task and deletes it; no error if it has none.
-func deleteTask(ctx context.Context, cont containerd.Container) error {
+func deleteTask(ctx context.Context, client *containerd.Client, cont containerd.Container) error {
 	t, err := cont.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
-		return nil
+		// None, or one half made whose shim would outlive the container.
+		return deleteHalfMade(ctx, client, cont.ID())
 	}
 	if err != nil {
 		return err
 	}
 	if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// deleteHalfMade deletes the task of container id that containerd cannot
+// load because its shim holds no container: containerd died after starting
+// the shim and before the shim made the container. Only the task service's
+// delete ends such a shim (the shim's "not found" is taken as deleted); a
+// container with no task at all answers NotFound, which is no error.
+func deleteHalfMade(ctx context.Context, client *containerd.Client, id string) error {
+	_, err := client.TaskService().Delete(ctx, &tasks.DeleteTaskRequest{ContainerID: id})
+	if err = errgrpc.ToNative(err); err != nil && !errdefs.IsNotFound(err) {
 		return err
 	}
 	return nil

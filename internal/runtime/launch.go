@@ -226,14 +226,7 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 	}
 	task, err := cont.Task(ctx, nil)
 	if errdefs.IsNotFound(err) { // the folder exists: launch wrote spec.json
-		task, err = cont.NewTask(ctx, cio.BinaryIO(r.cfg.Logger, map[string]string{"--log": c.logPath(),
-			"--max-size":  strconv.FormatInt(cmp.Or(r.cfg.LogMaxSize, logfile.DefaultMaxSize), 10),
-			"--max-files": strconv.Itoa(cmp.Or(r.cfg.LogMaxFiles, logfile.DefaultMaxFiles))}))
-		if errdefs.IsAlreadyExists(err) {
-			// Made by a launch that containerd's restart cut short (its
-			// answer was lost): take that task up, started or not.
-			task, err = cont.Task(ctx, nil)
-		}
+		task, err = r.newTask(ctx, cont, c)
 	}
 	if err == nil {
 		var st containerd.Status
@@ -256,6 +249,31 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 		r.signal(c, stopSignal(in))
 	}
 	return nil
+}
+
+// newTask makes the task of c, or takes up the one an earlier launch made.
+func (r *Containerd) newTask(ctx context.Context, cont containerd.Container, c *container) (containerd.Task, error) {
+	logIO := cio.BinaryIO(r.cfg.Logger, map[string]string{"--log": c.logPath(),
+		"--max-size":  strconv.FormatInt(cmp.Or(r.cfg.LogMaxSize, logfile.DefaultMaxSize), 10),
+		"--max-files": strconv.Itoa(cmp.Or(r.cfg.LogMaxFiles, logfile.DefaultMaxFiles))})
+	task, err := cont.NewTask(ctx, logIO)
+	if !errdefs.IsAlreadyExists(err) {
+		return task, err
+	}
+	// Made by a launch that containerd's restart cut short (its answer was
+	// lost): take that task up, started or not.
+	task, err = cont.Task(ctx, nil)
+	if !errdefs.IsNotFound(err) {
+		return task, err
+	}
+	// Half made: containerd died after starting the task's shim and before
+	// the shim made the container, so the shim holds none ("container not
+	// created"). Delete it and make the task again.
+	r.log.Warn("deleting a task left half made by containerd's death", "container", cont.ID(), "err", err)
+	if err := deleteHalfMade(ctx, r.client, cont.ID()); err != nil {
+		return nil, fmt.Errorf("deleting a task left half made: %w", err)
+	}
+	return cont.NewTask(ctx, logIO)
 }
 
 // startErrorMessage shortens runc's start errors to their cause.

@@ -88,23 +88,22 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // waitState waits until container name of id is in state and returns its status.
 func waitState(t testing.TB, r *Containerd, id, name string, state State) ContainerStatus {
 	t.Helper()
-	var last Status
-	var cs ContainerStatus
-	waitFor(t, 60*time.Second, fmt.Sprintf("%s/%s %s (last: %+v)", id, name, state, &last), func() bool {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
 		st, err := r.Status(id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		last = st
 		for _, c := range st.Containers {
 			if c.Name == name && c.State == state {
-				cs = c
-				return true
+				return c
 			}
 		}
-		return false
-	})
-	return cs
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after 1m waiting for %s/%s %s; last status %+v", id, name, state, st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func readLog(t testing.TB, r *Containerd, id, name string) string {
