@@ -39,6 +39,9 @@ type Chart struct {
 	Bands  []Band
 	// End extends step lines to this time (default: the last point).
 	End time.Time
+	// Elapsed labels the time axis with the time since its start, for
+	// charts of minutes rather than days.
+	Elapsed bool
 }
 
 var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"}
@@ -99,7 +102,11 @@ func (c Chart) SVG(w io.Writer) error {
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%.3g</text>`+"\n", left-6, y(v)+4, v)
 		fmt.Fprintf(&b, `<path d="M%d %.1f H%d" stroke="#ddd"/>`+"\n", left, y(v), width-right)
 		t := tmin.Add(time.Duration(float64(tmax.Sub(tmin)) * float64(i) / 4))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x(t), height-bottom+18, t.UTC().Format("01-02 15:04"))
+		label := t.UTC().Format("01-02 15:04")
+		if c.Elapsed {
+			label = t.Sub(tmin).Round(time.Second).String()
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x(t), height-bottom+18, label)
 	}
 	fmt.Fprintf(&b, `<text x="16" y="%d" transform="rotate(-90 16 %d)" text-anchor="middle">%s</text>`+"\n", height/2, height/2, html.EscapeString(c.YLabel))
 	for i, s := range c.Series {

@@ -172,10 +172,12 @@ spec:
 type podTimes struct {
 	mu      sync.Mutex
 	labels  map[string]map[string]string
+	created map[string]time.Time // first seen
 	bound   map[string]time.Time
 	running map[string]time.Time
 	failed  map[string]time.Time
 	noticed map[string]time.Time // ContainerInstanceExpired=True: the notice
+	ended   map[string]time.Time // phase Failed or Succeeded
 	stopCh  chan struct{}
 }
 
@@ -185,8 +187,8 @@ const (
 )
 
 func watchPods(b *testing.B, kube kubernetes.Interface, ns string) *podTimes {
-	pt := &podTimes{labels: map[string]map[string]string{}, bound: map[string]time.Time{}, running: map[string]time.Time{},
-		failed: map[string]time.Time{}, noticed: map[string]time.Time{}, stopCh: make(chan struct{})}
+	pt := &podTimes{labels: map[string]map[string]string{}, created: map[string]time.Time{}, bound: map[string]time.Time{}, running: map[string]time.Time{},
+		failed: map[string]time.Time{}, noticed: map[string]time.Time{}, ended: map[string]time.Time{}, stopCh: make(chan struct{})}
 	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(ns))
 	inf := factory.Core().V1().Pods().Informer()
 	record := func(obj any) {
@@ -198,6 +200,12 @@ func watchPods(b *testing.B, kube kubernetes.Interface, ns string) *podTimes {
 		pt.mu.Lock()
 		defer pt.mu.Unlock()
 		pt.labels[p.Name] = p.Labels
+		if _, ok := pt.created[p.Name]; !ok {
+			pt.created[p.Name] = now
+		}
+		if _, ok := pt.ended[p.Name]; !ok && (p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded) {
+			pt.ended[p.Name] = now
+		}
 		if _, ok := pt.bound[p.Name]; !ok && p.Spec.NodeName != "" {
 			pt.bound[p.Name] = now
 		}

@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/spoteci/spoteci/internal/plot"
 )
 
 // The Job shapes a reclaim storm is measured on. Each reclaim fails a pod
@@ -134,7 +138,60 @@ func stormOnce(b *testing.B, kube kubernetes.Interface, n int, spec string, extr
 			late.Round(100*time.Millisecond), before, n)
 	}
 
+	plotStorm(b, seen, original, start)
 	cleanupStorm(b, ns)
+}
+
+// plotStorm draws the storm as cumulative counts over time (notices,
+// releases, predecessors ended, replacements made, bound and Running) into
+// bin/plots, where the time between the lines shows which step queues.
+func plotStorm(b *testing.B, pt *podTimes, original map[string]bool, start time.Time) {
+	pt.mu.Lock()
+	releases := map[string]time.Time{}
+	for name := range original {
+		if t, ok := pt.failed[name]; ok {
+			releases[name] = t
+		} else if t, ok := pt.noticed[name]; ok {
+			releases[name] = t.Add(noticeLead())
+		}
+	}
+	cumulative := func(name string, times map[string]time.Time, originals bool) plot.Series {
+		var ts []time.Time
+		for pod, t := range times {
+			if original[pod] == originals && !t.Before(start) {
+				ts = append(ts, t)
+			}
+		}
+		slices.SortFunc(ts, time.Time.Compare)
+		s := plot.Series{Name: name, Points: []plot.Point{{T: start, V: 0}}}
+		for i, t := range ts {
+			s.Points = append(s.Points, plot.Point{T: t, V: float64(i + 1)})
+		}
+		return s
+	}
+	chart := plot.Chart{Title: fmt.Sprintf("Reclaim storm of %d pods (%s)", len(original), b.Name()), YLabel: "pods", Step: true, Elapsed: true, Series: []plot.Series{
+		cumulative("notices", pt.noticed, true),
+		cumulative("releases", releases, true),
+		cumulative("predecessors ended", pt.ended, true),
+		cumulative("replacements made", pt.created, false),
+		cumulative("replacements bound", pt.bound, false),
+		cumulative("replacements Running", pt.running, false),
+	}}
+	pt.mu.Unlock()
+	dir := filepath.Join(env.bin, "plots")
+	path := filepath.Join(dir, strings.NewReplacer("/", "-", " ", "_").Replace(b.Name())+fmt.Sprintf("-%d.svg", len(original)))
+	var buf bytes.Buffer
+	if err := chart.SVG(&buf); err != nil {
+		b.Logf("no plot: %v", err)
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("plot: %s", path)
 }
 
 // cleanupStorm deletes the storm before the next shape: its numbers are the
