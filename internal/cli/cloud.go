@@ -32,6 +32,7 @@ type cloudOptions struct {
 	forwards          []string
 	logMaxSize        string
 	logMaxFiles       int
+	launchers         int
 }
 
 func (o *cloudOptions) addFlags(cmd *cobra.Command) {
@@ -43,6 +44,7 @@ func (o *cloudOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.registryListen, "registry-listen", "127.0.0.1:0", "loopback address of the local registry (port 0: the last one used, else any free one)")
 	f.StringVar(&o.logMaxSize, "container-log-max-size", "10Mi", "size a container's log file reaches before it is rotated, as a kubelet's containerLogMaxSize (a quantity: 10Mi, 200M)")
 	f.IntVar(&o.logMaxFiles, "container-log-max-files", logfile.DefaultMaxFiles, "log files kept per container, the current one included, as a kubelet's containerLogMaxFiles (at least 2)")
+	f.IntVar(&o.launchers, "launchers", 0, "instances set up at once (default: one a CPU, at least 2)")
 	f.StringArrayVar(&o.forwards, "forward", nil, "make IP:PORT, seen from instances, reach 127.0.0.1:PORT of this machine (the local apiserver as the kubernetes service, 10.0.0.1:443=127.0.0.1:6443); repeatable")
 }
 
@@ -157,7 +159,7 @@ func startCloud(ctx context.Context, log *slog.Logger, stateDir string, o *cloud
 	}
 
 	if c.runtime, err = runtime.New(ctx, runtime.Config{Dir: filepath.Join(stateDir, "runtime"), Address: address,
-		Logger: logger, LogMaxSize: logMax, LogMaxFiles: o.logMaxFiles, Registries: regs, Forwards: forwards, Log: log}); err != nil {
+		Logger: logger, LogMaxSize: logMax, LogMaxFiles: o.logMaxFiles, Launchers: o.launchers, Registries: regs, Forwards: forwards, Log: log}); err != nil {
 		return fail(err)
 	}
 	return c, nil

@@ -132,6 +132,7 @@ type Node struct {
 
 	mu          sync.Mutex
 	groups      map[types.UID]*Instance // last poll, by pod UID
+	byPod       map[string][]types.UID  // the same, by "namespace/name" of their pod
 	fingerprint map[types.UID]string
 	emitted     map[string]bool // uid/reason of events sent
 	forwarded   map[types.UID]map[string]bool
@@ -337,12 +338,15 @@ func (n *Node) poll(ctx context.Context) error {
 		return fmt.Errorf("listing instances: %w", err)
 	}
 	fresh := make(map[types.UID]*Instance, len(list))
+	byPod := make(map[string][]types.UID, len(list))
 	var changed []string
 	n.mu.Lock()
 	for i := range list {
 		in := &list[i]
 		uid := podUID(in)
 		fresh[uid] = in
+		key := in.Tags[TagNamespace] + "/" + in.Tags[TagPod]
+		byPod[key] = append(byPod[key], uid)
 		if fp := fingerprintOf(in); n.fingerprint[uid] != fp {
 			n.fingerprint[uid] = fp
 			changed = append(changed, in.Tags[TagNamespace]+"/"+in.Tags[TagPod])
@@ -357,7 +361,7 @@ func (n *Node) poll(ctx context.Context) error {
 			}
 		}
 	}
-	n.groups = fresh
+	n.groups, n.byPod = fresh, byPod
 	n.mu.Unlock()
 	// Level-triggered: a live pod whose instance is not listed (deleted behind
 	// the node's back, even before a poll saw it) is looked at again.

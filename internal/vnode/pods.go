@@ -403,9 +403,9 @@ func running(in *Instance) bool {
 func (n *Node) deleteOrphans(ctx context.Context, ns, name string, live types.UID) error {
 	n.mu.Lock()
 	var ids []string
-	for uid, in := range n.groups {
-		if uid != live && in.Tags[TagNamespace] == ns && in.Tags[TagPod] == name {
-			ids = append(ids, in.ID)
+	for _, uid := range n.byPod[ns+"/"+name] {
+		if uid != live {
+			ids = append(ids, n.groups[uid].ID)
 		}
 	}
 	n.mu.Unlock()

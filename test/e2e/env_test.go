@@ -168,8 +168,10 @@ func startServer() *process {
 	}
 	// Instances reach the apiserver as the "kubernetes" service, as spoteci up sets it.
 	forward := cluster.KubernetesServiceIP + ":443=" + strings.TrimPrefix(env.cluster.Server(), "https://")
-	p := start("server", "--state-dir", env.state, "--time-scale", fmt.Sprint(scale), "--image-cache", env.images, "--forward", forward,
-		"--listen", fmt.Sprintf("127.0.0.1:%d", env.eciPort), "--forward", fmt.Sprintf("%s=127.0.0.1:%d", eciForward, env.eciPort))
+	p := start(append([]string{"server", "--state-dir", env.state, "--time-scale", fmt.Sprint(scale), "--image-cache", env.images, "--forward", forward,
+		"--listen", fmt.Sprintf("127.0.0.1:%d", env.eciPort), "--forward", fmt.Sprintf("%s=127.0.0.1:%d", eciForward, env.eciPort)},
+		// More flags for a benchmark's experiments, as --launchers 4.
+		strings.Fields(os.Getenv("SPOTECI_E2E_SERVER_ARGS"))...)...)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		st, err := os.Stat(info)

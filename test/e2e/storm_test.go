@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,6 +92,8 @@ func stormOnce(b *testing.B, kube kubernetes.Interface, n int, spec string, extr
 	original := seen.names("job-name=storm")
 
 	requestsBefore := apiRequests(b)
+	cpu := sampleCPU()
+	defer cpu.stop()
 	spoteci(b, "market", "set", "--type", first, "--stock", "0")
 	start := time.Now()
 	replaced := func() int { return seen.countExcept("job-name=storm", running, original) }
@@ -138,14 +141,14 @@ func stormOnce(b *testing.B, kube kubernetes.Interface, n int, spec string, extr
 			late.Round(100*time.Millisecond), before, n)
 	}
 
-	plotStorm(b, seen, original, start)
+	plotStorm(b, seen, original, start, cpu.stop())
 	cleanupStorm(b, ns)
 }
 
 // plotStorm draws the storm as cumulative counts over time (notices,
 // releases, predecessors ended, replacements made, bound and Running) into
 // bin/plots, where the time between the lines shows which step queues.
-func plotStorm(b *testing.B, pt *podTimes, original map[string]bool, start time.Time) {
+func plotStorm(b *testing.B, pt *podTimes, original map[string]bool, start time.Time, busy []plot.Point) {
 	pt.mu.Lock()
 	releases := map[string]time.Time{}
 	for name := range original {
@@ -176,8 +179,16 @@ func plotStorm(b *testing.B, pt *podTimes, original map[string]bool, start time.
 		cumulative("replacements made", pt.created, false),
 		cumulative("replacements bound", pt.bound, false),
 		cumulative("replacements Running", pt.running, false),
+		// On the same scale: the machine at 1,000 is every core busy.
+		{Name: "machine CPU busy (‰)", Points: busy},
 	}}
 	pt.mu.Unlock()
+	made, ran := chart.Series[3].Points, chart.Series[5].Points
+	if len(made) > 1 && len(ran) > 1 {
+		from, to := made[1].T, ran[len(ran)-1].T
+		b.Logf("the machine's cores were %.0f%% busy from the first replacement made to the last Running (%s)",
+			100*meanBusy(busy, from, to), to.Sub(from).Round(time.Second))
+	}
 	dir := filepath.Join(env.bin, "plots")
 	path := filepath.Join(dir, strings.NewReplacer("/", "-", " ", "_").Replace(b.Name())+fmt.Sprintf("-%d.svg", len(original)))
 	var buf bytes.Buffer
@@ -192,6 +203,80 @@ func plotStorm(b *testing.B, pt *podTimes, original map[string]bool, start time.
 		b.Fatal(err)
 	}
 	b.Logf("plot: %s", path)
+}
+
+// cpuSampler reads how busy the machine's cores are (/proc/stat), once a
+// second: whether a storm is bound by CPU or by waiting.
+type cpuSampler struct {
+	done   chan struct{}
+	once   sync.Once
+	mu     sync.Mutex
+	points []plot.Point // busy, in thousandths
+}
+
+func sampleCPU() *cpuSampler {
+	s := &cpuSampler{done: make(chan struct{})}
+	go func() {
+		busy0, total0 := readCPU()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.done:
+				return
+			case now := <-t.C:
+				busy, total := readCPU()
+				if total > total0 {
+					s.mu.Lock()
+					s.points = append(s.points, plot.Point{T: now, V: 1000 * float64(busy-busy0) / float64(total-total0)})
+					s.mu.Unlock()
+				}
+				busy0, total0 = busy, total
+			}
+		}
+	}()
+	return s
+}
+
+// stop ends the sampling and returns the samples.
+func (s *cpuSampler) stop() []plot.Point {
+	s.once.Do(func() { close(s.done) })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.points)
+}
+
+// mean is the mean busy fraction between from and to.
+func meanBusy(points []plot.Point, from, to time.Time) float64 {
+	sum, n := 0.0, 0
+	for _, p := range points {
+		if !p.T.Before(from) && !p.T.After(to) {
+			sum += p.V / 1000
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
+// readCPU returns the jiffies the cores were busy and in all, from the
+// first line of /proc/stat (idle and iowait count as not busy).
+func readCPU() (busy, total uint64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseUint(f, 10, 64)
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
 }
 
 // cleanupStorm deletes the storm before the next shape: its numbers are the
