@@ -36,9 +36,14 @@ type Identity struct {
 	ttl                   time.Duration
 }
 
-// Install applies r with admin's rights and writes a kubeconfig for the
-// ServiceAccount the chart makes at kubeconfig, with a token valid for ttl.
-func Install(ctx context.Context, admin *rest.Config, r Release, kubeconfig string, ttl time.Duration) (*Identity, error) {
+// Install applies r with the rights of the admin kubeconfig file and writes
+// a kubeconfig for the ServiceAccount the chart makes at kubeconfig, with a
+// token valid for ttl.
+func Install(ctx context.Context, adminKubeconfig string, r Release, kubeconfig string, ttl time.Duration) (*Identity, error) {
+	admin, err := clientcmd.BuildConfigFromFlags("", adminKubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", adminKubeconfig, err)
+	}
 	objs, err := Render(r)
 	if err != nil {
 		return nil, err

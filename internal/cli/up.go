@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/spoteci/spoteci/internal/chart"
 	"github.com/spoteci/spoteci/internal/cluster"
@@ -138,12 +137,8 @@ func startStack(ctx context.Context, log *slog.Logger, o *serverOptions, binDir,
 // with admin's rights, and returns the options of a node that signs in as
 // it (its token kept fresh until ctx ends).
 func localNode(ctx context.Context, log *slog.Logger, admin, kubeconfig, nodeName string) (*nodeOptions, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", admin)
-	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", admin, err)
-	}
 	r := chart.Local(nodeName)
-	id, err := chart.Install(ctx, cfg, r, kubeconfig, 24*time.Hour)
+	id, err := chart.Install(ctx, admin, r, kubeconfig, 24*time.Hour)
 	if err != nil {
 		return nil, fmt.Errorf("installing the node's identity: %w", err)
 	}

@@ -37,7 +37,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/spoteci/spoteci/internal/chart"
 	"github.com/spoteci/spoteci/internal/cluster"
@@ -192,11 +191,7 @@ func start(t *testing.T) *stack {
 	}
 	s.kubeDir, s.state = filepath.Join(tmp, "kube"), filepath.Join(tmp, "eci")
 	s.startKube()
-	admin, err := clientcmd.BuildConfigFromFlags("", s.kube.Kubeconfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := chart.Install(context.Background(), admin, chart.Local("virtual-kubelet-spoteci"), filepath.Join(tmp, "node.kubeconfig"), 24*time.Hour)
+	id, err := chart.Install(context.Background(), s.kube.Kubeconfig(), chart.Local("virtual-kubelet-spoteci"), filepath.Join(tmp, "node.kubeconfig"), 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -216,13 +216,9 @@ func TestZoneNode(t *testing.T) {
 		t.Fatal("no zone sells ecs.c5.large")
 	}
 	// Its own release of the chart: the identity of that node alone.
-	admin, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := chart.Release{Name: "spoteci-zones", Namespace: "spoteci-zones", Values: map[string]any{"externalNode": true, "zones": []any{zone},
 		"webhook": map[string]any{"enabled": false}, "kubelet": map[string]any{"approveServingCSR": true}}}
-	id, err := chart.Install(ctx, admin, r, filepath.Join(t.TempDir(), "zones.kubeconfig"), time.Hour)
+	id, err := chart.Install(ctx, env.kubeconfig, r, filepath.Join(t.TempDir(), "zones.kubeconfig"), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/spoteci/spoteci/internal/chart"
 	"github.com/spoteci/spoteci/internal/cluster"
@@ -90,11 +89,7 @@ func run(m *testing.M) int {
 	defer c.Stop(ctx)
 	env.cluster, env.kubeconfig = c, c.Kubeconfig()
 	// The node runs as it would in a cluster: under the chart's identity.
-	admin, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
-	if err != nil {
-		panic(err)
-	}
-	id, err := chart.Install(ctx, admin, chart.Local(nodeName), filepath.Join(tmp, "node.kubeconfig"), 24*time.Hour)
+	id, err := chart.Install(ctx, env.kubeconfig, chart.Local(nodeName), filepath.Join(tmp, "node.kubeconfig"), 24*time.Hour)
 	if err != nil {
 		panic(err)
 	}
