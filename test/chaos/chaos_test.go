@@ -37,7 +37,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/spoteci/spoteci/internal/chart"
 	"github.com/spoteci/spoteci/internal/cluster"
 	"github.com/spoteci/spoteci/internal/ecisdk"
