@@ -138,3 +138,34 @@ func TestHalfMadeTaskDeleted(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the shim of the deleted container to end", func() bool { return len(shimsOf("halfgone.0")) == 0 })
 }
+
+// TestLoneSnapshotLaunched: a launch that meets the snapshot of its
+// container without the container (containerd killed between making the
+// two) removes the snapshot and makes the container, rather than ending it
+// with StartError "container ... not found".
+func TestLoneSnapshotLaunched(t *testing.T) {
+	r := newRuntime(t)
+	img := busyboxImage(t, r)
+	// Made under a lease that outlives the creation, as the lease of a
+	// creation containerd's death interrupted does: containerd's garbage
+	// collection keeps the snapshot.
+	ctx, done, err := r.client.WithLease(r.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done(r.ctx)
+	cont, err := r.client.NewContainer(ctx, "lone.0", containerd.WithImage(img), containerd.WithSnapshotter(snapshotter),
+		containerd.WithNewSnapshot("lone.0", img), containerd.WithNewSpec(oci.WithImageConfig(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.client.ContainerService().Delete(ctx, cont.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.client.SnapshotService(snapshotter).Stat(r.ctx, "lone.0"); err != nil {
+		t.Fatalf("the snapshot is not left: %v", err)
+	}
+	start(t, r, Instance{ID: "lone", Containers: []Container{busybox("main", "echo made; sleep 3600")}})
+	waitState(t, r, "lone", "main", StateRunning)
+	waitFor(t, 10*time.Second, "the container's log", func() bool { return readLog(t, r, "lone", "main") == "made\n" })
+}

@@ -329,16 +329,34 @@ func (r *Containerd) createContainer(ctx context.Context, in *instance, c *conta
 	if spec.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(spec.WorkingDir))
 	}
-	cont, err := r.client.NewContainer(ctx, c.cid,
-		containerd.WithImage(img),
-		containerd.WithSnapshotter(snapshotter),
-		containerd.WithNewSnapshot(c.cid, img),
-		containerd.WithRuntime(runcRuntime, nil),
-		containerd.WithContainerLabels(map[string]string{labelInstance: in.spec.ID, labelContainer: c.name}),
-		containerd.WithNewSpec(opts...),
-	)
+	newContainer := func() (containerd.Container, error) {
+		return r.client.NewContainer(ctx, c.cid,
+			containerd.WithImage(img),
+			containerd.WithSnapshotter(snapshotter),
+			containerd.WithNewSnapshot(c.cid, img),
+			containerd.WithRuntime(runcRuntime, nil),
+			containerd.WithContainerLabels(map[string]string{labelInstance: in.spec.ID, labelContainer: c.name}),
+			containerd.WithNewSpec(opts...),
+		)
+	}
+	cont, err := newContainer()
 	if errdefs.IsAlreadyExists(err) {
-		return r.client.LoadContainer(ctx, c.cid)
+		// Made by a launch that containerd's restart cut short: the
+		// container, or only its snapshot (containerd died between the
+		// two). A lone snapshot is removed and the container made again.
+		cont, err = r.client.LoadContainer(ctx, c.cid)
+		if errdefs.IsNotFound(err) {
+			r.log.Warn("removing the snapshot of a container whose making containerd's death cut short", "container", c.cid)
+			if err := r.client.SnapshotService(snapshotter).Remove(ctx, c.cid); err != nil && !errdefs.IsNotFound(err) {
+				return nil, fmt.Errorf("removing the snapshot left by an interrupted creation: %w", err)
+			}
+			cont, err = newContainer()
+		}
+		if err != nil {
+			return nil, err
+		}
+		in.event(Event{Type: "Normal", Reason: "Created", Message: "Created container: " + c.name, Container: c.name})
+		return cont, nil
 	}
 	if err != nil {
 		return nil, err
