@@ -20,9 +20,10 @@
 //     whose output spoteci-logger (containerd's binary log driver) writes
 //     into <name>.log.
 //
-// Exits come from containerd's /tasks/exit events, and a resync every 2
-// seconds compares the containers believed running with containerd's tasks,
-// which catches what the stream missed. An exit is written to status.json
+// Exits come from containerd's /tasks/exit events, and a resync (when the
+// stream is made again, and every 10 seconds) compares the containers
+// believed running with containerd's tasks, which catches what the stream
+// missed. An exit is written to status.json
 // before the task is deleted; a container whose restart policy says so
 // waits its back-off (CrashLoopBackOff) and starts again from a fresh
 // snapshot. Once every container of an instance has ended, its sandbox is
