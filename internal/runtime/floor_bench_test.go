@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,6 +18,8 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
+
+	"github.com/spoteci/spoteci/internal/procstat"
 )
 
 // BenchmarkRuncFloor is the floor under every figure of container starts on
@@ -173,18 +174,11 @@ func writeFloorBundle(dir, rootfs, id string, seccompProfile bool) error {
 }
 
 // busyCPU is the CPU time the whole machine has spent so far, all cores,
-// idle and I/O wait excluded (the first line of /proc/stat; guest time
-// is already in user).
+// idle and I/O wait excluded.
 func busyCPU(b *testing.B) time.Duration {
-	data, err := os.ReadFile("/proc/stat")
+	busy, _, err := procstat.Machine()
 	if err != nil {
 		b.Fatal(err)
 	}
-	fields := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])
-	var ticks int64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system irq softirq steal
-		v, _ := strconv.ParseInt(fields[i], 10, 64)
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+	return busy
 }

@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/spoteci/spoteci/internal/procstat"
 )
 
 // BenchmarkJob1000 creates a Job of parallelism 1,000 `sleep 60` pods on the
@@ -319,15 +321,8 @@ spec:
 
 // cpuSeconds is the CPU time (user and system) a process has used.
 func cpuSeconds(pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(data)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	return (utime + stime) / 100 // clock ticks (USER_HZ = 100)
+	_, cpu, _ := procstat.Process(pid)
+	return cpu.Seconds()
 }
 
 func rssMiB(pid int) float64 {

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/spoteci/spoteci/internal/plot"
+	"github.com/spoteci/spoteci/internal/procstat"
 )
 
 // The Job shapes a reclaim storm is measured on. Each reclaim fails a pod
@@ -217,7 +218,7 @@ type cpuSampler struct {
 func sampleCPU() *cpuSampler {
 	s := &cpuSampler{done: make(chan struct{})}
 	go func() {
-		busy0, total0 := readCPU()
+		busy0, total0, _ := procstat.Machine()
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
@@ -225,7 +226,7 @@ func sampleCPU() *cpuSampler {
 			case <-s.done:
 				return
 			case now := <-t.C:
-				busy, total := readCPU()
+				busy, total, _ := procstat.Machine()
 				if total > total0 {
 					s.mu.Lock()
 					s.points = append(s.points, plot.Point{T: now, V: 1000 * float64(busy-busy0) / float64(total-total0)})
@@ -261,23 +262,6 @@ func meanBusy(points []plot.Point, from, to time.Time) float64 {
 	return sum / float64(n)
 }
 
-// readCPU returns the jiffies the cores were busy and in all, from the
-// first line of /proc/stat (idle and iowait count as not busy).
-func readCPU() (busy, total uint64) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	for i, f := range strings.Fields(line)[1:] {
-		v, _ := strconv.ParseUint(f, 10, 64)
-		total += v
-		if i != 3 && i != 4 { // idle, iowait
-			busy += v
-		}
-	}
-	return busy, total
-}
 
 // cleanupStorm deletes the storm before the next shape: its numbers are the
 // machine's.
