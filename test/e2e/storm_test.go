@@ -262,7 +262,6 @@ func meanBusy(points []plot.Point, from, to time.Time) float64 {
 	return sum / float64(n)
 }
 
-
 // cleanupStorm deletes the storm before the next shape: its numbers are the
 // machine's.
 func cleanupStorm(b *testing.B, ns string) {
