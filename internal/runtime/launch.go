@@ -214,9 +214,6 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 	cont, err := r.client.LoadContainer(ctx, c.cid)
 	if errdefs.IsNotFound(err) {
 		cont, err = r.createContainer(ctx, in, c, spec, img)
-		if errdefs.IsAlreadyExists(err) { // made by a launch containerd's restart cut short
-			cont, err = r.client.LoadContainer(ctx, c.cid)
-		}
 	}
 	if err != nil {
 		if ctx.Err() == nil && !containerdAway(err) {
@@ -352,11 +349,6 @@ func (r *Containerd) createContainer(ctx context.Context, in *instance, c *conta
 			}
 			cont, err = newContainer()
 		}
-		if err != nil {
-			return nil, err
-		}
-		in.event(Event{Type: "Normal", Reason: "Created", Message: "Created container: " + c.name, Container: c.name})
-		return cont, nil
 	}
 	if err != nil {
 		return nil, err

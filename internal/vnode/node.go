@@ -349,7 +349,7 @@ func (n *Node) poll(ctx context.Context) error {
 		byPod[key] = append(byPod[key], uid)
 		if fp := fingerprintOf(in); n.fingerprint[uid] != fp {
 			n.fingerprint[uid] = fp
-			changed = append(changed, in.Tags[TagNamespace]+"/"+in.Tags[TagPod])
+			changed = append(changed, key)
 		}
 	}
 	for uid := range n.fingerprint {
