@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -87,24 +88,9 @@ func busyboxImage(t *testing.T, r *Containerd) containerd.Image {
 // shimsOf returns the pids of the shims whose task is cid.
 func shimsOf(cid string) []int {
 	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") {
-			continue
-		}
-		for i, a := range args {
-			if a == "-id" && i+1 < len(args) && args[i+1] == cid {
-				var pid int
-				for _, ch := range e.Name() {
-					pid = pid*10 + int(ch-'0')
-				}
-				pids = append(pids, pid)
-			}
+	for _, sh := range daemon.Shims() {
+		if i := slices.Index(sh.Args, "-id"); i >= 0 && i+1 < len(sh.Args) && sh.Args[i+1] == cid {
+			pids = append(pids, sh.PID)
 		}
 	}
 	return pids

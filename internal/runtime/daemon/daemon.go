@@ -232,11 +232,32 @@ func (d *Daemon) Stop(ctx context.Context) error {
 // load can miss its shutdown and would outlive containerd. It returns the
 // pids it killed.
 func (d *Daemon) StopIdleShims() []int {
+	var killed []int
+	for _, sh := range Shims() {
+		if !slices.Contains(sh.Args, d.Address) {
+			continue
+		}
+		if syscall.Kill(sh.PID, syscall.SIGKILL) == nil {
+			d.log.Warn("killed a shim left without a container", "pid", sh.PID, "cmdline", strings.Join(sh.Args, " "))
+			killed = append(killed, sh.PID)
+		}
+	}
+	return killed
+}
+
+// Shim is a running containerd shim process.
+type Shim struct {
+	PID  int
+	Args []string // its command line: -namespace, -id, -address
+}
+
+// Shims lists the containerd shims running on the machine.
+func Shims() []Shim {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
-	var killed []int
+	var shims []Shim
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -247,13 +268,9 @@ func (d *Daemon) StopIdleShims() []int {
 			continue
 		}
 		args := strings.Split(string(cmdline), "\x00")
-		if !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") || !slices.Contains(args, d.Address) {
-			continue
-		}
-		if syscall.Kill(pid, syscall.SIGKILL) == nil {
-			d.log.Warn("killed a shim left without a container", "pid", pid, "cmdline", strings.Join(args, " "))
-			killed = append(killed, pid)
+		if strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") {
+			shims = append(shims, Shim{PID: pid, Args: args})
 		}
 	}
-	return killed
+	return shims
 }
