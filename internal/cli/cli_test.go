@@ -108,9 +108,9 @@ func TestCLIByHand(t *testing.T) {
 		t.Fatalf("create printed %q", id)
 	}
 	waitFor(t, "pi Running", func() bool { return strings.Contains(mustRun(t, "instances", sd), "Running") })
-	if logs := mustRun(t, "logs", id, sd); !strings.Contains(logs, "3.14159") {
-		t.Fatalf("logs: %q", logs)
-	}
+	// Running means the task has started, not that its first line has
+	// reached the log file yet.
+	waitFor(t, "pi's first line in its log", func() bool { return strings.Contains(mustRun(t, "logs", id, sd), "3.14159") })
 	mustRun(t, "market", "set", "--type", "ecs.c5.large", "--price", "0.5", sd)
 	waitFor(t, "pi Expired", func() bool { return strings.Contains(mustRun(t, "instances", sd), "Expired") })
 	describe := mustRun(t, "describe", id, sd)
