@@ -67,7 +67,10 @@ type Config struct {
 	// against 8.1 to 10.6 a second) and starved the API meanwhile (a
 	// listing's p99 13 to 58 ms in the server against 8 to 10).
 	Launchers int
-	Log       *slog.Logger
+	// TeardownDeferral bounds how long an ended instance's sandbox waits
+	// for the launches before it is freed; default 10 minutes (teardown.go).
+	TeardownDeferral time.Duration
+	Log              *slog.Logger
 }
 
 // Containerd runs instances under containerd and runc: each instance a pod
@@ -86,6 +89,9 @@ type Containerd struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	queue  chan string // ids to launch
+
+	launches  *launchCount  // queued or under way
+	teardowns chan struct{} // a slot per sandbox being freed; see teardown.go
 
 	mu        sync.Mutex
 	instances map[string]*instance
@@ -106,6 +112,9 @@ func New(ctx context.Context, cfg Config) (*Containerd, error) {
 	}
 	if cfg.RestartBackoff <= 0 {
 		cfg.RestartBackoff = restartBackoff
+	}
+	if cfg.TeardownDeferral <= 0 {
+		cfg.TeardownDeferral = teardownDeferral
 	}
 	if cfg.Launchers <= 0 {
 		cfg.Launchers = max(2, goruntime.NumCPU())
@@ -140,6 +149,8 @@ func New(ctx context.Context, cfg Config) (*Containerd, error) {
 	r := &Containerd{
 		cfg: cfg, log: cfg.Log, client: client, net: netw, ctx: bg, cancel: cancel,
 		queue:     make(chan string, 1<<16),
+		launches:  newLaunchCount(),
+		teardowns: make(chan struct{}, cfg.Launchers),
 		instances: map[string]*instance{},
 		byCID:     map[string]*container{},
 		exits:     map[string]bool{},
@@ -186,10 +197,11 @@ func (r *Containerd) recover(ctx context.Context) error {
 		switch {
 		case in.allTerminated():
 			r.exits[id] = true
-			r.wg.Go(func() { r.release(in) })
+			r.tearDownLater(in)
 		case in.stop != nil:
 			r.stopRunning(in)
 		default:
+			r.launches.add(1)
 			r.queue <- id
 		}
 	}
@@ -228,10 +240,12 @@ func (r *Containerd) Start(ctx context.Context, spec Instance) error {
 	for _, c := range in.containers {
 		r.byCID[c.cid] = c
 	}
+	r.launches.add(1)
 	select {
 	case r.queue <- spec.ID:
 		return nil
 	case <-ctx.Done():
+		r.launches.add(-1)
 		return ctx.Err()
 	}
 }
@@ -294,7 +308,7 @@ func (r *Containerd) Exits() ([]string, error) {
 }
 
 // exited records that a container ended and, if it was the last of its
-// instance, that the instance did, and frees its sandbox.
+// instance, that the instance did, and frees its sandbox later.
 func (r *Containerd) exited(in *instance) {
 	if !in.allTerminated() {
 		return
@@ -302,7 +316,7 @@ func (r *Containerd) exited(in *instance) {
 	r.mu.Lock()
 	r.exits[in.spec.ID] = true
 	r.mu.Unlock()
-	r.wg.Go(func() { r.release(in) })
+	r.tearDownLater(in)
 }
 
 // release frees what an instance whose containers all ended holds: its
@@ -416,9 +430,10 @@ func (r *Containerd) task(ctx context.Context, cid string) (containerd.Task, err
 	return cont.Task(ctx, nil)
 }
 
-// taskExited records the end of a container's process and deletes its task
-// (which ends the shim). Recorded first: a crash in between records the
-// same exit again from the stopped task.
+// taskExited records the end of a container's process; its task (and so
+// its shim) is deleted with the sandbox, or at once if other containers of
+// the instance run on. Recorded before the delete: a crash in between
+// records the same exit again from the stopped task.
 func (r *Containerd) taskExited(ctx context.Context, c *container, code int, at time.Time) {
 	in := c.in
 	if in.state(c) != StateRunning {
@@ -442,14 +457,20 @@ func (r *Containerd) taskExited(ctx context.Context, c *container, code int, at 
 		return
 	}
 	in.setTerminated(c, code, reason, msg, at)
-	r.exited(in)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if t, err := r.task(ctx, c.cid); err == nil {
-		if _, err := t.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
-			r.log.Warn("deleting an ended task", "container", c.cid, "err", err)
-		}
+	if !in.allTerminated() {
+		// The others run on: end this one's shim now, off the event
+		// stream (a delete takes the shim and runc tens of milliseconds).
+		r.wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if t, err := r.task(ctx, c.cid); err == nil {
+				if _, err := t.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+					r.log.Warn("deleting an ended task", "container", c.cid, "err", err)
+				}
+			}
+		})
 	}
+	r.exited(in) // the last one's teardown deletes every task
 }
 
 // Restart back-off, as a kubelet's: 10 s doubled after each restart up to

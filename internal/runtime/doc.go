@@ -27,8 +27,9 @@
 // before the task is deleted; a container whose restart policy says so
 // waits its back-off (CrashLoopBackOff) and starts again from a fresh
 // snapshot. Once every container of an instance has ended, its sandbox is
-// freed (containers, snapshots, network, cgroup); its folder stays, for its
-// status and logs, until Remove.
+// freed (tasks, containers, snapshots, network, cgroup) as soon as no launch
+// waits, or 10 minutes later (teardown.go); its folder stays, for its status
+// and logs, until Remove.
 //
 // containerd's shims keep the containers alive whatever happens to spoteci
 // or containerd: New on the same folder loads every instance, adopts running

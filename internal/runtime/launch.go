@@ -45,6 +45,7 @@ func (r *Containerd) launcher() {
 			if in, ok := r.get(id); ok {
 				r.launch(in)
 			}
+			r.launches.add(-1)
 		}
 	}
 }
@@ -145,9 +146,11 @@ func containerdAway(err error) bool {
 // retryLater queues the launch of instance id again after wait.
 func (r *Containerd) retryLater(id string, wait time.Duration) {
 	time.AfterFunc(wait, func() {
+		r.launches.add(1)
 		select {
 		case r.queue <- id:
 		case <-r.ctx.Done():
+			r.launches.add(-1)
 		}
 	})
 }

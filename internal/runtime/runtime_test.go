@@ -44,12 +44,21 @@ func newRuntime(t testing.TB) *Containerd {
 
 func openRuntime(t testing.TB, dir string) *Containerd {
 	t.Helper()
+	return openRuntimeWith(t, dir, func(*Config) {})
+}
+
+// openRuntimeWith opens a runtime on dir with the tests' configuration,
+// changed by edit.
+func openRuntimeWith(t testing.TB, dir string, edit func(*Config)) *Containerd {
+	t.Helper()
 	var regs Registries
 	if err := regs.AddMirror(env.Mirror()); err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(context.Background(), Config{Dir: dir, Address: env.Daemon.Address, Logger: env.Logger, Registries: regs,
-		PullBackoff: 500 * time.Millisecond, Namespace: "spoteci-test"})
+	cfg := Config{Dir: dir, Address: env.Daemon.Address, Logger: env.Logger, Registries: regs,
+		PullBackoff: 500 * time.Millisecond, Namespace: "spoteci-test"}
+	edit(&cfg)
+	r, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

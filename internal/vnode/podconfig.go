@@ -105,7 +105,7 @@ func (s *sources) configMap(name string, optional *bool, reason string) (*corev1
 	if cm, ok := s.configMaps[name]; ok {
 		return cm, nil
 	}
-	cm, err := s.n.kube.CoreV1().ConfigMaps(s.pod.Namespace).Get(s.ctx, name, metav1.GetOptions{})
+	cm, err := getCached(s.ctx, s.n.kube.CoreV1().ConfigMaps(s.pod.Namespace).Get, name)
 	if apierrors.IsNotFound(err) {
 		if optional != nil && *optional {
 			return nil, nil
@@ -119,12 +119,24 @@ func (s *sources) configMap(name string, optional *bool, reason string) (*corev1
 	return cm, nil
 }
 
+// getCached reads an object from the apiserver's watch cache rather than
+// from etcd, as a kubelet reads through its informers: the node reads these
+// for every pod it starts. One not in the cache yet (made just before the
+// pod) is read from etcd.
+func getCached[T any](ctx context.Context, get func(context.Context, string, metav1.GetOptions) (T, error), name string) (T, error) {
+	obj, err := get(ctx, name, metav1.GetOptions{ResourceVersion: "0"})
+	if apierrors.IsNotFound(err) {
+		return get(ctx, name, metav1.GetOptions{})
+	}
+	return obj, err
+}
+
 // secret returns the named secret, nil if it is missing and optional.
 func (s *sources) secret(name string, optional *bool, reason string) (*corev1.Secret, error) {
 	if sec, ok := s.secrets[name]; ok {
 		return sec, nil
 	}
-	sec, err := s.n.kube.CoreV1().Secrets(s.pod.Namespace).Get(s.ctx, name, metav1.GetOptions{})
+	sec, err := getCached(s.ctx, s.n.kube.CoreV1().Secrets(s.pod.Namespace).Get, name)
 	if apierrors.IsNotFound(err) {
 		if optional != nil && *optional {
 			return nil, nil
@@ -533,7 +545,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // apiserver (KUBERNETES_SERVICE_HOST and its kin); empty if it cannot be
 // read.
 func (n *Node) masterServiceEnv(ctx context.Context) map[string]string {
-	svc, err := n.kube.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+	svc, err := getCached(ctx, n.kube.CoreV1().Services(metav1.NamespaceDefault).Get, "kubernetes")
 	env := map[string]string{}
 	if err != nil || svc.Spec.ClusterIP == "" || len(svc.Spec.Ports) == 0 {
 		return env

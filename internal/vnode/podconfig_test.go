@@ -1,10 +1,15 @@
 package vnode
 
 import (
+	"context"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 func TestExpand(t *testing.T) {
@@ -56,5 +61,26 @@ func TestFieldAndResourceValues(t *testing.T) {
 		if got, err := resourceValue(c, sel); err != nil || got != tc.want {
 			t.Errorf("resourceValue(%s/%s) = %q, %v; want %q", tc.res, tc.divisor, got, err, tc.want)
 		}
+	}
+}
+
+// TestGetCached: the watch cache first; etcd only for what it lacks.
+func TestGetCached(t *testing.T) {
+	inCache := map[string]bool{"old": true}
+	var asked []string
+	get := func(_ context.Context, name string, o metav1.GetOptions) (string, error) {
+		asked = append(asked, name+"@"+o.ResourceVersion)
+		if o.ResourceVersion == "0" && !inCache[name] {
+			return "", apierrors.NewNotFound(schema.GroupResource{Resource: "configmaps"}, name)
+		}
+		return name, nil
+	}
+	for _, name := range []string{"old", "new"} {
+		if got, err := getCached(context.Background(), get, name); got != name || err != nil {
+			t.Errorf("getCached(%s) = %q, %v", name, got, err)
+		}
+	}
+	if want := []string{"old@0", "new@0", "new@"}; !slices.Equal(asked, want) {
+		t.Errorf("reads %v, want %v", asked, want)
 	}
 }
