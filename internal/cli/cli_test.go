@@ -108,11 +108,13 @@ func TestCLIByHand(t *testing.T) {
 		t.Fatalf("create printed %q", id)
 	}
 	waitFor(t, "pi Running", func() bool { return strings.Contains(mustRun(t, "instances", sd), "Running") })
-	// Running means the task has started, not that its first line has
-	// reached the log file yet.
-	waitFor(t, "pi's first line in its log", func() bool { return strings.Contains(mustRun(t, "logs", id, sd), "3.14159") })
+	// At once: at this time scale each second is an hour, and the bill
+	// below counts the hour of protection at the bid's price.
 	mustRun(t, "market", "set", "--type", "ecs.c5.large", "--price", "0.5", sd)
 	waitFor(t, "pi Expired", func() bool { return strings.Contains(mustRun(t, "instances", sd), "Expired") })
+	// The log outlives the instance; waited for, as Running meant the task
+	// had started, not that its first line had reached the file.
+	waitFor(t, "pi's first line in its log", func() bool { return strings.Contains(mustRun(t, "logs", id, sd), "3.14159") })
 	describe := mustRun(t, "describe", id, sd)
 	for _, want := range []string{"SpotToBeReleased", "Spot ECI will be released in 5 minutes", "SpotReleased", "Release Notice:"} {
 		if !strings.Contains(describe, want) {
