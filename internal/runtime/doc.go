@@ -3,8 +3,8 @@
 //
 // # An instance
 //
-// Start registers an instance and queues its launch; launchers (16 by
-// default) bring it as far as they can, idempotently, so that a launch
+// Start registers an instance and queues its launch; launchers (one a CPU
+// by default) bring it as far as they can, idempotently, so that a launch
 // resumes where an earlier one stopped (a crash, a pull back-off):
 //
 //  1. the folder: spec.json, written once;
