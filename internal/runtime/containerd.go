@@ -201,8 +201,7 @@ func (r *Containerd) recover(ctx context.Context) error {
 		case in.stop != nil:
 			r.stopRunning(in)
 		default:
-			r.launches.add(1)
-			r.queue <- id
+			r.enqueue(ctx, id)
 		}
 	}
 	return nil
@@ -240,14 +239,7 @@ func (r *Containerd) Start(ctx context.Context, spec Instance) error {
 	for _, c := range in.containers {
 		r.byCID[c.cid] = c
 	}
-	r.launches.add(1)
-	select {
-	case r.queue <- spec.ID:
-		return nil
-	case <-ctx.Done():
-		r.launches.add(-1)
-		return ctx.Err()
-	}
+	return r.enqueue(ctx, spec.ID)
 }
 
 func (r *Containerd) get(id string) (*instance, bool) {

@@ -143,16 +143,22 @@ func containerdAway(err error) bool {
 		strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "transport is closing")
 }
 
+// enqueue queues the launch of instance id, counted until a launcher has
+// run it (teardowns wait for none to be left).
+func (r *Containerd) enqueue(ctx context.Context, id string) error {
+	r.launches.add(1)
+	select {
+	case r.queue <- id:
+		return nil
+	case <-ctx.Done():
+		r.launches.add(-1)
+		return ctx.Err()
+	}
+}
+
 // retryLater queues the launch of instance id again after wait.
 func (r *Containerd) retryLater(id string, wait time.Duration) {
-	time.AfterFunc(wait, func() {
-		r.launches.add(1)
-		select {
-		case r.queue <- id:
-		case <-r.ctx.Done():
-			r.launches.add(-1)
-		}
-	})
+	time.AfterFunc(wait, func() { r.enqueue(r.ctx, id) })
 }
 
 // failAll ends every container not started with StartError.

@@ -86,7 +86,7 @@ func (n *Node) forget(uid types.UID) {
 func (n *Node) registryCredentials(ctx context.Context, pod *corev1.Pod) ([]eciapi.ImageRegistryCredential, error) {
 	var out []eciapi.ImageRegistryCredential
 	for _, ref := range pod.Spec.ImagePullSecrets {
-		secret, err := n.kube.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		secret, err := getCached(ctx, n.kube.CoreV1().Secrets(pod.Namespace).Get, ref.Name)
 		if err != nil {
 			//lint:ignore ST1005 the kubelet's own words, as kubectl describe shows them
 			return out, fmt.Errorf("Unable to retrieve some image pull secrets (%s); attempting to pull the image may not succeed: %w", ref.Name, err)
