@@ -3,9 +3,13 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/spoteci/spoteci/internal/procstat"
 )
 
 // BenchmarkStartToRunning starts instances of a cached image (busybox,
@@ -81,4 +85,39 @@ func BenchmarkStartBurst(b *testing.B) {
 	for i := range b.N {
 		r.Remove(ctx, fmt.Sprint("burst", i))
 	}
+}
+
+// BenchmarkStop stops b.N running instances at once, each with a grace
+// period its container ignores (a shell as PID 1 has no SIGTERM handler), as
+// a reclaim storm's evictions do, and reports the machine's CPU per stop
+// from the stop to the exit recorded. Their sandboxes are freed afterwards,
+// as while replacements are waiting to launch, so that is not counted.
+func BenchmarkStop(b *testing.B) {
+	r := openRuntimeWith(b, b.TempDir(), func(c *Config) { c.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)) })
+	ctx := context.Background()
+	start(b, r, Instance{ID: "warm", Hostname: "warm", Containers: []Container{{Name: "c", Image: "busybox", Command: []string{"true"}}}})
+	waitState(b, r, "warm", "c", StateTerminated)
+	for i := range b.N {
+		start(b, r, Instance{ID: fmt.Sprint("stop", i), Containers: []Container{busybox("c", "sleep 3600")}})
+	}
+	for i := range b.N {
+		waitState(b, r, fmt.Sprint("stop", i), "c", StateRunning)
+	}
+	r.launches.add(1) // a launch waiting: the sandboxes stay
+	defer r.launches.add(-1)
+	busy0, _, _ := procstat.Machine()
+	began := time.Now()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := r.Stop(ctx, fmt.Sprint("stop", i), 200*time.Millisecond); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range b.N {
+		waitState(b, r, fmt.Sprint("stop", i), "c", StateTerminated)
+	}
+	b.StopTimer()
+	busy, _, _ := procstat.Machine()
+	b.ReportMetric(float64((busy-busy0).Microseconds())/1000/float64(b.N), "cpu-ms/stop")
+	b.ReportMetric(float64(b.N)/time.Since(began).Seconds(), "stops/s")
 }

@@ -578,18 +578,57 @@ func (r *Containerd) stopRunning(in *instance) {
 		r.signal(c, sig)
 	}
 	r.exited(in)
-	if wait := time.Until(deadline); wait > 0 {
-		time.AfterFunc(wait, func() {
-			for _, c := range in.containers {
-				if in.state(c) == StateRunning {
-					r.signal(c, syscall.SIGKILL)
-				}
+	r.wg.Go(func() { r.killAtDeadline(in) })
+}
+
+// killAtDeadline sends SIGKILL to what still runs of a stopping instance at
+// its deadline, and again, backing off, until all of it has ended: a signal
+// lost on the way (a shim that did not answer) must not leave a pod
+// Terminating.
+func (r *Containerd) killAtDeadline(in *instance) {
+	next, retry := in.stopDeadline(), false
+	for backoff := time.Second; ; backoff = min(2*backoff, 10*time.Second) {
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-r.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		running := false
+		for _, c := range in.containers {
+			if in.state(c) != StateRunning {
+				continue
 			}
-		})
+			running = true
+			if retry {
+				r.signalTask(c, syscall.SIGKILL) // the way that does not rely on the pid
+			} else {
+				r.signal(c, syscall.SIGKILL)
+			}
+		}
+		if !running {
+			return
+		}
+		next, retry = time.Now().Add(backoff), true
 	}
 }
 
+// signal sends sig to the first process of c, directly when its pid is
+// known (see signal.go), else through containerd.
 func (r *Containerd) signal(c *container, sig syscall.Signal) {
+	if pid := c.in.pid(c); pid > 0 {
+		err := signalProcess(pid, containerCgroup(c.in.spec.ID, c.name), sig)
+		if err == nil || errors.Is(err, errNotOurs) {
+			return // ended: containerd reports its exit
+		}
+		r.log.Warn("signalling a container directly; asking containerd", "container", c.cid, "signal", sig, "err", err)
+	}
+	r.signalTask(c, sig)
+}
+
+// signalTask sends sig to the first process of c through containerd.
+func (r *Containerd) signalTask(c *container, sig syscall.Signal) {
 	t, err := r.task(r.ctx, c.cid)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
@@ -599,7 +638,7 @@ func (r *Containerd) signal(c *container, sig syscall.Signal) {
 		r.log.Warn("signalling a container", "container", c.cid, "err", err)
 		return
 	}
-	if err := t.Kill(r.ctx, sig, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+	if err := t.Kill(r.ctx, sig); err != nil && !errdefs.IsNotFound(err) {
 		r.log.Warn("signalling a container", "container", c.cid, "signal", sig, "err", err)
 	}
 }

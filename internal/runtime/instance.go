@@ -51,6 +51,9 @@ type container struct {
 	name string
 	cid  string // containerd's id: <instance id>.<index>
 	st   ContainerStatus
+	// pid is the running task's first process, in memory only: after a
+	// restart the runtime signals through containerd.
+	pid int
 	// notBefore delays a restart (its back-off); in memory only: a
 	// restarted runtime restarts at once.
 	notBefore time.Time
@@ -125,6 +128,16 @@ func (in *instance) containerStatus(c *container) ContainerStatus {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return c.st
+}
+
+// pid is the first process of c's task, 0 if unknown.
+func (in *instance) pid(c *container) int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if c.st.State != StateRunning {
+		return 0
+	}
+	return c.pid
 }
 
 func (in *instance) state(c *container) State {
@@ -207,12 +220,13 @@ func (in *instance) setWaiting(c *container, reason, msg string) {
 
 // setRunning records a started container; it reports false if the instance
 // is stopping meanwhile (the caller kills what it started).
-func (in *instance) setRunning(c *container, imageID string, at time.Time) bool {
+func (in *instance) setRunning(c *container, imageID string, pid int, at time.Time) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if c.st.State != StateWaiting {
 		return false
 	}
+	c.pid = pid
 	c.st.State, c.st.Reason, c.st.Message, c.st.FinishedAt, c.st.ExitCode = StateRunning, "", "", time.Time{}, 0
 	c.st.StartedAt, c.st.ImageID, c.st.ContainerID = at, imageID, c.cid
 	in.save()

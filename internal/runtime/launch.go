@@ -251,7 +251,7 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 		return err
 	}
 	in.event(Event{Type: "Normal", Reason: "Started", Message: "Started container " + c.name, Container: c.name})
-	if !in.setRunning(c, img.Target().Digest.String(), time.Now()) {
+	if !in.setRunning(c, img.Target().Digest.String(), int(task.Pid()), time.Now()) {
 		r.signal(c, stopSignal(in))
 	}
 	return nil

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/spoteci/spoteci/internal/procstat"
+	"github.com/spoteci/spoteci/internal/vnode"
 )
 
 // BenchmarkJob1000 creates a Job of parallelism 1,000 `sleep 60` pods on the
@@ -180,7 +181,11 @@ type podTimes struct {
 	failed  map[string]time.Time
 	noticed map[string]time.Time // ContainerInstanceExpired=True: the notice
 	ended   map[string]time.Time // phase Failed or Succeeded
-	stopCh  chan struct{}
+	// Where a pod's start waits: its instance made (the node's annotation)
+	// and its container started (the runtime's startedAt, to the second).
+	instanced map[string]time.Time
+	started   map[string]time.Time
+	stopCh    chan struct{}
 }
 
 const (
@@ -190,7 +195,8 @@ const (
 
 func watchPods(b *testing.B, kube kubernetes.Interface, ns string) *podTimes {
 	pt := &podTimes{labels: map[string]map[string]string{}, created: map[string]time.Time{}, bound: map[string]time.Time{}, running: map[string]time.Time{},
-		failed: map[string]time.Time{}, noticed: map[string]time.Time{}, ended: map[string]time.Time{}, stopCh: make(chan struct{})}
+		failed: map[string]time.Time{}, noticed: map[string]time.Time{}, ended: map[string]time.Time{},
+		instanced: map[string]time.Time{}, started: map[string]time.Time{}, stopCh: make(chan struct{})}
 	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(ns))
 	inf := factory.Core().V1().Pods().Informer()
 	record := func(obj any) {
@@ -213,6 +219,14 @@ func watchPods(b *testing.B, kube kubernetes.Interface, ns string) *podTimes {
 		}
 		if _, ok := pt.running[p.Name]; !ok && p.Status.Phase == corev1.PodRunning {
 			pt.running[p.Name] = now
+		}
+		if _, ok := pt.instanced[p.Name]; !ok && p.Annotations[vnode.AnnotationInstanceID] != "" {
+			pt.instanced[p.Name] = now
+		}
+		for _, c := range p.Status.ContainerStatuses {
+			if r := c.State.Running; r != nil && pt.started[p.Name].IsZero() {
+				pt.started[p.Name] = r.StartedAt.Time
+			}
 		}
 		if _, ok := pt.failed[p.Name]; !ok && p.Status.Reason == "BidFailed" {
 			pt.failed[p.Name] = now

@@ -179,12 +179,15 @@ func plotStorm(b *testing.B, pt *podTimes, original map[string]bool, start time.
 		cumulative("predecessors ended", pt.ended, true),
 		cumulative("replacements made", pt.created, false),
 		cumulative("replacements bound", pt.bound, false),
+		cumulative("their instances made", pt.instanced, false),
+		cumulative("their containers started", pt.started, false),
 		cumulative("replacements Running", pt.running, false),
 		// On the same scale: the machine at 1,000 is every core busy.
 		{Name: "machine CPU busy (‰)", Points: busy},
 	}}
 	pt.mu.Unlock()
-	made, ran := chart.Series[3].Points, chart.Series[5].Points
+	logMilestones(b, chart.Series[:len(chart.Series)-1], start, len(original))
+	made, ran := chart.Series[3].Points, chart.Series[7].Points
 	if len(made) > 1 && len(ran) > 1 {
 		from, to := made[1].T, ran[len(ran)-1].T
 		b.Logf("the machine's cores were %.0f%% busy from the first replacement made to the last Running (%s)",
@@ -204,6 +207,28 @@ func plotStorm(b *testing.B, pt *podTimes, original map[string]bool, start time.
 		b.Fatal(err)
 	}
 	b.Logf("plot: %s", path)
+}
+
+// logMilestones logs when each series reached its first, 10%, 50%, 90%
+// and last pod, in seconds from start: the plot's lines as a table.
+func logMilestones(b *testing.B, series []plot.Series, start time.Time, n int) {
+	marks := []int{1, n / 10, n / 2, n * 9 / 10, n}
+	var out strings.Builder
+	fmt.Fprintf(&out, "%-28s", "seconds from the stock out")
+	for _, m := range marks {
+		fmt.Fprintf(&out, "%8s", "#"+strconv.Itoa(m))
+	}
+	for _, s := range series {
+		fmt.Fprintf(&out, "\n%-28s", s.Name)
+		for _, m := range marks {
+			if m < len(s.Points) {
+				fmt.Fprintf(&out, "%8.1f", s.Points[m].T.Sub(start).Seconds())
+			} else {
+				fmt.Fprintf(&out, "%8s", "-")
+			}
+		}
+	}
+	b.Logf("milestones:\n%s", out.String())
 }
 
 // cpuSampler reads how busy the machine's cores are (/proc/stat), once a
