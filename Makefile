@@ -35,7 +35,7 @@ vet:
 # 1,000-pod Job beside kwok once.
 bench: build kube images kwok
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 $$($(GO) list ./... | grep -v -e /test/e2e -e /internal/eci -e /internal/runtime) | tee $(BIN)/bench.txt
-	$(GO) test -run '^$$' -bench 'StartToRunning|StartBurst' -benchtime 100x -count 3 ./internal/runtime | tee -a $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench 'StartToRunning|StartBurst|Stop$$' -benchtime 100x -count 3 ./internal/runtime | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench IdleInstances -benchtime 1x ./internal/runtime | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench RuncFloor -benchtime 1000x ./internal/runtime | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench CreateContainerGroup -benchtime 1000x -count 3 -timeout 30m ./internal/eci | tee -a $(BIN)/bench.txt

@@ -3,8 +3,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -93,7 +91,7 @@ func BenchmarkStartBurst(b *testing.B) {
 // from the stop to the exit recorded. Their sandboxes are freed afterwards,
 // as while replacements are waiting to launch, so that is not counted.
 func BenchmarkStop(b *testing.B) {
-	r := openRuntimeWith(b, b.TempDir(), func(c *Config) { c.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)) })
+	r := newRuntime(b)
 	ctx := context.Background()
 	start(b, r, Instance{ID: "warm", Hostname: "warm", Containers: []Container{{Name: "c", Image: "busybox", Command: []string{"true"}}}})
 	waitState(b, r, "warm", "c", StateTerminated)

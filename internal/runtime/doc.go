@@ -20,6 +20,10 @@
 //     whose output spoteci-logger (containerd's binary log driver) writes
 //     into <name>.log.
 //
+// Stop sends SIGTERM to each container's first process and SIGKILL at the
+// deadline, from the runtime itself through a pidfd (signal.go), and SIGKILL
+// again through containerd until the container has ended.
+//
 // Exits come from containerd's /tasks/exit events, and a resync (when the
 // stream is made again, and every 10 seconds) compares the containers
 // believed running with containerd's tasks, which catches what the stream
