@@ -165,7 +165,9 @@ func TestSDKGroupLife(t *testing.T) {
 // above its limit, the SpotToBeReleased event, Expired, and the bill in
 // spoteci's extension.
 func TestSDKSpotLife(t *testing.T) {
-	s := startServer(t, t.TempDir())
+	// A market hour is 6 wall seconds here, not 1: the price must change
+	// within the protection hour, after Running, even on a loaded machine.
+	s := startServerWith(t, eci.Config{StateDir: t.TempDir(), TimeScale: 600})
 	ctx := context.Background()
 	if _, err := s.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", SpotPrice: ptr(eciapi.Decimal("0.056"))}); err != nil {
 		t.Fatal(err)
