@@ -517,11 +517,7 @@ func (r *Containerd) Restart(ctx context.Context, id string, grace time.Duration
 			}
 			in.event(Event{Type: "Normal", Reason: "Killing", Container: c.name, Message: "Stopping container " + c.name + " to restart it"})
 			r.signal(c, syscall.SIGTERM)
-			time.AfterFunc(max(grace, 0), func() {
-				if in.restartAsked(c) {
-					r.signal(c, syscall.SIGKILL)
-				}
-			})
+			r.wg.Go(func() { r.killAt(time.Now().Add(max(grace, 0)), []*container{c}, in.restartAsked) })
 		case StateTerminated:
 			r.restartAfter(ctx, c, Termination{ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt}, 0)
 		}
@@ -578,15 +574,17 @@ func (r *Containerd) stopRunning(in *instance) {
 		r.signal(c, sig)
 	}
 	r.exited(in)
-	r.wg.Go(func() { r.killAtDeadline(in) })
+	r.wg.Go(func() {
+		r.killAt(deadline, in.containers, func(c *container) bool { return in.state(c) == StateRunning })
+	})
 }
 
-// killAtDeadline sends SIGKILL to what still runs of a stopping instance at
-// its deadline, and again, backing off, until all of it has ended: a signal
-// lost on the way (a shim that did not answer) must not leave a pod
-// Terminating.
-func (r *Containerd) killAtDeadline(in *instance) {
-	next, retry := in.stopDeadline(), false
+// killAt sends SIGKILL at deadline to each of cs that needs it still, and
+// again, backing off, through containerd, until none does: a signal lost on
+// the way (a shim that did not answer) must not leave a pod Terminating or
+// a restart undone.
+func (r *Containerd) killAt(deadline time.Time, cs []*container, needs func(*container) bool) {
+	next, retry := deadline, false
 	for backoff := time.Second; ; backoff = min(2*backoff, 10*time.Second) {
 		t := time.NewTimer(time.Until(next))
 		select {
@@ -595,19 +593,19 @@ func (r *Containerd) killAtDeadline(in *instance) {
 			return
 		case <-t.C:
 		}
-		running := false
-		for _, c := range in.containers {
-			if in.state(c) != StateRunning {
+		left := false
+		for _, c := range cs {
+			if !needs(c) {
 				continue
 			}
-			running = true
+			left = true
 			if retry {
 				r.signalTask(c, syscall.SIGKILL) // the way that does not rely on the pid
 			} else {
 				r.signal(c, syscall.SIGKILL)
 			}
 		}
-		if !running {
+		if !left {
 			return
 		}
 		next, retry = time.Now().Add(backoff), true

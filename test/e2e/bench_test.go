@@ -224,8 +224,8 @@ func watchPods(b *testing.B, kube kubernetes.Interface, ns string) *podTimes {
 			pt.instanced[p.Name] = now
 		}
 		for _, c := range p.Status.ContainerStatuses {
-			if r := c.State.Running; r != nil && pt.started[p.Name].IsZero() {
-				pt.started[p.Name] = r.StartedAt.Time
+			if _, ok := pt.started[p.Name]; !ok && c.State.Running != nil {
+				pt.started[p.Name] = c.State.Running.StartedAt.Time
 			}
 		}
 		if _, ok := pt.failed[p.Name]; !ok && p.Status.Reason == "BidFailed" {
