@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spoteci/spoteci/internal/forker"
 )
 
 // component is one control-plane process.
@@ -37,7 +39,9 @@ func startComponent(name, bin string, args []string, dir, logDir string) (*compo
 	cmd.Env = componentEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	// Forked from the forker's thread, which never exits: Pdeathsig fires
+	// when the forking thread ends, and other code retires threads.
+	if err := forker.Start(cmd); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

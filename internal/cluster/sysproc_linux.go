@@ -7,8 +7,9 @@ import "syscall"
 // SIGKILL, so a crashed parent leaves no control plane behind.
 //
 // Pdeathsig fires when the OS thread that forked the child exits, not the
-// process; Go only retires threads that a goroutine locked and never unlocked,
-// and this package locks none.
+// process; Go retires a thread whose goroutine exits while locked to it (as
+// the runtime's namespace code may), so startComponent forks through
+// internal/forker, whose thread lives as long as the process.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }

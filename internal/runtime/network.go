@@ -344,6 +344,13 @@ func isNetNS(path string) bool {
 
 // newNetNS creates a network namespace with its loopback up, pinned by a
 // bind mount on path.
+//
+// The namespace is made on a locked thread that then goes back to the host's
+// namespace and to the scheduler. Letting the thread die instead (the usual
+// way) kills every child it ever forked with Pdeathsig: the control plane's
+// components (issue 19). Only when the way back fails does the thread stay
+// locked, so that Go ends it rather than run goroutines in the wrong
+// namespace.
 func newNetNS(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -355,27 +362,42 @@ func newNetNS(path string) error {
 	f.Close()
 	errc := make(chan error, 1)
 	go func() {
-		// The thread enters the new namespace and is never given back to
-		// the Go scheduler: it ends with this goroutine, still locked.
 		goruntime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("unshare: %w", err)
+		host, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			goruntime.UnlockOSThread()
+			errc <- fmt.Errorf("opening the host's network namespace: %w", err)
 			return
 		}
-		if err := loopbackUp(); err != nil {
-			errc <- err
+		defer unix.Close(host)
+		err = enterNewNetNS(path)
+		if serr := unix.Setns(host, unix.CLONE_NEWNET); serr != nil {
+			// Still locked: the thread ends with this goroutine.
+			errc <- errors.Join(err, fmt.Errorf("returning to the host's network namespace: %w", serr))
 			return
 		}
-		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("pinning the namespace: %w", err)
-			return
-		}
-		errc <- nil
+		goruntime.UnlockOSThread()
+		errc <- err
 	}()
 	if err := <-errc; err != nil {
 		os.Remove(path)
 		return err
+	}
+	return nil
+}
+
+// enterNewNetNS moves the calling (locked) thread into a new network
+// namespace, sets its loopback up and pins it on path.
+func enterNewNetNS(path string) error {
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("unshare: %w", err)
+	}
+	if err := loopbackUp(); err != nil {
+		return err
+	}
+	src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("pinning the namespace: %w", err)
 	}
 	return nil
 }

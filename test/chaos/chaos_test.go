@@ -40,6 +40,7 @@ import (
 	"github.com/spoteci/spoteci/internal/chart"
 	"github.com/spoteci/spoteci/internal/cluster"
 	"github.com/spoteci/spoteci/internal/ecisdk"
+	"github.com/spoteci/spoteci/internal/forker"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
@@ -214,7 +215,7 @@ func (s *stack) run(args ...string) *proc {
 	p := &proc{cmd: exec.Command(s.spoteci, args...), logs: &bytes.Buffer{}}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	if err := forker.Start(p.cmd); err != nil {
 		s.t.Fatal(err)
 	}
 	return p

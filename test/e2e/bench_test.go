@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/spoteci/spoteci/internal/forker"
 	"github.com/spoteci/spoteci/internal/procstat"
 	"github.com/spoteci/spoteci/internal/vnode"
 )
@@ -154,7 +155,7 @@ spec:
 		"--server-address", "127.0.0.1:0", "--cidr", "10.200.0.0/16"), logs: &bytes.Buffer{}}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	if err := forker.Start(p.cmd); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {

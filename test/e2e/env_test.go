@@ -23,6 +23,7 @@ import (
 	"github.com/spoteci/spoteci/internal/chart"
 	"github.com/spoteci/spoteci/internal/cluster"
 	"github.com/spoteci/spoteci/internal/ecisdk"
+	"github.com/spoteci/spoteci/internal/forker"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
@@ -127,7 +128,7 @@ func start(args ...string) *process {
 	p := &process{cmd: exec.Command(env.spoteci, args...), logs: &bytes.Buffer{}}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	if err := forker.Start(p.cmd); err != nil {
 		panic(err)
 	}
 	return p
