@@ -90,8 +90,8 @@ type cloud struct {
 // startCloud starts the local registry (publishing the built-in images),
 // containerd unless one is given, and the runtime. Every remote registry is
 // mirrored by the local one (this machine reaches no public registry), after
-// the mirrors given.
-func startCloud(ctx context.Context, log *slog.Logger, stateDir string, o *cloudOptions) (*cloud, error) {
+// the mirrors given. token is the registry's push credential.
+func startCloud(ctx context.Context, log *slog.Logger, stateDir, token string, o *cloudOptions) (*cloud, error) {
 	logMax, err := o.logMax()
 	if err != nil {
 		return nil, err
@@ -105,8 +105,8 @@ func startCloud(ctx context.Context, log *slog.Logger, stateDir string, o *cloud
 	if prev, err := registry.ReadInfo(stateDir); err == nil && listen == "127.0.0.1:0" {
 		listen = prev.Address // the same address across restarts, when free
 	}
-	if c.registry, err = registry.Start(ctx, filepath.Join(stateDir, "registry"), listen, log); err != nil && listen != o.registryListen {
-		c.registry, err = registry.Start(ctx, filepath.Join(stateDir, "registry"), o.registryListen, log)
+	if c.registry, err = registry.Start(ctx, filepath.Join(stateDir, "registry"), listen, token, log); err != nil && listen != o.registryListen {
+		c.registry, err = registry.Start(ctx, filepath.Join(stateDir, "registry"), o.registryListen, token, log)
 	}
 	if err != nil {
 		return fail(err)
@@ -114,7 +114,7 @@ func startCloud(ctx context.Context, log *slog.Logger, stateDir string, o *cloud
 	if err := registry.WriteInfo(stateDir, registry.Info{Address: c.registry.Addr()}); err != nil {
 		return fail(err)
 	}
-	pushed, err := images.Publish(ctx, c.registry.Addr(), o.imageCache)
+	pushed, err := images.Publish(ctx, c.registry.Addr(), c.registry.Authenticator(), o.imageCache)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		log.Warn("built-in images missing: pods that use them will fail to pull until they are built", "err", err, "build", "make images")

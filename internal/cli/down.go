@@ -48,7 +48,8 @@ func runDown(ctx context.Context, streams Streams, log *slog.Logger, o *serverOp
 		return err
 	}
 	o.timeScale = 1
-	cl, err := startCloud(ctx, log, o.stateDir, &o.cloud)
+	previous, _ := eciapi.ReadServerInfo(o.stateDir)
+	cl, err := startCloud(ctx, log, o.stateDir, adminToken("", previous), &o.cloud)
 	if err != nil {
 		return err
 	}

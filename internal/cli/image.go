@@ -9,6 +9,7 @@ import (
 
 	"github.com/spoteci/spoteci/internal/images"
 	"github.com/spoteci/spoteci/internal/registry"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
 func newImageCommand(streams Streams) *cobra.Command {
@@ -60,7 +61,7 @@ into --cache-dir and rebuilt only when missing or when its recipe changes.`,
 }
 
 func newImageLoadCommand(streams Streams) *cobra.Command {
-	var addr, stateDir string
+	var addr, stateDir, token string
 	var refs []string
 	cmd := &cobra.Command{
 		Use:   "load FILE.tar",
@@ -68,7 +69,9 @@ func newImageLoadCommand(streams Streams) *cobra.Command {
 		Long: `Push the images of a docker save tarball or an OCI archive (a tar of an OCI image
 layout) to the local registry, under the names in the archive or those given with
 --name. The registry host of a name is dropped and Docker Hub short names expanded:
---name perl pushes library/perl:latest, which a pod's "image: perl" pulls.`,
+--name perl pushes library/perl:latest, which a pod's "image: perl" pulls.
+Pushes need the service's admin token (the Token of <state-dir>/eci.json, or
+--token): the registry refuses writes without it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if addr == "" {
@@ -78,7 +81,14 @@ layout) to the local registry, under the names in the archive or those given wit
 				}
 				addr = info.Address
 			}
-			pushed, err := registry.Load(cmd.Context(), addr, args[0], refs...)
+			if token == "" {
+				info, err := eciapi.ReadServerInfo(stateDir)
+				if err != nil {
+					return fmt.Errorf("the registry's push credential: %w (or pass --token)", err)
+				}
+				token = info.Token
+			}
+			pushed, err := registry.Load(cmd.Context(), addr, registry.Authenticator(token), args[0], refs...)
 			if err != nil {
 				return err
 			}
@@ -90,7 +100,8 @@ layout) to the local registry, under the names in the archive or those given wit
 	}
 	f := cmd.Flags()
 	f.StringVar(&addr, "registry", "", "registry address, 127.0.0.1:PORT (default: from <state-dir>/"+registry.InfoFile+")")
-	f.StringVar(&stateDir, "state-dir", defaultStateDir(), "state folder of spoteci up, to read the registry's address from")
+	f.StringVar(&stateDir, "state-dir", defaultStateDir(), "state folder of spoteci up, to read the registry's address and push credential from")
+	f.StringVar(&token, "token", "", "the registry's push credential, the service's admin token (default: the one in <state-dir>/eci.json)")
 	f.StringArrayVar(&refs, "name", nil, "name to push the archive's image under, instead of its own (repeatable)")
 	return cmd
 }

@@ -112,7 +112,10 @@ func startService(ctx context.Context, log *slog.Logger, o *serverOptions) (*run
 		}
 		traces = append(traces, tr)
 	}
-	cl, err := startCloud(ctx, log, o.stateDir, &o.cloud)
+	previous, _ := eciapi.ReadServerInfo(o.stateDir)
+	token := adminToken(o.token, previous)
+	// The admin token is also the local registry's push credential.
+	cl, err := startCloud(ctx, log, o.stateDir, token, &o.cloud)
 	if err != nil {
 		return nil, err
 	}
@@ -125,21 +128,11 @@ func startService(ctx context.Context, log *slog.Logger, o *serverOptions) (*run
 		cl.stop()
 		return nil, err
 	}
-	previous, _ := eciapi.ReadServerInfo(o.stateDir)
 	ln, err := listen(o.listen, previous.Endpoint)
 	if err != nil {
 		svc.Close()
 		cl.stop()
 		return nil, err
-	}
-	token := o.token
-	if token == "" {
-		token = previous.Token
-	}
-	if token == "" {
-		b := make([]byte, 16)
-		rand.Read(b)
-		token = hex.EncodeToString(b)
 	}
 	keyID, keySecret, err := accessKey(o.accessKey, previous)
 	if err != nil {
@@ -203,6 +196,21 @@ func listen(addr, previous string) (net.Listener, error) {
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
 	return ln, nil
+}
+
+// adminToken is the bearer token of the admin API and the push credential of
+// the local registry: --token, else the one kept in eci.json, else a new
+// random one.
+func adminToken(flag string, previous eciapi.ServerInfo) string {
+	if flag != "" {
+		return flag
+	}
+	if previous.Token != "" {
+		return previous.Token
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // accessKey is the AccessKey pair of the OpenAPI: --access-key ID:SECRET,

@@ -28,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -422,11 +423,12 @@ func readIndex(archive string) (*v1.IndexManifest, error) {
 }
 
 // Publish loads every Builtin image's archive from cacheDir into the
-// registry at registryAddr under its Repos, skipping the references that
+// registry at registryAddr (pushing with auth, registry.Authenticator) under
+// its Repos, skipping the references that
 // already hold the archive's digest, so that it costs a few HEAD requests
 // when nothing changed. It returns the references it pushed. Images not
 // built yet are skipped and reported in an error that wraps fs.ErrNotExist.
-func Publish(ctx context.Context, registryAddr, cacheDir string) ([]string, error) {
+func Publish(ctx context.Context, registryAddr string, auth authn.Authenticator, cacheDir string) ([]string, error) {
 	var pushed []string
 	var notBuilt []error
 	for _, img := range Builtin {
@@ -458,7 +460,7 @@ func Publish(ctx context.Context, registryAddr, cacheDir string) ([]string, erro
 		if len(missing) == 0 {
 			continue
 		}
-		refs, err := registry.Load(ctx, registryAddr, archive, missing...)
+		refs, err := registry.Load(ctx, registryAddr, auth, archive, missing...)
 		pushed = append(pushed, refs...)
 		if err != nil {
 			return pushed, err

@@ -53,7 +53,7 @@ func TestBusyboxBuildPublishPull(t *testing.T) {
 		t.Errorf("build folders left: %v", leftovers)
 	}
 
-	reg, err := registry.Start(t.Context(), t.TempDir(), "", nil)
+	reg, err := registry.Start(t.Context(), t.TempDir(), "", "test-token", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,14 +62,14 @@ func TestBusyboxBuildPublishPull(t *testing.T) {
 	saved := Builtin
 	Builtin = []Image{img}
 	t.Cleanup(func() { Builtin = saved })
-	pushed, err := Publish(t.Context(), reg.Addr(), cache)
+	pushed, err := Publish(t.Context(), reg.Addr(), reg.Authenticator(), cache)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{reg.Addr() + "/library/busybox:latest"}; !slices.Equal(pushed, want) {
 		t.Fatalf("pushed %v, want %v", pushed, want)
 	}
-	if pushed, err := Publish(t.Context(), reg.Addr(), cache); err != nil || len(pushed) != 0 {
+	if pushed, err := Publish(t.Context(), reg.Addr(), reg.Authenticator(), cache); err != nil || len(pushed) != 0 {
 		t.Fatalf("second Publish pushed %v, %v; want nothing", pushed, err)
 	}
 

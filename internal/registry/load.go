@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -50,8 +51,8 @@ func Target(registryAddr, image string) (name.Reference, error) {
 }
 
 // Load pushes the images in the archive at archivePath to the registry at
-// registryAddr ("127.0.0.1:PORT") over plain HTTP and returns the references
-// it pushed.
+// registryAddr ("127.0.0.1:PORT") over plain HTTP with the push credential
+// auth (Authenticator) and returns the references it pushed.
 //
 // The archive is either a `docker save` tarball (it has a manifest.json; its
 // images are pushed under their RepoTags) or an OCI archive, a tar of an OCI
@@ -64,7 +65,7 @@ func Target(registryAddr, image string) (name.Reference, error) {
 // image (entries that share a digest count once) is pushed under every ref;
 // an OCI archive with several images is pushed as one image index, its
 // index.json, under every ref. Names go through Target.
-func Load(ctx context.Context, registryAddr, archivePath string, refs ...string) ([]string, error) {
+func Load(ctx context.Context, registryAddr string, auth authn.Authenticator, archivePath string, refs ...string) ([]string, error) {
 	tarPath, cleanup, err := uncompressed(archivePath)
 	if err != nil {
 		return nil, err
@@ -104,7 +105,7 @@ func Load(ctx context.Context, registryAddr, archivePath string, refs ...string)
 		}
 		items[0].names = refs
 	}
-	return push(ctx, registryAddr, archivePath, items)
+	return push(ctx, registryAddr, auth, archivePath, items)
 }
 
 // item is one image or index of an archive and the names to push it under.
@@ -114,7 +115,7 @@ type item struct {
 	names  []string
 }
 
-func push(ctx context.Context, registryAddr, archivePath string, items []item) ([]string, error) {
+func push(ctx context.Context, registryAddr string, auth authn.Authenticator, archivePath string, items []item) ([]string, error) {
 	todo := map[name.Reference]remote.Taggable{}
 	owner := map[string]string{}
 	var pushed []string
@@ -138,7 +139,7 @@ func push(ctx context.Context, registryAddr, archivePath string, items []item) (
 			pushed = append(pushed, ref.String())
 		}
 	}
-	if err := remote.MultiWrite(todo, remote.WithContext(ctx)); err != nil {
+	if err := remote.MultiWrite(todo, remote.WithContext(ctx), remote.WithAuth(auth)); err != nil {
 		return nil, fmt.Errorf("pushing %s to %s: %w", archivePath, registryAddr, err)
 	}
 	return pushed, nil

@@ -31,12 +31,28 @@
 //
 // Uploads still in progress (a chunked blob upload between its PATCH and its
 // PUT) live in memory and are lost at a restart; the client retries them.
+//
+// # Who may push
+//
+// Reads (GET and HEAD of manifests, blobs, tag lists) need no credential:
+// containerd pulls the instances' images anonymously. Every other request
+// (blob uploads, manifest PUTs, DELETEs) needs the push credential given to
+// Start, the service's admin token (the Token of eci.json): as a bearer token
+// (Authorization: Bearer TOKEN) or as the password of basic auth under any
+// user name (User by convention). Without it the answer is the distribution
+// spec's 401 UNAUTHORIZED with a WWW-Authenticate: Basic challenge, and
+// nothing changes. The API's base, GET /v2/, answers 401 to a request without
+// the credential too: that is how clients (go-containerregistry, crane,
+// containerd) learn that they must send one, while their anonymous reads go
+// on. Authenticator is the credential as go-containerregistry's pushers take
+// it.
 package registry
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -56,6 +72,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -70,6 +87,20 @@ const DefaultListen = "127.0.0.1:0"
 // maxManifestSize bounds a manifest PUT body, as registries do (4 MiB).
 const maxManifestSize = 4 << 20
 
+// User is the user name of the basic-auth credential that Authenticator
+// gives; the registry checks the password only.
+const User = "spoteci"
+
+// realm is the realm of the registry's basic-auth challenge.
+const realm = "spoteci local registry"
+
+// Authenticator is the push credential for a registry started with token,
+// as go-containerregistry's remote takes it (remote.WithAuth): basic auth,
+// user User, password token.
+func Authenticator(token string) authn.Authenticator {
+	return &authn.Basic{Username: User, Password: token}
+}
+
 // Registry is a running registry server. Its content lives under the folder
 // given to Start and survives a restart on the same folder.
 type Registry struct {
@@ -80,6 +111,7 @@ type Registry struct {
 	blobs *blobStore
 	mfs   *blobStore // manifest bytes by digest
 	log   *slog.Logger
+	token string // the push credential
 
 	mu   sync.Mutex // serializes manifest writes and refs.json
 	refs refsFile
@@ -101,12 +133,16 @@ type refEntry struct {
 }
 
 // Start opens (or creates) the registry stored under dir and serves it on
-// listen, a loopback address ("" means DefaultListen). The server stops when
-// ctx is done or Close is called. log receives one debug line per request;
-// nil discards them.
-func Start(ctx context.Context, dir, listen string, log *slog.Logger) (*Registry, error) {
+// listen, a loopback address ("" means DefaultListen). Pushes need token
+// (see Authenticator), which must not be empty. The server stops when ctx is
+// done or Close is called. log receives one debug line per request; nil
+// discards them.
+func Start(ctx context.Context, dir, listen, token string, log *slog.Logger) (*Registry, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if token == "" {
+		return nil, errors.New("registry: no push credential (an empty token would let anyone push)")
 	}
 	if listen == "" {
 		listen = DefaultListen
@@ -122,7 +158,7 @@ func Start(ctx context.Context, dir, listen string, log *slog.Logger) (*Registry
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{dir: dir, blobs: blobs, mfs: mfs, log: log, done: make(chan struct{})}
+	r := &Registry{dir: dir, blobs: blobs, mfs: mfs, log: log, token: token, done: make(chan struct{})}
 	reqLog := slog.NewLogLogger(log.With("component", "registry").Handler(), slog.LevelDebug)
 	r.inner = ggcrregistry.New(
 		ggcrregistry.Logger(reqLog),
@@ -157,8 +193,8 @@ func Start(ctx context.Context, dir, listen string, log *slog.Logger) (*Registry
 	return r, nil
 }
 
-// checkLoopback refuses to serve a registry without authentication beyond
-// this machine.
+// checkLoopback refuses to serve beyond this machine a registry that
+// answers reads without authentication, over plain HTTP.
 func checkLoopback(listen string) error {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
@@ -168,7 +204,7 @@ func checkLoopback(listen string) error {
 		return nil
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("registry: listen address %q is not a loopback address (the registry has no authentication)", listen)
+		return fmt.Errorf("registry: listen address %q is not a loopback address (the registry serves reads without authentication, over plain HTTP)", listen)
 	}
 	return nil
 }
@@ -176,6 +212,10 @@ func checkLoopback(listen string) error {
 // Addr is the address the registry serves on, "127.0.0.1:PORT", which is
 // also the host part of the references it holds.
 func (r *Registry) Addr() string { return r.ln.Addr().String() }
+
+// Authenticator is the registry's push credential (see the package
+// function Authenticator).
+func (r *Registry) Authenticator() authn.Authenticator { return Authenticator(r.token) }
 
 // Dir is the folder the registry keeps its content in.
 func (r *Registry) Dir() string { return r.dir }
@@ -208,10 +248,20 @@ func (r *Registry) Close() error {
 	return r.closeErr
 }
 
-// ServeHTTP journals manifest writes and hands everything to ggcr's handler.
+// ServeHTTP refuses writes without the push credential, journals manifest
+// writes and hands everything to ggcr's handler.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.inflight.Add(1)
 	defer r.inflight.Add(-1)
+	if !r.authorized(req) {
+		if req.Method != http.MethodGet && req.Method != http.MethodHead {
+			r.log.Warn("registry: write refused without the push credential", "method", req.Method, "path", req.URL.Path, "remote", req.RemoteAddr)
+		}
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Basic realm=%q", realm))
+		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		writeRegError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required: pushes need the admin token of eci.json (basic auth, any user name, or a bearer token)")
+		return
+	}
 	if repo, target, ok := manifestPath(req.URL.Path); ok && (req.Method == http.MethodPut || req.Method == http.MethodDelete) {
 		r.writeManifest(w, req, repo, target)
 		return
@@ -220,6 +270,23 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.completeRange(req)
 	}
 	r.inner.ServeHTTP(w, req)
+}
+
+// authorized reports whether req may go on: a read needs no credential,
+// except the API's base /v2/, which clients ask to learn whether they must
+// send one; everything else needs the push credential.
+func (r *Registry) authorized(req *http.Request) bool {
+	base := req.URL.Path == "/v2/" || req.URL.Path == "/v2"
+	if (req.Method == http.MethodGet || req.Method == http.MethodHead) && !base {
+		return true
+	}
+	var given string
+	if _, pass, ok := req.BasicAuth(); ok {
+		given = pass
+	} else if scheme, tok, ok := strings.Cut(req.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		given = strings.TrimSpace(tok)
+	}
+	return given != "" && subtle.ConstantTimeCompare([]byte(given), []byte(r.token)) == 1
 }
 
 // manifestPath splits /v2/<repo>/manifests/<target>.

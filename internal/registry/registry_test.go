@@ -2,15 +2,20 @@ package registry
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -18,13 +23,20 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
+// testToken is the push credential of the tests' registries.
+const testToken = "test-token"
+
+// withAuth is the option that pushes with the tests' credential.
+var withAuth = remote.WithAuth(Authenticator(testToken))
+
 func start(t *testing.T, dir string) *Registry {
 	t.Helper()
-	r, err := Start(t.Context(), dir, "", nil)
+	r, err := Start(t.Context(), dir, "", testToken, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,20 +107,20 @@ func TestPushPullRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(ref(t, r, "ostest/perl:latest"), img); err != nil {
+	if err := remote.Write(ref(t, r, "ostest/perl:latest"), img, withAuth); err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Tag(ref(t, r, "eci_open/perl:5").(name.Tag), img); err != nil {
+	if err := remote.Tag(ref(t, r, "eci_open/perl:5").(name.Tag), img, withAuth); err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.WriteIndex(ref(t, r, "multi/arch:v1"), idx); err != nil {
+	if err := remote.WriteIndex(ref(t, r, "multi/arch:v1"), idx, withAuth); err != nil {
 		t.Fatal(err)
 	}
 	// A tag pushed then deleted stays deleted.
-	if err := remote.Write(ref(t, r, "gone/away:x"), randomImage(t)); err != nil {
+	if err := remote.Write(ref(t, r, "gone/away:x"), randomImage(t), withAuth); err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Delete(ref(t, r, "gone/away:x")); err != nil {
+	if err := remote.Delete(ref(t, r, "gone/away:x"), withAuth); err != nil {
 		t.Fatal(err)
 	}
 	want := digest(t, img)
@@ -159,7 +171,7 @@ func TestPushPullRestart(t *testing.T) {
 func TestOpenEndedRange(t *testing.T) {
 	r := start(t, t.TempDir())
 	img := randomImage(t)
-	if err := remote.Write(ref(t, r, "a/b:c"), img); err != nil {
+	if err := remote.Write(ref(t, r, "a/b:c"), img, withAuth); err != nil {
 		t.Fatal(err)
 	}
 	layers, _ := img.Layers()
@@ -179,7 +191,7 @@ func TestOpenEndedRange(t *testing.T) {
 }
 
 func TestStartRefusesNonLoopback(t *testing.T) {
-	if _, err := Start(context.Background(), t.TempDir(), "0.0.0.0:0", nil); err == nil {
+	if _, err := Start(context.Background(), t.TempDir(), "0.0.0.0:0", testToken, nil); err == nil {
 		t.Fatal("Start listened on all interfaces")
 	}
 }
@@ -221,7 +233,7 @@ func TestLoadDockerArchive(t *testing.T) {
 	if err := tarball.WriteToFile(archive, tag, img); err != nil {
 		t.Fatal(err)
 	}
-	pushed, err := Load(t.Context(), r.Addr(), archive)
+	pushed, err := Load(t.Context(), r.Addr(), r.Authenticator(), archive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +245,7 @@ func TestLoadDockerArchive(t *testing.T) {
 		t.Errorf("pulled %s, want %s", got, want)
 	}
 	// Names given replace the archive's.
-	pushed, err = Load(t.Context(), r.Addr(), archive, "ostest/perl:latest", "eci_open/perl:5")
+	pushed, err = Load(t.Context(), r.Addr(), r.Authenticator(), archive, "ostest/perl:latest", "eci_open/perl:5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +275,7 @@ func TestLoadOCIArchive(t *testing.T) {
 	)
 	archive := ociArchive(t, ii)
 
-	pushed, err := Load(t.Context(), r.Addr(), archive)
+	pushed, err := Load(t.Context(), r.Addr(), r.Authenticator(), archive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +303,7 @@ func TestLoadOCIArchive(t *testing.T) {
 		mutate.IndexAddendum{Add: a, Descriptor: v1.Descriptor{Annotations: named("x:1")}},
 		mutate.IndexAddendum{Add: a, Descriptor: v1.Descriptor{Annotations: named("y:1")}},
 	))
-	pushed, err = Load(t.Context(), r.Addr(), single, "busybox")
+	pushed, err = Load(t.Context(), r.Addr(), r.Authenticator(), single, "busybox")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +311,7 @@ func TestLoadOCIArchive(t *testing.T) {
 		t.Fatalf("pushed %v", pushed)
 	}
 	// Several images plus --name: the whole index under the name.
-	if _, err := Load(t.Context(), r.Addr(), archive, "all:1"); err != nil {
+	if _, err := Load(t.Context(), r.Addr(), r.Authenticator(), archive, "all:1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := remote.Index(ref(t, r, "library/all:1")); err != nil {
@@ -307,7 +319,7 @@ func TestLoadOCIArchive(t *testing.T) {
 	}
 	// An image without a name and no --name is an error.
 	unnamed := ociArchive(t, mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: b}))
-	if _, err := Load(t.Context(), r.Addr(), unnamed); err == nil {
+	if _, err := Load(t.Context(), r.Addr(), r.Authenticator(), unnamed); err == nil {
 		t.Error("loaded an unnamed image without a name")
 	}
 }
@@ -333,4 +345,117 @@ func ociArchive(t *testing.T, ii v1.ImageIndex) string {
 		t.Fatal(err)
 	}
 	return archive
+}
+
+// TestPushNeedsCredentials: every write without the push credential is
+// refused with the distribution spec's 401 UNAUTHORIZED and a basic-auth
+// challenge, and changes nothing; writes with it (basic auth under any user
+// name, or a bearer token) go through; reads need none.
+func TestPushNeedsCredentials(t *testing.T) {
+	if _, err := Start(t.Context(), t.TempDir(), "", "", nil); err == nil {
+		t.Fatal("Start without a push credential succeeded")
+	}
+	r := start(t, t.TempDir())
+	perl, evil := randomImage(t), randomImage(t)
+	if err := remote.Write(ref(t, r, "eci_open/perl:5"), perl, withAuth); err != nil {
+		t.Fatal(err)
+	}
+
+	// go-containerregistry's pusher, anonymous and with a wrong password.
+	for what, opt := range map[string]remote.Option{
+		"anonymous":      remote.WithAuth(authn.Anonymous),
+		"wrong password": remote.WithAuth(&authn.Basic{Username: User, Password: "guess"}),
+		"wrong bearer":   remote.WithAuth(authn.FromConfig(authn.AuthConfig{RegistryToken: "guess"})),
+	} {
+		err := remote.Write(ref(t, r, "eci_open/perl:5"), evil, opt)
+		var te *transport.Error
+		if !errors.As(err, &te) || te.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s push: %v, want a 401", what, err)
+		}
+	}
+
+	// The same by hand: each write method, answered 401 with the spec's body
+	// and a challenge that standard clients answer.
+	m, err := perl.RawManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, _ := perl.MediaType()
+	layers, _ := evil.Layers()
+	evilLayer := digest(t, layers[0])
+	base := "http://" + r.Addr() + "/v2/eci_open/perl"
+	do := func(method, url string, body []byte, auth func(*http.Request)) *http.Response {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if method == http.MethodPut && strings.Contains(url, "/manifests/") {
+			req.Header.Set("Content-Type", string(mt))
+		}
+		if auth != nil {
+			auth(req)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	for _, w := range []struct{ method, url string }{
+		{http.MethodPut, base + "/manifests/other"},
+		{http.MethodDelete, base + "/manifests/5"},
+		{http.MethodPost, base + "/blobs/uploads/"},
+		{http.MethodPost, base + "/blobs/uploads/?digest=" + evilLayer.String()},
+		{http.MethodPatch, base + "/blobs/uploads/1"},
+		{http.MethodPut, base + "/blobs/uploads/1?digest=" + evilLayer.String()},
+		{http.MethodDelete, base + "/blobs/" + evilLayer.String()},
+		{http.MethodGet, "http://" + r.Addr() + "/v2/"},
+	} {
+		resp := do(w.method, w.url, m, nil)
+		var body struct {
+			Errors []struct{ Code, Message string }
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Errorf("%s %s: decoding the answer: %v", w.method, w.url, err)
+		}
+		if resp.StatusCode != http.StatusUnauthorized || len(body.Errors) != 1 || body.Errors[0].Code != "UNAUTHORIZED" ||
+			!strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), `Basic realm="`) {
+			t.Errorf("%s %s without credentials: %d %+v, WWW-Authenticate %q; want 401 UNAUTHORIZED with a Basic challenge",
+				w.method, w.url, resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+
+	// Nothing changed: the tag still holds perl, no other tag or blob came.
+	if got := pull(t, ref(t, r, "eci_open/perl:5")); got != digest(t, perl) {
+		t.Fatalf("eci_open/perl:5 is %s after refused pushes, want %s", got, digest(t, perl))
+	}
+	if _, err := remote.Head(ref(t, r, "eci_open/perl:other")); err == nil {
+		t.Error("a refused manifest PUT made a tag")
+	}
+	if resp := do(http.MethodHead, base+"/blobs/"+evilLayer.String(), nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("HEAD of a refused push's layer: %d, want 404", resp.StatusCode)
+	}
+
+	// With the credential: basic auth under any user name, or a bearer token.
+	if resp := do(http.MethodGet, "http://"+r.Addr()+"/v2/", nil, func(req *http.Request) { req.SetBasicAuth("anyone", testToken) }); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v2/ with the credential: %d, want 200", resp.StatusCode)
+	}
+	if resp := do(http.MethodPut, base+"/manifests/other", m, func(req *http.Request) { req.Header.Set("Authorization", "Bearer "+testToken) }); resp.StatusCode != http.StatusCreated {
+		t.Errorf("manifest PUT with the bearer token: %d, want 201", resp.StatusCode)
+	}
+	if err := remote.Write(ref(t, r, "eci_open/perl:6"), evil, remote.WithAuth(authn.FromConfig(authn.AuthConfig{RegistryToken: testToken}))); err != nil {
+		t.Errorf("push with the bearer token: %v", err)
+	}
+	if err := remote.Write(ref(t, r, "eci_open/perl:5"), evil, remote.WithAuth(&authn.Basic{Username: "ci", Password: testToken})); err != nil {
+		t.Fatalf("push with basic auth: %v", err)
+	}
+	// Reads stay anonymous.
+	if got := pull(t, ref(t, r, "eci_open/perl:5")); got != digest(t, evil) {
+		t.Errorf("eci_open/perl:5 is %s after an authenticated push, want %s", got, digest(t, evil))
+	}
+	if got := pull(t, ref(t, r, "eci_open/perl:other")); got != digest(t, perl) {
+		t.Errorf("eci_open/perl:other is %s, want %s", got, digest(t, perl))
+	}
 }

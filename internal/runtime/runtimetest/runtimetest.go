@@ -6,6 +6,8 @@ package runtimetest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -54,7 +56,11 @@ func Start(ctx context.Context) (*Env, error) {
 	if e.Daemon, err = daemon.Start(ctx, filepath.Join(dir, "containerd"), nil); err != nil {
 		return fail(err)
 	}
-	if e.Registry, err = registry.Start(ctx, filepath.Join(dir, "registry"), "", nil); err != nil {
+	// The push credential of this test binary's registry: random, as the
+	// service's admin token is.
+	token := make([]byte, 16)
+	rand.Read(token)
+	if e.Registry, err = registry.Start(ctx, filepath.Join(dir, "registry"), "", hex.EncodeToString(token), nil); err != nil {
 		return fail(err)
 	}
 	cache := RepoImages()
@@ -71,7 +77,7 @@ func Start(ctx context.Context) (*Env, error) {
 			os.Symlink(perl.Path(RepoImages()), perl.Path(cache))
 		}
 	}
-	pushed, err := images.Publish(ctx, e.Registry.Addr(), cache)
+	pushed, err := images.Publish(ctx, e.Registry.Addr(), e.Registry.Authenticator(), cache)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fail(fmt.Errorf("publishing the images: %w", err))
 	}
