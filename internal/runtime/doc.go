@@ -10,7 +10,10 @@
 //  1. the folder: spec.json, written once;
 //  2. the images of its containers, in order, pulled as their policy says
 //     through the registry mirrors (a failed pull waits in ErrImagePull,
-//     then ImagePullBackOff, and is queued again after its back-off);
+//     then ImagePullBackOff, and is queued again after its back-off); a
+//     reference to a registry on this machine (loopback, localhost, 0.0.0.0)
+//     other than a configured one (the local registry) is refused without
+//     connecting: the service's own listeners are no registry;
 //  3. the sandbox: a v1 cgroup /spoteci/<id> of the instance type's size, the
 //     volumes, a network namespace pinned to a file and plugged in by the CNI
 //     plugins (ptp + host-local), and /etc/hosts, hostname and resolv.conf;

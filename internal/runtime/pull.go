@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strings"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -92,6 +93,9 @@ var errWaits = fmt.Errorf("the container waits")
 // pull pulls and unpacks ref; concurrent pulls of the same image with the
 // same credentials are one.
 func (r *Containerd) pull(ctx context.Context, ref string, creds []Credential) (containerd.Image, error) {
+	if err := r.checkRegistryHost(ref); err != nil {
+		return nil, err
+	}
 	key := ref
 	for _, c := range creds {
 		key += "\x00" + c.Server + "\x00" + c.Username + "\x00" + c.Password
@@ -182,4 +186,32 @@ func authorizer(client *http.Client, creds []Credential, hosts ...string) docker
 		}
 		return "", "", nil
 	}))
+}
+
+// checkRegistryHost refuses, without connecting, a reference whose registry
+// is on this machine (loopback, localhost, 0.0.0.0) but is not one of the
+// configured registries (the local registry, a mirror on loopback): the
+// service's own listeners (its API, etcd, the kubelet port) are no registry,
+// and a pull from them would tell a tenant what answers on each port. Other
+// hosts never reach this machine's listeners: without a mirror of their own
+// they are served by the catch-all mirror instead.
+func (r *Containerd) checkRegistryHost(ref string) error {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return err
+	}
+	host := reference.Domain(named)
+	if !onThisMachine(host) {
+		return nil
+	}
+	allowed := r.cfg.Registries.loopback()
+	for _, a := range allowed {
+		if sameLoopbackHost(a, host) {
+			return nil
+		}
+	}
+	if len(allowed) == 0 {
+		return fmt.Errorf("registry %s is not allowed: no registry on loopback may be pulled from", host)
+	}
+	return fmt.Errorf("registry %s is not allowed: only the local registry %s may be pulled from on loopback", host, strings.Join(allowed, ", "))
 }

@@ -2,8 +2,10 @@ package runtime
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -80,4 +82,61 @@ func canonicalHost(host string) string {
 		return "docker.io"
 	}
 	return host
+}
+
+// loopback lists the hosts (HOST:PORT) of the configured endpoints that are
+// on this machine: the local registry and the mirrors on loopback, the only
+// registries on this machine that a reference may name.
+func (rs *Registries) loopback() []string {
+	var out []string
+	for _, endpoints := range rs.Mirrors {
+		for _, e := range endpoints {
+			u, err := url.Parse(e)
+			if err != nil || !onThisMachine(u.Host) || slices.Contains(out, u.Host) {
+				continue
+			}
+			out = append(out, u.Host)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// onThisMachine reports whether a registry host (HOST or HOST:PORT) names
+// this machine: localhost (and *.localhost, which resolvers send to
+// loopback), a loopback address, or the unspecified address (a connection
+// to 0.0.0.0 or :: reaches loopback).
+func onThisMachine(host string) bool {
+	h := hostOnly(host)
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+}
+
+// sameLoopbackHost reports whether two hosts on this machine are one
+// listener: the same port, and the same address with localhost read as
+// 127.0.0.1.
+func sameLoopbackHost(a, b string) bool {
+	norm := func(hp string) string {
+		h, port, err := net.SplitHostPort(hp)
+		if err != nil {
+			h, port = hostOnly(hp), ""
+		}
+		if h = strings.ToLower(h); h == "localhost" {
+			h = "127.0.0.1"
+		}
+		return net.JoinHostPort(h, port)
+	}
+	return norm(a) == norm(b)
+}
+
+// hostOnly is the host of HOST or HOST:PORT, without an IPv6 address's
+// brackets, in lower case.
+func hostOnly(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
 }

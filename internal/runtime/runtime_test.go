@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -328,7 +329,13 @@ func TestStopGraceful(t *testing.T) {
 }
 
 func TestPullFailures(t *testing.T) {
-	r := newRuntime(t)
+	// A mirror on loopback with nothing behind it: a registry that is
+	// configured, hence allowed, but down.
+	r := openRuntimeWith(t, t.TempDir(), func(c *Config) {
+		if err := c.Registries.AddMirror("down.example=http://127.0.0.1:1"); err != nil {
+			t.Fatal(err)
+		}
+	})
 	start(t, r, Instance{ID: "bad", Containers: []Container{{Name: "main", Image: "Not A Reference"}}})
 	start(t, r, Instance{ID: "missing", Containers: []Container{{Name: "main", Image: "busybox:nope"}}})
 	start(t, r, Instance{ID: "down", Containers: []Container{{Name: "main", Image: "127.0.0.1:1/busybox:1"}}})
@@ -360,6 +367,98 @@ func TestPullFailures(t *testing.T) {
 	}
 	if got := reasons(st); !slices.Contains(got, "BackOff") || !slices.Contains(got, "Failed") || !slices.Contains(got, "Pulling") {
 		t.Errorf("events %v, want Pulling, Failed, BackOff", got)
+	}
+}
+
+// TestPullRefusesLoopback: an image on a registry on this machine other than
+// the configured ones (the service's own listeners) fails in ErrImagePull
+// saying so, and the puller never connects to it.
+func TestPullRefusesLoopback(t *testing.T) {
+	r := newRuntime(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 8)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	images := map[string]string{
+		"loopback":    ln.Addr().String() + "/busybox:1",
+		"localhost":   "localhost:" + port + "/etcd:1",
+		"ipv6":        "[::1]:" + port + "/busybox:1",
+		"unspecified": "0.0.0.0:" + port + "/busybox:1",
+	}
+	for id, image := range images {
+		start(t, r, Instance{ID: id, Containers: []Container{{Name: "main", Image: image}}})
+	}
+	want := "is not allowed: only the local registry " + env.Registry.Addr() + " may be pulled from on loopback"
+	for id, image := range images {
+		var cs ContainerStatus
+		waitFor(t, 20*time.Second, id+" in ErrImagePull or ImagePullBackOff", func() bool {
+			st, _ := r.Status(id)
+			cs = st.Containers[0]
+			return cs.Reason == ReasonErrImagePull || cs.Reason == ReasonImagePullBackOff
+		})
+		if !strings.Contains(cs.Message, want) || !strings.Contains(cs.Message, image) {
+			t.Errorf("%s: %s: %q, want the image and %q", id, cs.Reason, cs.Message, want)
+		}
+	}
+	select {
+	case c := <-accepted:
+		c.Close()
+		t.Error("the puller connected to a refused registry")
+	default:
+	}
+	// The local registry itself, named by its address, is pulled from.
+	start(t, r, Instance{ID: "direct", Containers: []Container{{Name: "main", Image: env.Registry.Addr() + "/library/busybox:latest", Command: []string{"true"}}}})
+	if cs := waitState(t, r, "direct", "main", StateTerminated); cs.ExitCode != 0 {
+		t.Errorf("busybox by the local registry's address ended %d (%s)", cs.ExitCode, cs.Message)
+	}
+}
+
+// TestRegistryHostAllowed: the registries a reference may name on this
+// machine are the configured ones, whatever spelling of loopback it uses.
+func TestRegistryHostAllowed(t *testing.T) {
+	r := &Containerd{cfg: Config{Registries: Registries{Mirrors: map[string][]string{
+		"*":         {"http://127.0.0.1:5000"},
+		"docker.io": {"http://localhost:6000/mirror", "https://mirror.example"},
+	}}}}
+	for ref, ok := range map[string]bool{
+		"busybox": true,
+		"registry.cn-hangzhou.aliyuncs.com/eci_open/perl:5": true,
+		"10.0.0.1:443/x":                 true, // not loopback: served by the catch-all mirror
+		"127.0.0.1:5000/library/busybox": true,
+		"localhost:5000/library/busybox": true,
+		"127.0.0.1:6000/x":               true,
+		"127.0.0.1:2379/x":               false,
+		"127.0.0.2:5000/x":               false,
+		"localhost/x":                    false,
+		"localhost:10250/x":              false,
+		"foo.localhost:5000/x":           false,
+		"[::1]:5000/x":                   false,
+		"0.0.0.0:5000/x":                 false,
+		"LOCALHOST:2379/x":               false,
+	} {
+		err := r.checkRegistryHost(ref)
+		if (err == nil) != ok {
+			t.Errorf("checkRegistryHost(%s) = %v, want allowed %v", ref, err, ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "only the local registry 127.0.0.1:5000, localhost:6000 may be pulled from on loopback") {
+			t.Errorf("checkRegistryHost(%s) = %q", ref, err)
+		}
+	}
+	none := &Containerd{}
+	if err := none.checkRegistryHost("127.0.0.1:5000/x"); err == nil || !strings.Contains(err.Error(), "no registry on loopback") {
+		t.Errorf("without a registry on loopback: %v", err)
 	}
 }
 

@@ -262,13 +262,14 @@ spec:
 `, name, extra, image, command)
 	}
 	apply(t, ns, pod("missing", "busybox:no-such-tag", "true", ""))
-	apply(t, ns, pod("unreachable", "127.0.0.1:1/busybox:1", "true", ""))
+	apply(t, ns, pod("loopback", "127.0.0.1:1/busybox:1", "true", ""))
 	apply(t, ns, pod("hog", "busybox", `x=$(head -c 3000000000 /dev/zero | tr "\\0" a)`, ""))
 	apply(t, ns, pod("hostnet", "busybox", "true", "  hostNetwork: true\n"))
 	apply(t, ns, strings.Replace(pod("noconfig", "busybox", "true", ""), "    command:", "    envFrom:\n    - configMapRef: {name: absent}\n    command:", 1))
 	for _, c := range []struct{ pod, reason, message string }{
 		{"missing", "ImagePullBackOff", "busybox:no-such-tag"},
-		{"unreachable", "ErrImagePull|ImagePullBackOff", "connection refused"},
+		// Not the local registry: refused without connecting.
+		{"loopback", "ErrImagePull|ImagePullBackOff", "registry 127.0.0.1:1 is not allowed: only the local registry"},
 		{"noconfig", "CreateContainerConfigError", `configmap "absent" not found`},
 		{"hostnet", "ForbiddenPodSpec", "spec.hostNetwork: Forbidden"},
 	} {
