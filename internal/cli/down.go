@@ -15,6 +15,7 @@ import (
 
 	"github.com/spoteci/spoteci/internal/eci"
 	"github.com/spoteci/spoteci/internal/pidfile"
+	"github.com/spoteci/spoteci/internal/statedir"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -119,11 +120,11 @@ func writePID(stateDir string) (func(), error) {
 	if pid, ok := runningPID(stateDir); ok && pid != os.Getpid() {
 		return nil, fmt.Errorf("spoteci (pid %d) already runs %s; stop it first (spoteci down --state-dir %s)", pid, stateDir, stateDir)
 	}
-	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+	if err := os.MkdirAll(stateDir, statedir.Mode); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(stateDir, pidFile)
-	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), statedir.FileMode); err != nil {
 		return nil, err
 	}
 	return func() { os.Remove(path) }, nil

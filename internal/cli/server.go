@@ -16,6 +16,7 @@ import (
 
 	"github.com/spoteci/spoteci/internal/eci"
 	"github.com/spoteci/spoteci/internal/prices"
+	"github.com/spoteci/spoteci/internal/statedir"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -49,6 +50,11 @@ to <state-dir>/registry.json.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := slog.New(slog.NewTextHandler(streams.ErrOut, nil))
+			// The folder holds the database (Secrets among the environment
+			// values), eci.json and keys: ours only, checked at every start.
+			if err := statedir.Secure(o.stateDir, log); err != nil {
+				return err
+			}
 			unlock, err := writePID(o.stateDir)
 			if err != nil {
 				return err

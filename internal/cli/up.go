@@ -14,6 +14,7 @@ import (
 	"github.com/spoteci/spoteci/internal/chart"
 	"github.com/spoteci/spoteci/internal/cluster"
 	"github.com/spoteci/spoteci/internal/eciprovider"
+	"github.com/spoteci/spoteci/internal/statedir"
 )
 
 func newUpCommand(streams Streams) *cobra.Command {
@@ -51,6 +52,9 @@ func defaultBinDir() string {
 func runUp(ctx context.Context, streams Streams, o *serverOptions, binDir, nodeName string) error {
 	log := slog.New(slog.NewTextHandler(streams.ErrOut, nil))
 	started := time.Now()
+	if err := statedir.Secure(o.stateDir, log); err != nil {
+		return err
+	}
 	unlock, err := writePID(o.stateDir)
 	if err != nil {
 		return err

@@ -114,7 +114,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if len(zones) == 0 {
 		return nil, fmt.Errorf("unknown region %q: want one of %s", cfg.Region, strings.Join(cfg.Catalog.Regions(), ", "))
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil { // see internal/statedir
 		return nil, fmt.Errorf("creating state folder: %w", err)
 	}
 	st, err := openStore(ctx, filepath.Join(cfg.StateDir, "eci.db"))

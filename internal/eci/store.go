@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"time"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite driver, no cgo
@@ -59,6 +61,9 @@ CREATE TABLE IF NOT EXISTS overrides (
 `
 
 func openStore(ctx context.Context, path string) (*store, error) {
+	if err := privateDB(path); err != nil {
+		return nil, err
+	}
 	// WAL with synchronous=NORMAL: a commit survives a crash of the process
 	// (the case that matters here) without an fsync per request.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(ON)"
@@ -72,6 +77,33 @@ func openStore(ctx context.Context, path string) (*store, error) {
 		return nil, fmt.Errorf("creating schema in %s: %w", path, err)
 	}
 	return &store{db: db}, nil
+}
+
+// privateDB creates the database file with mode 0600 if it is missing, and
+// takes group and other access from it and its WAL and SHM files (0644 before
+// issue 19): they hold the instances' environment values, Secrets among them.
+// SQLite gives a new WAL or SHM file the database's mode.
+func privateDB(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("opening %s: %w", p, err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			if err := os.Chmod(p, perm&0o700); err != nil {
+				return fmt.Errorf("making %s private: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (s *store) Close() error { return s.db.Close() }

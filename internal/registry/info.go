@@ -24,7 +24,7 @@ func WriteInfo(stateDir string, info Info) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(stateDir, InfoFile), append(b, '\n'), 0o644)
+	return atomicfile.Write(filepath.Join(stateDir, InfoFile), append(b, '\n'), 0o600)
 }
 
 // ReadInfo reads <stateDir>/registry.json. A missing file is an error that

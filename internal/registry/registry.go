@@ -150,6 +150,10 @@ func Start(ctx context.Context, dir, listen, token string, log *slog.Logger) (*R
 	if err := checkLoopback(listen); err != nil {
 		return nil, err
 	}
+	// Private like the state folder it lives in (internal/statedir).
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
 	blobs, err := newBlobStore(filepath.Join(dir, "blobs"))
 	if err != nil {
 		return nil, err

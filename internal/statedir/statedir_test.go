@@ -1,0 +1,90 @@
+package statedir
+
+import (
+	"bytes"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSecureCreatesAPrivateFolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := Secure(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("state folder: %v, %v; want mode 0700", fi.Mode(), err)
+	}
+}
+
+// A folder of an older spoteci: 0755 with 0644 files, keys included.
+func TestSecureTightensAnOldFolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	for _, d := range []string{dir, filepath.Join(dir, "pki"), filepath.Join(dir, "logs")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]fs.FileMode{
+		"eci.db": 0o644, "eci.db-wal": 0o644, "eci.json": 0o644, "kubeconfig": 0o640,
+		"pki/ca.key": 0o644, "pki/ca.crt": 0o644, "logs/etcd.log": 0o644,
+	}
+	for name, mode := range files {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte("x"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(dir, 0o755)
+	var logs bytes.Buffer
+	if err := Secure(dir, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]fs.FileMode{
+		".": 0o700, "pki": 0o700, "logs": 0o700,
+		"eci.db": 0o600, "eci.db-wal": 0o600, "eci.json": 0o600, "kubeconfig": 0o600, "pki/ca.key": 0o600,
+		// Not secrets, and behind a private folder: kept.
+		"pki/ca.crt": 0o644, "logs/etcd.log": 0o644,
+	}
+	for name, mode := range want {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != mode {
+			t.Errorf("%s: mode %#o, want %#o", name, fi.Mode().Perm(), mode)
+		}
+	}
+	if !strings.Contains(logs.String(), "made private") || !strings.Contains(logs.String(), "from=0755") {
+		t.Errorf("no log line says what was tightened:\n%s", logs.String())
+	}
+
+	// Nothing left to do: nothing to say.
+	logs.Reset()
+	if err := Secure(dir, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("a second Secure logged:\n%s", logs.String())
+	}
+}
+
+func TestSecureRefusesAFolderOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a folder away takes root")
+	}
+	dir := t.TempDir()
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	err := Secure(dir, nil)
+	if err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+		t.Fatalf("err = %v, want a refusal naming the owner", err)
+	}
+}
