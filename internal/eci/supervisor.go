@@ -88,6 +88,7 @@ func instanceOf(g *group) runtime.Instance {
 	if in.Hostname == "" {
 		in.Hostname = g.Name
 	}
+	in.Security, in.PodRef = podSecurity(req.SecurityContext), podRef(req.Tags)
 	for _, c := range req.ImageRegistryCredentials {
 		in.Credentials = append(in.Credentials, runtime.Credential{Server: c.Server, Username: c.UserName, Password: c.Password})
 	}
@@ -111,7 +112,8 @@ func instanceOf(g *group) runtime.Instance {
 	for _, c := range req.Containers {
 		rc := runtime.Container{Name: c.Name, Image: c.Image,
 			PullPolicy: runtime.PullPolicy(c.ImagePullPolicy), Command: c.Commands, Args: c.Args,
-			WorkingDir: c.WorkingDir, CPU: c.Cpu, Memory: int64(c.Memory * (1 << 30))}
+			WorkingDir: c.WorkingDir, CPU: c.Cpu, Memory: int64(c.Memory * (1 << 30)),
+			Security: containerSecurity(c.SecurityContext)}
 		for _, e := range c.EnvironmentVars {
 			if e.FieldRef != nil {
 				rc.IPEnv = append(rc.IPEnv, e.Key) // status.podIP(s): checked at creation

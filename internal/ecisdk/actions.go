@@ -33,7 +33,8 @@ func (c *Client) CreateContainerGroup(ctx context.Context, spec eciapi.CreateCon
 }
 
 // createRequest is spec in the SDK's request. What the SDK has no field
-// for (SpotDuration, SpotFallback, HostName) goes in as query parameters.
+// for (SpotDuration, SpotFallback, HostName, most of the security
+// contexts) goes in as query parameters.
 func createRequest(spec eciapi.CreateContainerGroupRequest) *sdkeci.CreateContainerGroupRequest {
 	req := sdkeci.CreateCreateContainerGroupRequest()
 	req.ZoneId, req.ContainerGroupName, req.ClientToken = spec.ZoneId, spec.ContainerGroupName, spec.ClientToken
@@ -125,6 +126,7 @@ func createRequest(spec eciapi.CreateContainerGroupRequest) *sdkeci.CreateContai
 	if len(volumes) > 0 {
 		req.Volume = &volumes
 	}
+	addSecurity(req, spec)
 	return req
 }
 

@@ -18,7 +18,7 @@
 //     volumes, a network namespace pinned to a file and plugged in by the CNI
 //     plugins (ptp + host-local), and /etc/hosts, hostname and resolv.conf;
 //  4. each container: a containerd container (overlayfs snapshot, runc, the
-//     OCI spec: namespaces, Docker's capabilities and seccomp profile, the
+//     OCI spec: namespaces, the security context (below), the
 //     cgroup /spoteci/<id>/<name> with its limits, the mounts) and its task,
 //     whose output spoteci-logger (containerd's binary log driver) writes
 //     into <name>.log.
@@ -42,6 +42,36 @@
 // or containerd: New on the same folder loads every instance, adopts running
 // tasks by id, records the exits that happened meanwhile and queues what was
 // never started.
+//
+// # Security context
+//
+// Each container's Security and the instance's PodSecurity are applied as
+// containerd's CRI applies what a kubelet sends it (security.go):
+//
+//   - user: RunAsUser and RunAsGroup over the image's USER (RunAsGroup
+//     alone keeps the image's user; RunAsUser alone takes its primary group
+//     from the image's /etc/passwd, root's if absent); with neither, the
+//     image's USER whole;
+//   - RunAsNonRoot: the kubelet's check (verifyRunAsNonRoot) before the
+//     container is made; a root user leaves the container Waiting in
+//     CreateContainerConfigError with the kubelet's message, naming the pod
+//     by PodRef, and a Warning Failed event;
+//   - groups: the user's groups in the image's /etc/group (none with
+//     StrictGroups), the supplemental groups and the fsGroup;
+//   - capabilities: containerd's default set without NET_RAW, changed by
+//     CapAdd and CapDrop in CRI's order (ALL first, drop winning), the same
+//     set bounding, permitted and effective, none ambient;
+//   - no_new_privs only with NoNewPrivileges (allowPrivilegeEscalation:
+//     false), as a kubelet;
+//   - ReadOnlyRootFilesystem: the root, /etc/hostname and /etc/resolv.conf
+//     read-only; /etc/hosts, /dev/shm and the volumes as their mounts say;
+//   - sysctls of the instance in each container's spec (namespaced ones:
+//     the caller checks);
+//   - the default seccomp profile always (Docker's, computed from the
+//     capabilities): no container runs unconfined on the shared kernel;
+//   - fsGroup: the volumes, made at the sandbox, are the group's, with
+//     group read and write (read for files given), setgid folders, as a
+//     kubelet's SetVolumeOwnership.
 //
 // # Folder layout
 //

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -224,6 +223,13 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 	if errdefs.IsNotFound(err) {
 		cont, err = r.createContainer(ctx, in, c, spec, img)
 	}
+	var ce *configError
+	if errors.As(err, &ce) {
+		// As a kubelet: the container waits, and says why.
+		in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + ce.msg, Container: c.name})
+		in.setWaiting(c, ReasonCreateConfigError, ce.msg)
+		return err
+	}
 	if err != nil {
 		if ctx.Err() == nil && !containerdAway(err) {
 			r.startFailed(in, c, err.Error())
@@ -297,6 +303,9 @@ func (r *Containerd) createContainer(ctx context.Context, in *instance, c *conta
 	if err != nil {
 		return nil, fmt.Errorf("reading the config of image %s: %w", spec.Image, err)
 	}
+	if err := verifyRunAsNonRoot(spec.Security, cfg.Config.User, in.podRef(), c.name); err != nil {
+		return nil, err
+	}
 	argv := processArgs(cfg.Config.Entrypoint, cfg.Config.Cmd, spec.Command, spec.Args)
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("no command specified: image %s has no entrypoint or cmd and the container gives no command", spec.Image)
@@ -330,7 +339,7 @@ func (r *Containerd) createContainer(ctx context.Context, in *instance, c *conta
 			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
 		}),
 		oci.WithMounts(mounts),
-		seccomp.WithDefaultProfile(),
+		withSecurity(spec.Security, in.spec.Security, cfg.Config.User), // last: seccomp follows the capabilities
 	}
 	if spec.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(spec.WorkingDir))

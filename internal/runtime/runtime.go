@@ -36,6 +36,12 @@ type Instance struct {
 	// RestartPolicy says which ended containers start again, in place,
 	// after a back-off; "" is Never.
 	RestartPolicy RestartPolicy
+	// Security applies to every container: groups, volume ownership,
+	// sysctls (security.go).
+	Security PodSecurity `json:",omitzero"`
+	// PodRef names the instance's pod in the kubelet's messages
+	// ("name_namespace(uid)"); "" names it by Hostname.
+	PodRef string `json:",omitempty"`
 }
 
 // RestartPolicy is Kubernetes' (and ECI's) restart policy.
@@ -124,6 +130,9 @@ type Container struct {
 	// instance; zero means the instance's.
 	CPU    float64
 	Memory int64
+	// Security is the container's users, capabilities and file system
+	// (security.go); zero is the defaults.
+	Security Security `json:",omitzero"`
 }
 
 // State is the state of a container.
@@ -144,6 +153,7 @@ const (
 	ReasonImagePullBackOff  = "ImagePullBackOff"
 	ReasonErrImageNeverPull = "ErrImageNeverPull"
 	ReasonCreateError       = "CreateContainerError"
+	ReasonCreateConfigError = "CreateContainerConfigError"
 	ReasonCrashLoopBackOff  = "CrashLoopBackOff"
 	// Terminated.
 	ReasonCompleted  = "Completed"

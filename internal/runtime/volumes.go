@@ -71,6 +71,9 @@ func setUpVolumes(in *instance) error {
 			if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
 				return fmt.Errorf("volume %s: tmpfs: %w", v.Name, err)
 			}
+			if err := ownVolume(dir, in.spec.Security.FSGroup, false); err != nil {
+				return fmt.Errorf("volume %s: %w", v.Name, err)
+			}
 			continue
 		}
 		for _, f := range v.Files {
@@ -89,6 +92,9 @@ func setUpVolumes(in *instance) error {
 		}
 		if len(v.Files) > 0 {
 			os.Chmod(tmp, 0o755)
+		}
+		if err := ownVolume(tmp, in.spec.Security.FSGroup, len(v.Files) > 0); err != nil {
+			return fmt.Errorf("volume %s: %w", v.Name, err)
 		}
 		if err := os.Rename(tmp, dir); err != nil {
 			return fmt.Errorf("volume %s: %w", v.Name, err)

@@ -7,7 +7,8 @@ import (
 )
 
 // ReasonForbiddenPodSpec keeps a pod waiting that asks for what an ECI
-// instance never gives: the host's namespaces or files, or privileges over it.
+// instance never gives: the host's namespaces or files, or privileges over
+// it, or a security setting it cannot honour (unsupportedSecurity).
 const ReasonForbiddenPodSpec = "ForbiddenPodSpec"
 
 // forbidden names the first field of pod that would reach into the host, in
@@ -41,5 +42,8 @@ func forbidden(pod *corev1.Pod) string {
 	if msg := check("initContainers", spec.InitContainers); msg != "" {
 		return msg
 	}
-	return check("containers", spec.Containers)
+	if msg := check("containers", spec.Containers); msg != "" {
+		return msg
+	}
+	return unsupportedSecurity(pod)
 }

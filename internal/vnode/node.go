@@ -42,7 +42,7 @@ const (
 	TagPod       = eciapi.TagPod
 	// TagPodUID names the pod by UID, for backends that do not return the
 	// ClientToken.
-	TagPodUID = "spoteci.io/pod-uid"
+	TagPodUID = eciapi.TagPodUID
 	// TagAPIEvict records, at creation, that the pod asked for api-evict.
 	TagAPIEvict = "spoteci.io/api-evict"
 	// TagJob names the Job that owns the pod, for bills per Job.

@@ -55,7 +55,8 @@ func (e *configError) waiting() string {
 // does not set one, as the kubelet asks for.
 const defaultTokenExpiry = 3600
 
-// podConfig fills req's volumes and each container's env and mounts.
+// podConfig fills req's volumes and security context, and each container's
+// env, mounts and security context.
 func (n *Node) podConfig(ctx context.Context, pod *corev1.Pod, req *eciapi.CreateContainerGroupRequest) error {
 	src := &sources{n: n, ctx: ctx, pod: pod, configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
 	for _, v := range pod.Spec.Volumes {
@@ -65,12 +66,14 @@ func (n *Node) podConfig(ctx context.Context, pod *corev1.Pod, req *eciapi.Creat
 		}
 		req.Volumes = append(req.Volumes, vol)
 	}
+	req.SecurityContext = podSecurity(pod)
 	for i, c := range pod.Spec.Containers {
 		env, ipEnv, err := src.env(c)
 		if err != nil {
 			return err
 		}
 		ec := &req.Containers[i]
+		ec.SecurityContext = containerSecurity(pod, c)
 		lookup := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
 		ec.EnvironmentVars = nil
 		for _, name := range sortedKeys(env) {

@@ -204,6 +204,9 @@ type Container struct {
 	VolumeMounts    []VolumeMount    `json:",omitempty" rpc:"VolumeMount"`
 	Cpu             float64          `json:",omitempty"`
 	Memory          float64          `json:",omitempty"` // GiB
+	// SecurityContext is the container's users, capabilities and file
+	// system (see ContainerSecurityContext); nil is the defaults.
+	SecurityContext *ContainerSecurityContext `json:",omitempty"`
 }
 
 // CreateContainerGroupRequest asks for a container group (an instance).
@@ -237,6 +240,9 @@ type CreateContainerGroupRequest struct {
 	Volumes  []Volume `json:",omitempty" rpc:"Volume"`
 	// ImageRegistryCredentials log in to private registries.
 	ImageRegistryCredentials []ImageRegistryCredential `json:",omitempty" rpc:"ImageRegistryCredential"`
+	// SecurityContext holds what applies to every container: sysctls and
+	// groups.
+	SecurityContext *SecurityContext `json:",omitempty"`
 }
 
 // ImageRegistryCredential is a login to a registry, as ECI's
@@ -621,4 +627,8 @@ const (
 	TagNamespace = "spoteci.io/namespace"
 	TagPod       = "spoteci.io/pod"
 	TagJob       = "spoteci.io/job"
+
+	// TagPodUID names the pod by UID, for backends that do not return the
+	// ClientToken (and the pod in the kubelet's messages).
+	TagPodUID = "spoteci.io/pod-uid"
 )
