@@ -108,8 +108,8 @@ func marketError(err error) error {
 // CreateContainerGroup creates a group: an instance in the market and its
 // containers on the runtime. A repeated ClientToken returns the first group.
 func (s *Service) CreateContainerGroup(ctx context.Context, req eciapi.CreateContainerGroupRequest) (eciapi.CreateContainerGroupResponse, error) {
-	if req.ContainerGroupName == "" {
-		return eciapi.CreateContainerGroupResponse{}, badRequest("ContainerGroupName", "ContainerGroupName is required")
+	if err := checkGroupNames(req); err != nil {
+		return eciapi.CreateContainerGroupResponse{}, err
 	}
 	if err := checkContainers(req); err != nil {
 		return eciapi.CreateContainerGroupResponse{}, err

@@ -86,7 +86,7 @@ func instanceOf(g *group) runtime.Instance {
 	in := runtime.Instance{ID: g.ID, Hostname: req.HostName, RestartPolicy: runtime.RestartPolicy(req.RestartPolicy),
 		CPU: float64(g.inst.Offering.Type.VCPU), Memory: int64(g.inst.Offering.Type.MemoryGiB * (1 << 30))}
 	if in.Hostname == "" {
-		in.Hostname = g.Name
+		in.Hostname = defaultHostName(g.Name)
 	}
 	in.Security, in.PodRef = podSecurity(req.SecurityContext), podRef(req.Tags)
 	for _, c := range req.ImageRegistryCredentials {

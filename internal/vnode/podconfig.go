@@ -160,6 +160,8 @@ const reasonConfig = "CreateContainerConfigError"
 // variables that are the pod's IP come apart (known at start only).
 func (s *sources) env(c corev1.Container) (map[string]string, []string, error) {
 	env := s.n.masterServiceEnv(s.ctx)
+	service := sortedKeys(env)
+	own := map[string]bool{} // the names the pod sets
 	var ipEnv []string
 	for _, from := range c.EnvFrom {
 		var data map[string]string
@@ -186,10 +188,12 @@ func (s *sources) env(c corev1.Container) (map[string]string, []string, error) {
 		}
 		for k, v := range data {
 			env[from.Prefix+k] = v
+			own[from.Prefix+k] = true
 		}
 	}
 	lookup := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
 	for _, e := range c.Env {
+		own[e.Name] = true
 		ipEnv = slices.DeleteFunc(ipEnv, func(n string) bool { return n == e.Name })
 		if e.ValueFrom == nil {
 			env[e.Name] = expand(e.Value, lookup)
@@ -206,6 +210,9 @@ func (s *sources) env(c corev1.Container) (map[string]string, []string, error) {
 		case v != nil:
 			env[e.Name] = *v
 		}
+	}
+	if err := s.checkEnvCount(c, len(env)+len(ipEnv), service, own); err != nil {
+		return nil, nil, err
 	}
 	return env, ipEnv, nil
 }

@@ -175,7 +175,7 @@ func (n *Node) invalidAnnotation(ctx context.Context, pod *corev1.Pod, msg strin
 
 func (n *Node) createRequest(pod *corev1.Pod, f annotation.Fields, fallback bool) eciapi.CreateContainerGroupRequest {
 	req := eciapi.CreateContainerGroupRequest{
-		ContainerGroupName: pod.Namespace + "-" + pod.Name, ClientToken: string(pod.UID), HostName: pod.Name, ZoneId: n.cfg.Zone,
+		ContainerGroupName: groupName(pod), ClientToken: string(pod.UID), HostName: hostName(pod), ZoneId: n.cfg.Zone,
 		InstanceType: f.Specs, SpotStrategy: f.Strategy, SpotPriceLimit: eciapi.Decimal(f.PriceLimit),
 		SpotFallback: fallback, TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,
 		RestartPolicy: string(pod.Spec.RestartPolicy),

@@ -122,6 +122,11 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
 
+// MaxEnvironmentVars bounds a container's EnvironmentVar list, as the
+// OpenAPI bounds every list: what the request carries, the variables a
+// virtual node adds for the kubernetes service included.
+const MaxEnvironmentVars = 1000
+
 // EnvironmentVar is one variable of a container's environment: a Value, or
 // a FieldRef the instance fills in when the container starts.
 type EnvironmentVar struct {
@@ -235,7 +240,8 @@ type CreateContainerGroupRequest struct {
 	TerminationGracePeriodSeconds *int64      `json:",omitempty"`
 	Containers                    []Container `rpc:"Container"`
 	Tags                          []Tag       `json:",omitempty" rpc:"Tag"`
-	// HostName of the containers; default ContainerGroupName.
+	// HostName of the containers: an RFC 1123 host name of at most 63
+	// characters; default ContainerGroupName cut to 63 characters.
 	HostName string   `json:",omitempty"`
 	Volumes  []Volume `json:",omitempty" rpc:"Volume"`
 	// ImageRegistryCredentials log in to private registries.
