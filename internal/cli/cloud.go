@@ -33,6 +33,7 @@ type cloudOptions struct {
 	logMaxSize        string
 	logMaxFiles       int
 	launchers         int
+	podMaxPids        int64
 }
 
 func (o *cloudOptions) addFlags(cmd *cobra.Command) {
@@ -45,6 +46,7 @@ func (o *cloudOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.logMaxSize, "container-log-max-size", "10Mi", "size a container's log file reaches before it is rotated, as a kubelet's containerLogMaxSize (a quantity: 10Mi, 200M)")
 	f.IntVar(&o.logMaxFiles, "container-log-max-files", logfile.DefaultMaxFiles, "log files kept per container, the current one included, as a kubelet's containerLogMaxFiles (at least 2)")
 	f.IntVar(&o.launchers, "launchers", 0, "instances set up at once (default: one a CPU, at least 2)")
+	f.Int64Var(&o.podMaxPids, "pod-max-pids", 0, "processes an instance may have, as a kubelet's podPidsLimit (default: 1024 a vCPU, at least 1024; never over a quarter of the host's pid_max)")
 	f.StringArrayVar(&o.forwards, "forward", nil, "make IP:PORT, seen from instances, reach 127.0.0.1:PORT of this machine (the local apiserver as the kubernetes service, 10.0.0.1:443=127.0.0.1:6443); repeatable")
 }
 
@@ -159,7 +161,7 @@ func startCloud(ctx context.Context, log *slog.Logger, stateDir, token string, o
 	}
 
 	if c.runtime, err = runtime.New(ctx, runtime.Config{Dir: filepath.Join(stateDir, "runtime"), Address: address,
-		Logger: logger, LogMaxSize: logMax, LogMaxFiles: o.logMaxFiles, Launchers: o.launchers, Registries: regs, Forwards: forwards, Log: log}); err != nil {
+		Logger: logger, LogMaxSize: logMax, LogMaxFiles: o.logMaxFiles, Launchers: o.launchers, PodPidsLimit: o.podMaxPids, Registries: regs, Forwards: forwards, Log: log}); err != nil {
 		return fail(err)
 	}
 	return c, nil

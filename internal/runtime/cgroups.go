@@ -42,10 +42,14 @@ func cgroupLimits(cpu float64, mem int64) (*specs.LinuxCPU, *specs.LinuxMemory) 
 	return c, m
 }
 
-// instanceCgroup creates (or updates) the cgroup of instance id.
-func instanceCgroup(id string, cpu float64, mem int64) error {
+// instanceCgroup creates (or updates) the cgroup of instance id, with
+// pids processes at most (0: no limit).
+func instanceCgroup(id string, cpu float64, mem, pids int64) error {
 	res := &specs.LinuxResources{}
 	res.CPU, res.Memory = cgroupLimits(cpu, mem)
+	if pids > 0 {
+		res.Pids = &specs.LinuxPids{Limit: &pids}
+	}
 	p := cgroup1.StaticPath(instanceCgroupPath(id))
 	cg, err := cgroup1.Load(p)
 	if err == nil {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,7 +71,14 @@ type Config struct {
 	// TeardownDeferral bounds how long an ended instance's sandbox waits
 	// for the launches before it is freed; default 10 minutes (teardown.go).
 	TeardownDeferral time.Duration
-	Log              *slog.Logger
+	// PodPidsLimit is every instance's pids limit, as a kubelet's
+	// podPidsLimit; 0 sizes it by the instance's vCPUs (limits.go).
+	PodPidsLimit int64
+	// StorageCheckEvery is how often the running instances' ephemeral
+	// storage is measured against their limits; default 10 seconds, a
+	// kubelet's eviction monitoring period.
+	StorageCheckEvery time.Duration
+	Log               *slog.Logger
 }
 
 // Containerd runs instances under containerd and runc: each instance a pod
@@ -97,6 +105,12 @@ type Containerd struct {
 	instances map[string]*instance
 	byCID     map[string]*container
 	exits     map[string]bool // fully terminated, not returned by Exits yet
+
+	pidMax int64 // the host's, read once
+	// uppers and storageRounds belong to watchStorage: the writable layers
+	// of running containers, and the measuring rounds done (for tests).
+	uppers        map[string]upperDir
+	storageRounds atomic.Int64
 }
 
 var _ Runtime = (*Containerd)(nil)
@@ -118,6 +132,9 @@ func New(ctx context.Context, cfg Config) (*Containerd, error) {
 	}
 	if cfg.Launchers <= 0 {
 		cfg.Launchers = max(2, goruntime.NumCPU())
+	}
+	if cfg.StorageCheckEvery <= 0 {
+		cfg.StorageCheckEvery = storageCheckEvery
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -154,6 +171,11 @@ func New(ctx context.Context, cfg Config) (*Containerd, error) {
 		instances: map[string]*instance{},
 		byCID:     map[string]*container{},
 		exits:     map[string]bool{},
+		pidMax:    hostPidMax(),
+		uppers:    map[string]upperDir{},
+	}
+	if err := limitAllPids(r.pidMax); err != nil {
+		r.log.Warn("the instances together are not held under the host's pid_max", "err", err)
 	}
 	if err := r.recover(bg); err != nil {
 		cancel()
@@ -164,6 +186,7 @@ func New(ctx context.Context, cfg Config) (*Containerd, error) {
 		r.wg.Go(r.launcher)
 	}
 	r.wg.Go(r.watchExits)
+	r.wg.Go(r.watchStorage)
 	return r, nil
 }
 
@@ -186,6 +209,15 @@ func (r *Containerd) recover(ctx context.Context) error {
 		if err != nil {
 			r.log.Error("skipping an unreadable instance folder", "id", id, "err", err)
 			continue
+		}
+		if in.spec.PidsLimit <= 0 {
+			// Made by a runtime that set no pids limit: it gets one now.
+			in.spec.PidsLimit = r.podPids(in.spec.CPU)
+			if !in.allTerminated() {
+				if err := setPidsMax(id, in.spec.PidsLimit); err != nil {
+					r.log.Warn("limiting the pids of an adopted instance", "id", id, "err", err)
+				}
+			}
 		}
 		r.instances[id] = in
 		for _, c := range in.containers {
@@ -228,6 +260,9 @@ func (r *Containerd) Start(ctx context.Context, spec Instance) error {
 	}
 	if err := checkVolumes(spec); err != nil {
 		return err
+	}
+	if spec.PidsLimit <= 0 {
+		spec.PidsLimit = r.podPids(spec.CPU)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -43,6 +43,46 @@
 // tasks by id, records the exits that happened meanwhile and queues what was
 // never started.
 //
+// # Limits
+//
+// Besides its vCPUs and memory, an instance is bounded in processes and in
+// disk (limits.go).
+//
+// Pids: the cgroup /spoteci/<id> has pids.max, so that a fork bomb fails to
+// fork inside its own instance while the host and the other instances fork
+// on. It is sized as a kubelet's podPidsLimit is meant to be set, by the
+// size of what it bounds: Config.PodPidsLimit (spoteci's --pod-max-pids)
+// for every instance, or by default 1,024 a vCPU and at least 1,024; never
+// more than a quarter of the host's pid_max, so that no one instance can
+// take the host's pids. The root /spoteci holds all instances together
+// under pid_max less an eighth, the host's reserve (a kubelet's
+// system-reserved pids) for containerd, the shims and spoteci. The limit
+// is recorded in spec.json at Start, so that a launch resumed after a
+// restart sets the same one; instances adopted from a runtime that set
+// none get one when New loads them.
+//
+// Ephemeral storage, as a kubelet's eviction manager keeps it: every
+// Config.StorageCheckEvery (10 s, the kubelet's monitoring period) one
+// goroutine measures, one instance after the other, what each running
+// instance has written to disk: each container's writable layer (the
+// upper folder of its overlayfs snapshot, found once per run) and its
+// logs, and the instance's disk volumes; a tmpfs volume is memory, counted
+// in the cgroup, and made the size of its SizeLimit. Each walk counts
+// allocated blocks, hard links once, and stops one byte past the largest
+// limit, where the verdict is known. An instance over a limit is evicted:
+// in the kubelet's order, an emptyDir over its SizeLimit ("Usage of
+// EmptyDir volume "data" exceeds the limit "1Gi". "), the whole over the
+// sum of its containers' limits ("Pod ephemeral local storage usage exceeds
+// the total limit of containers 2Gi. "), a container over its own
+// ("Container main exceeded its local ephemeral storage limit "1Gi". "),
+// and, last, the whole over the instance's temporary storage (ECI's 30 GiB
+// and what was asked on top), said as the kubelet says a full node ("The
+// node was low on resource: ephemeral-storage. ..."). An eviction writes
+// a Warning Evicted event with the message, keeps the message in
+// status.json (Status.Reason Evicted) and stops the containers with a grace
+// of one second, as the kubelet does. Measuring stops with the instance
+// and, since New loads every instance, resumes after a restart.
+//
 // # Security context
 //
 // Each container's Security and the instance's PodSecurity are applied as
@@ -76,7 +116,7 @@
 // # Folder layout
 //
 //	<dir>/instances/<id>/spec.json      the Instance, as Start was given it
-//	<dir>/instances/<id>/status.json    IP and containers' statuses, rewritten at each change
+//	<dir>/instances/<id>/status.json    IP, containers' statuses and eviction, rewritten at each change
 //	<dir>/instances/<id>/stop.json      Stop's deadline (SIGKILL after it)
 //	<dir>/instances/<id>/events.jsonl   the kubelet-style events, one JSON per line
 //	<dir>/instances/<id>/<name>.log     the container's output (package logfile's format)

@@ -41,6 +41,9 @@ type instance struct {
 	stop    *stopRecord
 	events  []Event
 	pending bool // spec.json not written yet: the launcher writes it
+	// evicted is the eviction's message once the runtime evicted the
+	// instance (limits.go); kept in status.json.
+	evicted string
 	work    context.CancelFunc
 	backoff map[string]time.Duration // image pull back-off by container
 }
@@ -68,6 +71,7 @@ type stopRecord struct {
 type statusRecord struct {
 	IP         string            `json:",omitempty"`
 	Containers []ContainerStatus `json:",omitempty"`
+	Evicted    string            `json:",omitempty"`
 }
 
 func newInstance(dir string, spec Instance) *instance {
@@ -91,7 +95,7 @@ func loadInstance(dir string) (*instance, error) {
 	if err := readJSON(filepath.Join(dir, statusFile), &st); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	in.ip = st.IP
+	in.ip, in.evicted = st.IP, st.Evicted
 	for _, s := range st.Containers {
 		if c := in.container(s.Name); c != nil {
 			c.st = s
@@ -150,6 +154,9 @@ func (in *instance) status() Status {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	st := Status{IP: in.ip, Events: slices.Clone(in.events)}
+	if in.evicted != "" {
+		st.Reason, st.Message = ReasonEvicted, in.evicted
+	}
 	for _, c := range in.containers {
 		st.Containers = append(st.Containers, c.st)
 	}
@@ -190,7 +197,7 @@ func (in *instance) save() {
 	if in.pending {
 		return
 	}
-	rec := statusRecord{IP: in.ip}
+	rec := statusRecord{IP: in.ip, Evicted: in.evicted}
 	for _, c := range in.containers {
 		rec.Containers = append(rec.Containers, c.st)
 	}

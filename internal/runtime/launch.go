@@ -177,7 +177,7 @@ func (r *Containerd) startFailed(in *instance, c *container, msg string) {
 // its size, its network namespace and IP, and /etc/hosts, /etc/hostname and
 // /etc/resolv.conf.
 func (r *Containerd) sandbox(ctx context.Context, in *instance) error {
-	if err := instanceCgroup(in.spec.ID, in.spec.CPU, in.spec.Memory); err != nil {
+	if err := instanceCgroup(in.spec.ID, in.spec.CPU, in.spec.Memory, in.spec.PidsLimit); err != nil {
 		return err
 	}
 	if err := setUpVolumes(in); err != nil {

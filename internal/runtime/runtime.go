@@ -42,6 +42,15 @@ type Instance struct {
 	// PodRef names the instance's pod in the kubelet's messages
 	// ("name_namespace(uid)"); "" names it by Hostname.
 	PodRef string `json:",omitempty"`
+	// PidsLimit bounds the processes of the whole instance (pids.max of
+	// its cgroup); 0 takes the runtime's sizing (limits.go), which Start
+	// records here so that the instance keeps it across restarts.
+	PidsLimit int64 `json:",omitempty"`
+	// EphemeralStorage is the instance's temporary storage in bytes (ECI's
+	// 30 GiB and its EphemeralStorage): its containers' writable layers,
+	// logs and disk volumes together may use that much before the
+	// instance is evicted. Zero means no limit.
+	EphemeralStorage int64 `json:",omitempty"`
 }
 
 // RestartPolicy is Kubernetes' (and ECI's) restart policy.
@@ -66,6 +75,10 @@ type Volume struct {
 	Name string
 	// Memory makes an empty volume a tmpfs.
 	Memory bool
+	// SizeLimit bounds an empty volume, in bytes (emptyDir.sizeLimit): a
+	// disk one's use over it evicts the instance, a tmpfs is made that
+	// size. Zero means no limit.
+	SizeLimit int64 `json:",omitempty"`
 	// Files are written into the volume before any container starts;
 	// a volume with files is mounted read-only.
 	Files []File
@@ -133,6 +146,10 @@ type Container struct {
 	// Security is the container's users, capabilities and file system
 	// (security.go); zero is the defaults.
 	Security Security `json:",omitzero"`
+	// EphemeralStorage limits the container's writable layer and logs, in
+	// bytes (its ephemeral-storage limit); over it, the instance is
+	// evicted. Zero means no limit of its own.
+	EphemeralStorage int64 `json:",omitempty"`
 }
 
 // State is the state of a container.
@@ -164,6 +181,10 @@ const (
 	// or the host rebooted), so its real exit is unknown.
 	ReasonLost = "Lost"
 )
+
+// ReasonEvicted is the Reason of an instance the runtime evicted (its
+// ephemeral storage over a limit), as a kubelet's eviction manager says it.
+const ReasonEvicted = "Evicted"
 
 // ContainerStatus is the observed state of one container.
 type ContainerStatus struct {
@@ -210,6 +231,9 @@ type Status struct {
 	IP         string
 	Containers []ContainerStatus // in the order given to Start
 	Events     []Event
+	// Reason and Message say why the runtime ended the instance itself:
+	// ReasonEvicted and the kubelet's words; empty otherwise.
+	Reason, Message string
 }
 
 // LogOptions select what Log returns.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -68,7 +69,11 @@ func setUpVolumes(in *instance) error {
 			if err := os.Rename(tmp, dir); err != nil {
 				return err
 			}
-			if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+			opts := "mode=1777"
+			if v.SizeLimit > 0 {
+				opts += ",size=" + strconv.FormatInt(v.SizeLimit, 10) // as a kubelet sizes a memory emptyDir
+			}
+			if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 				return fmt.Errorf("volume %s: tmpfs: %w", v.Name, err)
 			}
 			if err := ownVolume(dir, in.spec.Security.FSGroup, false); err != nil {
