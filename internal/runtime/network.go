@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -101,6 +100,9 @@ func newNetwork(dir string, forwards []Forward) (*network, error) {
 	if err := nw.setForwards(); err != nil {
 		return nil, err
 	}
+	if err := nw.setFirewall(); err != nil {
+		return nil, err
+	}
 	return nw, nil
 }
 
@@ -132,19 +134,65 @@ func (n *network) setForwards() error {
 
 // clearForwards deletes the network's DNAT rules.
 func (n *network) clearForwards() error {
-	out, err := exec.Command("iptables", "-w", "-t", "nat", "-S", "PREROUTING").Output()
+	return clearRules("nat", "PREROUTING", n.forwardComment())
+}
+
+// The firewall keeps instances off the host, as a pod in a cluster is: a
+// container with NET_RAW can send a packet to 127.0.0.1 through its
+// gateway, and route_localnet (which the DNAT to the apiserver needs) makes
+// the host take it (CVE-2020-8558). Two DROP rules at the top of INPUT,
+// in the spirit of Kubernetes' KUBE-FIREWALL:
+//
+//   - nothing arriving on an interface other than lo reaches 127.0.0.0/8
+//     unless a forward rewrote it (conntrack state DNAT);
+//   - nothing from the instances' subnet opens a connection to any of the
+//     host's addresses unless a forward rewrote it; replies to what the host
+//     opened (ESTABLISHED, RELATED) still come back.
+//
+// Source addresses cannot be forged past the second rule: the host's end
+// of each instance's veth has strict reverse-path filtering (guardHostSide).
+
+// firewallComment marks the network's filter rules.
+func (n *network) firewallComment() string { return "spoteci " + n.net.Name + " firewall" }
+
+// firewallRules are the network's filter INPUT rules, in order.
+func (n *network) firewallRules() [][]string {
+	c := []string{"-m", "comment", "--comment", n.firewallComment()}
+	return [][]string{
+		append([]string{"!", "-i", "lo", "-d", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "DNAT"}, append(c, "-j", "DROP")...),
+		append([]string{"-s", n.net.Subnet, "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED,DNAT"}, append(c, "-j", "DROP")...),
+	}
+}
+
+// setFirewall replaces the network's filter rules, first in INPUT.
+func (n *network) setFirewall() error {
+	if err := clearRules("filter", "INPUT", n.firewallComment()); err != nil {
+		return err
+	}
+	rules := n.firewallRules()
+	for i := len(rules) - 1; i >= 0; i-- {
+		if err := iptablesIn("filter", append([]string{"-I", "INPUT", "1"}, rules[i]...)...); err != nil {
+			return fmt.Errorf("firewall of %s: %w", n.net.Name, err)
+		}
+	}
+	return nil
+}
+
+// clearRules deletes the rules of table's chain that carry comment.
+func clearRules(table, chain, comment string) error {
+	out, err := exec.Command("iptables", "-w", "-t", table, "-S", chain).Output()
 	if err != nil {
 		return fmt.Errorf("listing iptables rules (is iptables installed? hack/deps.sh): %w", err)
 	}
 	for _, line := range strings.Split(string(out), "\n") {
-		if !strings.HasPrefix(line, "-A PREROUTING ") || !strings.Contains(line, `"`+n.forwardComment()+`"`) {
+		if !strings.HasPrefix(line, "-A "+chain+" ") || !strings.Contains(line, `"`+comment+`"`) {
 			continue
 		}
 		args, err := splitRule(strings.TrimPrefix(line, "-A "))
 		if err != nil {
 			return err
 		}
-		if err := iptables(append([]string{"-D"}, args...)...); err != nil {
+		if err := iptablesIn(table, append([]string{"-D"}, args...)...); err != nil {
 			return err
 		}
 	}
@@ -171,33 +219,47 @@ func splitRule(rule string) ([]string, error) {
 	return out, nil
 }
 
-func iptables(args ...string) error {
-	out, err := exec.Command("iptables", append([]string{"-w", "-t", "nat"}, args...)...).CombinedOutput()
+func iptables(args ...string) error { return iptablesIn("nat", args...) }
+
+func iptablesIn(table string, args ...string) error {
+	out, err := exec.Command("iptables", append([]string{"-w", "-t", table}, args...)...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("iptables -t %s %s: %v: %s", table, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
-// routeLocalnet lets the packets that arrive on an instance's host
-// interface reach 127.0.0.1 once DNATed (the kernel drops them as martians
-// otherwise); set on that interface only, not on the host's others.
-func (n *network) routeLocalnet(res types.Result) {
-	if len(n.forwards) == 0 {
-		return
-	}
+// guardHostSide sets the host's end of an instance's veth pair: strict
+// reverse-path filtering (a packet that claims another source than the
+// instance's own is dropped), no IPv6 (the instance would reach the host's
+// link-local address, which the IPv4 firewall does not cover), and, when
+// there are forwards, route_localnet, so that the packets DNATed to
+// 127.0.0.1 are not dropped as martians; set on that interface only, not on
+// the host's others.
+func (n *network) guardHostSide(res types.Result) error {
 	conv, err := types100.NewResultFromResult(res)
 	if err != nil {
-		return
+		return err
 	}
 	for _, iface := range conv.Interfaces {
-		if iface.Sandbox == "" { // the host's end of the veth pair
-			path := fmt.Sprintf("/proc/sys/net/ipv4/conf/%s/route_localnet", iface.Name)
-			if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
-				slog.Default().Warn("an instance will not reach the forwarded addresses", "interface", iface.Name, "err", err)
+		if iface.Sandbox != "" { // the instance's end
+			continue
+		}
+		set := map[string]string{
+			"net/ipv4/conf/%s/rp_filter":    "1",
+			"net/ipv6/conf/%s/disable_ipv6": "1",
+		}
+		if len(n.forwards) > 0 {
+			set["net/ipv4/conf/%s/route_localnet"] = "1"
+		}
+		for key, value := range set {
+			path := filepath.Join("/proc/sys", fmt.Sprintf(key, iface.Name))
+			if err := os.WriteFile(path, []byte(value), 0o644); err != nil && !(errors.Is(err, fs.ErrNotExist) && strings.Contains(key, "ipv6")) {
+				return fmt.Errorf("guarding the host side of %s: %w", iface.Name, err)
 			}
 		}
 	}
+	return nil
 }
 
 // claimNetwork returns the network of the runtime in dir: the one it had,
@@ -269,6 +331,9 @@ func (n *network) release() error {
 		os.Remove(claim)
 	}
 	os.Remove(filepath.Join(n.dir, "network.json"))
+	if err := clearRules("filter", "INPUT", n.firewallComment()); err != nil {
+		return err
+	}
 	return n.clearForwards()
 }
 
@@ -285,16 +350,21 @@ func (n *network) setUp(ctx context.Context, id string) (string, error) {
 		}
 	}
 	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: path, IfName: "eth0"}
-	if cached, err := n.cni.GetNetworkListCachedResult(n.list, rt); err == nil && cached != nil {
-		if ip, err := ipOf(cached); err == nil {
-			return ip, nil
+	res, err := n.cni.GetNetworkListCachedResult(n.list, rt)
+	if err != nil || res == nil {
+		res = nil
+	} else if _, err := ipOf(res); err != nil {
+		res = nil
+	}
+	if res == nil {
+		if res, err = n.cni.AddNetworkList(ctx, n.list, rt); err != nil {
+			return "", fmt.Errorf("network of %s: %w", id, err)
 		}
 	}
-	res, err := n.cni.AddNetworkList(ctx, n.list, rt)
-	if err != nil {
+	// Also on a cached result: a launch that failed here before is retried.
+	if err := n.guardHostSide(res); err != nil {
 		return "", fmt.Errorf("network of %s: %w", id, err)
 	}
-	n.routeLocalnet(res)
 	return ipOf(res)
 }
 
