@@ -187,6 +187,9 @@ func checkContainers(req eciapi.CreateContainerGroupRequest) error {
 	if err != nil {
 		return err
 	}
+	if err := checkStorage(req); err != nil {
+		return err
+	}
 	if err := checkSecurity(req); err != nil {
 		return err
 	}

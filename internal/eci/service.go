@@ -461,6 +461,9 @@ func (s *Service) containersEnded(g *group) bool {
 		events = append(events, storedEvent{Group: g.ID, Event: eciapi.Event{Type: typ, Reason: reason,
 			Message: containerEndMessage(c), Timestamp: s.clock.MarketAt(c.FinishedAt)}})
 	}
+	if st.Reason == runtime.ReasonEvicted {
+		failed = true // as a kubelet's eviction fails the pod, whatever the exits
+	}
 	g.Containers = statuses
 	if !g.inst.State.Ended() {
 		g.Status = eciapi.StatusSucceeded

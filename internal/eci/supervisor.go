@@ -84,7 +84,8 @@ func (sv *supervisor) submit(id string, job func(context.Context)) {
 func instanceOf(g *group) runtime.Instance {
 	req := g.Request
 	in := runtime.Instance{ID: g.ID, Hostname: req.HostName, RestartPolicy: runtime.RestartPolicy(req.RestartPolicy),
-		CPU: float64(g.inst.Offering.Type.VCPU), Memory: int64(g.inst.Offering.Type.MemoryGiB * (1 << 30))}
+		CPU: float64(g.inst.Offering.Type.VCPU), Memory: int64(g.inst.Offering.Type.MemoryGiB * (1 << 30)),
+		EphemeralStorage: ephemeralStorage(req)}
 	if in.Hostname == "" {
 		in.Hostname = defaultHostName(g.Name)
 	}
@@ -96,6 +97,7 @@ func instanceOf(g *group) runtime.Instance {
 		rv := runtime.Volume{Name: v.Name}
 		if v.EmptyDirVolume != nil {
 			rv.Memory = v.EmptyDirVolume.Medium == "Memory"
+			rv.SizeLimit, _ = storageBytes(v.EmptyDirVolume.SizeLimit) // checked at creation
 		}
 		if cf := v.ConfigFileVolume; cf != nil {
 			for _, f := range cf.ConfigFileToPaths {
@@ -114,6 +116,7 @@ func instanceOf(g *group) runtime.Instance {
 			PullPolicy: runtime.PullPolicy(c.ImagePullPolicy), Command: c.Commands, Args: c.Args,
 			WorkingDir: c.WorkingDir, CPU: c.Cpu, Memory: int64(c.Memory * (1 << 30)),
 			Security: containerSecurity(c.SecurityContext)}
+		rc.EphemeralStorage, _ = storageBytes(c.EphemeralStorageLimit) // checked at creation
 		for _, e := range c.EnvironmentVars {
 			if e.FieldRef != nil {
 				rc.IPEnv = append(rc.IPEnv, e.Key) // status.podIP(s): checked at creation

@@ -3,6 +3,7 @@ package ecisdk
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	sdkeci "github.com/aliyun/alibaba-cloud-sdk-go/services/eci"
@@ -58,6 +59,9 @@ func createRequest(spec eciapi.CreateContainerGroupRequest) *sdkeci.CreateContai
 	if spec.HostName != "" {
 		req.QueryParams["HostName"] = spec.HostName
 	}
+	if spec.EphemeralStorage != 0 {
+		req.QueryParams["EphemeralStorage"] = strconv.Itoa(spec.EphemeralStorage)
+	}
 	tags := make([]sdkeci.CreateContainerGroupTag, 0, len(spec.Tags))
 	for _, t := range spec.Tags {
 		tags = append(tags, sdkeci.CreateContainerGroupTag{Key: t.Key, Value: t.Value})
@@ -71,7 +75,10 @@ func createRequest(spec eciapi.CreateContainerGroupRequest) *sdkeci.CreateContai
 		req.ImageRegistryCredential = &creds
 	}
 	containers := make([]sdkeci.CreateContainerGroupContainer, 0, len(spec.Containers))
-	for _, c := range spec.Containers {
+	for i, c := range spec.Containers {
+		if c.EphemeralStorageLimit != "" {
+			req.QueryParams[fmt.Sprintf("Container.%d.EphemeralStorageLimit", i+1)] = c.EphemeralStorageLimit
+		}
 		sc := sdkeci.CreateContainerGroupContainer{Name: c.Name, Image: c.Image, ImagePullPolicy: c.ImagePullPolicy,
 			Command: c.Commands, Arg: c.Args, WorkingDir: c.WorkingDir}
 		if c.Cpu > 0 {
@@ -102,7 +109,10 @@ func createRequest(spec eciapi.CreateContainerGroupRequest) *sdkeci.CreateContai
 	}
 	req.Container = &containers
 	volumes := make([]sdkeci.CreateContainerGroupVolume, 0, len(spec.Volumes))
-	for _, v := range spec.Volumes {
+	for i, v := range spec.Volumes {
+		if v.EmptyDirVolume != nil && v.EmptyDirVolume.SizeLimit != "" {
+			req.QueryParams[fmt.Sprintf("Volume.%d.EmptyDirVolume.SizeLimit", i+1)] = v.EmptyDirVolume.SizeLimit
+		}
 		sv := sdkeci.CreateContainerGroupVolume{Name: v.Name, Type: v.Type}
 		if v.EmptyDirVolume != nil {
 			sv.EmptyDirVolume.Medium = v.EmptyDirVolume.Medium

@@ -91,6 +91,7 @@ func (n *Node) podConfig(ctx context.Context, pod *corev1.Pod, req *eciapi.Creat
 			ec.VolumeMounts = append(ec.VolumeMounts, eciapi.VolumeMount{Name: m.Name, MountPath: m.MountPath, SubPath: sub, ReadOnly: m.ReadOnly})
 		}
 	}
+	storageRequest(pod, req)
 	return nil
 }
 

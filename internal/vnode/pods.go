@@ -217,6 +217,8 @@ func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 			n.recorder.Event(pod, corev1.EventTypeWarning, e.Reason, e.Message)
 		case e.Reason == eciapi.ReasonSpotDegraded:
 			n.warnOnce(ctx, pod, e.Reason, e.Message)
+		case e.Reason == ReasonEvicted && e.Container == "":
+			n.warnOnce(ctx, pod, e.Reason, e.Message) // the kubelet's Warning Evicted
 		}
 	}
 	if in.Status == StatusDeleted {

@@ -120,6 +120,11 @@ func podStatus(pod *corev1.Pod, in *Instance) corev1.PodStatus {
 	default:
 		st.Phase = corev1.PodPending
 	}
+	if msg := evictionOf(in); msg != "" && in.Status.Ended() {
+		// As a kubelet's eviction: Failed, whatever the exits, once the
+		// containers were stopped; kubectl shows the reason.
+		st.Phase, st.Reason, st.Message = corev1.PodFailed, ReasonEvicted, msg
+	}
 	setCondition(&st, corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue,
 		LastTransitionTime: *wallTime(in.Created)})
 	setReady(&st, allReady && n > 0 && st.Phase == corev1.PodRunning, in.Created)

@@ -45,6 +45,10 @@ const (
 	ECSVersion = "2014-05-26"
 )
 
+// DefaultEphemeralStorage is the temporary storage, in GiB, that ECI gives
+// every group free of charge.
+const DefaultEphemeralStorage = 30
+
 // Container group statuses, as ECI names them.
 const (
 	StatusPending   = "Pending"
@@ -158,6 +162,10 @@ const (
 	VolumeEmptyDir   = "EmptyDirVolume"
 	VolumeConfigFile = "ConfigFileVolume"
 )
+	// SizeLimit bounds the volume, a quantity with a unit as ECI takes it
+	// ("256Mi", "1Gi"): a disk volume used past it evicts the group, a
+	// Memory one is a tmpfs of that size.
+	SizeLimit string `json:",omitempty"`
 
 // EmptyDirVolume is scratch space for the group's life; Medium "Memory" is
 // a tmpfs.
@@ -204,6 +212,11 @@ type Container struct {
 	// run the image's own.
 	Commands        []string         `rpc:"Command"`
 	Args            []string         `rpc:"Arg"`
+	// EphemeralStorageLimit bounds the container's writable layer and
+	// logs, a quantity ("1Gi"): a Kubernetes container's ephemeral-storage
+	// limit, which spoteci takes beside ECI's parameters. Used past it,
+	// the group is evicted.
+	EphemeralStorageLimit string `json:",omitempty"`
 	EnvironmentVars []EnvironmentVar `json:",omitempty" rpc:"EnvironmentVar"`
 	WorkingDir      string           `json:",omitempty"`
 	VolumeMounts    []VolumeMount    `json:",omitempty" rpc:"VolumeMount"`
@@ -240,6 +253,10 @@ type CreateContainerGroupRequest struct {
 	TerminationGracePeriodSeconds *int64      `json:",omitempty"`
 	Containers                    []Container `rpc:"Container"`
 	Tags                          []Tag       `json:",omitempty" rpc:"Tag"`
+	// EphemeralStorage adds that many GiB to the DefaultEphemeralStorage
+	// every group has for its containers' writable layers, logs and disk
+	// volumes (ECI's EphemeralStorage).
+	EphemeralStorage int `json:",omitempty"`
 	// HostName of the containers: an RFC 1123 host name of at most 63
 	// characters; default ContainerGroupName cut to 63 characters.
 	HostName string   `json:",omitempty"`
