@@ -162,15 +162,15 @@ const (
 	VolumeEmptyDir   = "EmptyDirVolume"
 	VolumeConfigFile = "ConfigFileVolume"
 )
-	// SizeLimit bounds the volume, a quantity with a unit as ECI takes it
-	// ("256Mi", "1Gi"): a disk volume used past it evicts the group, a
-	// Memory one is a tmpfs of that size.
-	SizeLimit string `json:",omitempty"`
 
 // EmptyDirVolume is scratch space for the group's life; Medium "Memory" is
 // a tmpfs.
 type EmptyDirVolume struct {
 	Medium string `json:",omitempty"`
+	// SizeLimit bounds the volume, a quantity with a unit as ECI takes it
+	// ("256Mi", "1Gi"): a disk volume used past it evicts the group, a
+	// Memory one is a tmpfs of that size.
+	SizeLimit string `json:",omitempty"`
 }
 
 // ConfigFileVolume holds files written into the volume at creation.
@@ -212,16 +212,16 @@ type Container struct {
 	// run the image's own.
 	Commands        []string         `rpc:"Command"`
 	Args            []string         `rpc:"Arg"`
-	// EphemeralStorageLimit bounds the container's writable layer and
-	// logs, a quantity ("1Gi"): a Kubernetes container's ephemeral-storage
-	// limit, which spoteci takes beside ECI's parameters. Used past it,
-	// the group is evicted.
-	EphemeralStorageLimit string `json:",omitempty"`
 	EnvironmentVars []EnvironmentVar `json:",omitempty" rpc:"EnvironmentVar"`
 	WorkingDir      string           `json:",omitempty"`
 	VolumeMounts    []VolumeMount    `json:",omitempty" rpc:"VolumeMount"`
 	Cpu             float64          `json:",omitempty"`
 	Memory          float64          `json:",omitempty"` // GiB
+	// EphemeralStorageLimit bounds the container's writable layer and
+	// logs, a quantity ("1Gi"): a Kubernetes container's ephemeral-storage
+	// limit, which spoteci takes beside ECI's parameters. Used past it,
+	// the group is evicted.
+	EphemeralStorageLimit string `json:",omitempty"`
 	// SecurityContext is the container's users, capabilities and file
 	// system (see ContainerSecurityContext); nil is the defaults.
 	SecurityContext *ContainerSecurityContext `json:",omitempty"`
@@ -253,16 +253,16 @@ type CreateContainerGroupRequest struct {
 	TerminationGracePeriodSeconds *int64      `json:",omitempty"`
 	Containers                    []Container `rpc:"Container"`
 	Tags                          []Tag       `json:",omitempty" rpc:"Tag"`
-	// EphemeralStorage adds that many GiB to the DefaultEphemeralStorage
-	// every group has for its containers' writable layers, logs and disk
-	// volumes (ECI's EphemeralStorage).
-	EphemeralStorage int `json:",omitempty"`
 	// HostName of the containers: an RFC 1123 host name of at most 63
 	// characters; default ContainerGroupName cut to 63 characters.
 	HostName string   `json:",omitempty"`
 	Volumes  []Volume `json:",omitempty" rpc:"Volume"`
 	// ImageRegistryCredentials log in to private registries.
 	ImageRegistryCredentials []ImageRegistryCredential `json:",omitempty" rpc:"ImageRegistryCredential"`
+	// EphemeralStorage adds that many GiB to the DefaultEphemeralStorage
+	// every group has for its containers' writable layers, logs and disk
+	// volumes (ECI's EphemeralStorage).
+	EphemeralStorage int `json:",omitempty"`
 	// SecurityContext holds what applies to every container: sysctls and
 	// groups.
 	SecurityContext *SecurityContext `json:",omitempty"`
