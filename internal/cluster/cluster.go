@@ -6,14 +6,19 @@
 // cluster's objects survive a restart:
 //
 //	<state>/kubeconfig        admin kubeconfig (group system:masters), rewritten at each start
-//	<state>/pki/              CA, serving and client certificates, service-account keys
+//	<state>/pki/              the cluster's CA and etcd's, serving and client certificates, service-account keys
 //	<state>/etcd/             etcd data
 //	<state>/logs/<name>.log   output of each component, appended across starts
 //	<state>/*.kubeconfig      the controller-manager's and the scheduler's own identities
 //	<state>/ports.json        ports of the last start, reused when still free
 //
-// All listeners are on 127.0.0.1 only. The children die with the parent, even
-// when the parent is killed with SIGKILL (Linux).
+// All listeners are on 127.0.0.1 only, and each authenticates as kubeadm
+// sets it up: etcd's client and peer ports speak TLS and want a certificate
+// of etcd's own CA (the peer port, the peer certificate); the apiserver
+// authenticates x509 certificates and tokens and authorizes with RBAC; the
+// controller-manager and the scheduler serve nothing (--secure-port 0,
+// stricter than kubeadm's authenticated 10257 and 10259). The children die
+// with the parent, even when the parent is killed with SIGKILL (Linux).
 package cluster
 
 import (
@@ -35,6 +40,7 @@ import (
 	"time"
 
 	"github.com/spoteci/spoteci/internal/atomicfile"
+	"github.com/spoteci/spoteci/internal/statedir"
 )
 
 // Binaries are the programs Start runs from Config.BinDir (`make kube` also
@@ -107,8 +113,12 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			return nil, fmt.Errorf("cluster: %s not found in %s (build it with `make kube`): %w", name, bin, err)
 		}
 	}
+	// Keys, kubeconfigs and etcd's data: the folder is ours only.
+	if err := statedir.Secure(state, log); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
 	logDir := filepath.Join(state, "logs")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	if err := os.MkdirAll(logDir, statedir.Mode); err != nil {
 		return nil, fmt.Errorf("cluster: create state folder: %w", err)
 	}
 	lock, err := lockState(state)
@@ -162,9 +172,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 
 	// etcd and the apiserver start together: the apiserver retries etcd itself.
 	etcdURL := "https://127.0.0.1:" + strconv.Itoa(ports.Etcd)
-	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports.EtcdPeer)
+	peerURL := "https://127.0.0.1:" + strconv.Itoa(ports.EtcdPeer)
 	if err := c.start("etcd", filepath.Join(bin, "etcd"), state, logDir,
-		"--name", "spoteci",
+		"--name", etcdName,
 		"--data-dir", filepath.Join(state, "etcd"),
 		"--listen-client-urls", etcdURL,
 		"--advertise-client-urls", etcdURL,
@@ -172,15 +182,24 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		// flags matter at first start only; later starts read the member list.
 		"--listen-peer-urls", peerURL,
 		"--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "spoteci="+peerURL,
+		"--initial-cluster", etcdName+"="+peerURL,
 		"--cert-file", p.cert("etcd-server"), "--key-file", p.key("etcd-server"),
-		"--client-cert-auth", "--trusted-ca-file", p.cert("ca"),
+		"--client-cert-auth", "--trusted-ca-file", p.cert(etcdCA),
+		// As kubeadm has it: peers speak TLS and present a certificate of
+		// etcd's own CA, so no local process (nor a pod) forges raft
+		// messages. Metrics stay on the client port, behind its certificates.
+		"--peer-cert-file", p.cert("etcd-peer"), "--peer-key-file", p.key("etcd-peer"),
+		"--peer-client-cert-auth", "--peer-trusted-ca-file", p.cert(etcdCA),
+		// Only the peer certificate makes a peer: the apiserver's, of the
+		// same CA, opens the client port and not this one (kubeadm stops
+		// at the CA).
+		"--peer-cert-allowed-cn", "etcd-peer",
 	); err != nil {
 		return nil, err
 	}
 	if err := c.start("kube-apiserver", filepath.Join(bin, "kube-apiserver"), state, logDir,
 		"--etcd-servers", etcdURL,
-		"--etcd-cafile", p.cert("ca"),
+		"--etcd-cafile", p.cert(etcdCA),
 		"--etcd-certfile", p.cert("apiserver-etcd-client"), "--etcd-keyfile", p.key("apiserver-etcd-client"),
 		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(ports.APIServer),
 		// A loopback address cannot be an Endpoints address, so the "kubernetes"
@@ -212,6 +231,11 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c.log.Info("apiserver ready", "server", c.server, "after", time.Since(began).Round(time.Millisecond))
+	// etcd keeps the peer URL of its first start (an http one before issue
+	// 19, or an older port): make the member say the one it serves.
+	if err := advertisePeerURL(ctx, p, etcdURL, peerURL, c.log); err != nil {
+		c.log.Warn("etcd keeps its old peer URL (harmless for a single member)", "err", err)
+	}
 
 	// Started after /readyz: the controller-manager gives the apiserver only a
 	// few seconds to become healthy before it gives up.
@@ -405,7 +429,7 @@ func newClient(p pki) (*http.Client, error) {
 // cluster: two control planes on one etcd data folder would corrupt it. The
 // kernel drops the lock when we die, however we die.
 func lockState(state string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(state, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(state, "lock"), os.O_CREATE|os.O_RDWR, statedir.FileMode)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: lock state folder: %w", err)
 	}
@@ -464,7 +488,7 @@ func pickPorts(path string) (ports, error) {
 		return next, err
 	}
 	data, _ := json.Marshal(next)
-	if err := atomicfile.Write(path, data, 0o644); err != nil {
+	if err := atomicfile.Write(path, data, statedir.FileMode); err != nil {
 		return next, err
 	}
 	return next, nil

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spoteci/spoteci/internal/atomicfile"
@@ -24,9 +25,10 @@ import (
 // state folder on one machine, and an expired local cluster is a puzzling failure.
 const certValidity = 10 * 365 * 24 * time.Hour
 
-// A leaf certificate issued by the cluster CA.
+// A leaf certificate issued by one of the CAs.
 type certSpec struct {
 	name  string // file stem in the pki folder
+	ca    string // stem of the issuing CA: clusterCA or etcdCA
 	cn    string // user name for client certificates
 	orgs  []string
 	usage []x509.ExtKeyUsage
@@ -45,6 +47,14 @@ const serviceCIDR = "10.0.0.0/24"
 
 var loopback = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 
+// The two CAs, as kubeadm has them: etcd trusts only its own, so no
+// certificate the cluster CA signs (the controller-manager signs CSRs with
+// it) opens etcd's client or peer port.
+const (
+	clusterCA = "ca"
+	etcdCA    = "etcd-ca"
+)
+
 func leafSpecs() []certSpec {
 	server := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	client := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
@@ -53,8 +63,15 @@ func leafSpecs() []certSpec {
 			dns: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 				"kubernetes.default.svc.cluster.local"},
 			ips: append([]net.IP{serviceIP}, loopback...)},
-		{name: "etcd-server", cn: "etcd", usage: server, dns: []string{"localhost"}, ips: loopback},
-		{name: "apiserver-etcd-client", cn: "kube-apiserver-etcd-client", usage: client},
+		// Client usage too, as kubeadm's: etcd's gateway dials etcd's own
+		// client port with it.
+		{name: "etcd-server", ca: etcdCA, cn: "etcd", usage: append(server, client...),
+			dns: []string{"localhost"}, ips: loopback},
+		// etcd's peer listener serves it and a member dials its peers with
+		// it (kubeadm's etcd/peer): TLS with client certificates both ways.
+		{name: "etcd-peer", ca: etcdCA, cn: "etcd-peer", usage: append(server, client...),
+			dns: []string{"localhost"}, ips: loopback},
+		{name: "apiserver-etcd-client", ca: etcdCA, cn: "kube-apiserver-etcd-client", usage: client},
 		// The apiserver presents this to kubelets (the virtual node) for logs and exec.
 		{name: "apiserver-kubelet-client", cn: "kube-apiserver-kubelet-client",
 			orgs: []string{"system:masters"}, usage: client},
@@ -64,6 +81,14 @@ func leafSpecs() []certSpec {
 		{name: "controller-manager", cn: "system:kube-controller-manager", usage: client},
 		{name: "scheduler", cn: "system:kube-scheduler", usage: client},
 	}
+}
+
+// issuer is the stem of the CA that issues s.
+func (s certSpec) issuer() string {
+	if s.ca == "" {
+		return clusterCA
+	}
+	return s.ca
 }
 
 // pki is the set of files in <state>/pki.
@@ -76,30 +101,42 @@ func (p pki) saPub() string           { return filepath.Join(p.dir, "sa.pub") }
 
 // ensurePKI creates what is missing in dir and keeps what exists, so a restarted
 // cluster keeps its identity (and the kubeconfigs handed out stay valid).
-// A new CA means every leaf is issued again.
+// A new CA means every leaf it issues is issued again, and so does a leaf
+// that its CA did not sign (etcd's, made by the cluster CA before etcd had
+// a CA of its own) or whose usages changed.
 func ensurePKI(dir string) (pki, error) {
 	p := pki{dir: dir}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return p, fmt.Errorf("create pki folder: %w", err)
 	}
-	caCert, caKey, err := loadPair(p.cert("ca"), p.key("ca"))
-	fresh := errors.Is(err, fs.ErrNotExist)
-	switch {
-	case fresh:
-		if caCert, caKey, err = newCA(); err != nil {
-			return p, err
+	type ca struct {
+		cert  *x509.Certificate
+		key   crypto.Signer
+		fresh bool
+	}
+	cas := map[string]ca{}
+	for _, name := range []string{clusterCA, etcdCA} {
+		cert, key, err := loadPair(p.cert(name), p.key(name))
+		fresh := errors.Is(err, fs.ErrNotExist)
+		switch {
+		case fresh:
+			if cert, key, err = newCA(name); err != nil {
+				return p, err
+			}
+			if err := writePair(p.cert(name), p.key(name), cert, key); err != nil {
+				return p, err
+			}
+		case err != nil:
+			return p, fmt.Errorf("load %s: %w", name, err)
 		}
-		if err := writePair(p.cert("ca"), p.key("ca"), caCert, caKey); err != nil {
-			return p, err
-		}
-	case err != nil:
-		return p, fmt.Errorf("load cluster CA: %w", err)
+		cas[name] = ca{cert, key, fresh}
 	}
 	for _, s := range leafSpecs() {
-		if !fresh && exists(p.cert(s.name)) && exists(p.key(s.name)) {
+		issuer := cas[s.issuer()]
+		if !issuer.fresh && current(p.cert(s.name), s, issuer.cert) && exists(p.key(s.name)) {
 			continue
 		}
-		cert, key, err := issue(s, caCert, caKey)
+		cert, key, err := issue(s, issuer.cert, issuer.key)
 		if err != nil {
 			return p, fmt.Errorf("issue %s certificate: %w", s.name, err)
 		}
@@ -107,12 +144,27 @@ func ensurePKI(dir string) (pki, error) {
 			return p, err
 		}
 	}
-	if fresh || !exists(p.saKey()) || !exists(p.saPub()) {
+	if cas[clusterCA].fresh || !exists(p.saKey()) || !exists(p.saPub()) {
 		if err := writeSAKeys(p.saKey(), p.saPub()); err != nil {
 			return p, err
 		}
 	}
 	return p, nil
+}
+
+// current reports whether the certificate in path exists, ca signed it and
+// it has the usages s asks for.
+func current(path string, s certSpec, ca *x509.Certificate) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	b, _ := pem.Decode(data)
+	if b == nil || b.Type != "CERTIFICATE" {
+		return false
+	}
+	cert, err := x509.ParseCertificate(b.Bytes)
+	return err == nil && cert.CheckSignatureFrom(ca) == nil && slices.Equal(cert.ExtKeyUsage, s.usage)
 }
 
 func newKey() (*ecdsa.PrivateKey, error) {
@@ -125,7 +177,7 @@ func serial() (*big.Int, error) {
 	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 }
 
-func newCA() (*x509.Certificate, crypto.Signer, error) {
+func newCA(name string) (*x509.Certificate, crypto.Signer, error) {
 	key, err := newKey()
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate CA key: %w", err)
@@ -137,7 +189,7 @@ func newCA() (*x509.Certificate, crypto.Signer, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          sn,
-		Subject:               pkix.Name{CommonName: "spoteci-ca"},
+		Subject:               pkix.Name{CommonName: "spoteci-" + name},
 		NotBefore:             now.Add(-time.Hour), // tolerate small clock skew
 		NotAfter:              now.Add(certValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,

@@ -28,7 +28,7 @@ type component struct {
 // the start, not the life of the cluster.
 func startComponent(name, bin string, args []string, dir, logDir string) (*component, error) {
 	logPath := filepath.Join(logDir, name+".log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open %s log: %w", name, err)
 	}
