@@ -1,10 +1,14 @@
 package runtime
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/opencontainers/runtime-spec/specs-go"
 
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -198,6 +202,23 @@ func TestSecurityMapping(t *testing.T) {
 	} {
 		if got := userString(tc.sec, tc.imageUser); got != tc.want {
 			t.Errorf("userString(%+v, %q) = %q, want %q", tc.sec, tc.imageUser, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		pod  PodSecurity
+		want []uint32
+	}{
+		{PodSecurity{}, []uint32{5, 10}},
+		{PodSecurity{SupplementalGroups: []int64{7}, FSGroup: ptr[int64](9)}, []uint32{5, 7, 9, 10}},
+		{PodSecurity{SupplementalGroups: []int64{7}, FSGroup: ptr[int64](9), StrictGroups: true}, []uint32{5, 7, 9}}, // not the image's 10
+	} {
+		// The user's primary group 5, and 10 from the image's /etc/group.
+		s := &oci.Spec{Process: &specs.Process{User: specs.User{UID: 1, GID: 5, AdditionalGids: []uint32{5, 10}}}}
+		if err := withGroups(tc.pod)(context.Background(), nil, nil, s); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Process.User.AdditionalGids; !slices.Equal(got, tc.want) {
+			t.Errorf("withGroups(%+v) = %v, want %v", tc.pod, got, tc.want)
 		}
 	}
 	nonRoot := Security{RunAsNonRoot: true}
