@@ -149,8 +149,8 @@ func TestCLIErrors(t *testing.T) {
 	}{
 		{[]string{"instances", "-o", "yaml", sd}, "--output must be 'table' or 'json'"},
 		{[]string{"instances", "--state-dir", filepath.Join(dir, "nope")}, "is `spoteci server --state-dir"},
-		{[]string{"create", "x", "--image", "busybox", "--spot-strategy", "SpotWithPriceLimit", "--price-limit", "0.2555", sd, "--", "true"}, `SpotPriceLimit "0.2555"`},
-		{[]string{"create", "x", "--image", "busybox", "--spot-duration", "-1", "--spot-strategy", "SpotAsPriceGo", sd, "--", "true"}, `SpotDuration "-1"`},
+		{[]string{"create", "pi", "--image", "busybox", "--spot-strategy", "SpotWithPriceLimit", "--price-limit", "0.2555", sd, "--", "true"}, `SpotPriceLimit "0.2555"`},
+		{[]string{"create", "pi", "--image", "busybox", "--spot-duration", "-1", "--spot-strategy", "SpotAsPriceGo", sd, "--", "true"}, `SpotDuration "-1"`},
 		{[]string{"market", "set", "--type", "ecs.c5.large", "--stock", "-3", sd}, "Stock -3"},
 		{[]string{"market", "history", "--type", "ecs.c5.large", "--zone", "mars-1a", sd}, `"mars-1a"`},
 		{[]string{"server", "--container-log-max-size", "10", "--state-dir", t.TempDir()}, "--container-log-max-size"},
