@@ -470,6 +470,8 @@ func (r *Containerd) taskExited(ctx context.Context, c *container, code int, at 
 	switch {
 	case code != 0 && oomKilled(in.spec.ID, c.name):
 		reason, msg = ReasonOOMKilled, "The container was killed for using more memory than its limit"
+	case in.wasEvicted():
+		reason = ReasonEvicted // stopped by the eviction: kubectl get pod says Evicted
 	case code != 0:
 		reason = ReasonError
 	}

@@ -420,6 +420,13 @@ func (in *instance) running() bool {
 	return false
 }
 
+// wasEvicted reports whether the runtime evicted the instance.
+func (in *instance) wasEvicted() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.evicted != ""
+}
+
 // setEvicted records the eviction's message; false if the instance was
 // evicted or stopping already.
 func (in *instance) setEvicted(msg string) bool {

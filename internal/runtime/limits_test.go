@@ -241,7 +241,12 @@ func evicted(t *testing.T, r *Containerd, id string) Status {
 	var st Status
 	waitFor(t, 60*time.Second, id+" evicted", func() bool {
 		st, _ = r.Status(id)
-		return st.Reason == ReasonEvicted && len(st.Containers) > 0 && st.Containers[0].State == StateTerminated
+		for _, c := range st.Containers {
+			if c.State != StateTerminated {
+				return false
+			}
+		}
+		return st.Reason == ReasonEvicted
 	})
 	return st
 }
@@ -263,10 +268,11 @@ func evictedEvent(st Status) (Event, bool) {
 func TestEvictedForWritableLayer(t *testing.T) {
 	dir := t.TempDir()
 	r := openRuntimeWith(t, dir, func(c *Config) { c.StorageCheckEvery = 100 * time.Millisecond })
-	start(t, r, Instance{ID: "limits-rootfs", EphemeralStorage: 1 << 30, Containers: []Container{
-		{Name: "main", Image: "busybox", EphemeralStorage: 8 << 20,
-			Command: []string{"sh", "-c", "dd if=/dev/zero of=/fill bs=1048576 count=16; echo written; sleep 3600"}},
-		{Name: "sidecar", Image: "busybox", EphemeralStorage: 64 << 20, Command: []string{"sleep", "3600"}},
+	shared := []Mount{{Volume: "shared", Path: "/shared"}}
+	start(t, r, Instance{ID: "limits-rootfs", EphemeralStorage: 1 << 30, Volumes: []Volume{{Name: "shared"}}, Containers: []Container{
+		{Name: "main", Image: "busybox", EphemeralStorage: 8 << 20, Mounts: shared, // writes once the sidecar runs
+			Command: []string{"sh", "-c", "while [ ! -e /shared/up ]; do sleep 0.1; done; dd if=/dev/zero of=/fill bs=1048576 count=16; sleep 3600"}},
+		{Name: "sidecar", Image: "busybox", EphemeralStorage: 64 << 20, Mounts: shared, Command: []string{"sh", "-c", "touch /shared/up; sleep 3600"}},
 	}})
 	st := evicted(t, r, "limits-rootfs")
 	want := `Container main exceeded its local ephemeral storage limit "8Mi". `
@@ -275,6 +281,11 @@ func TestEvictedForWritableLayer(t *testing.T) {
 	}
 	if e, ok := evictedEvent(st); !ok || e.Type != "Warning" || e.Message != want || e.Container != "" {
 		t.Errorf("eviction event %+v (found %v), want Warning Evicted %q", e, ok, want)
+	}
+	for _, c := range st.Containers {
+		if c.Reason != ReasonEvicted {
+			t.Errorf("container %s ended %d %s %q, want Evicted", c.Name, c.ExitCode, c.Reason, c.Message)
+		}
 	}
 	if ids, _ := r.Exits(); !strings.Contains(strings.Join(ids, ","), "limits-rootfs") {
 		t.Errorf("Exits() = %v, want limits-rootfs", ids)

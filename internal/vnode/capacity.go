@@ -5,6 +5,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
 // maxPods is the node's pods, whatever the stock. The bound on pods is
@@ -18,11 +20,14 @@ const maxPods = 20000
 // minCapacity is the floor of the node's capacity, and its capacity when
 // the backend gives no numbers (the real cloud says only whether a pool has
 // stock) or cannot be asked at first registration: each pod slot holds the
-// smallest size the spec method sells (2 vCPU) with 8 GiB.
+// smallest size the spec method sells (2 vCPU) with 8 GiB, and the 30 GiB
+// of temporary storage every instance has (ephemeral storage, which is the
+// instances' own and no market's: it is the node's whatever the stock).
 var minCapacity = corev1.ResourceList{
-	corev1.ResourceCPU:    *resource.NewQuantity(2*maxPods, resource.DecimalSI),
-	corev1.ResourceMemory: *resource.NewQuantity(8*maxPods<<30, resource.BinarySI),
-	corev1.ResourcePods:   *resource.NewQuantity(maxPods, resource.DecimalSI),
+	corev1.ResourceCPU:              *resource.NewQuantity(2*maxPods, resource.DecimalSI),
+	corev1.ResourceMemory:           *resource.NewQuantity(8*maxPods<<30, resource.BinarySI),
+	corev1.ResourcePods:             *resource.NewQuantity(maxPods, resource.DecimalSI),
+	corev1.ResourceEphemeralStorage: *resource.NewQuantity(eciapi.DefaultEphemeralStorage*maxPods<<30, resource.BinarySI),
 }
 
 // The ceiling of the node's capacity, in the scheduler's units: its
@@ -63,6 +68,9 @@ func capacityOf(pools []Pool) corev1.ResourceList {
 		corev1.ResourceCPU:    *resource.NewMilliQuantity(cpu, resource.DecimalSI),
 		corev1.ResourceMemory: *resource.NewQuantity(memory, resource.BinarySI),
 		corev1.ResourcePods:   minCapacity[corev1.ResourcePods],
+		// The scheduler fits ephemeral-storage requests (the limits, when
+		// only those are set) in it.
+		corev1.ResourceEphemeralStorage: minCapacity[corev1.ResourceEphemeralStorage],
 	}
 }
 

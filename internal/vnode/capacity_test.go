@@ -56,7 +56,7 @@ func (*marketProvider) Metrics(context.Context, []string) (eciapi.DescribeMultiC
 
 func list(cpu, memory string) corev1.ResourceList {
 	return corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(memory),
-		corev1.ResourcePods: resource.MustParse("20000")}
+		corev1.ResourcePods: resource.MustParse("20000"), corev1.ResourceEphemeralStorage: resource.MustParse("600000Gi")} // 30 GiB a pod
 }
 
 func sameResources(got, want corev1.ResourceList) error {

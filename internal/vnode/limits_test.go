@@ -23,12 +23,17 @@ func TestEvictedStatus(t *testing.T) {
 	if st := podStatus(pod, g); st.Phase != corev1.PodRunning || st.Reason != "" {
 		t.Errorf("while its containers stop: %s %s, want Running", st.Phase, st.Reason)
 	}
-	g.Status = StatusFailed
+	// Its containers ended (0, on SIGTERM) before the group says so: the
+	// pod's phase is final already, and so is the eviction.
 	g.Containers[0].State = ContainerState{State: ContainerTerminated, ExitCode: 0, Reason: "Completed", Started: started, Finished: wall0}
-	st := podStatus(pod, g)
-	if st.Phase != corev1.PodFailed || st.Reason != ReasonEvicted || st.Message != msg {
-		t.Errorf("evicted: %s %s %q, want Failed Evicted %q", st.Phase, st.Reason, st.Message, msg)
+	for _, status := range []InstanceStatus{StatusRunning, StatusFailed} {
+		g.Status = status
+		st := podStatus(pod, g)
+		if st.Phase != corev1.PodFailed || st.Reason != ReasonEvicted || st.Message != msg {
+			t.Errorf("evicted, group %s: %s %s %q, want Failed Evicted %q", status, st.Phase, st.Reason, st.Message, msg)
+		}
 	}
+	st := podStatus(pod, g)
 	if c := condition(st, corev1.PodReady); c == nil || c.Status != corev1.ConditionFalse {
 		t.Errorf("Ready of an evicted pod %+v", c)
 	}

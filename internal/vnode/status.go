@@ -120,9 +120,10 @@ func podStatus(pod *corev1.Pod, in *Instance) corev1.PodStatus {
 	default:
 		st.Phase = corev1.PodPending
 	}
-	if msg := evictionOf(in); msg != "" && in.Status.Ended() {
+	if msg := evictionOf(in); msg != "" && (in.Status.Ended() || st.Phase == corev1.PodFailed || st.Phase == corev1.PodSucceeded) {
 		// As a kubelet's eviction: Failed, whatever the exits, once the
-		// containers were stopped; kubectl shows the reason.
+		// containers were stopped (the first status that says so is the
+		// pod's last); kubectl shows the reason.
 		st.Phase, st.Reason, st.Message = corev1.PodFailed, ReasonEvicted, msg
 	}
 	setCondition(&st, corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue,
