@@ -80,7 +80,8 @@
 // node was low on resource: ephemeral-storage. ..."). An eviction writes
 // a Warning Evicted event with the message, keeps the message in
 // status.json (Status.Reason Evicted) and stops the containers with a grace
-// of one second, as the kubelet does. Measuring stops with the instance
+// of one second, as the kubelet does; they end with reason Evicted, which
+// kubectl get pod shows. Measuring stops with the instance
 // and, since New loads every instance, resumes after a restart.
 //
 // # Security context
