@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -259,10 +260,16 @@ type upperDir struct {
 }
 
 // upper returns the upper folder of c's snapshot, from the cache while the
-// run that it was read for goes on.
+// run that it was read for goes on; else from the root mount of its first
+// process, which costs containerd nothing in a storm of launches; else,
+// for a container adopted after a restart, from containerd.
 func (r *Containerd) upper(ctx context.Context, c *container, started time.Time) (string, error) {
 	if u, ok := r.uppers[c.cid]; ok && u.started.Equal(started) {
 		return u.path, nil
+	}
+	if dir := upperOfProcess(c.in.pid(c)); dir != "" {
+		r.uppers[c.cid] = upperDir{started: started, path: dir}
+		return dir, nil
 	}
 	mounts, err := r.client.SnapshotService(snapshotter).Mounts(ctx, c.cid)
 	if err != nil {
@@ -286,6 +293,32 @@ func (r *Containerd) upper(ctx context.Context, c *container, started time.Time)
 	}
 	r.uppers[c.cid] = upperDir{started: started, path: dir}
 	return dir, nil
+}
+
+// upperOfProcess is the upper folder of the overlay mounted at the root of
+// process pid's mount namespace, "" if unknown.
+func upperOfProcess(pid int) string {
+	if pid <= 0 {
+		return ""
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/mountinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - TYPE SOURCE SUPEROPTIONS
+		fields := strings.Fields(line)
+		sep := slices.Index(fields, "-")
+		if len(fields) < 5 || fields[4] != "/" || sep < 0 || len(fields) < sep+4 || fields[sep+1] != "overlay" {
+			continue
+		}
+		for _, o := range strings.Split(fields[sep+3], ",") {
+			if v, ok := strings.CutPrefix(o, "upperdir="); ok {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 // logsUsage is the disk a container's logs take: the current one, its
@@ -351,29 +384,42 @@ func (r *Containerd) watchStorage() {
 }
 
 // checkStorage measures each instance that runs and has limits, and evicts
-// those over one.
+// those over one. The measures are spread over the period, so that a
+// thousand instances cost the launches no burst.
 func (r *Containerd) checkStorage(ctx context.Context) {
 	r.mu.Lock()
-	var todo []*instance
+	all := make([]*instance, 0, len(r.instances))
 	for _, in := range r.instances {
-		todo = append(todo, in)
+		all = append(all, in)
 	}
 	r.mu.Unlock()
+	var todo []*instance
 	live := map[string]bool{}
-	for _, in := range todo {
-		if ctx.Err() != nil {
-			return
-		}
+	for _, in := range all {
 		if !in.running() {
 			continue // ended or stopping: its measuring is over
 		}
 		for _, c := range in.containers {
 			live[c.cid] = true
 		}
-		l := limitsOf(in.spec)
-		if l.none() {
+		if !limitsOf(in.spec).none() {
+			todo = append(todo, in)
+		}
+	}
+	for cid := range r.uppers {
+		if !live[cid] {
+			delete(r.uppers, cid)
+		}
+	}
+	pace := r.cfg.StorageCheckEvery / time.Duration(len(todo)+1)
+	for i, in := range todo {
+		if i > 0 && !sleepCtx(ctx, pace) {
+			return
+		}
+		if !in.running() {
 			continue
 		}
+		l := limitsOf(in.spec)
 		u, err := r.measure(ctx, in, l.ceiling())
 		if err != nil {
 			if ctx.Err() == nil && in.running() {
@@ -385,10 +431,17 @@ func (r *Containerd) checkStorage(ctx context.Context) {
 			r.evict(in, msg)
 		}
 	}
-	for cid := range r.uppers {
-		if !live[cid] {
-			delete(r.uppers, cid)
-		}
+}
+
+// sleepCtx waits d, false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -342,5 +343,39 @@ dd if=/dev/zero of=/mem/fill bs=1048576 count=32 2>&1; echo written; sleep 3600`
 	}
 	if _, ok := u.volumes["mem"]; ok {
 		t.Error("a memory volume was counted as disk")
+	}
+	// The writable layer found from the container's process is the one
+	// containerd names.
+	c := in.containers[0]
+	mounts, err := r.client.SnapshotService(snapshotter).Mounts(r.ctx, c.cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := upperOfProcess(in.pid(c)); got == "" || !slices.Contains(mounts[0].Options, "upperdir="+got) {
+		t.Errorf("upper folder %q from the process, containerd mounts %+v", got, mounts)
+	}
+}
+
+// TestStorageMeasuredAfterRestart: a restarted runtime measures the
+// instances it adopted, their writable layers too (read from containerd,
+// the first process being unknown), and evicts one that goes over.
+func TestStorageMeasuredAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := func(c *Config) { c.StorageCheckEvery = 100 * time.Millisecond }
+	r1 := openRuntimeWith(t, dir, cfg)
+	start(t, r1, Instance{ID: "limits-adopted", EphemeralStorage: 1 << 30, Volumes: []Volume{{Name: "data"}},
+		Containers: []Container{{Name: "main", Image: "busybox", EphemeralStorage: 8 << 20, Mounts: []Mount{{Volume: "data", Path: "/data"}},
+			Command: []string{"sh", "-c", "while [ ! -e /data/go ]; do sleep 0.1; done; dd if=/dev/zero of=/fill bs=1048576 count=16; sleep 3600"}}},
+	})
+	waitState(t, r1, "limits-adopted", "main", StateRunning)
+	r1.Close()
+	r2 := openRuntimeWith(t, dir, cfg)
+	// Written into the instance's emptyDir from outside: the container starts filling.
+	if err := os.WriteFile(filepath.Join(dir, instancesDir, "limits-adopted", volumesDir, "data", "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := evicted(t, r2, "limits-adopted")
+	if want := "Pod ephemeral local storage usage exceeds the total limit of containers 8Mi. "; st.Message != want {
+		t.Errorf("message %q, want %q", st.Message, want)
 	}
 }
