@@ -173,10 +173,48 @@ func namespace(t *testing.T, name string) string {
 	return name
 }
 
-// attack runs the attacker with args in a pod of ns, its container's
-// securityContext as given (YAML, indented for the container), and returns
-// what it reported once it ended.
-func attack(t *testing.T, ns, pod, securityContext string, args ...string) []finding {
+// attack runs the attacker with args in a pod of ns, with more fields for
+// its container (YAML, indented for the container), and returns what it
+// reported once it ended.
+func attack(t *testing.T, ns, pod, container string, args ...string) []finding {
+	t.Helper()
+	return report(t, ns, pod, runAttacker(t, ns, pod, container, args...))
+}
+
+// report is what the attacker in pod reported, once the pod ended in phase.
+func report(t *testing.T, ns, pod, phase string) []finding {
+	t.Helper()
+	log := kubectl(t, "-n", ns, "logs", pod)
+	var out []finding
+	done := false
+	sc := bufio.NewScanner(strings.NewReader(log))
+	for sc.Scan() {
+		var f finding
+		if json.Unmarshal(sc.Bytes(), &f) != nil {
+			continue
+		}
+		if f.Attack == "done" {
+			done = true
+			continue
+		}
+		out = append(out, f)
+	}
+	if !done {
+		t.Fatalf("the attacker in %s/%s did not finish (phase %s):\n%s", ns, pod, phase, log)
+	}
+	return out
+}
+
+// runAttacker runs the attacker with args in a pod of ns and returns the
+// pod's phase once it ended.
+func runAttacker(t *testing.T, ns, pod, container string, args ...string) string {
+	t.Helper()
+	createAttacker(t, ns, pod, container, args...)
+	return waitEnded(t, ns, pod)
+}
+
+// createAttacker creates the pod of runAttacker.
+func createAttacker(t *testing.T, ns, pod, container string, args ...string) {
 	t.Helper()
 	quoted := make([]string, len(args))
 	for i, a := range args {
@@ -194,42 +232,28 @@ spec:
   - name: attacker
     image: %s
     args: [%s]
-%s`, pod, ns, attackerImage, strings.Join(quoted, ", "), securityContext)
+%s`, pod, ns, attackerImage, strings.Join(quoted, ", "), container)
 	cmd := exec.Command(filepath.Join(env.bin, "kubectl"), "--kubeconfig", env.kubeconfig, "apply", "-f", "-")
 	cmd.Stdin = strings.NewReader(manifest)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("creating pod %s/%s: %v\n%s", ns, pod, err, out)
 	}
+}
+
+// waitEnded waits for pod to end and returns its phase.
+func waitEnded(t *testing.T, ns, pod string) string {
+	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		phase := strings.TrimSpace(kubectl(t, "-n", ns, "get", "pod", pod, "-o", "jsonpath={.status.phase}"))
 		if phase == "Succeeded" || phase == "Failed" {
-			break
+			return phase
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("pod %s/%s did not end (phase %q):\n%s", ns, pod, phase, kubectl(t, "-n", ns, "describe", "pod", pod))
 		}
 		time.Sleep(time.Second)
 	}
-	log := kubectl(t, "-n", ns, "logs", pod)
-	var out []finding
-	done := false
-	sc := bufio.NewScanner(strings.NewReader(log))
-	for sc.Scan() {
-		var f finding
-		if json.Unmarshal(sc.Bytes(), &f) != nil {
-			continue
-		}
-		if f.Attack == "done" {
-			done = true
-			continue
-		}
-		out = append(out, f)
-	}
-	if !done {
-		t.Fatalf("the attacker in %s/%s did not finish:\n%s", ns, pod, log)
-	}
-	return out
 }
 
 // finding is one line of the attacker's report.
@@ -300,6 +324,52 @@ func TestNoRawSocketByDefault(t *testing.T) {
 		if f.Attack == "raw-socket" && !strings.HasPrefix(f.Result, "refused") {
 			t.Errorf("a pod without capabilities opened a raw socket: %s", f.Result)
 		}
+	}
+}
+
+// TestForkBombBounded: a pod that forks until the kernel refuses is
+// stopped by its pids limit, and another tenant's pod starts meanwhile.
+func TestForkBombBounded(t *testing.T) {
+	skipWithoutUp(t)
+	a, b := namespace(t, "tenant-bomb"), namespace(t, "tenant-victim")
+	createAttacker(t, a, "bomb", "", "forkbomb", "20s")
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		out, _ := exec.Command(filepath.Join(env.bin, "kubectl"), "--kubeconfig", env.kubeconfig, "-n", a, "logs", "bomb").CombinedOutput()
+		if strings.Contains(string(out), `"forkbomb"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fork bomb did not report:\n%s", kubectl(t, "-n", a, "describe", "pod", "bomb"))
+		}
+		time.Sleep(time.Second)
+	}
+	// While the bomb holds every pid it got, a pod of another tenant runs.
+	victim := attack(t, b, "victim", "", "caps")
+	if len(victim) == 0 {
+		t.Errorf("the victim's pod reported nothing")
+	}
+	for _, f := range report(t, a, "bomb", waitEnded(t, a, "bomb")) {
+		t.Logf("%s: %s processes, %s", f.Attack, f.Target, f.Result)
+		if f.Attack == "forkbomb" && !strings.HasPrefix(f.Result, "refused") {
+			t.Errorf("a fork bomb started %s processes and was %s", f.Target, f.Result)
+		}
+	}
+}
+
+// TestDiskBounded: a pod that writes past its ephemeral-storage limit is
+// evicted, as a kubelet evicts it.
+func TestDiskBounded(t *testing.T) {
+	skipWithoutUp(t)
+	ns := namespace(t, "tenant-disk")
+	phase := runAttacker(t, ns, "fill", `    resources:
+      limits:
+        ephemeral-storage: 32Mi
+`, "fill", "/big", "96")
+	reason := strings.TrimSpace(kubectl(t, "-n", ns, "get", "pod", "fill", "-o", "jsonpath={.status.reason}"))
+	if phase != "Failed" || reason != "Evicted" {
+		t.Errorf("a pod that wrote 96 MiB past its 32Mi ended %s (reason %q), want Failed (Evicted):\n%s",
+			phase, reason, kubectl(t, "-n", ns, "describe", "pod", "fill"))
 	}
 }
 

@@ -7,6 +7,9 @@
 //	                               TCP connects to the gateway, and the
 //	                               apiserver through the kubernetes service
 //	attacker caps                  the capabilities and a raw socket
+//	attacker forkbomb HOLD         processes until the kernel refuses one,
+//	                               kept for HOLD (a duration)
+//	attacker fill PATH MIB         MIB MiB written to PATH, then an hour's sleep
 package main
 
 import (
@@ -20,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -41,7 +45,7 @@ func report(attack, target, res string) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: attacker probe PORTS | caps")
+		fmt.Fprintln(os.Stderr, "usage: attacker probe PORTS | caps | forkbomb HOLD | fill PATH MIB")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -57,6 +61,14 @@ func main() {
 		probe(ports)
 	case "caps":
 		caps()
+	case "forkbomb":
+		hold, _ := time.ParseDuration(os.Args[2])
+		forkbomb(hold)
+	case "fill":
+		mib, _ := strconv.Atoi(os.Args[3])
+		fill(os.Args[2], mib)
+	case "hold":
+		time.Sleep(time.Hour)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown attack", os.Args[1])
 		os.Exit(2)
@@ -315,4 +327,45 @@ func caps() {
 	}
 	unix.Close(fd)
 	report("raw-socket", "", "opened")
+}
+
+// forkbomb starts processes (each one this program, asleep) until one is
+// refused, reports how many it got and holds them for hold. They die with
+// the container.
+func forkbomb(hold time.Duration) {
+	defer time.Sleep(hold)
+	started := 0
+	for started < 100000 {
+		cmd := exec.Command("/proc/self/exe", "hold")
+		if err := cmd.Start(); err != nil {
+			report("forkbomb", strconv.Itoa(started), "refused: "+err.Error())
+			return
+		}
+		started++
+	}
+	report("forkbomb", strconv.Itoa(started), "never refused")
+}
+
+// fill writes mib MiB to path, reports, and sleeps so that whatever
+// measures the disk has time to see it.
+func fill(path string, mib int) {
+	f, err := os.Create(path)
+	if err != nil {
+		report("fill", path, "error: "+err.Error())
+		return
+	}
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(rand.IntN(256)) // not a sparse or compressible file
+	}
+	written := 0
+	for ; written < mib; written++ {
+		if _, err := f.Write(buf); err != nil {
+			report("fill", path, fmt.Sprintf("refused after %d MiB: %v", written, err))
+			return
+		}
+	}
+	f.Sync()
+	report("fill", path, fmt.Sprintf("wrote %d MiB", written))
+	time.Sleep(time.Hour)
 }
