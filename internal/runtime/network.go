@@ -14,8 +14,10 @@ import (
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 	"golang.org/x/sys/unix"
 
 	"github.com/spoteci/spoteci/internal/atomicfile"
@@ -95,7 +97,12 @@ func newNetwork(dir string, forwards []Forward) (*network, error) {
 		return nil, fmt.Errorf("CNI configuration: %w", err)
 	}
 	nw := &network{dir: dir, net: n, forwards: forwards,
-		cni:  libcni.NewCNIConfigWithCacheDir(cniPluginDirs, filepath.Join(dir, "cni", "cache"), nil),
+		// An exec of our own: with nil, libcni makes its default on first
+		// use, unguarded, a data race between concurrent launches.
+		cni: libcni.NewCNIConfigWithCacheDir(cniPluginDirs, filepath.Join(dir, "cni", "cache"), &invoke.DefaultExec{
+			RawExec:       &invoke.RawExec{Stderr: os.Stderr},
+			PluginDecoder: version.PluginDecoder{},
+		}),
 		list: list}
 	if err := nw.setForwards(); err != nil {
 		return nil, err
