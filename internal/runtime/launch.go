@@ -189,7 +189,11 @@ func (r *Containerd) sandbox(ctx context.Context, in *instance) error {
 	}
 	in.setIP(ip)
 	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", ip, in.spec.Hostname)
-	files := map[string]string{"hosts": hosts, "hostname": in.spec.Hostname + "\n", "resolv.conf": resolvConf()}
+	content := []string{hosts, in.spec.Hostname + "\n", resolvConf()}
+	files := map[string]string{}
+	for i, name := range etcFiles {
+		files[name] = content[i]
+	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(in.dir, name), []byte(content), 0o644); err != nil {
 			return fmt.Errorf("writing /etc/%s of %s: %w", name, in.spec.ID, err)
@@ -197,6 +201,10 @@ func (r *Containerd) sandbox(ctx context.Context, in *instance) error {
 	}
 	return nil
 }
+
+// etcFiles are the files of an instance's folder that its containers see
+// in /etc, bind-mounted: /etc/hosts, /etc/hostname and /etc/resolv.conf.
+var etcFiles = []string{"hosts", "hostname", "resolv.conf"}
 
 // resolvConf is the host's resolver configuration without loopback name
 // servers, which a sandbox cannot reach.

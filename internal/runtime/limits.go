@@ -153,10 +153,14 @@ func (l storageLimits) ceiling() int64 {
 type storageUsage struct {
 	containers map[string]int64 // writable layer and logs
 	volumes    map[string]int64 // disk volumes
+	// etc is the instance's /etc/hosts, /etc/hostname and /etc/resolv.conf:
+	// files of its folder that its containers may write (bind mounts), as a
+	// kubelet counts a pod's etc-hosts.
+	etc int64
 }
 
 func (u storageUsage) total() int64 {
-	var n int64
+	n := u.etc
 	for _, v := range u.containers {
 		n += v
 	}
@@ -354,6 +358,13 @@ func (r *Containerd) measure(ctx context.Context, in *instance, ceiling int64) (
 			n += layer
 		}
 		u.containers[c.name] = n
+	}
+	for _, name := range etcFiles {
+		n, err := diskUsage(filepath.Join(in.dir, name), ceiling)
+		if err != nil {
+			return u, fmt.Errorf("/etc/%s of %s: %w", name, in.spec.ID, err)
+		}
+		u.etc += n
 	}
 	for _, v := range in.spec.Volumes {
 		if v.Memory {

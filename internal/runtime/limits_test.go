@@ -312,6 +312,21 @@ func TestEvictedForEmptyDir(t *testing.T) {
 	}
 }
 
+// TestEvictedForEtcFiles: /etc/hosts, /etc/hostname and /etc/resolv.conf
+// are files of the instance's folder that its containers may write; what
+// they hold counts against the pod's limit.
+func TestEvictedForEtcFiles(t *testing.T) {
+	r := limitsRuntime(t, func(*Config) {})
+	start(t, r, Instance{ID: "limits-etc", EphemeralStorage: 1 << 30, Containers: []Container{
+		{Name: "main", Image: "busybox", EphemeralStorage: 8 << 20,
+			Command: []string{"sh", "-c", "dd if=/dev/zero of=/etc/hosts bs=1048576 count=8; dd if=/dev/zero of=/etc/hostname bs=1048576 count=8; sleep 3600"}},
+	}})
+	st := evicted(t, r, "limits-etc")
+	if want := `Pod ephemeral local storage usage exceeds the total limit of containers 8Mi. `; st.Message != want {
+		t.Errorf("message %q, want %q", st.Message, want)
+	}
+}
+
 // TestUnderLimitUntouched: an instance within its limits runs on, however
 // many times it is measured; a memory volume is a tmpfs of its sizeLimit.
 func TestUnderLimitUntouched(t *testing.T) {
