@@ -66,7 +66,8 @@
 // goroutine measures, one instance after the other, what each running
 // instance has written to disk: each container's writable layer (the
 // upper folder of its overlayfs snapshot, found once per run) and its
-// logs, and the instance's disk volumes; a tmpfs volume is memory, counted
+// logs, the instance's disk volumes and its /etc/hosts, hostname and
+// resolv.conf (writable bind mounts, a kubelet's etc-hosts); a tmpfs volume is memory, counted
 // in the cgroup, and made the size of its SizeLimit. Each walk counts
 // allocated blocks, hard links once, and stops one byte past the largest
 // limit, where the verdict is known. An instance over a limit is evicted:
