@@ -6,7 +6,7 @@
 // Secure runs at every start: it creates the folder with mode 0700, or
 // tightens an existing one (a folder made by an older spoteci was 0755,
 // its database 0644) and says so in the log, and refuses a folder another
-// user owns. What is created afterwards is created private by the code that
+// user owns or could redirect (a link or a folder of theirs on the way). What is created afterwards is created private by the code that
 // writes it (keys, eci.json, kubeconfigs and the database 0600).
 package statedir
 
@@ -34,8 +34,20 @@ func Secure(dir string, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// Checked before anything is made or changed on the way, and again on
+	// the way the links lead to once it exists.
+	if err := trustedPath(dir); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, Mode); err != nil {
 		return fmt.Errorf("creating state folder: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("state folder: %w", err)
+	}
+	if err := trustedPath(real); err != nil {
+		return err
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -86,6 +98,35 @@ func owned(dir string, fi fs.FileInfo) error {
 		return fmt.Errorf("state folder %s belongs to uid %d, not to this user (uid %d), and holds secrets: use a folder of your own (--state-dir) or chown it", dir, st.Uid, uid)
 	}
 	return nil
+}
+
+// trustedPath refuses a path that another user could redirect: each
+// component that exists (a folder or a link, not followed) must belong to
+// us or to root. Otherwise its owner could swap it, or plant a link to a
+// folder of ours (chmodded and written into by Secure and what follows).
+func trustedPath(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("state folder: %w", err)
+	}
+	uid := os.Geteuid()
+	for p := abs; ; p = filepath.Dir(p) {
+		fi, err := os.Lstat(p)
+		if err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != uid && st.Uid != 0 {
+				what := "folder"
+				if fi.Mode()&fs.ModeSymlink != 0 {
+					what = "symbolic link"
+				}
+				return fmt.Errorf("state folder %s: %s is a %s of uid %d, who could redirect it: use a path that only this user (uid %d) and root own", dir, p, what, st.Uid, uid)
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("state folder: %w", err)
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
 }
 
 func tightenPath(path string, mode fs.FileMode, log *slog.Logger) error {

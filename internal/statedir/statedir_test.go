@@ -84,7 +84,51 @@ func TestSecureRefusesAFolderOfAnotherUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := Secure(dir, nil)
-	if err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+	if err == nil || !strings.Contains(err.Error(), "of uid 65534") {
 		t.Fatalf("err = %v, want a refusal naming the owner", err)
+	}
+}
+
+// TestSecureRefusesAnotherUsersLink: a link another user planted where
+// the state folder will be, to a folder of ours, is refused before
+// anything of the target is touched.
+func TestSecureRefusesAnotherUsersLink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("giving a link away takes root")
+	}
+	base := t.TempDir()
+	victim := filepath.Join(base, "victim")
+	if err := os.Mkdir(victim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(victim, "data.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(base, "state")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	err := Secure(link, nil)
+	if err == nil || !strings.Contains(err.Error(), "symbolic link of uid 65534") {
+		t.Fatalf("err = %v, want a refusal naming the link's owner", err)
+	}
+	for path, want := range map[string]os.FileMode{victim: 0o755, filepath.Join(victim, "data.txt"): 0o644} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v %v, want it untouched (%#o)", path, fi.Mode().Perm(), err, want)
+		}
+	}
+	// Under another user's folder, a new state folder is refused too.
+	theirs := filepath.Join(base, "theirs")
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := Secure(filepath.Join(theirs, "state"), nil); err == nil {
+		t.Error("a state folder under another user's folder was accepted")
 	}
 }
