@@ -2,6 +2,8 @@ package vnode
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -46,4 +48,20 @@ func forbidden(pod *corev1.Pod) string {
 		return msg
 	}
 	return unsupportedSecurity(pod)
+}
+
+// ephemeralContainers says, in the form of a field error, that the pod's
+// ephemeral containers (kubectl debug) will not run: an instance's
+// containers are fixed when it is made. "" if it has none.
+func ephemeralContainers(pod *corev1.Pod) string {
+	cs := pod.Spec.EphemeralContainers
+	if len(cs) == 0 {
+		return ""
+	}
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = strconv.Quote(c.Name)
+	}
+	return fmt.Sprintf("spec.ephemeralContainers: Forbidden: ephemeral containers (%s) cannot be added to a spot ECI instance, whose containers are fixed when it is made; they will not run",
+		strings.Join(names, ", "))
 }

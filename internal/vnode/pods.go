@@ -221,6 +221,9 @@ func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 			n.warnOnce(ctx, pod, e.Reason, e.Message) // the kubelet's Warning Evicted
 		}
 	}
+	if msg := ephemeralContainers(pod); msg != "" {
+		n.warnOnce(ctx, pod, ReasonForbiddenPodSpec, msg)
+	}
 	if in.Status == StatusDeleted {
 		return n.checkVanished(ctx, pod)
 	}

@@ -133,3 +133,31 @@ func TestSecurityContext(t *testing.T) {
 		}
 	}
 }
+
+// TestEphemeralContainerRefused: kubectl debug's ephemeral container cannot
+// join a running instance; the node says so with a Warning naming the field
+// instead of leaving kubectl debug waiting in silence.
+func TestEphemeralContainerRefused(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	apply(t, ns, `apiVersion: v1
+kind: Pod
+metadata:
+  name: target
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: ["sleep", "3600"]
+`)
+	eventually(t, 60*time.Second, "target Running", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod", "target", "-o", "jsonpath={.status.phase}")
+		return out == "Running", out
+	})
+	kubectl(t, "-n", ns, "debug", "target", "--image", "busybox", "-c", "dbg", "--", "true")
+	eventually(t, 30*time.Second, "a Warning naming spec.ephemeralContainers", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.name=target,reason=ForbiddenPodSpec", "-o", "custom-columns=TYPE:.type,MESSAGE:.message")
+		return strings.Contains(out, "Warning") && strings.Contains(out, `spec.ephemeralContainers: Forbidden: ephemeral containers ("dbg")`), out
+	})
+}
