@@ -71,7 +71,7 @@ func TestSecurityContext(t *testing.T) {
 			sh("gidonly", `id`, Security{RunAsGroup: ptr[int64](3000)}),
 			// readOnlyRootFilesystem: the root refuses writes; /etc/hosts,
 			// /dev/shm and the volumes do not; /etc/resolv.conf does.
-			sh("readonly", `touch /x 2>&1; echo >> /etc/resolv.conf 2>&1; echo >> /etc/hosts && echo hosts-ok; touch /dev/shm/x && echo shm-ok; touch /data/ro && echo volume-ok`,
+			sh("readonly", `{ touch /x; echo >> /etc/resolv.conf; echo >> /etc/hosts && echo hosts-ok; touch /dev/shm/x && echo shm-ok; touch /data/ro && echo volume-ok; } 2>&1`,
 				Security{ReadOnlyRootFilesystem: true}, Mount{Volume: "data", Path: "/data"}),
 			// drop ALL, add one; no_new_privs.
 			sh("caps", statusCapsScript, Security{CapDrop: []string{"ALL"}, CapAdd: []string{"NET_BIND_SERVICE"}, NoNewPrivileges: true}),
