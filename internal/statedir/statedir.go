@@ -120,6 +120,12 @@ func trustedPath(dir string) error {
 				}
 				return fmt.Errorf("state folder %s: %s is a %s of uid %d, who could redirect it: use a path that only this user (uid %d) and root own", dir, p, what, st.Uid, uid)
 			}
+			// Others may write in a folder on the way (not the state folder
+			// itself, which Secure makes private): only the sticky bit
+			// keeps them from renaming what is ours, as in /tmp.
+			if p != abs && fi.IsDir() && fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+				return fmt.Errorf("state folder %s: other users may write in %s (mode %#o, no sticky bit) and could swap the state folder: use a path that only this user and root can change", dir, p, fi.Mode().Perm())
+			}
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("state folder: %w", err)
 		}

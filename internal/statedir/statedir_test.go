@@ -131,4 +131,22 @@ func TestSecureRefusesAnotherUsersLink(t *testing.T) {
 	if err := Secure(filepath.Join(theirs, "state"), nil); err == nil {
 		t.Error("a state folder under another user's folder was accepted")
 	}
+	// Under a folder of ours that anyone may write in, without the sticky
+	// bit, too; with it (as /tmp), not.
+	shared := filepath.Join(base, "shared")
+	if err := os.Mkdir(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := Secure(filepath.Join(shared, "state"), nil); err == nil || !strings.Contains(err.Error(), "no sticky bit") {
+		t.Errorf("err = %v, want a refusal of the world-writable folder on the way", err)
+	}
+	if err := os.Chmod(shared, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if err := Secure(filepath.Join(shared, "state"), nil); err != nil {
+		t.Errorf("under a sticky folder: %v", err)
+	}
 }
