@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ import (
 var env struct {
 	bin, state, kubeconfig string
 	up                     *exec.Cmd
-	upLog                  *bytes.Buffer
+	upLog                  *syncBuffer
 	skip                   string
 }
 
@@ -70,7 +71,7 @@ func run(m *testing.M) int {
 		panic(err)
 	}
 	// As `make up` runs it, with the market at its default speed.
-	env.upLog = &bytes.Buffer{}
+	env.upLog = &syncBuffer{}
 	env.up = exec.Command(filepath.Join(env.bin, "spoteci"), "up", "--state-dir", env.state, "--time-scale", "60",
 		"--image-cache", filepath.Join(env.bin, "images"))
 	env.up.Stdout, env.up.Stderr = env.upLog, env.upLog
@@ -103,6 +104,25 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "spoteci up's output:\n%s", tail(env.upLog.String(), 4000))
 	}
 	return code
+}
+
+// syncBuffer is spoteci up's output: written by exec's copier while the
+// tests read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // buildAttacker builds the attacker program into an image archive.
