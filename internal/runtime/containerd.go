@@ -232,6 +232,11 @@ func (r *Containerd) recover(ctx context.Context) error {
 			r.tearDownLater(in)
 		case in.stop != nil:
 			r.stopRunning(in)
+		case in.wasEvicted():
+			// Evicted, but a crash came before its stop was written:
+			// the eviction's stop, now.
+			in.requestStop(time.Now().Add(evictionGrace))
+			r.stopRunning(in)
 		default:
 			r.enqueue(ctx, id)
 		}

@@ -298,6 +298,25 @@ func TestEvictedForWritableLayer(t *testing.T) {
 	}
 }
 
+// TestEvictionSurvivesACrash: an eviction recorded, then a crash before its
+// stop was written: the next runtime on the folder stops the instance.
+func TestEvictionSurvivesACrash(t *testing.T) {
+	dir := t.TempDir()
+	r := openRuntime(t, dir)
+	start(t, r, Instance{ID: "evict-crash", Containers: []Container{busybox("main", "sleep 3600")}})
+	waitState(t, r, "evict-crash", "main", StateRunning)
+	in, _ := r.get("evict-crash")
+	if !in.setEvicted("test eviction") { // what evict does before its Stop
+		t.Fatal("setEvicted refused")
+	}
+	r.Close()
+	again := openRuntime(t, dir)
+	st := waitState(t, again, "evict-crash", "main", StateTerminated)
+	if st.Reason != ReasonEvicted {
+		t.Errorf("the container ended %s %q, want Evicted", st.Reason, st.Message)
+	}
+}
+
 // TestEvictedForEmptyDir: a disk emptyDir used past its sizeLimit evicts
 // its instance with the kubelet's message.
 func TestEvictedForEmptyDir(t *testing.T) {
