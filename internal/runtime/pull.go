@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -130,7 +131,15 @@ var transport = func() *http.Transport {
 // the registry itself (plain HTTP when it is on loopback), each with the
 // credentials that apply.
 func (r *Containerd) hosts(creds []Credential) docker.RegistryHosts {
-	client := &http.Client{Transport: transport}
+	client := &http.Client{Transport: transport,
+		// A registry (a mirror) that redirects to this machine meets the
+		// rule of a reference that names it.
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 10 {
+				return errors.New("stopped after 10 redirects")
+			}
+			return r.checkHost(req.URL.Host)
+		}}
 	return func(refHost string) ([]docker.RegistryHost, error) {
 		host := canonicalHost(refHost)
 		var out []docker.RegistryHost
@@ -200,7 +209,11 @@ func (r *Containerd) checkRegistryHost(ref string) error {
 	if err != nil {
 		return err
 	}
-	host := reference.Domain(named)
+	return r.checkHost(reference.Domain(named))
+}
+
+// checkHost is checkRegistryHost's rule for one registry host.
+func (r *Containerd) checkHost(host string) error {
 	if !onThisMachine(host) {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -373,6 +374,51 @@ func TestPullFailures(t *testing.T) {
 // TestPullRefusesLoopback: an image on a registry on this machine other than
 // the configured ones (the service's own listeners) fails in ErrImagePull
 // saying so, and the puller never connects to it.
+// TestPullRefusesRedirectToLoopback: a mirror that redirects to another
+// listener of this machine meets the rule of a reference that names it.
+func TestPullRefusesRedirectToLoopback(t *testing.T) {
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	reached := make(chan struct{}, 8)
+	go func() {
+		for {
+			c, err := target.Accept()
+			if err != nil {
+				return
+			}
+			reached <- struct{}{}
+			c.Close()
+		}
+	}()
+	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		http.Redirect(w, req, "http://"+target.Addr().String()+req.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer mirror.Close()
+	r := openRuntimeWith(t, t.TempDir(), func(c *Config) {
+		if err := c.Registries.AddMirror("redirect.test=" + mirror.URL); err != nil {
+			t.Fatal(err)
+		}
+	})
+	start(t, r, Instance{ID: "redirected", Containers: []Container{{Name: "main", Image: "redirect.test/busybox:1"}}})
+	var cs ContainerStatus
+	waitFor(t, 20*time.Second, "ErrImagePull", func() bool {
+		st, _ := r.Status("redirected")
+		cs = st.Containers[0]
+		return cs.Reason == ReasonErrImagePull || cs.Reason == ReasonImagePullBackOff
+	})
+	if want := "registry " + target.Addr().String() + " is not allowed"; !strings.Contains(cs.Message, want) {
+		t.Errorf("%s: %q, want %q", cs.Reason, cs.Message, want)
+	}
+	select {
+	case <-reached:
+		t.Error("the puller followed a redirect to a refused listener")
+	default:
+	}
+}
+
 func TestPullRefusesLoopback(t *testing.T) {
 	r := newRuntime(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
