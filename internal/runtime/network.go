@@ -171,13 +171,15 @@ func (n *network) firewallRules() [][]string {
 	}
 }
 
-// setFirewall replaces the network's filter rules, first in INPUT.
+// setFirewall puts the network's filter rules first in INPUT, each one
+// that is not there already: at a restart the instances that run on are
+// never without them.
 func (n *network) setFirewall() error {
-	if err := clearRules("filter", "INPUT", n.firewallComment()); err != nil {
-		return err
-	}
 	rules := n.firewallRules()
 	for i := len(rules) - 1; i >= 0; i-- {
+		if iptablesIn("filter", append([]string{"-C", "INPUT"}, rules[i]...)...) == nil {
+			continue
+		}
 		if err := iptablesIn("filter", append([]string{"-I", "INPUT", "1"}, rules[i]...)...); err != nil {
 			return fmt.Errorf("firewall of %s: %w", n.net.Name, err)
 		}

@@ -153,6 +153,9 @@ func capabilities(sec Security) []string {
 	return out
 }
 
+// pingGroupRange is the sysctl that lets groups open ICMP echo sockets.
+const pingGroupRange = "net.ipv4.ping_group_range"
+
 // withSecurity applies a container's security context and the instance's
 // to the spec made so far (after the image's config and the mounts): the
 // user and groups, capabilities, no_new_privs, the read-only root, sysctls
@@ -182,12 +185,13 @@ func withSecurity(sec Security, pod PodSecurity, imageUser string) oci.SpecOpts 
 					}
 				}
 			}
-			if len(pod.Sysctls) > 0 {
-				if s.Linux.Sysctl == nil {
-					s.Linux.Sysctl = map[string]string{}
-				}
-				maps.Copy(s.Linux.Sysctl, pod.Sysctls)
+			if s.Linux.Sysctl == nil {
+				s.Linux.Sysctl = map[string]string{}
 			}
+			// Without NET_RAW, a ping that uses an ICMP echo socket
+			// works, as containerd's CRI allows (enable_unprivileged_icmp).
+			s.Linux.Sysctl[pingGroupRange] = "0 2147483647"
+			maps.Copy(s.Linux.Sysctl, pod.Sysctls)
 			return nil
 		},
 		seccomp.WithDefaultProfile())

@@ -26,17 +26,18 @@ const (
 
 // TestSecurityDefaults: a container without a security context runs as the
 // image's root, with the default capabilities less NET_RAW (no raw
-// socket: no ping), privilege escalation allowed, the seccomp filter on
-// and a writable root.
+// socket, so busybox's ping fails; ICMP echo sockets are open to every
+// group, as containerd's CRI opens them), privilege escalation allowed, the
+// seccomp filter on and a writable root.
 func TestSecurityDefaults(t *testing.T) {
 	r := newRuntime(t)
 	start(t, r, Instance{ID: "secdef", Containers: []Container{
-		busybox("main", `id; `+statusCapsScript+`grep Seccomp: /proc/self/status; ping -c 1 -W 1 127.0.0.1 >/dev/null 2>&1 && echo ping-ok || echo ping-refused; touch /rootfile && echo root-writable`),
+		busybox("main", `id; `+statusCapsScript+`grep Seccomp: /proc/self/status; cat /proc/sys/net/ipv4/ping_group_range; ping -c 1 -W 1 127.0.0.1 >/dev/null 2>&1 && echo ping-ok || echo ping-refused; touch /rootfile && echo root-writable`),
 	}})
 	waitState(t, r, "secdef", "main", StateTerminated)
 	got := readLog(t, r, "secdef", "main")
 	for _, want := range []string{"uid=0(root) gid=0(root)", "CapEff:\t" + capsDefault, "CapBnd:\t" + capsDefault,
-		"NoNewPrivs:\t0", "Seccomp:\t2", "ping-refused", "root-writable"} {
+		"NoNewPrivs:\t0", "Seccomp:\t2", "0\t2147483647", "ping-refused", "root-writable"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("log lacks %q:\n%s", want, got)
 		}
