@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"archive/tar"
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,10 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/spoteci/spoteci/test/testimage"
 )
 
 // 10. What a kubelet gives a pod, through the real kubectl: exec with output
@@ -195,46 +190,11 @@ spec:
 	}
 }
 
-// whoamiImage builds the whoami client statically and writes an image of it
-// as a docker save archive.
+// whoamiImage builds the whoami client into an image archive.
 func whoamiImage(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "whoami")
-	build := exec.Command("go", "build", "-o", bin, "./whoami")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building whoami: %v\n%s", err, out)
-	}
-	data, err := os.ReadFile(bin)
+	archive, err := testimage.Build(t.TempDir(), "github.com/spoteci/spoteci/test/e2e/whoami", "whoami:e2e")
 	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "whoami", Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg})
-	tw.Write(data)
-	tw.Close()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Config.Entrypoint = "linux", "amd64", []string{"/whoami"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference("whoami:e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	archive := filepath.Join(dir, "whoami.tar")
-	if err := tarball.WriteToFile(archive, ref, img); err != nil {
 		t.Fatal(err)
 	}
 	return archive

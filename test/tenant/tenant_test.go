@@ -5,12 +5,10 @@
 package tenant
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -24,13 +22,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-
 	"github.com/spoteci/spoteci/internal/cluster"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
+	"github.com/spoteci/spoteci/test/testimage"
 )
 
 // env is the `spoteci up` all tests attack.
@@ -66,7 +60,7 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(tmp)
 	env.state = filepath.Join(tmp, "state")
 	env.kubeconfig = filepath.Join(env.state, "kubeconfig")
-	archive, err := buildAttacker(tmp)
+	archive, err := testimage.Build(tmp, "github.com/spoteci/spoteci/test/tenant/attacker", attackerImage)
 	if err != nil {
 		panic(err)
 	}
@@ -123,48 +117,6 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// buildAttacker builds the attacker program into an image archive.
-func buildAttacker(dir string) (string, error) {
-	bin := filepath.Join(dir, "attacker")
-	build := exec.Command("go", "build", "-o", bin, "./attacker")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the attacker: %v\n%s", err, out)
-	}
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		return "", err
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "attacker", Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg})
-	tw.Write(data)
-	tw.Close()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		return "", err
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		return "", err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return "", err
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Config.Entrypoint = "linux", "amd64", []string{"/attacker"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		return "", err
-	}
-	ref, err := name.ParseReference(attackerImage)
-	if err != nil {
-		return "", err
-	}
-	archive := filepath.Join(dir, "attacker.tar")
-	return archive, tarball.WriteToFile(archive, ref, img)
 }
 
 func skipWithoutUp(t *testing.T) {
