@@ -104,6 +104,11 @@ func groupIDOf(pod *corev1.Pod) string {
 // createInstance reads the pod's annotations, once, and asks for its
 // instance with the pod's UID as ClientToken: asking twice gets the same one.
 func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
+	if msg := forbiddenSysctl(pod); msg != "" {
+		// As a kubelet's admission: the pod fails, so that its Job counts it.
+		n.warnOnce(ctx, pod, ReasonSysctlForbidden, msg)
+		return 0, n.writeStatus(ctx, pod, rejectedStatus(pod, ReasonSysctlForbidden, msg))
+	}
 	if msg := forbidden(pod); msg != "" {
 		n.warnOnce(ctx, pod, ReasonForbiddenPodSpec, msg+"; the pod will not run")
 		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, ReasonForbiddenPodSpec, msg))

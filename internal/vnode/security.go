@@ -115,12 +115,6 @@ func unsupportedSecurity(pod *corev1.Pod) string {
 		if msg := common("spec.securityContext", psc.SELinuxOptions, psc.WindowsOptions, psc.SeccompProfile, psc.AppArmorProfile); msg != "" {
 			return msg
 		}
-		for i, s := range psc.Sysctls {
-			if !eciapi.SafeSysctl(s.Name) {
-				return unsupported(fmt.Sprintf("spec.securityContext.sysctls[%d].name", i), s.Name, "the safe sysctls",
-					"only the namespaced sysctls that Kubernetes deems safe can be set")
-			}
-		}
 	}
 	check := func(kind string, cs []corev1.Container) string {
 		for i, c := range cs {
@@ -159,4 +153,24 @@ func unsupportedSecurity(pod *corev1.Pod) string {
 		return msg
 	}
 	return check("containers", spec.Containers)
+}
+
+// ReasonSysctlForbidden is the kubelet's reason for a pod it rejects for
+// its sysctls.
+const ReasonSysctlForbidden = "SysctlForbidden"
+
+// forbiddenSysctl is the kubelet's admission message for the first sysctl
+// of pod that is not allowed (Kubernetes' safe set, as a kubelet without
+// --allowed-unsafe-sysctls); "" if there is none.
+func forbiddenSysctl(pod *corev1.Pod) string {
+	psc := pod.Spec.SecurityContext
+	if psc == nil {
+		return ""
+	}
+	for _, s := range psc.Sysctls {
+		if !eciapi.SafeSysctl(s.Name) {
+			return fmt.Sprintf("forbidden sysctl: %q not allowlisted", s.Name)
+		}
+	}
+	return ""
 }

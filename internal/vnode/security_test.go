@@ -69,9 +69,6 @@ func TestUnsupportedSecurity(t *testing.T) {
 		{"pod seccomp Unconfined", func(s *corev1.PodSpec) {
 			s.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}}
 		}, `spec.securityContext.seccompProfile.type: Unsupported value: "Unconfined"`},
-		{"unsafe sysctl", func(s *corev1.PodSpec) {
-			s.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.ipv4.tcp_syncookies", Value: "1"}, {Name: "kernel.msgmax", Value: "1"}}}
-		}, `spec.securityContext.sysctls[1].name: Unsupported value: "kernel.msgmax"`},
 		{"hostUsers false", func(s *corev1.PodSpec) { s.HostUsers = ptr(false) }, "spec.hostUsers: Forbidden"},
 		{"windowsOptions", func(s *corev1.PodSpec) {
 			s.Containers[0].SecurityContext = &corev1.SecurityContext{WindowsOptions: &corev1.WindowsSecurityContextOptions{}}
@@ -101,5 +98,19 @@ func TestUnsupportedSecurity(t *testing.T) {
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("%s: forbidden = %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestForbiddenSysctl: an unsafe sysctl gets the kubelet's admission
+// message; safe ones pass.
+func TestForbiddenSysctl(t *testing.T) {
+	pod := &corev1.Pod{Spec: corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{
+		Sysctls: []corev1.Sysctl{{Name: "net.ipv4.tcp_syncookies", Value: "1"}}}}}
+	if got := forbiddenSysctl(pod); got != "" {
+		t.Errorf("a safe sysctl: %q", got)
+	}
+	pod.Spec.SecurityContext.Sysctls = append(pod.Spec.SecurityContext.Sysctls, corev1.Sysctl{Name: "net.ipv4.route_localnet", Value: "1"})
+	if got, want := forbiddenSysctl(pod), `forbidden sysctl: "net.ipv4.route_localnet" not allowlisted`; got != want {
+		t.Errorf("forbiddenSysctl = %q, want %q", got, want)
 	}
 }

@@ -165,6 +165,14 @@ func waitingStatus(pod *corev1.Pod, reason, message string) corev1.PodStatus {
 	return st
 }
 
+// rejectedStatus fails a pod that its node will not admit, as a kubelet
+// rejects one.
+func rejectedStatus(pod *corev1.Pod, reason, message string) corev1.PodStatus {
+	st := *pod.Status.DeepCopy()
+	st.Phase, st.Reason, st.Message = corev1.PodFailed, reason, "Pod was rejected: "+message
+	return st
+}
+
 // vanishedStatus fails a pod whose instance is gone, so its owner replaces it.
 // terminalStatus is a deleted pod's last status, written before the node
 // removes it, as a kubelet writes one: its containers stopped, the phase

@@ -161,3 +161,36 @@ spec:
 		return strings.Contains(out, "Warning") && strings.Contains(out, `spec.ephemeralContainers: Forbidden: ephemeral containers ("dbg")`), out
 	})
 }
+
+// TestSysctlForbidden: a pod with an unsafe sysctl is rejected as a
+// kubelet's admission rejects it: Failed, reason SysctlForbidden, so that a
+// Job counts the failure.
+func TestSysctlForbidden(t *testing.T) {
+	skipWithoutCluster(t)
+	ns := namespace(t)
+	apply(t, ns, `apiVersion: v1
+kind: Pod
+metadata:
+  name: unsafe
+spec:
+  restartPolicy: Never
+  securityContext:
+    sysctls: [{name: net.ipv4.route_localnet, value: "1"}]
+  containers:
+  - name: main
+    image: busybox
+    command: ["true"]
+`)
+	want := `Pod was rejected: forbidden sysctl: "net.ipv4.route_localnet" not allowlisted`
+	eventually(t, 60*time.Second, "the pod Failed with SysctlForbidden", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pod", "unsafe", "-o", "jsonpath={.status.phase} {.status.reason} {.status.message}")
+		return out == "Failed SysctlForbidden "+want, out
+	})
+	events := kubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.name=unsafe,reason=SysctlForbidden", "-o", "custom-columns=TYPE:.type,MESSAGE:.message")
+	if !strings.Contains(events, "Warning") || !strings.Contains(events, `forbidden sysctl: "net.ipv4.route_localnet" not allowlisted`) {
+		t.Errorf("events:\n%s", events)
+	}
+	if gs := groups(t, ns); len(gs) != 0 {
+		t.Errorf("a rejected pod got %d instances", len(gs))
+	}
+}
