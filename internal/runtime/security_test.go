@@ -101,6 +101,20 @@ func TestSecurityContext(t *testing.T) {
 		"adddrop":  {"CapEff:\t" + capsPtraceNoOwn},
 		"sysctl":   {"80\n"},
 	} {
+		// The log of a container that just ended may still be on its way
+		// from the logger.
+		has := func() bool {
+			for _, want := range wants {
+				if !strings.Contains(logs[name], want) {
+					return false
+				}
+			}
+			return true
+		}
+		for deadline := time.Now().Add(10 * time.Second); !has() && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+			logs[name] = readLog(t, r, "sec", name)
+		}
 		for _, want := range wants {
 			if !strings.Contains(logs[name], want) {
 				t.Errorf("%s: log lacks %q:\n%s", name, want, logs[name])
