@@ -316,6 +316,9 @@ func TestStopGraceful(t *testing.T) {
 		t.Errorf("ended %d %s, log %q; want 3 after TERM", cs.ExitCode, cs.Reason, readLog(t, r, "graceful", "main"))
 	}
 	start(t, r, Instance{ID: "stubborn", Containers: []Container{busybox("main", `trap '' TERM; echo ready; while :; do sleep 0.1; done`)}})
+	// Running first: the log can say ready before the launch has recorded
+	// the start, and a stop in between ends the container at once (Lost).
+	waitState(t, r, "stubborn", "main", StateRunning)
 	waitFor(t, 10*time.Second, "ready", func() bool { return strings.Contains(readLog(t, r, "stubborn", "main"), "ready") })
 	before, _ := r.Status("stubborn")
 	began := time.Now()
