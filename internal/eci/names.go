@@ -8,18 +8,6 @@ import (
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-// Limits of a group's names, as CreateContainerGroup checks them.
-const (
-	// ContainerGroupName, as ECI documents it: 2 to 128 characters,
-	// lowercase letters, digits and hyphens, not starting or ending with a
-	// hyphen. It is shown in tables and names the instance's hostname when
-	// HostName is empty, so nothing else may pass.
-	minGroupName, maxGroupName = 2, 128
-	// MaxHostName bounds HostName: a kubelet truncates a pod's hostname to
-	// 63 characters, and sethostname takes at most 64 bytes.
-	MaxHostName = 63
-)
-
 // groupName is ContainerGroupName's shape (its length is checked apart).
 var groupName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
@@ -34,13 +22,13 @@ func checkGroupNames(req eciapi.CreateContainerGroupRequest) error {
 	if name == "" {
 		return badRequest("ContainerGroupName", "ContainerGroupName is required")
 	}
-	if len(name) < minGroupName || len(name) > maxGroupName || !groupName.MatchString(name) {
+	if len(name) < eciapi.MinContainerGroupName || len(name) > eciapi.MaxContainerGroupName || !groupName.MatchString(name) {
 		return badRequest("ContainerGroupName", "ContainerGroupName %s: want %d to %d lowercase letters, digits and hyphens, starting and ending with a letter or digit",
-			annotation.Quote(name), minGroupName, maxGroupName)
+			annotation.Quote(name), eciapi.MinContainerGroupName, eciapi.MaxContainerGroupName)
 	}
 	if h := req.HostName; h != "" && !validHostName(h) {
 		return badRequest("HostName", "HostName %s: want a host name (RFC 1123) of at most %d characters: letters, digits and hyphens in dot-separated labels, each starting and ending with a letter or digit",
-			annotation.Quote(h), MaxHostName)
+			annotation.Quote(h), eciapi.MaxHostName)
 	}
 	for i, c := range req.Containers {
 		if n := len(c.EnvironmentVars); n > eciapi.MaxEnvironmentVars {
@@ -51,9 +39,9 @@ func checkGroupNames(req eciapi.CreateContainerGroupRequest) error {
 }
 
 // validHostName reports whether h is an RFC 1123 host name of at most
-// MaxHostName characters.
+// MaxHostName characters (pkg/eci).
 func validHostName(h string) bool {
-	if len(h) > MaxHostName {
+	if len(h) > eciapi.MaxHostName {
 		return false
 	}
 	for _, label := range strings.Split(h, ".") {
@@ -62,14 +50,4 @@ func validHostName(h string) bool {
 		}
 	}
 	return true
-}
-
-// defaultHostName is the hostname of a group without HostName: its name cut
-// to MaxHostName characters without a trailing hyphen, as a kubelet cuts a
-// long pod name.
-func defaultHostName(groupName string) string {
-	if len(groupName) <= MaxHostName {
-		return groupName
-	}
-	return strings.TrimRight(groupName[:MaxHostName], "-.")
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spoteci/spoteci/internal/runtime"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
 // supervisor runs the runtime's slow calls (start, stop) off the request
@@ -87,7 +88,7 @@ func instanceOf(g *group) runtime.Instance {
 		CPU: float64(g.inst.Offering.Type.VCPU), Memory: int64(g.inst.Offering.Type.MemoryGiB * (1 << 30)),
 		EphemeralStorage: ephemeralStorage(req)}
 	if in.Hostname == "" {
-		in.Hostname = defaultHostName(g.Name)
+		in.Hostname = eciapi.ShortHostName(g.Name)
 	}
 	in.Security, in.PodRef = podSecurity(req.SecurityContext), podRef(req.Tags)
 	for _, c := range req.ImageRegistryCredentials {

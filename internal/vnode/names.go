@@ -11,13 +11,6 @@ import (
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-// maxGroupName is the longest ContainerGroupName the service takes (ECI's
-// 128); maxHostName the longest hostname, as a kubelet cuts a pod's.
-const (
-	maxGroupName = 128
-	maxHostName  = 63
-)
-
 // groupName is the ContainerGroupName of a pod's instance: NAMESPACE-NAME,
 // in ECI's alphabet (lowercase letters, digits and hyphens: a pod name's
 // dots become hyphens) and, when longer than 128 characters (a pod name
@@ -27,12 +20,12 @@ const (
 func groupName(pod *corev1.Pod) string {
 	full := pod.Namespace + "-" + pod.Name
 	name := strings.ReplaceAll(full, ".", "-")
-	if len(name) <= maxGroupName {
+	if len(name) <= eciapi.MaxContainerGroupName {
 		return name
 	}
 	sum := sha256.Sum256([]byte(full))
 	suffix := "-" + hex.EncodeToString(sum[:4])
-	return strings.TrimRight(name[:maxGroupName-len(suffix)], "-") + suffix
+	return strings.TrimRight(name[:eciapi.MaxContainerGroupName-len(suffix)], "-") + suffix
 }
 
 // hostName is a pod's hostname as a kubelet makes it: spec.hostname, else
@@ -41,10 +34,7 @@ func hostName(pod *corev1.Pod) string {
 	if pod.Spec.Hostname != "" {
 		return pod.Spec.Hostname
 	}
-	if len(pod.Name) <= maxHostName {
-		return pod.Name
-	}
-	return strings.TrimRight(pod.Name[:maxHostName], "-.")
+	return eciapi.ShortHostName(pod.Name)
 }
 
 // checkEnvCount refuses a container whose environment, with the variables

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -130,6 +131,24 @@ func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message)
 // OpenAPI bounds every list: what the request carries, the variables a
 // virtual node adds for the kubernetes service included.
 const MaxEnvironmentVars = 1000
+
+// Limits of a group's names: ContainerGroupName is 2 to 128 characters, as
+// ECI documents it; a hostname at most 63, as a kubelet cuts a pod's (and
+// sethostname takes at most 64 bytes).
+const (
+	MinContainerGroupName = 2
+	MaxContainerGroupName = 128
+	MaxHostName           = 63
+)
+
+// ShortHostName is name as a hostname: cut to MaxHostName characters
+// without a trailing hyphen or dot, as a kubelet cuts a long pod name.
+func ShortHostName(name string) string {
+	if len(name) <= MaxHostName {
+		return name
+	}
+	return strings.TrimRight(name[:MaxHostName], "-.")
+}
 
 // EnvironmentVar is one variable of a container's environment: a Value, or
 // a FieldRef the instance fills in when the container starts.
