@@ -131,7 +131,7 @@ func (n *network) setForwards() error {
 		if err != nil || !net.ParseIP(to).IsLoopback() {
 			return fmt.Errorf("forward %s=%s: the target must be a loopback IP:PORT", f.From, f.To)
 		}
-		if err := iptables("-A", "PREROUTING", "-s", n.net.Subnet, "-d", ip, "-p", "tcp", "--dport", port,
+		if err := iptablesIn("nat", "-A", "PREROUTING", "-s", n.net.Subnet, "-d", ip, "-p", "tcp", "--dport", port,
 			"-m", "comment", "--comment", n.forwardComment(), "-j", "DNAT", "--to-destination", f.To); err != nil {
 			return fmt.Errorf("forward %s=%s: %w", f.From, f.To, err)
 		}
@@ -227,8 +227,6 @@ func splitRule(rule string) ([]string, error) {
 	}
 	return out, nil
 }
-
-func iptables(args ...string) error { return iptablesIn("nat", args...) }
 
 func iptablesIn(table string, args ...string) error {
 	out, err := exec.Command("iptables", append([]string{"-w", "-t", table}, args...)...).CombinedOutput()
