@@ -125,7 +125,7 @@ func New(ctx context.Context, cfg Config) (*Containerd, error) {
 		cfg.PullBackoff = 10 * time.Second
 	}
 	if cfg.RestartBackoff <= 0 {
-		cfg.RestartBackoff = restartBackoff
+		cfg.RestartBackoff = RestartBackoff
 	}
 	if cfg.TeardownDeferral <= 0 {
 		cfg.TeardownDeferral = teardownDeferral
@@ -250,20 +250,7 @@ func (r *Containerd) instanceDir(id string) string {
 
 // Start registers the instance and queues its launch.
 func (r *Containerd) Start(ctx context.Context, spec Instance) error {
-	if err := validName("instance id", spec.ID); err != nil {
-		return err
-	}
-	seen := map[string]bool{}
-	for _, c := range spec.Containers {
-		if err := validName("container name", c.Name); err != nil {
-			return err
-		}
-		if seen[c.Name] {
-			return fmt.Errorf("container name %q: %w: used twice", c.Name, ErrInvalidName)
-		}
-		seen[c.Name] = true
-	}
-	if err := checkVolumes(spec); err != nil {
+	if err := spec.Check(); err != nil {
 		return err
 	}
 	if spec.PidsLimit <= 0 {
@@ -486,7 +473,7 @@ func (r *Containerd) taskExited(ctx context.Context, c *container, code int, at 
 	case in.restartAsked(c):
 		r.restartAfter(ctx, c, t, 0)
 		return
-	case in.spec.RestartPolicy.restarts(code):
+	case in.spec.RestartPolicy.Restarts(code):
 		r.restart(ctx, c, t)
 		return
 	}
@@ -507,22 +494,11 @@ func (r *Containerd) taskExited(ctx context.Context, c *container, code int, at 
 	r.exited(in) // the last one's teardown deletes every task
 }
 
-// Restart back-off, as a kubelet's: 10 s doubled after each restart up to
-// 5 minutes, and back to 10 s after a run of 10 minutes.
-const (
-	restartBackoff    = 10 * time.Second
-	maxRestartBackoff = 5 * time.Minute
-	restartReset      = 10 * time.Minute
-)
-
 // restart ends a run of a container whose policy starts it again: it waits
 // (CrashLoopBackOff) and then starts in place from a fresh copy of its image.
 func (r *Containerd) restart(ctx context.Context, c *container, t Termination) {
 	in := c.in
-	wait := r.cfg.RestartBackoff
-	if prev := in.containerStatus(c); prev.LastTerminated != nil && t.FinishedAt.Sub(t.StartedAt) < restartReset {
-		wait = min(maxRestartBackoff, wait<<min(prev.RestartCount, 5))
-	}
+	wait := RestartWait(r.cfg.RestartBackoff, in.containerStatus(c), t)
 	in.event(Event{Type: "Warning", Reason: "BackOff", Container: c.name,
 		Message: fmt.Sprintf("Back-off restarting failed container %s in pod %s", c.name, in.spec.Hostname)})
 	r.restartAfter(ctx, c, t, wait)

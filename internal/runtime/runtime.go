@@ -51,6 +51,10 @@ type Instance struct {
 	// logs and disk volumes together may use that much before the
 	// instance is evicted. Zero means no limit.
 	EphemeralStorage int64 `json:",omitempty"`
+	// Annotations are the instance's labels (its group's tags), passed to
+	// the runtime as CRI passes a pod's annotations: a runtime may act on
+	// its own keys (the model runtime's behaviour), and ignores the rest.
+	Annotations map[string]string `json:",omitempty"`
 }
 
 // RestartPolicy is Kubernetes' (and ECI's) restart policy.
@@ -63,8 +67,8 @@ const (
 	RestartAlways    RestartPolicy = "Always"
 )
 
-// restarts reports whether a container that ended with code starts again.
-func (p RestartPolicy) restarts(code int) bool {
+// Restarts reports whether a container that ended with code starts again.
+func (p RestartPolicy) Restarts(code int) bool {
 	return p == RestartAlways || (p == RestartOnFailure && code != 0)
 }
 
@@ -273,6 +277,44 @@ type Runtime interface {
 	Exits() ([]string, error)
 	// Close releases the runtime's connections; containers keep running.
 	Close() error
+}
+
+// Check refuses an instance whose id, container names or volumes cannot be
+// used (ErrInvalidName, or a mount that reaches outside its volume): every
+// runtime's Start runs it, so that a bad request fails at once.
+func (in Instance) Check() error {
+	if err := validName("instance id", in.ID); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, c := range in.Containers {
+		if err := validName("container name", c.Name); err != nil {
+			return err
+		}
+		if seen[c.Name] {
+			return fmt.Errorf("container name %q: %w: used twice", c.Name, ErrInvalidName)
+		}
+		seen[c.Name] = true
+	}
+	return checkVolumes(in)
+}
+
+// Restart back-off, as a kubelet's: 10 s doubled after each restart up to
+// 5 minutes, and back to 10 s after a run of 10 minutes.
+const (
+	RestartBackoff    = 10 * time.Second
+	maxRestartBackoff = 5 * time.Minute
+	restartReset      = 10 * time.Minute
+)
+
+// RestartWait is how long a container waits before it starts again after
+// run ended, given its status before (prev): base (RestartBackoff, or a
+// test's) doubled for each restart, up to 5 minutes.
+func RestartWait(base time.Duration, prev ContainerStatus, run Termination) time.Duration {
+	if prev.LastTerminated != nil && run.FinishedAt.Sub(run.StartedAt) < restartReset {
+		return min(maxRestartBackoff, base<<min(prev.RestartCount, 5))
+	}
+	return base
 }
 
 // maxNameLen bounds ids and container names so that they fit a file name
