@@ -15,7 +15,6 @@ deps:
 # is spoteci itself.
 build: deps
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/spoteci ./cmd/spoteci
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/spoteci-logger ./cmd/spoteci-logger
 
 # up runs a real Kubernetes control plane and the ECI service on the embedded
 # default catalog, market time x60, state in ./state.

@@ -17,7 +17,7 @@ import (
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-// binary is spoteci, built with spoteci-logger beside it; imageCache holds
+// binary is spoteci, built for the tests; imageCache holds
 // the busybox image its server publishes.
 var binary, imageCache string
 
@@ -27,12 +27,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "spoteci")
-	for _, cmd := range []string{"spoteci", "spoteci-logger"} {
-		build := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "github.com/spoteci/spoteci/cmd/"+cmd)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			panic("building " + cmd + ": " + err.Error())
-		}
+	build := exec.Command("go", "build", "-o", binary, "github.com/spoteci/spoteci/cmd/spoteci")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		panic("building spoteci: " + err.Error())
 	}
 	imageCache = filepath.Join(dir, "images")
 	if _, err := images.Build(context.Background(), imageCache, images.Options{}, "busybox"); err != nil {

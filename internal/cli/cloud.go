@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -151,29 +150,16 @@ func startCloud(ctx context.Context, log *slog.Logger, stateDir, token string, o
 		go func() { defer close(done); c.daemon.Supervise(supervised) }()
 		c.unsupervise = func() { cancel(); <-done }
 	}
-	logger, err := loggerBinary()
-	if err != nil {
-		return fail(err)
-	}
 	forwards, err := parseForwards(o.forwards)
 	if err != nil {
 		return fail(err)
 	}
 
 	if c.runtime, err = runtime.New(ctx, runtime.Config{Dir: filepath.Join(stateDir, "runtime"), Address: address,
-		Logger: logger, LogMaxSize: logMax, LogMaxFiles: o.logMaxFiles, Launchers: o.launchers, PodPidsLimit: o.podMaxPids, Registries: regs, Forwards: forwards, Log: log}); err != nil {
+		LogMaxSize: logMax, LogMaxFiles: o.logMaxFiles, Launchers: o.launchers, PodPidsLimit: o.podMaxPids, Registries: regs, Forwards: forwards, Log: log}); err != nil {
 		return fail(err)
 	}
 	return c, nil
-}
-
-// loggerBinary is spoteci-logger, which make puts beside spoteci.
-func loggerBinary() (string, error) {
-	p := filepath.Join(defaultBinDir(), "spoteci-logger")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("spoteci-logger is not beside spoteci (%s); build both with make build", p)
-	}
-	return p, nil
 }
 
 // stop closes the runtime, the registry and our containerd; it returns how

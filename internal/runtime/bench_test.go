@@ -13,7 +13,7 @@ import (
 // BenchmarkStartToRunning starts instances of a cached image (busybox,
 // IfNotPresent), one at a time, and reports the time from Start to the
 // container Running: sandbox (network namespace, CNI, cgroup), snapshot,
-// containerd container, runc task, logger. Target: p50 at most 150 ms.
+// containerd container, runc task. Target: p50 at most 150 ms.
 func BenchmarkStartToRunning(b *testing.B) {
 	r := newRuntime(b)
 	ctx := context.Background()

@@ -45,8 +45,6 @@ type Config struct {
 	// (default "spoteci").
 	Address   string
 	Namespace string
-	// Logger is the spoteci-logger binary, which writes each container's log.
-	Logger string
 	// LogMaxSize and LogMaxFiles bound each container's log on disk, as a
 	// kubelet's containerLogMaxSize and containerLogMaxFiles; 0 takes their
 	// defaults, 10 MiB and 5 files.
@@ -83,8 +81,8 @@ type Config struct {
 
 // Containerd runs instances under containerd and runc: each instance a pod
 // sandbox (network namespace, cgroup sized to its type), each container a
-// containerd container whose output a spoteci-logger writes into its log. See
-// doc.go.
+// containerd container whose output the runtime copies from FIFOs into its
+// log (output.go). See doc.go.
 type Containerd struct {
 	cfg     Config
 	log     *slog.Logger
@@ -147,9 +145,6 @@ func New(ctx context.Context, cfg Config) (*Containerd, error) {
 	// containerd's client logs every registry it tries through logrus; the
 	// outcome reaches the instance's events, which is where users look.
 	clog.L.Logger.SetLevel(logrus.WarnLevel)
-	if cfg.Logger == "" {
-		return nil, errors.New("runtime: the path of spoteci-logger is required")
-	}
 	if err := os.MkdirAll(filepath.Join(dir, instancesDir), 0o700); err != nil {
 		return nil, fmt.Errorf("runtime folder: %w", err)
 	}
@@ -190,10 +185,18 @@ func New(ctx context.Context, cfg Config) (*Containerd, error) {
 	return r, nil
 }
 
-// Close stops the runtime's own work; containers keep running.
+// Close stops the runtime's own work; containers keep running, their
+// output waiting in their FIFOs for the next runtime.
 func (r *Containerd) Close() error {
 	r.cancel()
 	r.wg.Wait()
+	r.mu.Lock()
+	cs := make([]*container, 0, len(r.byCID))
+	for _, c := range r.byCID {
+		cs = append(cs, c)
+	}
+	r.mu.Unlock()
+	stopOutputs(cs)
 	return r.client.Close()
 }
 
@@ -222,6 +225,11 @@ func (r *Containerd) recover(ctx context.Context) error {
 		r.instances[id] = in
 		for _, c := range in.containers {
 			r.byCID[c.cid] = c
+			if in.state(c) == StateRunning {
+				// Before the resync: the output of one that ended
+				// meanwhile is copied before its end is recorded.
+				r.attachOutput(c)
+			}
 		}
 	}
 	r.resync(ctx)
@@ -458,6 +466,7 @@ func (r *Containerd) taskExited(ctx context.Context, c *container, code int, at 
 	if in.state(c) != StateRunning {
 		return
 	}
+	r.drainOutput(c) // the log whole before the end is recorded
 	reason, msg := ReasonCompleted, ""
 	switch {
 	case code != 0 && oomKilled(in.spec.ID, c.name):
@@ -671,6 +680,7 @@ func (r *Containerd) Remove(ctx context.Context, id string) error {
 	in.launchMu.Lock() // after a launch in progress, and never beside release
 	defer in.launchMu.Unlock()
 	err := r.freeSandbox(ctx, in)
+	stopOutputs(in.containers)
 	for _, c := range in.containers {
 		in.setTerminated(c, 137, ReasonLost, "The instance was removed", time.Now()) // once: ended ones keep their end
 	}

@@ -20,8 +20,8 @@
 //  4. each container: a containerd container (overlayfs snapshot, runc, the
 //     OCI spec: namespaces, the security context (below), the
 //     cgroup /spoteci/<id>/<name> with its limits, the mounts) and its task,
-//     whose output spoteci-logger (containerd's binary log driver) writes
-//     into <name>.log.
+//     whose stdout and stderr are two FIFOs that the runtime reads and
+//     writes into <name>.log (below).
 //
 // Stop sends SIGTERM to each container's first process and SIGKILL at the
 // deadline, from the runtime itself through a pidfd (signal.go), and SIGKILL
@@ -42,6 +42,25 @@
 // or containerd: New on the same folder loads every instance, adopts running
 // tasks by id, records the exits that happened meanwhile and queues what was
 // never started.
+//
+// # Logs
+//
+// No process runs beside a container but its shim: as containerd's CRI
+// plugin does, the task's stdout and stderr are FIFOs in the instance's
+// folder, and the runtime copies them in two goroutines into the log, in
+// package logfile's format (the kubelet's CRI log format less the stream
+// name), rotated and capped as a kubelet's (Config.LogMaxSize and
+// LogMaxFiles). A container's end is recorded once its output is copied to
+// the end (waiting up to 2 seconds), so a log read once it is Terminated is
+// whole. The shim keeps a reading end of each FIFO open too, so while
+// spoteci is down (a restart) the container is not killed by SIGPIPE: its
+// output waits in the FIFO and the shim's pipe, 64 KiB each, beyond which
+// its writes block until a runtime reads again; New opens the FIFOs of every
+// running container again and goes on, nothing lost or written twice.
+// Output still in the FIFO of a container that ends while spoteci is down
+// is lost with the FIFO's last writer, as under containerd's CRI across a
+// restart of containerd. A running container holds three of spoteci's file
+// descriptors (two FIFOs and its log).
 //
 // # Limits
 //
@@ -123,6 +142,7 @@
 //	<dir>/instances/<id>/events.jsonl   the kubelet-style events, one JSON per line
 //	<dir>/instances/<id>/<name>.log     the container's output (package logfile's format)
 //	<dir>/instances/<id>/<name>.previous.log   the run before a restart
+//	<dir>/instances/<id>/fifo/<name>-{stdout,stderr}   the FIFOs of its output
 //	<dir>/instances/<id>/volumes/<vol>/ the instance's volumes
 //	<dir>/instances/<id>/{hosts,hostname,resolv.conf}
 //	<dir>/netns/<id>                    the pinned network namespace

@@ -60,6 +60,9 @@ type container struct {
 	// notBefore delays a restart (its back-off); in memory only: a
 	// restarted runtime restarts at once.
 	notBefore time.Time
+	// out copies the output of the running task into the log (output.go);
+	// in memory only: a restarted runtime opens the FIFOs again.
+	out *output
 }
 
 // stopRecord is stop.json: Stop's request.

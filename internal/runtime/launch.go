@@ -1,25 +1,21 @@
 package runtime
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/ttrpc"
 	"github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/spoteci/spoteci/internal/runtime/logfile"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -245,8 +241,11 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 		return err
 	}
 	task, err := cont.Task(ctx, nil)
-	if errdefs.IsNotFound(err) { // the folder exists: launch wrote spec.json
+	switch {
+	case errdefs.IsNotFound(err): // the folder exists: launch wrote spec.json
 		task, err = r.newTask(ctx, cont, c)
+	case err == nil: // made by an earlier launch: its output waits in the FIFOs
+		r.attachOutput(c)
 	}
 	if err == nil {
 		var st containerd.Status
@@ -271,11 +270,29 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 	return nil
 }
 
-// newTask makes the task of c, or takes up the one an earlier launch made.
+// newTask makes the task of c, or takes up the one an earlier launch made,
+// and copies its output into its log (output.go).
 func (r *Containerd) newTask(ctx context.Context, cont containerd.Container, c *container) (containerd.Task, error) {
-	logIO := cio.BinaryIO(r.cfg.Logger, map[string]string{"--log": c.logPath(),
-		"--max-size":  strconv.FormatInt(cmp.Or(r.cfg.LogMaxSize, logfile.DefaultMaxSize), 10),
-		"--max-files": strconv.Itoa(cmp.Or(r.cfg.LogMaxFiles, logfile.DefaultMaxFiles))})
+	// The FIFOs' reading ends are open before the task is made: the shim
+	// opens the writing ends as it makes it, and waits for a reader.
+	out, err := r.newOutput(c)
+	if err != nil {
+		return nil, err
+	}
+	task, err := r.makeTask(ctx, cont, c)
+	if err != nil {
+		// A task made all the same (containerd's answer lost) is taken up
+		// by the next launch, which opens the FIFOs again.
+		out.discard()
+		return nil, err
+	}
+	r.runOutput(c, out)
+	return task, nil
+}
+
+// makeTask makes the task of c, or takes up the one an earlier launch made.
+func (r *Containerd) makeTask(ctx context.Context, cont containerd.Container, c *container) (containerd.Task, error) {
+	logIO := c.fifoIO()
 	task, err := cont.NewTask(ctx, logIO)
 	if !errdefs.IsAlreadyExists(err) {
 		return task, err

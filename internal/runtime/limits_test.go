@@ -199,7 +199,7 @@ func TestForkBombBounded(t *testing.T) {
 // one when adopted.
 func TestPidsLimitKept(t *testing.T) {
 	dir := t.TempDir()
-	r1, err := New(context.Background(), Config{Dir: dir, Address: env.Daemon.Address, Logger: env.Logger, Namespace: "spoteci-test",
+	r1, err := New(context.Background(), Config{Dir: dir, Address: env.Daemon.Address, Namespace: "spoteci-test",
 		Registries: Registries{Mirrors: map[string][]string{"*": {"http://" + env.Registry.Addr()}}}, PodPidsLimit: 300})
 	if err != nil {
 		t.Fatal(err)

@@ -57,7 +57,7 @@ func openRuntimeWith(t testing.TB, dir string, edit func(*Config)) *Containerd {
 	if err := regs.AddMirror(env.Mirror()); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Dir: dir, Address: env.Daemon.Address, Logger: env.Logger, Registries: regs,
+	cfg := Config{Dir: dir, Address: env.Daemon.Address, Registries: regs,
 		PullBackoff: 500 * time.Millisecond, Namespace: "spoteci-test"}
 	edit(&cfg)
 	r, err := New(context.Background(), cfg)
@@ -515,7 +515,7 @@ func TestRegistryHostAllowed(t *testing.T) {
 // containers and records the exit of those that ended meanwhile.
 func TestRestartAdopts(t *testing.T) {
 	dir := t.TempDir()
-	r1, err := New(context.Background(), Config{Dir: dir, Address: env.Daemon.Address, Logger: env.Logger, Namespace: "spoteci-test",
+	r1, err := New(context.Background(), Config{Dir: dir, Address: env.Daemon.Address, Namespace: "spoteci-test",
 		Registries: Registries{Mirrors: map[string][]string{"*": {"http://" + env.Registry.Addr()}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -809,10 +809,12 @@ func TestRestart(t *testing.T) {
 	r := newRuntime(t)
 	start(t, r, Instance{ID: "again", CPU: 1, Memory: 1 << 30, Containers: []Container{
 		busybox("once", `echo once`),
-		busybox("loop", `trap 'exit 3' TERM; while :; do sleep 0.05; done`),
+		busybox("loop", `trap 'exit 3' TERM; echo trapping; while :; do sleep 0.05; done`),
 	}})
 	waitState(t, r, "again", "once", StateTerminated)
 	waitState(t, r, "again", "loop", StateRunning)
+	// A SIGTERM before the trap is set is ignored: the shell is PID 1.
+	waitFor(t, 15*time.Second, "the loop's trap", func() bool { return readLog(t, r, "again", "loop") == "trapping\n" })
 	if err := r.Restart(context.Background(), "again", 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -839,7 +841,7 @@ func TestLogRotated(t *testing.T) {
 	if err := regs.AddMirror(env.Mirror()); err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(context.Background(), Config{Dir: dir, Address: env.Daemon.Address, Logger: env.Logger, Registries: regs,
+	r, err := New(context.Background(), Config{Dir: dir, Address: env.Daemon.Address, Registries: regs,
 		Namespace: "spoteci-test", LogMaxSize: 64 << 10, LogMaxFiles: 3})
 	if err != nil {
 		t.Fatal(err)

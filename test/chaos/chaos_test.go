@@ -184,10 +184,8 @@ func start(t *testing.T) *stack {
 	}
 	tmp := t.TempDir()
 	s.spoteci, s.images = filepath.Join(tmp, "spoteci"), filepath.Join(s.bin, "images")
-	for _, cmd := range []string{"spoteci", "spoteci-logger"} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(tmp, cmd), "github.com/spoteci/spoteci/cmd/"+cmd).CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", cmd, err, out)
-		}
+	if out, err := exec.Command("go", "build", "-o", s.spoteci, "github.com/spoteci/spoteci/cmd/spoteci").CombinedOutput(); err != nil {
+		t.Fatalf("building spoteci: %v\n%s", err, out)
 	}
 	s.kubeDir, s.state = filepath.Join(tmp, "kube"), filepath.Join(tmp, "eci")
 	s.startKube()

@@ -74,12 +74,10 @@ func run(m *testing.M) int {
 		env.skip = "bin/images/perl.tar is missing: build the images with `make images`"
 		return m.Run()
 	}
-	for _, cmd := range []string{"spoteci", "spoteci-logger"} {
-		build := exec.Command("go", "build", "-o", filepath.Join(tmp, cmd), "github.com/spoteci/spoteci/cmd/"+cmd)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			panic("building " + cmd + ": " + err.Error())
-		}
+	build := exec.Command("go", "build", "-o", env.spoteci, "github.com/spoteci/spoteci/cmd/spoteci")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		panic("building spoteci: " + err.Error())
 	}
 	ctx := context.Background()
 	c, err := cluster.Start(ctx, cluster.Config{StateDir: filepath.Join(tmp, "kube"), BinDir: env.bin})

@@ -5,12 +5,10 @@
 //	<RFC3339Nano UTC time> <tag> <content>\n
 //
 // where tag F ends a line of output and P is a part of a line whose end
-// follows in later records (output that had no newline yet when read). The
-// writer is the logging binary that containerd's shim starts beside each
-// container (cmd/spoteci-logger), so the log keeps being written while
-// spoteci itself is down; readers are kubectl logs and DescribeContainerLog.
-// The package links nothing but the standard library: the logger starts for
-// every container.
+// follows in later records (output that had no newline yet when read): the
+// kubelet's CRI log format without the stream name. The writer is the
+// runtime, which copies each container's output from its FIFOs (Copy,
+// Rotating); readers are kubectl logs and DescribeContainerLog.
 package logfile
 
 import (

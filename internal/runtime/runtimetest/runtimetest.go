@@ -1,7 +1,7 @@
 // Package runtimetest starts, for the tests of packages that run instances,
-// the real parts the runtime needs: containerd (as spoteci starts it), a
-// local registry holding the built-in images, and the spoteci-logger binary.
-// One Env serves a whole test binary: start it in TestMain.
+// the real parts the runtime needs: containerd (as spoteci starts it) and a
+// local registry holding the built-in images. One Env serves a whole test
+// binary: start it in TestMain.
 package runtimetest
 
 import (
@@ -24,8 +24,6 @@ import (
 type Env struct {
 	Daemon   *daemon.Daemon
 	Registry *registry.Registry
-	// Logger is a spoteci-logger built for the tests.
-	Logger string
 	// Images lists the built-in images published to Registry: busybox
 	// always, perl when its archive was built (make images).
 	Images []string
@@ -34,24 +32,19 @@ type Env struct {
 	dir        string
 }
 
-// Start builds spoteci-logger, starts containerd and the registry, and
-// publishes the built-in images: busybox, built into a temporary cache if
-// the repository's bin/images lacks it, and perl if bin/images has it.
-// ImageCache returns the cache used.
+// Start starts containerd and the registry and publishes the built-in
+// images: busybox, built into a temporary cache if the repository's
+// bin/images lacks it, and perl if bin/images has it. ImageCache returns
+// the cache used.
 func Start(ctx context.Context) (*Env, error) {
 	dir, err := os.MkdirTemp("", "spoteci-env-")
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{dir: dir, Logger: filepath.Join(dir, "spoteci-logger")}
+	e := &Env{dir: dir}
 	fail := func(err error) (*Env, error) {
 		e.Close()
 		return nil, err
-	}
-	build := exec.Command("go", "build", "-o", e.Logger, "github.com/spoteci/spoteci/cmd/spoteci-logger")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fail(fmt.Errorf("building spoteci-logger: %w", err))
 	}
 	if e.Daemon, err = daemon.Start(ctx, filepath.Join(dir, "containerd"), nil); err != nil {
 		return fail(err)
