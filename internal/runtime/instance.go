@@ -46,6 +46,8 @@ type instance struct {
 	evicted string
 	work    context.CancelFunc
 	backoff map[string]time.Duration // image pull back-off by container
+	// notify hears of every change of the instance's Status (changes.go).
+	notify func(id string)
 }
 
 // container is one container of an instance.
@@ -197,6 +199,7 @@ func (in *instance) writeSpec() error {
 
 // save writes status.json. Call with mu held.
 func (in *instance) save() {
+	in.noteChange()
 	if in.pending {
 		return
 	}
@@ -277,6 +280,7 @@ func (in *instance) event(e Event) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.events = append(in.events, e)
+	in.noteChange()
 	if in.pending {
 		return
 	}
