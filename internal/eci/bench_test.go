@@ -180,6 +180,89 @@ func BenchmarkProviderList(b *testing.B) {
 	}
 }
 
+// BenchmarkProviderChanged is the virtual node's poll at 10,000 groups of
+// one node: what changed in its last seconds (DescribeContainerGroupStatus
+// with SinceSecond, through the SDK: 10 groups deleted) against the full
+// listing a resync reads, both into the node's types. The groups hold no
+// container (ImagePullPolicy Never on an image that is not there).
+func BenchmarkProviderChanged(b *testing.B) {
+	const n, changed = 10_000, 10
+	wall := &fakeWall{t: time.Now().UTC()}
+	s := startServerWith(b, eci.Config{StateDir: b.TempDir(), TimeScale: 1, Wall: wall.now})
+	ctx := context.Background()
+	tags := map[string]string{"spoteci.io/node": "node-0"}
+	var ids []string
+	for i := range n {
+		req := eciapi.CreateContainerGroupRequest{ContainerGroupName: fmt.Sprint("g", i), InstanceType: "2-4Gi",
+			Tags:       []eciapi.Tag{{Key: "spoteci.io/node", Value: "node-0"}},
+			Containers: []eciapi.Container{{Name: "c", Image: "not-pulled:1", ImagePullPolicy: "Never"}}}
+		id, err := s.CreateContainerGroup(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	p, err := eciprovider.New(eciprovider.Config{Config: s.sdkConfig(), PageSize: eci.MaxPageSize})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	// Once the runtime has tried every group (each waits for its image), a
+	// minute passes with no change.
+	for deadline := time.Now().Add(10 * time.Minute); ; time.Sleep(time.Second) {
+		list, err := p.List(ctx, tags)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tried := 0
+		for _, in := range list {
+			if in.Containers[0].State.Reason == "ErrImageNeverPull" {
+				tried++
+			}
+		}
+		if tried == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the runtime tried %d groups of %d in 10 minutes", tried, n)
+		}
+	}
+	wall.advance(2 * time.Minute)
+	since := eci.MinSinceSecond
+	if resp, err := s.DescribeContainerGroupStatus(ctx, eciapi.DescribeContainerGroupStatusRequest{SinceSecond: &since, Limit: 1}); err != nil || resp.TotalCount != 0 {
+		b.Fatalf("%d groups changed in a minute without a change (%v)", resp.TotalCount, err)
+	}
+	for _, id := range ids[:changed] {
+		if err := s.DeleteContainerGroup(ctx, eciapi.DeleteContainerGroupRequest{ContainerGroupId: id}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("Changed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			list, err := p.Changed(ctx, tags, 3*time.Second)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(list) != changed {
+				b.Fatalf("%d changed, want %d", len(list), changed)
+			}
+		}
+	})
+	b.Run("List", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			list, err := p.List(ctx, tags)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(list) != n-changed {
+				b.Fatalf("listed %d, want %d", len(list), n-changed)
+			}
+		}
+	})
+}
+
 // BenchmarkDescribeWhileCreating runs 20 clients that each list every group
 // (DescribeContainerGroups through the SDK, one page) once a second, as 20
 // virtual nodes polling, while 100 groups of real busybox containers are

@@ -1,6 +1,7 @@
 package eci
 
 import (
+	"container/list"
 	"fmt"
 	"time"
 
@@ -29,6 +30,13 @@ type group struct {
 
 	inst   *market.Instance
 	events []eciapi.Event // as stored, in order; kept in memory for Describe
+
+	// changed is the wall time of the last change of the group's view,
+	// changeSeq its order, changeElem its place in the change index
+	// (status.go); in memory only.
+	changed    time.Time
+	changeSeq  uint64
+	changeElem *list.Element
 }
 
 func (g *group) grace() time.Duration {

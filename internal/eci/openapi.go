@@ -65,6 +65,9 @@ func (a *api) rpcActions() map[string]rpcAction {
 		eciapi.ActionDescribeContainerGroups: rpc(eciapi.ECIVersion, a.describePage, func(r eciapi.DescribeContainerGroupsResponse) any {
 			return wireGroups(r)
 		}),
+		eciapi.ActionDescribeContainerGroupStatus: rpc(eciapi.ECIVersion, a.svc.DescribeContainerGroupStatus, func(r eciapi.DescribeContainerGroupStatusResponse) any {
+			return wireStatus(r)
+		}),
 		eciapi.ActionDeleteContainerGroup: rpc(eciapi.ECIVersion, a.svc.DeleteContainerGroup, func(r eciapi.DeleteContainerGroupResponse) any {
 			return wire.DeleteContainerGroupResponse{}
 		}),
@@ -118,7 +121,7 @@ func (a *api) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 		case params.Get("Action") == "":
 			err = openapi.MissingParameter("Action")
 		case !ok:
-			err = &APIError{Status: http.StatusNotFound, Code: "InvalidAction.NotFound", Message: "Specified api is not found, please check your url and method: " + params.Get("Action") + "."}
+			err = &APIError{Status: http.StatusNotFound, Code: eciapi.CodeActionNotFound, Message: "Specified api is not found, please check your url and method: " + params.Get("Action") + "."}
 		case params.Get("Version") != action.version:
 			err = &APIError{Status: http.StatusBadRequest, Code: "InvalidVersion", Message: "Specified parameter Version is not valid: " + params.Get("Action") + " is served in version " + action.version + ", not " + strconv.Quote(params.Get("Version")) + "."}
 		case params.Get("Format") != "" && params.Get("Format") != "JSON":

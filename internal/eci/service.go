@@ -83,6 +83,7 @@ type Service struct {
 	core    *market.Core
 	groups  map[string]*group
 	byToken map[string]*group
+	changes changeIndex // the groups by their last change (status.go)
 
 	exited map[string]bool // groups whose exit is not recorded yet
 	// failed: a write to the database failed, so memory is ahead of the
@@ -245,6 +246,7 @@ func (s *Service) loadMarket(ctx context.Context) error {
 			s.byToken[g.ClientToken] = g
 		}
 	}
+	s.touchAll()
 	advanced := s.clock.AnchorMarket
 	if v, ok, err := s.store.meta(ctx, "advanced"); err != nil {
 		return err
@@ -345,8 +347,10 @@ func allTerminated(statuses []runtime.ContainerStatus) bool {
 // step takes in the containers that ended, then advances the market to now.
 func (s *Service) step(ctx context.Context) error {
 	exited, err := s.rt.Exits()
+	changed, notified := s.runtimeChanges()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.touchRuntime(changed, notified)
 	// Exits forgets what it returned: ids are kept until their exit is recorded.
 	for _, id := range exited {
 		s.exited[id] = true
@@ -421,9 +425,13 @@ func (s *Service) handleReady(ctx context.Context, ch change) error {
 		s.failed = &persistError{err}
 		return s.failed
 	}
+	for _, g := range ch.groups {
+		s.touch(g)
+	}
 	for _, e := range ch.events {
 		g := s.groups[e.Group]
 		g.events = append(g.events, e.Event)
+		s.touch(g)
 	}
 	for _, g := range released {
 		s.sup.stop(g.ID, g.grace())

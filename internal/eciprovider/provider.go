@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +27,8 @@ type Config struct {
 	// Admin is the local service's admin API, if known: kubectl logs -f
 	// streams through it; without it a followed log is polled.
 	Admin *eciapi.Client
-	// PageSize is the Limit of DescribeContainerGroups; default 100.
+	// PageSize is the Limit of DescribeContainerGroups; default 20, ECI's
+	// most (the local service takes up to eci.MaxPageSize).
 	PageSize int
 }
 
@@ -44,7 +47,7 @@ const NoticeLead = 5 * time.Minute
 // New checks cfg and builds the SDK's clients.
 func New(cfg Config) (*Provider, error) {
 	if cfg.PageSize <= 0 {
-		cfg.PageSize = 100
+		cfg.PageSize = maxIDs
 	}
 	sdk, err := ecisdk.New(cfg.Config)
 	if err != nil {
@@ -82,6 +85,74 @@ func (p *Provider) List(ctx context.Context, tags map[string]string) ([]vnode.In
 		return nil, requestError(err)
 	}
 	return instances(all), nil
+}
+
+// ECI's bounds: at most 20 ContainerGroupIds a call (and a page of
+// DescribeContainerGroups), SinceSecond from 60 to 3600.
+const (
+	maxIDs         = 20
+	minSinceSecond = 60
+	// statusPageSize is the Limit of DescribeContainerGroupStatus (ECI's
+	// most is 200): the local service answers the latest changes first,
+	// and a poll stops at its window, so a small page wastes little.
+	statusPageSize = 100
+)
+
+// Changed reads the instances whose status changed within since, through
+// DescribeContainerGroupStatus with SinceSecond (whole seconds, at least
+// ECI's 60). The local service's answer holds each group whole, latest
+// change first, with the time of its change: the reading stops at since.
+// The real cloud's holds statuses alone: its groups are then read by ID, 20
+// at a time, all of ECI's window.
+func (p *Provider) Changed(ctx context.Context, tags map[string]string, since time.Duration) ([]vnode.Instance, error) {
+	if since <= 0 || since > vnode.MaxChangedWindow {
+		return nil, fmt.Errorf("eciprovider: a window of %s: want up to %s", since, vnode.MaxChangedWindow)
+	}
+	seconds := max(minSinceSecond, int(math.Ceil(since.Seconds())))
+	req := eciapi.DescribeContainerGroupStatusRequest{SinceSecond: &seconds, Limit: statusPageSize}
+	for k, v := range tags {
+		req.Tags = append(req.Tags, eciapi.Tag{Key: k, Value: v})
+	}
+	var local wire.DescribeContainerGroupsResponse // the groups the answers held whole
+	var ids []string                               // those to read by ID
+	var cutoff time.Time
+	for {
+		page, err := p.sdk.DescribeContainerGroupStatus(ctx, req)
+		if err != nil {
+			return nil, requestError(err)
+		}
+		if x := page.Spoteci; x != nil && local.Spoteci == nil {
+			local.Spoteci = x
+			if at, err := wire.ParsePreciseTime(x.WallTime); err == nil {
+				cutoff = at.Add(-since)
+			}
+		}
+		older := false
+		for _, d := range page.Data {
+			x := d.Spoteci
+			if x == nil {
+				ids = append(ids, d.ContainerGroupId)
+				continue
+			}
+			if at, err := wire.ParsePreciseTime(x.ChangeTime); err == nil && at.Before(cutoff) {
+				older = true // and so is every group after it
+				break
+			}
+			local.ContainerGroups = append(local.ContainerGroups, x.Group)
+		}
+		if req.NextToken = page.NextToken; older || req.NextToken == "" {
+			break
+		}
+	}
+	out := instances(local)
+	for batch := range slices.Chunk(ids, maxIDs) {
+		page, err := p.sdk.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{ContainerGroupIds: batch, Limit: maxIDs})
+		if err != nil {
+			return nil, requestError(err)
+		}
+		out = append(out, instances(page)...)
+	}
+	return out, nil
 }
 
 // Get reads one instance by ID.

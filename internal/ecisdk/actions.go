@@ -163,6 +163,13 @@ func (c *Client) DescribeAllContainerGroups(ctx context.Context, req eciapi.Desc
 	}
 }
 
+// DescribeContainerGroupStatus reads one page of statuses. The SDK
+// (v1.63.107) has no typed request for this action: like every action of
+// Call, it goes as the SDK's CommonRequest, as ECI takes it.
+func (c *Client) DescribeContainerGroupStatus(ctx context.Context, req eciapi.DescribeContainerGroupStatusRequest) (wire.DescribeContainerGroupStatusResponse, error) {
+	return call[wire.DescribeContainerGroupStatusResponse](ctx, c, eciapi.ActionDescribeContainerGroupStatus, req)
+}
+
 // DeleteContainerGroup deletes a group.
 func (c *Client) DeleteContainerGroup(ctx context.Context, req eciapi.DeleteContainerGroupRequest) error {
 	_, err := call[wire.DeleteContainerGroupResponse](ctx, c, eciapi.ActionDeleteContainerGroup, req)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -40,6 +41,9 @@ func (*marketProvider) Create(context.Context, eciapi.CreateContainerGroupReques
 	return "", errNotAsked
 }
 func (*marketProvider) List(context.Context, map[string]string) ([]Instance, error) {
+	return nil, errNotAsked
+}
+func (*marketProvider) Changed(context.Context, map[string]string, time.Duration) ([]Instance, error) {
 	return nil, errNotAsked
 }
 func (*marketProvider) Get(context.Context, string) (*Instance, error) { return nil, errNotAsked }

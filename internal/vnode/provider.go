@@ -22,6 +22,13 @@ type Provider interface {
 	// List returns every instance that carries all of tags (deleted ones
 	// left out), reading every page.
 	List(ctx context.Context, tags map[string]string) ([]Instance, error)
+	// Changed returns the instances that carry all of tags and whose status
+	// (containers, events, IP, notice) changed within the last since, at
+	// most MaxChangedWindow: a poll's work is what changed, not what
+	// exists. Deleted ones come with StatusDeleted where the backend says,
+	// and some may have changed earlier than since; a deletion the backend
+	// does not report is found by List.
+	Changed(ctx context.Context, tags map[string]string, since time.Duration) ([]Instance, error)
 	// Get returns one instance by ID, deleted ones too where the backend
 	// still knows them; nil when it does not.
 	Get(ctx context.Context, id string) (*Instance, error)
@@ -44,6 +51,10 @@ type Provider interface {
 	// Region is the region the backend sells in; empty when unknown.
 	Region() string
 }
+
+// MaxChangedWindow is the furthest back Changed reaches (ECI's
+// DescribeContainerGroupStatus: an hour).
+const MaxChangedWindow = time.Hour
 
 // Pool is an instance type in a zone, as the backend sells it now.
 type Pool struct {

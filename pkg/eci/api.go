@@ -22,6 +22,7 @@ const APIPrefix = "/api/v1/"
 const (
 	ActionCreateContainerGroup              = "CreateContainerGroup"
 	ActionDescribeContainerGroups           = "DescribeContainerGroups"
+	ActionDescribeContainerGroupStatus      = "DescribeContainerGroupStatus"
 	ActionDeleteContainerGroup              = "DeleteContainerGroup"
 	ActionRestartContainerGroup             = "RestartContainerGroup"
 	ActionDescribeContainerGroupPrice       = "DescribeContainerGroupPrice"
@@ -57,7 +58,8 @@ const (
 	StatusSucceeded = "Succeeded"
 	StatusFailed    = "Failed"
 	StatusExpired   = "Expired"
-	// StatusDeleted is shown only to a Describe that names the group's ID.
+	// StatusDeleted is shown only to a Describe that names the group's ID,
+	// and to a DescribeContainerGroupStatus with SinceSecond.
 	StatusDeleted = "Deleted"
 )
 
@@ -73,6 +75,8 @@ const (
 	// CodeServiceUnavailable: a temporary failure (a write the state
 	// folder refused); the same call may succeed when retried.
 	CodeServiceUnavailable = "ServiceUnavailable"
+	// CodeActionNotFound: an action the endpoint does not serve.
+	CodeActionNotFound = "InvalidAction.NotFound"
 )
 
 // Event reasons of the spot market that clients act on (the market's
@@ -332,6 +336,51 @@ type DescribeContainerGroupsResponse struct {
 	ContainerGroups []ContainerGroup
 	// NextToken asks for the next page; empty on the last.
 	NextToken string `json:",omitempty"`
+}
+
+// DescribeContainerGroupStatusRequest asks for the status of groups, as
+// ECI's DescribeContainerGroupStatus: with SinceSecond only those whose
+// status changed lately, which is how a virtual node polls thousands of
+// groups. Empty fields match all. ResourceGroupId and VSwitchId, which ECI
+// takes too, are accepted and filter nothing: spoteci has neither.
+type DescribeContainerGroupStatusRequest struct {
+	// ContainerGroupIds picks at most 20 groups by ID, deleted ones too; on
+	// the OpenAPI a JSON array in one parameter, as ECI has it.
+	ContainerGroupIds []string `json:",omitempty" rpc:"ContainerGroupIds,json"`
+	ZoneId            string   `json:",omitempty"`
+	// Tags keeps the groups that carry every one of these tags.
+	Tags []Tag `json:",omitempty" rpc:"Tag"`
+	// SinceSecond keeps the groups whose status (containers, events, IP,
+	// notice) changed in the last that many wall seconds, deleted ones
+	// too: 60 to 3600, as ECI takes it. Nil: every group but the deleted.
+	SinceSecond *int `json:",omitempty"`
+	// Limit is the size of a page: 1 to 200, default 200; NextToken, from
+	// the previous page, asks for the next.
+	Limit     int    `json:",omitempty"`
+	NextToken string `json:",omitempty"`
+}
+
+// DescribeContainerGroupStatusResponse is one page of statuses, the groups
+// that changed last first.
+type DescribeContainerGroupStatusResponse struct {
+	RequestId string
+	// Time is the market time of the answer, WallTime the wall clock then,
+	// as in DescribeContainerGroupsResponse.
+	Time      time.Time
+	WallTime  time.Time
+	TimeScale float64
+	// TotalCount counts every group that matches, on all pages.
+	TotalCount int
+	Data       []GroupStatus
+	// NextToken asks for the next page; empty on the last.
+	NextToken string `json:",omitempty"`
+}
+
+// GroupStatus is a group and when its status last changed.
+type GroupStatus struct {
+	Group ContainerGroup
+	// ChangeTime is the wall time of its last change the service saw.
+	ChangeTime time.Time
 }
 
 // ContainerGroup is the state of a group.

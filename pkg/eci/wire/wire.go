@@ -61,6 +61,108 @@ type Listing struct {
 	TimeScale  float64
 }
 
+// DescribeContainerGroupStatusResponse answers DescribeContainerGroupStatus:
+// one page, the groups whose status changed last first.
+type DescribeContainerGroupStatusResponse struct {
+	RequestId string
+	// NextToken asks for the next page; empty on the last.
+	NextToken  string
+	TotalCount int
+	Data       []ContainerGroupStatus
+	Spoteci    *Listing `json:",omitempty"`
+}
+
+// ContainerGroupStatus is a group's status as ECI gives it: Kubernetes' pod
+// status in ECI's field names.
+type ContainerGroupStatus struct {
+	ContainerGroupId string
+	Name             string // the group's name
+	Status           string
+	PodStatus        PodStatus
+	Spoteci          *StatusDetail `json:",omitempty"`
+}
+
+// StatusDetail is spoteci's own part of a status: when it last changed,
+// and the group as DescribeContainerGroups shows it (its events, tags and
+// bill, which a virtual node needs beside the status), so that a poll
+// needs no second call.
+type StatusDetail struct {
+	// ChangeTime is the wall time of the change, with nanoseconds (RFC
+	// 3339): a client that asked for a wider window than it needs (ECI
+	// takes at least 60 seconds) keeps what changed since its last poll.
+	ChangeTime string
+	Group      ContainerGroup
+}
+
+// PodStatus is the pod status of a group.
+type PodStatus struct {
+	Phase             string // Pending, Running, Succeeded, Failed
+	Conditions        []PodCondition
+	ContainerStatuses []PodContainerStatus
+	PodIp             string  `json:",omitempty"`
+	PodIps            []PodIP `json:",omitempty"`
+	HostIp            string  `json:",omitempty"`
+	QosClass          string  `json:",omitempty"`
+	StartTime         string  `json:",omitempty"`
+}
+
+// PodCondition is a condition of a pod; ECI names its fields in
+// lower case, as Kubernetes does.
+type PodCondition struct {
+	Type               string `json:"type"`
+	Status             string `json:"status"` // True, False
+	LastTransitionTime string `json:"lastTransitionTime"`
+	Reason             string `json:",omitempty"`
+	Message            string `json:",omitempty"`
+}
+
+// PodIP is an address of a pod.
+type PodIP struct {
+	Ip string
+}
+
+// PodContainerStatus is a container's status in a PodStatus.
+type PodContainerStatus struct {
+	Name         string
+	Image        string
+	ImageID      string
+	Ready        bool
+	Started      bool
+	RestartCount int
+	State        PodContainerState
+	LastState    PodContainerState
+}
+
+// PodContainerState holds one of a container's three states.
+type PodContainerState struct {
+	Waiting    *StateWaiting    `json:",omitempty"`
+	Running    *StateRunning    `json:",omitempty"`
+	Terminated *StateTerminated `json:",omitempty"`
+}
+
+// StateWaiting is a container waiting to start.
+type StateWaiting struct {
+	Reason  string
+	Message string
+}
+
+// StateRunning is a running container. ECI's wire name for its start is
+// StartedAtstartedAt (sic).
+type StateRunning struct {
+	StartedAt string `json:"StartedAtstartedAt"`
+}
+
+// StateTerminated is a container that ended.
+type StateTerminated struct {
+	ContainerID string `json:",omitempty"`
+	ExitCode    int
+	Signal      int `json:",omitempty"`
+	Reason      string
+	Message     string
+	StartedAt   string
+	FinishedAt  string
+}
+
 // ContainerGroup is a group as ECI describes it.
 type ContainerGroup struct {
 	ContainerGroupId   string
