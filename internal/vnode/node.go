@@ -12,9 +12,11 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -82,10 +84,13 @@ type Config struct {
 	Zone string
 	// KubeletListen is the address of the kubelet API (kubectl logs); default 127.0.0.1:0.
 	KubeletListen string
-	// PollInterval is how often the node lists its instances (one paged
-	// listing); default 1 s. Between listings, a pod the node acts on is
+	// PollInterval is how often the node asks what changed among its
+	// instances (DescribeContainerGroupStatus with SinceSecond); default
+	// 1 s. Every ResyncInterval (default 1 minute), at the start of each
+	// term and after a failed poll it lists them all instead (one paged
+	// DescribeContainerGroups). Between polls, a pod the node acts on is
 	// read by ID.
-	PollInterval time.Duration
+	PollInterval, ResyncInterval time.Duration
 	// Workers sync pods in parallel; default 16.
 	Workers int
 	// ServingCertificate is the kubelet port's; nil: one the cluster signs
@@ -130,6 +135,13 @@ type Node struct {
 	term      sync.Mutex    // held by the leader's work (leader.go)
 	termStart time.Time     // when this node began to act, in its latest term
 
+	// What the polls know, read and written by the polling goroutine alone
+	// (and the first poll of a term, before it starts): when the last full
+	// listing and the last poll started, and whether the backend can say
+	// what changed.
+	listed, polled time.Time
+	noChanges      bool
+
 	mu          sync.Mutex
 	groups      map[types.UID]*Instance // last poll, by pod UID
 	byPod       map[string][]types.UID  // the same, by "namespace/name" of their pod
@@ -148,6 +160,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
+	}
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = time.Minute
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 16
@@ -227,6 +242,7 @@ func (n *Node) Run(ctx context.Context) error {
 // lead registers the node and acts as it until ctx ends.
 func (n *Node) lead(ctx context.Context) error {
 	n.termStart = time.Now()
+	n.listed = time.Time{} // a new term starts with a full listing
 	n.queue = newPodQueue()
 	defer n.queue.ShutDown()
 	factory := informers.NewSharedInformerFactoryWithOptions(n.kube, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -331,12 +347,47 @@ func (n *Node) processNext(ctx context.Context) bool {
 	return true
 }
 
-// poll reads the node's instances and queues the pods whose instance changed.
+// pollOverlap widens each poll's window beyond the time since the last
+// one: what changed while that poll's answer was on its way is asked again.
+const pollOverlap = 2 * time.Second
+
+// poll learns what became of the node's instances and queues the pods whose
+// instance changed: a full listing at the start of a term, every
+// ResyncInterval and after a failed poll (level-triggered: it finds what the
+// incremental answers cannot say, such as a group the backend forgot), and
+// otherwise only what changed since a little before the last poll.
 func (n *Node) poll(ctx context.Context) error {
-	list, err := n.provider.List(ctx, map[string]string{TagNode: n.cfg.NodeName})
-	if err != nil {
-		return fmt.Errorf("listing instances: %w", err)
+	start := time.Now()
+	tags := map[string]string{TagNode: n.cfg.NodeName}
+	window := start.Sub(n.polled) + pollOverlap
+	if n.noChanges || n.listed.IsZero() || start.Sub(n.listed) >= n.cfg.ResyncInterval || window > MaxChangedWindow {
+		list, err := n.provider.List(ctx, tags)
+		if err != nil {
+			return fmt.Errorf("listing instances: %w", err)
+		}
+		n.resync(list)
+		n.listed, n.polled = start, start
+		return nil
 	}
+	list, err := n.provider.Changed(ctx, tags, window)
+	var reqErr *RequestError
+	if errors.As(err, &reqErr) && reqErr.Code == eciapi.CodeActionNotFound {
+		n.noChanges = true // an older backend: list every poll
+		n.log.Warn("the ECI backend cannot say what changed (no DescribeContainerGroupStatus): listing every instance at each poll")
+	}
+	if err != nil {
+		n.listed = time.Time{} // the next poll lists all
+		return fmt.Errorf("reading what changed among instances: %w", err)
+	}
+	n.apply(list)
+	n.polled = start
+	return nil
+}
+
+// resync takes a full listing: it replaces what the node knows, and queues
+// the pods whose instance changed or is gone, and the live pods that have an
+// instance the listing lacks (deleted behind the node's back).
+func (n *Node) resync(list []Instance) {
 	fresh := make(map[types.UID]*Instance, len(list))
 	byPod := make(map[string][]types.UID, len(list))
 	var changed []string
@@ -345,7 +396,7 @@ func (n *Node) poll(ctx context.Context) error {
 		in := &list[i]
 		uid := podUID(in)
 		fresh[uid] = in
-		key := in.Tags[TagNamespace] + "/" + in.Tags[TagPod]
+		key := podKey(in)
 		byPod[key] = append(byPod[key], uid)
 		if fp := fingerprintOf(in); n.fingerprint[uid] != fp {
 			n.fingerprint[uid] = fp
@@ -357,14 +408,12 @@ func (n *Node) poll(ctx context.Context) error {
 			// Gone from the listing (deleted): its pod learns why.
 			delete(n.fingerprint, uid)
 			if old := n.groups[uid]; old != nil {
-				changed = append(changed, old.Tags[TagNamespace]+"/"+old.Tags[TagPod])
+				changed = append(changed, podKey(old))
 			}
 		}
 	}
 	n.groups, n.byPod = fresh, byPod
 	n.mu.Unlock()
-	// Level-triggered: a live pod whose instance is not listed (deleted behind
-	// the node's back, even before a poll saw it) is looked at again.
 	if pods, err := n.pods.List(labels.Everything()); err == nil {
 		for _, p := range pods {
 			if _, ok := fresh[p.UID]; !ok && hasInstance(p) && p.DeletionTimestamp == nil &&
@@ -376,8 +425,52 @@ func (n *Node) poll(ctx context.Context) error {
 	for _, key := range changed {
 		n.queue.Add(key)
 	}
-	return nil
 }
+
+// apply takes what changed: each instance replaces what the node knew of
+// it, a deleted one is forgotten, and the pods of those that changed are
+// queued. Its work is what changed, never every instance.
+func (n *Node) apply(list []Instance) {
+	var changed []string
+	n.mu.Lock()
+	for i := range list {
+		in := &list[i]
+		uid, key := podUID(in), podKey(in)
+		if in.Status == StatusDeleted {
+			if _, ok := n.groups[uid]; ok {
+				n.dropLocked(uid, key)
+				changed = append(changed, key)
+			}
+			continue
+		}
+		if _, ok := n.groups[uid]; !ok {
+			n.byPod[key] = append(n.byPod[key], uid)
+		}
+		n.groups[uid] = in
+		if fp := fingerprintOf(in); n.fingerprint[uid] != fp {
+			n.fingerprint[uid] = fp
+			changed = append(changed, key)
+		}
+	}
+	n.mu.Unlock()
+	for _, key := range changed {
+		n.queue.Add(key)
+	}
+}
+
+// dropLocked forgets the instance of pod uid (pod key). Call with mu held.
+func (n *Node) dropLocked(uid types.UID, key string) {
+	delete(n.groups, uid)
+	delete(n.fingerprint, uid)
+	if uids := slices.DeleteFunc(n.byPod[key], func(u types.UID) bool { return u == uid }); len(uids) > 0 {
+		n.byPod[key] = uids
+	} else {
+		delete(n.byPod, key)
+	}
+}
+
+// podKey is the "namespace/name" of an instance's pod.
+func podKey(in *Instance) string { return in.Tags[TagNamespace] + "/" + in.Tags[TagPod] }
 
 func fingerprintOf(in *Instance) string {
 	b, _ := json.Marshal([]any{in.Status, in.NoticeTime, in.Containers, len(in.Events), in.IP})
