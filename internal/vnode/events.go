@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/pager"
 
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -36,7 +40,9 @@ func (n *Node) forwardContainerEvents(ctx context.Context, pod *corev1.Pod, in *
 	case pod.CreationTimestamp.Time.After(n.termStart.Add(clockSkew)):
 		sent = map[string]bool{} // made in this term: no one sent it anything before
 	default:
-		sent = n.podEvents(ctx, pod)
+		if sent = maps.Clone(n.pastEventsOf(ctx, pod.Namespace, pod.UID)); sent == nil {
+			sent = map[string]bool{}
+		}
 	}
 	for _, e := range todo {
 		key := eventKey(e.Reason, e.Message)
@@ -55,20 +61,74 @@ func (n *Node) forwardContainerEvents(ctx context.Context, pod *corev1.Pod, in *
 
 // clockSkew is how far the apiserver's clock may run ahead of the node's:
 // a pod made more than that after the node began to lead was made in its
-// term, and no earlier term forwarded it anything. (Listing a pod's events
-// scans its namespace's: in a reclaim storm, thousands per pod.)
+// term, and no earlier term forwarded it anything.
 const clockSkew = time.Minute
 
-// podEvents reads the reasons and messages of the events the pod has.
-func (n *Node) podEvents(ctx context.Context, pod *corev1.Pod) map[string]bool {
-	seen := map[string]bool{}
-	sel := fields.Set{"involvedObject.uid": string(pod.UID)}.AsSelector().String()
-	if list, err := n.kube.CoreV1().Events(pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: sel}); err == nil {
-		for _, e := range list.Items {
-			seen[eventKey(e.Reason, e.Message)] = true
-		}
+// pastEvents are the events of earlier terms, per namespace, by the object
+// they are about: read once a namespace a term, the first time one of its
+// pods or Jobs needs them. A field selector filters the namespace's events,
+// it does not index them: asked per object, a node restart at 10,000 pods,
+// or a storm of warnings, would scan tens of thousands of events 10,000
+// times. What this term sends, the node remembers itself (forwarded,
+// emitted).
+type pastEvents struct {
+	mu   sync.Mutex
+	byNS map[string]*namespaceEvents
+}
+
+type namespaceEvents struct {
+	mu    sync.Mutex
+	read  bool
+	byUID map[types.UID]map[string]bool // eventKey(reason, message), and reason alone
+}
+
+// pastEventsOf is what earlier terms sent about object uid of namespace ns,
+// not to be changed; nil when nothing, or when the events cannot be read
+// (an event may then be sent twice, never lost).
+func (n *Node) pastEventsOf(ctx context.Context, ns string, uid types.UID) map[string]bool {
+	p := n.past
+	p.mu.Lock()
+	e := p.byNS[ns]
+	if e == nil {
+		e = &namespaceEvents{}
+		p.byNS[ns] = e
 	}
-	return seen
+	p.mu.Unlock()
+	e.mu.Lock() // those who need the namespace meanwhile wait for its one reading
+	defer e.mu.Unlock()
+	if !e.read {
+		byUID, err := n.readEvents(ctx, ns)
+		if err != nil {
+			n.log.Warn("reading the events of earlier terms", "namespace", ns, "err", err)
+			return nil
+		}
+		e.byUID, e.read = byUID, true
+	}
+	return e.byUID[uid]
+}
+
+// readEvents reads the events the node's recorder writes ("kubelet, eci")
+// in namespace ns, a page at a time.
+func (n *Node) readEvents(ctx context.Context, ns string) (map[types.UID]map[string]bool, error) {
+	byUID := map[types.UID]map[string]bool{}
+	list := pager.New(pager.SimplePageFunc(func(opts metav1.ListOptions) (runtime.Object, error) {
+		return n.kube.CoreV1().Events(ns).List(ctx, opts)
+	}))
+	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("source", "kubelet").String()}
+	err := list.EachListItem(ctx, opts, func(obj runtime.Object) error {
+		e, ok := obj.(*corev1.Event)
+		if !ok {
+			return fmt.Errorf("an event list held a %T", obj)
+		}
+		seen := byUID[e.InvolvedObject.UID]
+		if seen == nil {
+			seen = map[string]bool{}
+			byUID[e.InvolvedObject.UID] = seen
+		}
+		seen[eventKey(e.Reason, e.Message)], seen[e.Reason] = true, true
+		return nil
+	})
+	return byUID, err
 }
 
 func eventKey(reason, message string) string { return reason + "\x00" + message }

@@ -141,6 +141,7 @@ type Node struct {
 	// what changed.
 	listed, polled time.Time
 	noChanges      bool
+	past           *pastEvents // of earlier terms, read as needed in this one
 
 	mu          sync.Mutex
 	groups      map[types.UID]*Instance // last poll, by pod UID
@@ -186,6 +187,7 @@ func New(cfg Config) (*Node, error) {
 		groups:      map[types.UID]*Instance{},
 		fingerprint: map[types.UID]string{},
 		emitted:     map[string]bool{},
+		past:        &pastEvents{byNS: map[string]*namespaceEvents{}},
 		forwarded:   map[types.UID]map[string]bool{},
 		beat:        &heartbeat{name: cfg.NodeName, kube: cfg.Kube, taint: cfg.Taint, ip: cfg.NodeIP, provider: cfg.Provider, zone: cfg.Zone},
 	}
@@ -243,6 +245,7 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) lead(ctx context.Context) error {
 	n.termStart = time.Now()
 	n.listed = time.Time{} // a new term starts with a full listing
+	n.past = &pastEvents{byNS: map[string]*namespaceEvents{}}
 	n.queue = newPodQueue()
 	defer n.queue.ShutDown()
 	factory := informers.NewSharedInformerFactoryWithOptions(n.kube, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {

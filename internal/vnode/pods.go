@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
@@ -428,13 +427,10 @@ func (n *Node) deleteOrphans(ctx context.Context, ns, name string, live types.UI
 }
 
 // warnOnce sends a Warning event the first time, also across node restarts:
-// the events of the pod are looked up before the first one of a reason.
+// the events of earlier terms are looked up before the first one of a
+// reason.
 func (n *Node) warnOnce(ctx context.Context, obj object, reason, message string) {
-	if n.warned(obj.GetUID(), reason, true) {
-		return
-	}
-	sel := fields.Set{"involvedObject.uid": string(obj.GetUID()), "reason": reason}.AsSelector().String()
-	if list, err := n.kube.CoreV1().Events(obj.GetNamespace()).List(ctx, metav1.ListOptions{FieldSelector: sel}); err == nil && len(list.Items) > 0 {
+	if n.warned(obj.GetUID(), reason, true) || n.pastEventsOf(ctx, obj.GetNamespace(), obj.GetUID())[reason] {
 		return
 	}
 	n.recorder.Event(obj, corev1.EventTypeWarning, reason, message)

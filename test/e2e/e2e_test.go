@@ -394,6 +394,10 @@ func TestDeleteAndRestarts(t *testing.T) {
 	if g := groups(t, ns); len(g) != 2 {
 		t.Fatalf("%d live instances after two node restarts, want 2 (no duplicate)", len(g))
 	}
+	// Each restarted node read the events the pods had: none forwarded twice.
+	if out := kubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.name=kept,reason=Started", "-o", "jsonpath={.items[*].count}"); out != "1" {
+		t.Errorf("the kept pod's Started events after two node restarts: counts %q, want one event, sent once", out)
+	}
 
 	// The service restarts; its containers run on (the same processes: their
 	// start times do not change) and the pods stay Running.
