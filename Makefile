@@ -46,6 +46,7 @@ bench: build kube images kwok kubelet
 	$(GO) test -run '^$$' -bench LabelWebhook -benchtime 1000x -count 3 ./internal/vnode | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench LeaderFailover -benchtime 3x -timeout 15m ./test/e2e | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench 'Job200$$|Job1000$$' -benchtime 1x -timeout 90m ./test/e2e | tee -a $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench 'ModelJob|ModelStorm10000' -benchtime 1x -timeout 60m ./test/e2e | tee -a $(BIN)/bench.txt
 
 # kwok is the fake-node peer of the 1,000-pod benchmark, from the pinned
 # module in hack/kwok (its dependencies stay out of spoteci's go.mod).

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,11 +15,13 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/spoteci/spoteci/internal/atomicfile"
 	"github.com/spoteci/spoteci/internal/images"
 	"github.com/spoteci/spoteci/internal/registry"
 	"github.com/spoteci/spoteci/internal/runtime"
 	"github.com/spoteci/spoteci/internal/runtime/daemon"
 	"github.com/spoteci/spoteci/internal/runtime/logfile"
+	"github.com/spoteci/spoteci/internal/runtime/model"
 )
 
 // cloudOptions set up what runs the instances: containerd, the local
@@ -33,10 +37,12 @@ type cloudOptions struct {
 	logMaxFiles       int
 	launchers         int
 	podMaxPids        int64
+	runtime           string
 }
 
 func (o *cloudOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
+	f.StringVar(&o.runtime, "runtime", "", "what runs the instances: containerd (real containers) or model (no processes: containers behave as their model.spoteci.io/ annotations say; for tens of thousands of pods); default: the one the state folder used last, else containerd")
 	f.StringVar(&o.containerdAddress, "containerd-address", "", "socket of a containerd to use (default: start one under <state-dir>/containerd)")
 	f.StringArrayVar(&o.mirrors, "registry-mirror", nil, "registry mirror HOST=URL, tried before HOST; repeatable (the local registry stands in for every remote registry without one)")
 	f.StringVar(&o.registriesFile, "registries", "", "registry mirrors file, in the format of k3s's registries.yaml (mirrors: HOST: endpoint: [URL])")
@@ -78,14 +84,51 @@ func parseForwards(specs []string) ([]runtime.Forward, error) {
 	return out, nil
 }
 
+// The runtimes an ECI service can run its instances on.
+const (
+	runtimeContainerd = "containerd"
+	runtimeModel      = "model"
+)
+
+// instanceRuntime is what the cloud needs of a runtime beyond the service's
+// interface.
+type instanceRuntime interface {
+	runtime.Runtime
+	// Running counts the instances with a container not ended.
+	Running() int
+	// Destroy deletes every instance (spoteci down).
+	Destroy(ctx context.Context) error
+}
+
+// runtimeKind is the runtime to use in stateDir: the one asked for, else
+// the one used last, else containerd. It is kept in the folder, so that
+// down and the next start find the instances where they are.
+func runtimeKind(stateDir, asked string) (string, error) {
+	path := filepath.Join(stateDir, "runtime-kind")
+	if asked == "" {
+		last, err := os.ReadFile(path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		asked = cmp.Or(strings.TrimSpace(string(last)), runtimeContainerd)
+	}
+	if asked != runtimeContainerd && asked != runtimeModel {
+		return "", fmt.Errorf("--runtime %q: want %s or %s", asked, runtimeContainerd, runtimeModel)
+	}
+	if err := atomicfile.Write(path, []byte(asked+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return asked, nil
+}
+
 // cloud is what runs the instances of the ECI service.
 type cloud struct {
 	log    *slog.Logger
 	daemon *daemon.Daemon // nil when containerd is not ours
 	// unsupervise stops the restarting of our containerd and waits.
 	unsupervise func()
-	registry    *registry.Registry
-	runtime     *runtime.Containerd
+	registry    *registry.Registry // nil on the model runtime
+	runtime     instanceRuntime
 }
 
 // startCloud starts the local registry (publishing the built-in images),
@@ -101,6 +144,17 @@ func startCloud(ctx context.Context, log *slog.Logger, stateDir, token string, o
 	fail := func(err error) (*cloud, error) {
 		c.stop()
 		return nil, err
+	}
+	kind, err := runtimeKind(stateDir, o.runtime)
+	if err != nil {
+		return nil, err
+	}
+	if kind == runtimeModel {
+		// No containers: no registry to pull from, no containerd.
+		if c.runtime, err = model.New(model.Config{Dir: filepath.Join(stateDir, "model"), Log: log}); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	listen := o.registryListen
 	if prev, err := registry.ReadInfo(stateDir); err == nil && listen == "127.0.0.1:0" {
@@ -155,11 +209,21 @@ func startCloud(ctx context.Context, log *slog.Logger, stateDir, token string, o
 		return fail(err)
 	}
 
-	if c.runtime, err = runtime.New(ctx, runtime.Config{Dir: filepath.Join(stateDir, "runtime"), Address: address,
-		LogMaxSize: logMax, LogMaxFiles: o.logMaxFiles, Launchers: o.launchers, PodPidsLimit: o.podMaxPids, Registries: regs, Forwards: forwards, Log: log}); err != nil {
+	rt, err := runtime.New(ctx, runtime.Config{Dir: filepath.Join(stateDir, "runtime"), Address: address,
+		LogMaxSize: logMax, LogMaxFiles: o.logMaxFiles, Launchers: o.launchers, PodPidsLimit: o.podMaxPids, Registries: regs, Forwards: forwards, Log: log})
+	if err != nil {
 		return fail(err)
 	}
+	c.runtime = rt
 	return c, nil
+}
+
+// describe is the line of spoteci up that says what runs the instances.
+func (c *cloud) describe(stateDir string) string {
+	if c.registry == nil {
+		return "  runtime:     model (no containers: see model.spoteci.io/ annotations)\n"
+	}
+	return fmt.Sprintf("  local registry: %s (spoteci image load FILE.tar --state-dir %s)\n", c.registry.Addr(), stateDir)
 }
 
 // stop closes the runtime, the registry and our containerd; it returns how

@@ -70,19 +70,18 @@ func runUp(ctx context.Context, streams Streams, o *serverOptions, binDir, nodeN
 Try:
   %s --kubeconfig %s get nodes,pods -A
   %s market prices --state-dir %s --type ecs.c5.large
-  local registry: %s (spoteci image load FILE.tar --state-dir %s)
-Ctrl-C stops spoteci; running instances keep running and the next up adopts them.
+%sCtrl-C stops spoteci; running instances keep running and the next up adopts them.
 %s down --state-dir %s deletes every instance and stops everything.
 `, time.Since(started).Seconds(), st.kube.Kubeconfig(), st.service.info.Endpoint, filepath.Join(o.stateDir, "eci.json"),
 		filepath.Join(binDir, "kubectl"), st.kube.Kubeconfig(), os.Args[0], o.stateDir,
-		st.service.cloud.registry.Addr(), o.stateDir, os.Args[0], o.stateDir)
+		st.service.cloud.describe(o.stateDir), os.Args[0], o.stateDir)
 	err = st.wait(ctx)
 	if n := st.running; n > 0 {
 		what := fmt.Sprintf("%d instances keep", n)
 		if n == 1 {
 			what = "1 instance keeps"
 		}
-		fmt.Fprintf(streams.Out, "spoteci stopped; %s running under containerd's shims (the next `%s up --state-dir %s` adopts them; `%s down --state-dir %s` deletes them)\n",
+		fmt.Fprintf(streams.Out, "spoteci stopped; %s running (the next `%s up --state-dir %s` adopts them; `%s down --state-dir %s` deletes them)\n",
 			what, os.Args[0], o.stateDir, os.Args[0], o.stateDir)
 	} else {
 		fmt.Fprintln(streams.Out, "spoteci stopped; no instance was running")

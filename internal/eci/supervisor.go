@@ -91,6 +91,12 @@ func instanceOf(g *group) runtime.Instance {
 		in.Hostname = eciapi.ShortHostName(g.Name)
 	}
 	in.Security, in.PodRef = podSecurity(req.SecurityContext), podRef(req.Tags)
+	if len(req.Tags) > 0 {
+		in.Annotations = make(map[string]string, len(req.Tags))
+		for _, t := range req.Tags {
+			in.Annotations[t.Key] = t.Value
+		}
+	}
 	for _, c := range req.ImageRegistryCredentials {
 		in.Credentials = append(in.Credentials, runtime.Credential{Server: c.Server, Username: c.UserName, Password: c.Password})
 	}

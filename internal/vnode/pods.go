@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -188,6 +190,13 @@ func (n *Node) createRequest(pod *corev1.Pod, f annotation.Fields, fallback bool
 	}
 	if job := ownerJob(pod); job != nil {
 		req.Tags = append(req.Tags, eciapi.Tag{Key: TagJob, Value: job.Name})
+	}
+	// What the pod's containers do on the model runtime travels as tags,
+	// as a pod's annotations travel to its runtime through CRI.
+	for _, k := range slices.Sorted(maps.Keys(pod.Annotations)) {
+		if strings.HasPrefix(k, eciapi.ModelPrefix) {
+			req.Tags = append(req.Tags, eciapi.Tag{Key: k, Value: pod.Annotations[k]})
+		}
 	}
 	if f.Duration != "" {
 		req.SpotDuration = (*eciapi.Decimal)(&f.Duration)

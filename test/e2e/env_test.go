@@ -102,6 +102,10 @@ func run(m *testing.M) int {
 	env.server = startServer()
 	env.node = startNode()
 	code := m.Run()
+	if err := stopModel(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
 	env.node.stop()
 	env.server.stop()
 	// Nothing may be left behind: every instance deleted, containerd stopped.

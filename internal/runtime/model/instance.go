@@ -106,9 +106,10 @@ func (in *instance) run(c *container, t time.Time) {
 	}
 }
 
-// advance makes every change due by now, in order of time.
-func (in *instance) advance(now time.Time, backoff time.Duration) {
-	for {
+// advance makes every change due by now, in order of time, and reports
+// whether there was one.
+func (in *instance) advance(now time.Time, backoff time.Duration) (changed bool) {
+	for ; ; changed = true {
 		var c *container
 		for _, k := range in.containers {
 			if !k.next.IsZero() && !k.next.After(now) && (c == nil || k.next.Before(c.next)) {
@@ -116,7 +117,7 @@ func (in *instance) advance(now time.Time, backoff time.Duration) {
 			}
 		}
 		if c == nil {
-			return
+			return changed
 		}
 		t := c.next
 		if c.st.State == runtime.StateRunning {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,12 +45,17 @@ type Runtime struct {
 	// reported says whether Exits was called since New.
 	exited   map[string]bool
 	reported bool
-	ips      ipPool
+	// changed holds the ids whose Status changed since the last Changed.
+	changed map[string]bool
+	ips     ipPool
 
 	wake, stop, done chan struct{}
 }
 
-var _ runtime.Runtime = (*Runtime)(nil)
+var (
+	_ runtime.Runtime  = (*Runtime)(nil)
+	_ runtime.Notifier = (*Runtime)(nil)
+)
 
 // New opens the runtime in cfg.Dir and replays its journal: the instances
 // of an earlier run come back as they are now.
@@ -66,7 +72,7 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("model runtime: %w", err)
 	}
-	r := &Runtime{cfg: cfg, clock: cfg.Clock, instances: map[string]*instance{}, exited: map[string]bool{},
+	r := &Runtime{cfg: cfg, clock: cfg.Clock, instances: map[string]*instance{}, exited: map[string]bool{}, changed: map[string]bool{},
 		ips: newIPPool(), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
 	r.journal, err = openJournal(filepath.Join(cfg.Dir, "journal.jsonl"), r.apply)
@@ -167,6 +173,19 @@ func (r *Runtime) Exits() ([]string, error) {
 	return ids, nil
 }
 
+// Changed returns the ids whose Status changed since the last call.
+func (r *Runtime) Changed() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]string, 0, len(r.changed))
+	for id := range r.changed {
+		ids = append(ids, id)
+	}
+	clear(r.changed)
+	slices.Sort(ids)
+	return ids
+}
+
 // Stats gives every running container no use: a model does no work.
 func (r *Runtime) Stats(id string) (runtime.Stats, error) {
 	r.mu.Lock()
@@ -238,6 +257,7 @@ func (r *Runtime) record(o op) error {
 // apply acts on o at its time: the one place where what was asked changes
 // an instance, live and in replay alike. Call with mu held.
 func (r *Runtime) apply(o op) {
+	r.changed[o.ID] = true
 	in := r.instances[o.ID]
 	if in != nil {
 		r.advance(in, o.At)
@@ -270,7 +290,9 @@ func (r *Runtime) apply(o op) {
 // advance brings in up to now and schedules its next change. Call with mu
 // held.
 func (r *Runtime) advance(in *instance, now time.Time) {
-	in.advance(now, r.cfg.RestartBackoff)
+	if in.advance(now, r.cfg.RestartBackoff) {
+		r.changed[in.spec.ID] = true
+	}
 	if ended := in.allTerminated(); ended != in.ended {
 		in.ended = ended
 		if ended {

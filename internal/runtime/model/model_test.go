@@ -71,6 +71,14 @@ func TestTimeline(t *testing.T) {
 	if err := r.Start(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
+	if got := r.Changed(); len(got) != 1 || got[0] != "g" {
+		t.Errorf("Changed after Start = %v, want [g]", got)
+	}
+	clk.SetTime(t0.Add(30 * time.Second))
+	status(t, r, "g")
+	if got := r.Changed(); len(got) != 0 {
+		t.Errorf("Changed while nothing happened = %v, want none", got)
+	}
 	// Runs of 1 minute, then back-offs of 10 s, 20 s, 40 s: starts at
 	// 0, 70 s, 150 s, 250 s.
 	for _, tc := range []struct {
@@ -95,6 +103,9 @@ func TestTimeline(t *testing.T) {
 	}
 	if ids, _ := r.Exits(); len(ids) != 0 {
 		t.Errorf("Exits = %v while it runs", ids)
+	}
+	if got := r.Changed(); len(got) != 1 {
+		t.Errorf("Changed after runs ended and started = %v, want [g]", got)
 	}
 	clk.SetTime(t0.Add(260 * time.Second))
 	r.Stop(context.Background(), "g", time.Second)
