@@ -1,5 +1,6 @@
-// Package plot draws small time-series charts as SVG: price history, and
-// later simulated timelines. No dependencies, deterministic output.
+// Package plot draws small charts as SVG: time series (price history,
+// simulated timelines), bars, and log-log curves of how a time grows with a
+// size. No dependencies, deterministic output.
 package plot
 
 import (
