@@ -127,6 +127,7 @@ type Node struct {
 	kube      kubernetes.Interface
 	provider  Provider
 	pods      corelisters.PodLister
+	watched   *watched // what nearly every pod's config reads; nil: read it
 	queue     workqueue.TypedRateLimitingInterface[string]
 	recorder  record.EventRecorder
 	kubelet   *kubeletAPI
@@ -149,6 +150,8 @@ type Node struct {
 	fingerprint map[types.UID]string
 	emitted     map[string]bool // uid/reason of events sent
 	forwarded   map[types.UID]map[string]bool
+	written     map[string]*corev1.Pod // by "namespace/name", until the informer has it (wrote)
+	starting    map[string]startingPod // by "namespace/name", until its status names its instance
 }
 
 // New checks cfg and returns a Node; Run starts it.
@@ -196,7 +199,7 @@ func New(cfg Config) (*Node, error) {
 			service: cfg.WebhookService, log: n.log}
 	}
 	n.kubelet = &kubeletAPI{nodeName: cfg.NodeName, listen: cfg.KubeletListen, started: time.Now(), provider: cfg.Provider,
-		instance: n.group, auth: newKubeletAuth(cfg.Kube, cfg.NodeName, n.log), log: n.log}
+		instance: n.group, starting: n.startingID, auth: newKubeletAuth(cfg.Kube, cfg.NodeName, n.log), log: n.log}
 	serving, err := newServingCert(cfg.Kube, cfg.NodeName, ip, cfg.ApproveServingCSR, n.log)
 	if err != nil {
 		return nil, err
@@ -280,8 +283,14 @@ func (n *Node) lead(ctx context.Context) error {
 		AddFunc: enqueue, UpdateFunc: func(_, obj any) { enqueue(obj) }, DeleteFunc: enqueue,
 	})
 	factory.Start(ctx.Done())
+	w, stopWatched := startWatched(ctx, n.kube)
+	defer stopWatched()
+	n.watched = w
 	if !cache.WaitForCacheSync(ctx.Done(), informer.Informer().HasSynced) {
 		return fmt.Errorf("vnode: pod informer did not sync")
+	}
+	if !w.wait(ctx) && ctx.Err() == nil {
+		n.log.Warn("the watches of the kubernetes Service and of kube-root-ca.crt have not synced: reading them once a pod meanwhile (does the node's role let it list and watch them?)")
 	}
 	// Know the instances before the first sync, so a restarted node finds
 	// the groups it made instead of asking for them again.

@@ -109,6 +109,12 @@ func (s *sources) configMap(name string, optional *bool, reason string) (*corev1
 	if cm, ok := s.configMaps[name]; ok {
 		return cm, nil
 	}
+	if name == rootCAConfigMap {
+		if cm, ok := s.n.watched.rootCA(s.pod.Namespace); ok {
+			s.configMaps[name] = cm
+			return cm, nil
+		}
+	}
 	cm, err := getCached(s.ctx, s.n.kube.CoreV1().ConfigMaps(s.pod.Namespace).Get, name)
 	if apierrors.IsNotFound(err) {
 		if optional != nil && *optional {
@@ -556,7 +562,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // apiserver (KUBERNETES_SERVICE_HOST and its kin); empty if it cannot be
 // read.
 func (n *Node) masterServiceEnv(ctx context.Context) map[string]string {
-	svc, err := getCached(ctx, n.kube.CoreV1().Services(metav1.NamespaceDefault).Get, "kubernetes")
+	svc, err := n.masterServiceOf(ctx)
 	env := map[string]string{}
 	if err != nil || svc.Spec.ClusterIP == "" || len(svc.Spec.Ports) == 0 {
 		return env

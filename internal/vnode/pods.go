@@ -2,7 +2,6 @@ package vnode
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -20,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/spoteci/spoteci/internal/annotation"
@@ -45,11 +45,14 @@ func (n *Node) syncPod(ctx context.Context, key string) (time.Duration, error) {
 	}
 	pod, err := n.pods.Pods(ns).Get(name)
 	if apierrors.IsNotFound(err) {
+		n.latest(key, nil)
+		n.startDone(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})
 		return 0, n.deleteOrphans(ctx, ns, name, "")
 	}
 	if err != nil {
 		return 0, err
 	}
+	pod = n.latest(key, pod)
 	// A pod of the same name made while the node was away is another pod:
 	// the instances of the old one are orphans.
 	if err := n.deleteOrphans(ctx, ns, name, pod.UID); err != nil {
@@ -66,6 +69,16 @@ func (n *Node) syncPod(ctx context.Context, key string) (time.Duration, error) {
 	if in == nil {
 		if hasInstance(pod) {
 			return n.checkVanished(ctx, pod)
+		}
+		if id := n.startingID(pod); id != "" {
+			// Made, its first status not written yet, and not polled yet:
+			// read by ID rather than asked for again.
+			if in, err = n.provider.Get(ctx, id); err != nil {
+				return 0, err
+			}
+			if in != nil && in.Status != StatusDeleted {
+				return n.updatePod(ctx, pod, in)
+			}
 		}
 		return n.createInstance(ctx, pod)
 	}
@@ -165,6 +178,7 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 	case err != nil:
 		return 0, fmt.Errorf("creating the instance of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
+	n.started(pod, id)
 	in, err := n.provider.Get(ctx, id)
 	if err != nil || in == nil {
 		return time.Second, err // the next poll brings it
@@ -221,6 +235,9 @@ func (n *Node) createRequest(pod *corev1.Pod, f annotation.Fields, fallback bool
 // updatePod mirrors the instance into the pod: status, events, and the
 // eviction that api-evict asks for at the notice.
 func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (time.Duration, error) {
+	if wait := n.firstStatusWait(pod, in); wait > 0 {
+		return wait, nil
+	}
 	n.forwardContainerEvents(ctx, pod, in)
 	for _, e := range in.Events {
 		switch {
@@ -240,11 +257,20 @@ func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 	if in.Status == StatusDeleted {
 		return n.checkVanished(ctx, pod)
 	}
-	if err := n.annotate(ctx, pod, in); err != nil {
+	annotated := annotate(pod, in)
+	written, err := n.write(ctx, pod, podStatus(pod, in), annotated)
+	if err != nil {
 		return 0, err
 	}
-	if err := n.writeStatus(ctx, pod, podStatus(pod, in)); err != nil {
-		return 0, err
+	if written {
+		n.startDone(pod) // its status names its instance now
+	}
+	if annotated && written {
+		for _, e := range in.Events {
+			if e.Container == "" && e.Reason == eciapi.ReasonCreated {
+				n.recorder.Event(pod, corev1.EventTypeNormal, ReasonInstanceCreated, e.Message)
+			}
+		}
 	}
 	// api-evict as asked at creation: later edits of the annotation change nothing.
 	if !in.NoticeTime.IsZero() && in.Status != StatusExpired && in.Tags[TagAPIEvict] == "true" {
@@ -253,54 +279,54 @@ func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 	return 0, nil
 }
 
-// annotate writes where the pod's instance runs into its annotations, once
-// per instance, and forwards the service's word on its creation (the pool,
-// the price, the bid, and any pool avoided) as an InstanceCreated event.
-func (n *Node) annotate(ctx context.Context, pod *corev1.Pod, in *Instance) error {
+// annotate puts where the pod's instance runs into its annotations, once
+// per instance, and reports whether it did: they are written with the
+// status that follows, in one request (a pod's status update takes its
+// metadata too), and the service's word on the creation (the pool, the
+// price, the bid, and any pool avoided) is then forwarded as an
+// InstanceCreated event.
+func annotate(pod *corev1.Pod, in *Instance) bool {
 	if pod.Annotations[AnnotationInstanceID] == in.ID || in.InstanceType == "" {
-		return nil
+		return false
 	}
-	ann := map[string]string{AnnotationInstanceID: in.ID, AnnotationInstanceSpec: in.InstanceType, AnnotationZone: in.ZoneID}
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[AnnotationInstanceID], pod.Annotations[AnnotationInstanceSpec] = in.ID, in.InstanceType
+	pod.Annotations[AnnotationZone] = in.ZoneID
 	if in.PurchasePrice > 0 {
 		kind := "pay-as-you-go"
 		if in.Spot {
 			kind = "spot"
 		}
-		ann[AnnotationPrice] = strconv.FormatFloat(in.PurchasePrice, 'f', -1, 64) + " CNY/h " + kind
+		pod.Annotations[AnnotationPrice] = strconv.FormatFloat(in.PurchasePrice, 'f', -1, 64) + " CNY/h " + kind
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
-	if err != nil {
-		return err
-	}
-	patched, err := n.kube.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
-	if err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("annotating %s/%s with its instance: %w", pod.Namespace, pod.Name, err)
-	}
-	// The status written next goes on the patched version, not a conflict.
-	pod.ObjectMeta = patched.ObjectMeta
-	for _, e := range in.Events {
-		if e.Container == "" && e.Reason == eciapi.ReasonCreated {
-			n.recorder.Event(pod, corev1.EventTypeNormal, ReasonInstanceCreated, e.Message)
-		}
-	}
-	return nil
+	return true
 }
 
 func (n *Node) writeStatus(ctx context.Context, pod *corev1.Pod, st corev1.PodStatus) error {
-	if equality.Semantic.DeepEqual(pod.Status, st) {
-		return nil
+	_, err := n.write(ctx, pod, st, false)
+	return err
+}
+
+// write writes st as pod's status, with pod's metadata when meta says it
+// changed, and reports whether it did: not when nothing changed, nor when
+// the pod changed or went meanwhile (a newer one is on its way through the
+// informer).
+func (n *Node) write(ctx context.Context, pod *corev1.Pod, st corev1.PodStatus, meta bool) (bool, error) {
+	if !meta && equality.Semantic.DeepEqual(pod.Status, st) {
+		return false, nil
 	}
 	pod.Status = st
-	if _, err := n.kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+	updated, err := n.kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	if err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			return nil // a newer pod is on its way through the informer
+			return false, nil
 		}
-		return fmt.Errorf("writing status of %s/%s: %w", pod.Namespace, pod.Name, err)
+		return false, fmt.Errorf("writing status of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	return nil
+	n.wrote(updated)
+	return true, nil
 }
 
 // checkVanished fails a pod whose instance is gone (deleted behind the node's
@@ -403,6 +429,7 @@ func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 		return 0, fmt.Errorf("removing pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	n.forget(pod.UID)
+	n.startDone(pod)
 	return 0, nil
 }
 
@@ -501,4 +528,121 @@ func (n *Node) warnJobShape(ctx context.Context, pod *corev1.Pod, f annotation.F
 		"As an Indexed Job (completionMode: Indexed) with backoffLimitPerIndex, and podFailurePolicy Ignore on DisruptionTarget, "+
 		"each index waits only for its own reclaims; with the pod annotation k8s.aliyun.com/eci-spot-release-strategy: api-evict "+
 		"its replacement is made at the notice and runs before the instance is released")
+}
+
+// wrote keeps pod as the node just wrote it, until the informer brings it:
+// a sync meanwhile (another change of the pod, the instance's next change)
+// starts from it, where the informer's older copy would write again, in
+// conflict, or take a pod just given its instance for one without.
+func (n *Node) wrote(pod *corev1.Pod) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.written == nil {
+		n.written = map[string]*corev1.Pod{}
+	}
+	n.written[pod.Namespace+"/"+pod.Name] = pod
+}
+
+// latest is the newer of pod, the informer's copy of pod key (nil: gone),
+// and the one the node last wrote, not to be changed. Once the informer
+// has caught up, the node forgets what it wrote.
+func (n *Node) latest(key string, pod *corev1.Pod) *corev1.Pod {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	w := n.written[key]
+	if w == nil {
+		return pod
+	}
+	if pod != nil && w.UID == pod.UID {
+		if c, err := resourceversion.CompareResourceVersion(w.ResourceVersion, pod.ResourceVersion); err == nil && c > 0 {
+			return w
+		}
+	}
+	delete(n.written, key)
+	return pod
+}
+
+// A pod's first status waits a little for its containers to start, so
+// that one that starts at once is written once, Running, rather than
+// ContainerCreating and then Running a poll later: a write fewer for each
+// pod at 10,000. It waits at most firstStatusPolls polls; a container that
+// takes longer (a pull, a busy host) shows ContainerCreating meanwhile,
+// and anything else to say (a failure, a notice) is written at once.
+const firstStatusPolls = 2
+
+// startingPod is an instance the node made whose pod's status does not
+// name it yet.
+type startingPod struct {
+	uid types.UID
+	id  string
+	at  time.Time
+}
+
+// started records that the node made instance id for pod.
+func (n *Node) started(pod *corev1.Pod, id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.starting == nil {
+		n.starting = map[string]startingPod{}
+	}
+	key := pod.Namespace + "/" + pod.Name
+	if s, ok := n.starting[key]; ok && s.uid == pod.UID && s.id == id {
+		return // asked again: it was made then
+	}
+	n.starting[key] = startingPod{uid: pod.UID, id: id, at: time.Now()}
+}
+
+// startDone forgets pod's starting instance: its status names it, or the
+// pod is gone.
+func (n *Node) startDone(pod *corev1.Pod) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.starting, pod.Namespace+"/"+pod.Name)
+}
+
+// startingID is the instance the node made for pod whose status does not
+// name it yet; "" if none.
+func (n *Node) startingID(pod *corev1.Pod) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s, ok := n.starting[pod.Namespace+"/"+pod.Name]; ok && s.uid == pod.UID {
+		return s.id
+	}
+	return ""
+}
+
+// firstStatusWait is how long pod's first status should still wait for
+// in's containers to start; 0: write it now. Only a pod that says nothing
+// of its containers yet waits: one that waited for stock, say, learns at
+// once that its instance exists.
+func (n *Node) firstStatusWait(pod *corev1.Pod, in *Instance) time.Duration {
+	if len(pod.Status.ContainerStatuses) > 0 || !starting(in) {
+		return 0
+	}
+	n.mu.Lock()
+	s, ok := n.starting[pod.Namespace+"/"+pod.Name]
+	n.mu.Unlock()
+	if !ok || s.uid != pod.UID {
+		return 0
+	}
+	return max(0, time.Until(s.at.Add(firstStatusPolls*n.cfg.PollInterval)))
+}
+
+// starting reports whether in is on its way to start its containers with
+// nothing else to say yet: none started, ended or failed, and no notice.
+func starting(in *Instance) bool {
+	if in.Status.Ended() || !in.NoticeTime.IsZero() {
+		return false
+	}
+	for _, c := range in.Containers {
+		if (c.State.State != ContainerWaiting && c.State.State != "") || c.RestartCount > 0 || (c.State.Reason != "" && c.State.Reason != "ContainerCreating") {
+			return false
+		}
+	}
+	for _, e := range in.Events {
+		if e.Type == corev1.EventTypeWarning {
+			return false
+		}
+	}
+	return true
 }
