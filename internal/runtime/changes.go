@@ -18,14 +18,15 @@ type Notifier interface {
 
 var _ Notifier = (*Containerd)(nil)
 
-// changes collects the ids whose Status changed. Its lock is a leaf: it is
-// taken under an instance's mu.
-type changes struct {
+// Changes collects the ids whose Status changed, for a Notifier. Its lock
+// is a leaf: it is taken under an instance's mu.
+type Changes struct {
 	mu  sync.Mutex
 	ids map[string]bool
 }
 
-func (c *changes) note(id string) {
+// Note records that id changed.
+func (c *Changes) Note(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ids == nil {
@@ -34,7 +35,8 @@ func (c *changes) note(id string) {
 	c.ids[id] = true
 }
 
-func (c *changes) take() []string {
+// Take returns the ids noted since the last Take, in order.
+func (c *Changes) Take() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ids := make([]string, 0, len(c.ids))
@@ -47,7 +49,7 @@ func (c *changes) take() []string {
 }
 
 // Changed returns the instances whose Status changed since the last call.
-func (r *Containerd) Changed() []string { return r.changes.take() }
+func (r *Containerd) Changed() []string { return r.changes.Take() }
 
 // noteChange tells the runtime that in's Status changed. Call with in.mu
 // held.

@@ -103,7 +103,7 @@ type Containerd struct {
 	instances map[string]*instance
 	byCID     map[string]*container
 	exits     map[string]bool // fully terminated, not returned by Exits yet
-	changes   changes         // Status changed, not returned by Changed yet
+	changes   Changes         // Status changed, not returned by Changed yet
 
 	pidMax int64 // the host's, read once
 	// uppers and storageRounds belong to watchStorage: the writable layers
@@ -223,7 +223,7 @@ func (r *Containerd) recover(ctx context.Context) error {
 				}
 			}
 		}
-		in.notify = r.changes.note
+		in.notify = r.changes.Note
 		r.instances[id] = in
 		for _, c := range in.containers {
 			r.byCID[c.cid] = c
@@ -272,9 +272,9 @@ func (r *Containerd) Start(ctx context.Context, spec Instance) error {
 		return nil
 	}
 	in := newInstance(r.instanceDir(spec.ID), spec)
-	in.notify = r.changes.note
+	in.notify = r.changes.Note
 	r.instances[spec.ID] = in
-	r.changes.note(spec.ID)
+	r.changes.Note(spec.ID)
 	for _, c := range in.containers {
 		r.byCID[c.cid] = c
 	}

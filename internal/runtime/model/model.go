@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -46,7 +45,7 @@ type Runtime struct {
 	exited   map[string]bool
 	reported bool
 	// changed holds the ids whose Status changed since the last Changed.
-	changed map[string]bool
+	changed runtime.Changes
 	ips     ipPool
 
 	wake, stop, done chan struct{}
@@ -72,7 +71,7 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("model runtime: %w", err)
 	}
-	r := &Runtime{cfg: cfg, clock: cfg.Clock, instances: map[string]*instance{}, exited: map[string]bool{}, changed: map[string]bool{},
+	r := &Runtime{cfg: cfg, clock: cfg.Clock, instances: map[string]*instance{}, exited: map[string]bool{},
 		ips: newIPPool(), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
 	r.journal, err = openJournal(filepath.Join(cfg.Dir, "journal.jsonl"), r.apply)
@@ -174,17 +173,7 @@ func (r *Runtime) Exits() ([]string, error) {
 }
 
 // Changed returns the ids whose Status changed since the last call.
-func (r *Runtime) Changed() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ids := make([]string, 0, len(r.changed))
-	for id := range r.changed {
-		ids = append(ids, id)
-	}
-	clear(r.changed)
-	slices.Sort(ids)
-	return ids
-}
+func (r *Runtime) Changed() []string { return r.changed.Take() }
 
 // Stats gives every running container no use: a model does no work.
 func (r *Runtime) Stats(id string) (runtime.Stats, error) {
@@ -257,7 +246,7 @@ func (r *Runtime) record(o op) error {
 // apply acts on o at its time: the one place where what was asked changes
 // an instance, live and in replay alike. Call with mu held.
 func (r *Runtime) apply(o op) {
-	r.changed[o.ID] = true
+	r.changed.Note(o.ID)
 	in := r.instances[o.ID]
 	if in != nil {
 		r.advance(in, o.At)
@@ -291,7 +280,7 @@ func (r *Runtime) apply(o op) {
 // held.
 func (r *Runtime) advance(in *instance, now time.Time) {
 	if in.advance(now, r.cfg.RestartBackoff) {
-		r.changed[in.spec.ID] = true
+		r.changed.Note(in.spec.ID)
 	}
 	if ended := in.allTerminated(); ended != in.ended {
 		in.ended = ended
