@@ -26,6 +26,7 @@ import (
 const DefaultNodeName = "virtual-kubelet-spoteci"
 
 type nodeOptions struct {
+	podSyncWorkers  int
 	stateDir        string
 	kubeconfig      string
 	nodeName        string
@@ -88,6 +89,7 @@ pods with this toleration land on it:
 func (o *nodeOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "state folder of the local spoteci service (its eci.json), used unless --eci-endpoint is set")
+	f.IntVar(&o.podSyncWorkers, "pod-sync-workers", 0, "pods synced at once, as virtual-kubelet's flag (default 64)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to join (default: $KUBECONFIG or ~/.kube/config)")
 	f.StringVar(&o.nodeName, "node-name", DefaultNodeName, "name of the Node object")
 	f.BoolVar(&o.taint, "taint", true, "taint the node virtual-kubelet.io/provider=spoteci:NoSchedule")
@@ -153,7 +155,9 @@ func localProvider(info eciapi.ServerInfo, region string) (*eciprovider.Provider
 		return nil, errors.New("the local service wrote no AccessKey to eci.json: restart it with this version of spoteci")
 	}
 	return eciprovider.New(eciprovider.Config{Config: ecisdk.Config{Endpoint: info.Endpoint, Region: cmp.Or(region, info.Region, eci.DefaultRegion),
-		AccessKeyID: info.AccessKeyId, AccessKeySecret: info.AccessKeySecret}, PageSize: eci.MaxPageSize,
+		// The local service takes as many calls at once as the node's
+		// workers make; the real cloud's limits keep the SDK's default.
+		AccessKeyID: info.AccessKeyId, AccessKeySecret: info.AccessKeySecret, Clients: 32}, PageSize: eci.MaxPageSize,
 		Admin: &eciapi.Client{Endpoint: info.Endpoint, Token: info.Token}})
 }
 
@@ -171,7 +175,7 @@ func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, p vnode.Prov
 	}
 	cfg := vnode.Config{NodeName: o.nodeName, Kube: kube, Provider: p, Taint: o.taint, KubeletListen: o.kubeletListen,
 		ApproveServingCSR: o.approveServing, NodeIP: o.nodeIP, Namespace: o.namespace, Zone: o.zone,
-		WebhookListen: o.webhookListen, WebhookService: o.webhookService, WebhookSecret: o.webhookSecret, Logger: log}
+		WebhookListen: o.webhookListen, WebhookService: o.webhookService, WebhookSecret: o.webhookSecret, Workers: o.podSyncWorkers, Logger: log}
 	if o.leaderElect {
 		host, _ := os.Hostname()
 		cfg.Election = &vnode.Election{Lease: cmp.Or(o.leaderLease, vnode.LeaseName(o.nodeName)),

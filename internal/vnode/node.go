@@ -91,7 +91,8 @@ type Config struct {
 	// DescribeContainerGroups). Between polls, a pod the node acts on is
 	// read by ID.
 	PollInterval, ResyncInterval time.Duration
-	// Workers sync pods in parallel; default 16.
+	// Workers sync pods in parallel; default 64: a pod's sync mostly waits
+	// on the apiserver and the backend, and a reclaim storm brings thousands.
 	Workers int
 	// ServingCertificate is the kubelet port's; nil: one the cluster signs
 	// through the CSR API (self-signed until issued).
@@ -169,7 +170,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.ResyncInterval = time.Minute
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 16
+		cfg.Workers = 64
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

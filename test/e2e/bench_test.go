@@ -151,9 +151,12 @@ func benchJob(b *testing.B, n int) {
 }
 
 // onNode sends a Job's pods to the node labelled label (as "key: value")
-// and tainted with key, under another name.
+// and tainted with key, under another name ("": its own).
 func onNode(manifest, name, label, taint string) string {
 	m := strings.Replace(manifest, "      containers:", fmt.Sprintf("      nodeSelector: {%s}\n      tolerations:\n      - {key: %s, operator: Exists, effect: NoSchedule}\n      containers:", label, taint), 1)
+	if name == "" {
+		return m
+	}
 	return strings.Replace(m, "name: wide\n", "name: "+name+"\n", 1)
 }
 
@@ -215,6 +218,9 @@ func runJob(b *testing.B, kube kubernetes.Interface, seen *podTimes, ns, peer, m
 	}
 	r.failures = podFailures(b, kube, ns, sel)
 	r.report(b)
+	if r.reached == n {
+		recordCurve(b, peer, n, r.all().Seconds())
+	}
 	return r
 }
 

@@ -535,42 +535,48 @@ func TestListRate(t *testing.T) {
 // The ECI guide's examples, applied verbatim on the default setup: each Job
 // completes with pi, on the instance its guide says (example 4: no spot
 // stock at or under its 0.05 limit, so pay-as-you-go with SpotDegraded).
+// guideExamples are the ECI guide's examples and what each one's instance
+// must be.
+var guideExamples = []struct {
+	name, manifest string
+	check          func(t *testing.T, ns string, g wire.ContainerGroup)
+}{
+	{"1-type-and-limit", examples.ECI1InstanceTypePriceLimit, func(t *testing.T, ns string, g wire.ContainerGroup) {
+		if g.InstanceType != "ecs.c6.large" || g.SpotStrategy != "SpotWithPriceLimit" || g.SpotPriceLimit != 0.25 || g.Spoteci.Degraded {
+			t.Errorf("instance %s %s limit %v degraded %v, want a spot ecs.c6.large with limit 0.25", g.InstanceType, g.SpotStrategy, g.SpotPriceLimit, g.Spoteci.Degraded)
+		}
+	}},
+	{"2-resources", examples.ECI2Resources, func(t *testing.T, ns string, g wire.ContainerGroup) {
+		if g.Cpu != 2 || g.Memory != 4 || g.SpotStrategy != "SpotAsPriceGo" {
+			t.Errorf("instance %s %v vCPU %v GiB %s, want a 2-4Gi SpotAsPriceGo one", g.InstanceType, g.Cpu, g.Memory, g.SpotStrategy)
+		}
+	}},
+	{"2-specs", examples.ECI2Specs, func(t *testing.T, ns string, g wire.ContainerGroup) {
+		if g.Cpu != 2 || g.Memory != 4 || g.SpotStrategy != "SpotAsPriceGo" {
+			t.Errorf("instance %s %v vCPU %v GiB %s, want a 2-4Gi SpotAsPriceGo one", g.InstanceType, g.Cpu, g.Memory, g.SpotStrategy)
+		}
+	}},
+	{"3-no-protection", examples.ECI3NoProtection, func(t *testing.T, ns string, g wire.ContainerGroup) {
+		if g.Spoteci.SpotDuration != 0 || g.SpotStrategy != "SpotAsPriceGo" {
+			t.Errorf("instance protected %dh (%s), want no protection", g.Spoteci.SpotDuration, g.SpotStrategy)
+		}
+	}},
+	{"4-fallback", examples.ECI4Fallback, func(t *testing.T, ns string, g wire.ContainerGroup) {
+		if g.InstanceType != "ecs.c6.large" || !g.Spoteci.Degraded || g.Spoteci.PurchasePrice != 0.4717 {
+			t.Errorf("instance %s degraded %v at %v, want ecs.c6.large pay-as-you-go at 0.4717", g.InstanceType, g.Spoteci.Degraded, g.Spoteci.PurchasePrice)
+		}
+		// Events are posted apart from the status: on the model runtime the
+		// check comes seconds after the creation.
+		eventually(t, 30*time.Second, "a Warning SpotDegraded naming the price limit", func() (bool, string) {
+			events := kubectl(t, "-n", ns, "get", "events", "--field-selector", "reason=SpotDegraded", "-o", "custom-columns=TYPE:.type,MESSAGE:.message")
+			return strings.Contains(events, "Warning") && strings.Contains(events, "price limit 0.05"), events
+		})
+	}},
+}
+
 func TestECIGuideExamples(t *testing.T) {
 	skipWithoutCluster(t)
-	for _, c := range []struct {
-		name, manifest string
-		check          func(t *testing.T, ns string, g wire.ContainerGroup)
-	}{
-		{"1-type-and-limit", examples.ECI1InstanceTypePriceLimit, func(t *testing.T, ns string, g wire.ContainerGroup) {
-			if g.InstanceType != "ecs.c6.large" || g.SpotStrategy != "SpotWithPriceLimit" || g.SpotPriceLimit != 0.25 || g.Spoteci.Degraded {
-				t.Errorf("instance %s %s limit %v degraded %v, want a spot ecs.c6.large with limit 0.25", g.InstanceType, g.SpotStrategy, g.SpotPriceLimit, g.Spoteci.Degraded)
-			}
-		}},
-		{"2-resources", examples.ECI2Resources, func(t *testing.T, ns string, g wire.ContainerGroup) {
-			if g.Cpu != 2 || g.Memory != 4 || g.SpotStrategy != "SpotAsPriceGo" {
-				t.Errorf("instance %s %v vCPU %v GiB %s, want a 2-4Gi SpotAsPriceGo one", g.InstanceType, g.Cpu, g.Memory, g.SpotStrategy)
-			}
-		}},
-		{"2-specs", examples.ECI2Specs, func(t *testing.T, ns string, g wire.ContainerGroup) {
-			if g.Cpu != 2 || g.Memory != 4 || g.SpotStrategy != "SpotAsPriceGo" {
-				t.Errorf("instance %s %v vCPU %v GiB %s, want a 2-4Gi SpotAsPriceGo one", g.InstanceType, g.Cpu, g.Memory, g.SpotStrategy)
-			}
-		}},
-		{"3-no-protection", examples.ECI3NoProtection, func(t *testing.T, ns string, g wire.ContainerGroup) {
-			if g.Spoteci.SpotDuration != 0 || g.SpotStrategy != "SpotAsPriceGo" {
-				t.Errorf("instance protected %dh (%s), want no protection", g.Spoteci.SpotDuration, g.SpotStrategy)
-			}
-		}},
-		{"4-fallback", examples.ECI4Fallback, func(t *testing.T, ns string, g wire.ContainerGroup) {
-			if g.InstanceType != "ecs.c6.large" || !g.Spoteci.Degraded || g.Spoteci.PurchasePrice != 0.4717 {
-				t.Errorf("instance %s degraded %v at %v, want ecs.c6.large pay-as-you-go at 0.4717", g.InstanceType, g.Spoteci.Degraded, g.Spoteci.PurchasePrice)
-			}
-			events := kubectl(t, "-n", ns, "get", "events", "--field-selector", "reason=SpotDegraded", "-o", "custom-columns=TYPE:.type,MESSAGE:.message")
-			if !strings.Contains(events, "Warning") || !strings.Contains(events, "price limit 0.05") {
-				t.Errorf("no Warning SpotDegraded naming the price limit:\n%s", events)
-			}
-		}},
-	} {
+	for _, c := range guideExamples {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			ns := namespace(t)

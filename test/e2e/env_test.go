@@ -341,9 +341,12 @@ func eciAdmin(t testing.TB) *eciapi.Client {
 }
 
 // eciSDK calls the service's ECI actions through the official SDK.
-func eciSDK(t testing.TB) *ecisdk.Client {
+func eciSDK(t testing.TB) *ecisdk.Client { return eciSDKOf(t, env.state) }
+
+// eciSDKOf calls the ECI actions of the service of state.
+func eciSDKOf(t testing.TB, state string) *ecisdk.Client {
 	t.Helper()
-	info, err := eciapi.ReadServerInfo(env.state)
+	info, err := eciapi.ReadServerInfo(state)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,9 +359,12 @@ func eciSDK(t testing.TB) *ecisdk.Client {
 }
 
 // groups lists the service's live instances of a namespace.
-func groups(t testing.TB, ns string) []wire.ContainerGroup {
+func groups(t testing.TB, ns string) []wire.ContainerGroup { return groupsOf(t, env.state, ns) }
+
+// groupsOf lists the live instances of a namespace of the service of state.
+func groupsOf(t testing.TB, state, ns string) []wire.ContainerGroup {
 	t.Helper()
-	resp, err := eciSDK(t).DescribeAllContainerGroups(context.Background(), eciapi.DescribeContainerGroupsRequest{Tags: []eciapi.Tag{{Key: "spoteci.io/namespace", Value: ns}}}, 100)
+	resp, err := eciSDKOf(t, state).DescribeAllContainerGroups(context.Background(), eciapi.DescribeContainerGroupsRequest{Tags: []eciapi.Tag{{Key: "spoteci.io/namespace", Value: ns}}}, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,18 +1,26 @@
 package e2e
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/spoteci/spoteci/internal/chart"
+	"github.com/spoteci/spoteci/internal/plot"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -30,17 +38,9 @@ var modelEnv struct {
 // for it land there.
 const modelNode = "spoteci-model"
 
-// onModel puts a pod template (indented for a Job's or a ReplicaSet's) on
-// the model stack's node.
+// onModel puts a Job's or a ReplicaSet's pods on the model stack's node.
 func onModel(manifest string) string {
-	return strings.Replace(manifest, "      containers:", "      nodeSelector: {kubernetes.io/hostname: "+modelNode+"}\n"+
-		"      tolerations:\n      - {key: virtual-kubelet.io/provider, operator: Exists, effect: NoSchedule}\n      containers:", 1)
-}
-
-// onKwok puts a pod template on kwok's fake node.
-func onKwok(manifest string) string {
-	return strings.Replace(manifest, "      containers:", "      nodeSelector: {type: kwok}\n"+
-		"      tolerations:\n      - {key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}\n      containers:", 1)
+	return onNode(manifest, "", "kubernetes.io/hostname: "+modelNode, "virtual-kubelet.io/provider")
 }
 
 func startModel(t testing.TB) {
@@ -76,8 +76,10 @@ func bootModel() error {
 	if err != nil {
 		return err
 	}
-	modelEnv.node = start("node", "--kubeconfig", id.Kubeconfig, "--state-dir", dir, "--node-name", modelNode,
-		"--namespace", r.Namespace, "--approve-serving-csr")
+	modelEnv.node = start(append([]string{"node", "--kubeconfig", id.Kubeconfig, "--state-dir", dir, "--node-name", modelNode,
+		"--namespace", r.Namespace, "--approve-serving-csr"},
+		// More flags for a benchmark's experiments, as --pod-sync-workers 64.
+		strings.Fields(os.Getenv("SPOTECI_E2E_MODEL_NODE_ARGS"))...)...)
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		out, _ := kubectlErr("get", "node", modelNode, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 		if out == "True" {
@@ -186,8 +188,9 @@ func TestModelJob2000(t *testing.T) {
 
 // BenchmarkModelJob runs the same Job of 100, 1,000 and 10,000 pods on kwok's
 // fake node and on the model stack's node, one after the other on the same
-// control plane, and reports the time to all Running of each and their
-// ratio (target at 10,000: within 1.2x of kwok). Run with -benchtime 1x.
+// control plane, and reports each one's times, CPU, memory and apiserver
+// requests, and their ratio (target at 10,000: within 1.2x of kwok). Run
+// with -benchtime 1x.
 func BenchmarkModelJob(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
@@ -200,37 +203,33 @@ func BenchmarkModelJob(b *testing.B) {
 				const typ = "ecs.g7.large"
 				modelCLI(b, "market", "set", "--type", typ, "--price", "0.1", "--stock", "100000")
 				manifest := job("wide", map[string]string{specs: typ, strategy: "SpotAsPriceGo", duration: "0"}, "sleep 600",
-					fmt.Sprintf("  parallelism: %d\n  completions: %d\n", n, n))
-				var kwokRunning time.Duration
-				if kwok := startKwokT(b); kwok != nil {
-					start := time.Now()
-					apply(b, ns, strings.Replace(onKwok(manifest), "name: wide", "name: wide-kwok", 1))
-					seen.waitFor(b, "kwok Job pods Running", func() bool { return seen.count("job-name=wide-kwok", running) == n })
-					kwokRunning = time.Since(start)
-					b.ReportMetric(kwokRunning.Seconds(), "s-to-all-running-kwok")
+					fmt.Sprintf("  parallelism: %d\n  completions: %d\n  backoffLimit: %d\n", n, n, n))
+				var kwokRun *jobRun
+				if kwok := startKwok(b); kwok != nil {
+					bin := filepath.Join(env.bin, "kwok") + " "
+					kwokRun = runJob(b, kube, seen, ns, "kwok", onNode(manifest, "wide-kwok", "type: kwok", "kwok.x-k8s.io/node"), n, 15*time.Minute,
+						func(cmdline string) bool { return strings.HasPrefix(cmdline, bin) })
 					kubectl(b, "-n", ns, "delete", "job", "wide-kwok", "--wait=false")
-					waitGone(b, ns, "job-name=wide-kwok")
+					forceDelete(b, kube, ns, "job-name=wide-kwok")
+					podsGone(b, ns, "job-name=wide-kwok")
 					kwok.stop()
 				}
-				serviceCPU, nodeCPU := cpuSeconds(modelEnv.server.cmd.Process.Pid), cpuSeconds(modelEnv.node.cmd.Process.Pid)
-				start := time.Now()
-				apply(b, ns, onModel(manifest))
-				seen.waitFor(b, "model Job pods Running", func() bool { return seen.count("job-name=wide", running) == n })
-				allRunning := time.Since(start)
-				b.ReportMetric(allRunning.Seconds(), "s-to-all-running")
-				if kwokRunning > 0 {
-					b.ReportMetric(allRunning.Seconds()/kwokRunning.Seconds(), "ratio-to-kwok")
+				run := runJob(b, kube, seen, ns, "model", onModel(manifest), n, 15*time.Minute,
+					func(cmdline string) bool { return strings.Contains(cmdline, modelEnv.state) })
+				if run.reached < n {
+					b.Fatalf("model: %d of %d pods Running within 15 minutes", run.reached, n)
 				}
-				b.ReportMetric(cpuSeconds(modelEnv.server.cmd.Process.Pid)-serviceCPU, "s-cpu-service")
-				b.ReportMetric(cpuSeconds(modelEnv.node.cmd.Process.Pid)-nodeCPU, "s-cpu-node")
+				if kwokRun != nil && kwokRun.reached == n {
+					b.ReportMetric(run.all().Seconds()/kwokRun.all().Seconds(), "ratio-model-to-kwok")
+				}
+				pids := env.cluster.PIDs()
 				b.ReportMetric(rssMiB(modelEnv.server.cmd.Process.Pid), "MiB-service-rss")
 				b.ReportMetric(rssMiB(modelEnv.node.cmd.Process.Pid), "MiB-node-rss")
-				b.ReportMetric(rssMiB(controlPlanePid(b, "kube-apiserver")), "MiB-apiserver-rss")
-				b.ReportMetric(rssMiB(controlPlanePid(b, "etcd")), "MiB-etcd-rss")
-				b.Logf("%d pods: kwok %s, model %s", n, kwokRunning.Round(10*time.Millisecond), allRunning.Round(10*time.Millisecond))
+				b.ReportMetric(rssMiB(pids["kube-apiserver"]), "MiB-apiserver-rss")
+				b.ReportMetric(rssMiB(pids["etcd"]), "MiB-etcd-rss")
 				seen.stop()
 				kubectl(b, "delete", "namespace", ns, "--wait=false")
-				waitGone(b, ns, "job-name=wide")
+				podsGone(b, ns, "")
 			}
 		})
 	}
@@ -256,12 +255,13 @@ func BenchmarkModelStorm10000(b *testing.B) {
 		var kwokRunning time.Duration
 		if kwok := startKwokT(b); kwok != nil {
 			start := time.Now()
-			apply(b, ns, strings.Replace(onKwok(rs), "storm", "fresh", -1))
+			apply(b, ns, onNode(strings.ReplaceAll(rs, "storm", "fresh"), "fresh", "type: kwok", "kwok.x-k8s.io/node"))
 			seen.waitFor(b, "kwok pods Running", func() bool { return seen.count("app=fresh", running) == n })
 			kwokRunning = time.Since(start)
 			b.ReportMetric(kwokRunning.Seconds(), "s-fresh-to-all-running-kwok")
 			kubectl(b, "-n", ns, "delete", "replicaset", "fresh", "--wait=false")
-			waitGone(b, ns, "app=fresh")
+			forceDelete(b, kube, ns, "app=fresh")
+			podsGone(b, ns, "app=fresh")
 			kwok.stop()
 		}
 		apply(b, ns, onModel(rs))
@@ -285,33 +285,10 @@ func BenchmarkModelStorm10000(b *testing.B) {
 			n, allFailed.Round(10*time.Millisecond), replaced.Round(10*time.Millisecond), kwokRunning.Round(10*time.Millisecond))
 		seen.stop()
 		kubectl(b, "delete", "namespace", ns, "--wait=false")
-		waitGone(b, ns, "app=storm")
+		podsGone(b, ns, "")
 		modelCLI(b, "market", "set", "--type", typ, "--reset")
 		modelCLI(b, "market", "set", "--type", other, "--reset")
 	}
-}
-
-// waitGone waits until the pods of selector in ns are gone.
-func waitGone(b testing.TB, ns, selector string) {
-	eventually(b, 10*time.Minute, "the pods of "+selector+" gone", func() (bool, string) {
-		out, _ := kubectlErr("-n", ns, "get", "pods", "-l", selector, "-o", "name", "--chunk-size=5000")
-		return strings.TrimSpace(out) == "", fmt.Sprint(strings.Count(out, "\n"), " left")
-	})
-}
-
-// controlPlanePid finds the process of the e2e control plane's component
-// (kube-apiserver, etcd), by its binary under bin/.
-func controlPlanePid(b testing.TB, name string) int {
-	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, path := range cmdlines {
-		cmd, _ := os.ReadFile(path)
-		if argv0, _, _ := strings.Cut(string(cmd), "\x00"); argv0 == filepath.Join(env.bin, name) {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
-			return pid
-		}
-	}
-	b.Logf("no %s process found", name)
-	return 0
 }
 
 // spread is the time from the first to the last of names to get to what.
@@ -351,4 +328,97 @@ func (pt *podTimes) countStarted(selector string) int {
 		}
 	}
 	return n
+}
+
+// TestModelSeeds runs the guides' Jobs, as the guides print them, on the
+// model runtime (placed on its node): each gets the instance its
+// annotations ask for, its pod runs, and the first example's is reclaimed
+// when the price passes its limit after the protection hour.
+func TestModelSeeds(t *testing.T) {
+	startModel(t)
+	modelCLI(t, "market", "set", "--type", "ecs.c6.large", "--reset")
+	for _, c := range guideExamples {
+		t.Run(c.name, func(t *testing.T) {
+			ns := namespace(t)
+			apply(t, ns, onModel(c.manifest))
+			eventually(t, 60*time.Second, "the pod Running", func() (bool, string) {
+				ps := pods(t, ns, "job-name=test")
+				return len(ps) == 1 && ps[0].Status.Phase == "Running", kubectl(t, "-n", ns, "get", "pod")
+			})
+			g := groupsOf(t, modelEnv.state, ns)
+			if len(g) != 1 {
+				t.Fatalf("%d instances, want 1", len(g))
+			}
+			c.check(t, ns, g[0])
+			if c.name != "1-type-and-limit" {
+				return
+			}
+			modelCLI(t, "market", "set", "--type", "ecs.c6.large", "--price", "0.3")
+			defer modelCLI(t, "market", "set", "--type", "ecs.c6.large", "--reset")
+			eventually(t, 60*time.Second, "BidFailed after the protection hour", func() (bool, string) {
+				out := kubectl(t, "-n", ns, "get", "pod")
+				return strings.Contains(out, "BidFailed"), out
+			})
+		})
+	}
+}
+
+// The curve of time to all Running against the Job's size, for every peer:
+// each Job benchmark adds its points to bin/plots/elastic-curve.json (kept
+// across runs, a point replaced by the newer run) and draws
+// bin/plots/elastic-curve.svg from it.
+var curvePeers = map[string]string{
+	"kwok":    "kwok (a fake node: no work)",
+	"kubelet": "kubelet + containerd (CRI)",
+	"spoteci": "spoteci, real containers",
+	"model":   "spoteci, model runtime",
+}
+
+func recordCurve(b testing.TB, peer string, n int, seconds float64) {
+	dir := filepath.Join(env.bin, "plots")
+	path := filepath.Join(dir, "elastic-curve.json")
+	points := map[string]map[int]float64{}
+	if data, err := os.ReadFile(path); err == nil {
+		json.Unmarshal(data, &points)
+	}
+	if points[peer] == nil {
+		points[peer] = map[int]float64{}
+	}
+	points[peer][n] = seconds
+	data, _ := json.MarshalIndent(points, "", "  ")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Logf("the curve: %v", err)
+		return
+	}
+	chart := plot.LogLog{Title: "Time from a Job's creation to all its pods Running (one control plane, 2 cores)",
+		XLabel: "pods in the Job", YLabel: "seconds"}
+	for _, p := range slices.Sorted(maps.Keys(points)) {
+		c := plot.Curve{Name: cmp.Or(curvePeers[p], p)}
+		for _, k := range slices.Sorted(maps.Keys(points[p])) {
+			c.Points = append(c.Points, plot.XY{X: float64(k), Y: points[p][k]})
+		}
+		chart.Curves = append(chart.Curves, c)
+	}
+	var svg bytes.Buffer
+	if err := chart.SVG(&svg); err != nil {
+		b.Logf("the curve: %v", err)
+		return
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		b.Logf("the curve: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "elastic-curve.svg"), svg.Bytes(), 0o644); err != nil {
+		b.Logf("the curve: %v", err)
+	}
+}
+
+// forceDelete deletes the pods of selector in ns at once, in one request
+// and without grace: a fake node's pods, which no container holds, gone
+// before the next peer's run instead of at the garbage collector's pace.
+func forceDelete(b testing.TB, kube kubernetes.Interface, ns, selector string) {
+	zero := int64(0)
+	if err := kube.CoreV1().Pods(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{GracePeriodSeconds: &zero},
+		metav1.ListOptions{LabelSelector: selector}); err != nil {
+		b.Logf("deleting the pods of %s: %v", selector, err)
+	}
 }
