@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/proxy"
@@ -31,7 +30,6 @@ type kubeletAPI struct {
 	provider Provider
 	pods     corelisters.PodLister
 	instance func(types.UID) *Instance // the pod's instance at the last poll
-	starting func(*corev1.Pod) string  // the ID of one made since, its pod's status not written yet
 	auth     *kubeletAuth
 	serving  *servingCert
 	log      *slog.Logger
@@ -146,9 +144,6 @@ func (k *kubeletAPI) instanceOf(w http.ResponseWriter, r *http.Request) (string,
 	id := groupIDOf(pod)
 	if in := k.instance(pod.UID); in != nil {
 		id = in.ID
-	}
-	if id == "" && k.starting != nil {
-		id = k.starting(pod)
 	}
 	if id == "" {
 		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start: no instance yet", r.PathValue("container"), pod.Name), http.StatusBadRequest)

@@ -152,7 +152,6 @@ type Node struct {
 	emitted     map[string]bool // uid/reason of events sent
 	forwarded   map[types.UID]map[string]bool
 	written     map[string]*corev1.Pod // by "namespace/name", until the informer has it (wrote)
-	starting    map[string]startingPod // by "namespace/name", until its status names its instance
 }
 
 // New checks cfg and returns a Node; Run starts it.
@@ -200,7 +199,7 @@ func New(cfg Config) (*Node, error) {
 			service: cfg.WebhookService, log: n.log}
 	}
 	n.kubelet = &kubeletAPI{nodeName: cfg.NodeName, listen: cfg.KubeletListen, started: time.Now(), provider: cfg.Provider,
-		instance: n.group, starting: n.startingID, auth: newKubeletAuth(cfg.Kube, cfg.NodeName, n.log), log: n.log}
+		instance: n.group, auth: newKubeletAuth(cfg.Kube, cfg.NodeName, n.log), log: n.log}
 	serving, err := newServingCert(cfg.Kube, cfg.NodeName, ip, cfg.ApproveServingCSR, n.log)
 	if err != nil {
 		return nil, err

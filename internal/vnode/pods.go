@@ -46,7 +46,6 @@ func (n *Node) syncPod(ctx context.Context, key string) (time.Duration, error) {
 	pod, err := n.pods.Pods(ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		n.latest(key, nil)
-		n.startDone(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})
 		return 0, n.deleteOrphans(ctx, ns, name, "")
 	}
 	if err != nil {
@@ -69,16 +68,6 @@ func (n *Node) syncPod(ctx context.Context, key string) (time.Duration, error) {
 	if in == nil {
 		if hasInstance(pod) {
 			return n.checkVanished(ctx, pod)
-		}
-		if id := n.startingID(pod); id != "" {
-			// Made, its first status not written yet, and not polled yet:
-			// read by ID rather than asked for again.
-			if in, err = n.provider.Get(ctx, id); err != nil {
-				return 0, err
-			}
-			if in != nil && in.Status != StatusDeleted {
-				return n.updatePod(ctx, pod, in)
-			}
 		}
 		return n.createInstance(ctx, pod)
 	}
@@ -178,7 +167,6 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 	case err != nil:
 		return 0, fmt.Errorf("creating the instance of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	n.started(pod, id)
 	in, err := n.provider.Get(ctx, id)
 	if err != nil || in == nil {
 		return time.Second, err // the next poll brings it
@@ -235,9 +223,6 @@ func (n *Node) createRequest(pod *corev1.Pod, f annotation.Fields, fallback bool
 // updatePod mirrors the instance into the pod: status, events, and the
 // eviction that api-evict asks for at the notice.
 func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (time.Duration, error) {
-	if wait := n.firstStatusWait(pod, in); wait > 0 {
-		return wait, nil
-	}
 	n.forwardContainerEvents(ctx, pod, in)
 	for _, e := range in.Events {
 		switch {
@@ -261,9 +246,6 @@ func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 	written, err := n.write(ctx, pod, podStatus(pod, in), annotated)
 	if err != nil {
 		return 0, err
-	}
-	if written {
-		n.startDone(pod) // its status names its instance now
 	}
 	if annotated && written {
 		for _, e := range in.Events {
@@ -429,7 +411,6 @@ func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 		return 0, fmt.Errorf("removing pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	n.forget(pod.UID)
-	n.startDone(pod)
 	return 0, nil
 }
 
@@ -560,89 +541,4 @@ func (n *Node) latest(key string, pod *corev1.Pod) *corev1.Pod {
 	}
 	delete(n.written, key)
 	return pod
-}
-
-// A pod's first status waits a little for its containers to start, so
-// that one that starts at once is written once, Running, rather than
-// ContainerCreating and then Running a poll later: a write fewer for each
-// pod at 10,000. It waits at most firstStatusPolls polls; a container that
-// takes longer (a pull, a busy host) shows ContainerCreating meanwhile,
-// and anything else to say (a failure, a notice) is written at once.
-const firstStatusPolls = 2
-
-// startingPod is an instance the node made whose pod's status does not
-// name it yet.
-type startingPod struct {
-	uid types.UID
-	id  string
-	at  time.Time
-}
-
-// started records that the node made instance id for pod.
-func (n *Node) started(pod *corev1.Pod, id string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.starting == nil {
-		n.starting = map[string]startingPod{}
-	}
-	key := pod.Namespace + "/" + pod.Name
-	if s, ok := n.starting[key]; ok && s.uid == pod.UID && s.id == id {
-		return // asked again: it was made then
-	}
-	n.starting[key] = startingPod{uid: pod.UID, id: id, at: time.Now()}
-}
-
-// startDone forgets pod's starting instance: its status names it, or the
-// pod is gone.
-func (n *Node) startDone(pod *corev1.Pod) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	delete(n.starting, pod.Namespace+"/"+pod.Name)
-}
-
-// startingID is the instance the node made for pod whose status does not
-// name it yet; "" if none.
-func (n *Node) startingID(pod *corev1.Pod) string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if s, ok := n.starting[pod.Namespace+"/"+pod.Name]; ok && s.uid == pod.UID {
-		return s.id
-	}
-	return ""
-}
-
-// firstStatusWait is how long pod's first status should still wait for
-// in's containers to start; 0: write it now. Only a pod that says nothing
-// of its containers yet waits: one that waited for stock, say, learns at
-// once that its instance exists.
-func (n *Node) firstStatusWait(pod *corev1.Pod, in *Instance) time.Duration {
-	if len(pod.Status.ContainerStatuses) > 0 || !starting(in) {
-		return 0
-	}
-	n.mu.Lock()
-	s, ok := n.starting[pod.Namespace+"/"+pod.Name]
-	n.mu.Unlock()
-	if !ok || s.uid != pod.UID {
-		return 0
-	}
-	return max(0, time.Until(s.at.Add(firstStatusPolls*n.cfg.PollInterval)))
-}
-
-// starting reports whether in is on its way to start its containers with
-// nothing else to say yet: none started, ended or failed, and no notice.
-func starting(in *Instance) bool {
-	if in.Status.Ended() || !in.NoticeTime.IsZero() {
-		return false
-	}
-	for _, c := range in.Containers {
-		if (c.State.State != ContainerWaiting && c.State.State != "") || c.RestartCount > 0 || (c.State.Reason != "" && c.State.Reason != "ContainerCreating") {
-			return false
-		}
-	}
-	for _, e := range in.Events {
-		if e.Type == corev1.EventTypeWarning {
-			return false
-		}
-	}
-	return true
 }
