@@ -31,7 +31,7 @@ vet:
 
 # bench runs every benchmark: the quick ones 5 times; those that run real
 # containers a fixed number of times (their cost is the machine's); the
-# 200- and 1,000-pod Jobs beside kwok and a real kubelet once (the
+# 100-, 300- and 1,000-pod Jobs beside kwok and a real kubelet once (the
 # kubelet's 1,000 may take 20 minutes).
 bench: build kube images kwok kubelet
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 $$($(GO) list ./... | grep -v -e /test/e2e -e /internal/eci -e /internal/runtime) | tee $(BIN)/bench.txt
@@ -45,7 +45,7 @@ bench: build kube images kwok kubelet
 	$(GO) test -run '^$$' -bench DescribeWhileCreating -benchtime 1x -count 3 ./internal/eci | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench LabelWebhook -benchtime 1000x -count 3 ./internal/vnode | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench LeaderFailover -benchtime 3x -timeout 15m ./test/e2e | tee -a $(BIN)/bench.txt
-	$(GO) test -run '^$$' -bench 'Job200$$|Job1000$$' -benchtime 1x -timeout 90m ./test/e2e | tee -a $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench 'JobSizes|Job1000$$' -benchtime 1x -timeout 90m ./test/e2e | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench 'ModelJob|ModelStorm10000' -benchtime 1x -timeout 60m ./test/e2e | tee -a $(BIN)/bench.txt
 
 # kwok is the fake-node peer of the 1,000-pod benchmark, from the pinned

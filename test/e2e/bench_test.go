@@ -44,9 +44,14 @@ import (
 // -benchtime 1x.
 func BenchmarkJob1000(b *testing.B) { benchJob(b, 1000) }
 
-// BenchmarkJob200 is the same Job at 200 pods, without the storm: a few
-// minutes.
-func BenchmarkJob200(b *testing.B) { benchJob(b, 200) }
+// BenchmarkJobSizes is the same Job at 100 and 300 pods, without the
+// storm: a few minutes, and the small end of the curve of time against
+// size (bin/plots/elastic-curve.svg).
+func BenchmarkJobSizes(b *testing.B) {
+	for _, n := range []int{100, 300} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) { benchJob(b, n) })
+	}
+}
 
 // kubeletBound is how long the kubelet peer is given to run n pods: 1.2 s a
 // pod, at least 5 minutes.
