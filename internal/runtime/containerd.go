@@ -90,6 +90,7 @@ type Containerd struct {
 	net     *network
 	pulls   singleflight.Group
 	samples cpuSamples
+	phases  phaseTimes // where the launches' time went
 
 	ctx    context.Context // the runtime's background work
 	cancel context.CancelFunc
@@ -198,7 +199,43 @@ func (r *Containerd) Close() error {
 	}
 	r.mu.Unlock()
 	stopOutputs(cs)
+	r.net.closeAll()
 	return r.client.Close()
+}
+
+// adoptNetworks holds again the network namespace of each instance that
+// has one (see network.go): pinned by an earlier runtime, or in a running
+// container's first process.
+func (r *Containerd) adoptNetworks(ctx context.Context) {
+	pids := map[string]int{}
+	if resp, err := r.client.TaskService().List(ctx, &tasksListRequest); err != nil {
+		r.log.Warn("listing containerd tasks", "err", err)
+	} else {
+		for _, t := range resp.Tasks {
+			if t.Status == tasktypes.Status_RUNNING {
+				pids[t.ID] = int(t.Pid)
+			}
+		}
+	}
+	for id, in := range r.instances {
+		if took, err := r.net.takeOverPin(id); took || err != nil {
+			if err != nil {
+				r.log.Warn("taking over the network namespace of an instance", "instance", id, "err", err)
+			}
+			continue
+		}
+		for _, c := range in.containers {
+			pid, ok := pids[c.cid]
+			if !ok || in.state(c) != StateRunning {
+				continue
+			}
+			err := r.net.adoptNetNS(id, pid, containerCgroup(id, c.name))
+			if err == nil {
+				break
+			}
+			r.log.Warn("holding the network namespace of a running container", "container", c.cid, "err", err)
+		}
+	}
 }
 
 // recover loads the instances of the folder and reconciles them with
@@ -235,6 +272,7 @@ func (r *Containerd) recover(ctx context.Context) error {
 		}
 	}
 	r.resync(ctx)
+	r.adoptNetworks(ctx)
 	for id, in := range r.instances {
 		switch {
 		case in.allTerminated():

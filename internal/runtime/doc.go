@@ -15,13 +15,21 @@
 //     other than a configured one (the local registry) is refused without
 //     connecting: the service's own listeners are no registry;
 //  3. the sandbox: a v1 cgroup /spoteci/<id> of the instance type's size, the
-//     volumes, a network namespace pinned to a file and plugged in by the CNI
-//     plugins (ptp + host-local), and /etc/hosts, hostname and resolv.conf;
+//     volumes, a network namespace held open by the runtime (network.go)
+//     and plugged in by the CNI plugins (ptp + host-local), and /etc/hosts,
+//     hostname and resolv.conf;
 //  4. each container: a containerd container (overlayfs snapshot, runc, the
 //     OCI spec: namespaces, the security context (below), the
 //     cgroup /spoteci/<id>/<name> with its limits, the mounts) and its task,
 //     whose stdout and stderr are two FIFOs that the runtime reads and
 //     writes into <name>.log (below).
+//
+// A running instance adds no mount to the host: its network namespace is
+// held by an open file, not pinned by a bind mount, and runc mounts each
+// container's snapshot as its root inside the container's own mount
+// namespace (rootfs.go), not the shim on the host. runc reads the host's
+// mount table several times a start, so a mount per instance made every
+// start dearer the more instances ran.
 //
 // Stop sends SIGTERM to each container's first process and SIGKILL at the
 // deadline, from the runtime itself through a pidfd (signal.go), and SIGKILL
@@ -145,7 +153,6 @@
 //	<dir>/instances/<id>/fifo/<name>-{stdout,stderr}   the FIFOs of its output
 //	<dir>/instances/<id>/volumes/<vol>/ the instance's volumes
 //	<dir>/instances/<id>/{hosts,hostname,resolv.conf}
-//	<dir>/netns/<id>                    the pinned network namespace
 //	<dir>/cni/                          CNI cache and host-local leases
 //	<dir>/network.json                  the runtime's network (name and /16)
 //

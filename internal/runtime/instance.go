@@ -220,6 +220,13 @@ func (in *instance) setIP(ip string) {
 	in.save()
 }
 
+// lastIP is the IP the instance got, "" before its sandbox.
+func (in *instance) lastIP() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.ip
+}
+
 // setWaiting records why a container waits.
 func (in *instance) setWaiting(c *container, reason, msg string) {
 	in.mu.Lock()

@@ -70,6 +70,8 @@ func (r *Containerd) launch(in *instance) {
 		return
 	}
 	in.flushEvents()
+	clock := newLaunchClock()
+	defer clock.record(&r.phases, r.log, in.spec.ID)
 	// The images first, in order, up to one that cannot be pulled now: a
 	// pod whose image never comes holds no IP or cgroup meanwhile.
 	ready := map[*container]containerd.Image{}
@@ -92,8 +94,9 @@ func (r *Containerd) launch(in *instance) {
 		}
 		ready[c] = img
 	}
+	clock.lap(phaseImage)
 	if len(ready) > 0 {
-		if err := r.sandbox(ctx, in); err != nil {
+		if err := r.sandbox(ctx, in, clock); err != nil {
 			if ctx.Err() == nil {
 				r.log.Error("setting up the sandbox", "instance", in.spec.ID, "err", err)
 				r.failAll(in, err.Error())
@@ -106,7 +109,7 @@ func (r *Containerd) launch(in *instance) {
 		if !ok {
 			continue
 		}
-		if err := r.startContainer(ctx, in, c, in.spec.Containers[i], img); err != nil {
+		if err := r.startContainer(ctx, in, c, in.spec.Containers[i], img, clock); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -172,14 +175,17 @@ func (r *Containerd) startFailed(in *instance, c *container, msg string) {
 // sandbox sets up what the containers of an instance share: the cgroup of
 // its size, its network namespace and IP, and /etc/hosts, /etc/hostname and
 // /etc/resolv.conf.
-func (r *Containerd) sandbox(ctx context.Context, in *instance) error {
+func (r *Containerd) sandbox(ctx context.Context, in *instance, clock *launchClock) error {
+	clock.skip()
 	if err := instanceCgroup(in.spec.ID, in.spec.CPU, in.spec.Memory, in.spec.PidsLimit); err != nil {
 		return err
 	}
+	clock.lap(phaseCgroup)
 	if err := setUpVolumes(in); err != nil {
 		return err
 	}
-	ip, err := r.net.setUp(ctx, in.spec.ID)
+	clock.lap(phaseVolumes)
+	ip, err := r.net.setUp(ctx, in.spec.ID, in.lastIP(), clock)
 	if err != nil {
 		return err
 	}
@@ -195,6 +201,7 @@ func (r *Containerd) sandbox(ctx context.Context, in *instance) error {
 			return fmt.Errorf("writing /etc/%s of %s: %w", name, in.spec.ID, err)
 		}
 	}
+	clock.lap(phaseEtc)
 	return nil
 }
 
@@ -222,8 +229,12 @@ func resolvConf() string {
 
 // startContainer creates a container from its image and starts it; it
 // returns the error that ended the container.
-func (r *Containerd) startContainer(ctx context.Context, in *instance, c *container, spec Container, img containerd.Image) error {
+func (r *Containerd) startContainer(ctx context.Context, in *instance, c *container, spec Container, img containerd.Image, clock *launchClock) error {
+	clock.skip()
 	cont, err := r.client.LoadContainer(ctx, c.cid)
+	if err == nil {
+		err = r.dropIfStale(ctx, in, cont)
+	}
 	if errdefs.IsNotFound(err) {
 		cont, err = r.createContainer(ctx, in, c, spec, img)
 	}
@@ -240,6 +251,7 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 		}
 		return err
 	}
+	clock.lap(phaseContainer)
 	task, err := cont.Task(ctx, nil)
 	switch {
 	case errdefs.IsNotFound(err): // the folder exists: launch wrote spec.json
@@ -247,12 +259,14 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 	case err == nil: // made by an earlier launch: its output waits in the FIFOs
 		r.attachOutput(c)
 	}
+	clock.lap(phaseTask)
 	if err == nil {
 		var st containerd.Status
 		if st, err = task.Status(ctx); err == nil && st.Status == containerd.Created {
 			err = task.Start(ctx)
 		}
 	}
+	clock.lap(phaseStart)
 	if err != nil {
 		if ctx.Err() != nil || containerdAway(err) {
 			return err // the launch goes on once containerd is back
@@ -268,6 +282,34 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 		r.signal(c, stopSignal(in))
 	}
 	return nil
+}
+
+// dropIfStale deletes cont, a container that an earlier launch made and
+// never started, if its spec names the instance's network namespace by
+// another path than the one the runtime holds it by now (the file of an
+// earlier runtime, see network.go); it returns errdefs.ErrNotFound then, so
+// that the container is made again.
+func (r *Containerd) dropIfStale(ctx context.Context, in *instance, cont containerd.Container) error {
+	if _, err := cont.Task(ctx, nil); !errdefs.IsNotFound(err) {
+		return nil // started, or being: it is in its namespace already
+	}
+	spec, err := cont.Spec(ctx)
+	if err != nil {
+		return err
+	}
+	want, _ := r.net.nsPath(in.spec.ID)
+	if spec.Linux != nil {
+		for _, ns := range spec.Linux.Namespaces {
+			if ns.Type == specs.NetworkNamespace && ns.Path == want {
+				return nil
+			}
+		}
+	}
+	r.log.Info("making again a container made by an earlier runtime", "container", cont.ID())
+	if err := r.deleteContainer(ctx, cont.ID()); err != nil {
+		return err
+	}
+	return errdefs.ErrNotFound
 }
 
 // newTask makes the task of c, or takes up the one an earlier launch made,
@@ -292,8 +334,13 @@ func (r *Containerd) newTask(ctx context.Context, cont containerd.Container, c *
 
 // makeTask makes the task of c, or takes up the one an earlier launch made.
 func (r *Containerd) makeTask(ctx context.Context, cont containerd.Container, c *container) (containerd.Task, error) {
-	logIO := c.fifoIO()
-	task, err := cont.NewTask(ctx, logIO)
+	create := func() (containerd.Task, error) {
+		if rootInContainer(ctx, cont) {
+			return r.newTaskNoRootfs(ctx, cont, c)
+		}
+		return cont.NewTask(ctx, c.fifoIO())
+	}
+	task, err := create()
 	if !errdefs.IsAlreadyExists(err) {
 		return task, err
 	}
@@ -310,7 +357,7 @@ func (r *Containerd) makeTask(ctx context.Context, cont containerd.Container, c 
 	if err := deleteHalfMade(ctx, r.client, cont.ID()); err != nil {
 		return nil, fmt.Errorf("deleting a task left half made: %w", err)
 	}
-	return cont.NewTask(ctx, logIO)
+	return create()
 }
 
 // startErrorMessage shortens runc's start errors to their cause.
@@ -347,12 +394,17 @@ func (r *Containerd) createContainer(ctx context.Context, in *instance, c *conta
 		return nil, err
 	}
 	ip := in.status().IP
+	netns, ok := r.net.nsPath(in.spec.ID)
+	if !ok {
+		// Let go by a teardown meanwhile: runc would make an empty one.
+		return nil, fmt.Errorf("the network namespace of %s is gone", in.spec.ID)
+	}
 	opts := []oci.SpecOpts{
 		oci.WithImageConfig(img),
 		oci.WithProcessArgs(argv...),
 		oci.WithEnv(append([]string{"HOSTNAME=" + in.spec.Hostname}, withIPEnv(spec.Env, spec.IPEnv, ip)...)),
 		oci.WithHostname(in.spec.Hostname),
-		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: r.net.nsPath(in.spec.ID)}),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}),
 		oci.WithCgroup(containerCgroup(in.spec.ID, c.name)),
 		withResources(cpu, mem),
 		oci.WithMounts([]specs.Mount{
@@ -369,6 +421,10 @@ func (r *Containerd) createContainer(ctx context.Context, in *instance, c *conta
 	if spec.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(spec.WorkingDir))
 	}
+	// The root, mounted by runc (rootfs.go): last, so that it goes first,
+	// under every other mount.
+	root := &containerRoot{}
+	opts = append(opts, root.spec())
 	newContainer := func() (containerd.Container, error) {
 		return r.client.NewContainer(ctx, c.cid,
 			containerd.WithImage(img),
@@ -376,6 +432,7 @@ func (r *Containerd) createContainer(ctx context.Context, in *instance, c *conta
 			containerd.WithNewSnapshot(c.cid, img),
 			containerd.WithRuntime(runcRuntime, nil),
 			containerd.WithContainerLabels(map[string]string{labelInstance: in.spec.ID, labelContainer: c.name}),
+			root.decide(), // after the snapshot and the labels
 			containerd.WithNewSpec(opts...),
 		)
 	}

@@ -2,10 +2,8 @@ package runtime
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	goruntime "runtime"
 	"syscall"
 	"testing"
@@ -49,16 +47,15 @@ func TestNetNSRetiresNoThread(t *testing.T) {
 		pidfd int
 	}{{"the child forked through forker", viaForker}, {"the child forked on a pool thread", pooled}}
 
-	dir := t.TempDir()
 	const namespaces = 300
 	for i := 1; i <= namespaces; i++ {
-		path := filepath.Join(dir, fmt.Sprint(i))
-		if err := newNetNS(path); err != nil {
+		f, err := newNetNS()
+		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { unix.Unmount(path, unix.MNT_DETACH) })
-		if !isNetNS(path) {
-			t.Fatalf("%s is not a network namespace", path)
+		t.Cleanup(func() { f.Close() })
+		if !isNetNS(fdPath(f)) {
+			t.Fatalf("%s is not a network namespace", fdPath(f))
 		}
 		// A retired thread's signal lands a moment after the thread ends:
 		// give the last namespace's thread that moment.

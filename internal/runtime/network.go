@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
+	"sync"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -68,6 +69,9 @@ type network struct {
 	cni      *libcni.CNIConfig
 	list     *libcni.NetworkConfigList
 	forwards []Forward
+
+	mu   sync.Mutex
+	held map[string]*os.File // the instances' network namespaces (see nsPath)
 }
 
 func newNetwork(dir string, forwards []Forward) (*network, error) {
@@ -96,7 +100,7 @@ func newNetwork(dir string, forwards []Forward) (*network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CNI configuration: %w", err)
 	}
-	nw := &network{dir: dir, net: n, forwards: forwards,
+	nw := &network{dir: dir, net: n, forwards: forwards, held: map[string]*os.File{},
 		// An exec of our own: with nil, libcni makes its default on first
 		// use, unguarded, a data race between concurrent launches.
 		cni: libcni.NewCNIConfigWithCacheDir(cniPluginDirs, filepath.Join(dir, "cni", "cache"), &invoke.DefaultExec{
@@ -344,24 +348,186 @@ func (n *network) release() error {
 	return n.clearForwards()
 }
 
-func (n *network) nsPath(id string) string { return filepath.Join(n.dir, "netns", id) }
+// An instance's network namespace is held by an open file of the runtime,
+// not pinned by a bind mount: a mount on the host is read again by every
+// later container start (runc parses the host's mountinfo several times a
+// start), so a pin per instance made each start dearer the more instances
+// ran. runc and the CNI plugins open it by the path of that file,
+// /proc/<runtime's pid>/fd/<n>. While a container of the instance runs,
+// its processes hold the namespace too: a runtime that starts again (a
+// restart of spoteci) holds it again from a running container's
+// /proc/<pid>/ns/net (adoptNetNS). One whose containers all ended meanwhile
+// (a restart's back-off) lost it with them, as a kubelet's pod loses its
+// sandbox when the pause container dies: the next launch makes a new one
+// and asks the plugins for the same IP.
+
+// pinPath is where an earlier runtime pinned the namespace of instance id
+// with a bind mount; such a pin is taken over (held, and unmounted).
+func (n *network) pinPath(id string) string { return filepath.Join(n.dir, "netns", id) }
+
+// nsPath is the path of instance id's network namespace while the runtime
+// holds it.
+func (n *network) nsPath(id string) (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	f, ok := n.held[id]
+	if !ok {
+		return "", false
+	}
+	return fdPath(f), true
+}
+
+// fdPath is the path by which another process opens what f is.
+func fdPath(f *os.File) string { return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()) }
+
+// holds reports whether the runtime holds instance id's network namespace.
+func (n *network) holds(id string) bool {
+	_, ok := n.nsPath(id)
+	return ok
+}
+
+// hold keeps f, instance id's network namespace; one held already is kept
+// and f closed.
+func (n *network) hold(id string, f *os.File) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.held[id]; ok {
+		f.Close()
+		return
+	}
+	n.held[id] = f
+}
+
+// unhold stops holding instance id's namespace and returns its file, nil if
+// none was held.
+func (n *network) unhold(id string) *os.File {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	f := n.held[id]
+	delete(n.held, id)
+	return f
+}
+
+// closeAll lets every namespace go: those with a running container live on
+// in it.
+func (n *network) closeAll() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, f := range n.held {
+		f.Close()
+		delete(n.held, id)
+	}
+}
+
+// namespace returns instance id's namespace, held: the one held already,
+// one pinned by an earlier runtime, or a new one (fresh).
+func (n *network) namespace(id string) (path string, fresh bool, err error) {
+	if path, ok := n.nsPath(id); ok {
+		return path, false, nil
+	}
+	if took, err := n.takeOverPin(id); err != nil || took {
+		path, _ := n.nsPath(id)
+		return path, false, err
+	}
+	f, err := newNetNS()
+	if err != nil {
+		return "", false, fmt.Errorf("network namespace of %s: %w", id, err)
+	}
+	n.hold(id, f)
+	path, _ = n.nsPath(id)
+	return path, true, nil
+}
+
+// takeOverPin holds the namespace that an earlier runtime pinned for
+// instance id, if any, and removes the pin.
+func (n *network) takeOverPin(id string) (bool, error) {
+	pin := n.pinPath(id)
+	if !isNetNS(pin) {
+		return false, nil
+	}
+	f, err := os.Open(pin)
+	if err != nil {
+		return false, fmt.Errorf("network namespace of %s: %w", id, err)
+	}
+	n.hold(id, f)
+	return true, unpin(pin)
+}
+
+// unpin removes a bind-mount pin of an earlier runtime.
+func unpin(pin string) error {
+	if err := unix.Unmount(pin, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmounting %s: %w", pin, err)
+	}
+	if err := os.Remove(pin); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// adoptNetNS holds the network namespace of instance id from process pid,
+// a running container's first process in cgroup cg (checked, so that a
+// reused pid is not taken for it).
+func (n *network) adoptNetNS(id string, pid int, cg string) error {
+	if n.holds(id) {
+		return nil
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	defer unix.Close(pidfd)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return err
+	}
+	if !inCgroup(b, cg) {
+		return errNotOurs
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		return err
+	}
+	// Still alive once the namespace is open: the pid was not reused
+	// between the check and the open.
+	if alive, err := unix.Poll([]unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}, 0); err != nil || alive != 0 {
+		f.Close()
+		return errNotOurs
+	}
+	n.hold(id, f)
+	return nil
+}
 
 // setUp creates the namespace of instance id (if it has none) and plugs it
 // in; it returns the instance's IP. Idempotent: a second call returns the
-// IP it got the first time.
-func (n *network) setUp(ctx context.Context, id string) (string, error) {
-	path := n.nsPath(id)
-	if !isNetNS(path) {
-		if err := newNetNS(path); err != nil {
-			return "", fmt.Errorf("network namespace of %s: %w", id, err)
-		}
+// IP it got the first time. A namespace made anew for an instance that had
+// one (lost with its containers while no runtime held it) gets ip again,
+// its earlier address, if it is free.
+func (n *network) setUp(ctx context.Context, id, ip string, clock *launchClock) (string, error) {
+	path, fresh, err := n.namespace(id)
+	if err != nil {
+		return "", err
 	}
+	clock.lap(phaseNetNS)
+	defer clock.lap(phaseCNI)
 	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: path, IfName: "eth0"}
 	res, err := n.cni.GetNetworkListCachedResult(n.list, rt)
 	if err != nil || res == nil {
 		res = nil
 	} else if _, err := ipOf(res); err != nil {
 		res = nil
+	}
+	if res != nil && fresh {
+		// The plugins set up a namespace that is gone: its lease and
+		// their cache go first.
+		n.cni.DelNetworkList(ctx, n.list, &libcni.RuntimeConf{ContainerID: id, IfName: "eth0"})
+		res = nil
+	}
+	if res == nil && fresh && ip != "" {
+		again := *rt
+		again.Args = [][2]string{{"IgnoreUnknown", "1"}, {"IP", ip}}
+		if res, err = n.cni.AddNetworkList(ctx, n.list, &again); err != nil {
+			res = nil // taken meanwhile: any address will do
+		}
 	}
 	if res == nil {
 		if res, err = n.cni.AddNetworkList(ctx, n.list, rt); err != nil {
@@ -388,26 +554,30 @@ func ipOf(res types.Result) (string, error) {
 	return "", errors.New("the network plugin gave no IPv4 address")
 }
 
-// tearDown unplugs instance id and deletes its namespace. Idempotent.
+// tearDown unplugs instance id and lets its namespace go. Idempotent.
 func (n *network) tearDown(ctx context.Context, id string) error {
-	path := n.nsPath(id)
-	if isNetNS(path) {
-		rt := &libcni.RuntimeConf{ContainerID: id, NetNS: path, IfName: "eth0"}
-		if err := n.cni.DelNetworkList(ctx, n.list, rt); err != nil {
-			return fmt.Errorf("network of %s: %w", id, err)
-		}
-		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("unmounting %s: %w", path, err)
-		}
-	} else {
-		// The namespace is gone: host-local's lease still has to go.
-		rt := &libcni.RuntimeConf{ContainerID: id, NetNS: "", IfName: "eth0"}
-		n.cni.DelNetworkList(ctx, n.list, rt)
+	f := n.unhold(id)
+	pin := n.pinPath(id)
+	path := ""
+	switch {
+	case f != nil:
+		path = fdPath(f)
+	case isNetNS(pin):
+		path = pin
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	// With no namespace (gone with its containers), host-local's lease
+	// still has to go.
+	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: path, IfName: "eth0"}
+	if err := n.cni.DelNetworkList(ctx, n.list, rt); err != nil && path != "" {
+		if f != nil {
+			n.hold(id, f) // for the next try
+		}
+		return fmt.Errorf("network of %s: %w", id, err)
 	}
-	return nil
+	if f != nil {
+		f.Close()
+	}
+	return unpin(pin)
 }
 
 // isNetNS reports whether path is a mounted network namespace.
@@ -419,8 +589,8 @@ func isNetNS(path string) bool {
 	return st.Type == unix.NSFS_MAGIC
 }
 
-// newNetNS creates a network namespace with its loopback up, pinned by a
-// bind mount on path.
+// newNetNS creates a network namespace with its loopback up and returns it
+// open.
 //
 // The namespace is made on a locked thread that then goes back to the host's
 // namespace and to the scheduler. Letting the thread die instead (the usual
@@ -428,55 +598,49 @@ func isNetNS(path string) bool {
 // components (issue 19). Only when the way back fails does the thread stay
 // locked, so that Go ends it rather than run goroutines in the wrong
 // namespace.
-func newNetNS(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+func newNetNS() (*os.File, error) {
+	type made struct {
+		f   *os.File
+		err error
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o444)
-	if err != nil {
-		return err
-	}
-	f.Close()
-	errc := make(chan error, 1)
+	c := make(chan made, 1)
 	go func() {
 		goruntime.LockOSThread()
-		host, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		host, err := unix.Open(self, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			goruntime.UnlockOSThread()
-			errc <- fmt.Errorf("opening the host's network namespace: %w", err)
+			c <- made{err: fmt.Errorf("opening the host's network namespace: %w", err)}
 			return
 		}
 		defer unix.Close(host)
-		err = enterNewNetNS(path)
+		var f *os.File
+		err = enterNewNetNS()
+		if err == nil {
+			f, err = os.Open(self)
+		}
 		if serr := unix.Setns(host, unix.CLONE_NEWNET); serr != nil {
 			// Still locked: the thread ends with this goroutine.
-			errc <- errors.Join(err, fmt.Errorf("returning to the host's network namespace: %w", serr))
+			if f != nil {
+				f.Close()
+			}
+			c <- made{err: errors.Join(err, fmt.Errorf("returning to the host's network namespace: %w", serr))}
 			return
 		}
 		goruntime.UnlockOSThread()
-		errc <- err
+		c <- made{f, err}
 	}()
-	if err := <-errc; err != nil {
-		os.Remove(path)
-		return err
-	}
-	return nil
+	m := <-c
+	return m.f, m.err
 }
 
 // enterNewNetNS moves the calling (locked) thread into a new network
-// namespace, sets its loopback up and pins it on path.
-func enterNewNetNS(path string) error {
+// namespace and sets its loopback up.
+func enterNewNetNS() error {
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("unshare: %w", err)
 	}
-	if err := loopbackUp(); err != nil {
-		return err
-	}
-	src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("pinning the namespace: %w", err)
-	}
-	return nil
+	return loopbackUp()
 }
 
 // loopbackUp sets lo up in the calling thread's network namespace.

@@ -568,7 +568,10 @@ func TestRemoveLeavesNothing(t *testing.T) {
 	if _, err := r.client.LoadContainer(r.ctx, "gone.0"); err == nil {
 		t.Error("the containerd container is left")
 	}
-	for _, p := range []string{r.net.nsPath("gone"), r.instanceDir("gone"), "/sys/fs/cgroup/memory/spoteci/gone", "/sys/fs/cgroup/cpu/spoteci/gone"} {
+	if r.net.holds("gone") {
+		t.Error("the network namespace is still held")
+	}
+	for _, p := range []string{r.net.pinPath("gone"), r.instanceDir("gone"), "/sys/fs/cgroup/memory/spoteci/gone", "/sys/fs/cgroup/cpu/spoteci/gone"} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s is left", p)
 		}
