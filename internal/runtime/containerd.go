@@ -273,6 +273,16 @@ func (r *Containerd) recover(ctx context.Context) error {
 	}
 	r.resync(ctx)
 	r.adoptNetworks(ctx)
+	// The addresses back: those of the instances that run or wait first,
+	// then those of ended ones whose sandbox may not be freed yet, if no
+	// other took them since.
+	for _, ended := range []bool{false, true} {
+		for id, in := range r.instances {
+			if in.allTerminated() == ended {
+				r.net.ipam.restore(id, in.lastIP())
+			}
+		}
+	}
 	for id, in := range r.instances {
 		switch {
 		case in.allTerminated():

@@ -16,7 +16,8 @@
 //     connecting: the service's own listeners are no registry;
 //  3. the sandbox: a v1 cgroup /spoteci/<id> of the instance type's size, the
 //     volumes, a network namespace held open by the runtime (network.go)
-//     and plugged in by the CNI plugins (ptp + host-local), and /etc/hosts,
+//     and plugged in by the CNI plugins (ptp, with an address of the
+//     runtime's own through the static IPAM plugin, ipam.go), and /etc/hosts,
 //     hostname and resolv.conf;
 //  4. each container: a containerd container (overlayfs snapshot, runc, the
 //     OCI spec: namespaces, the security context (below), the
@@ -153,7 +154,7 @@
 //	<dir>/instances/<id>/fifo/<name>-{stdout,stderr}   the FIFOs of its output
 //	<dir>/instances/<id>/volumes/<vol>/ the instance's volumes
 //	<dir>/instances/<id>/{hosts,hostname,resolv.conf}
-//	<dir>/cni/                          CNI cache and host-local leases
+//	<dir>/cni/                          the CNI plugins' cache
 //	<dir>/network.json                  the runtime's network (name and /16)
 //
 // Files are written with a temporary file and a rename; nothing is fsynced:

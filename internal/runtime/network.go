@@ -24,11 +24,11 @@ import (
 	"github.com/spoteci/spoteci/internal/atomicfile"
 )
 
-// Each instance is one network namespace, pinned to a file (so it outlives
-// every process in it, as a pod sandbox does), plugged into the host by the
-// standard CNI plugins (ptp and host-local, Debian's
-// containernetworking-plugins): its own IP, reachable from the host, shared
-// by its containers.
+// Each instance is one network namespace, held by the runtime (so it
+// outlives every process in it, as a pod sandbox does; see nsPath), plugged
+// into the host by the standard CNI plugins (ptp and static, Debian's
+// containernetworking-plugins, with the address from ipam.go): its own IP,
+// reachable from the host, shared by its containers.
 
 // cniPluginDirs are where the CNI plugins are looked for.
 var cniPluginDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
@@ -72,6 +72,7 @@ type network struct {
 
 	mu   sync.Mutex
 	held map[string]*os.File // the instances' network namespaces (see nsPath)
+	ipam *ipam               // the instances' addresses
 }
 
 func newNetwork(dir string, forwards []Forward) (*network, error) {
@@ -84,11 +85,10 @@ func newNetwork(dir string, forwards []Forward) (*network, error) {
 		"name":       n.Name,
 		"plugins": []any{map[string]any{
 			"type": "ptp", "ipMasq": false,
+			// The address comes from the runtime (ipam.go), in CNI_ARGS.
 			"ipam": map[string]any{
-				"type":    "host-local",
-				"ranges":  [][]map[string]string{{{"subnet": n.Subnet}}},
-				"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
-				"dataDir": filepath.Join(dir, "cni", "ipam"),
+				"type":   "static",
+				"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
 			},
 		}},
 	}
@@ -100,7 +100,11 @@ func newNetwork(dir string, forwards []Forward) (*network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CNI configuration: %w", err)
 	}
-	nw := &network{dir: dir, net: n, forwards: forwards, held: map[string]*os.File{},
+	addrs, err := newIPAM(n.Subnet)
+	if err != nil {
+		return nil, err
+	}
+	nw := &network{dir: dir, net: n, forwards: forwards, held: map[string]*os.File{}, ipam: addrs,
 		// An exec of our own: with nil, libcni makes its default on first
 		// use, unguarded, a data race between concurrent launches.
 		cni: libcni.NewCNIConfigWithCacheDir(cniPluginDirs, filepath.Join(dir, "cni", "cache"), &invoke.DefaultExec{
@@ -499,9 +503,9 @@ func (n *network) adoptNetNS(id string, pid int, cg string) error {
 
 // setUp creates the namespace of instance id (if it has none) and plugs it
 // in; it returns the instance's IP. Idempotent: a second call returns the
-// IP it got the first time. A namespace made anew for an instance that had
-// one (lost with its containers while no runtime held it) gets ip again,
-// its earlier address, if it is free.
+// IP it got the first time. An instance that had an address (ip) gets it
+// again if it is free: a namespace made anew after one was lost with its
+// containers while no runtime held it.
 func (n *network) setUp(ctx context.Context, id, ip string, clock *launchClock) (string, error) {
 	path, fresh, err := n.namespace(id)
 	if err != nil {
@@ -517,19 +521,17 @@ func (n *network) setUp(ctx context.Context, id, ip string, clock *launchClock) 
 		res = nil
 	}
 	if res != nil && fresh {
-		// The plugins set up a namespace that is gone: its lease and
-		// their cache go first.
+		// The plugins set up a namespace that is gone: their cache goes
+		// first.
 		n.cni.DelNetworkList(ctx, n.list, &libcni.RuntimeConf{ContainerID: id, IfName: "eth0"})
 		res = nil
 	}
-	if res == nil && fresh && ip != "" {
-		again := *rt
-		again.Args = [][2]string{{"IgnoreUnknown", "1"}, {"IP", ip}}
-		if res, err = n.cni.AddNetworkList(ctx, n.list, &again); err != nil {
-			res = nil // taken meanwhile: any address will do
-		}
-	}
 	if res == nil {
+		addr, err := n.ipam.lease(id, ip)
+		if err != nil {
+			return "", fmt.Errorf("network of %s: %w", id, err)
+		}
+		rt.Args = [][2]string{{"IgnoreUnknown", "1"}, {"IP", n.ipam.cidr(addr)}, {"GATEWAY", n.ipam.gateway.String()}}
 		if res, err = n.cni.AddNetworkList(ctx, n.list, rt); err != nil {
 			return "", fmt.Errorf("network of %s: %w", id, err)
 		}
@@ -565,7 +567,7 @@ func (n *network) tearDown(ctx context.Context, id string) error {
 	case isNetNS(pin):
 		path = pin
 	}
-	// With no namespace (gone with its containers), host-local's lease
+	// With no namespace (gone with its containers), the plugins' cache
 	// still has to go.
 	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: path, IfName: "eth0"}
 	if err := n.cni.DelNetworkList(ctx, n.list, rt); err != nil && path != "" {
@@ -577,6 +579,7 @@ func (n *network) tearDown(ctx context.Context, id string) error {
 	if f != nil {
 		f.Close()
 	}
+	n.ipam.release(id)
 	return unpin(pin)
 }
 

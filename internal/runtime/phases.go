@@ -18,7 +18,7 @@ const (
 	phaseCgroup                 // the instance's cgroup
 	phaseVolumes                // its volumes
 	phaseNetNS                  // its network namespace, made and pinned
-	phaseCNI                    // ptp + host-local, and the host side's guard
+	phaseCNI                    // ptp + static IPAM, and the host side's guard
 	phaseEtc                    // /etc/hosts, hostname, resolv.conf
 	phaseContainer              // the containerd container: image config, OCI spec, snapshot
 	phaseTask                   // the task: FIFOs, the shim started, runc create
