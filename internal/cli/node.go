@@ -168,7 +168,10 @@ func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, p vnode.Prov
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
-	rest.QPS, rest.Burst = 500, 1000 // a reclaim storm writes a thousand statuses at once
+	// A reclaim storm writes 10,000 notices and 10,000 BidFailed within
+	// seconds: the apiserver's priority and fairness, not the client, is
+	// what must pace them.
+	rest.QPS, rest.Burst = 2000, 4000
 	kube, err := kubernetes.NewForConfig(rest)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)

@@ -27,8 +27,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -268,11 +266,10 @@ func (n *Node) lead(ctx context.Context) error {
 	if err := n.beat.register(ctx); err != nil {
 		return err
 	}
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: n.kube.CoreV1().Events("")})
-	defer broadcaster.Shutdown()
 	// "kubelet, eci" is what kubectl describe shows in From, as in the guide.
-	n.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: "eci"})
+	recorder, stopRecorder := newShardedRecorder(ctx, n.kube.CoreV1().Events(""), corev1.EventSource{Component: "kubelet", Host: "eci"}, eventWriters)
+	defer stopRecorder()
+	n.recorder = recorder
 
 	enqueue := func(obj any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {

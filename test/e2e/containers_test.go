@@ -245,7 +245,7 @@ spec:
 			t.Errorf("events lack %q:\n%s", want, events)
 		}
 	}
-	eventually(t, 60*time.Second, "hog OOMKilled", func() (bool, string) {
+	eventually(t, 3*time.Minute, "hog OOMKilled", func() (bool, string) {
 		out := kubectl(t, "-n", ns, "get", "pod", "hog", "-o", "jsonpath={.status.containerStatuses[0].state.terminated.reason} {.status.containerStatuses[0].state.terminated.exitCode}")
 		return out == "OOMKilled 137", out
 	})

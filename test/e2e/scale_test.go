@@ -13,11 +13,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/spoteci/spoteci/internal/chart"
 	"github.com/spoteci/spoteci/internal/plot"
@@ -259,10 +262,14 @@ func BenchmarkModelStorm10000(b *testing.B) {
 			seen.waitFor(b, "kwok pods Running", func() bool { return seen.count("app=fresh", running) == n })
 			kwokRunning = time.Since(start)
 			b.ReportMetric(kwokRunning.Seconds(), "s-fresh-to-all-running-kwok")
-			kubectl(b, "-n", ns, "delete", "replicaset", "fresh", "--wait=false")
+			// The floor of the BidFailed: the same 10,000 status writes,
+			// straight from a client, on pods no controller replaces.
+			kubectl(b, "-n", ns, "delete", "replicaset", "fresh", "--cascade=orphan")
+			kwok.stop()
+			floor := writeStatusFloor(b, ns, "app=fresh", 64)
+			b.ReportMetric(floor.Seconds(), "s-floor-10000-bidfailed-writes")
 			forceDelete(b, kube, ns, "app=fresh")
 			podsGone(b, ns, "app=fresh")
-			kwok.stop()
 		}
 		apply(b, ns, onModel(rs))
 		seen.waitFor(b, "10,000 model pods Running", func() bool { return seen.count("app=storm", running) >= n })
@@ -410,6 +417,52 @@ func recordCurve(b testing.TB, peer string, n int, seconds float64) {
 	if err := os.WriteFile(filepath.Join(dir, "elastic-curve.svg"), svg.Bytes(), 0o644); err != nil {
 		b.Logf("the curve: %v", err)
 	}
+}
+
+// writeStatusFloor fails every pod of selector in ns with BidFailed, as the
+// node does at a release, from workers of a client without rate limits
+// whose requests the apiserver's priority and fairness exempts (the
+// admin's): the fastest this control plane takes those writes. It returns
+// the time from the first write to the last.
+func writeStatusFloor(b testing.TB, ns, selector string, workers int) time.Duration {
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.QPS = -1 // no client-side limit
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		b.Fatal(err)
+	}
+	todo := make(chan *corev1.Pod)
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for pod := range todo {
+				pod.Status.Phase, pod.Status.Reason = corev1.PodFailed, "BidFailed"
+				pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.DisruptionTarget,
+					Status: corev1.ConditionTrue, Reason: "BidFailed", LastTransitionTime: metav1.Now()})
+				if _, err := kube.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+					failures.Add(1)
+				}
+			}
+		})
+	}
+	for i := range pods.Items {
+		todo <- &pods.Items[i]
+	}
+	close(todo)
+	wg.Wait()
+	took := time.Since(start)
+	b.Logf("floor: %d status writes by %d workers in %s (%d failed)", len(pods.Items), workers, took.Round(10*time.Millisecond), failures.Load())
+	return took
 }
 
 // forceDelete deletes the pods of selector in ns at once, in one request
