@@ -18,6 +18,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -465,13 +466,38 @@ func writeStatusFloor(b testing.TB, ns, selector string, workers int) time.Durat
 	return took
 }
 
-// forceDelete deletes the pods of selector in ns at once, in one request
-// and without grace: a fake node's pods, which no container holds, gone
-// before the next peer's run instead of at the garbage collector's pace.
+// forceDelete deletes the pods of selector in ns without grace, from
+// workers of its own: a fake node's pods, which no container holds (and no
+// kwok may be left to delete), gone before the next peer's run instead of at
+// the garbage collector's pace. The apiserver's DeleteCollection deletes
+// one pod at a time and gives up at its request timeout, a few thousand in.
 func forceDelete(b testing.TB, kube kubernetes.Interface, ns, selector string) {
+	ctx := context.Background()
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		b.Logf("listing the pods of %s: %v", selector, err)
+		return
+	}
 	zero := int64(0)
-	if err := kube.CoreV1().Pods(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{GracePeriodSeconds: &zero},
-		metav1.ListOptions{LabelSelector: selector}); err != nil {
-		b.Logf("deleting the pods of %s: %v", selector, err)
+	todo := make(chan string)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 32 {
+		wg.Go(func() {
+			for name := range todo {
+				err := kube.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+				if err != nil && !apierrors.IsNotFound(err) {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	for _, p := range pods.Items {
+		todo <- p.Name
+	}
+	close(todo)
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		b.Logf("deleting the pods of %s: %d of %d deletes failed", selector, n, len(pods.Items))
 	}
 }
