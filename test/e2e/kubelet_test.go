@@ -76,9 +76,14 @@ type kubeletPeer struct {
 }
 
 // startKubeletPeer starts the peer and returns once its node is Ready; nil
-// (and the peer's figures left out) without bin/kubelet or containerd.
+// (and the peer's figures left out) without bin/kubelet or containerd, or
+// with SPOTECI_BENCH_KUBELET=0 (the other peers alone, in minutes).
 func startKubeletPeer(t testing.TB) *kubeletPeer {
 	t.Helper()
+	if os.Getenv("SPOTECI_BENCH_KUBELET") == "0" {
+		t.Logf("no kubelet peer: SPOTECI_BENCH_KUBELET=0")
+		return nil
+	}
 	bin := filepath.Join(env.bin, "kubelet")
 	if _, err := os.Stat(bin); err != nil {
 		t.Logf("no kubelet peer: %s is missing (make kubelet)", bin)
