@@ -19,6 +19,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/cert"
+
+	"github.com/spoteci/spoteci/internal/pki"
 )
 
 // servingCSRPoll is how often an unissued serving certificate is looked at.
@@ -50,7 +53,7 @@ func newServingCert(kube kubernetes.Interface, nodeName string, ip net.IP, appro
 	if err != nil {
 		return nil, err
 	}
-	s.cur.Store(&self)
+	s.cur.Store(self)
 	return s, nil
 }
 
@@ -162,18 +165,14 @@ func certificateOf(chain []byte, key *ecdsa.PrivateKey) (*tls.Certificate, error
 }
 
 // selfSigned is the port's certificate until the cluster issues one.
-func selfSigned(host string, ip net.IP) (tls.Certificate, error) {
-	cert, key, err := newCert(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: host},
-		DNSNames:    []string{host, "localhost"},
-		IPAddresses: []net.IP{ip},
-		NotBefore:   time.Now().Add(-time.Hour),
-		NotAfter:    time.Now().Add(365 * 24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, nil, nil)
+func selfSigned(host string, ip net.IP) (*tls.Certificate, error) {
+	now := time.Now()
+	c, err := pki.SelfSigned(pki.Spec{Config: cert.Config{CommonName: host,
+		AltNames: cert.AltNames{DNSNames: []string{host, "localhost"}, IPs: []net.IP{ip}},
+		Usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, NotBefore: now.Add(-time.Hour)},
+		NotAfter: now.Add(365 * 24 * time.Hour)})
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("kubelet API: %w", err)
+		return nil, fmt.Errorf("kubelet API: %w", err)
 	}
-	return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}, nil
+	return c, nil
 }

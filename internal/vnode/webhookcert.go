@@ -10,19 +10,19 @@ package vnode
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"net"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/cert"
+
+	"github.com/spoteci/spoteci/internal/pki"
 )
 
 // The Secret's keys: the serving certificate and key, the CA bundle the
@@ -41,28 +41,23 @@ type webhookPEM struct {
 	cert   *tls.Certificate
 	bundle []byte // PEM: current CA first
 	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
+	caKey  crypto.Signer
 }
 
 func parseWebhookSecret(data map[string][]byte) (*webhookPEM, error) {
-	cert, err := tls.X509KeyPair(data[secretCert], data[secretKey])
+	pair, err := tls.X509KeyPair(data[secretCert], data[secretKey])
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(data[secretCA])
-	keyBlock, _ := pem.Decode(data[secretCAKey])
-	if block == nil || keyBlock == nil {
-		return nil, fmt.Errorf("no CA or CA key")
-	}
-	ca, err := x509.ParseCertificate(block.Bytes)
+	ca, err := pki.ParseCert(data[secretCA])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the CA: %w", err)
 	}
-	caKey, err := x509.ParseECPrivateKey(keyBlock.Bytes)
+	caKey, err := pki.ParseKey(data[secretCAKey])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the CA key: %w", err)
 	}
-	return &webhookPEM{cert: &cert, bundle: data[secretCA], ca: ca, caKey: caKey}, nil
+	return &webhookPEM{cert: &pair, bundle: data[secretCA], ca: ca, caKey: caKey}, nil
 }
 
 // fresh says whether p serves names for another two thirds-of-life.
@@ -83,42 +78,34 @@ func (p *webhookPEM) fresh(names []string, now time.Time) bool {
 // bundle is the new CA followed by previous's current CA, so that replicas
 // still serving the old certificate stay trusted.
 func issueWebhookCert(names []string, previous *webhookPEM, now time.Time) (map[string][]byte, error) {
-	ca, caKey, err := newCert(&x509.Certificate{Subject: pkix.Name{CommonName: "spoteci admission webhook CA"},
-		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(webhookCertLife + time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}, nil, nil)
+	ca, caKey, err := pki.NewCA(pki.Spec{Config: cert.Config{CommonName: "spoteci admission webhook CA", NotBefore: now.Add(-time.Minute)},
+		NotAfter: now.Add(webhookCertLife + time.Hour)})
 	if err != nil {
 		return nil, fmt.Errorf("admission webhook CA: %w", err)
 	}
-	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: names[0]}, NotBefore: now.Add(-time.Minute), NotAfter: now.Add(webhookCertLife),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	for _, name := range names {
-		if ip := net.ParseIP(name); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, name)
-		}
-	}
-	leaf, key, err := newCert(tmpl, ca, caKey)
+	leaf, key, err := pki.Issue(pki.Spec{Config: cert.Config{CommonName: names[0], AltNames: pki.AltNames(names...),
+		Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, NotBefore: now.Add(-time.Minute)},
+		NotAfter: now.Add(webhookCertLife)}, ca, caKey)
 	if err != nil {
 		return nil, fmt.Errorf("admission webhook certificate: %w", err)
 	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
+	keyPEM, err := pki.EncodeKey(key)
 	if err != nil {
 		return nil, err
 	}
-	caKeyDER, err := x509.MarshalECPrivateKey(caKey)
+	caKeyPEM, err := pki.EncodeKey(caKey)
 	if err != nil {
 		return nil, err
 	}
-	bundle := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
+	bundle := []*x509.Certificate{ca}
 	if previous != nil {
-		bundle = append(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: previous.ca.Raw})...)
+		bundle = append(bundle, previous.ca)
 	}
 	return map[string][]byte{
-		secretCert:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}),
-		secretKey:   pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-		secretCA:    bundle,
-		secretCAKey: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: caKeyDER}),
+		secretCert:  pki.EncodeCerts(leaf),
+		secretKey:   keyPEM,
+		secretCA:    pki.EncodeCerts(bundle...),
+		secretCAKey: caKeyPEM,
 	}, nil
 }
 
@@ -199,8 +186,8 @@ func (h *labelWebhook) loadCert(ctx context.Context) error {
 // trusts says whether every webhook of cfg trusts leaf at now.
 func trusts(cfg *admissionregistrationv1.MutatingWebhookConfiguration, leaf *x509.Certificate, now time.Time) bool {
 	for _, w := range cfg.Webhooks {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(w.ClientConfig.CABundle) {
+		pool, err := cert.NewPoolFromBytes(w.ClientConfig.CABundle)
+		if err != nil {
 			return false
 		}
 		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
