@@ -63,6 +63,12 @@ func Issue(s Spec, ca *x509.Certificate, caKey crypto.Signer) (*x509.Certificate
 	return sign(template(s), ca, caKey)
 }
 
+// Sign makes a certificate of s for pub, signed by ca and caKey: a signer's
+// answer to a certificate request.
+func Sign(s Spec, pub crypto.PublicKey, ca *x509.Certificate, caKey crypto.Signer) (*x509.Certificate, error) {
+	return create(template(s), pub, ca, caKey)
+}
+
 // SelfSigned makes a key and a certificate of s signed by that key, as a
 // TLS certificate.
 func SelfSigned(s Spec) (*tls.Certificate, error) {
@@ -106,21 +112,31 @@ func sign(tmpl, parent *x509.Certificate, parentKey crypto.Signer) (*x509.Certif
 	if err != nil {
 		return nil, nil, err
 	}
-	if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)); err != nil {
-		return nil, nil, fmt.Errorf("serial number: %w", err)
-	}
 	if parent == nil {
 		parent, parentKey = tmpl, key
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+	c, err := create(tmpl, key.Public(), parent, parentKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("signing %q: %w", tmpl.Subject.CommonName, err)
+		return nil, nil, err
+	}
+	return c, key, nil
+}
+
+// create signs a certificate of tmpl for pub, with a random serial number.
+func create(tmpl *x509.Certificate, pub crypto.PublicKey, parent *x509.Certificate, parentKey crypto.Signer) (*x509.Certificate, error) {
+	var err error
+	if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)); err != nil {
+		return nil, fmt.Errorf("serial number: %w", err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
+	if err != nil {
+		return nil, fmt.Errorf("signing %q: %w", tmpl.Subject.CommonName, err)
 	}
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, nil, fmt.Errorf("parsing %q: %w", tmpl.Subject.CommonName, err)
+		return nil, fmt.Errorf("parsing %q: %w", tmpl.Subject.CommonName, err)
 	}
-	return c, key, nil
+	return c, nil
 }
 
 // EncodeCerts is certs in PEM, in order.

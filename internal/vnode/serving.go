@@ -2,40 +2,39 @@ package vnode
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	certificatesv1client "k8s.io/client-go/kubernetes/typed/certificates/v1"
 	"k8s.io/client-go/util/cert"
+	"k8s.io/client-go/util/certificate"
+	"k8s.io/klog/v2"
 
 	"github.com/spoteci/spoteci/internal/pki"
 )
 
-// servingCSRPoll is how often an unissued serving certificate is looked at.
-const servingCSRPoll = 500 * time.Millisecond
-
 // servingCert is the kubelet port's certificate, as a kubelet with
-// serverTLSBootstrap gets it: signed by the cluster through the CSR API
-// (signer kubernetes.io/kubelet-serving, subject system:node:<name> in
+// serverTLSBootstrap gets it, and through the kubelet's own machinery
+// (client-go's certificate manager): signed by the cluster through the CSR
+// API (signer kubernetes.io/kubelet-serving, subject system:node:<name> in
 // system:nodes, the node's addresses as names), so that an apiserver with
 // --kubelet-certificate-authority trusts the port. Until the cluster has
 // issued it (someone must approve the request: `kubectl certificate approve`,
 // an approver such as kubelet-csr-approver, or the node itself when told
-// to) the port serves a self-signed one. It is requested again when two
-// thirds of its life have passed.
+// to) the port serves a self-signed one. The manager asks again at 70 to
+// 90% of the certificate's life, and again after a quarter of an hour
+// without an answer.
 type servingCert struct {
 	kube     kubernetes.Interface
 	nodeName string
@@ -44,7 +43,10 @@ type servingCert struct {
 	// admin it runs as).
 	approve bool
 	log     *slog.Logger
-	cur     atomic.Pointer[tls.Certificate]
+	cur     atomic.Pointer[tls.Certificate] // served
+	// issued is the cluster's latest, kept across leadership terms (in
+	// memory: a restarted node asks again).
+	issued atomic.Pointer[tls.Certificate]
 }
 
 func newServingCert(kube kubernetes.Interface, nodeName string, ip net.IP, approve bool, log *slog.Logger) (*servingCert, error) {
@@ -62,106 +64,110 @@ func (s *servingCert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, er
 	return s.cur.Load(), nil
 }
 
-// run asks for certificates until ctx ends.
+// run keeps the certificate issued and fresh until ctx ends.
 func (s *servingCert) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		cert, err := s.request(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Error("kubelet serving certificate: the port keeps its current one", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Minute):
-			}
-			continue
-		}
-		s.cur.Store(cert)
-		life := cert.Leaf.NotAfter.Sub(cert.Leaf.NotBefore)
-		s.log.Info("kubelet serving certificate issued by the cluster", "not_after", cert.Leaf.NotAfter)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Until(cert.Leaf.NotBefore.Add(life * 2 / 3))):
-		}
+	// The manager logs through klog and reports errors through
+	// utilruntime: both take the logger of its context, the node's.
+	ctx = klog.NewContext(ctx, logr.FromSlogHandler(s.log.Handler()))
+	m, err := certificate.NewManager(&certificate.Config{
+		ClientsetFn: func(*tls.Certificate) (kubernetes.Interface, error) { return nodeCSRs{s.kube, s}, nil },
+		Template: &x509.CertificateRequest{
+			Subject:     pkix.Name{CommonName: "system:node:" + s.nodeName, Organization: []string{"system:nodes"}},
+			DNSNames:    []string{s.nodeName},
+			IPAddresses: []net.IP{s.ip},
+		},
+		SignerName:       certificatesv1.KubeletServingSignerName,
+		GetUsages:        certificate.DefaultKubeletServingGetUsages,
+		CertificateStore: s,
+		Name:             "kubelet serving certificate",
+		Ctx:              &ctx,
+	})
+	if err != nil {
+		s.log.Error("kubelet serving certificate: the port keeps its current one", "err", err)
+		return
 	}
+	m.Start()
+	<-ctx.Done()
+	m.Stop()
 }
 
-// request makes a key and a CertificateSigningRequest, approves it if told
-// to, and waits for the certificate.
-func (s *servingCert) request(ctx context.Context) (*tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// Current is the manager's Store's: the cluster's latest certificate.
+func (s *servingCert) Current() (*tls.Certificate, error) {
+	if c := s.issued.Load(); c != nil {
+		return c, nil
+	}
+	none := certificate.NoCertKeyError("no kubelet serving certificate issued yet")
+	return nil, &none
+}
+
+// Update is the manager's Store's: it serves the certificate the cluster
+// issued from now on.
+func (s *servingCert) Update(certPEM, keyPEM []byte) (*tls.Certificate, error) {
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("the issued kubelet serving certificate: %w", err)
+	}
+	s.issued.Store(&c)
+	s.cur.Store(&c)
+	s.log.Info("kubelet serving certificate issued by the cluster", "not_after", c.Leaf.NotAfter)
+	return &c, nil
+}
+
+// nodeCSRs is the client the manager requests through: the node's own,
+// except that its CSRs are named after the node and, when the node is
+// told to, approved by it as they are made.
+type nodeCSRs struct {
+	kubernetes.Interface
+	s *servingCert
+}
+
+// IsWatchListSemanticsUnSupported passes on what the node's client says of
+// itself (the reflector that waits for the certificate asks), so that a
+// client without watch-list streaming, as the tests' fake, is read by list
+// and watch.
+func (c nodeCSRs) IsWatchListSemanticsUnSupported() bool {
+	u, ok := c.Interface.(interface{ IsWatchListSemanticsUnSupported() bool })
+	return ok && u.IsWatchListSemanticsUnSupported()
+}
+
+func (c nodeCSRs) CertificatesV1() certificatesv1client.CertificatesV1Interface {
+	return nodeCSRGroup{c.Interface.CertificatesV1(), c.s}
+}
+
+type nodeCSRGroup struct {
+	certificatesv1client.CertificatesV1Interface
+	s *servingCert
+}
+
+func (g nodeCSRGroup) CertificateSigningRequests() certificatesv1client.CertificateSigningRequestInterface {
+	return approvingCSRs{g.CertificatesV1Interface.CertificateSigningRequests(), g.s}
+}
+
+type approvingCSRs struct {
+	certificatesv1client.CertificateSigningRequestInterface
+	s *servingCert
+}
+
+func (a approvingCSRs) Create(ctx context.Context, csr *certificatesv1.CertificateSigningRequest, opts metav1.CreateOptions) (*certificatesv1.CertificateSigningRequest, error) {
+	if csr.Name == "" {
+		csr.GenerateName = "spoteci-serving-" + a.s.nodeName + "-"
+	}
+	made, err := a.CertificateSigningRequestInterface.Create(ctx, csr, opts)
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject:     pkix.Name{CommonName: "system:node:" + s.nodeName, Organization: []string{"system:nodes"}},
-		DNSNames:    []string{s.nodeName},
-		IPAddresses: []net.IP{s.ip},
-	}, key)
-	if err != nil {
-		return nil, fmt.Errorf("certificate request: %w", err)
+	if !a.s.approve {
+		a.s.log.Info("waiting for the kubelet serving certificate to be approved", "csr", made.Name, "approve_with", "kubectl certificate approve "+made.Name)
+		return made, nil
 	}
-	csr, err := s.kube.CertificatesV1().CertificateSigningRequests().Create(ctx, &certificatesv1.CertificateSigningRequest{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "spoteci-serving-" + s.nodeName + "-"},
-		Spec: certificatesv1.CertificateSigningRequestSpec{
-			Request:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}),
-			SignerName: certificatesv1.KubeletServingSignerName,
-			Usages:     []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("creating a CertificateSigningRequest: %w", err)
+	approved := made.DeepCopy()
+	approved.Status.Conditions = append(approved.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
+		Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "SpoteciLocalCluster",
+		Message: "approved by the virtual node of the local cluster it administers"})
+	if _, err := a.UpdateApproval(ctx, made.Name, approved, metav1.UpdateOptions{}); err != nil {
+		return nil, fmt.Errorf("approving %s: %w", made.Name, err)
 	}
-	if s.approve {
-		csr.Status.Conditions = append(csr.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
-			Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "SpoteciLocalCluster",
-			Message: "approved by the virtual node of the local cluster it administers"})
-		if _, err := s.kube.CertificatesV1().CertificateSigningRequests().UpdateApproval(ctx, csr.Name, csr, metav1.UpdateOptions{}); err != nil {
-			return nil, fmt.Errorf("approving %s: %w", csr.Name, err)
-		}
-	} else {
-		s.log.Info("waiting for the kubelet serving certificate to be approved", "csr", csr.Name, "approve_with", "kubectl certificate approve "+csr.Name)
-	}
-	for {
-		got, err := s.kube.CertificatesV1().CertificateSigningRequests().Get(ctx, csr.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", csr.Name, err)
-		}
-		for _, c := range got.Status.Conditions {
-			if (c.Type == certificatesv1.CertificateDenied || c.Type == certificatesv1.CertificateFailed) && c.Status == corev1.ConditionTrue {
-				return nil, fmt.Errorf("%s was %s: %s", csr.Name, c.Type, c.Message)
-			}
-		}
-		if len(got.Status.Certificate) > 0 {
-			return certificateOf(got.Status.Certificate, key)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(servingCSRPoll):
-		}
-	}
-}
-
-// certificateOf pairs the issued PEM chain with its key.
-func certificateOf(chain []byte, key *ecdsa.PrivateKey) (*tls.Certificate, error) {
-	var cert tls.Certificate
-	for block, rest := pem.Decode(chain); block != nil; block, rest = pem.Decode(rest) {
-		if block.Type == "CERTIFICATE" {
-			cert.Certificate = append(cert.Certificate, block.Bytes)
-		}
-	}
-	if len(cert.Certificate) == 0 {
-		return nil, fmt.Errorf("the issued certificate holds no PEM certificate")
-	}
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
-	if err != nil {
-		return nil, fmt.Errorf("the issued certificate: %w", err)
-	}
-	cert.PrivateKey, cert.Leaf = key, leaf
-	return &cert, nil
+	return made, nil
 }
 
 // selfSigned is the port's certificate until the cluster issues one.
