@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -12,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/component-helpers/apimachinery/lease"
+	"k8s.io/utils/clock"
 )
 
 // heartbeat keeps the node's Node object and Lease, as a kubelet does: its
@@ -50,13 +53,10 @@ func (h *heartbeat) register(ctx context.Context) error {
 }
 
 // join creates or updates the Node object, retrying when another writer
-// (the node lifecycle controller, the node's previous run) got in between,
-// and renews its Lease.
+// (the node lifecycle controller, the node's previous run) got in between.
+// (keepLease makes its Lease.)
 func (h *heartbeat) join(ctx context.Context) error {
-	if err := retry.RetryOnConflict(retry.DefaultBackoff, func() error { return h.registerOnce(ctx) }); err != nil {
-		return err
-	}
-	return h.renewLease(ctx)
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error { return h.registerOnce(ctx) })
 }
 
 func (h *heartbeat) registerOnce(ctx context.Context) error {
@@ -190,34 +190,34 @@ func (h *heartbeat) updateNodeStatusOnce(ctx context.Context) error {
 	return nil
 }
 
-// renewLease keeps the node's Lease fresh, as a kubelet does, so the node
-// lifecycle controller does not mark it unreachable.
-func (h *heartbeat) renewLease(ctx context.Context) error {
-	leases := h.kube.CoordinationV1().Leases(corev1.NamespaceNodeLease)
-	now := metav1.NewMicroTime(time.Now())
-	lease, err := leases.Get(ctx, h.name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
+// The node's Lease, as a kubelet's: valid 40 s, renewed every 10 s.
+const (
+	nodeLeaseSeconds = 40
+	nodeLeaseRenew   = 10 * time.Second
+)
+
+// keepLease keeps the node's Lease fresh until ctx ends, with the kubelet's
+// own lease controller (component-helpers), so the node lifecycle
+// controller does not mark the node unreachable. The Lease is made again
+// if someone deletes it, owned by the Node so that it goes with the Node.
+func (h *heartbeat) keepLease(ctx context.Context, log *slog.Logger) {
+	ctx = withKlog(ctx, log)
+	lease.NewController(clock.RealClock{}, h.kube, h.name, nodeLeaseSeconds, nil, nodeLeaseRenew,
+		h.name, corev1.NamespaceNodeLease, h.ownLease(ctx)).Run(ctx)
+}
+
+// ownLease makes the Node the owner of a new Lease, as the kubelet does; a
+// Lease is made only once the Node can be read.
+func (h *heartbeat) ownLease(ctx context.Context) lease.ProcessLeaseFunc {
+	return func(l *coordinationv1.Lease) error {
+		if len(l.OwnerReferences) > 0 {
+			return nil
+		}
 		node, err := h.kube.CoreV1().Nodes().Get(ctx, h.name, metav1.GetOptions{})
 		if err != nil {
 			return fmt.Errorf("reading node for its lease: %w", err)
 		}
-		lease = &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: h.name, Namespace: corev1.NamespaceNodeLease,
-				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}},
-			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr(h.name), LeaseDurationSeconds: ptr(int32(40)), RenewTime: &now},
-		}
-		_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating lease: %w", err)
-		}
+		l.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("reading lease: %w", err)
-	}
-	lease.Spec.RenewTime, lease.Spec.HolderIdentity = &now, ptr(h.name)
-	if _, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("renewing lease: %w", err)
-	}
-	return nil
 }

@@ -298,7 +298,7 @@ func (n *Node) lead(ctx context.Context) error {
 	if n.cfg.ServingCertificate == nil {
 		wg.Go(func() { n.kubelet.serving.run(ctx) })
 	}
-	wg.Go(func() { n.every(ctx, 10*time.Second, n.beat.renewLease) })
+	wg.Go(func() { n.beat.keepLease(ctx, n.log) })
 	wg.Go(func() { n.every(ctx, time.Minute, n.beat.updateNodeStatus) })
 	wg.Go(func() { n.every(ctx, n.cfg.PollInterval, n.poll) })
 	for range n.cfg.Workers {

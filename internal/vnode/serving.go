@@ -66,9 +66,7 @@ func (s *servingCert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, er
 
 // run keeps the certificate issued and fresh until ctx ends.
 func (s *servingCert) run(ctx context.Context) {
-	// The manager logs through klog and reports errors through
-	// utilruntime: both take the logger of its context, the node's.
-	ctx = klog.NewContext(ctx, logr.FromSlogHandler(s.log.Handler()))
+	ctx = withKlog(ctx, s.log)
 	m, err := certificate.NewManager(&certificate.Config{
 		ClientsetFn: func(*tls.Certificate) (kubernetes.Interface, error) { return nodeCSRs{s.kube, s}, nil },
 		Template: &x509.CertificateRequest{
@@ -89,6 +87,13 @@ func (s *servingCert) run(ctx context.Context) {
 	m.Start()
 	<-ctx.Done()
 	m.Stop()
+}
+
+// withKlog gives ctx log as its klog logger: client-go's and
+// component-helpers' controllers log through klog, and report errors
+// through utilruntime, with the logger of their context.
+func withKlog(ctx context.Context, log *slog.Logger) context.Context {
+	return klog.NewContext(ctx, logr.FromSlogHandler(log.Handler()))
 }
 
 // Current is the manager's Store's: the cluster's latest certificate.
