@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spoteci/spoteci/internal/annotation"
 	"github.com/spoteci/spoteci/internal/clock"
 	"github.com/spoteci/spoteci/internal/ecisdk"
 	"github.com/spoteci/spoteci/internal/vnode"
@@ -59,13 +60,21 @@ func New(cfg Config) (*Provider, error) {
 // Close shuts the SDK's clients down.
 func (p *Provider) Close() { p.sdk.Close() }
 
-// requestError turns a refusal into the node's typed errors.
+// requestError turns a refusal into the node's typed errors; a refused
+// field comes from the structure the service adds (eci.FieldRefusal), not
+// from the words of its message.
 func requestError(err error) error {
 	var e *eciapi.Error
-	if errors.As(err, &e) {
-		return vnode.NewRequestError(e.HTTPStatus, e.Code, e.Message)
+	if !errors.As(err, &e) {
+		return err
 	}
-	return err
+	re := vnode.NewRequestError(e.HTTPStatus, e.Code, e.Message)
+	if r := e.Spoteci; r != nil {
+		if f, ok := annotation.FieldByAPI(r.Field); ok {
+			re.Field = &annotation.FieldError{Field: f, Value: r.Value, Reason: r.Reason}
+		}
+	}
+	return re
 }
 
 // Create asks for an instance (CreateContainerGroup).

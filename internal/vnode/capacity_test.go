@@ -201,7 +201,7 @@ func TestCreateRequestZone(t *testing.T) {
 	pod.Namespace, pod.Name, pod.UID = "default", "pi", "uid-1"
 	for _, zone := range []string{"cn-hangzhou-i", ""} {
 		n := &Node{cfg: Config{NodeName: "vk", Zone: zone}}
-		if got := n.createRequest(pod, annotation.Fields{}, false).ZoneId; got != zone {
+		if got := n.createRequest(pod, annotation.Spot{}).ZoneId; got != zone {
 			t.Errorf("node zone %q: ZoneId %q", zone, got)
 		}
 	}

@@ -85,7 +85,7 @@ func TestEnvCountLimit(t *testing.T) {
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "side", Image: "busybox"}, c}}}
 	}
 	config := func(p *corev1.Pod) (eciapi.CreateContainerGroupRequest, error) {
-		req := n.createRequest(p, annotation.Fields{}, false)
+		req := n.createRequest(p, annotation.Spot{})
 		return req, n.podConfig(ctx, p, &req)
 	}
 

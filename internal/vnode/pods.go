@@ -116,20 +116,15 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 		n.warnOnce(ctx, pod, ReasonForbiddenPodSpec, msg+"; the pod will not run")
 		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, ReasonForbiddenPodSpec, msg))
 	}
-	// The node checks only what it acts on itself; the service checks the
-	// bid and the specs against what it sells, and its refusal is said
-	// below in the annotation's words.
-	fields := annotation.FromAnnotations(pod.Annotations)
-	fallback, apiEvict, err := annotation.Local(fields)
-	if err != nil {
-		msg := err.Error()
-		var fe *annotation.FieldError
-		if errors.As(err, &fe) {
-			msg = fe.Annotation()
-		}
-		return 0, n.invalidAnnotation(ctx, pod, msg)
+	// The spot annotations are parsed here, once; the service checks the
+	// specs against what it sells, and its refusal (a FieldError, from the
+	// provider) is said below in the annotation's words.
+	sp, err := annotation.ParseAnnotations(pod.Annotations)
+	var fe *annotation.FieldError
+	if errors.As(err, &fe) {
+		return 0, n.invalidAnnotation(ctx, pod, fe.Annotation())
 	}
-	req := n.createRequest(pod, fields, fallback)
+	req := n.createRequest(pod, sp)
 	if err := n.podConfig(ctx, pod, &req); err != nil {
 		var ce *configError
 		if !errors.As(err, &ce) {
@@ -145,10 +140,10 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 		n.warnOnce(ctx, pod, "FailedToRetrieveImagePullSecret", err.Error())
 	}
 	req.ImageRegistryCredentials = creds
-	if apiEvict {
+	if sp.APIEvict {
 		req.Tags = append(req.Tags, eciapi.Tag{Key: TagAPIEvict, Value: "true"})
 	}
-	n.warnJobShape(ctx, pod, fields)
+	n.warnJobShape(ctx, pod, sp)
 	id, err := n.provider.Create(ctx, req)
 	var reqErr *RequestError
 	switch {
@@ -159,8 +154,8 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 		n.recorder.Event(pod, corev1.EventTypeWarning, "SpotBidBelowMarket", reqErr.Message+"; the pod waits for the price to fall")
 		return stockRetry, n.writeStatus(ctx, pod, waitingStatus(pod, "WaitingForSpotPrice", reqErr.Message))
 	case errors.As(err, &reqErr) && reqErr.Status/100 == 4:
-		if msg, ok := annotation.AnnotationMessage(reqErr.Code, reqErr.Message); ok {
-			return 0, n.invalidAnnotation(ctx, pod, msg)
+		if reqErr.Field != nil {
+			return 0, n.invalidAnnotation(ctx, pod, reqErr.Field.Annotation())
 		}
 		n.warnOnce(ctx, pod, "ProviderCreateFailed", reqErr.Message)
 		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, "ProviderCreateFailed", reqErr.Message))
@@ -181,11 +176,10 @@ func (n *Node) invalidAnnotation(ctx context.Context, pod *corev1.Pod, msg strin
 	return n.writeStatus(ctx, pod, waitingStatus(pod, ReasonInvalidAnnotation, msg))
 }
 
-func (n *Node) createRequest(pod *corev1.Pod, f annotation.Fields, fallback bool) eciapi.CreateContainerGroupRequest {
+func (n *Node) createRequest(pod *corev1.Pod, sp annotation.Spot) eciapi.CreateContainerGroupRequest {
 	req := eciapi.CreateContainerGroupRequest{
 		ContainerGroupName: groupName(pod), ClientToken: string(pod.UID), HostName: hostName(pod), ZoneId: n.cfg.Zone,
-		InstanceType: f.Specs, SpotStrategy: f.Strategy, SpotPriceLimit: eciapi.Decimal(f.PriceLimit),
-		SpotFallback: fallback, TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,
+		InstanceType: sp.Specs, SpotFallback: sp.Bid.Fallback, TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,
 		RestartPolicy: string(pod.Spec.RestartPolicy),
 		Tags: []eciapi.Tag{{Key: TagNode, Value: n.cfg.NodeName}, {Key: TagNamespace, Value: pod.Namespace}, {Key: TagPod, Value: pod.Name},
 			{Key: TagPodUID, Value: string(pod.UID)}},
@@ -200,8 +194,16 @@ func (n *Node) createRequest(pod *corev1.Pod, f annotation.Fields, fallback bool
 			req.Tags = append(req.Tags, eciapi.Tag{Key: k, Value: pod.Annotations[k]})
 		}
 	}
-	if f.Duration != "" {
-		req.SpotDuration = (*eciapi.Decimal)(&f.Duration)
+	// The bid goes on the wire as ECI's parameters, the one place it is
+	// text again: a spot bid with its protection (1 hour, ECI's default,
+	// when the pod names none); NoSpot, ECI's default, sends none of them.
+	if b := sp.Bid; b.Spot() {
+		req.SpotStrategy = string(b.Strategy)
+		hours := eciapi.Decimal(strconv.Itoa(int(b.Protection / time.Hour)))
+		req.SpotDuration = &hours
+		if b.Strategy == eciapi.SpotWithPriceLimit {
+			req.SpotPriceLimit = eciapi.Decimal(strconv.FormatFloat(b.Limit, 'f', -1, 64))
+		}
 	}
 	for _, c := range pod.Spec.Containers {
 		// Env, volume mounts and $(VAR) in commands come from podConfig.
@@ -489,9 +491,9 @@ const ReasonSpotReclaimBackoff = "SpotReclaimBackoff"
 // each failed pod up to 10 minutes, even for failures its podFailurePolicy
 // ignores (kubernetes issue 130881). Only an Indexed Job with
 // backoffLimitPerIndex keeps that back-off per index.
-func (n *Node) warnJobShape(ctx context.Context, pod *corev1.Pod, f annotation.Fields) {
+func (n *Node) warnJobShape(ctx context.Context, pod *corev1.Pod, sp annotation.Spot) {
 	ref := ownerJob(pod)
-	if ref == nil || f.Strategy == "" || f.Strategy == eciapi.NoSpot || n.warned(ref.UID, ReasonSpotReclaimBackoff, false) {
+	if ref == nil || !sp.Bid.Spot() || n.warned(ref.UID, ReasonSpotReclaimBackoff, false) {
 		return
 	}
 	job, err := n.kube.BatchV1().Jobs(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/spoteci/spoteci/internal/annotation"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -89,7 +90,10 @@ type RequestError struct {
 	Status  int
 	Code    string
 	Message string
-	kind    error
+	// Field is the spot field refused, when the backend named it: the node
+	// says it in the annotation's words (FieldError.Annotation).
+	Field *annotation.FieldError
+	kind  error
 }
 
 // NewRequestError classifies a refusal by its code.

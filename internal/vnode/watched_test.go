@@ -44,7 +44,7 @@ func TestWatchedSources(t *testing.T) {
 	}}
 	caOf := func(p *corev1.Pod) string {
 		t.Helper()
-		req := n.createRequest(p, annotation.Fields{}, false)
+		req := n.createRequest(p, annotation.Spot{})
 		if err := n.podConfig(ctx, p, &req); err != nil {
 			t.Fatalf("config of %s/%s: %v", p.Namespace, p.Name, err)
 		}
