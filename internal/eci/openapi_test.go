@@ -19,7 +19,7 @@ import (
 	"github.com/spoteci/spoteci/internal/eci"
 	"github.com/spoteci/spoteci/internal/eciprovider"
 	"github.com/spoteci/spoteci/internal/market"
-	"github.com/spoteci/spoteci/internal/vnode"
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
@@ -608,7 +608,7 @@ func TestProviderFieldRefusal(t *testing.T) {
 			req := eciapi.CreateContainerGroupRequest{ContainerGroupName: "refused", Containers: []eciapi.Container{{Name: "c", Image: "busybox"}}}
 			c.mutate(&req)
 			_, err := p.Create(ctx, req)
-			var re *vnode.RequestError
+			var re *provider.RequestError
 			if !errors.As(err, &re) || re.Status != 400 || re.Code != c.code {
 				t.Fatalf("%v, want a 400 %s", err, c.code)
 			}
@@ -628,7 +628,7 @@ func TestProviderFieldRefusal(t *testing.T) {
 // The virtual node's capacity comes from ECS's DescribeAvailableResource,
 // asked through the SDK: every pool of its zone (or of the region) with its
 // size and its whole spot stock, the instances running in it included; a
-// zone the service does not sell in is vnode.ErrUnknownZone.
+// zone the service does not sell in is provider.ErrUnknownZone.
 func TestProviderPools(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	p := s.sdkProvider(t)
@@ -646,7 +646,7 @@ func TestProviderPools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c5 *vnode.Pool
+	var c5 *provider.Pool
 	for i, pool := range zone {
 		if pool.Zone != "cn-hangzhou-i" || pool.VCPU <= 0 || pool.MemoryGiB <= 0 || pool.Stock < 0 {
 			t.Errorf("pool %+v of the zone", pool)
@@ -677,7 +677,7 @@ func TestProviderPools(t *testing.T) {
 		t.Errorf("region %q, want %q", p.Region(), eci.DefaultRegion)
 	}
 
-	if _, err := p.Pools(ctx, "cn-hangzhou-x"); !errors.Is(err, vnode.ErrUnknownZone) {
+	if _, err := p.Pools(ctx, "cn-hangzhou-x"); !errors.Is(err, provider.ErrUnknownZone) {
 		t.Errorf("an unknown zone: %v, want ErrUnknownZone", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/spoteci/spoteci/internal/annotation"
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -34,7 +35,7 @@ func (p *refusingProvider) Create(ctx context.Context, req eciapi.CreateContaine
 // Warning, in the annotation's words.
 func TestInvalidAnnotationEvents(t *testing.T) {
 	const wait = "; the pod will not run until it is recreated with a valid annotation"
-	specsRefused := NewRequestError(400, "InvalidParameter.InstanceType", `invalid InstanceType "2-4G": spec "2-4G": no such spec`)
+	specsRefused := provider.NewRequestError(400, "InvalidParameter.InstanceType", `invalid InstanceType "2-4G": spec "2-4G": no such spec`)
 	specsRefused.Field = &annotation.FieldError{Field: annotation.FieldSpecs, Value: "2-4G", Reason: `spec "2-4G": no such spec`}
 	for _, c := range []struct {
 		name    string
@@ -52,7 +53,7 @@ func TestInvalidAnnotationEvents(t *testing.T) {
 		{"specs the service refuses", map[string]string{annotation.AnnotationStrategy: "SpotAsPriceGo", annotation.AnnotationUseSpecs: "2-4G"}, specsRefused, 1,
 			`Warning InvalidAnnotation invalid annotation k8s.aliyun.com/eci-use-specs="2-4G": spec "2-4G": no such spec` + wait},
 		{"a refusal of no field", map[string]string{annotation.AnnotationUseSpecs: "ecs.c6.large"},
-			NewRequestError(400, "InvalidParameter.InstanceType", "no instance type for ecs.c6.large is sold in cn-hangzhou"), 1,
+			provider.NewRequestError(400, "InvalidParameter.InstanceType", "no instance type for ecs.c6.large is sold in cn-hangzhou"), 1,
 			"Warning ProviderCreateFailed no instance type for ecs.c6.large is sold in cn-hangzhou"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -61,11 +62,11 @@ func TestInvalidAnnotationEvents(t *testing.T) {
 				Status: corev1.PodStatus{Phase: corev1.PodPending}}
 			informer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
 			informer.Add(pod)
-			prov := &refusingProvider{oneProvider: oneProvider{now: map[string]*Instance{}}, err: c.refusal}
+			prov := &refusingProvider{oneProvider: oneProvider{now: map[string]*provider.Instance{}}, err: c.refusal}
 			recorder := record.NewFakeRecorder(10)
 			n := &Node{cfg: Config{NodeName: "vk"}, kube: fake.NewClientset(pod), provider: prov, pods: corelisters.NewPodLister(informer),
 				recorder: recorder, termStart: time.Now().Add(-time.Hour), past: &pastEvents{byNS: map[string]*namespaceEvents{}},
-				groups: map[types.UID]*Instance{}, fingerprint: map[types.UID]string{}, emitted: map[string]bool{},
+				groups: map[types.UID]*provider.Instance{}, fingerprint: map[types.UID]string{}, emitted: map[string]bool{},
 				forwarded: map[types.UID]map[string]bool{}}
 			if _, err := n.createInstance(context.Background(), pod); err != nil {
 				t.Fatal(err)

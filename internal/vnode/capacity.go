@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -53,7 +54,7 @@ const (
 // scheduled to wait for stock with its event: a market whose stock a test or
 // an operator set to 0 never makes the scheduler refuse pods. Pools without
 // numbers count for nothing; with none at all the node has minCapacity.
-func capacityOf(pools []Pool) corev1.ResourceList {
+func capacityOf(pools []provider.Pool) corev1.ResourceList {
 	var milliCPU, bytes float64
 	for _, p := range pools {
 		if p.Stock <= 0 {

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/spoteci/spoteci/internal/annotation"
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -22,14 +23,14 @@ import (
 // else. Err, when set, is every Pools call's answer.
 type marketProvider struct {
 	region string
-	pools  []Pool
+	pools  []provider.Pool
 	err    error
 	zones  []string // the zone of each Pools call
 }
 
-var _ Provider = (*marketProvider)(nil)
+var _ provider.Provider = (*marketProvider)(nil)
 
-func (p *marketProvider) Pools(_ context.Context, zone string) ([]Pool, error) {
+func (p *marketProvider) Pools(_ context.Context, zone string) ([]provider.Pool, error) {
 	p.zones = append(p.zones, zone)
 	return p.pools, p.err
 }
@@ -40,14 +41,16 @@ var errNotAsked = errors.New("not part of the heartbeat")
 func (*marketProvider) Create(context.Context, eciapi.CreateContainerGroupRequest) (string, error) {
 	return "", errNotAsked
 }
-func (*marketProvider) List(context.Context, map[string]string) ([]Instance, error) {
+func (*marketProvider) List(context.Context, map[string]string) ([]provider.Instance, error) {
 	return nil, errNotAsked
 }
-func (*marketProvider) Changed(context.Context, map[string]string, time.Duration) ([]Instance, error) {
+func (*marketProvider) Changed(context.Context, map[string]string, time.Duration) ([]provider.Instance, error) {
 	return nil, errNotAsked
 }
-func (*marketProvider) Get(context.Context, string) (*Instance, error) { return nil, errNotAsked }
-func (*marketProvider) Delete(context.Context, string, *int64) error   { return errNotAsked }
+func (*marketProvider) Get(context.Context, string) (*provider.Instance, error) {
+	return nil, errNotAsked
+}
+func (*marketProvider) Delete(context.Context, string, *int64) error { return errNotAsked }
 func (*marketProvider) Logs(context.Context, eciapi.DescribeContainerLogRequest) (io.ReadCloser, error) {
 	return nil, errNotAsked
 }
@@ -79,24 +82,24 @@ func sameResources(got, want corev1.ResourceList) error {
 // market has little or says nothing, and kept where the scheduler's int64
 // scores do not overflow; pods are a fixed number.
 func TestCapacityOf(t *testing.T) {
-	small := func(stock int) Pool {
-		return Pool{Zone: "cn-hangzhou-i", InstanceType: "ecs.c5.large", VCPU: 2, MemoryGiB: 4, Stock: stock}
+	small := func(stock int) provider.Pool {
+		return provider.Pool{Zone: "cn-hangzhou-i", InstanceType: "ecs.c5.large", VCPU: 2, MemoryGiB: 4, Stock: stock}
 	}
-	big := func(stock int) Pool {
-		return Pool{Zone: "cn-hangzhou-j", InstanceType: "ecs.r6.4xlarge", VCPU: 16, MemoryGiB: 128, Stock: stock}
+	big := func(stock int) provider.Pool {
+		return provider.Pool{Zone: "cn-hangzhou-j", InstanceType: "ecs.r6.4xlarge", VCPU: 16, MemoryGiB: 128, Stock: stock}
 	}
 	cases := map[string]struct {
-		pools []Pool
+		pools []provider.Pool
 		want  corev1.ResourceList
 	}{
 		"nothing sold":                          {nil, list("40000", "160000Gi")},
-		"no numbers (the real cloud)":           {[]Pool{small(StockUnknown), big(StockUnknown)}, list("40000", "160000Gi")},
-		"every stock set to 0":                  {[]Pool{small(0), big(0)}, list("40000", "160000Gi")},
-		"stock above the floor":                 {[]Pool{small(30000), big(2000)}, list("92000", "376000Gi")},
-		"vCPU above, memory under the floor":    {[]Pool{small(25000)}, list("50000", "160000Gi")},
-		"unknown pools count for nothing":       {[]Pool{small(30000), big(StockUnknown)}, list("60000", "160000Gi")},
-		"the default market: memory at ceiling": {[]Pool{big(10000), big(10000), {VCPU: 104, MemoryGiB: 768, Stock: 1_000_000}}, list("104320000", "64Pi")},
-		"more than int64 holds":                 {[]Pool{{VCPU: 104, MemoryGiB: 768, Stock: math.MaxInt}}, list("1T", "64Pi")},
+		"no numbers (the real cloud)":           {[]provider.Pool{small(provider.StockUnknown), big(provider.StockUnknown)}, list("40000", "160000Gi")},
+		"every stock set to 0":                  {[]provider.Pool{small(0), big(0)}, list("40000", "160000Gi")},
+		"stock above the floor":                 {[]provider.Pool{small(30000), big(2000)}, list("92000", "376000Gi")},
+		"vCPU above, memory under the floor":    {[]provider.Pool{small(25000)}, list("50000", "160000Gi")},
+		"unknown pools count for nothing":       {[]provider.Pool{small(30000), big(provider.StockUnknown)}, list("60000", "160000Gi")},
+		"the default market: memory at ceiling": {[]provider.Pool{big(10000), big(10000), {VCPU: 104, MemoryGiB: 768, Stock: 1_000_000}}, list("104320000", "64Pi")},
+		"more than int64 holds":                 {[]provider.Pool{{VCPU: 104, MemoryGiB: 768, Stock: math.MaxInt}}, list("1T", "64Pi")},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -117,7 +120,7 @@ func TestCapacityOf(t *testing.T) {
 // every zone.
 func TestZoneLabelsAndCapacity(t *testing.T) {
 	ctx := context.Background()
-	market := &marketProvider{region: "cn-hangzhou", pools: []Pool{{Zone: "cn-hangzhou-i", VCPU: 2, MemoryGiB: 8, Stock: 50000}}}
+	market := &marketProvider{region: "cn-hangzhou", pools: []provider.Pool{{Zone: "cn-hangzhou-i", VCPU: 2, MemoryGiB: 8, Stock: 50000}}}
 	for _, zone := range []string{"cn-hangzhou-i", ""} {
 		kube := fake.NewClientset()
 		h := &heartbeat{name: "vk-" + zone, kube: kube, provider: market, zone: zone}
@@ -171,7 +174,7 @@ func TestCapacityRefreshAndFailure(t *testing.T) {
 		t.Errorf("first registration, market down: %v", err)
 	}
 
-	market.err, market.pools = nil, []Pool{{VCPU: 4, MemoryGiB: 16, Stock: 25000}}
+	market.err, market.pools = nil, []provider.Pool{{VCPU: 4, MemoryGiB: 16, Stock: 25000}}
 	if err := h.updateNodeStatus(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -187,9 +190,9 @@ func TestCapacityRefreshAndFailure(t *testing.T) {
 		t.Errorf("market down again: %v, want the last known", err)
 	}
 
-	market.err = NewRequestError(400, eciapi.CodeInvalidZone, `ZoneId "cn-hangzhou-x" is not a zone of cn-hangzhou`)
+	market.err = provider.NewRequestError(400, eciapi.CodeInvalidZone, `ZoneId "cn-hangzhou-x" is not a zone of cn-hangzhou`)
 	bad := &heartbeat{name: "vk-x", kube: kube, provider: market, zone: "cn-hangzhou-x"}
-	if err := bad.register(ctx); !errors.Is(err, ErrUnknownZone) {
+	if err := bad.register(ctx); !errors.Is(err, provider.ErrUnknownZone) {
 		t.Errorf("a zone the backend does not know: %v", err)
 	}
 }

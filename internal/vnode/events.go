@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/pager"
 
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -22,8 +23,8 @@ import (
 // Pulled, Created, Started, Failed, BackOff, Killing) to the pod as a kubelet
 // does, each once: the node remembers what it sent, and after a restart
 // first reads what the pod already has.
-func (n *Node) forwardContainerEvents(ctx context.Context, pod *corev1.Pod, in *Instance) {
-	var todo []Event
+func (n *Node) forwardContainerEvents(ctx context.Context, pod *corev1.Pod, in *provider.Instance) {
+	var todo []provider.Event
 	n.mu.Lock()
 	sent, known := n.forwarded[pod.UID]
 	n.mu.Unlock()

@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/component-helpers/apimachinery/lease"
 	"k8s.io/utils/clock"
+
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 )
 
 // heartbeat keeps the node's Node object and Lease, as a kubelet does: its
@@ -28,7 +30,7 @@ type heartbeat struct {
 	kubeletPort int
 	// provider says what the market sells, for the capacity; nil leaves
 	// the node at minCapacity.
-	provider Provider
+	provider provider.Provider
 	// zone is the node's zone; empty: the whole region.
 	zone string
 	// capacity is the last known; nil before the first registration. One
@@ -46,7 +48,7 @@ const capacityTimeout = 10 * time.Second
 // first), and the status loop, which starts soon after, asks again and
 // reports it.
 func (h *heartbeat) register(ctx context.Context) error {
-	if err := h.refreshCapacity(ctx); errors.Is(err, ErrUnknownZone) {
+	if err := h.refreshCapacity(ctx); errors.Is(err, provider.ErrUnknownZone) {
 		return fmt.Errorf("vnode: zone %q: %w", h.zone, err)
 	}
 	return h.join(ctx)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/proxy"
 	corelisters "k8s.io/client-go/listers/core/v1"
 
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -27,9 +28,9 @@ type kubeletAPI struct {
 	nodeName string
 	listen   string
 	started  time.Time
-	provider Provider
+	provider provider.Provider
 	pods     corelisters.PodLister
-	instance func(types.UID) *Instance // the pod's instance at the last poll
+	instance func(types.UID) *provider.Instance // the pod's instance at the last poll
 	auth     *kubeletAuth
 	serving  *servingCert
 	log      *slog.Logger
@@ -189,7 +190,7 @@ func (s streamResponder) Error(w http.ResponseWriter, r *http.Request, err error
 // when the service could not be asked).
 func serviceError(w http.ResponseWriter, err error) {
 	status := http.StatusInternalServerError
-	var reqErr *RequestError
+	var reqErr *provider.RequestError
 	if errors.As(err, &reqErr) {
 		status = reqErr.Status
 	}

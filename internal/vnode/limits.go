@@ -3,6 +3,7 @@ package vnode
 import (
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -41,7 +42,7 @@ func storageRequest(pod *corev1.Pod, req *eciapi.CreateContainerGroupRequest) {
 
 // evictionOf is the message of the instance's eviction, "" if it was not
 // evicted: the runtime's Warning Evicted event, which the node forwards.
-func evictionOf(in *Instance) string {
+func evictionOf(in *provider.Instance) string {
 	for _, e := range in.Events {
 		if e.Reason == ReasonEvicted && e.Container == "" {
 			return e.Message

@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -72,7 +73,7 @@ type Config struct {
 	NodeName string
 	Kube     kubernetes.Interface
 	// Provider runs the pods' instances.
-	Provider Provider
+	Provider provider.Provider
 	// Taint the node virtual-kubelet.io/provider=spoteci:NoSchedule.
 	Taint bool
 	// Zone, when set, is the zone of every instance the node creates (their
@@ -124,7 +125,7 @@ type Node struct {
 	cfg       Config
 	log       *slog.Logger
 	kube      kubernetes.Interface
-	provider  Provider
+	provider  provider.Provider
 	pods      corelisters.PodLister
 	watched   *watched // what nearly every pod's config reads; nil: read it
 	queue     workqueue.TypedRateLimitingInterface[string]
@@ -144,8 +145,8 @@ type Node struct {
 	past           *pastEvents // of earlier terms, read as needed in this one
 
 	mu          sync.Mutex
-	groups      map[types.UID]*Instance // last poll, by pod UID
-	byPod       map[string][]types.UID  // the same, by "namespace/name" of their pod
+	groups      map[types.UID]*provider.Instance // last poll, by pod UID
+	byPod       map[string][]types.UID           // the same, by "namespace/name" of their pod
 	fingerprint map[types.UID]string
 	emitted     map[string]bool // uid/reason of events sent
 	forwarded   map[types.UID]map[string]bool
@@ -185,7 +186,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), kube: cfg.Kube, provider: cfg.Provider,
 		queue:       newPodQueue(),
-		groups:      map[types.UID]*Instance{},
+		groups:      map[types.UID]*provider.Instance{},
 		fingerprint: map[types.UID]string{},
 		emitted:     map[string]bool{},
 		past:        &pastEvents{byNS: map[string]*namespaceEvents{}},
@@ -369,7 +370,7 @@ func (n *Node) poll(ctx context.Context) error {
 	start := time.Now()
 	tags := map[string]string{TagNode: n.cfg.NodeName}
 	window := start.Sub(n.polled) + pollOverlap
-	if n.noChanges || n.listed.IsZero() || start.Sub(n.listed) >= n.cfg.ResyncInterval || window > MaxChangedWindow {
+	if n.noChanges || n.listed.IsZero() || start.Sub(n.listed) >= n.cfg.ResyncInterval || window > provider.MaxChangedWindow {
 		list, err := n.provider.List(ctx, tags)
 		if err != nil {
 			return fmt.Errorf("listing instances: %w", err)
@@ -379,7 +380,7 @@ func (n *Node) poll(ctx context.Context) error {
 		return nil
 	}
 	list, err := n.provider.Changed(ctx, tags, window)
-	var reqErr *RequestError
+	var reqErr *provider.RequestError
 	if errors.As(err, &reqErr) && reqErr.Code == eciapi.CodeActionNotFound {
 		n.noChanges = true // an older backend: list every poll
 		n.log.Warn("the ECI backend cannot say what changed (no DescribeContainerGroupStatus): listing every instance at each poll")
@@ -396,8 +397,8 @@ func (n *Node) poll(ctx context.Context) error {
 // resync takes a full listing: it replaces what the node knows, and queues
 // the pods whose instance changed or is gone, and the live pods that have an
 // instance the listing lacks (deleted behind the node's back).
-func (n *Node) resync(list []Instance) {
-	fresh := make(map[types.UID]*Instance, len(list))
+func (n *Node) resync(list []provider.Instance) {
+	fresh := make(map[types.UID]*provider.Instance, len(list))
 	byPod := make(map[string][]types.UID, len(list))
 	var changed []string
 	n.mu.Lock()
@@ -439,13 +440,13 @@ func (n *Node) resync(list []Instance) {
 // apply takes what changed: each instance replaces what the node knew of
 // it, a deleted one is forgotten, and the pods of those that changed are
 // queued. Its work is what changed, never every instance.
-func (n *Node) apply(list []Instance) {
+func (n *Node) apply(list []provider.Instance) {
 	var changed []string
 	n.mu.Lock()
 	for i := range list {
 		in := &list[i]
 		uid, key := podUID(in), podKey(in)
-		if in.Status == StatusDeleted {
+		if in.Status == provider.StatusDeleted {
 			if _, ok := n.groups[uid]; ok {
 				n.dropLocked(uid, key)
 				changed = append(changed, key)
@@ -479,9 +480,9 @@ func (n *Node) dropLocked(uid types.UID, key string) {
 }
 
 // podKey is the "namespace/name" of an instance's pod.
-func podKey(in *Instance) string { return in.Tags[TagNamespace] + "/" + in.Tags[TagPod] }
+func podKey(in *provider.Instance) string { return in.Tags[TagNamespace] + "/" + in.Tags[TagPod] }
 
-func fingerprintOf(in *Instance) string {
+func fingerprintOf(in *provider.Instance) string {
 	b, _ := json.Marshal([]any{in.Status, in.NoticeTime, in.Containers, len(in.Events), in.IP})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
@@ -489,14 +490,14 @@ func fingerprintOf(in *Instance) string {
 
 // podUID is the UID of an instance's pod: its ClientToken, or its tag where
 // the backend does not return the token.
-func podUID(in *Instance) types.UID {
+func podUID(in *provider.Instance) types.UID {
 	if in.Token != "" {
 		return types.UID(in.Token)
 	}
 	return types.UID(in.Tags[TagPodUID])
 }
 
-func (n *Node) group(uid types.UID) *Instance {
+func (n *Node) group(uid types.UID) *provider.Instance {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.groups[uid]

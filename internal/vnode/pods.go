@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/spoteci/spoteci/internal/annotation"
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -145,12 +146,12 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 	}
 	n.warnJobShape(ctx, pod, sp)
 	id, err := n.provider.Create(ctx, req)
-	var reqErr *RequestError
+	var reqErr *provider.RequestError
 	switch {
-	case errors.Is(err, ErrNoStock) && errors.As(err, &reqErr):
+	case errors.Is(err, provider.ErrNoStock) && errors.As(err, &reqErr):
 		n.recorder.Event(pod, corev1.EventTypeWarning, "SpotStockInsufficient", "No spot stock for the requested specs; the pod waits for stock (set k8s.aliyun.com/eci-spot-fallback: \"true\" to run pay-as-you-go instead)")
 		return stockRetry, n.writeStatus(ctx, pod, waitingStatus(pod, "WaitingForSpotStock", reqErr.Message))
-	case errors.Is(err, ErrBidBelowMarket) && errors.As(err, &reqErr):
+	case errors.Is(err, provider.ErrBidBelowMarket) && errors.As(err, &reqErr):
 		n.recorder.Event(pod, corev1.EventTypeWarning, "SpotBidBelowMarket", reqErr.Message+"; the pod waits for the price to fall")
 		return stockRetry, n.writeStatus(ctx, pod, waitingStatus(pod, "WaitingForSpotPrice", reqErr.Message))
 	case errors.As(err, &reqErr) && reqErr.Status/100 == 4:
@@ -224,7 +225,7 @@ func (n *Node) createRequest(pod *corev1.Pod, sp annotation.Spot) eciapi.CreateC
 
 // updatePod mirrors the instance into the pod: status, events, and the
 // eviction that api-evict asks for at the notice.
-func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (time.Duration, error) {
+func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *provider.Instance) (time.Duration, error) {
 	n.forwardContainerEvents(ctx, pod, in)
 	for _, e := range in.Events {
 		switch {
@@ -241,7 +242,7 @@ func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 	if msg := ephemeralContainers(pod); msg != "" {
 		n.warnOnce(ctx, pod, ReasonForbiddenPodSpec, msg)
 	}
-	if in.Status == StatusDeleted {
+	if in.Status == provider.StatusDeleted {
 		return n.checkVanished(ctx, pod)
 	}
 	annotated := annotate(pod, in)
@@ -257,7 +258,7 @@ func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 		}
 	}
 	// api-evict as asked at creation: later edits of the annotation change nothing.
-	if !in.NoticeTime.IsZero() && in.Status != StatusExpired && in.Tags[TagAPIEvict] == "true" {
+	if !in.NoticeTime.IsZero() && in.Status != provider.StatusExpired && in.Tags[TagAPIEvict] == "true" {
 		return n.evict(ctx, pod, in)
 	}
 	return 0, nil
@@ -269,7 +270,7 @@ func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 // metadata too), and the service's word on the creation (the pool, the
 // price, the bid, and any pool avoided) is then forwarded as an
 // InstanceCreated event.
-func annotate(pod *corev1.Pod, in *Instance) bool {
+func annotate(pod *corev1.Pod, in *provider.Instance) bool {
 	if pod.Annotations[AnnotationInstanceID] == in.ID || in.InstanceType == "" {
 		return false
 	}
@@ -321,7 +322,7 @@ func (n *Node) checkVanished(ctx context.Context, pod *corev1.Pod) (time.Duratio
 	if err != nil {
 		return 0, err
 	}
-	if in != nil && in.Status != StatusDeleted {
+	if in != nil && in.Status != provider.StatusDeleted {
 		return n.updatePod(ctx, pod, in)
 	}
 	n.warnOnce(ctx, pod, ReasonInstanceVanished, fmt.Sprintf("The container instance %s of the pod no longer exists", id))
@@ -331,7 +332,7 @@ func (n *Node) checkVanished(ctx context.Context, pod *corev1.Pod) (time.Duratio
 // evict asks the Eviction API to remove the pod before its instance is
 // released, with a grace period that ends before the release. A budget that
 // refuses is retried, and named in a Warning event.
-func (n *Node) evict(ctx context.Context, pod *corev1.Pod, in *Instance) (time.Duration, error) {
+func (n *Node) evict(ctx context.Context, pod *corev1.Pod, in *provider.Instance) (time.Duration, error) {
 	left := time.Until(in.ReleaseTime)
 	grace := int64(30)
 	if p := pod.Spec.TerminationGracePeriodSeconds; p != nil {
@@ -373,14 +374,14 @@ func budgetOf(err error) string {
 // deletePod stops the instance of a pod being deleted, with the pod's grace
 // period, and removes the pod once its containers stopped (or the grace is
 // over), as a kubelet does.
-func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, in *Instance) (time.Duration, error) {
+func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, in *provider.Instance) (time.Duration, error) {
 	id := ""
 	if in != nil {
 		id = in.ID
 	} else {
 		id = groupIDOf(pod)
 	}
-	var cur *Instance
+	var cur *provider.Instance
 	if id != "" {
 		var err error
 		cur, err = n.provider.Get(ctx, id)
@@ -389,8 +390,8 @@ func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 		}
 		// Ended groups are deleted too, so that the node's polls forget them;
 		// deleting one twice is no error. Only a live one is waited for.
-		if cur != nil && cur.Status != StatusDeleted {
-			if err := n.provider.Delete(ctx, id, pod.DeletionGracePeriodSeconds); err != nil && !errors.Is(err, ErrNotFound) {
+		if cur != nil && cur.Status != provider.StatusDeleted {
+			if err := n.provider.Delete(ctx, id, pod.DeletionGracePeriodSeconds); err != nil && !errors.Is(err, provider.ErrNotFound) {
 				return 0, fmt.Errorf("deleting instance %s: %w", id, err)
 			}
 			if !cur.Status.Ended() {
@@ -416,9 +417,9 @@ func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, in *Instance) (ti
 	return 0, nil
 }
 
-func running(in *Instance) bool {
+func running(in *provider.Instance) bool {
 	for _, c := range in.Containers {
-		if c.State.State == ContainerRunning {
+		if c.State.State == provider.ContainerRunning {
 			return true
 		}
 	}
@@ -438,7 +439,7 @@ func (n *Node) deleteOrphans(ctx context.Context, ns, name string, live types.UI
 	}
 	n.mu.Unlock()
 	for _, id := range ids {
-		if err := n.provider.Delete(ctx, id, nil); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := n.provider.Delete(ctx, id, nil); err != nil && !errors.Is(err, provider.ErrNotFound) {
 			return fmt.Errorf("deleting orphan instance %s: %w", id, err)
 		}
 	}

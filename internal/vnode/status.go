@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,7 +38,7 @@ func wallTime(t time.Time) *metav1.Time {
 // function of the pod as it is and the group, so it can be tested without a
 // cluster and written only when it differs. Conditions others wrote (for
 // example DisruptionTarget from the Eviction API) are kept.
-func podStatus(pod *corev1.Pod, in *Instance) corev1.PodStatus {
+func podStatus(pod *corev1.Pod, in *provider.Instance) corev1.PodStatus {
 	st := *pod.Status.DeepCopy()
 	st.HostIP, st.HostIPs = "127.0.0.1", []corev1.HostIP{{IP: "127.0.0.1"}}
 	if in.IP != "" {
@@ -51,7 +52,7 @@ func podStatus(pod *corev1.Pod, in *Instance) corev1.PodStatus {
 			Reason: eciapi.ReasonSpotToBeReleased, Message: "The spot instance will be released at " + releaseTime(in.ReleaseTime),
 			LastTransitionTime: *wallTime(in.NoticeTime)})
 	}
-	if in.Status == StatusExpired {
+	if in.Status == provider.StatusExpired {
 		// The pod fails with BidFailed and, in the same write,
 		// DisruptionTarget, so a Job's podFailurePolicy can ignore the
 		// reclaim. Its containers ended with the instance: none is ready
@@ -65,7 +66,7 @@ func podStatus(pod *corev1.Pod, in *Instance) corev1.PodStatus {
 		stopContainers(&st, ReasonBidFailed, "the spot instance was released", released)
 		return st
 	}
-	byName := map[string]ContainerStatus{}
+	byName := map[string]provider.ContainerStatus{}
 	for _, c := range in.Containers {
 		byName[c.Name] = c
 	}
@@ -80,14 +81,14 @@ func podStatus(pod *corev1.Pod, in *Instance) corev1.PodStatus {
 		}
 		state := ecs.State
 		switch state.State {
-		case ContainerRunning:
+		case provider.ContainerRunning:
 			cs.State.Running = &corev1.ContainerStateRunning{}
 			if p := wallTime(state.Started); p != nil {
 				cs.State.Running.StartedAt = *p
 			}
 			cs.Ready, cs.Started = true, ptr(true)
 			running++
-		case ContainerTerminated:
+		case provider.ContainerTerminated:
 			cs.State.Terminated, cs.Started = terminated(state, cs.ContainerID), ptr(false)
 			allReady = false
 			if state.ExitCode == 0 && state.Reason != "StartError" {
@@ -111,9 +112,9 @@ func podStatus(pod *corev1.Pod, in *Instance) corev1.PodStatus {
 	}
 	n := len(pod.Spec.Containers)
 	switch {
-	case in.Status == StatusFailed || (failed > 0 && failed+succeeded == n):
+	case in.Status == provider.StatusFailed || (failed > 0 && failed+succeeded == n):
 		st.Phase = corev1.PodFailed
-	case in.Status == StatusSucceeded || succeeded == n:
+	case in.Status == provider.StatusSucceeded || succeeded == n:
 		st.Phase = corev1.PodSucceeded
 	case running > 0:
 		st.Phase = corev1.PodRunning
@@ -134,7 +135,7 @@ func podStatus(pod *corev1.Pod, in *Instance) corev1.PodStatus {
 
 // terminated is an ended run of a container (its current or its previous
 // one) as Kubernetes says it.
-func terminated(state ContainerState, containerID string) *corev1.ContainerStateTerminated {
+func terminated(state provider.ContainerState, containerID string) *corev1.ContainerStateTerminated {
 	t := &corev1.ContainerStateTerminated{ExitCode: int32(state.ExitCode), Reason: state.Reason, Message: state.Message,
 		ContainerID: containerID}
 	if p := wallTime(state.Started); p != nil {
@@ -179,7 +180,7 @@ func rejectedStatus(pod *corev1.Pod, reason, message string) corev1.PodStatus {
 // Succeeded if every one exited 0, else Failed. A Job whose pods carry its
 // tracking finalizer counts (and lets go of) a deleted pod only in a
 // terminal phase; without one the pod would stay Terminating for good.
-func terminalStatus(pod *corev1.Pod, in *Instance, now time.Time) corev1.PodStatus {
+func terminalStatus(pod *corev1.Pod, in *provider.Instance, now time.Time) corev1.PodStatus {
 	st := *pod.Status.DeepCopy()
 	if in != nil {
 		st = podStatus(pod, in)

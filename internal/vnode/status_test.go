@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 )
 
 var wall0 = time.Date(2026, 4, 8, 8, 0, 0, 0, time.UTC)
@@ -33,8 +35,8 @@ func condition(st corev1.PodStatus, t corev1.PodConditionType) *corev1.PodCondit
 func TestRunningThenBidFailed(t *testing.T) {
 	pod := testPod()
 	started := wall0.Add(-30 * time.Second)
-	g := &Instance{ID: "eci-1", Status: StatusRunning, Created: started,
-		Containers: []ContainerStatus{{Name: "pi", State: ContainerState{State: ContainerRunning, Started: started}}}}
+	g := &provider.Instance{ID: "eci-1", Status: provider.StatusRunning, Created: started,
+		Containers: []provider.ContainerStatus{{Name: "pi", State: provider.ContainerState{State: provider.ContainerRunning, Started: started}}}}
 	st := podStatus(pod, g)
 	if st.Phase != corev1.PodRunning || !st.ContainerStatuses[0].Ready || st.ContainerStatuses[0].ContainerID != "eci://eci-1/pi" {
 		t.Fatalf("running group: phase %s, container %+v", st.Phase, st.ContainerStatuses[0])
@@ -57,7 +59,7 @@ func TestRunningThenBidFailed(t *testing.T) {
 	// The release: Failed, BidFailed, the guide's message and DisruptionTarget
 	// in the same status; its containers stopped, none ready.
 	pod.Status = st
-	g.Status = StatusExpired
+	g.Status = provider.StatusExpired
 	st = podStatus(pod, g)
 	releasedWall := wall0.Add(65 * time.Second)
 	if st.Phase != corev1.PodFailed || st.Reason != ReasonBidFailed ||
@@ -86,8 +88,8 @@ func TestTerminatedPhases(t *testing.T) {
 		want   corev1.PodPhase
 	}{{0, "Completed", corev1.PodSucceeded}, {3, "Error", corev1.PodFailed}, {127, "StartError", corev1.PodFailed}} {
 		start, end := wall0, wall0.Add(time.Second)
-		g := &Instance{ID: "eci-2", Created: start, Containers: []ContainerStatus{{Name: "pi",
-			State: ContainerState{State: ContainerTerminated, ExitCode: c.exit, Reason: c.reason, Started: start, Finished: end}}}}
+		g := &provider.Instance{ID: "eci-2", Created: start, Containers: []provider.ContainerStatus{{Name: "pi",
+			State: provider.ContainerState{State: provider.ContainerTerminated, ExitCode: c.exit, Reason: c.reason, Started: start, Finished: end}}}}
 		st := podStatus(testPod(), g)
 		term := st.ContainerStatuses[0].State.Terminated
 		if st.Phase != c.want || term == nil || term.ExitCode != int32(c.exit) || !term.FinishedAt.Time.Equal(wall0.Add(time.Second)) {
@@ -109,8 +111,8 @@ func TestSetConditionKeepsTransitionTime(t *testing.T) {
 // so that a Job's tracking finalizer lets it go.
 func TestTerminalStatus(t *testing.T) {
 	started := wall0.Add(-time.Minute)
-	running := &Instance{ID: "eci-1", Status: StatusRunning, Created: started,
-		Containers: []ContainerStatus{{Name: "pi", State: ContainerState{State: ContainerRunning, Started: started}}}}
+	running := &provider.Instance{ID: "eci-1", Status: provider.StatusRunning, Created: started,
+		Containers: []provider.ContainerStatus{{Name: "pi", State: provider.ContainerState{State: provider.ContainerRunning, Started: started}}}}
 	pod := testPod()
 	pod.Status = podStatus(pod, running)
 	st := terminalStatus(pod, running, wall0)
@@ -125,15 +127,15 @@ func TestTerminalStatus(t *testing.T) {
 		t.Error("someone else's condition was dropped")
 	}
 
-	done := &Instance{ID: "eci-2", Status: StatusDeleted, Created: started,
-		Containers: []ContainerStatus{{Name: "pi", State: ContainerState{State: ContainerTerminated, ExitCode: 0, Started: started, Finished: wall0}}}}
+	done := &provider.Instance{ID: "eci-2", Status: provider.StatusDeleted, Created: started,
+		Containers: []provider.ContainerStatus{{Name: "pi", State: provider.ContainerState{State: provider.ContainerTerminated, ExitCode: 0, Started: started, Finished: wall0}}}}
 	if st := terminalStatus(testPod(), done, wall0); st.Phase != corev1.PodSucceeded {
 		t.Errorf("containers that exited 0: phase %s, want Succeeded", st.Phase)
 	}
 	if st := terminalStatus(testPod(), nil, wall0); st.Phase != corev1.PodFailed {
 		t.Errorf("no instance, no container: phase %s, want Failed", st.Phase)
 	}
-	released := &Instance{ID: "eci-3", Status: StatusExpired, Created: started, ReleaseTime: wall0}
+	released := &provider.Instance{ID: "eci-3", Status: provider.StatusExpired, Created: started, ReleaseTime: wall0}
 	if st := terminalStatus(pod, released, wall0); st.Phase != corev1.PodFailed || st.Reason != ReasonBidFailed {
 		t.Errorf("released: phase %s reason %s, want Failed BidFailed", st.Phase, st.Reason)
 	}
@@ -142,8 +144,8 @@ func TestTerminalStatus(t *testing.T) {
 // A pod whose instance vanished fails with no container running or ready.
 func TestVanishedStatus(t *testing.T) {
 	started := wall0.Add(-time.Minute)
-	running := &Instance{ID: "eci-1", Status: StatusRunning, Created: started,
-		Containers: []ContainerStatus{{Name: "pi", State: ContainerState{State: ContainerRunning, Started: started}}}}
+	running := &provider.Instance{ID: "eci-1", Status: provider.StatusRunning, Created: started,
+		Containers: []provider.ContainerStatus{{Name: "pi", State: provider.ContainerState{State: provider.ContainerRunning, Started: started}}}}
 	pod := testPod()
 	pod.Status = podStatus(pod, running)
 	st := vanishedStatus(pod, wall0)

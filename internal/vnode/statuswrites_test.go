@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -29,7 +30,7 @@ type oneProvider struct {
 	marketProvider
 	mu      sync.Mutex
 	creates int
-	now     map[string]*Instance // by ID
+	now     map[string]*provider.Instance // by ID
 }
 
 func (p *oneProvider) Create(_ context.Context, req eciapi.CreateContainerGroupRequest) (string, error) {
@@ -39,14 +40,14 @@ func (p *oneProvider) Create(_ context.Context, req eciapi.CreateContainerGroupR
 	return "eci-" + req.ClientToken, nil
 }
 
-func (p *oneProvider) Get(_ context.Context, id string) (*Instance, error) {
+func (p *oneProvider) Get(_ context.Context, id string) (*provider.Instance, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	in := *p.now[id]
 	return &in, nil
 }
 
-func (p *oneProvider) set(in *Instance) {
+func (p *oneProvider) set(in *provider.Instance) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.now[in.ID] = in
@@ -83,15 +84,15 @@ func TestStatusWrites(t *testing.T) {
 	})
 	informer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
 	informer.Add(pod)
-	prov := &oneProvider{now: map[string]*Instance{}}
+	prov := &oneProvider{now: map[string]*provider.Instance{}}
 	recorder := record.NewFakeRecorder(100)
 	n := &Node{cfg: Config{NodeName: "vk"}, kube: kube, provider: prov, pods: corelisters.NewPodLister(informer),
 		recorder: recorder, termStart: now.Add(-time.Hour), past: &pastEvents{byNS: map[string]*namespaceEvents{}},
-		groups: map[types.UID]*Instance{}, fingerprint: map[types.UID]string{}, emitted: map[string]bool{},
+		groups: map[types.UID]*provider.Instance{}, fingerprint: map[types.UID]string{}, emitted: map[string]bool{},
 		forwarded: map[types.UID]map[string]bool{}}
-	in := &Instance{ID: "eci-uid-p", Status: StatusPending, InstanceType: "ecs.g7.large", Created: now,
-		Containers: []ContainerStatus{{Name: "main", State: ContainerState{State: ContainerWaiting, Reason: "ContainerCreating"}}},
-		Events:     []Event{{Type: "Normal", Reason: eciapi.ReasonCreated, Message: "made in zone a"}}}
+	in := &provider.Instance{ID: "eci-uid-p", Status: provider.StatusPending, InstanceType: "ecs.g7.large", Created: now,
+		Containers: []provider.ContainerStatus{{Name: "main", State: provider.ContainerState{State: provider.ContainerWaiting, Reason: "ContainerCreating"}}},
+		Events:     []provider.Event{{Type: "Normal", Reason: eciapi.ReasonCreated, Message: "made in zone a"}}}
 	prov.set(in)
 
 	if _, err := n.syncPod(ctx, "ns/p"); err != nil {
@@ -112,8 +113,8 @@ func TestStatusWrites(t *testing.T) {
 	// The poll brings the instance Running before the informer brings the
 	// pod as written.
 	running := *in
-	running.Status, running.IP = StatusRunning, "10.0.0.2"
-	running.Containers = []ContainerStatus{{Name: "main", State: ContainerState{State: ContainerRunning, Started: now}}}
+	running.Status, running.IP = provider.StatusRunning, "10.0.0.2"
+	running.Containers = []provider.ContainerStatus{{Name: "main", State: provider.ContainerState{State: provider.ContainerRunning, Started: now}}}
 	n.groups[pod.UID] = &running
 	for range 2 {
 		if _, err := n.syncPod(ctx, "ns/p"); err != nil {

@@ -1,4 +1,8 @@
-package vnode
+// Package provider is the virtual node's seam to the backend that runs its
+// pods' instances: the Provider interface and the values that cross it
+// (Instance, Pool, the errors the node acts on). It imports nothing of the
+// node, so every part of the node, and every backend, can import it.
+package provider
 
 import (
 	"context"
