@@ -124,3 +124,16 @@ func TestCreateRequestSpot(t *testing.T) {
 		}
 	}
 }
+
+// Every instance of a zone's node asks for its zone; a region's node lets
+// the market pick.
+func TestCreateRequestZone(t *testing.T) {
+	pod := testPod()
+	pod.Namespace, pod.Name, pod.UID = "default", "pi", "uid-1"
+	for _, zone := range []string{"cn-hangzhou-i", ""} {
+		n := &Node{cfg: Config{NodeName: "vk", Zone: zone}}
+		if got := n.createRequest(pod, annotation.Spot{}).ZoneId; got != zone {
+			t.Errorf("node zone %q: ZoneId %q", zone, got)
+		}
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/spoteci/spoteci/internal/vnode/nodecontroller"
 	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -58,14 +59,6 @@ const (
 	AnnotationInstanceSpec = "k8s.aliyun.com/eci-instance-spec"
 	AnnotationZone         = "spoteci.io/zone"
 	AnnotationPrice        = "spoteci.io/price"
-)
-
-// TaintKey=taintValue:NoSchedule is the taint the node carries in an
-// existing cluster, so that only pods that tolerate it land on spot
-// instances.
-const (
-	TaintKey   = "virtual-kubelet.io/provider"
-	taintValue = "spoteci"
 )
 
 // Config sets up a Node.
@@ -131,7 +124,7 @@ type Node struct {
 	queue     workqueue.TypedRateLimitingInterface[string]
 	recorder  record.EventRecorder
 	kubelet   *kubeletAPI
-	beat      *heartbeat
+	nodes     *nodecontroller.Controller
 	hook      *labelWebhook // nil: no webhook
 	term      sync.Mutex    // held by the leader's work (leader.go)
 	termStart time.Time     // when this node began to act, in its latest term
@@ -191,7 +184,8 @@ func New(cfg Config) (*Node, error) {
 		emitted:     map[string]bool{},
 		past:        &pastEvents{byNS: map[string]*namespaceEvents{}},
 		forwarded:   map[types.UID]map[string]bool{},
-		beat:        &heartbeat{name: cfg.NodeName, kube: cfg.Kube, taint: cfg.Taint, ip: cfg.NodeIP, provider: cfg.Provider, zone: cfg.Zone},
+		nodes: nodecontroller.New(nodecontroller.Config{Name: cfg.NodeName, Kube: cfg.Kube, Taint: cfg.Taint, IP: cfg.NodeIP,
+			Provider: cfg.Provider, Zone: cfg.Zone, Logger: cfg.Logger.With("node", cfg.NodeName)}),
 	}
 	if cfg.WebhookListen != "" {
 		n.hook = &labelWebhook{kube: cfg.Kube, listen: cfg.WebhookListen, namespace: cfg.Namespace, secret: cfg.WebhookSecret,
@@ -263,8 +257,7 @@ func (n *Node) lead(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.beat.kubeletPort = port
-	if err := n.beat.register(ctx); err != nil {
+	if err := n.nodes.Register(ctx, port); err != nil {
 		return err
 	}
 	// "kubelet, eci" is what kubectl describe shows in From, as in the guide.
@@ -299,8 +292,8 @@ func (n *Node) lead(ctx context.Context) error {
 	if n.cfg.ServingCertificate == nil {
 		wg.Go(func() { n.kubelet.serving.run(ctx) })
 	}
-	wg.Go(func() { n.beat.keepLease(ctx, n.log) })
-	wg.Go(func() { n.every(ctx, time.Minute, n.beat.updateNodeStatus) })
+	wg.Go(func() { n.nodes.KeepLease(ctx) })
+	wg.Go(func() { n.every(ctx, time.Minute, n.nodes.UpdateStatus) })
 	wg.Go(func() { n.every(ctx, n.cfg.PollInterval, n.poll) })
 	for range n.cfg.Workers {
 		wg.Go(func() {

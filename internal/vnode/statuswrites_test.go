@@ -27,10 +27,10 @@ import (
 // oneProvider makes instances and answers with what the test says they
 // are now.
 type oneProvider struct {
-	marketProvider
-	mu      sync.Mutex
-	creates int
-	now     map[string]*provider.Instance // by ID
+	provider.Provider // any other call panics
+	mu                sync.Mutex
+	creates           int
+	now               map[string]*provider.Instance // by ID
 }
 
 func (p *oneProvider) Create(_ context.Context, req eciapi.CreateContainerGroupRequest) (string, error) {

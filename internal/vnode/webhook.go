@@ -24,6 +24,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/spoteci/spoteci/internal/vnode/nodecontroller"
 )
 
 // LabelECI asks for ECI, on a pod or on its namespace, as on ACK.
@@ -229,7 +231,7 @@ type jsonPatchOp struct {
 }
 
 // eciToleration is the toleration of the node's taint.
-var eciToleration = corev1.Toleration{Key: TaintKey, Operator: corev1.TolerationOpEqual, Value: taintValue, Effect: corev1.TaintEffectNoSchedule}
+var eciToleration = corev1.Toleration{Key: nodecontroller.TaintKey, Operator: corev1.TolerationOpEqual, Value: nodecontroller.TaintValue, Effect: corev1.TaintEffectNoSchedule}
 
 // eciPatch is what makes pod land on the virtual node: the toleration of
 // its taint and the node selector type=virtual-kubelet, each unless
@@ -238,7 +240,7 @@ func eciPatch(pod *corev1.Pod) []jsonPatchOp {
 	var ops []jsonPatchOp
 	tolerated := false
 	for _, t := range pod.Spec.Tolerations {
-		if t.MatchToleration(&eciToleration) || t.Operator == corev1.TolerationOpExists && (t.Key == "" || t.Key == TaintKey) && (t.Effect == "" || t.Effect == corev1.TaintEffectNoSchedule) {
+		if t.MatchToleration(&eciToleration) || t.Operator == corev1.TolerationOpExists && (t.Key == "" || t.Key == nodecontroller.TaintKey) && (t.Effect == "" || t.Effect == corev1.TaintEffectNoSchedule) {
 			tolerated = true
 		}
 	}

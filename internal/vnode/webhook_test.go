@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/klog/v2"
+
+	"github.com/spoteci/spoteci/internal/vnode/nodecontroller"
 )
 
 // The webhook's patch, applied as the apiserver applies it, gives the pod
@@ -59,7 +61,7 @@ func TestECIPatch(t *testing.T) {
 			}
 			tolerated := false
 			for _, tol := range got.Spec.Tolerations {
-				tolerated = tolerated || tol.ToleratesTaint(klog.Background(), &corev1.Taint{Key: TaintKey, Value: taintValue, Effect: corev1.TaintEffectNoSchedule}, false)
+				tolerated = tolerated || tol.ToleratesTaint(klog.Background(), &corev1.Taint{Key: nodecontroller.TaintKey, Value: nodecontroller.TaintValue, Effect: corev1.TaintEffectNoSchedule}, false)
 			}
 			if !tolerated {
 				t.Errorf("tolerations %v do not tolerate the node's taint", got.Spec.Tolerations)

@@ -1,65 +1,38 @@
-package vnode
+package nodecontroller
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/spoteci/spoteci/internal/annotation"
 	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-// marketProvider is a Provider of pools alone: the heartbeat asks nothing
-// else. Err, when set, is every Pools call's answer.
+// marketProvider is a Provider of pools alone: the node controller asks
+// nothing else (any other call panics). Err, when set, is every Pools
+// call's answer.
 type marketProvider struct {
+	provider.Provider
 	region string
 	pools  []provider.Pool
 	err    error
 	zones  []string // the zone of each Pools call
 }
 
-var _ provider.Provider = (*marketProvider)(nil)
-
 func (p *marketProvider) Pools(_ context.Context, zone string) ([]provider.Pool, error) {
 	p.zones = append(p.zones, zone)
 	return p.pools, p.err
 }
+
 func (p *marketProvider) Region() string { return p.region }
-
-var errNotAsked = errors.New("not part of the heartbeat")
-
-func (*marketProvider) Create(context.Context, eciapi.CreateContainerGroupRequest) (string, error) {
-	return "", errNotAsked
-}
-func (*marketProvider) List(context.Context, map[string]string) ([]provider.Instance, error) {
-	return nil, errNotAsked
-}
-func (*marketProvider) Changed(context.Context, map[string]string, time.Duration) ([]provider.Instance, error) {
-	return nil, errNotAsked
-}
-func (*marketProvider) Get(context.Context, string) (*provider.Instance, error) {
-	return nil, errNotAsked
-}
-func (*marketProvider) Delete(context.Context, string, *int64) error { return errNotAsked }
-func (*marketProvider) Logs(context.Context, eciapi.DescribeContainerLogRequest) (io.ReadCloser, error) {
-	return nil, errNotAsked
-}
-func (*marketProvider) Exec(context.Context, eciapi.ExecContainerCommandRequest) (string, error) {
-	return "", errNotAsked
-}
-func (*marketProvider) Metrics(context.Context, []string) (eciapi.DescribeMultiContainerGroupMetricResponse, error) {
-	return eciapi.DescribeMultiContainerGroupMetricResponse{}, errNotAsked
-}
 
 func list(cpu, memory string) corev1.ResourceList {
 	return corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(memory),
@@ -123,8 +96,8 @@ func TestZoneLabelsAndCapacity(t *testing.T) {
 	market := &marketProvider{region: "cn-hangzhou", pools: []provider.Pool{{Zone: "cn-hangzhou-i", VCPU: 2, MemoryGiB: 8, Stock: 50000}}}
 	for _, zone := range []string{"cn-hangzhou-i", ""} {
 		kube := fake.NewClientset()
-		h := &heartbeat{name: "vk-" + zone, kube: kube, provider: market, zone: zone}
-		if err := h.register(ctx); err != nil {
+		h := &Controller{name: "vk-" + zone, kube: kube, provider: market, zone: zone}
+		if err := h.Register(ctx, 0); err != nil {
 			t.Fatal(err)
 		}
 		node, err := kube.CoreV1().Nodes().Get(ctx, h.name, metav1.GetOptions{})
@@ -158,7 +131,7 @@ func TestCapacityRefreshAndFailure(t *testing.T) {
 	kube := fake.NewClientset()
 	down := errors.New("connection refused")
 	market := &marketProvider{region: "cn-hangzhou", err: down}
-	h := &heartbeat{name: "vk", kube: kube, provider: market, zone: "cn-hangzhou-i"}
+	h := &Controller{name: "vk", kube: kube, provider: market, zone: "cn-hangzhou-i"}
 	capacity := func() corev1.ResourceList {
 		t.Helper()
 		node, err := kube.CoreV1().Nodes().Get(ctx, "vk", metav1.GetOptions{})
@@ -167,7 +140,7 @@ func TestCapacityRefreshAndFailure(t *testing.T) {
 		}
 		return node.Status.Capacity
 	}
-	if err := h.register(ctx); err != nil {
+	if err := h.Register(ctx, 0); err != nil {
 		t.Fatalf("registration with the market down: %v", err)
 	}
 	if err := sameResources(capacity(), list("40000", "160000Gi")); err != nil {
@@ -175,7 +148,7 @@ func TestCapacityRefreshAndFailure(t *testing.T) {
 	}
 
 	market.err, market.pools = nil, []provider.Pool{{VCPU: 4, MemoryGiB: 16, Stock: 25000}}
-	if err := h.updateNodeStatus(ctx); err != nil {
+	if err := h.UpdateStatus(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := sameResources(capacity(), list("100000", "400000Gi")); err != nil {
@@ -183,7 +156,7 @@ func TestCapacityRefreshAndFailure(t *testing.T) {
 	}
 
 	market.err = down
-	if err := h.updateNodeStatus(ctx); !errors.Is(err, down) {
+	if err := h.UpdateStatus(ctx); !errors.Is(err, down) {
 		t.Errorf("a refresh with the market down returned %v", err)
 	}
 	if err := sameResources(capacity(), list("100000", "400000Gi")); err != nil {
@@ -191,21 +164,8 @@ func TestCapacityRefreshAndFailure(t *testing.T) {
 	}
 
 	market.err = provider.NewRequestError(400, eciapi.CodeInvalidZone, `ZoneId "cn-hangzhou-x" is not a zone of cn-hangzhou`)
-	bad := &heartbeat{name: "vk-x", kube: kube, provider: market, zone: "cn-hangzhou-x"}
-	if err := bad.register(ctx); !errors.Is(err, provider.ErrUnknownZone) {
+	bad := &Controller{name: "vk-x", kube: kube, provider: market, zone: "cn-hangzhou-x"}
+	if err := bad.Register(ctx, 0); !errors.Is(err, provider.ErrUnknownZone) {
 		t.Errorf("a zone the backend does not know: %v", err)
-	}
-}
-
-// Every instance of a zone's node asks for its zone; a region's node lets
-// the market pick.
-func TestCreateRequestZone(t *testing.T) {
-	pod := testPod()
-	pod.Namespace, pod.Name, pod.UID = "default", "pi", "uid-1"
-	for _, zone := range []string{"cn-hangzhou-i", ""} {
-		n := &Node{cfg: Config{NodeName: "vk", Zone: zone}}
-		if got := n.createRequest(pod, annotation.Spot{}).ZoneId; got != zone {
-			t.Errorf("node zone %q: ZoneId %q", zone, got)
-		}
 	}
 }

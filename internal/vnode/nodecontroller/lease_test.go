@@ -1,8 +1,7 @@
-package vnode
+package nodecontroller
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -18,9 +17,9 @@ func TestKeepLease(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	kube := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "vn1", UID: types.UID("node-uid")}})
-	h := &heartbeat{name: "vn1", kube: kube}
+	h := New(Config{Name: "vn1", Kube: kube})
 	done := make(chan struct{})
-	go func() { defer close(done); h.keepLease(ctx, slog.New(slog.DiscardHandler)) }()
+	go func() { defer close(done); h.KeepLease(ctx) }()
 	defer func() { cancel(); <-done }()
 
 	leases := kube.CoordinationV1().Leases(corev1.NamespaceNodeLease)
