@@ -34,6 +34,7 @@ import (
 
 	"github.com/spoteci/spoteci/internal/vnode/nodecontroller"
 	"github.com/spoteci/spoteci/internal/vnode/provider"
+	"github.com/spoteci/spoteci/internal/vnode/webhook"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -125,9 +126,9 @@ type Node struct {
 	recorder  record.EventRecorder
 	kubelet   *kubeletAPI
 	nodes     *nodecontroller.Controller
-	hook      *labelWebhook // nil: no webhook
-	term      sync.Mutex    // held by the leader's work (leader.go)
-	termStart time.Time     // when this node began to act, in its latest term
+	hook      *webhook.Server // nil: no webhook
+	term      sync.Mutex      // held by the leader's work (leader.go)
+	termStart time.Time       // when this node began to act, in its latest term
 
 	// What the polls know, read and written by the polling goroutine alone
 	// (and the first poll of a term, before it starts): when the last full
@@ -188,8 +189,8 @@ func New(cfg Config) (*Node, error) {
 			Provider: cfg.Provider, Zone: cfg.Zone, Logger: cfg.Logger.With("node", cfg.NodeName)}),
 	}
 	if cfg.WebhookListen != "" {
-		n.hook = &labelWebhook{kube: cfg.Kube, listen: cfg.WebhookListen, namespace: cfg.Namespace, secret: cfg.WebhookSecret,
-			service: cfg.WebhookService, log: n.log}
+		n.hook = webhook.New(webhook.Config{Kube: cfg.Kube, Listen: cfg.WebhookListen, Namespace: cfg.Namespace, Secret: cfg.WebhookSecret,
+			Service: cfg.WebhookService, Logger: n.log})
 	}
 	n.kubelet = &kubeletAPI{nodeName: cfg.NodeName, listen: cfg.KubeletListen, started: time.Now(), provider: cfg.Provider,
 		instance: n.group, auth: newKubeletAuth(cfg.Kube, cfg.NodeName, n.log), log: n.log}
@@ -217,7 +218,7 @@ func (n *Node) Run(ctx context.Context) error {
 	var hookErr <-chan error
 	if n.hook != nil {
 		var err error
-		if hookErr, err = n.hook.serve(ctx); err != nil {
+		if hookErr, err = n.hook.Serve(ctx); err != nil {
 			return err
 		}
 	}
@@ -302,7 +303,7 @@ func (n *Node) lead(ctx context.Context) error {
 		})
 	}
 	if n.hook != nil {
-		wg.Go(func() { n.hook.keep(ctx) })
+		wg.Go(func() { n.hook.Keep(ctx) })
 	}
 	n.log.Info("virtual node ready", "kubelet_port", port)
 	select {

@@ -1,4 +1,4 @@
-package vnode
+package webhook
 
 // The webhook's certificate lives in a Secret, so that every replica serves
 // the same one and a restart keeps it: the leader makes it (a CA of its own
@@ -111,7 +111,7 @@ func issueWebhookCert(names []string, previous *webhookPEM, now time.Time) (map[
 
 // readSecret returns the Secret and its parsed content (nil when empty or
 // unreadable as a certificate).
-func (h *labelWebhook) readSecret(ctx context.Context) (*corev1.Secret, *webhookPEM, error) {
+func (h *Server) readSecret(ctx context.Context) (*corev1.Secret, *webhookPEM, error) {
 	sec, err := h.kube.CoreV1().Secrets(h.namespace).Get(ctx, h.secret, metav1.GetOptions{})
 	if err != nil {
 		return nil, nil, err
@@ -124,7 +124,7 @@ func (h *labelWebhook) readSecret(ctx context.Context) (*corev1.Secret, *webhook
 // webhook's names, making or rotating it when not, and returns its content.
 // Two leaders (of two nodes) may race: the loser's write conflicts and it
 // takes the winner's.
-func (h *labelWebhook) keepSecret(ctx context.Context, now time.Time) (*webhookPEM, error) {
+func (h *Server) keepSecret(ctx context.Context, now time.Time) (*webhookPEM, error) {
 	secrets := h.kube.CoreV1().Secrets(h.namespace)
 	sec, cur, err := h.readSecret(ctx)
 	if apierrors.IsNotFound(err) {
@@ -162,7 +162,7 @@ func (h *labelWebhook) keepSecret(ctx context.Context, now time.Time) (*webhookP
 
 // loadCert serves the Secret's certificate once the configuration's CA
 // bundle trusts it (or when nothing is served yet).
-func (h *labelWebhook) loadCert(ctx context.Context) error {
+func (h *Server) loadCert(ctx context.Context) error {
 	_, p, err := h.readSecret(ctx)
 	if err != nil || p == nil {
 		return err
@@ -171,7 +171,7 @@ func (h *labelWebhook) loadCert(ctx context.Context) error {
 		return nil
 	}
 	if h.cert.Load() != nil {
-		cfg, err := h.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, WebhookConfigurationName, metav1.GetOptions{})
+		cfg, err := h.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, ConfigurationName, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}

@@ -1,9 +1,9 @@
-package vnode
-
-// The label as ACK reads it: a mutating admission webhook gives pods
-// labelled alibabacloud.com/eci: "true", or made in a namespace so
-// labelled, the toleration and node selector of the virtual node. Pods
-// without it never land on the node (its taint stays).
+// Package webhook reads the label as ACK does: a mutating admission
+// webhook gives pods labelled alibabacloud.com/eci: "true", or made in a
+// namespace so labelled, the toleration and node selector of the virtual
+// node. Pods without it never land on the node (its taint stays). Its
+// certificate, of a CA of its own, lives in a Secret (webhookcert.go).
+package webhook
 
 import (
 	"context"
@@ -31,9 +31,9 @@ import (
 // LabelECI asks for ECI, on a pod or on its namespace, as on ACK.
 const LabelECI = "alibabacloud.com/eci"
 
-// WebhookConfigurationName is the MutatingWebhookConfiguration the node
+// ConfigurationName is the MutatingWebhookConfiguration the node
 // keeps.
-const WebhookConfigurationName = "spoteci-eci-label"
+const ConfigurationName = "spoteci-eci-label"
 
 // webhookPath is where the webhook answers AdmissionReviews.
 const webhookPath = "/mutate-pods"
@@ -42,26 +42,41 @@ const webhookPath = "/mutate-pods"
 // a new CA and certificate at two thirds of it.
 const webhookCertLife = 30 * 24 * time.Hour
 
-// labelWebhook serves the mutation on its own TLS port. Every replica
-// serves; the leader also keeps the certificate's Secret and the webhook
-// configuration (webhookcert.go).
-type labelWebhook struct {
-	kube   kubernetes.Interface
-	listen string
-	// namespace/secret keeps the certificate.
-	namespace, secret string
-	// service, in namespace, is how the apiserver reaches the replicas;
+// Config sets up a Server.
+type Config struct {
+	Kube kubernetes.Interface
+	// Listen is the address the webhook serves at.
+	Listen string
+	// Namespace/Secret keeps the certificate.
+	Namespace, Secret string
+	// Service, in Namespace, is how the apiserver reaches the replicas;
 	// empty: at the URL of this replica's address (a node outside the
 	// cluster, on the apiserver's host).
-	service string
-	log     *slog.Logger
-	addr    net.Addr
-	cert    atomic.Pointer[tls.Certificate]
+	Service string
+	Logger  *slog.Logger
 }
 
-// serve listens and serves reviews until ctx ends, with the Secret's
+// Server serves the mutation on its own TLS port. Every replica serves;
+// the leader also keeps the certificate's Secret and the webhook
+// configuration (webhookcert.go).
+type Server struct {
+	kube              kubernetes.Interface
+	listen            string
+	namespace, secret string
+	service           string
+	log               *slog.Logger
+	addr              net.Addr
+	cert              atomic.Pointer[tls.Certificate]
+}
+
+// New returns a Server of cfg; Serve starts it.
+func New(cfg Config) *Server {
+	return &Server{kube: cfg.Kube, listen: cfg.Listen, namespace: cfg.Namespace, secret: cfg.Secret, service: cfg.Service, log: cfg.Logger}
+}
+
+// Serve listens and serves reviews until ctx ends, with the Secret's
 // certificate once there is one (/healthz says whether there is).
-func (h *labelWebhook) serve(ctx context.Context) (<-chan error, error) {
+func (h *Server) Serve(ctx context.Context) (<-chan error, error) {
 	ln, err := net.Listen("tcp", h.listen)
 	if err != nil {
 		return nil, fmt.Errorf("admission webhook: listening on %s: %w", h.listen, err)
@@ -103,9 +118,9 @@ func (h *labelWebhook) serve(ctx context.Context) (<-chan error, error) {
 	return errs, nil
 }
 
-// keep, run by the leader, keeps the certificate fresh and the
+// Keep, run by the leader, keeps the certificate fresh and the
 // configuration pointing at the webhook with its CA, until ctx ends.
-func (h *labelWebhook) keep(ctx context.Context) {
+func (h *Server) Keep(ctx context.Context) {
 	for {
 		p, err := h.keepSecret(ctx, time.Now())
 		if err == nil {
@@ -126,7 +141,7 @@ func (h *labelWebhook) keep(ctx context.Context) {
 }
 
 // names are the names the apiserver calls the webhook by.
-func (h *labelWebhook) names() []string {
+func (h *Server) names() []string {
 	if h.service != "" {
 		svc := h.service + "." + h.namespace + ".svc"
 		return []string{svc, svc + ".cluster.local"}
@@ -135,7 +150,7 @@ func (h *labelWebhook) names() []string {
 	return []string{host, "localhost"}
 }
 
-func (h *labelWebhook) clientConfig(caBundle []byte) admissionregistrationv1.WebhookClientConfig {
+func (h *Server) clientConfig(caBundle []byte) admissionregistrationv1.WebhookClientConfig {
 	path := webhookPath
 	if h.service != "" {
 		return admissionregistrationv1.WebhookClientConfig{CABundle: caBundle,
@@ -151,7 +166,7 @@ func (h *labelWebhook) clientConfig(caBundle []byte) admissionregistrationv1.Web
 // a pod that asks for ECI while the webhook is down is refused with the
 // reason rather than run silently on an ordinary node; other pods are
 // never affected, and kube-system is left out.
-func (h *labelWebhook) register(ctx context.Context, caBundle []byte) error {
+func (h *Server) register(ctx context.Context, caBundle []byte) error {
 	fail := admissionregistrationv1.Fail
 	none := admissionregistrationv1.SideEffectClassNone
 	timeout := int32(5)
@@ -174,7 +189,7 @@ func (h *labelWebhook) register(ctx context.Context, caBundle []byte) error {
 	nsECI := notSystem.DeepCopy()
 	nsECI.MatchLabels = eci.MatchLabels
 	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: WebhookConfigurationName, Labels: map[string]string{"app.kubernetes.io/managed-by": "spoteci"}},
+		ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName, Labels: map[string]string{"app.kubernetes.io/managed-by": "spoteci"}},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{
 			hook("pod.eci.spoteci.io", eci, notSystem),
 			// A pod labelled itself is already mutated by the first.
@@ -198,7 +213,7 @@ func (h *labelWebhook) register(ctx context.Context, caBundle []byte) error {
 }
 
 // serveReview answers one AdmissionReview.
-func (h *labelWebhook) serveReview(w http.ResponseWriter, r *http.Request) {
+func (h *Server) serveReview(w http.ResponseWriter, r *http.Request) {
 	var review admissionv1.AdmissionReview
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
 	if err == nil {

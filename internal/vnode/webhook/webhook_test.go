@@ -1,4 +1,4 @@
-package vnode
+package webhook
 
 import (
 	"bytes"
@@ -81,7 +81,7 @@ func TestECIPatch(t *testing.T) {
 // The webhook answers an AdmissionReview with the request's UID and a
 // JSON patch, and refuses what is not one.
 func TestServeReview(t *testing.T) {
-	h := &labelWebhook{}
+	h := &Server{}
 	pod, _ := json.Marshal(corev1.Pod{})
 	body, _ := json.Marshal(admissionv1.AdmissionReview{Request: &admissionv1.AdmissionRequest{UID: "u-1", Object: runtime.RawExtension{Raw: pod}}})
 	w := httptest.NewRecorder()
@@ -104,7 +104,7 @@ func TestServeReview(t *testing.T) {
 // a typical pod over TLS, as the apiserver does, and reports the p99 of the
 // answers. Target: at most 10 ms.
 func BenchmarkLabelWebhook(b *testing.B) {
-	h := &labelWebhook{}
+	h := &Server{}
 	data, err := issueWebhookCert([]string{"127.0.0.1"}, nil, time.Now())
 	if err != nil {
 		b.Fatal(err)
