@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/spoteci/spoteci/internal/vnode/kubeletapi"
 	"github.com/spoteci/spoteci/internal/vnode/nodecontroller"
 	"github.com/spoteci/spoteci/internal/vnode/provider"
 	"github.com/spoteci/spoteci/internal/vnode/webhook"
@@ -124,7 +125,7 @@ type Node struct {
 	watched   *watched // what nearly every pod's config reads; nil: read it
 	queue     workqueue.TypedRateLimitingInterface[string]
 	recorder  record.EventRecorder
-	kubelet   *kubeletAPI
+	kubelet   *kubeletapi.Server
 	nodes     *nodecontroller.Controller
 	hook      *webhook.Server // nil: no webhook
 	term      sync.Mutex      // held by the leader's work (leader.go)
@@ -192,16 +193,12 @@ func New(cfg Config) (*Node, error) {
 		n.hook = webhook.New(webhook.Config{Kube: cfg.Kube, Listen: cfg.WebhookListen, Namespace: cfg.Namespace, Secret: cfg.WebhookSecret,
 			Service: cfg.WebhookService, Logger: n.log})
 	}
-	n.kubelet = &kubeletAPI{nodeName: cfg.NodeName, listen: cfg.KubeletListen, started: time.Now(), provider: cfg.Provider,
-		instance: n.group, auth: newKubeletAuth(cfg.Kube, cfg.NodeName, n.log), log: n.log}
-	serving, err := newServingCert(cfg.Kube, cfg.NodeName, ip, cfg.ApproveServingCSR, n.log)
+	kubelet, err := kubeletapi.New(kubeletapi.Config{NodeName: cfg.NodeName, Kube: cfg.Kube, Provider: cfg.Provider, Listen: cfg.KubeletListen,
+		NodeIP: ip, Certificate: cfg.ServingCertificate, ApproveCSR: cfg.ApproveServingCSR, Logger: n.log})
 	if err != nil {
 		return nil, err
 	}
-	if cfg.ServingCertificate != nil {
-		serving.cur.Store(cfg.ServingCertificate)
-	}
-	n.kubelet.serving = serving
+	n.kubelet = kubelet
 	return n, nil
 }
 
@@ -253,8 +250,7 @@ func (n *Node) lead(ctx context.Context) error {
 	defer cancel()
 	informer := factory.Core().V1().Pods()
 	n.pods = informer.Lister()
-	n.kubelet.pods = n.pods
-	port, serveErr, err := n.kubelet.serveKubelet(ctx)
+	port, serveErr, err := n.kubelet.Serve(ctx, n.pods, n.instanceID)
 	if err != nil {
 		return err
 	}
@@ -290,9 +286,7 @@ func (n *Node) lead(ctx context.Context) error {
 		n.log.Error("reading instances", "err", err)
 	}
 	var wg sync.WaitGroup
-	if n.cfg.ServingCertificate == nil {
-		wg.Go(func() { n.kubelet.serving.run(ctx) })
-	}
+	wg.Go(func() { n.kubelet.KeepCertificate(ctx) })
 	wg.Go(func() { n.nodes.KeepLease(ctx) })
 	wg.Go(func() { n.every(ctx, time.Minute, n.nodes.UpdateStatus) })
 	wg.Go(func() { n.every(ctx, n.cfg.PollInterval, n.poll) })
@@ -489,6 +483,15 @@ func podUID(in *provider.Instance) types.UID {
 		return types.UID(in.Token)
 	}
 	return types.UID(in.Tags[TagPodUID])
+}
+
+// instanceID is the ID of pod's instance: the last poll's, else the one
+// its status names; empty when none.
+func (n *Node) instanceID(pod *corev1.Pod) string {
+	if in := n.group(pod.UID); in != nil {
+		return in.ID
+	}
+	return groupIDOf(pod)
 }
 
 func (n *Node) group(uid types.UID) *provider.Instance {

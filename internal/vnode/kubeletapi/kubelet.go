@@ -1,4 +1,11 @@
-package vnode
+// Package kubeletapi is the virtual node's kubelet port, as a kubelet
+// serves it: container logs, exec and the resource endpoints
+// (/stats/summary, /metrics/resource) of the node's pods, answered by the
+// provider; callers authenticated by the cluster's client CA or a
+// TokenReview and authorized by a SubjectAccessReview (kubeletauth.go), on
+// a serving certificate the cluster signs through the CSR API
+// (serving.go).
+package kubeletapi
 
 import (
 	"context"
@@ -13,33 +20,89 @@ import (
 	"strconv"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/proxy"
+	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 
 	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-// kubeletAPI is the node's kubelet port: logs, exec and stats of its pods,
-// as the apiserver and metrics-server ask a kubelet for them.
-type kubeletAPI struct {
+// Config sets up a Server.
+type Config struct {
+	NodeName string
+	Kube     kubernetes.Interface
+	// Provider reads the instances' logs and metrics and runs exec.
+	Provider provider.Provider
+	// Listen is the port's address.
+	Listen string
+	// NodeIP is the address the Node reports, a name of the serving
+	// certificate.
+	NodeIP net.IP
+	// Certificate is the port's; nil: one the cluster signs through the
+	// CSR API (self-signed until issued).
+	Certificate *tls.Certificate
+	// ApproveCSR: the node approves its own serving certificate request
+	// (a local cluster whose admin it runs as).
+	ApproveCSR bool
+	Logger     *slog.Logger
+}
+
+// Server is the node's kubelet port: logs, exec and stats of its pods, as
+// the apiserver and metrics-server ask a kubelet for them. Its serving
+// certificate and its authentication caches outlive a leadership term.
+type Server struct {
 	nodeName string
 	listen   string
 	started  time.Time
 	provider provider.Provider
-	pods     corelisters.PodLister
-	instance func(types.UID) *provider.Instance // the pod's instance at the last poll
 	auth     *kubeletAuth
 	serving  *servingCert
+	fixed    bool // the certificate was given: nothing to keep
 	log      *slog.Logger
 }
 
-// serveKubelet serves the part of the kubelet API that kubectl logs uses, on
-// its own TLS port (with the certificate of servingCert), to callers the
-// cluster authenticates and authorizes (kubeletAuth). It returns the port.
-func (k *kubeletAPI) serveKubelet(ctx context.Context) (int, <-chan error, error) {
+// New returns a Server of cfg; Serve starts it.
+func New(cfg Config) (*Server, error) {
+	s := &Server{nodeName: cfg.NodeName, listen: cfg.Listen, started: time.Now(), provider: cfg.Provider,
+		auth: newKubeletAuth(cfg.Kube, cfg.NodeName, cfg.Logger), fixed: cfg.Certificate != nil, log: cfg.Logger}
+	serving, err := newServingCert(cfg.Kube, cfg.NodeName, cfg.NodeIP, cfg.ApproveCSR, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Certificate != nil {
+		serving.cur.Store(cfg.Certificate)
+	}
+	s.serving = serving
+	return s, nil
+}
+
+// KeepCertificate keeps the serving certificate issued and fresh until ctx
+// ends; it returns at once when the certificate was given.
+func (s *Server) KeepCertificate(ctx context.Context) {
+	if !s.fixed {
+		s.serving.run(ctx)
+	}
+}
+
+// handler answers one term's requests, about the pods of its lister.
+type handler struct {
+	*Server
+	pods corelisters.PodLister
+	// instanceID is the ID of a pod's instance: the last poll's, else
+	// the one its status names; empty when none.
+	instanceID func(*corev1.Pod) string
+}
+
+// Serve serves the part of the kubelet API that kubectl logs, exec and
+// top use, on its own TLS port (with the certificate of servingCert), to
+// callers the cluster authenticates and authorizes (kubeletAuth), until
+// ctx ends. It returns the port, and the error that stops the server
+// early.
+func (s *Server) Serve(ctx context.Context, pods corelisters.PodLister, instanceID func(*corev1.Pod) string) (int, <-chan error, error) {
+	k := &handler{Server: s, pods: pods, instanceID: instanceID}
 	ln, err := net.Listen("tcp", k.listen)
 	if err != nil {
 		return 0, nil, fmt.Errorf("kubelet API: listening on %s: %w", k.listen, err)
@@ -73,7 +136,7 @@ func (k *kubeletAPI) serveKubelet(ctx context.Context) (int, <-chan error, error
 
 // containerLogs answers GET /containerLogs/{ns}/{pod}/{container} with the
 // query parameters kubectl sends.
-func (k *kubeletAPI) containerLogs(w http.ResponseWriter, r *http.Request) {
+func (k *handler) containerLogs(w http.ResponseWriter, r *http.Request) {
 	id, ok := k.instanceOf(w, r)
 	if !ok {
 		return
@@ -128,7 +191,7 @@ func logQuery(q url.Values) (req eciapi.DescribeContainerLogRequest, limit int64
 // instanceOf finds the instance of the pod a kubelet API request names
 // ({namespace}, {pod}, and {uid} if given); it answers the request itself
 // when there is none.
-func (k *kubeletAPI) instanceOf(w http.ResponseWriter, r *http.Request) (string, bool) {
+func (k *handler) instanceOf(w http.ResponseWriter, r *http.Request) (string, bool) {
 	pod, err := k.pods.Pods(r.PathValue("namespace")).Get(r.PathValue("pod"))
 	if apierrors.IsNotFound(err) {
 		http.Error(w, fmt.Sprintf("pod %s/%s not found on node %s", r.PathValue("namespace"), r.PathValue("pod"), k.nodeName), http.StatusNotFound)
@@ -142,10 +205,7 @@ func (k *kubeletAPI) instanceOf(w http.ResponseWriter, r *http.Request) (string,
 		http.Error(w, fmt.Sprintf("pod %s/%s has UID %s, not %s", pod.Namespace, pod.Name, pod.UID, uid), http.StatusNotFound)
 		return "", false
 	}
-	id := groupIDOf(pod)
-	if in := k.instance(pod.UID); in != nil {
-		id = in.ID
-	}
+	id := k.instanceID(pod)
 	if id == "" {
 		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start: no instance yet", r.PathValue("container"), pod.Name), http.StatusBadRequest)
 		return "", false
@@ -157,7 +217,7 @@ func (k *kubeletAPI) instanceOf(w http.ResponseWriter, r *http.Request) (string,
 // (kubectl exec) as a kubelet with a CRI runtime does: the service hands out
 // a one-time stream URL for the command (ExecContainerCommand), and the
 // upgraded connection is proxied to it.
-func (k *kubeletAPI) exec(w http.ResponseWriter, r *http.Request) {
+func (k *handler) exec(w http.ResponseWriter, r *http.Request) {
 	id, ok := k.instanceOf(w, r)
 	if !ok {
 		return
@@ -179,7 +239,7 @@ func (k *kubeletAPI) exec(w http.ResponseWriter, r *http.Request) {
 }
 
 // streamResponder answers a proxy failure.
-type streamResponder struct{ k *kubeletAPI }
+type streamResponder struct{ k *handler }
 
 func (s streamResponder) Error(w http.ResponseWriter, r *http.Request, err error) {
 	s.k.log.Error("proxying an exec stream", "path", r.URL.Path, "err", err)

@@ -1,4 +1,4 @@
-package vnode
+package kubeletapi
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+	"k8s.io/utils/ptr"
 
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -29,7 +30,7 @@ type podMetric struct {
 }
 
 // sample reads the resource use of the instances of the node's pods.
-func (k *kubeletAPI) sample(ctx context.Context) ([]podMetric, error) {
+func (k *handler) sample(ctx context.Context) ([]podMetric, error) {
 	pods, err := k.pods.List(labels.Everything())
 	if err != nil {
 		return nil, err
@@ -37,10 +38,7 @@ func (k *kubeletAPI) sample(ctx context.Context) ([]podMetric, error) {
 	byGroup := map[string]*corev1.Pod{}
 	var ids []string
 	for _, p := range pods {
-		id := groupIDOf(p)
-		if in := k.instance(p.UID); in != nil {
-			id = in.ID
-		}
+		id := k.instanceID(p)
 		if id != "" && p.Status.Phase == corev1.PodRunning {
 			byGroup[id] = p
 			ids = append(ids, id)
@@ -63,7 +61,7 @@ func (k *kubeletAPI) sample(ctx context.Context) ([]podMetric, error) {
 }
 
 // statsSummary answers GET /stats/summary.
-func (k *kubeletAPI) statsSummary(w http.ResponseWriter, r *http.Request) {
+func (k *handler) statsSummary(w http.ResponseWriter, r *http.Request) {
 	pods, err := k.sample(r.Context())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -97,16 +95,16 @@ func (k *kubeletAPI) statsSummary(w http.ResponseWriter, r *http.Request) {
 }
 
 func cpuStats(t time.Time, c eciapi.CPUMetric) *statsapi.CPUStats {
-	return &statsapi.CPUStats{Time: metav1.NewTime(t), UsageCoreNanoSeconds: ptr(c.UsageCoreNanoSeconds), UsageNanoCores: ptr(c.UsageNanoCores)}
+	return &statsapi.CPUStats{Time: metav1.NewTime(t), UsageCoreNanoSeconds: ptr.To(c.UsageCoreNanoSeconds), UsageNanoCores: ptr.To(c.UsageNanoCores)}
 }
 
 func memoryStats(t time.Time, m eciapi.MemoryMetric) *statsapi.MemoryStats {
-	return &statsapi.MemoryStats{Time: metav1.NewTime(t), UsageBytes: ptr(m.UsageBytes), WorkingSetBytes: ptr(m.WorkingSet), RSSBytes: ptr(m.Rss)}
+	return &statsapi.MemoryStats{Time: metav1.NewTime(t), UsageBytes: ptr.To(m.UsageBytes), WorkingSetBytes: ptr.To(m.WorkingSet), RSSBytes: ptr.To(m.Rss)}
 }
 
 // metricsResource answers GET /metrics/resource in the kubelet's metric
 // names, which metrics-server scrapes.
-func (k *kubeletAPI) metricsResource(w http.ResponseWriter, r *http.Request) {
+func (k *handler) metricsResource(w http.ResponseWriter, r *http.Request) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(resourceCollector{k: k, ctx: r.Context()})
 	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
@@ -125,7 +123,7 @@ var (
 
 // resourceCollector samples the instances at each scrape.
 type resourceCollector struct {
-	k   *kubeletAPI
+	k   *handler
 	ctx context.Context
 }
 
@@ -165,7 +163,7 @@ func (c resourceCollector) Collect(ch chan<- prometheus.Metric) {
 
 // runningPods answers GET /runningpods/: the node's running pods, as a
 // kubelet lists them.
-func (k *kubeletAPI) runningPods(w http.ResponseWriter, r *http.Request) {
+func (k *handler) runningPods(w http.ResponseWriter, r *http.Request) {
 	pods, err := k.pods.List(labels.Everything())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -1,4 +1,4 @@
-package vnode
+package kubeletapi
 
 // The kubelet port's security, as a kubelet's with authentication.x509
 // (the cluster's client CA), authentication.webhook (TokenReview) and
