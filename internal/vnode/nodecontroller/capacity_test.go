@@ -148,7 +148,7 @@ func TestCapacityRefreshAndFailure(t *testing.T) {
 	}
 
 	market.err, market.pools = nil, []provider.Pool{{VCPU: 4, MemoryGiB: 16, Stock: 25000}}
-	if err := h.UpdateStatus(ctx); err != nil {
+	if err := h.updateStatus(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := sameResources(capacity(), list("100000", "400000Gi")); err != nil {
@@ -156,7 +156,7 @@ func TestCapacityRefreshAndFailure(t *testing.T) {
 	}
 
 	market.err = down
-	if err := h.UpdateStatus(ctx); !errors.Is(err, down) {
+	if err := h.updateStatus(ctx); !errors.Is(err, down) {
 		t.Errorf("a refresh with the market down returned %v", err)
 	}
 	if err := sameResources(capacity(), list("100000", "400000Gi")); err != nil {

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/component-helpers/apimachinery/lease"
@@ -194,10 +195,23 @@ func (c *Controller) conditions() []corev1.NodeCondition {
 	}
 }
 
-// UpdateStatus refreshes the capacity and writes the status. A
+// KeepStatus writes the status every minute, as a kubelet's heartbeat,
+// until ctx ends.
+func (c *Controller) KeepStatus(ctx context.Context) {
+	wait.NonSlidingUntilWithContext(ctx, func(ctx context.Context) {
+		if err := c.updateStatus(ctx); err != nil && ctx.Err() == nil {
+			c.log.Error("periodic work", "err", err)
+		}
+	}, statusPeriod)
+}
+
+// statusPeriod is how often the status is written.
+const statusPeriod = time.Minute
+
+// updateStatus refreshes the capacity and writes the status. A
 // capacity the market could not give keeps its last value: the status is
 // written all the same, and the failure returned for the caller to log.
-func (c *Controller) UpdateStatus(ctx context.Context) error {
+func (c *Controller) updateStatus(ctx context.Context) error {
 	capErr := c.refreshCapacity(ctx)
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error { return c.updateNodeStatusOnce(ctx) })
 	return errors.Join(err, capErr)

@@ -1,4 +1,4 @@
-package vnode
+package podcontroller
 
 import (
 	"context"
@@ -70,8 +70,8 @@ func TestEnvCountLimit(t *testing.T) {
 			Spec: corev1.ServiceSpec{ClusterIP: "10.0.0.1", Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP}}}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "many"}, Data: keys},
 	)
-	n := &Node{kube: kube}
-	if got := len(n.masterServiceEnv(ctx)); got != 8 {
+	n := New(Config{Kube: kube})
+	if got := len(n.config.masterServiceEnv(ctx)); got != 8 {
 		t.Fatalf("the kubernetes service gives %d variables, want 8", got)
 	}
 	pod := func(own int, extra ...corev1.EnvVar) *corev1.Pod {
@@ -86,7 +86,7 @@ func TestEnvCountLimit(t *testing.T) {
 	}
 	config := func(p *corev1.Pod) (eciapi.CreateContainerGroupRequest, error) {
 		req := n.createRequest(p, annotation.Spot{})
-		return req, n.podConfig(ctx, p, &req)
+		return req, n.config.podConfig(ctx, p, &req)
 	}
 
 	limit := eciapi.MaxEnvironmentVars - 8

@@ -1,4 +1,4 @@
-package vnode
+package podcontroller
 
 import (
 	"context"
@@ -33,7 +33,8 @@ func TestWatchedSources(t *testing.T) {
 	if !w.wait(ctx) {
 		t.Fatal("the watches did not sync")
 	}
-	n := &Node{kube: kube, watched: w}
+	n := New(Config{Kube: kube})
+	n.config.watched = w
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}, Spec: corev1.PodSpec{
 		Containers: []corev1.Container{{Name: "a", Image: "busybox", VolumeMounts: []corev1.VolumeMount{{Name: "api", MountPath: "/var/run"}}},
 			{Name: "b", Image: "busybox"}},
@@ -45,7 +46,7 @@ func TestWatchedSources(t *testing.T) {
 	caOf := func(p *corev1.Pod) string {
 		t.Helper()
 		req := n.createRequest(p, annotation.Spot{})
-		if err := n.podConfig(ctx, p, &req); err != nil {
+		if err := n.config.podConfig(ctx, p, &req); err != nil {
 			t.Fatalf("config of %s/%s: %v", p.Namespace, p.Name, err)
 		}
 		if env := req.Containers[1].EnvironmentVars; len(env) != 8 {

@@ -1,4 +1,4 @@
-package vnode
+package podcontroller
 
 import (
 	corev1 "k8s.io/api/core/v1"

@@ -1,4 +1,4 @@
-package vnode
+package podcontroller
 
 import (
 	"context"
@@ -14,12 +14,10 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/spoteci/spoteci/internal/annotation"
@@ -39,40 +37,40 @@ const (
 
 // syncPod converges one pod and its instance. It returns a delay after which
 // to look again when the pod waits on something outside Kubernetes.
-func (n *Node) syncPod(ctx context.Context, key string) (time.Duration, error) {
+func (c *Controller) syncPod(ctx context.Context, key string) (time.Duration, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return 0, nil
 	}
-	pod, err := n.pods.Pods(ns).Get(name)
+	pod, err := c.pods.Pods(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		n.latest(key, nil)
-		return 0, n.deleteOrphans(ctx, ns, name, "")
+		c.writes.latest(key, nil)
+		return 0, c.deleteOrphans(ctx, ns, name, "")
 	}
 	if err != nil {
 		return 0, err
 	}
-	pod = n.latest(key, pod)
+	pod = c.writes.latest(key, pod)
 	// A pod of the same name made while the node was away is another pod:
 	// the instances of the old one are orphans.
-	if err := n.deleteOrphans(ctx, ns, name, pod.UID); err != nil {
+	if err := c.deleteOrphans(ctx, ns, name, pod.UID); err != nil {
 		return 0, err
 	}
 	pod = pod.DeepCopy() // never change the informer's copy
-	in := n.group(pod.UID)
+	in := c.group(pod.UID)
 	if pod.DeletionTimestamp != nil {
-		return n.deletePod(ctx, pod, in)
+		return c.deletePod(ctx, pod, in)
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return 0, nil // finished pods keep their last status
 	}
 	if in == nil {
 		if hasInstance(pod) {
-			return n.checkVanished(ctx, pod)
+			return c.checkVanished(ctx, pod)
 		}
-		return n.createInstance(ctx, pod)
+		return c.createInstance(ctx, pod)
 	}
-	return n.updatePod(ctx, pod, in)
+	return c.updatePod(ctx, pod, in)
 }
 
 // hasInstance reports whether the node has written an instance into the
@@ -107,15 +105,15 @@ func groupIDOf(pod *corev1.Pod) string {
 
 // createInstance reads the pod's annotations, once, and asks for its
 // instance with the pod's UID as ClientToken: asking twice gets the same one.
-func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
+func (c *Controller) createInstance(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
 	if msg := forbiddenSysctl(pod); msg != "" {
 		// As a kubelet's admission: the pod fails, so that its Job counts it.
-		n.warnOnce(ctx, pod, ReasonSysctlForbidden, msg)
-		return 0, n.writeStatus(ctx, pod, rejectedStatus(pod, ReasonSysctlForbidden, msg))
+		c.events.warnOnce(ctx, pod, ReasonSysctlForbidden, msg)
+		return 0, c.writes.writeStatus(ctx, pod, rejectedStatus(pod, ReasonSysctlForbidden, msg))
 	}
 	if msg := forbidden(pod); msg != "" {
-		n.warnOnce(ctx, pod, ReasonForbiddenPodSpec, msg+"; the pod will not run")
-		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, ReasonForbiddenPodSpec, msg))
+		c.events.warnOnce(ctx, pod, ReasonForbiddenPodSpec, msg+"; the pod will not run")
+		return 0, c.writes.writeStatus(ctx, pod, waitingStatus(pod, ReasonForbiddenPodSpec, msg))
 	}
 	// The spot annotations are parsed here, once; the service checks the
 	// specs against what it sells, and its refusal (a FieldError, from the
@@ -123,66 +121,66 @@ func (n *Node) createInstance(ctx context.Context, pod *corev1.Pod) (time.Durati
 	sp, err := annotation.ParseAnnotations(pod.Annotations)
 	var fe *annotation.FieldError
 	if errors.As(err, &fe) {
-		return 0, n.invalidAnnotation(ctx, pod, fe.Annotation())
+		return 0, c.invalidAnnotation(ctx, pod, fe.Annotation())
 	}
-	req := n.createRequest(pod, sp)
-	if err := n.podConfig(ctx, pod, &req); err != nil {
+	req := c.createRequest(pod, sp)
+	if err := c.config.podConfig(ctx, pod, &req); err != nil {
 		var ce *configError
 		if !errors.As(err, &ce) {
 			return 0, fmt.Errorf("resolving the config of %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
 		// As a kubelet: the pod waits and the config is read again.
 		reason, message := ce.event()
-		n.warnOnce(ctx, pod, reason, message)
-		return configRetry, n.writeStatus(ctx, pod, waitingStatus(pod, ce.waiting(), ce.msg))
+		c.events.warnOnce(ctx, pod, reason, message)
+		return configRetry, c.writes.writeStatus(ctx, pod, waitingStatus(pod, ce.waiting(), ce.msg))
 	}
-	creds, err := n.registryCredentials(ctx, pod)
+	creds, err := c.config.registryCredentials(ctx, pod)
 	if err != nil {
-		n.warnOnce(ctx, pod, "FailedToRetrieveImagePullSecret", err.Error())
+		c.events.warnOnce(ctx, pod, "FailedToRetrieveImagePullSecret", err.Error())
 	}
 	req.ImageRegistryCredentials = creds
 	if sp.APIEvict {
 		req.Tags = append(req.Tags, eciapi.Tag{Key: TagAPIEvict, Value: "true"})
 	}
-	n.warnJobShape(ctx, pod, sp)
-	id, err := n.provider.Create(ctx, req)
+	c.warnJobShape(ctx, pod, sp)
+	id, err := c.provider.Create(ctx, req)
 	var reqErr *provider.RequestError
 	switch {
 	case errors.Is(err, provider.ErrNoStock) && errors.As(err, &reqErr):
-		n.recorder.Event(pod, corev1.EventTypeWarning, "SpotStockInsufficient", "No spot stock for the requested specs; the pod waits for stock (set k8s.aliyun.com/eci-spot-fallback: \"true\" to run pay-as-you-go instead)")
-		return stockRetry, n.writeStatus(ctx, pod, waitingStatus(pod, "WaitingForSpotStock", reqErr.Message))
+		c.events.Event(pod, corev1.EventTypeWarning, "SpotStockInsufficient", "No spot stock for the requested specs; the pod waits for stock (set k8s.aliyun.com/eci-spot-fallback: \"true\" to run pay-as-you-go instead)")
+		return stockRetry, c.writes.writeStatus(ctx, pod, waitingStatus(pod, "WaitingForSpotStock", reqErr.Message))
 	case errors.Is(err, provider.ErrBidBelowMarket) && errors.As(err, &reqErr):
-		n.recorder.Event(pod, corev1.EventTypeWarning, "SpotBidBelowMarket", reqErr.Message+"; the pod waits for the price to fall")
-		return stockRetry, n.writeStatus(ctx, pod, waitingStatus(pod, "WaitingForSpotPrice", reqErr.Message))
+		c.events.Event(pod, corev1.EventTypeWarning, "SpotBidBelowMarket", reqErr.Message+"; the pod waits for the price to fall")
+		return stockRetry, c.writes.writeStatus(ctx, pod, waitingStatus(pod, "WaitingForSpotPrice", reqErr.Message))
 	case errors.As(err, &reqErr) && reqErr.Status/100 == 4:
 		if reqErr.Field != nil {
-			return 0, n.invalidAnnotation(ctx, pod, reqErr.Field.Annotation())
+			return 0, c.invalidAnnotation(ctx, pod, reqErr.Field.Annotation())
 		}
-		n.warnOnce(ctx, pod, "ProviderCreateFailed", reqErr.Message)
-		return 0, n.writeStatus(ctx, pod, waitingStatus(pod, "ProviderCreateFailed", reqErr.Message))
+		c.events.warnOnce(ctx, pod, "ProviderCreateFailed", reqErr.Message)
+		return 0, c.writes.writeStatus(ctx, pod, waitingStatus(pod, "ProviderCreateFailed", reqErr.Message))
 	case err != nil:
 		return 0, fmt.Errorf("creating the instance of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	in, err := n.provider.Get(ctx, id)
+	in, err := c.provider.Get(ctx, id)
 	if err != nil || in == nil {
 		return time.Second, err // the next poll brings it
 	}
-	return n.updatePod(ctx, pod, in)
+	return c.updatePod(ctx, pod, in)
 }
 
 // invalidAnnotation keeps a pod waiting, with a Warning, for an annotation
 // that cannot be honoured.
-func (n *Node) invalidAnnotation(ctx context.Context, pod *corev1.Pod, msg string) error {
-	n.warnOnce(ctx, pod, ReasonInvalidAnnotation, msg+"; the pod will not run until it is recreated with a valid annotation")
-	return n.writeStatus(ctx, pod, waitingStatus(pod, ReasonInvalidAnnotation, msg))
+func (c *Controller) invalidAnnotation(ctx context.Context, pod *corev1.Pod, msg string) error {
+	c.events.warnOnce(ctx, pod, ReasonInvalidAnnotation, msg+"; the pod will not run until it is recreated with a valid annotation")
+	return c.writes.writeStatus(ctx, pod, waitingStatus(pod, ReasonInvalidAnnotation, msg))
 }
 
-func (n *Node) createRequest(pod *corev1.Pod, sp annotation.Spot) eciapi.CreateContainerGroupRequest {
+func (c *Controller) createRequest(pod *corev1.Pod, sp annotation.Spot) eciapi.CreateContainerGroupRequest {
 	req := eciapi.CreateContainerGroupRequest{
-		ContainerGroupName: groupName(pod), ClientToken: string(pod.UID), HostName: hostName(pod), ZoneId: n.cfg.Zone,
+		ContainerGroupName: groupName(pod), ClientToken: string(pod.UID), HostName: hostName(pod), ZoneId: c.cfg.Zone,
 		InstanceType: sp.Specs, SpotFallback: sp.Bid.Fallback, TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,
 		RestartPolicy: string(pod.Spec.RestartPolicy),
-		Tags: []eciapi.Tag{{Key: TagNode, Value: n.cfg.NodeName}, {Key: TagNamespace, Value: pod.Namespace}, {Key: TagPod, Value: pod.Name},
+		Tags: []eciapi.Tag{{Key: TagNode, Value: c.cfg.NodeName}, {Key: TagNamespace, Value: pod.Namespace}, {Key: TagPod, Value: pod.Name},
 			{Key: TagPodUID, Value: string(pod.UID)}},
 	}
 	if job := ownerJob(pod); job != nil {
@@ -225,41 +223,41 @@ func (n *Node) createRequest(pod *corev1.Pod, sp annotation.Spot) eciapi.CreateC
 
 // updatePod mirrors the instance into the pod: status, events, and the
 // eviction that api-evict asks for at the notice.
-func (n *Node) updatePod(ctx context.Context, pod *corev1.Pod, in *provider.Instance) (time.Duration, error) {
-	n.forwardContainerEvents(ctx, pod, in)
+func (c *Controller) updatePod(ctx context.Context, pod *corev1.Pod, in *provider.Instance) (time.Duration, error) {
+	c.events.forwardContainerEvents(ctx, pod, in)
 	for _, e := range in.Events {
 		switch {
 		case e.Reason == eciapi.ReasonSpotToBeReleased && !hasCondition(pod, ConditionInstanceExpired):
 			// The condition, written with the notice, marks the event as sent:
 			// no lookup of past events for the crowd a reclaim storm brings.
-			n.recorder.Event(pod, corev1.EventTypeWarning, e.Reason, e.Message)
+			c.events.Event(pod, corev1.EventTypeWarning, e.Reason, e.Message)
 		case e.Reason == eciapi.ReasonSpotDegraded:
-			n.warnOnce(ctx, pod, e.Reason, e.Message)
+			c.events.warnOnce(ctx, pod, e.Reason, e.Message)
 		case e.Reason == ReasonEvicted && e.Container == "":
-			n.warnOnce(ctx, pod, e.Reason, e.Message) // the kubelet's Warning Evicted
+			c.events.warnOnce(ctx, pod, e.Reason, e.Message) // the kubelet's Warning Evicted
 		}
 	}
 	if msg := ephemeralContainers(pod); msg != "" {
-		n.warnOnce(ctx, pod, ReasonForbiddenPodSpec, msg)
+		c.events.warnOnce(ctx, pod, ReasonForbiddenPodSpec, msg)
 	}
 	if in.Status == provider.StatusDeleted {
-		return n.checkVanished(ctx, pod)
+		return c.checkVanished(ctx, pod)
 	}
 	annotated := annotate(pod, in)
-	written, err := n.write(ctx, pod, podStatus(pod, in), annotated)
+	written, err := c.writes.write(ctx, pod, podStatus(pod, in), annotated)
 	if err != nil {
 		return 0, err
 	}
 	if annotated && written {
 		for _, e := range in.Events {
 			if e.Container == "" && e.Reason == eciapi.ReasonCreated {
-				n.recorder.Event(pod, corev1.EventTypeNormal, ReasonInstanceCreated, e.Message)
+				c.events.Event(pod, corev1.EventTypeNormal, ReasonInstanceCreated, e.Message)
 			}
 		}
 	}
 	// api-evict as asked at creation: later edits of the annotation change nothing.
 	if !in.NoticeTime.IsZero() && in.Status != provider.StatusExpired && in.Tags[TagAPIEvict] == "true" {
-		return n.evict(ctx, pod, in)
+		return c.evict(ctx, pod, in)
 	}
 	return 0, nil
 }
@@ -289,50 +287,25 @@ func annotate(pod *corev1.Pod, in *provider.Instance) bool {
 	return true
 }
 
-func (n *Node) writeStatus(ctx context.Context, pod *corev1.Pod, st corev1.PodStatus) error {
-	_, err := n.write(ctx, pod, st, false)
-	return err
-}
-
-// write writes st as pod's status, with pod's metadata when meta says it
-// changed, and reports whether it did: not when nothing changed, nor when
-// the pod changed or went meanwhile (a newer one is on its way through the
-// informer).
-func (n *Node) write(ctx context.Context, pod *corev1.Pod, st corev1.PodStatus, meta bool) (bool, error) {
-	if !meta && equality.Semantic.DeepEqual(pod.Status, st) {
-		return false, nil
-	}
-	pod.Status = st
-	updated, err := n.kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
-	if err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		return false, fmt.Errorf("writing status of %s/%s: %w", pod.Namespace, pod.Name, err)
-	}
-	n.wrote(updated)
-	return true, nil
-}
-
 // checkVanished fails a pod whose instance is gone (deleted behind the node's
 // back, or lost), after confirming it by ID: a poll may just be late.
-func (n *Node) checkVanished(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
+func (c *Controller) checkVanished(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
 	id := groupIDOf(pod)
-	in, err := n.provider.Get(ctx, id)
+	in, err := c.provider.Get(ctx, id)
 	if err != nil {
 		return 0, err
 	}
 	if in != nil && in.Status != provider.StatusDeleted {
-		return n.updatePod(ctx, pod, in)
+		return c.updatePod(ctx, pod, in)
 	}
-	n.warnOnce(ctx, pod, ReasonInstanceVanished, fmt.Sprintf("The container instance %s of the pod no longer exists", id))
-	return 0, n.writeStatus(ctx, pod, vanishedStatus(pod, time.Now()))
+	c.events.warnOnce(ctx, pod, ReasonInstanceVanished, fmt.Sprintf("The container instance %s of the pod no longer exists", id))
+	return 0, c.writes.writeStatus(ctx, pod, vanishedStatus(pod, time.Now()))
 }
 
 // evict asks the Eviction API to remove the pod before its instance is
 // released, with a grace period that ends before the release. A budget that
 // refuses is retried, and named in a Warning event.
-func (n *Node) evict(ctx context.Context, pod *corev1.Pod, in *provider.Instance) (time.Duration, error) {
+func (c *Controller) evict(ctx context.Context, pod *corev1.Pod, in *provider.Instance) (time.Duration, error) {
 	left := time.Until(in.ReleaseTime)
 	grace := int64(30)
 	if p := pod.Spec.TerminationGracePeriodSeconds; p != nil {
@@ -343,13 +316,13 @@ func (n *Node) evict(ctx context.Context, pod *corev1.Pod, in *provider.Instance
 	grace = max(1, min(grace, int64(math.Floor(left.Seconds()))))
 	ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace},
 		DeleteOptions: &metav1.DeleteOptions{GracePeriodSeconds: &grace, Preconditions: &metav1.Preconditions{UID: &pod.UID}}}
-	err := n.kube.PolicyV1().Evictions(pod.Namespace).Evict(ctx, ev)
+	err := c.kube.PolicyV1().Evictions(pod.Namespace).Evict(ctx, ev)
 	switch {
 	case err == nil, apierrors.IsNotFound(err):
-		n.log.Info("evicted for the spot release", "pod", pod.Namespace+"/"+pod.Name, "grace", grace)
+		c.log.Info("evicted for the spot release", "pod", pod.Namespace+"/"+pod.Name, "grace", grace)
 		return 0, nil
 	case apierrors.IsTooManyRequests(err):
-		n.recorder.Event(pod, corev1.EventTypeWarning, "SpotEvictionBlocked",
+		c.events.Event(pod, corev1.EventTypeWarning, "SpotEvictionBlocked",
 			fmt.Sprintf("Cannot evict the pod before the spot release (in %s): %s; retrying", left.Round(time.Second), budgetOf(err)))
 		return evictRetry, nil
 	}
@@ -374,7 +347,7 @@ func budgetOf(err error) string {
 // deletePod stops the instance of a pod being deleted, with the pod's grace
 // period, and removes the pod once its containers stopped (or the grace is
 // over), as a kubelet does.
-func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, in *provider.Instance) (time.Duration, error) {
+func (c *Controller) deletePod(ctx context.Context, pod *corev1.Pod, in *provider.Instance) (time.Duration, error) {
 	id := ""
 	if in != nil {
 		id = in.ID
@@ -384,14 +357,14 @@ func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, in *provider.Inst
 	var cur *provider.Instance
 	if id != "" {
 		var err error
-		cur, err = n.provider.Get(ctx, id)
+		cur, err = c.provider.Get(ctx, id)
 		if err != nil {
 			return 0, err
 		}
 		// Ended groups are deleted too, so that the node's polls forget them;
 		// deleting one twice is no error. Only a live one is waited for.
 		if cur != nil && cur.Status != provider.StatusDeleted {
-			if err := n.provider.Delete(ctx, id, pod.DeletionGracePeriodSeconds); err != nil && !errors.Is(err, provider.ErrNotFound) {
+			if err := c.provider.Delete(ctx, id, pod.DeletionGracePeriodSeconds); err != nil && !errors.Is(err, provider.ErrNotFound) {
 				return 0, fmt.Errorf("deleting instance %s: %w", id, err)
 			}
 			if !cur.Status.Ended() {
@@ -404,16 +377,16 @@ func (n *Node) deletePod(ctx context.Context, pod *corev1.Pod, in *provider.Inst
 	}
 	if p := pod.Status.Phase; p != corev1.PodSucceeded && p != corev1.PodFailed {
 		pod.Status = terminalStatus(pod, cur, time.Now())
-		if _, err := n.kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if _, err := c.kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return 0, fmt.Errorf("writing the last status of %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
 	}
-	err := n.kube.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+	err := c.kube.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: ptr(int64(0)), Preconditions: &metav1.Preconditions{UID: &pod.UID}})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return 0, fmt.Errorf("removing pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	n.forget(pod.UID)
+	c.events.forget(pod.UID)
 	return 0, nil
 }
 
@@ -429,44 +402,21 @@ func running(in *provider.Instance) bool {
 // deleteOrphans deletes the instances made for pod ns/name whose pod is
 // gone (deleted while the node was away): those of any UID but live's. Pods
 // are told apart by UID, never by name.
-func (n *Node) deleteOrphans(ctx context.Context, ns, name string, live types.UID) error {
-	n.mu.Lock()
+func (c *Controller) deleteOrphans(ctx context.Context, ns, name string, live types.UID) error {
+	c.mu.Lock()
 	var ids []string
-	for _, uid := range n.byPod[ns+"/"+name] {
+	for _, uid := range c.byPod[ns+"/"+name] {
 		if uid != live {
-			ids = append(ids, n.groups[uid].ID)
+			ids = append(ids, c.groups[uid].ID)
 		}
 	}
-	n.mu.Unlock()
+	c.mu.Unlock()
 	for _, id := range ids {
-		if err := n.provider.Delete(ctx, id, nil); err != nil && !errors.Is(err, provider.ErrNotFound) {
+		if err := c.provider.Delete(ctx, id, nil); err != nil && !errors.Is(err, provider.ErrNotFound) {
 			return fmt.Errorf("deleting orphan instance %s: %w", id, err)
 		}
 	}
 	return nil
-}
-
-// warnOnce sends a Warning event the first time, also across node restarts:
-// the events of earlier terms are looked up before the first one of a
-// reason.
-func (n *Node) warnOnce(ctx context.Context, obj object, reason, message string) {
-	if n.warned(obj.GetUID(), reason, true) || n.pastEventsOf(ctx, obj.GetNamespace(), obj.GetUID())[reason] {
-		return
-	}
-	n.recorder.Event(obj, corev1.EventTypeWarning, reason, message)
-}
-
-// warned says whether the Warning of reason was sent about uid already;
-// with mark, it counts as sent from now on.
-func (n *Node) warned(uid types.UID, reason string, mark bool) bool {
-	key := string(uid) + "/" + reason
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	done := n.emitted[key]
-	if mark {
-		n.emitted[key] = true
-	}
-	return done
 }
 
 // ownerJob is the Job that controls pod, if one does.
@@ -492,56 +442,24 @@ const ReasonSpotReclaimBackoff = "SpotReclaimBackoff"
 // each failed pod up to 10 minutes, even for failures its podFailurePolicy
 // ignores (kubernetes issue 130881). Only an Indexed Job with
 // backoffLimitPerIndex keeps that back-off per index.
-func (n *Node) warnJobShape(ctx context.Context, pod *corev1.Pod, sp annotation.Spot) {
+func (c *Controller) warnJobShape(ctx context.Context, pod *corev1.Pod, sp annotation.Spot) {
 	ref := ownerJob(pod)
-	if ref == nil || !sp.Bid.Spot() || n.warned(ref.UID, ReasonSpotReclaimBackoff, false) {
+	if ref == nil || !sp.Bid.Spot() || c.events.warned(ref.UID, ReasonSpotReclaimBackoff, false) {
 		return
 	}
-	job, err := n.kube.BatchV1().Jobs(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	job, err := c.kube.BatchV1().Jobs(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 	if err != nil || job.UID != ref.UID {
 		return // gone, or not readable: nothing to advise
 	}
 	indexed := job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion
 	if indexed && job.Spec.BackoffLimitPerIndex != nil {
-		n.warned(ref.UID, ReasonSpotReclaimBackoff, true) // a good shape: never look again
+		c.events.warned(ref.UID, ReasonSpotReclaimBackoff, true) // a good shape: never look again
 		return
 	}
-	n.warnOnce(ctx, job, ReasonSpotReclaimBackoff, "The pods of this Job run on spot instances, and a reclaim fails its pod: "+
+	c.events.warnOnce(ctx, job, ReasonSpotReclaimBackoff, "The pods of this Job run on spot instances, and a reclaim fails its pod: "+
 		"with this Job's shape every replacement waits out the Job's failure back-off (10 s, doubling with each failed pod, up to 10 minutes), "+
 		"even for failures that podFailurePolicy ignores, so a storm of reclaims can stop the Job for minutes. "+
 		"As an Indexed Job (completionMode: Indexed) with backoffLimitPerIndex, and podFailurePolicy Ignore on DisruptionTarget, "+
 		"each index waits only for its own reclaims; with the pod annotation k8s.aliyun.com/eci-spot-release-strategy: api-evict "+
 		"its replacement is made at the notice and runs before the instance is released")
-}
-
-// wrote keeps pod as the node just wrote it, until the informer brings it:
-// a sync meanwhile (another change of the pod, the instance's next change)
-// starts from it, where the informer's older copy would write again, in
-// conflict, or take a pod just given its instance for one without.
-func (n *Node) wrote(pod *corev1.Pod) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.written == nil {
-		n.written = map[string]*corev1.Pod{}
-	}
-	n.written[pod.Namespace+"/"+pod.Name] = pod
-}
-
-// latest is the newer of pod, the informer's copy of pod key (nil: gone),
-// and the one the node last wrote, not to be changed. Once the informer
-// has caught up, the node forgets what it wrote.
-func (n *Node) latest(key string, pod *corev1.Pod) *corev1.Pod {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	w := n.written[key]
-	if w == nil {
-		return pod
-	}
-	if pod != nil && w.UID == pod.UID {
-		if c, err := resourceversion.CompareResourceVersion(w.ResourceVersion, pod.ResourceVersion); err == nil && c > 0 {
-			return w
-		}
-	}
-	delete(n.written, key)
-	return pod
 }

@@ -1,4 +1,4 @@
-package vnode
+package podcontroller
 
 import (
 	"context"
@@ -88,12 +88,4 @@ func (w *watched) rootCA(ns string) (*corev1.ConfigMap, bool) {
 	}
 	cm, err := w.rootCAs.ConfigMaps(ns).Get(rootCAConfigMap)
 	return cm, err == nil
-}
-
-// masterServiceOf is the "kubernetes" Service: from the watch, else read.
-func (n *Node) masterServiceOf(ctx context.Context) (*corev1.Service, error) {
-	if svc, ok := n.watched.service(); ok {
-		return svc, nil
-	}
-	return getCached(ctx, n.kube.CoreV1().Services(metav1.NamespaceDefault).Get, masterService)
 }

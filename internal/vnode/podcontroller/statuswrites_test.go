@@ -1,4 +1,4 @@
-package vnode
+package podcontroller
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	k8stesting "k8s.io/client-go/testing"
@@ -53,6 +53,17 @@ func (p *oneProvider) set(in *provider.Instance) {
 	p.now[in.ID] = in
 }
 
+// testController is a Controller of node vk in a term that began at
+// termStart, with the pods of informer and the events to recorder, as Run
+// would make it.
+func testController(kube kubernetes.Interface, prov provider.Provider, informer cache.Indexer, recorder record.EventRecorder, termStart time.Time) *Controller {
+	c := New(Config{NodeName: "vk", Kube: kube, Provider: prov})
+	c.pods = corelisters.NewPodLister(informer)
+	c.events.EventRecorder = recorder
+	c.events.termStart = termStart
+	return c
+}
+
 // TestStatusWrites: a pod's instance's annotations go with its first
 // status, in one write, and an InstanceCreated event follows; the next
 // status, written while the informer still has the pod as it was before,
@@ -86,10 +97,7 @@ func TestStatusWrites(t *testing.T) {
 	informer.Add(pod)
 	prov := &oneProvider{now: map[string]*provider.Instance{}}
 	recorder := record.NewFakeRecorder(100)
-	n := &Node{cfg: Config{NodeName: "vk"}, kube: kube, provider: prov, pods: corelisters.NewPodLister(informer),
-		recorder: recorder, termStart: now.Add(-time.Hour), past: &pastEvents{byNS: map[string]*namespaceEvents{}},
-		groups: map[types.UID]*provider.Instance{}, fingerprint: map[types.UID]string{}, emitted: map[string]bool{},
-		forwarded: map[types.UID]map[string]bool{}}
+	n := testController(kube, prov, informer, recorder, now.Add(-time.Hour))
 	in := &provider.Instance{ID: "eci-uid-p", Status: provider.StatusPending, InstanceType: "ecs.g7.large", Created: now,
 		Containers: []provider.ContainerStatus{{Name: "main", State: provider.ContainerState{State: provider.ContainerWaiting, Reason: "ContainerCreating"}}},
 		Events:     []provider.Event{{Type: "Normal", Reason: eciapi.ReasonCreated, Message: "made in zone a"}}}
@@ -130,8 +138,8 @@ func TestStatusWrites(t *testing.T) {
 	if _, err := n.syncPod(ctx, "ns/p"); err != nil {
 		t.Fatal(err)
 	}
-	if len(writes) != 2 || len(n.written) != 0 || prov.creates != 1 {
-		t.Errorf("%d writes, %d pods kept, %d creates; want 2, none, 1", len(writes), len(n.written), prov.creates)
+	if len(writes) != 2 || len(n.writes.written) != 0 || prov.creates != 1 {
+		t.Errorf("%d writes, %d pods kept, %d creates; want 2, none, 1", len(writes), len(n.writes.written), prov.creates)
 	}
 	select {
 	case e := <-recorder.Events:

@@ -1,4 +1,4 @@
-package vnode
+package podcontroller
 
 import (
 	"context"
@@ -7,9 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
@@ -64,10 +62,7 @@ func TestInvalidAnnotationEvents(t *testing.T) {
 			informer.Add(pod)
 			prov := &refusingProvider{oneProvider: oneProvider{now: map[string]*provider.Instance{}}, err: c.refusal}
 			recorder := record.NewFakeRecorder(10)
-			n := &Node{cfg: Config{NodeName: "vk"}, kube: fake.NewClientset(pod), provider: prov, pods: corelisters.NewPodLister(informer),
-				recorder: recorder, termStart: time.Now().Add(-time.Hour), past: &pastEvents{byNS: map[string]*namespaceEvents{}},
-				groups: map[types.UID]*provider.Instance{}, fingerprint: map[types.UID]string{}, emitted: map[string]bool{},
-				forwarded: map[types.UID]map[string]bool{}}
+			n := testController(fake.NewClientset(pod), prov, informer, recorder, time.Now().Add(-time.Hour))
 			if _, err := n.createInstance(context.Background(), pod); err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +85,7 @@ func TestInvalidAnnotationEvents(t *testing.T) {
 // limit and the protection of a spot bid; nothing for NoSpot, whose
 // protection is moot.
 func TestCreateRequestSpot(t *testing.T) {
-	n := &Node{cfg: Config{NodeName: "vk"}}
+	n := New(Config{NodeName: "vk"})
 	for _, c := range []struct {
 		ann                             map[string]string
 		strategy, limit, duration, spec string
@@ -131,7 +126,7 @@ func TestCreateRequestZone(t *testing.T) {
 	pod := testPod()
 	pod.Namespace, pod.Name, pod.UID = "default", "pi", "uid-1"
 	for _, zone := range []string{"cn-hangzhou-i", ""} {
-		n := &Node{cfg: Config{NodeName: "vk", Zone: zone}}
+		n := New(Config{NodeName: "vk", Zone: zone})
 		if got := n.createRequest(pod, annotation.Spot{}).ZoneId; got != zone {
 			t.Errorf("node zone %q: ZoneId %q", zone, got)
 		}

@@ -1,8 +1,9 @@
-package vnode
+package podcontroller
 
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -15,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -55,49 +57,16 @@ func (e *configError) waiting() string {
 // does not set one, as the kubelet asks for.
 const defaultTokenExpiry = 3600
 
-// podConfig fills req's volumes and security context, and each container's
-// env, mounts and security context.
-func (n *Node) podConfig(ctx context.Context, pod *corev1.Pod, req *eciapi.CreateContainerGroupRequest) error {
-	src := &sources{n: n, ctx: ctx, pod: pod, configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
-	for _, v := range pod.Spec.Volumes {
-		vol, err := src.volume(v)
-		if err != nil {
-			return err
-		}
-		req.Volumes = append(req.Volumes, vol)
-	}
-	req.SecurityContext = podSecurity(pod)
-	for i, c := range pod.Spec.Containers {
-		env, ipEnv, err := src.env(c)
-		if err != nil {
-			return err
-		}
-		ec := &req.Containers[i]
-		ec.SecurityContext = containerSecurity(pod, c)
-		lookup := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
-		ec.EnvironmentVars = nil
-		for _, name := range sortedKeys(env) {
-			ec.EnvironmentVars = append(ec.EnvironmentVars, eciapi.EnvironmentVar{Key: name, Value: env[name]})
-		}
-		for _, name := range ipEnv {
-			ec.EnvironmentVars = append(ec.EnvironmentVars, eciapi.EnvironmentVar{Key: name, FieldRef: &eciapi.FieldRef{FieldPath: "status.podIP"}})
-		}
-		ec.Commands, ec.Args = expandAll(c.Command, lookup), expandAll(c.Args, lookup)
-		for _, m := range c.VolumeMounts {
-			sub := m.SubPath
-			if m.SubPathExpr != "" {
-				sub = expand(m.SubPathExpr, lookup)
-			}
-			ec.VolumeMounts = append(ec.VolumeMounts, eciapi.VolumeMount{Name: m.Name, MountPath: m.MountPath, SubPath: sub, ReadOnly: m.ReadOnly})
-		}
-	}
-	storageRequest(pod, req)
-	return nil
+// configReader reads what pods' configs refer to: from the term's watches
+// what nearly every pod reads (watched), the rest from the apiserver.
+type configReader struct {
+	kube    kubernetes.Interface
+	watched *watched // the term's; nil: read it
 }
 
 // sources reads, once per pod, the objects its config refers to.
 type sources struct {
-	n          *Node
+	r          *configReader
 	ctx        context.Context
 	pod        *corev1.Pod
 	configMaps map[string]*corev1.ConfigMap
@@ -110,12 +79,12 @@ func (s *sources) configMap(name string, optional *bool, reason string) (*corev1
 		return cm, nil
 	}
 	if name == rootCAConfigMap {
-		if cm, ok := s.n.watched.rootCA(s.pod.Namespace); ok {
+		if cm, ok := s.r.watched.rootCA(s.pod.Namespace); ok {
 			s.configMaps[name] = cm
 			return cm, nil
 		}
 	}
-	cm, err := getCached(s.ctx, s.n.kube.CoreV1().ConfigMaps(s.pod.Namespace).Get, name)
+	cm, err := getCached(s.ctx, s.r.kube.CoreV1().ConfigMaps(s.pod.Namespace).Get, name)
 	if apierrors.IsNotFound(err) {
 		if optional != nil && *optional {
 			return nil, nil
@@ -146,7 +115,7 @@ func (s *sources) secret(name string, optional *bool, reason string) (*corev1.Se
 	if sec, ok := s.secrets[name]; ok {
 		return sec, nil
 	}
-	sec, err := getCached(s.ctx, s.n.kube.CoreV1().Secrets(s.pod.Namespace).Get, name)
+	sec, err := getCached(s.ctx, s.r.kube.CoreV1().Secrets(s.pod.Namespace).Get, name)
 	if apierrors.IsNotFound(err) {
 		if optional != nil && *optional {
 			return nil, nil
@@ -166,7 +135,7 @@ const reasonConfig = "CreateContainerConfigError"
 // env in order with $(VAR) references to earlier variables; the names of the
 // variables that are the pod's IP come apart (known at start only).
 func (s *sources) env(c corev1.Container) (map[string]string, []string, error) {
-	env := s.n.masterServiceEnv(s.ctx)
+	env := s.r.masterServiceEnv(s.ctx)
 	service := sortedKeys(env)
 	own := map[string]bool{} // the names the pod sets
 	var ipEnv []string
@@ -492,7 +461,7 @@ func (s *sources) token(p *corev1.ServiceAccountTokenProjection) ([]eciapi.Confi
 	if sa == "" {
 		sa = "default"
 	}
-	tr, err := s.n.kube.CoreV1().ServiceAccounts(s.pod.Namespace).CreateToken(s.ctx, sa, &authenticationv1.TokenRequest{
+	tr, err := s.r.kube.CoreV1().ServiceAccounts(s.pod.Namespace).CreateToken(s.ctx, sa, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{Audiences: audiences, ExpirationSeconds: &expiry,
 			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: s.pod.Name, UID: s.pod.UID}},
 	}, metav1.CreateOptions{})
@@ -557,12 +526,52 @@ func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
+// podConfig fills req's volumes and security context, and each container's
+// env, mounts and security context.
+func (r *configReader) podConfig(ctx context.Context, pod *corev1.Pod, req *eciapi.CreateContainerGroupRequest) error {
+	src := &sources{r: r, ctx: ctx, pod: pod, configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
+	for _, v := range pod.Spec.Volumes {
+		vol, err := src.volume(v)
+		if err != nil {
+			return err
+		}
+		req.Volumes = append(req.Volumes, vol)
+	}
+	req.SecurityContext = podSecurity(pod)
+	for i, c := range pod.Spec.Containers {
+		env, ipEnv, err := src.env(c)
+		if err != nil {
+			return err
+		}
+		ec := &req.Containers[i]
+		ec.SecurityContext = containerSecurity(pod, c)
+		lookup := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
+		ec.EnvironmentVars = nil
+		for _, name := range sortedKeys(env) {
+			ec.EnvironmentVars = append(ec.EnvironmentVars, eciapi.EnvironmentVar{Key: name, Value: env[name]})
+		}
+		for _, name := range ipEnv {
+			ec.EnvironmentVars = append(ec.EnvironmentVars, eciapi.EnvironmentVar{Key: name, FieldRef: &eciapi.FieldRef{FieldPath: "status.podIP"}})
+		}
+		ec.Commands, ec.Args = expandAll(c.Command, lookup), expandAll(c.Args, lookup)
+		for _, m := range c.VolumeMounts {
+			sub := m.SubPath
+			if m.SubPathExpr != "" {
+				sub = expand(m.SubPathExpr, lookup)
+			}
+			ec.VolumeMounts = append(ec.VolumeMounts, eciapi.VolumeMount{Name: m.Name, MountPath: m.MountPath, SubPath: sub, ReadOnly: m.ReadOnly})
+		}
+	}
+	storageRequest(pod, req)
+	return nil
+}
+
 // masterServiceEnv is the environment a kubelet gives every container for
 // the "kubernetes" service, which in-cluster clients use to find the
 // apiserver (KUBERNETES_SERVICE_HOST and its kin); empty if it cannot be
 // read.
-func (n *Node) masterServiceEnv(ctx context.Context) map[string]string {
-	svc, err := n.masterServiceOf(ctx)
+func (r *configReader) masterServiceEnv(ctx context.Context) map[string]string {
+	svc, err := r.masterServiceOf(ctx)
 	env := map[string]string{}
 	if err != nil || svc.Spec.ClusterIP == "" || len(svc.Spec.Ports) == 0 {
 		return env
@@ -580,4 +589,67 @@ func (n *Node) masterServiceEnv(ctx context.Context) map[string]string {
 	}
 	env["KUBERNETES_PORT"] = strings.ToLower(string(svc.Spec.Ports[0].Protocol)) + "://" + ip + ":" + port
 	return env
+}
+
+// registryCredentials reads the pod's imagePullSecrets as registry logins,
+// as a kubelet does: each is a kubernetes.io/dockerconfigjson (or
+// dockercfg) secret in the pod's namespace.
+func (r *configReader) registryCredentials(ctx context.Context, pod *corev1.Pod) ([]eciapi.ImageRegistryCredential, error) {
+	var out []eciapi.ImageRegistryCredential
+	for _, ref := range pod.Spec.ImagePullSecrets {
+		secret, err := getCached(ctx, r.kube.CoreV1().Secrets(pod.Namespace).Get, ref.Name)
+		if err != nil {
+			//lint:ignore ST1005 the kubelet's own words, as kubectl describe shows them
+			return out, fmt.Errorf("Unable to retrieve some image pull secrets (%s); attempting to pull the image may not succeed: %w", ref.Name, err)
+		}
+		auths := map[string]dockerAuth{}
+		switch secret.Type {
+		case corev1.SecretTypeDockerConfigJson:
+			var cfg struct {
+				Auths map[string]dockerAuth `json:"auths"`
+			}
+			if err := json.Unmarshal(secret.Data[corev1.DockerConfigJsonKey], &cfg); err != nil {
+				return out, fmt.Errorf("image pull secret %s: %w", ref.Name, err)
+			}
+			auths = cfg.Auths
+		case corev1.SecretTypeDockercfg:
+			if err := json.Unmarshal(secret.Data[corev1.DockerConfigKey], &auths); err != nil {
+				return out, fmt.Errorf("image pull secret %s: %w", ref.Name, err)
+			}
+		default:
+			return out, fmt.Errorf("image pull secret %s is of type %s, not %s", ref.Name, secret.Type, corev1.SecretTypeDockerConfigJson)
+		}
+		for server, a := range auths {
+			user, pass := a.credentials()
+			out = append(out, eciapi.ImageRegistryCredential{Server: server, UserName: user, Password: pass})
+		}
+	}
+	return out, nil
+}
+
+// masterServiceOf is the "kubernetes" Service: from the watch, else read.
+func (r *configReader) masterServiceOf(ctx context.Context) (*corev1.Service, error) {
+	if svc, ok := r.watched.service(); ok {
+		return svc, nil
+	}
+	return getCached(ctx, r.kube.CoreV1().Services(metav1.NamespaceDefault).Get, masterService)
+}
+
+// dockerAuth is one entry of a Docker config file.
+type dockerAuth struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Auth     []byte `json:"auth"` // base64 of user:password
+}
+
+func (a dockerAuth) credentials() (string, string) {
+	if a.Username != "" || a.Password != "" {
+		return a.Username, a.Password
+	}
+	for i, c := range a.Auth {
+		if c == ':' {
+			return string(a.Auth[:i]), string(a.Auth[i+1:])
+		}
+	}
+	return "", ""
 }
