@@ -52,6 +52,17 @@
 // tasks by id, records the exits that happened meanwhile and queues what was
 // never started.
 //
+// # Parts
+//
+// Containerd is a facade over the instances' table (table.go) and parts that
+// each do one job, wired in New: the launcher (launch.go) brings instances
+// up with the images (pull.go) and the sandboxes (sandbox.go: cgroup,
+// volumes, network.go and ipam.go, /etc files; freed in teardown.go); the
+// exit watcher (exits.go) records ends from containerd's events and
+// resyncs, and restarts; the stopper (stop.go) signals and kills; outputs
+// (output.go) copy the containers' output into their logs; the storage
+// watcher (limits.go) measures and evicts.
+//
 // # Logs
 //
 // No process runs beside a container but its shim: as containerd's CRI

@@ -34,7 +34,7 @@ type ExecIO struct {
 // (user, environment, working directory, namespaces, limits), and returns
 // its exit code once it ended and its output was copied.
 func (r *Containerd) Exec(ctx context.Context, id, name string, cmd []string, sio ExecIO) (int, error) {
-	in, ok := r.get(id)
+	in, ok := r.table.get(id)
 	if !ok {
 		return 0, fmt.Errorf("instance %s: %w", id, ErrNotFound)
 	}

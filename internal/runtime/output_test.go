@@ -119,7 +119,7 @@ func TestNoProcessBesideContainer(t *testing.T) {
 	r := newRuntime(t)
 	start(t, r, Instance{ID: "lone", Containers: []Container{busybox("main", `sleep 3600`)}})
 	waitState(t, r, "lone", "main", StateRunning)
-	in, _ := r.get("lone")
+	in, _ := r.table.get("lone")
 	pid := in.pid(in.containers[0])
 	var shim int
 	for _, s := range daemon.Shims() {

@@ -20,7 +20,7 @@ func TestRootMountedInContainer(t *testing.T) {
 	r := newRuntime(t)
 	start(t, r, Instance{ID: "root", Containers: []Container{busybox("main", `echo hello > /written; sleep 3600`)}})
 	waitState(t, r, "root", "main", StateRunning)
-	in, _ := r.get("root")
+	in, _ := r.table.get("root")
 	pid := in.pid(in.containers[0])
 	upper := upperOfProcess(pid)
 	if upper == "" {
@@ -81,7 +81,7 @@ func TestNetworkAcrossRestart(t *testing.T) {
 	waitState(t, r1, "kept", "main", StateRunning)
 	waitState(t, r1, "lost", "main", StateRunning)
 	netns := func(r *Containerd, id string) string {
-		in, _ := r.get(id)
+		in, _ := r.table.get(id)
 		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", in.pid(in.containers[0])))
 		if err != nil {
 			t.Fatal(err)

@@ -477,10 +477,10 @@ func TestPullRefusesLoopback(t *testing.T) {
 // TestRegistryHostAllowed: the registries a reference may name on this
 // machine are the configured ones, whatever spelling of loopback it uses.
 func TestRegistryHostAllowed(t *testing.T) {
-	r := &Containerd{cfg: Config{Registries: Registries{Mirrors: map[string][]string{
+	im := &images{base: base{cfg: Config{Registries: Registries{Mirrors: map[string][]string{
 		"*":         {"http://127.0.0.1:5000"},
 		"docker.io": {"http://localhost:6000/mirror", "https://mirror.example"},
-	}}}}
+	}}}}}
 	for ref, ok := range map[string]bool{
 		"busybox": true,
 		"registry.cn-hangzhou.aliyuncs.com/eci_open/perl:5": true,
@@ -497,7 +497,7 @@ func TestRegistryHostAllowed(t *testing.T) {
 		"0.0.0.0:5000/x":                 false,
 		"LOCALHOST:2379/x":               false,
 	} {
-		err := r.checkRegistryHost(ref)
+		err := im.checkRegistryHost(ref)
 		if (err == nil) != ok {
 			t.Errorf("checkRegistryHost(%s) = %v, want allowed %v", ref, err, ok)
 		}
@@ -505,7 +505,7 @@ func TestRegistryHostAllowed(t *testing.T) {
 			t.Errorf("checkRegistryHost(%s) = %q", ref, err)
 		}
 	}
-	none := &Containerd{}
+	none := &images{}
 	if err := none.checkRegistryHost("127.0.0.1:5000/x"); err == nil || !strings.Contains(err.Error(), "no registry on loopback") {
 		t.Errorf("without a registry on loopback: %v", err)
 	}
@@ -571,7 +571,7 @@ func TestRemoveLeavesNothing(t *testing.T) {
 	if r.net.holds("gone") {
 		t.Error("the network namespace is still held")
 	}
-	for _, p := range []string{r.net.pinPath("gone"), r.instanceDir("gone"), "/sys/fs/cgroup/memory/spoteci/gone", "/sys/fs/cgroup/cpu/spoteci/gone"} {
+	for _, p := range []string{r.net.pinPath("gone"), r.table.instanceDir("gone"), "/sys/fs/cgroup/memory/spoteci/gone", "/sys/fs/cgroup/cpu/spoteci/gone"} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s is left", p)
 		}
@@ -585,10 +585,8 @@ func TestDestroySweepsOrphans(t *testing.T) {
 	r := newRuntime(t)
 	start(t, r, Instance{ID: "orphan", CPU: 1, Memory: 1 << 30, Containers: []Container{busybox("main", `sleep 3600`)}})
 	waitState(t, r, "orphan", "main", StateRunning)
-	r.mu.Lock()
-	delete(r.instances, "orphan")
-	delete(r.byCID, "orphan.0")
-	r.mu.Unlock()
+	in, _ := r.table.get("orphan")
+	r.table.remove(in)
 	if err := r.Destroy(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -675,8 +673,7 @@ func TestVolumes(t *testing.T) {
 // back-off, counting the restarts, keeping the previous run's end and log;
 // a success ends it. Never does not restart.
 func TestRestartPolicy(t *testing.T) {
-	r := newRuntime(t)
-	r.cfg.RestartBackoff = 200 * time.Millisecond
+	r := openRuntimeWith(t, t.TempDir(), func(cfg *Config) { cfg.RestartBackoff = 200 * time.Millisecond })
 	script := `echo run; if [ -e /data/ran ]; then echo second; exit 0; fi; touch /data/ran; echo first; exit 3`
 	start(t, r, Instance{ID: "again", RestartPolicy: RestartOnFailure, Volumes: []Volume{{Name: "data"}}, Containers: []Container{
 		{Name: "main", Image: "busybox", Command: []string{"sh", "-c", script}, Mounts: []Mount{{Volume: "data", Path: "/data"}}},
@@ -779,11 +776,11 @@ func TestContainerdKilled(t *testing.T) {
 // these machines reach no registry); one on loopback is asked directly,
 // over plain HTTP.
 func TestRegistryHosts(t *testing.T) {
-	r := &Containerd{cfg: Config{Registries: Registries{Mirrors: map[string][]string{
+	im := &images{base: base{cfg: Config{Registries: Registries{Mirrors: map[string][]string{
 		"*":         {"http://127.0.0.1:5000"},
 		"docker.io": {"https://mirror.example:443/base"},
-	}}}}
-	hosts := r.hosts(nil)
+	}}}}}
+	hosts := im.hosts(nil)
 	for _, tc := range []struct {
 		ref  string
 		want []string

@@ -60,7 +60,7 @@ func TestStopKillsWhenTheSignalIsLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Process.Kill()
-	in, _ := r.get("deaf")
+	in, _ := r.table.get("deaf")
 	in.mu.Lock()
 	in.containers[0].pid = other.Process.Pid
 	in.mu.Unlock()
