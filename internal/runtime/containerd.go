@@ -230,7 +230,7 @@ func (r *Containerd) recover(ctx context.Context) error {
 		}
 		r.table.add(in)
 		for _, c := range in.containers {
-			if in.state(c) == StateRunning {
+			if c.state() == StateRunning {
 				// Before the resync: the output of one that ended
 				// meanwhile is copied before its end is recorded.
 				r.outputs.attach(c)
@@ -302,12 +302,12 @@ func (r *Containerd) Log(id, name string, opts LogOptions) (io.ReadCloser, error
 	if c == nil {
 		return nil, fmt.Errorf("container %s/%s: %w", id, name, ErrNotFound)
 	}
-	restarts := in.containerStatus(c).RestartCount
+	restarts := c.status().RestartCount
 	ended := func() bool {
 		if _, ok := r.table.get(id); !ok {
 			return true
 		}
-		st := in.containerStatus(c)
+		st := c.status()
 		return st.State == StateTerminated || st.RestartCount != restarts // this run is over
 	}
 	if opts.Previous {
@@ -365,7 +365,7 @@ func (r *Containerd) Remove(ctx context.Context, id string) error {
 	err := r.sandboxes.free(ctx, in)
 	stopOutputs(in.containers)
 	for _, c := range in.containers {
-		in.setTerminated(c, 137, ReasonLost, "The instance was removed", time.Now()) // once: ended ones keep their end
+		c.setTerminated(137, ReasonLost, "The instance was removed", time.Now()) // once: ended ones keep their end
 	}
 	if err != nil {
 		return fmt.Errorf("removing instance %s: %w", id, err)

@@ -45,7 +45,7 @@ func (r *Containerd) Exec(ctx context.Context, id, name string, cmd []string, si
 	if len(cmd) == 0 {
 		return 0, errors.New("exec: no command")
 	}
-	if in.state(c) != StateRunning {
+	if c.state() != StateRunning {
 		return 0, fmt.Errorf("container %s of %s: %w", name, id, ErrNotRunning)
 	}
 	cont, err := r.client.LoadContainer(ctx, c.cid)

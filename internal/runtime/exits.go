@@ -115,7 +115,7 @@ func (e *exitWatcher) resync(ctx context.Context) {
 // records the same exit again from the stopped task.
 func (e *exitWatcher) taskExited(ctx context.Context, c *container, code int, at time.Time) {
 	in := c.in
-	if in.state(c) != StateRunning {
+	if c.state() != StateRunning {
 		return
 	}
 	e.outputs.drain(c) // the log whole before the end is recorded
@@ -128,17 +128,17 @@ func (e *exitWatcher) taskExited(ctx context.Context, c *container, code int, at
 	case code != 0:
 		reason = ReasonError
 	}
-	t := Termination{ExitCode: code, Reason: reason, Message: msg, StartedAt: in.containerStatus(c).StartedAt, FinishedAt: at}
+	t := Termination{ExitCode: code, Reason: reason, Message: msg, StartedAt: c.status().StartedAt, FinishedAt: at}
 	switch {
 	case in.stopping():
-	case in.restartAsked(c):
+	case c.restartAsked():
 		e.restartAfter(ctx, c, t, 0)
 		return
 	case in.spec.RestartPolicy.Restarts(code):
 		e.restart(ctx, c, t)
 		return
 	}
-	in.setTerminated(c, code, reason, msg, at)
+	c.setTerminated(code, reason, msg, at)
 	if !in.allTerminated() {
 		// The others run on: end this one's shim now, off the event
 		// stream (a delete takes the shim and runc tens of milliseconds).
@@ -159,7 +159,7 @@ func (e *exitWatcher) taskExited(ctx context.Context, c *container, code int, at
 // (CrashLoopBackOff) and then starts in place from a fresh copy of its image.
 func (e *exitWatcher) restart(ctx context.Context, c *container, t Termination) {
 	in := c.in
-	wait := RestartWait(e.cfg.RestartBackoff, in.containerStatus(c), t)
+	wait := RestartWait(e.cfg.RestartBackoff, c.status(), t)
 	in.event(Event{Type: "Warning", Reason: "BackOff", Container: c.name,
 		Message: fmt.Sprintf("Back-off restarting failed container %s in pod %s", c.name, in.spec.Hostname)})
 	e.restartAfter(ctx, c, t, wait)
@@ -172,16 +172,16 @@ func (e *exitWatcher) restartAfter(ctx context.Context, c *container, t Terminat
 	if err := deleteContainer(ctx, e.client, c.cid); err != nil {
 		e.log.Warn("deleting an ended container to restart it", "container", c.cid, "err", err)
 	}
-	c.in.setRestarting(c, t, wait)
+	c.setRestarting(t, wait)
 	e.launcher.retryLater(c.in.spec.ID, wait)
 }
 
 // lost records a container whose task vanished.
 func (e *exitWatcher) lost(c *container, why string) {
 	in := c.in
-	if in.state(c) != StateRunning {
+	if c.state() != StateRunning {
 		return
 	}
-	in.setTerminated(c, 137, ReasonLost, "The container could not be located: "+why, time.Now())
+	c.setTerminated(137, ReasonLost, "The container could not be located: "+why, time.Now())
 	e.sandboxes.ended(in)
 }

@@ -93,10 +93,10 @@ func (l *launcher) launch(in *instance) {
 	ready := map[*container]containerd.Image{}
 	var retry time.Duration
 	for i, c := range in.containers {
-		if in.state(c) != StateWaiting {
+		if c.state() != StateWaiting {
 			continue
 		}
-		if wait := in.waitFor(c); wait > 0 {
+		if wait := c.waitFor(); wait > 0 {
 			retry = wait // a restart's back-off
 			break
 		}
@@ -184,7 +184,7 @@ func (l *launcher) failAll(in *instance, msg string) {
 // startFailed ends a container that could not be created or started.
 func (l *launcher) startFailed(in *instance, c *container, msg string) {
 	in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + msg, Container: c.name})
-	in.setTerminated(c, 128, ReasonStartError, msg, time.Now())
+	c.setTerminated(128, ReasonStartError, msg, time.Now())
 	l.sandboxes.ended(in)
 }
 
@@ -203,7 +203,7 @@ func (l *launcher) startContainer(ctx context.Context, in *instance, c *containe
 	if errors.As(err, &ce) {
 		// As a kubelet: the container waits, and says why.
 		in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + ce.msg, Container: c.name})
-		in.setWaiting(c, ReasonCreateConfigError, ce.msg)
+		c.setWaiting(ReasonCreateConfigError, ce.msg)
 		return err
 	}
 	if err != nil {
@@ -239,7 +239,7 @@ func (l *launcher) startContainer(ctx context.Context, in *instance, c *containe
 		return err
 	}
 	in.event(Event{Type: "Normal", Reason: "Started", Message: "Started container " + c.name, Container: c.name})
-	if !in.setRunning(c, img.Target().Digest.String(), int(task.Pid()), time.Now()) {
+	if !c.setRunning(img.Target().Digest.String(), int(task.Pid()), time.Now()) {
 		l.stopper.signal(c, stopSignal(in))
 	}
 	return nil

@@ -284,7 +284,7 @@ func (w *storageWatcher) upper(ctx context.Context, c *container, started time.T
 	if u, ok := w.uppers[c.cid]; ok && u.started.Equal(started) {
 		return u.path, nil
 	}
-	if dir := upperOfProcess(c.in.pid(c)); dir != "" {
+	if dir := upperOfProcess(c.runningPID()); dir != "" {
 		w.uppers[c.cid] = upperDir{started: started, path: dir}
 		return dir, nil
 	}
@@ -357,7 +357,7 @@ func logsUsage(c *container) int64 {
 func (w *storageWatcher) measure(ctx context.Context, in *instance, ceiling int64) (storageUsage, error) {
 	u := storageUsage{containers: map[string]int64{}, volumes: map[string]int64{}}
 	for _, c := range in.containers {
-		st := in.containerStatus(c)
+		st := c.status()
 		n := logsUsage(c)
 		if st.State == StateRunning {
 			dir, err := w.upper(ctx, c, st.StartedAt)

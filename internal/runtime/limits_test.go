@@ -385,7 +385,7 @@ dd if=/dev/zero of=/mem/fill bs=1048576 count=32 2>&1; echo written; sleep 3600`
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := upperOfProcess(in.pid(c)); got == "" || !slices.Contains(mounts[0].Options, "upperdir="+got) {
+	if got := upperOfProcess(c.runningPID()); got == "" || !slices.Contains(mounts[0].Options, "upperdir="+got) {
 		t.Errorf("upper folder %q from the process, containerd mounts %+v", got, mounts)
 	}
 }

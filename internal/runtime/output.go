@@ -211,7 +211,7 @@ func (o *output) wait(d time.Duration) bool {
 // an earlier run (if any) has ended: two readers of one FIFO would split
 // the output between them.
 func (outs *outputs) fresh(c *container) (*output, error) {
-	if old := c.in.setOutput(c, nil); old != nil {
+	if old := c.setOutput(nil); old != nil {
 		old.stop()
 	}
 	return outs.open(c, true)
@@ -222,7 +222,7 @@ func (outs *outputs) fresh(c *container) (*output, error) {
 // no FIFOs (made by a spoteci that logged through spoteci-logger) is left
 // to that logger.
 func (outs *outputs) attach(c *container) {
-	if o := c.in.output(c); o != nil {
+	if o := c.output(); o != nil {
 		select {
 		case <-o.done:
 		default:
@@ -243,7 +243,7 @@ func (outs *outputs) attach(c *container) {
 // run starts o as the output of c.
 func (outs *outputs) run(c *container, o *output) {
 	o.start(outs.log, c)
-	if old := c.in.setOutput(c, o); old != nil {
+	if old := c.setOutput(o); old != nil {
 		old.stop()
 	}
 }
@@ -251,7 +251,7 @@ func (outs *outputs) run(c *container, o *output) {
 // drain waits, boundedly, until the output of c (which ended) is all
 // in its log, so that its log is whole once its end is recorded.
 func (outs *outputs) drain(c *container) {
-	if o := c.in.output(c); o != nil && !o.wait(outputDrain) {
+	if o := c.output(); o != nil && !o.wait(outputDrain) {
 		outs.log.Warn("the output of an ended container is still open; recording its end", "container", c.cid)
 	}
 }
@@ -259,22 +259,22 @@ func (outs *outputs) drain(c *container) {
 // stopOutputs ends the copies of the given containers (they run on).
 func stopOutputs(cs []*container) {
 	for _, c := range cs {
-		if o := c.in.setOutput(c, nil); o != nil {
+		if o := c.setOutput(nil); o != nil {
 			o.stop()
 		}
 	}
 }
 
-func (in *instance) output(c *container) *output {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+func (c *container) output() *output {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
 	return c.out
 }
 
 // setOutput makes o the output of c and returns the one before.
-func (in *instance) setOutput(c *container, o *output) *output {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+func (c *container) setOutput(o *output) *output {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
 	old := c.out
 	c.out = o
 	return old

@@ -120,7 +120,7 @@ func TestNoProcessBesideContainer(t *testing.T) {
 	start(t, r, Instance{ID: "lone", Containers: []Container{busybox("main", `sleep 3600`)}})
 	waitState(t, r, "lone", "main", StateRunning)
 	in, _ := r.table.get("lone")
-	pid := in.pid(in.containers[0])
+	pid := in.containers[0].runningPID()
 	var shim int
 	for _, s := range daemon.Shims() {
 		if i := slices.Index(s.Args, "-id"); i >= 0 && i+1 < len(s.Args) && s.Args[i+1] == "lone.0" {

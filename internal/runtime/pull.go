@@ -40,7 +40,7 @@ func (im *images) image(ctx context.Context, in *instance, c *container, spec Co
 	if err != nil {
 		msg := fmt.Sprintf("Failed to apply default image tag %q: couldn't parse image name %q: %v", spec.Image, spec.Image, err)
 		in.event(Event{Type: "Warning", Reason: "InspectFailed", Message: msg, Container: c.name})
-		in.setWaiting(c, "InvalidImageName", msg)
+		c.setWaiting("InvalidImageName", msg)
 		return nil, 0, errWaits
 	}
 	ref := named.String()
@@ -61,7 +61,7 @@ func (im *images) image(ctx context.Context, in *instance, c *container, spec Co
 		if policy == PullNever {
 			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", spec.Image)
 			in.event(Event{Type: "Warning", Reason: "ErrImageNeverPull", Message: msg, Container: c.name})
-			in.setWaiting(c, ReasonErrImageNeverPull, msg)
+			c.setWaiting(ReasonErrImageNeverPull, msg)
 			return nil, 0, errWaits
 		}
 	}
@@ -72,11 +72,11 @@ func (im *images) image(ctx context.Context, in *instance, c *container, spec Co
 		if ctx.Err() != nil {
 			return nil, 0, ctx.Err()
 		}
-		backoff := in.nextBackoff(c.name, im.cfg.PullBackoff)
+		backoff := c.nextPullBackoff(im.cfg.PullBackoff)
 		msg := fmt.Sprintf("Failed to pull image %q: %v", spec.Image, err)
 		in.event(Event{Type: "Warning", Reason: "Failed", Message: msg, Container: c.name})
 		in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + ReasonErrImagePull, Container: c.name})
-		in.setWaiting(c, ReasonErrImagePull, msg)
+		c.setWaiting(ReasonErrImagePull, msg)
 		// As a kubelet: ErrImagePull once, then ImagePullBackOff until the
 		// next try.
 		time.AfterFunc(min(2*time.Second, backoff/2), func() {
@@ -85,11 +85,11 @@ func (im *images) image(ctx context.Context, in *instance, c *container, spec Co
 			}
 			in.event(Event{Type: "Normal", Reason: "BackOff", Message: fmt.Sprintf("Back-off pulling image %q", spec.Image), Container: c.name})
 			in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + ReasonImagePullBackOff, Container: c.name})
-			in.setWaiting(c, ReasonImagePullBackOff, fmt.Sprintf("Back-off pulling image %q: %s: %v", spec.Image, ReasonErrImagePull, err))
+			c.setWaiting(ReasonImagePullBackOff, fmt.Sprintf("Back-off pulling image %q: %s: %v", spec.Image, ReasonErrImagePull, err))
 		})
 		return nil, backoff, nil
 	}
-	in.resetBackoff(c.name)
+	c.resetPullBackoff()
 	size, _ := img.Size(ctx)
 	took := time.Since(start).Round(time.Millisecond)
 	in.event(Event{Type: "Normal", Reason: "Pulled", Container: c.name,

@@ -21,7 +21,7 @@ func TestRootMountedInContainer(t *testing.T) {
 	start(t, r, Instance{ID: "root", Containers: []Container{busybox("main", `echo hello > /written; sleep 3600`)}})
 	waitState(t, r, "root", "main", StateRunning)
 	in, _ := r.table.get("root")
-	pid := in.pid(in.containers[0])
+	pid := in.containers[0].runningPID()
 	upper := upperOfProcess(pid)
 	if upper == "" {
 		t.Fatalf("the container's root is not an overlay: %s", readFile(t, "/proc/"+strconv.Itoa(pid)+"/mountinfo"))
@@ -82,7 +82,7 @@ func TestNetworkAcrossRestart(t *testing.T) {
 	waitState(t, r1, "lost", "main", StateRunning)
 	netns := func(r *Containerd, id string) string {
 		in, _ := r.table.get(id)
-		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", in.pid(in.containers[0])))
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", in.containers[0].runningPID()))
 		if err != nil {
 			t.Fatal(err)
 		}

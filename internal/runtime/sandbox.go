@@ -171,7 +171,7 @@ func (s *sandboxes) adoptNetworks(ctx context.Context, instances []*instance) {
 		}
 		for _, c := range in.containers {
 			pid, ok := pids[c.cid]
-			if !ok || in.state(c) != StateRunning {
+			if !ok || c.state() != StateRunning {
 				continue
 			}
 			err := s.net.adoptNetNS(id, pid, containerCgroup(id, c.name))

@@ -39,7 +39,7 @@ func (s *stopper) stopRunning(in *instance) {
 		in.launchMu.Unlock()
 	}
 	for _, c := range in.containers {
-		if in.state(c) != StateRunning {
+		if c.state() != StateRunning {
 			continue
 		}
 		in.event(Event{Type: "Normal", Reason: "Killing", Message: "Stopping container " + c.name, Container: c.name})
@@ -51,7 +51,7 @@ func (s *stopper) stopRunning(in *instance) {
 	}
 	s.sandboxes.ended(in)
 	s.wg.Go(func() {
-		s.killAt(deadline, in.containers, func(c *container) bool { return in.state(c) == StateRunning })
+		s.killAt(deadline, in.containers, func(c *container) bool { return c.state() == StateRunning })
 	})
 }
 
@@ -60,15 +60,15 @@ func (s *stopper) stopRunning(in *instance) {
 // watcher sees to it); an ended one starts again at once.
 func (s *stopper) restart(ctx context.Context, in *instance, grace time.Duration) {
 	for _, c := range in.containers {
-		st := in.containerStatus(c)
+		st := c.status()
 		switch st.State {
 		case StateRunning:
-			if !in.askRestart(c) {
+			if !c.askRestart() {
 				continue
 			}
 			in.event(Event{Type: "Normal", Reason: "Killing", Container: c.name, Message: "Stopping container " + c.name + " to restart it"})
 			s.signal(c, syscall.SIGTERM)
-			s.wg.Go(func() { s.killAt(time.Now().Add(max(grace, 0)), []*container{c}, in.restartAsked) })
+			s.wg.Go(func() { s.killAt(time.Now().Add(max(grace, 0)), []*container{c}, (*container).restartAsked) })
 		case StateTerminated:
 			s.exits.restartAfter(ctx, c, Termination{ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt}, 0)
 		}
@@ -111,7 +111,7 @@ func (s *stopper) killAt(deadline time.Time, cs []*container, needs func(*contai
 // signal sends sig to the first process of c, directly when its pid is
 // known (see signal.go), else through containerd.
 func (s *stopper) signal(c *container, sig syscall.Signal) {
-	if pid := c.in.pid(c); pid > 0 {
+	if pid := c.runningPID(); pid > 0 {
 		err := signalProcess(pid, containerCgroup(c.in.spec.ID, c.name), sig)
 		if err == nil || errors.Is(err, errNotOurs) {
 			return // ended: containerd reports its exit

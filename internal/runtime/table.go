@@ -88,7 +88,7 @@ func (t *table) running() []*container {
 	defer t.mu.Unlock()
 	var running []*container
 	for _, c := range t.byCID {
-		if c.in.state(c) == StateRunning {
+		if c.state() == StateRunning {
 			running = append(running, c)
 		}
 	}
