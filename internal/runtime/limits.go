@@ -8,13 +8,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
@@ -318,18 +318,19 @@ func upperOfProcess(pid int) string {
 	if pid <= 0 {
 		return ""
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/mountinfo")
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/mountinfo")
 	if err != nil {
 		return ""
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - TYPE SOURCE SUPEROPTIONS
-		fields := strings.Fields(line)
-		sep := slices.Index(fields, "-")
-		if len(fields) < 5 || fields[4] != "/" || sep < 0 || len(fields) < sep+4 || fields[sep+1] != "overlay" {
-			continue
-		}
-		for _, o := range strings.Split(fields[sep+3], ",") {
+	defer f.Close()
+	roots, err := mountinfo.GetMountsFromReader(f, func(m *mountinfo.Info) (skip, stop bool) {
+		return m.Mountpoint != "/" || m.FSType != "overlay", false
+	})
+	if err != nil {
+		return ""
+	}
+	for _, m := range roots {
+		for _, o := range strings.Split(m.VFSOptions, ",") {
 			if v, ok := strings.CutPrefix(o, "upperdir="); ok {
 				return v
 			}

@@ -480,11 +480,9 @@ func (n *network) adoptNetNS(id string, pid int, cg string) error {
 		return fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
 	defer unix.Close(pidfd)
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
+	if in, err := inCgroup(pid, cg); err != nil {
 		return err
-	}
-	if !inCgroup(b, cg) {
+	} else if !in {
 		return errNotOurs
 	}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
