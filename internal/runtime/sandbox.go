@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // sandboxes sets up and frees what the containers of an instance share: its
@@ -207,12 +208,13 @@ func deleteContainer(ctx context.Context, client *containerd.Client, cid string)
 	}
 	// Under load a shim's connection can close in the middle of a delete
 	// ("ttrpc: closed"): ask again, from loading the task, a few times.
-	for attempt := 0; ; attempt++ {
+	retries := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Steps: 5}
+	werr := wait.ExponentialBackoffWithContext(ctx, retries, func(ctx context.Context) (bool, error) {
 		err = deleteTask(ctx, client, cont)
-		if err == nil || attempt == 4 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+		return err == nil, nil
+	})
+	if err == nil {
+		err = werr // ctx ended before the first try
 	}
 	if err != nil {
 		return fmt.Errorf("deleting task of %s: %w", cid, err)

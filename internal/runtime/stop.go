@@ -3,10 +3,12 @@ package runtime
 import (
 	"context"
 	"errors"
+	"math"
 	"syscall"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // stopper ends containers: SIGTERM to each container's first process and
@@ -80,8 +82,9 @@ func (s *stopper) restart(ctx context.Context, in *instance, grace time.Duration
 // the way (a shim that did not answer) must not leave a pod Terminating or
 // a restart undone.
 func (s *stopper) killAt(deadline time.Time, cs []*container, needs func(*container) bool) {
+	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Cap: 10 * time.Second, Steps: math.MaxInt}
 	next, retry := deadline, false
-	for backoff := time.Second; ; backoff = min(2*backoff, 10*time.Second) {
+	for {
 		t := time.NewTimer(time.Until(next))
 		select {
 		case <-s.ctx.Done():
@@ -104,7 +107,7 @@ func (s *stopper) killAt(deadline time.Time, cs []*container, needs func(*contai
 		if !left {
 			return
 		}
-		next, retry = time.Now().Add(backoff), true
+		next, retry = time.Now().Add(backoff.Step()), true
 	}
 }
 
