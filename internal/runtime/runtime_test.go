@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/spoteci/spoteci/internal/runtime/daemon"
 	"github.com/spoteci/spoteci/internal/runtime/runtimetest"
 )
@@ -87,34 +89,39 @@ func start(t testing.TB, r *Containerd, in Instance) {
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := poll(timeout, func() (bool, error) { return cond(), nil }); err != nil {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
 	}
 }
 
 // waitState waits until container name of id is in state and returns its status.
 func waitState(t testing.TB, r *Containerd, id, name string, state State) ContainerStatus {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		st, err := r.Status(id)
-		if err != nil {
-			t.Fatal(err)
+	var st Status
+	var found ContainerStatus
+	err := poll(time.Minute, func() (bool, error) {
+		var err error
+		if st, err = r.Status(id); err != nil {
+			return false, err
 		}
 		for _, c := range st.Containers {
 			if c.Name == name && c.State == state {
-				return c
+				found = c
+				return true, nil
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 1m waiting for %s/%s %s; last status %+v", id, name, state, st)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s/%s %s: %v; last status %+v", id, name, state, err, st)
 	}
+	return found
+}
+
+// poll asks cond every 20 ms until it holds, for timeout at most.
+func poll(timeout time.Duration, cond func() (bool, error)) error {
+	return wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, timeout, true,
+		func(context.Context) (bool, error) { return cond() })
 }
 
 func readLog(t testing.TB, r *Containerd, id, name string) string {
