@@ -179,7 +179,7 @@ func wire(b base, netw *network) *Containerd {
 	t := newTable(filepath.Join(b.cfg.Dir, instancesDir))
 	r := &Containerd{
 		base: b, table: t, net: netw, pidMax: hostPidMax(),
-		launcher:  &launcher{base: b, table: t, net: netw, queue: make(chan string, 1<<16), launches: launches},
+		launcher:  &launcher{base: b, table: t, netns: netw.netns, queue: make(chan string, 1<<16), launches: launches},
 		images:    &images{base: b},
 		sandboxes: &sandboxes{base: b, table: t, net: netw, launches: launches, teardowns: make(chan struct{}, b.cfg.Launchers)},
 		exits:     &exitWatcher{base: b, table: t},
@@ -202,7 +202,7 @@ func (r *Containerd) Close() error {
 	r.cancel()
 	r.wg.Wait()
 	stopOutputs(r.table.containers())
-	r.net.closeAll()
+	r.net.netns.closeAll()
 	return r.client.Close()
 }
 

@@ -57,11 +57,12 @@
 // Containerd is a facade over the instances' table (table.go) and parts that
 // each do one job, wired in New: the launcher (launch.go) brings instances
 // up with the images (pull.go) and the sandboxes (sandbox.go: cgroup,
-// volumes, network.go and ipam.go, /etc files; freed in teardown.go); the
-// exit watcher (exits.go) records ends from containerd's events and
-// resyncs, and restarts; the stopper (stop.go) signals and kills; outputs
-// (output.go) copy the containers' output into their logs; the storage
-// watcher (limits.go) measures and evicts.
+// volumes, /etc files and the network: network.go with the CNI plugins,
+// netns.go, ipam.go and firewall.go; freed in teardown.go); the exit
+// watcher (exits.go) records ends from containerd's events and resyncs, and
+// restarts; the stopper (stop.go) signals and kills; outputs (output.go)
+// copy the containers' output into their logs; the storage watcher
+// (limits.go) measures and evicts.
 //
 // # Logs
 //

@@ -35,7 +35,7 @@ const (
 type launcher struct {
 	base
 	table     *table
-	net       *network
+	netns     *netnsHolder // the sandboxes' network namespaces
 	images    *images
 	sandboxes *sandboxes
 	outputs   *outputs
@@ -258,7 +258,7 @@ func (l *launcher) dropIfStale(ctx context.Context, in *instance, cont container
 	if err != nil {
 		return err
 	}
-	want, _ := l.net.nsPath(in.spec.ID)
+	want, _ := l.netns.nsPath(in.spec.ID)
 	if spec.Linux != nil {
 		for _, ns := range spec.Linux.Namespaces {
 			if ns.Type == specs.NetworkNamespace && ns.Path == want {
@@ -355,7 +355,7 @@ func (l *launcher) createContainer(ctx context.Context, in *instance, c *contain
 		return nil, err
 	}
 	ip := in.status().IP
-	netns, ok := l.net.nsPath(in.spec.ID)
+	netns, ok := l.netns.nsPath(in.spec.ID)
 	if !ok {
 		// Let go by a teardown meanwhile: runc would make an empty one.
 		return nil, fmt.Errorf("the network namespace of %s is gone", in.spec.ID)

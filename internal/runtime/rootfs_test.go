@@ -95,7 +95,7 @@ func TestNetworkAcrossRestart(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond)
 
 	r2 := openRuntimeWith(t, dir, fast)
-	if !r2.net.holds("kept") {
+	if !r2.net.netns.holds("kept") {
 		t.Fatal("the restarted runtime does not hold the namespace of the running instance")
 	}
 	if err := r2.Restart(context.Background(), "kept", time.Second); err != nil {

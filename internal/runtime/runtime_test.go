@@ -575,10 +575,10 @@ func TestRemoveLeavesNothing(t *testing.T) {
 	if _, err := r.client.LoadContainer(r.ctx, "gone.0"); err == nil {
 		t.Error("the containerd container is left")
 	}
-	if r.net.holds("gone") {
+	if r.net.netns.holds("gone") {
 		t.Error("the network namespace is still held")
 	}
-	for _, p := range []string{r.net.pinPath("gone"), r.table.instanceDir("gone"), "/sys/fs/cgroup/memory/spoteci/gone", "/sys/fs/cgroup/cpu/spoteci/gone"} {
+	for _, p := range []string{r.net.netns.pinPath("gone"), r.table.instanceDir("gone"), "/sys/fs/cgroup/memory/spoteci/gone", "/sys/fs/cgroup/cpu/spoteci/gone"} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s is left", p)
 		}

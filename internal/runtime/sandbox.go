@@ -164,7 +164,7 @@ func (s *sandboxes) adoptNetworks(ctx context.Context, instances []*instance) {
 	}
 	for _, in := range instances {
 		id := in.spec.ID
-		if took, err := s.net.takeOverPin(id); took || err != nil {
+		if took, err := s.net.netns.takeOverPin(id); took || err != nil {
 			if err != nil {
 				s.log.Warn("taking over the network namespace of an instance", "instance", id, "err", err)
 			}
@@ -175,7 +175,7 @@ func (s *sandboxes) adoptNetworks(ctx context.Context, instances []*instance) {
 			if !ok || c.state() != StateRunning {
 				continue
 			}
-			err := s.net.adoptNetNS(id, pid, containerCgroup(id, c.name))
+			err := s.net.netns.adoptNetNS(id, pid, containerCgroup(id, c.name))
 			if err == nil {
 				break
 			}

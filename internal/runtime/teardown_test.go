@@ -51,12 +51,12 @@ func TestTeardownAfterLaunches(t *testing.T) {
 	start(t, r, Instance{ID: "done", Containers: []Container{busybox("main", `exit 0`)}})
 	waitState(t, r, "done", "main", StateTerminated)
 	time.Sleep(500 * time.Millisecond)
-	if freed("done.0") || !r.net.holds("done") {
+	if freed("done.0") || !r.net.netns.holds("done") {
 		t.Fatal("the sandbox was freed while a launch waited")
 	}
 	r.launcher.launches.add(-1)
 	waitFor(t, 10*time.Second, "the sandbox freed once no launch waits", func() bool {
-		return freed("done.0") && !r.net.holds("done")
+		return freed("done.0") && !r.net.netns.holds("done")
 	})
 
 	// A machine that never stops launching frees sandboxes all the same.
