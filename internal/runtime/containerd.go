@@ -246,7 +246,7 @@ func (r *Containerd) recover(ctx context.Context) error {
 	for _, ended := range []bool{false, true} {
 		for _, in := range all {
 			if in.allTerminated() == ended {
-				r.net.ipam.restore(in.spec.ID, in.lastIP())
+				r.net.ipam.Restore(in.spec.ID, in.lastIP())
 			}
 		}
 	}

@@ -17,12 +17,13 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/spoteci/spoteci/internal/atomicfile"
+	"github.com/spoteci/spoteci/internal/runtime/ipam"
 )
 
 // Each instance is one network namespace, held by the runtime (so it
 // outlives every process in it, as a pod sandbox does; see nsPath), plugged
 // into the host by the standard CNI plugins (ptp and static, Debian's
-// containernetworking-plugins, with the address from ipam.go): its own IP,
+// containernetworking-plugins, with the address from package ipam): its own IP,
 // reachable from the host, shared by its containers.
 
 // cniPluginDirs are where the CNI plugins are looked for.
@@ -68,7 +69,7 @@ type network struct {
 
 	rules *hostRules   // forwards and firewall (firewall.go)
 	netns *netnsHolder // the instances' network namespaces (netns.go)
-	ipam  *ipam        // the instances' addresses (ipam.go)
+	ipam  *ipam.Book   // the instances' addresses
 }
 
 func newNetwork(dir string, forwards []Forward) (*network, error) {
@@ -81,7 +82,7 @@ func newNetwork(dir string, forwards []Forward) (*network, error) {
 		"name":       n.Name,
 		"plugins": []any{map[string]any{
 			"type": "ptp", "ipMasq": false,
-			// The address comes from the runtime (ipam.go), in CNI_ARGS.
+			// The address comes from the runtime (package ipam), in CNI_ARGS.
 			"ipam": map[string]any{
 				"type":   "static",
 				"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
@@ -96,7 +97,7 @@ func newNetwork(dir string, forwards []Forward) (*network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CNI configuration: %w", err)
 	}
-	addrs, err := newIPAM(n.Subnet)
+	addrs, err := ipam.New(n.Subnet)
 	if err != nil {
 		return nil, err
 	}
@@ -213,11 +214,11 @@ func (n *network) setUp(ctx context.Context, id, ip string, clock *launchClock) 
 		res = nil
 	}
 	if res == nil {
-		addr, err := n.ipam.lease(id, ip)
+		addr, err := n.ipam.Lease(id, ip)
 		if err != nil {
 			return "", fmt.Errorf("network of %s: %w", id, err)
 		}
-		rt.Args = [][2]string{{"IgnoreUnknown", "1"}, {"IP", n.ipam.cidr(addr)}, {"GATEWAY", n.ipam.gateway.String()}}
+		rt.Args = [][2]string{{"IgnoreUnknown", "1"}, {"IP", n.ipam.CIDR(addr)}, {"GATEWAY", n.ipam.Gateway().String()}}
 		if res, err = n.cni.AddNetworkList(ctx, n.list, rt); err != nil {
 			return "", fmt.Errorf("network of %s: %w", id, err)
 		}
@@ -265,6 +266,6 @@ func (n *network) tearDown(ctx context.Context, id string) error {
 	if f != nil {
 		f.Close()
 	}
-	n.ipam.release(id)
+	n.ipam.Release(id)
 	return unpin(pin)
 }
