@@ -43,7 +43,7 @@ bench: build kube images kwok kubelet
 	$(GO) test -run '^$$' -bench 'DescribePaged|ProviderList' -benchtime 20x -count 3 ./internal/eci | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench LogStream200MB -benchtime 3x ./internal/eci | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench DescribeWhileCreating -benchtime 1x -count 3 ./internal/eci | tee -a $(BIN)/bench.txt
-	$(GO) test -run '^$$' -bench LabelWebhook -benchtime 1000x -count 3 ./internal/vnode | tee -a $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench LabelWebhook -benchtime 1000x -count 3 ./internal/vnode/webhook | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench LeaderFailover -benchtime 3x -timeout 15m ./test/e2e | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench 'JobSizes|Job1000$$' -benchtime 1x -timeout 90m ./test/e2e | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench 'ModelJob|ModelStorm10000' -benchtime 1x -timeout 60m ./test/e2e | tee -a $(BIN)/bench.txt
@@ -74,7 +74,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRPCDecode$$' -fuzztime $(FUZZTIME) ./internal/eci
 	$(GO) test -run '^$$' -fuzz '^FuzzAdminDecode$$' -fuzztime $(FUZZTIME) ./internal/eci
 	$(GO) test -run '^$$' -fuzz '^FuzzPageToken$$' -fuzztime $(FUZZTIME) ./internal/eci
-	$(GO) test -run '^$$' -fuzz '^FuzzLogQuery$$' -fuzztime $(FUZZTIME) ./internal/vnode
+	$(GO) test -run '^$$' -fuzz '^FuzzLogQuery$$' -fuzztime $(FUZZTIME) ./internal/vnode/kubeletapi
 
 # chaos is the long fault run: CHAOS_FAULTS kill -9s of the service, the
 # node, containerd, kube-apiserver, etcd or all of them, at moments drawn

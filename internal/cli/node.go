@@ -19,6 +19,7 @@ import (
 	"github.com/spoteci/spoteci/internal/eciprovider"
 	"github.com/spoteci/spoteci/internal/ecisdk"
 	"github.com/spoteci/spoteci/internal/vnode"
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -161,7 +162,7 @@ func localProvider(info eciapi.ServerInfo, region string) (*eciprovider.Provider
 		Admin: &eciapi.Client{Endpoint: info.Endpoint, Token: info.Token}})
 }
 
-func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, p vnode.Provider) error {
+func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, p provider.Provider) error {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.kubeconfig
 	rest, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()

@@ -407,7 +407,7 @@ func (c *Cluster) get(ctx context.Context, path string) int {
 
 // newClient is an HTTP client that trusts the cluster CA and presents the
 // admin certificate.
-func newClient(p pki) (*http.Client, error) {
+func newClient(p pkiFiles) (*http.Client, error) {
 	ca, err := os.ReadFile(p.cert("ca"))
 	if err != nil {
 		return nil, fmt.Errorf("read CA: %w", err)

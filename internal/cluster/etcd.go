@@ -32,7 +32,7 @@ type etcdMember struct {
 // never dials its own peer URL, so etcd works either way; a member update
 // through the client API, a raft configuration change that touches no key,
 // puts the record right without --force-new-cluster.
-func advertisePeerURL(ctx context.Context, p pki, clientURL, peerURL string, log *slog.Logger) error {
+func advertisePeerURL(ctx context.Context, p pkiFiles, clientURL, peerURL string, log *slog.Logger) error {
 	client, err := etcdClient(p)
 	if err != nil {
 		return err
@@ -65,7 +65,7 @@ const etcdName = "spoteci"
 
 // etcdClient presents the apiserver's etcd client certificate and trusts
 // etcd's CA only.
-func etcdClient(p pki) (*http.Client, error) {
+func etcdClient(p pkiFiles) (*http.Client, error) {
 	ca, err := os.ReadFile(p.cert(etcdCA))
 	if err != nil {
 		return nil, fmt.Errorf("read etcd CA: %w", err)

@@ -11,7 +11,7 @@ import (
 
 // writeKubeconfig writes a kubeconfig for one of the client identities in p,
 // with the certificates inlined so the file can be copied elsewhere.
-func writeKubeconfig(path, server string, p pki, identity string) error {
+func writeKubeconfig(path, server string, p pkiFiles, identity string) error {
 	var b64 [3]string
 	for i, f := range []string{p.cert("ca"), p.cert(identity), p.key(identity)} {
 		data, err := os.ReadFile(f)

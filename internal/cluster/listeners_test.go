@@ -182,7 +182,7 @@ func pool(t *testing.T, path string) *x509.CertPool {
 	return pool
 }
 
-func keyPair(t *testing.T, p pki, name string) tls.Certificate {
+func keyPair(t *testing.T, p pkiFiles, name string) tls.Certificate {
 	cert, err := tls.LoadX509KeyPair(p.cert(name), p.key(name))
 	if err != nil {
 		t.Fatal(err)

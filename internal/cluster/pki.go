@@ -2,23 +2,19 @@ package cluster
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
-	"github.com/spoteci/spoteci/internal/atomicfile"
+	"k8s.io/client-go/util/cert"
+
+	"github.com/spoteci/spoteci/internal/pki"
 )
 
 // Validity of everything we issue: long, because this CA only ever lives in one
@@ -91,21 +87,21 @@ func (s certSpec) issuer() string {
 	return s.ca
 }
 
-// pki is the set of files in <state>/pki.
-type pki struct{ dir string }
+// pkiFiles is the set of files in <state>/pki.
+type pkiFiles struct{ dir string }
 
-func (p pki) cert(name string) string { return filepath.Join(p.dir, name+".crt") }
-func (p pki) key(name string) string  { return filepath.Join(p.dir, name+".key") }
-func (p pki) saKey() string           { return filepath.Join(p.dir, "sa.key") }
-func (p pki) saPub() string           { return filepath.Join(p.dir, "sa.pub") }
+func (p pkiFiles) cert(name string) string { return filepath.Join(p.dir, name+".crt") }
+func (p pkiFiles) key(name string) string  { return filepath.Join(p.dir, name+".key") }
+func (p pkiFiles) saKey() string           { return filepath.Join(p.dir, "sa.key") }
+func (p pkiFiles) saPub() string           { return filepath.Join(p.dir, "sa.pub") }
 
 // ensurePKI creates what is missing in dir and keeps what exists, so a restarted
 // cluster keeps its identity (and the kubeconfigs handed out stay valid).
 // A new CA means every leaf it issues is issued again, and so does a leaf
 // that its CA did not sign (etcd's, made by the cluster CA before etcd had
 // a CA of its own) or whose usages changed.
-func ensurePKI(dir string) (pki, error) {
-	p := pki{dir: dir}
+func ensurePKI(dir string) (pkiFiles, error) {
+	p := pkiFiles{dir: dir}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return p, fmt.Errorf("create pki folder: %w", err)
 	}
@@ -116,31 +112,31 @@ func ensurePKI(dir string) (pki, error) {
 	}
 	cas := map[string]ca{}
 	for _, name := range []string{clusterCA, etcdCA} {
-		cert, key, err := loadPair(p.cert(name), p.key(name))
+		crt, key, err := pki.LoadFiles(p.cert(name), p.key(name))
 		fresh := errors.Is(err, fs.ErrNotExist)
 		switch {
 		case fresh:
-			if cert, key, err = newCA(name); err != nil {
+			if crt, key, err = newCA(name); err != nil {
 				return p, err
 			}
-			if err := writePair(p.cert(name), p.key(name), cert, key); err != nil {
+			if err := pki.WriteFiles(p.cert(name), p.key(name), crt, key); err != nil {
 				return p, err
 			}
 		case err != nil:
 			return p, fmt.Errorf("load %s: %w", name, err)
 		}
-		cas[name] = ca{cert, key, fresh}
+		cas[name] = ca{crt, key, fresh}
 	}
 	for _, s := range leafSpecs() {
 		issuer := cas[s.issuer()]
 		if !issuer.fresh && current(p.cert(s.name), s, issuer.cert) && exists(p.key(s.name)) {
 			continue
 		}
-		cert, key, err := issue(s, issuer.cert, issuer.key)
+		crt, key, err := issue(s, issuer.cert, issuer.key)
 		if err != nil {
 			return p, fmt.Errorf("issue %s certificate: %w", s.name, err)
 		}
-		if err := writePair(p.cert(s.name), p.key(s.name), cert, key); err != nil {
+		if err := pki.WriteFiles(p.cert(s.name), p.key(s.name), crt, key); err != nil {
 			return p, err
 		}
 	}
@@ -155,154 +151,37 @@ func ensurePKI(dir string) (pki, error) {
 // current reports whether the certificate in path exists, ca signed it and
 // it has the usages s asks for.
 func current(path string, s certSpec, ca *x509.Certificate) bool {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return false
-	}
-	b, _ := pem.Decode(data)
-	if b == nil || b.Type != "CERTIFICATE" {
-		return false
-	}
-	cert, err := x509.ParseCertificate(b.Bytes)
-	return err == nil && cert.CheckSignatureFrom(ca) == nil && slices.Equal(cert.ExtKeyUsage, s.usage)
-}
-
-func newKey() (*ecdsa.PrivateKey, error) {
-	// P-256: supported by every component and by service-account tokens (ES256),
-	// and generated in microseconds where RSA takes a noticeable part of a start.
-	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-}
-
-func serial() (*big.Int, error) {
-	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	certs, err := cert.CertsFromFile(path)
+	return err == nil && certs[0].CheckSignatureFrom(ca) == nil && slices.Equal(certs[0].ExtKeyUsage, s.usage)
 }
 
 func newCA(name string) (*x509.Certificate, crypto.Signer, error) {
-	key, err := newKey()
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate CA key: %w", err)
-	}
-	sn, err := serial()
-	if err != nil {
-		return nil, nil, fmt.Errorf("CA serial: %w", err)
-	}
 	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          sn,
-		Subject:               pkix.Name{CommonName: "spoteci-" + name},
-		NotBefore:             now.Add(-time.Hour), // tolerate small clock skew
-		NotAfter:              now.Add(certValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	ca, key, err := pki.NewCA(pki.Spec{Config: cert.Config{CommonName: "spoteci-" + name,
+		NotBefore: now.Add(-time.Hour)}, // tolerate small clock skew
+		NotAfter: now.Add(certValidity)})
 	if err != nil {
-		return nil, nil, fmt.Errorf("self-sign CA: %w", err)
+		return nil, nil, fmt.Errorf("CA %s: %w", name, err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, fmt.Errorf("parse CA: %w", err)
-	}
-	return cert, key, nil
+	return ca, key, nil
 }
 
 func issue(s certSpec, ca *x509.Certificate, caKey crypto.Signer) (*x509.Certificate, crypto.Signer, error) {
-	key, err := newKey()
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate key: %w", err)
-	}
-	sn, err := serial()
-	if err != nil {
-		return nil, nil, fmt.Errorf("serial: %w", err)
-	}
 	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: sn,
-		Subject:      pkix.Name{CommonName: s.cn, Organization: s.orgs},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(certValidity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  s.usage,
-		DNSNames:     s.dns,
-		IPAddresses:  s.ips,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
-	if err != nil {
-		return nil, nil, fmt.Errorf("sign: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, fmt.Errorf("parse: %w", err)
-	}
-	return cert, key, nil
+	return pki.Issue(pki.Spec{Config: cert.Config{CommonName: s.cn, Organization: s.orgs,
+		AltNames: cert.AltNames{DNSNames: s.dns, IPs: s.ips}, Usages: s.usage,
+		NotBefore: now.Add(-time.Hour)}, NotAfter: now.Add(certValidity)}, ca, caKey)
 }
 
 func writeSAKeys(keyPath, pubPath string) error {
-	key, err := newKey()
+	key, err := pki.NewKey()
 	if err != nil {
-		return fmt.Errorf("generate service-account key: %w", err)
+		return fmt.Errorf("service-account key: %w", err)
 	}
-	if err := writeKey(keyPath, key); err != nil {
+	if err := pki.WriteKeyFile(keyPath, key); err != nil {
 		return err
 	}
-	pub, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		return fmt.Errorf("encode service-account public key: %w", err)
-	}
-	return writePEM(pubPath, "PUBLIC KEY", pub, 0o644)
-}
-
-func writePair(certPath, keyPath string, cert *x509.Certificate, key crypto.Signer) error {
-	// Key first: a certificate without its key on disk would be "kept" by ensurePKI.
-	if err := writeKey(keyPath, key); err != nil {
-		return err
-	}
-	return writePEM(certPath, "CERTIFICATE", cert.Raw, 0o644)
-}
-
-func writeKey(path string, key crypto.Signer) error {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("encode key %s: %w", path, err)
-	}
-	return writePEM(path, "PRIVATE KEY", der, 0o600)
-}
-
-func writePEM(path, typ string, der []byte, mode os.FileMode) error {
-	return atomicfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
-}
-
-func loadPair(certPath, keyPath string) (*x509.Certificate, crypto.Signer, error) {
-	certPEM, err := os.ReadFile(certPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	keyPEM, err := os.ReadFile(keyPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	cb, _ := pem.Decode(certPEM)
-	if cb == nil || cb.Type != "CERTIFICATE" {
-		return nil, nil, fmt.Errorf("%s: no certificate PEM block", certPath)
-	}
-	cert, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", certPath, err)
-	}
-	kb, _ := pem.Decode(keyPEM)
-	if kb == nil {
-		return nil, nil, fmt.Errorf("%s: no key PEM block", keyPath)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", keyPath, err)
-	}
-	signer, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, nil, fmt.Errorf("%s: key of type %T cannot sign", keyPath, k)
-	}
-	return cert, signer, nil
+	return pki.WritePublicKeyFile(pubPath, key)
 }
 
 func exists(path string) bool {

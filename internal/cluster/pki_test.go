@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/spoteci/spoteci/internal/pki"
 )
 
 func TestEnsurePKIIssuesVerifiableCertsAndKeepsThem(t *testing.T) {
@@ -17,7 +19,7 @@ func TestEnsurePKIIssuesVerifiableCertsAndKeepsThem(t *testing.T) {
 	}
 	pools := map[string]*x509.CertPool{}
 	for _, name := range []string{clusterCA, etcdCA} {
-		ca, _, err := loadPair(p.cert(name), p.key(name))
+		ca, _, err := pki.LoadFiles(p.cert(name), p.key(name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -26,7 +28,7 @@ func TestEnsurePKIIssuesVerifiableCertsAndKeepsThem(t *testing.T) {
 	}
 	roots := pools[clusterCA]
 	for _, s := range leafSpecs() {
-		cert, _, err := loadPair(p.cert(s.name), p.key(s.name))
+		cert, _, err := pki.LoadFiles(p.cert(s.name), p.key(s.name))
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
@@ -46,11 +48,11 @@ func TestEnsurePKIIssuesVerifiableCertsAndKeepsThem(t *testing.T) {
 			t.Errorf("%s does not verify against the CA: %v", s.name, err)
 		}
 	}
-	admin, _, _ := loadPair(p.cert("admin"), p.key("admin"))
+	admin, _, _ := pki.LoadFiles(p.cert("admin"), p.key("admin"))
 	if !slices.Contains(admin.Subject.Organization, "system:masters") {
 		t.Errorf("admin organizations = %v, want system:masters", admin.Subject.Organization)
 	}
-	api, _, _ := loadPair(p.cert("apiserver"), p.key("apiserver"))
+	api, _, _ := pki.LoadFiles(p.cert("apiserver"), p.key("apiserver"))
 	if err := api.VerifyHostname("127.0.0.1"); err != nil {
 		t.Errorf("apiserver certificate: %v", err)
 	}
@@ -77,7 +79,7 @@ func TestEnsurePKIIssuesVerifiableCertsAndKeepsThem(t *testing.T) {
 	if _, err := ensurePKI(dir); err != nil {
 		t.Fatal(err)
 	}
-	sched, _, err := loadPair(p.cert("scheduler"), p.key("scheduler"))
+	sched, _, err := pki.LoadFiles(p.cert("scheduler"), p.key("scheduler"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +96,7 @@ func TestEnsurePKIMovesEtcdToItsOwnCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, caKey, err := loadPair(p.cert(clusterCA), p.key(clusterCA))
+	ca, caKey, err := pki.LoadFiles(p.cert(clusterCA), p.key(clusterCA))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +108,7 @@ func TestEnsurePKIMovesEtcdToItsOwnCA(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := writePair(p.cert(s.name), p.key(s.name), cert, key); err != nil {
+		if err := pki.WriteFiles(p.cert(s.name), p.key(s.name), cert, key); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -118,13 +120,13 @@ func TestEnsurePKIMovesEtcdToItsOwnCA(t *testing.T) {
 	if _, err := ensurePKI(dir); err != nil {
 		t.Fatal(err)
 	}
-	etcd, _, err := loadPair(p.cert(etcdCA), p.key(etcdCA))
+	etcd, _, err := pki.LoadFiles(p.cert(etcdCA), p.key(etcdCA))
 	if err != nil {
 		t.Fatal(err)
 	}
 	after := readAll(t, dir)
 	for _, s := range leafSpecs() {
-		cert, _, err := loadPair(p.cert(s.name), p.key(s.name))
+		cert, _, err := pki.LoadFiles(p.cert(s.name), p.key(s.name))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -41,20 +41,27 @@ func notFound(id string) *APIError {
 	return &APIError{Status: 404, Code: eciapi.CodeNotFound, Message: fmt.Sprintf("container group %q not found", id)}
 }
 
-// resolve checks the sizing and spot fields shared by CreateContainerGroup and
-// DescribeContainerGroupPrice and returns the market order they make
-// (spot.Order, as the simulator makes it).
-func (s *Service) resolve(region, zone, instanceType string, cpu, memory float64, f annotation.Fields, containers []eciapi.Container) (market.Order, error) {
+// zonesOf checks the RegionId and ZoneId of a request: the zones a group
+// may land in, and where names them in errors.
+func (s *Service) zonesOf(region, zone string) (zones []string, where string, err error) {
 	if region != "" && region != s.cfg.Region {
-		return market.Order{}, badRequest("RegionId", "RegionId %q: this service sells in %s", region, s.cfg.Region)
+		return nil, "", badRequest("RegionId", "RegionId %q: this service sells in %s", region, s.cfg.Region)
 	}
-	zones, where := s.cat.Zones(s.cfg.Region), s.cfg.Region
+	zones, where = s.cat.Zones(s.cfg.Region), s.cfg.Region
 	if zone != "" {
 		if !s.zones[zone] {
-			return market.Order{}, badRequest("ZoneId", "ZoneId %q is not a zone of %s: want one of %s", zone, s.cfg.Region, strings.Join(zones, ", "))
+			return nil, "", badRequest("ZoneId", "ZoneId %q is not a zone of %s: want one of %s", zone, s.cfg.Region, strings.Join(zones, ", "))
 		}
 		zones, where = []string{zone}, zone
 	}
+	return zones, where, nil
+}
+
+// resolve checks what is left of the sizing and spot fields shared by
+// CreateContainerGroup and DescribeContainerGroupPrice, against what is
+// sold in zones, and returns the market order they make (spot.Order, as
+// the simulator makes it).
+func (s *Service) resolve(zones []string, where string, cpu, memory float64, sp annotation.Spot, containers []eciapi.Container) (market.Order, error) {
 	if cpu == 0 && memory == 0 {
 		// The group's size is its containers' unless given.
 		for _, c := range containers {
@@ -62,14 +69,12 @@ func (s *Service) resolve(region, zone, instanceType string, cpu, memory float64
 			memory += c.Memory
 		}
 	}
-	f.Specs = instanceType
-	o, _, err := spot.Order(s.cat, f, cpu, memory, zones, where)
-	var fe *annotation.FieldError
+	o, err := spot.Order(s.cat, sp, cpu, memory, zones, where)
 	var se *spot.SizeError
 	var ns *spot.NotSoldError
 	switch {
-	case errors.As(err, &fe):
-		return o, badRequest(fe.Field.API, "%s", fe.Error())
+	case errors.As(err, new(*annotation.FieldError)):
+		return o, refusal(err)
 	case errors.As(err, &se):
 		return o, badRequest("Cpu", "%s", se.Error())
 	case errors.As(err, &ns):
@@ -80,19 +85,25 @@ func (s *Service) resolve(region, zone, instanceType string, cpu, memory float64
 	return o, nil
 }
 
-func spotFields(strategy string, limit eciapi.Decimal, duration *eciapi.Decimal, fallback bool) annotation.Fields {
-	f := annotation.Fields{Strategy: strategy, PriceLimit: string(limit)}
-	if duration != nil {
-		f.Duration = string(*duration)
-		if f.Duration == "" {
-			// Sent but empty is a mistake, not the default: let Parse refuse it.
-			f.Duration = `""`
-		}
+// spotOf parses the spot parameters of a request (annotation.ParseRequest).
+func spotOf(strategy string, limit eciapi.Decimal, duration *eciapi.Decimal, fallback bool, instanceType string) (annotation.Spot, error) {
+	sp, err := annotation.ParseRequest(strategy, string(limit), (*string)(duration), fallback, instanceType)
+	if err != nil {
+		return sp, refusal(err)
 	}
-	if fallback {
-		f.Fallback = "true"
+	return sp, nil
+}
+
+// refusal renders a refused field (an *annotation.FieldError) in ECI's
+// error format, the field also in spoteci's extension; any other error as
+// it is.
+func refusal(err error) error {
+	var fe *annotation.FieldError
+	if !errors.As(err, &fe) {
+		return err
 	}
-	return f
+	return &APIError{Status: 400, Code: fe.Code(), Message: fe.Error(),
+		Spoteci: &eciapi.FieldRefusal{Field: fe.Field.API, Value: fe.Value, Reason: fe.Reason}}
 }
 
 func marketError(err error) error {
@@ -114,8 +125,15 @@ func (s *Service) CreateContainerGroup(ctx context.Context, req eciapi.CreateCon
 	if err := checkContainers(req); err != nil {
 		return eciapi.CreateContainerGroupResponse{}, err
 	}
-	o, err := s.resolve(req.RegionId, req.ZoneId, req.InstanceType, req.Cpu, req.Memory,
-		spotFields(req.SpotStrategy, req.SpotPriceLimit, req.SpotDuration, req.SpotFallback), req.Containers)
+	zones, where, err := s.zonesOf(req.RegionId, req.ZoneId)
+	if err != nil {
+		return eciapi.CreateContainerGroupResponse{}, err
+	}
+	sp, err := spotOf(req.SpotStrategy, req.SpotPriceLimit, req.SpotDuration, req.SpotFallback, req.InstanceType)
+	if err != nil {
+		return eciapi.CreateContainerGroupResponse{}, err
+	}
+	o, err := s.resolve(zones, where, req.Cpu, req.Memory, sp, req.Containers)
 	if err != nil {
 		return eciapi.CreateContainerGroupResponse{}, err
 	}
@@ -447,8 +465,15 @@ func (s *Service) DeleteContainerGroup(ctx context.Context, req eciapi.DeleteCon
 // DescribeContainerGroupPrice says where a group would land now and at what
 // price, with the spot price of every candidate pool.
 func (s *Service) DescribeContainerGroupPrice(ctx context.Context, req eciapi.DescribeContainerGroupPriceRequest) (eciapi.DescribeContainerGroupPriceResponse, error) {
-	o, err := s.resolve(req.RegionId, req.ZoneId, req.InstanceType, req.Cpu, req.Memory,
-		spotFields(req.SpotStrategy, req.SpotPriceLimit, nil, false), nil)
+	zones, where, err := s.zonesOf(req.RegionId, req.ZoneId)
+	if err != nil {
+		return eciapi.DescribeContainerGroupPriceResponse{}, err
+	}
+	sp, err := spotOf(req.SpotStrategy, req.SpotPriceLimit, nil, false, req.InstanceType)
+	if err != nil {
+		return eciapi.DescribeContainerGroupPriceResponse{}, err
+	}
+	o, err := s.resolve(zones, where, req.Cpu, req.Memory, sp, nil)
 	if err != nil {
 		return eciapi.DescribeContainerGroupPriceResponse{}, err
 	}

@@ -175,7 +175,8 @@ func writeError(w http.ResponseWriter, requestID string, err error) int {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(apiErr.Status)
-	json.NewEncoder(w).Encode(eciapi.Error{RequestId: requestID, Code: apiErr.Code, Message: apiErr.Message})
+	refusal, _ := apiErr.Spoteci.(*eciapi.FieldRefusal)
+	json.NewEncoder(w).Encode(eciapi.Error{RequestId: requestID, Code: apiErr.Code, Message: apiErr.Message, Spoteci: refusal})
 	return apiErr.Status
 }
 

@@ -19,7 +19,7 @@ import (
 	"github.com/spoteci/spoteci/internal/eci"
 	"github.com/spoteci/spoteci/internal/eciprovider"
 	"github.com/spoteci/spoteci/internal/market"
-	"github.com/spoteci/spoteci/internal/vnode"
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
@@ -581,10 +581,54 @@ func TestProviderFollowsLogByPolling(t *testing.T) {
 	}
 }
 
+// A refused spot field reaches the node through the SDK as the field, its
+// value and why (spoteci's extension of the error body), not as words to
+// read back; the code and message on the wire are ECI's, as before. A
+// refusal of no one field carries none.
+func TestProviderFieldRefusal(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	p := s.sdkProvider(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name                string
+		mutate              func(*eciapi.CreateContainerGroupRequest)
+		code, message, node string
+	}{
+		{"limit with 4 decimals", func(r *eciapi.CreateContainerGroupRequest) {
+			r.SpotStrategy, r.SpotPriceLimit = eciapi.SpotWithPriceLimit, "0.2555"
+		}, "InvalidParameter.SpotPriceLimit",
+			`invalid SpotPriceLimit "0.2555": want a positive hourly price with at most 3 decimals, like 0.25`,
+			`invalid annotation k8s.aliyun.com/eci-spot-price-limit="0.2555": want a positive hourly price with at most 3 decimals, like 0.25`},
+		{"unknown type", func(r *eciapi.CreateContainerGroupRequest) { r.InstanceType = "ecs.nope.large" }, "InvalidParameter.InstanceType",
+			`invalid InstanceType "ecs.nope.large": spec "ecs.nope.large": unknown instance type`,
+			`invalid annotation k8s.aliyun.com/eci-use-specs="ecs.nope.large": spec "ecs.nope.large": unknown instance type`},
+		{"too big", func(r *eciapi.CreateContainerGroupRequest) { r.Cpu, r.Memory = 1000, 1 }, "InvalidParameter.Cpu", "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req := eciapi.CreateContainerGroupRequest{ContainerGroupName: "refused", Containers: []eciapi.Container{{Name: "c", Image: "busybox"}}}
+			c.mutate(&req)
+			_, err := p.Create(ctx, req)
+			var re *provider.RequestError
+			if !errors.As(err, &re) || re.Status != 400 || re.Code != c.code {
+				t.Fatalf("%v, want a 400 %s", err, c.code)
+			}
+			switch {
+			case c.node == "" && re.Field != nil:
+				t.Errorf("a refusal of no spot field carries %+v", re.Field)
+			case c.node == "":
+			case re.Field == nil:
+				t.Errorf("%q: no field", re.Message)
+			case re.Message != c.message || re.Field.Error() != c.message || re.Field.Annotation() != c.node:
+				t.Errorf("message %q, field %q in the annotation's words %q; want %q and %q", re.Message, re.Field.Error(), re.Field.Annotation(), c.message, c.node)
+			}
+		})
+	}
+}
+
 // The virtual node's capacity comes from ECS's DescribeAvailableResource,
 // asked through the SDK: every pool of its zone (or of the region) with its
 // size and its whole spot stock, the instances running in it included; a
-// zone the service does not sell in is vnode.ErrUnknownZone.
+// zone the service does not sell in is provider.ErrUnknownZone.
 func TestProviderPools(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	p := s.sdkProvider(t)
@@ -602,7 +646,7 @@ func TestProviderPools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c5 *vnode.Pool
+	var c5 *provider.Pool
 	for i, pool := range zone {
 		if pool.Zone != "cn-hangzhou-i" || pool.VCPU <= 0 || pool.MemoryGiB <= 0 || pool.Stock < 0 {
 			t.Errorf("pool %+v of the zone", pool)
@@ -633,7 +677,7 @@ func TestProviderPools(t *testing.T) {
 		t.Errorf("region %q, want %q", p.Region(), eci.DefaultRegion)
 	}
 
-	if _, err := p.Pools(ctx, "cn-hangzhou-x"); !errors.Is(err, vnode.ErrUnknownZone) {
+	if _, err := p.Pools(ctx, "cn-hangzhou-x"); !errors.Is(err, provider.ErrUnknownZone) {
 		t.Errorf("an unknown zone: %v, want ErrUnknownZone", err)
 	}
 }

@@ -14,9 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spoteci/spoteci/internal/annotation"
 	"github.com/spoteci/spoteci/internal/clock"
 	"github.com/spoteci/spoteci/internal/ecisdk"
-	"github.com/spoteci/spoteci/internal/vnode"
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
@@ -32,13 +33,13 @@ type Config struct {
 	PageSize int
 }
 
-// Provider implements vnode.Provider on the SDK.
+// Provider implements provider.Provider on the SDK.
 type Provider struct {
 	cfg Config
 	sdk *ecisdk.Client
 }
 
-var _ vnode.Provider = (*Provider)(nil)
+var _ provider.Provider = (*Provider)(nil)
 
 // NoticeLead is ECI's time from the SpotToBeReleased event to the release,
 // for a backend that does not say when the release comes.
@@ -59,13 +60,21 @@ func New(cfg Config) (*Provider, error) {
 // Close shuts the SDK's clients down.
 func (p *Provider) Close() { p.sdk.Close() }
 
-// requestError turns a refusal into the node's typed errors.
+// requestError turns a refusal into the node's typed errors; a refused
+// field comes from the structure the service adds (eci.FieldRefusal), not
+// from the words of its message.
 func requestError(err error) error {
 	var e *eciapi.Error
-	if errors.As(err, &e) {
-		return vnode.NewRequestError(e.HTTPStatus, e.Code, e.Message)
+	if !errors.As(err, &e) {
+		return err
 	}
-	return err
+	re := provider.NewRequestError(e.HTTPStatus, e.Code, e.Message)
+	if r := e.Spoteci; r != nil {
+		if f, ok := annotation.FieldByAPI(r.Field); ok {
+			re.Field = &annotation.FieldError{Field: f, Value: r.Value, Reason: r.Reason}
+		}
+	}
+	return re
 }
 
 // Create asks for an instance (CreateContainerGroup).
@@ -75,7 +84,7 @@ func (p *Provider) Create(ctx context.Context, spec eciapi.CreateContainerGroupR
 }
 
 // List reads every page of the instances carrying tags.
-func (p *Provider) List(ctx context.Context, tags map[string]string) ([]vnode.Instance, error) {
+func (p *Provider) List(ctx context.Context, tags map[string]string) ([]provider.Instance, error) {
 	var req eciapi.DescribeContainerGroupsRequest
 	for k, v := range tags {
 		req.Tags = append(req.Tags, eciapi.Tag{Key: k, Value: v})
@@ -104,9 +113,9 @@ const (
 // change first, with the time of its change: the reading stops at since.
 // The real cloud's holds statuses alone: its groups are then read by ID, 20
 // at a time, all of ECI's window.
-func (p *Provider) Changed(ctx context.Context, tags map[string]string, since time.Duration) ([]vnode.Instance, error) {
-	if since <= 0 || since > vnode.MaxChangedWindow {
-		return nil, fmt.Errorf("eciprovider: a window of %s: want up to %s", since, vnode.MaxChangedWindow)
+func (p *Provider) Changed(ctx context.Context, tags map[string]string, since time.Duration) ([]provider.Instance, error) {
+	if since <= 0 || since > provider.MaxChangedWindow {
+		return nil, fmt.Errorf("eciprovider: a window of %s: want up to %s", since, provider.MaxChangedWindow)
 	}
 	seconds := max(minSinceSecond, int(math.Ceil(since.Seconds())))
 	req := eciapi.DescribeContainerGroupStatusRequest{SinceSecond: &seconds, Limit: statusPageSize}
@@ -156,7 +165,7 @@ func (p *Provider) Changed(ctx context.Context, tags map[string]string, since ti
 }
 
 // Get reads one instance by ID.
-func (p *Provider) Get(ctx context.Context, id string) (*vnode.Instance, error) {
+func (p *Provider) Get(ctx context.Context, id string) (*provider.Instance, error) {
 	page, err := p.sdk.DescribeContainerGroups(ctx, eciapi.DescribeContainerGroupsRequest{ContainerGroupIds: []string{id}})
 	if err != nil {
 		return nil, requestError(err)
@@ -235,9 +244,9 @@ func (p *Provider) pollLog(ctx context.Context, r eciapi.DescribeContainerLogReq
 	}
 }
 
-func containerRunning(in *vnode.Instance, name string) bool {
+func containerRunning(in *provider.Instance, name string) bool {
 	for _, c := range in.Containers {
-		if (name == "" || c.Name == name) && c.State.State == vnode.ContainerRunning {
+		if (name == "" || c.Name == name) && c.State.State == provider.ContainerRunning {
 			return true
 		}
 	}
@@ -259,18 +268,18 @@ func (p *Provider) Metrics(ctx context.Context, ids []string) (eciapi.DescribeMu
 // Pools reads what the zone, or every zone of the region, sells now as
 // spot (ECS's DescribeAvailableResource). Only the local service gives the
 // numbers, in its extension; the real cloud's pools come back with
-// vnode.StockUnknown.
-func (p *Provider) Pools(ctx context.Context, zone string) ([]vnode.Pool, error) {
+// provider.StockUnknown.
+func (p *Provider) Pools(ctx context.Context, zone string) ([]provider.Pool, error) {
 	resp, err := p.sdk.DescribeAvailableResource(ctx, wire.DescribeAvailableResourceRequest{DestinationResource: "InstanceType",
 		ZoneId: zone, SpotStrategy: eciapi.SpotAsPriceGo})
 	if err != nil {
 		return nil, requestError(err)
 	}
-	var out []vnode.Pool
+	var out []provider.Pool
 	for _, z := range resp.AvailableZones.AvailableZone {
 		for _, r := range z.AvailableResources.AvailableResource {
 			for _, t := range r.SupportedResources.SupportedResource {
-				pool := vnode.Pool{Zone: z.ZoneId, InstanceType: t.Value, Stock: vnode.StockUnknown}
+				pool := provider.Pool{Zone: z.ZoneId, InstanceType: t.Value, Stock: provider.StockUnknown}
 				if x := t.Spoteci; x != nil {
 					pool.VCPU, pool.MemoryGiB, pool.Stock = x.Cpu, x.Memory, x.Stock
 				}
@@ -311,11 +320,11 @@ func wallClock(l wire.DescribeContainerGroupsResponse) func(string, string) time
 }
 
 // instances are the groups of a page as the node sees them.
-func instances(l wire.DescribeContainerGroupsResponse) []vnode.Instance {
+func instances(l wire.DescribeContainerGroupsResponse) []provider.Instance {
 	wall := wallClock(l)
-	out := make([]vnode.Instance, 0, len(l.ContainerGroups))
+	out := make([]provider.Instance, 0, len(l.ContainerGroups))
 	for _, g := range l.ContainerGroups {
-		in := vnode.Instance{ID: g.ContainerGroupId, Name: g.ContainerGroupName, Status: vnode.InstanceStatus(g.Status),
+		in := provider.Instance{ID: g.ContainerGroupId, Name: g.ContainerGroupName, Status: provider.InstanceStatus(g.Status),
 			IP: g.IntranetIp, ZoneID: g.ZoneId, InstanceType: g.InstanceType, Tags: map[string]string{},
 			Created: wall("", g.CreationTime), ReleaseTime: wall("", g.ExpiredTime),
 			Spot: g.SpotStrategy != "" && g.SpotStrategy != eciapi.NoSpot}
@@ -329,7 +338,7 @@ func instances(l wire.DescribeContainerGroupsResponse) []vnode.Instance {
 			in.Tags[t.Key] = t.Value
 		}
 		for _, e := range g.Events {
-			ev := vnode.Event{Type: e.Type, Reason: e.Reason, Message: e.Message, Time: wall("", e.FirstTimestamp)}
+			ev := provider.Event{Type: e.Type, Reason: e.Reason, Message: e.Message, Time: wall("", e.FirstTimestamp)}
 			if x := e.Spoteci; x != nil {
 				ev.Container, ev.Time = x.Container, wall(x.Timestamp, e.FirstTimestamp)
 			}
@@ -347,7 +356,7 @@ func instances(l wire.DescribeContainerGroupsResponse) []vnode.Instance {
 			in.ReleaseTime = in.NoticeTime.Add(NoticeLead)
 		}
 		for _, c := range g.Containers {
-			cs := vnode.ContainerStatus{Name: c.Name, Image: c.Image, RestartCount: c.RestartCount, State: state(c.CurrentState, wall)}
+			cs := provider.ContainerStatus{Name: c.Name, Image: c.Image, RestartCount: c.RestartCount, State: state(c.CurrentState, wall)}
 			if c.Spoteci != nil {
 				cs.ImageID = c.Spoteci.ImageID
 			}
@@ -362,11 +371,11 @@ func instances(l wire.DescribeContainerGroupsResponse) []vnode.Instance {
 	return out
 }
 
-func state(s wire.ContainerState, wall func(string, string) time.Time) vnode.ContainerState {
+func state(s wire.ContainerState, wall func(string, string) time.Time) provider.ContainerState {
 	msg := s.Message
 	if msg == "" {
 		msg = s.DetailStatus
 	}
-	return vnode.ContainerState{State: s.State, Reason: s.Reason, Message: msg, ExitCode: s.ExitCode,
+	return provider.ContainerState{State: s.State, Reason: s.Reason, Message: msg, ExitCode: s.ExitCode,
 		Started: wall("", s.StartTime), Finished: wall("", s.FinishTime)}
 }

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spoteci/spoteci/internal/vnode"
+	"github.com/spoteci/spoteci/internal/vnode/provider"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
 )
 
@@ -24,7 +24,7 @@ func TestInstancesInWallTime(t *testing.T) {
 	if !in.Created.Equal(wall0.Add(-time.Minute)) || !in.ReleaseTime.Equal(wall0.Add(5*time.Second)) || !in.NoticeTime.Equal(wall0) {
 		t.Errorf("x60: created %v, notice %v, release %v; want a wall minute before %v, then at it, then 5 s later", in.Created, in.NoticeTime, in.ReleaseTime, wall0)
 	}
-	if in.Status != vnode.StatusExpired || !in.Containers[0].State.Started.Equal(wall0.Add(-time.Minute)) {
+	if in.Status != provider.StatusExpired || !in.Containers[0].State.Started.Equal(wall0.Add(-time.Minute)) {
 		t.Errorf("instance %+v", in)
 	}
 

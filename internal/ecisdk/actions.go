@@ -22,10 +22,11 @@ func (c *Client) CreateContainerGroup(ctx context.Context, spec eciapi.CreateCon
 	var id string
 	err := c.Do(ctx, func(sc *sdkeci.Client) error {
 		resp, err := sc.CreateContainerGroup(req)
-		if err == nil {
-			id = resp.ContainerGroupId
+		if err != nil {
+			return apiError(err, resp.GetHttpContentBytes())
 		}
-		return err
+		id = resp.ContainerGroupId
+		return nil
 	})
 	if err != nil {
 		return "", fmt.Errorf("CreateContainerGroup %s: %w", spec.ContainerGroupName, err)

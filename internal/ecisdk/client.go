@@ -148,19 +148,26 @@ func (c *Client) Do(ctx context.Context, f func(*sdkeci.Client) error) error {
 	}()
 	select {
 	case err := <-done:
-		return apiError(err)
+		return apiError(err, nil)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// apiError turns the SDK's ServerError into an *eci.Error.
-func apiError(err error) error {
+// apiError turns the SDK's ServerError into an *eci.Error, with the
+// refused field that body (the answer, if at hand) names in spoteci's
+// extension, which the ServerError drops.
+func apiError(err error, body []byte) error {
 	var se *sdkerrors.ServerError
-	if errors.As(err, &se) {
-		return &eciapi.Error{RequestId: se.RequestId(), Code: se.ErrorCode(), Message: se.Message(), HTTPStatus: se.HttpStatus()}
+	if !errors.As(err, &se) {
+		return err
 	}
-	return err
+	e := &eciapi.Error{RequestId: se.RequestId(), Code: se.ErrorCode(), Message: se.Message(), HTTPStatus: se.HttpStatus()}
+	var ext struct{ Spoteci *eciapi.FieldRefusal }
+	if json.Unmarshal(body, &ext) == nil {
+		e.Spoteci = ext.Spoteci
+	}
+	return e
 }
 
 // Call runs action with the parameters of req (openapi.Encode) as the SDK's
@@ -183,7 +190,7 @@ func (c *Client) Call(ctx context.Context, action string, req, resp any) error {
 	err = c.Do(ctx, func(sc *sdkeci.Client) error {
 		out, err := sc.ProcessCommonRequest(r)
 		if err != nil {
-			return err
+			return apiError(err, out.GetHttpContentBytes())
 		}
 		return json.Unmarshal(out.GetHttpContentBytes(), resp)
 	})

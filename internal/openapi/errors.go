@@ -13,6 +13,10 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// Spoteci is what spoteci's clients read beside Code and Message (the
+	// field a refusal names, its value and why), written as the body's
+	// "Spoteci", which ECI's SDKs ignore; nil writes nothing.
+	Spoteci any
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -34,6 +38,7 @@ type errorBody struct {
 	Code      string
 	Message   string
 	Recommend string `json:",omitempty"`
+	Spoteci   any    `json:",omitempty"`
 }
 
 // WriteError writes err; an error that is not an *Error is a 500
@@ -45,6 +50,6 @@ func WriteError(w http.ResponseWriter, requestID, host string, err error) int {
 	}
 	w.Header().Set("Content-Type", "application/json;charset=utf-8")
 	w.WriteHeader(e.Status)
-	json.NewEncoder(w).Encode(errorBody{RequestId: requestID, HostId: host, Code: e.Code, Message: e.Message})
+	json.NewEncoder(w).Encode(errorBody{RequestId: requestID, HostId: host, Code: e.Code, Message: e.Message, Spoteci: e.Spoteci})
 	return e.Status
 }

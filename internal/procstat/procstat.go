@@ -1,14 +1,13 @@
 // Package procstat reads CPU time from /proc, the machine's and its
-// processes', for benchmarks that say where the CPU went.
+// processes', for benchmarks that say where the CPU went. It reads /proc
+// through prometheus/procfs.
 package procstat
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
+	"math"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // userHZ is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
@@ -16,64 +15,50 @@ const userHZ = 100
 
 func ticks(n int64) time.Duration { return time.Duration(n) * time.Second / userHZ }
 
+// seconds is a time procfs gives in seconds (ticks divided by USER_HZ),
+// back to whole ticks.
+func seconds(s float64) time.Duration { return ticks(int64(math.Round(s * userHZ))) }
+
 // Machine returns the CPU time all the cores have been busy since boot,
 // and the time they have had in all: the first line of /proc/stat, where
 // busy is user, nice, system, irq, softirq and steal (guest time is already
 // in user), and idle and I/O wait count only in the total.
 func Machine() (busy, total time.Duration, err error) {
-	data, err := os.ReadFile("/proc/stat")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return 0, 0, err
 	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	fields := strings.Fields(line)
-	if len(fields) < 9 || fields[0] != "cpu" {
-		return 0, 0, fmt.Errorf("procstat: unexpected /proc/stat line %q", line)
+	st, err := fs.Stat()
+	if err != nil {
+		return 0, 0, err
 	}
-	var b, t int64
-	for i := 1; i <= 8; i++ { // user nice system idle iowait irq softirq steal
-		v, _ := strconv.ParseInt(fields[i], 10, 64)
-		t += v
-		if i != 4 && i != 5 {
-			b += v
-		}
-	}
-	return ticks(b), ticks(t), nil
+	c := st.CPUTotal
+	busy = seconds(c.User) + seconds(c.Nice) + seconds(c.System) + seconds(c.IRQ) + seconds(c.SoftIRQ) + seconds(c.Steal)
+	return busy, busy + seconds(c.Idle) + seconds(c.Iowait), nil
 }
 
 // Process returns the command name of process pid and the CPU time (user
 // and system) it has used.
 func Process(pid int) (comm string, cpu time.Duration, err error) {
-	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return "", 0, err
 	}
-	s := string(data)
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end < open {
-		return "", 0, fmt.Errorf("procstat: unexpected /proc/%d/stat", pid)
+	st, err := p.Stat()
+	if err != nil {
+		return "", 0, err
 	}
-	fields := strings.Fields(s[end+1:])
-	if len(fields) < 13 {
-		return "", 0, fmt.Errorf("procstat: unexpected /proc/%d/stat", pid)
-	}
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return s[open+1 : end], ticks(utime + stime), nil
+	return st.Comm, ticks(int64(st.UTime + st.STime)), nil
 }
 
 // Sum is the CPU time used by the running processes whose command name
 // matches.
 func Sum(match func(comm string) bool) time.Duration {
-	entries, _ := os.ReadDir("/proc")
+	procs, _ := procfs.AllProcs()
 	var sum time.Duration
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if comm, cpu, err := Process(pid); err == nil && match(comm) {
-			sum += cpu
+	for _, p := range procs {
+		if st, err := p.Stat(); err == nil && match(st.Comm) {
+			sum += ticks(int64(st.UTime + st.STime))
 		}
 	}
 	return sum

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moby/sys/mountinfo"
 
 	"github.com/spoteci/spoteci/internal/procstat"
 )
@@ -55,12 +56,12 @@ func BenchmarkStartBeside500(b *testing.B) {
 	perInstance := float64(mountCount(b)-mounts0) / n
 	b.Run("one-by-one", func(b *testing.B) {
 		b.ReportMetric(perInstance, "host-mounts/instance")
-		r.phases.reset()
+		r.launcher.phases.reset()
 		startOneByOne(b, r, fmt.Sprint("one", b.N, "-"), b.N)
 	})
 	b.Run("burst", func(b *testing.B) {
 		b.ReportMetric(rate, "setup-running/s")
-		r.phases.reset()
+		r.launcher.phases.reset()
 		startBurst(b, r, fmt.Sprint("burst", b.N, "-"), b.N)
 	})
 }
@@ -69,7 +70,7 @@ func BenchmarkStartBeside500(b *testing.B) {
 func warmUp(b *testing.B, r *Containerd) {
 	start(b, r, Instance{ID: "warm", Hostname: "warm", Containers: []Container{{Name: "c", Image: "busybox", Command: []string{"true"}}}})
 	waitState(b, r, "warm", "c", StateTerminated)
-	r.phases.reset()
+	r.launcher.phases.reset()
 }
 
 // startOneByOne starts n instances one after the other, each once the last
@@ -152,7 +153,7 @@ func startBurst(b *testing.B, r *Containerd, prefix string, n int) float64 {
 
 // reportPhases reports the mean time of each phase of the launches so far.
 func reportPhases(b *testing.B, r *Containerd) {
-	for name, d := range r.phases.means() {
+	for name, d := range r.launcher.phases.means() {
 		b.ReportMetric(float64(d.Microseconds())/1000, "ms-"+name)
 	}
 }
@@ -215,11 +216,11 @@ func cgroupCPU(p string) time.Duration {
 // mountCount is the number of mounts in the host's (this process's) mount
 // namespace.
 func mountCount(b *testing.B) int {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return bytes.Count(data, []byte("\n"))
+	return len(mounts)
 }
 
 // BenchmarkStop stops b.N running instances at once, each with a grace
@@ -238,8 +239,8 @@ func BenchmarkStop(b *testing.B) {
 	for i := range b.N {
 		waitState(b, r, fmt.Sprint("stop", i), "c", StateRunning)
 	}
-	r.launches.add(1) // a launch waiting: the sandboxes stay
-	defer r.launches.add(-1)
+	r.launcher.launches.add(1) // a launch waiting: the sandboxes stay
+	defer r.launcher.launches.add(-1)
 	busy0, _, _ := procstat.Machine()
 	began := time.Now()
 	b.ResetTimer()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // The cgroups (v1: this host runs the hybrid hierarchy, where runc works and
@@ -74,20 +75,24 @@ func deleteCgroup(id string) error {
 	if err != nil {
 		return nil // none
 	}
-	for attempt := 0; ; attempt++ {
-		err := cg.Delete()
+	tries := wait.Backoff{Duration: 20 * time.Millisecond, Steps: 51}
+	if werr := wait.ExponentialBackoff(tries, func() (bool, error) {
+		err = cg.Delete()
 		if err == nil || errors.Is(err, os.ErrNotExist) {
-			return nil
+			return true, nil
 		}
-		if attempt == 50 || id == "" { // the root is shared: never kill in it
-			return fmt.Errorf("deleting cgroup %s: %w", p, err)
+		if id == "" { // the root is shared: never kill in it
+			return false, err
 		}
 		procs, _ := cg.Processes(cgroup1.Memory, true)
 		for _, proc := range procs {
 			syscall.Kill(proc.Pid, syscall.SIGKILL)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return false, nil
+	}); werr != nil {
+		return fmt.Errorf("deleting cgroup %s: %w", p, err)
 	}
+	return nil
 }
 
 // oomKilled reports whether the kernel's OOM killer killed a process of the

@@ -18,8 +18,9 @@ type Notifier interface {
 
 var _ Notifier = (*Containerd)(nil)
 
-// Changes collects the ids whose Status changed, for a Notifier. Its lock
-// is a leaf: it is taken under an instance's mu.
+// Changes collects the ids whose Status changed, for a Notifier (and, in
+// the runtime, the ids that ended, for Exits). Its lock is a leaf: it is
+// taken under an instance's mu.
 type Changes struct {
 	mu  sync.Mutex
 	ids map[string]bool
@@ -48,8 +49,12 @@ func (c *Changes) Take() []string {
 	return ids
 }
 
-// Changed returns the instances whose Status changed since the last call.
-func (r *Containerd) Changed() []string { return r.changes.Take() }
+// forget drops id, noted or not.
+func (c *Changes) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.ids, id)
+}
 
 // noteChange tells the runtime that in's Status changed. Call with in.mu
 // held.

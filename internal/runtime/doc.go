@@ -17,7 +17,7 @@
 //  3. the sandbox: a v1 cgroup /spoteci/<id> of the instance type's size, the
 //     volumes, a network namespace held open by the runtime (network.go)
 //     and plugged in by the CNI plugins (ptp, with an address of the
-//     runtime's own through the static IPAM plugin, ipam.go), and /etc/hosts,
+//     runtime's own through the static IPAM plugin, package ipam), and /etc/hosts,
 //     hostname and resolv.conf;
 //  4. each container: a containerd container (overlayfs snapshot, runc, the
 //     OCI spec: namespaces, the security context (below), the
@@ -51,6 +51,18 @@
 // or containerd: New on the same folder loads every instance, adopts running
 // tasks by id, records the exits that happened meanwhile and queues what was
 // never started.
+//
+// # Parts
+//
+// Containerd is a facade over the instances' table (table.go) and parts that
+// each do one job, wired in New: the launcher (launch.go) brings instances
+// up with the images (pull.go) and the sandboxes (sandbox.go: cgroup,
+// volumes, /etc files and the network: network.go with the CNI plugins,
+// netns.go, firewall.go and package ipam; freed in teardown.go); the exit
+// watcher (exits.go) records ends from containerd's events and resyncs, and
+// restarts; the stopper (stop.go) signals and kills; outputs (output.go)
+// copy the containers' output into their logs; the storage watcher
+// (limits.go) measures and evicts.
 //
 // # Logs
 //

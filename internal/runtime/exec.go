@@ -34,7 +34,7 @@ type ExecIO struct {
 // (user, environment, working directory, namespaces, limits), and returns
 // its exit code once it ended and its output was copied.
 func (r *Containerd) Exec(ctx context.Context, id, name string, cmd []string, sio ExecIO) (int, error) {
-	in, ok := r.get(id)
+	in, ok := r.table.get(id)
 	if !ok {
 		return 0, fmt.Errorf("instance %s: %w", id, ErrNotFound)
 	}
@@ -45,7 +45,7 @@ func (r *Containerd) Exec(ctx context.Context, id, name string, cmd []string, si
 	if len(cmd) == 0 {
 		return 0, errors.New("exec: no command")
 	}
-	if in.state(c) != StateRunning {
+	if c.state() != StateRunning {
 		return 0, fmt.Errorf("container %s of %s: %w", name, id, ErrNotRunning)
 	}
 	cont, err := r.client.LoadContainer(ctx, c.cid)

@@ -116,7 +116,7 @@ func TestHalfMadeTaskLaunched(t *testing.T) {
 func TestHalfMadeTaskDeleted(t *testing.T) {
 	r := newRuntime(t)
 	halfMake(t, r, "halfgone.0")
-	if err := r.deleteContainer(r.ctx, "halfgone.0"); err != nil {
+	if err := deleteContainer(r.ctx, r.client, "halfgone.0"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.client.LoadContainer(r.ctx, "halfgone.0"); !errdefs.IsNotFound(err) {

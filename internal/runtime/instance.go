@@ -45,7 +45,6 @@ type instance struct {
 	// instance (limits.go); kept in status.json.
 	evicted string
 	work    context.CancelFunc
-	backoff map[string]time.Duration // image pull back-off by container
 	// notify hears of every change of the instance's Status (changes.go).
 	notify func(id string)
 }
@@ -65,6 +64,9 @@ type container struct {
 	// out copies the output of the running task into the log (output.go);
 	// in memory only: a restarted runtime opens the FIFOs again.
 	out *output
+	// pullBackoff is the wait after the last failed pull of its image, 0
+	// after a pull that worked; in memory only.
+	pullBackoff time.Duration
 }
 
 // stopRecord is stop.json: Stop's request.
@@ -133,25 +135,25 @@ func (in *instance) container(name string) *container {
 	return nil
 }
 
-func (in *instance) containerStatus(c *container) ContainerStatus {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+func (c *container) status() ContainerStatus {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
 	return c.st
 }
 
-// pid is the first process of c's task, 0 if unknown.
-func (in *instance) pid(c *container) int {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+// runningPID is the first process of c's task, 0 if unknown.
+func (c *container) runningPID() int {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
 	if c.st.State != StateRunning {
 		return 0
 	}
 	return c.pid
 }
 
-func (in *instance) state(c *container) State {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+func (c *container) state() State {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
 	return c.st.State
 }
 
@@ -228,7 +230,8 @@ func (in *instance) lastIP() string {
 }
 
 // setWaiting records why a container waits.
-func (in *instance) setWaiting(c *container, reason, msg string) {
+func (c *container) setWaiting(reason, msg string) {
+	in := c.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if c.st.State != StateWaiting || (c.st.Reason == reason && c.st.Message == msg) {
@@ -240,7 +243,8 @@ func (in *instance) setWaiting(c *container, reason, msg string) {
 
 // setRunning records a started container; it reports false if the instance
 // is stopping meanwhile (the caller kills what it started).
-func (in *instance) setRunning(c *container, imageID string, pid int, at time.Time) bool {
+func (c *container) setRunning(imageID string, pid int, at time.Time) bool {
+	in := c.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if c.st.State != StateWaiting {
@@ -262,14 +266,15 @@ func (in *instance) neverStarted() {
 // endWaiting ends every container still waiting with code, reason and msg.
 func (in *instance) endWaiting(code int, reason, msg string) {
 	for _, c := range in.containers {
-		if in.state(c) == StateWaiting {
-			in.setTerminated(c, code, reason, msg, time.Now())
+		if c.state() == StateWaiting {
+			c.setTerminated(code, reason, msg, time.Now())
 		}
 	}
 }
 
 // setTerminated records the end of a container (once).
-func (in *instance) setTerminated(c *container, code int, reason, msg string, at time.Time) {
+func (c *container) setTerminated(code int, reason, msg string, at time.Time) {
+	in := c.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if c.st.State == StateTerminated {
@@ -383,7 +388,8 @@ func (c *container) previousLogPath() string { return filepath.Join(c.in.dir, c.
 // setRestarting records the end of a run of a container that starts again
 // after wait: its termination kept as LastTerminated, the restart counted,
 // its log kept as the previous one.
-func (in *instance) setRestarting(c *container, t Termination, wait time.Duration) {
+func (c *container) setRestarting(t Termination, wait time.Duration) {
+	in := c.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if c.st.State == StateWaiting {
@@ -409,7 +415,8 @@ func (in *instance) setRestarting(c *container, t Termination, wait time.Duratio
 
 // askRestart marks a running container for a restart at its exit; false
 // if it does not run.
-func (in *instance) askRestart(c *container) bool {
+func (c *container) askRestart() bool {
+	in := c.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if c.st.State != StateRunning {
@@ -420,16 +427,16 @@ func (in *instance) askRestart(c *container) bool {
 	return true
 }
 
-func (in *instance) restartAsked(c *container) bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+func (c *container) restartAsked() bool {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
 	return c.st.RestartAsked && c.st.State == StateRunning
 }
 
 // waitFor is how long a container waits before its next start.
-func (in *instance) waitFor(c *container) time.Duration {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+func (c *container) waitFor() time.Duration {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
 	return time.Until(c.notBefore)
 }
 
@@ -473,26 +480,22 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// nextBackoff returns the wait before the next pull of a container's image:
+// nextPullBackoff returns the wait before the next pull of c's image:
 // first, then doubled after each failure, up to maxPullBackoff.
-func (in *instance) nextBackoff(name string, first time.Duration) time.Duration {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.backoff == nil {
-		in.backoff = map[string]time.Duration{}
-	}
-	b := in.backoff[name]
-	if b == 0 {
-		b = first
+func (c *container) nextPullBackoff(first time.Duration) time.Duration {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
+	if c.pullBackoff == 0 {
+		c.pullBackoff = first
 	} else {
-		b = min(2*b, maxPullBackoff)
+		c.pullBackoff = min(2*c.pullBackoff, maxPullBackoff)
 	}
-	in.backoff[name] = b
-	return b
+	return c.pullBackoff
 }
 
-func (in *instance) resetBackoff(name string) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	delete(in.backoff, name)
+// resetPullBackoff forgets the failed pulls of c's image.
+func (c *container) resetPullBackoff() {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
+	c.pullBackoff = 0
 }

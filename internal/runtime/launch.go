@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -30,17 +29,34 @@ const (
 	labelContainer = "io.spoteci.container"
 )
 
-// launcher sets up the instances queued by Start, one at a time.
-func (r *Containerd) launcher() {
+// launcher brings the instances queued by Start up: the images of their
+// containers, their sandbox, then each container and its task. Each of
+// cfg.Launchers goroutines runs one launch at a time.
+type launcher struct {
+	base
+	table     *table
+	netns     *netnsHolder // the sandboxes' network namespaces
+	images    *images
+	sandboxes *sandboxes
+	outputs   *outputs
+	stopper   *stopper // signals a container that started while its instance stops
+
+	queue    chan string  // ids to launch
+	launches *launchCount // queued or under way
+	phases   phaseTimes   // where the launches' time went
+}
+
+// run sets up the instances queued by Start, one at a time.
+func (l *launcher) run() {
 	for {
 		select {
-		case <-r.ctx.Done():
+		case <-l.ctx.Done():
 			return
-		case id := <-r.queue:
-			if in, ok := r.get(id); ok {
-				r.launch(in)
+		case id := <-l.queue:
+			if in, ok := l.table.get(id); ok {
+				l.launch(in)
 			}
-			r.launches.add(-1)
+			l.launches.add(-1)
 		}
 	}
 }
@@ -50,41 +66,41 @@ func (r *Containerd) launcher() {
 // launch (before a crash, or before a pull back-off) stopped. A failed pull
 // is retried after a back-off by queueing the instance again, so a bad image
 // never holds a launcher.
-func (r *Containerd) launch(in *instance) {
+func (l *launcher) launch(in *instance) {
 	in.launchMu.Lock()
 	defer in.launchMu.Unlock()
 	defer func() {
 		// Stopped meanwhile: what did not start never will.
 		if in.stopping() {
 			in.neverStarted()
-			r.exited(in)
+			l.sandboxes.ended(in)
 		}
 	}()
-	ctx, cancel := in.workContext(r.ctx)
+	ctx, cancel := in.workContext(l.ctx)
 	defer cancel()
 	if in.stopping() || in.allTerminated() {
 		return
 	}
 	if err := in.writeSpec(); err != nil {
-		r.failAll(in, "writing the instance's folder: "+err.Error())
+		l.failAll(in, "writing the instance's folder: "+err.Error())
 		return
 	}
 	in.flushEvents()
 	clock := newLaunchClock()
-	defer clock.record(&r.phases, r.log, in.spec.ID)
+	defer clock.record(&l.phases, l.log, in.spec.ID)
 	// The images first, in order, up to one that cannot be pulled now: a
 	// pod whose image never comes holds no IP or cgroup meanwhile.
 	ready := map[*container]containerd.Image{}
 	var retry time.Duration
 	for i, c := range in.containers {
-		if in.state(c) != StateWaiting {
+		if c.state() != StateWaiting {
 			continue
 		}
-		if wait := in.waitFor(c); wait > 0 {
+		if wait := c.waitFor(); wait > 0 {
 			retry = wait // a restart's back-off
 			break
 		}
-		img, wait, err := r.image(ctx, in, c, in.spec.Containers[i])
+		img, wait, err := l.images.image(ctx, in, c, in.spec.Containers[i])
 		if ctx.Err() != nil {
 			return
 		}
@@ -96,10 +112,10 @@ func (r *Containerd) launch(in *instance) {
 	}
 	clock.lap(phaseImage)
 	if len(ready) > 0 {
-		if err := r.sandbox(ctx, in, clock); err != nil {
+		if err := l.sandboxes.setUp(ctx, in, clock); err != nil {
 			if ctx.Err() == nil {
-				r.log.Error("setting up the sandbox", "instance", in.spec.ID, "err", err)
-				r.failAll(in, err.Error())
+				l.log.Error("setting up the sandbox", "instance", in.spec.ID, "err", err)
+				l.failAll(in, err.Error())
 			}
 			return
 		}
@@ -109,22 +125,22 @@ func (r *Containerd) launch(in *instance) {
 		if !ok {
 			continue
 		}
-		if err := r.startContainer(ctx, in, c, in.spec.Containers[i], img, clock); err != nil {
+		if err := l.startContainer(ctx, in, c, in.spec.Containers[i], img, clock); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			if containerdAway(err) {
 				// Not the container's fault: it waits for containerd
 				// (restarted by its supervisor) and is launched again.
-				r.log.Warn("containerd away while starting a container; trying again", "instance", in.spec.ID, "container", c.name, "err", err)
+				l.log.Warn("containerd away while starting a container; trying again", "instance", in.spec.ID, "container", c.name, "err", err)
 				retry = max(retry, containerdRetry)
 				continue
 			}
-			r.log.Warn("container failed to start", "instance", in.spec.ID, "container", c.name, "err", err)
+			l.log.Warn("container failed to start", "instance", in.spec.ID, "container", c.name, "err", err)
 		}
 	}
 	if retry > 0 {
-		r.retryLater(in.spec.ID, retry)
+		l.retryLater(in.spec.ID, retry)
 	}
 }
 
@@ -143,111 +159,56 @@ func containerdAway(err error) bool {
 
 // enqueue queues the launch of instance id, counted until a launcher has
 // run it (teardowns wait for none to be left).
-func (r *Containerd) enqueue(ctx context.Context, id string) error {
-	r.launches.add(1)
+func (l *launcher) enqueue(ctx context.Context, id string) error {
+	l.launches.add(1)
 	select {
-	case r.queue <- id:
+	case l.queue <- id:
 		return nil
 	case <-ctx.Done():
-		r.launches.add(-1)
+		l.launches.add(-1)
 		return ctx.Err()
 	}
 }
 
 // retryLater queues the launch of instance id again after wait.
-func (r *Containerd) retryLater(id string, wait time.Duration) {
-	time.AfterFunc(wait, func() { r.enqueue(r.ctx, id) })
+func (l *launcher) retryLater(id string, wait time.Duration) {
+	time.AfterFunc(wait, func() { l.enqueue(l.ctx, id) })
 }
 
 // failAll ends every container not started with StartError.
-func (r *Containerd) failAll(in *instance, msg string) {
+func (l *launcher) failAll(in *instance, msg string) {
 	in.endWaiting(128, ReasonStartError, msg)
-	r.exited(in)
+	l.sandboxes.ended(in)
 }
 
 // startFailed ends a container that could not be created or started.
-func (r *Containerd) startFailed(in *instance, c *container, msg string) {
+func (l *launcher) startFailed(in *instance, c *container, msg string) {
 	in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + msg, Container: c.name})
-	in.setTerminated(c, 128, ReasonStartError, msg, time.Now())
-	r.exited(in)
-}
-
-// sandbox sets up what the containers of an instance share: the cgroup of
-// its size, its network namespace and IP, and /etc/hosts, /etc/hostname and
-// /etc/resolv.conf.
-func (r *Containerd) sandbox(ctx context.Context, in *instance, clock *launchClock) error {
-	clock.skip()
-	if err := instanceCgroup(in.spec.ID, in.spec.CPU, in.spec.Memory, in.spec.PidsLimit); err != nil {
-		return err
-	}
-	clock.lap(phaseCgroup)
-	if err := setUpVolumes(in); err != nil {
-		return err
-	}
-	clock.lap(phaseVolumes)
-	ip, err := r.net.setUp(ctx, in.spec.ID, in.lastIP(), clock)
-	if err != nil {
-		return err
-	}
-	in.setIP(ip)
-	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", ip, in.spec.Hostname)
-	content := []string{hosts, in.spec.Hostname + "\n", resolvConf()}
-	files := map[string]string{}
-	for i, name := range etcFiles {
-		files[name] = content[i]
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(in.dir, name), []byte(content), 0o644); err != nil {
-			return fmt.Errorf("writing /etc/%s of %s: %w", name, in.spec.ID, err)
-		}
-	}
-	clock.lap(phaseEtc)
-	return nil
-}
-
-// etcFiles are the files of an instance's folder that its containers see
-// in /etc, bind-mounted: /etc/hosts, /etc/hostname and /etc/resolv.conf.
-var etcFiles = []string{"hosts", "hostname", "resolv.conf"}
-
-// resolvConf is the host's resolver configuration without loopback name
-// servers, which a sandbox cannot reach.
-func resolvConf() string {
-	b, err := os.ReadFile("/etc/resolv.conf")
-	if err != nil {
-		return ""
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "nameserver" && (strings.HasPrefix(f[1], "127.") || f[1] == "::1") {
-			continue
-		}
-		out = append(out, line)
-	}
-	return strings.Join(out, "\n")
+	c.setTerminated(128, ReasonStartError, msg, time.Now())
+	l.sandboxes.ended(in)
 }
 
 // startContainer creates a container from its image and starts it; it
 // returns the error that ended the container.
-func (r *Containerd) startContainer(ctx context.Context, in *instance, c *container, spec Container, img containerd.Image, clock *launchClock) error {
+func (l *launcher) startContainer(ctx context.Context, in *instance, c *container, spec Container, img containerd.Image, clock *launchClock) error {
 	clock.skip()
-	cont, err := r.client.LoadContainer(ctx, c.cid)
+	cont, err := l.client.LoadContainer(ctx, c.cid)
 	if err == nil {
-		err = r.dropIfStale(ctx, in, cont)
+		err = l.dropIfStale(ctx, in, cont)
 	}
 	if errdefs.IsNotFound(err) {
-		cont, err = r.createContainer(ctx, in, c, spec, img)
+		cont, err = l.createContainer(ctx, in, c, spec, img)
 	}
 	var ce *configError
 	if errors.As(err, &ce) {
 		// As a kubelet: the container waits, and says why.
 		in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + ce.msg, Container: c.name})
-		in.setWaiting(c, ReasonCreateConfigError, ce.msg)
+		c.setWaiting(ReasonCreateConfigError, ce.msg)
 		return err
 	}
 	if err != nil {
 		if ctx.Err() == nil && !containerdAway(err) {
-			r.startFailed(in, c, err.Error())
+			l.startFailed(in, c, err.Error())
 		}
 		return err
 	}
@@ -255,9 +216,9 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 	task, err := cont.Task(ctx, nil)
 	switch {
 	case errdefs.IsNotFound(err): // the folder exists: launch wrote spec.json
-		task, err = r.newTask(ctx, cont, c)
+		task, err = l.newTask(ctx, cont, c)
 	case err == nil: // made by an earlier launch: its output waits in the FIFOs
-		r.attachOutput(c)
+		l.outputs.attach(c)
 	}
 	clock.lap(phaseTask)
 	if err == nil {
@@ -271,15 +232,15 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 		if ctx.Err() != nil || containerdAway(err) {
 			return err // the launch goes on once containerd is back
 		}
-		r.startFailed(in, c, startErrorMessage(err))
+		l.startFailed(in, c, startErrorMessage(err))
 		if task != nil {
-			task.Delete(r.ctx, containerd.WithProcessKill)
+			task.Delete(l.ctx, containerd.WithProcessKill)
 		}
 		return err
 	}
 	in.event(Event{Type: "Normal", Reason: "Started", Message: "Started container " + c.name, Container: c.name})
-	if !in.setRunning(c, img.Target().Digest.String(), int(task.Pid()), time.Now()) {
-		r.signal(c, stopSignal(in))
+	if !c.setRunning(img.Target().Digest.String(), int(task.Pid()), time.Now()) {
+		l.stopper.signal(c, stopSignal(in))
 	}
 	return nil
 }
@@ -289,7 +250,7 @@ func (r *Containerd) startContainer(ctx context.Context, in *instance, c *contai
 // another path than the one the runtime holds it by now (the file of an
 // earlier runtime, see network.go); it returns errdefs.ErrNotFound then, so
 // that the container is made again.
-func (r *Containerd) dropIfStale(ctx context.Context, in *instance, cont containerd.Container) error {
+func (l *launcher) dropIfStale(ctx context.Context, in *instance, cont containerd.Container) error {
 	if _, err := cont.Task(ctx, nil); !errdefs.IsNotFound(err) {
 		return nil // started, or being: it is in its namespace already
 	}
@@ -297,7 +258,7 @@ func (r *Containerd) dropIfStale(ctx context.Context, in *instance, cont contain
 	if err != nil {
 		return err
 	}
-	want, _ := r.net.nsPath(in.spec.ID)
+	want, _ := l.netns.nsPath(in.spec.ID)
 	if spec.Linux != nil {
 		for _, ns := range spec.Linux.Namespaces {
 			if ns.Type == specs.NetworkNamespace && ns.Path == want {
@@ -305,8 +266,8 @@ func (r *Containerd) dropIfStale(ctx context.Context, in *instance, cont contain
 			}
 		}
 	}
-	r.log.Info("making again a container made by an earlier runtime", "container", cont.ID())
-	if err := r.deleteContainer(ctx, cont.ID()); err != nil {
+	l.log.Info("making again a container made by an earlier runtime", "container", cont.ID())
+	if err := deleteContainer(ctx, l.client, cont.ID()); err != nil {
 		return err
 	}
 	return errdefs.ErrNotFound
@@ -314,29 +275,29 @@ func (r *Containerd) dropIfStale(ctx context.Context, in *instance, cont contain
 
 // newTask makes the task of c, or takes up the one an earlier launch made,
 // and copies its output into its log (output.go).
-func (r *Containerd) newTask(ctx context.Context, cont containerd.Container, c *container) (containerd.Task, error) {
+func (l *launcher) newTask(ctx context.Context, cont containerd.Container, c *container) (containerd.Task, error) {
 	// The FIFOs' reading ends are open before the task is made: the shim
 	// opens the writing ends as it makes it, and waits for a reader.
-	out, err := r.newOutput(c)
+	out, err := l.outputs.fresh(c)
 	if err != nil {
 		return nil, err
 	}
-	task, err := r.makeTask(ctx, cont, c)
+	task, err := l.makeTask(ctx, cont, c)
 	if err != nil {
 		// A task made all the same (containerd's answer lost) is taken up
 		// by the next launch, which opens the FIFOs again.
 		out.discard()
 		return nil, err
 	}
-	r.runOutput(c, out)
+	l.outputs.run(c, out)
 	return task, nil
 }
 
 // makeTask makes the task of c, or takes up the one an earlier launch made.
-func (r *Containerd) makeTask(ctx context.Context, cont containerd.Container, c *container) (containerd.Task, error) {
+func (l *launcher) makeTask(ctx context.Context, cont containerd.Container, c *container) (containerd.Task, error) {
 	create := func() (containerd.Task, error) {
 		if rootInContainer(ctx, cont) {
-			return r.newTaskNoRootfs(ctx, cont, c)
+			return l.newTaskNoRootfs(ctx, cont, c)
 		}
 		return cont.NewTask(ctx, c.fifoIO())
 	}
@@ -353,8 +314,8 @@ func (r *Containerd) makeTask(ctx context.Context, cont containerd.Container, c 
 	// Half made: containerd died after starting the task's shim and before
 	// the shim made the container, so the shim holds none ("container not
 	// created"). Delete it and make the task again.
-	r.log.Warn("deleting a task left half made by containerd's death", "container", cont.ID(), "err", err)
-	if err := deleteHalfMade(ctx, r.client, cont.ID()); err != nil {
+	l.log.Warn("deleting a task left half made by containerd's death", "container", cont.ID(), "err", err)
+	if err := deleteHalfMade(ctx, l.client, cont.ID()); err != nil {
 		return nil, fmt.Errorf("deleting a task left half made: %w", err)
 	}
 	return create()
@@ -370,7 +331,7 @@ func startErrorMessage(err error) string {
 }
 
 // createContainer creates the containerd container of c from img.
-func (r *Containerd) createContainer(ctx context.Context, in *instance, c *container, spec Container, img containerd.Image) (containerd.Container, error) {
+func (l *launcher) createContainer(ctx context.Context, in *instance, c *container, spec Container, img containerd.Image) (containerd.Container, error) {
 	cfg, err := img.Spec(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the config of image %s: %w", spec.Image, err)
@@ -394,7 +355,7 @@ func (r *Containerd) createContainer(ctx context.Context, in *instance, c *conta
 		return nil, err
 	}
 	ip := in.status().IP
-	netns, ok := r.net.nsPath(in.spec.ID)
+	netns, ok := l.netns.nsPath(in.spec.ID)
 	if !ok {
 		// Let go by a teardown meanwhile: runc would make an empty one.
 		return nil, fmt.Errorf("the network namespace of %s is gone", in.spec.ID)
@@ -426,7 +387,7 @@ func (r *Containerd) createContainer(ctx context.Context, in *instance, c *conta
 	root := &containerRoot{}
 	opts = append(opts, root.spec())
 	newContainer := func() (containerd.Container, error) {
-		return r.client.NewContainer(ctx, c.cid,
+		return l.client.NewContainer(ctx, c.cid,
 			containerd.WithImage(img),
 			containerd.WithSnapshotter(snapshotter),
 			containerd.WithNewSnapshot(c.cid, img),
@@ -441,10 +402,10 @@ func (r *Containerd) createContainer(ctx context.Context, in *instance, c *conta
 		// Made by a launch that containerd's restart cut short: the
 		// container, or only its snapshot (containerd died between the
 		// two). A lone snapshot is removed and the container made again.
-		cont, err = r.client.LoadContainer(ctx, c.cid)
+		cont, err = l.client.LoadContainer(ctx, c.cid)
 		if errdefs.IsNotFound(err) {
-			r.log.Warn("removing the snapshot of a container whose making containerd's death cut short", "container", c.cid)
-			if err := r.client.SnapshotService(snapshotter).Remove(ctx, c.cid); err != nil && !errdefs.IsNotFound(err) {
+			l.log.Warn("removing the snapshot of a container whose making containerd's death cut short", "container", c.cid)
+			if err := l.client.SnapshotService(snapshotter).Remove(ctx, c.cid); err != nil && !errdefs.IsNotFound(err) {
 				return nil, fmt.Errorf("removing the snapshot left by an interrupted creation: %w", err)
 			}
 			cont, err = newContainer()

@@ -8,12 +8,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
@@ -263,19 +264,31 @@ type upperDir struct {
 	path    string
 }
 
+// storageWatcher measures, every StorageCheckEvery, the ephemeral storage of
+// the running instances that have limits, and evicts those over one.
+type storageWatcher struct {
+	base
+	table   *table
+	stopper *stopper // stops an evicted instance
+	// uppers are the writable layers of running containers; rounds counts
+	// the measuring rounds done (for tests).
+	uppers map[string]upperDir
+	rounds atomic.Int64
+}
+
 // upper returns the upper folder of c's snapshot, from the cache while the
 // run that it was read for goes on; else from the root mount of its first
 // process, which costs containerd nothing in a storm of launches; else,
 // for a container adopted after a restart, from containerd.
-func (r *Containerd) upper(ctx context.Context, c *container, started time.Time) (string, error) {
-	if u, ok := r.uppers[c.cid]; ok && u.started.Equal(started) {
+func (w *storageWatcher) upper(ctx context.Context, c *container, started time.Time) (string, error) {
+	if u, ok := w.uppers[c.cid]; ok && u.started.Equal(started) {
 		return u.path, nil
 	}
-	if dir := upperOfProcess(c.in.pid(c)); dir != "" {
-		r.uppers[c.cid] = upperDir{started: started, path: dir}
+	if dir := upperOfProcess(c.runningPID()); dir != "" {
+		w.uppers[c.cid] = upperDir{started: started, path: dir}
 		return dir, nil
 	}
-	mounts, err := r.client.SnapshotService(snapshotter).Mounts(ctx, c.cid)
+	mounts, err := w.client.SnapshotService(snapshotter).Mounts(ctx, c.cid)
 	if err != nil {
 		return "", fmt.Errorf("mounts of the snapshot of %s: %w", c.cid, err)
 	}
@@ -295,7 +308,7 @@ func (r *Containerd) upper(ctx context.Context, c *container, started time.Time)
 	if dir == "" {
 		return "", fmt.Errorf("the snapshot of %s has no upper folder", c.cid)
 	}
-	r.uppers[c.cid] = upperDir{started: started, path: dir}
+	w.uppers[c.cid] = upperDir{started: started, path: dir}
 	return dir, nil
 }
 
@@ -305,18 +318,19 @@ func upperOfProcess(pid int) string {
 	if pid <= 0 {
 		return ""
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/mountinfo")
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/mountinfo")
 	if err != nil {
 		return ""
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - TYPE SOURCE SUPEROPTIONS
-		fields := strings.Fields(line)
-		sep := slices.Index(fields, "-")
-		if len(fields) < 5 || fields[4] != "/" || sep < 0 || len(fields) < sep+4 || fields[sep+1] != "overlay" {
-			continue
-		}
-		for _, o := range strings.Split(fields[sep+3], ",") {
+	defer f.Close()
+	roots, err := mountinfo.GetMountsFromReader(f, func(m *mountinfo.Info) (skip, stop bool) {
+		return m.Mountpoint != "/" || m.FSType != "overlay", false
+	})
+	if err != nil {
+		return ""
+	}
+	for _, m := range roots {
+		for _, o := range strings.Split(m.VFSOptions, ",") {
 			if v, ok := strings.CutPrefix(o, "upperdir="); ok {
 				return v
 			}
@@ -341,13 +355,13 @@ func logsUsage(c *container) int64 {
 }
 
 // measure returns what instance in uses, each part up to ceiling.
-func (r *Containerd) measure(ctx context.Context, in *instance, ceiling int64) (storageUsage, error) {
+func (w *storageWatcher) measure(ctx context.Context, in *instance, ceiling int64) (storageUsage, error) {
 	u := storageUsage{containers: map[string]int64{}, volumes: map[string]int64{}}
 	for _, c := range in.containers {
-		st := in.containerStatus(c)
+		st := c.status()
 		n := logsUsage(c)
 		if st.State == StateRunning {
-			dir, err := r.upper(ctx, c, st.StartedAt)
+			dir, err := w.upper(ctx, c, st.StartedAt)
 			if err != nil {
 				return u, err
 			}
@@ -379,31 +393,26 @@ func (r *Containerd) measure(ctx context.Context, in *instance, ceiling int64) (
 	return u, nil
 }
 
-// watchStorage measures the running instances every StorageCheckEvery.
-func (r *Containerd) watchStorage() {
-	tick := time.NewTicker(r.cfg.StorageCheckEvery)
+// run measures the running instances every StorageCheckEvery.
+func (w *storageWatcher) run() {
+	tick := time.NewTicker(w.cfg.StorageCheckEvery)
 	defer tick.Stop()
 	for {
 		select {
-		case <-r.ctx.Done():
+		case <-w.ctx.Done():
 			return
 		case <-tick.C:
-			r.checkStorage(r.ctx)
-			r.storageRounds.Add(1)
+			w.check(w.ctx)
+			w.rounds.Add(1)
 		}
 	}
 }
 
-// checkStorage measures each instance that runs and has limits, and evicts
+// check measures each instance that runs and has limits, and evicts
 // those over one. The measures are spread over the period, so that a
 // thousand instances cost the launches no burst.
-func (r *Containerd) checkStorage(ctx context.Context) {
-	r.mu.Lock()
-	all := make([]*instance, 0, len(r.instances))
-	for _, in := range r.instances {
-		all = append(all, in)
-	}
-	r.mu.Unlock()
+func (w *storageWatcher) check(ctx context.Context) {
+	all := w.table.all()
 	var todo []*instance
 	live := map[string]bool{}
 	for _, in := range all {
@@ -417,12 +426,12 @@ func (r *Containerd) checkStorage(ctx context.Context) {
 			todo = append(todo, in)
 		}
 	}
-	for cid := range r.uppers {
+	for cid := range w.uppers {
 		if !live[cid] {
-			delete(r.uppers, cid)
+			delete(w.uppers, cid)
 		}
 	}
-	pace := r.cfg.StorageCheckEvery / time.Duration(len(todo)+1)
+	pace := w.cfg.StorageCheckEvery / time.Duration(len(todo)+1)
 	for i, in := range todo {
 		if i > 0 && !sleepCtx(ctx, pace) {
 			return
@@ -431,15 +440,15 @@ func (r *Containerd) checkStorage(ctx context.Context) {
 			continue
 		}
 		l := limitsOf(in.spec)
-		u, err := r.measure(ctx, in, l.ceiling())
+		u, err := w.measure(ctx, in, l.ceiling())
 		if err != nil {
 			if ctx.Err() == nil && in.running() {
-				r.log.Warn("measuring the ephemeral storage of an instance", "instance", in.spec.ID, "err", err)
+				w.log.Warn("measuring the ephemeral storage of an instance", "instance", in.spec.ID, "err", err)
 			}
 			continue
 		}
 		if msg := l.eviction(in.spec, u); msg != "" {
-			r.evict(in, msg)
+			w.evict(in, msg)
 		}
 	}
 }
@@ -459,13 +468,15 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // evict ends an instance over a limit as a kubelet's eviction manager does:
 // a Warning Evicted event, the instance marked Evicted with the message, and
 // its containers stopped with a grace of a second.
-func (r *Containerd) evict(in *instance, msg string) {
+func (w *storageWatcher) evict(in *instance, msg string) {
 	if !in.setEvicted(msg) {
 		return
 	}
-	r.log.Info("evicting an instance over its ephemeral storage", "instance", in.spec.ID, "message", msg)
+	w.log.Info("evicting an instance over its ephemeral storage", "instance", in.spec.ID, "message", msg)
 	in.event(Event{Type: "Warning", Reason: ReasonEvicted, Message: msg})
-	r.Stop(r.ctx, in.spec.ID, evictionGrace)
+	if cur, ok := w.table.get(in.spec.ID); ok { // not removed meanwhile
+		w.stopper.stop(cur, evictionGrace)
+	}
 }
 
 // running reports whether the instance has a container running and is not

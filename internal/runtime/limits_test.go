@@ -305,7 +305,7 @@ func TestEvictionSurvivesACrash(t *testing.T) {
 	r := openRuntime(t, dir)
 	start(t, r, Instance{ID: "evict-crash", Containers: []Container{busybox("main", "sleep 3600")}})
 	waitState(t, r, "evict-crash", "main", StateRunning)
-	in, _ := r.get("evict-crash")
+	in, _ := r.table.get("evict-crash")
 	if !in.setEvicted("test eviction") { // what evict does before its Stop
 		t.Fatal("setEvicted refused")
 	}
@@ -361,14 +361,14 @@ dd if=/dev/zero of=/mem/fill bs=1048576 count=32 2>&1; echo written; sleep 3600`
 	if log := readLog(t, r, "limits-under", "main"); !strings.Contains(log, "No space left on device") {
 		t.Errorf("32 MiB fit in a memory volume of 16 MiB:\n%s", log)
 	}
-	rounds := r.storageRounds.Load()
-	waitFor(t, 30*time.Second, "three more measuring rounds", func() bool { return r.storageRounds.Load() >= rounds+3 })
+	rounds := r.storage.rounds.Load()
+	waitFor(t, 30*time.Second, "three more measuring rounds", func() bool { return r.storage.rounds.Load() >= rounds+3 })
 	st, _ := r.Status("limits-under")
 	if st.Reason != "" || st.Containers[0].State != StateRunning {
 		t.Errorf("an instance under its limits: %q %q, container %s", st.Reason, st.Message, st.Containers[0].State)
 	}
-	in, _ := r.get("limits-under")
-	u, err := r.measure(r.ctx, in, limitsOf(in.spec).ceiling())
+	in, _ := r.table.get("limits-under")
+	u, err := r.storage.measure(r.ctx, in, limitsOf(in.spec).ceiling())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +385,7 @@ dd if=/dev/zero of=/mem/fill bs=1048576 count=32 2>&1; echo written; sleep 3600`
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := upperOfProcess(in.pid(c)); got == "" || !slices.Contains(mounts[0].Options, "upperdir="+got) {
+	if got := upperOfProcess(c.runningPID()); got == "" || !slices.Contains(mounts[0].Options, "upperdir="+got) {
 		t.Errorf("upper folder %q from the process, containerd mounts %+v", got, mounts)
 	}
 }

@@ -25,7 +25,7 @@ func TestFirewall(t *testing.T) {
 	r := openRuntimeWith(t, t.TempDir(), func(c *Config) {
 		c.Forwards = []Forward{{From: "10.96.7.7:80", To: ln.Addr().String()}}
 	})
-	comment := r.net.firewallComment()
+	comment := r.net.rules.firewallComment()
 	if rules := filterRules(t); strings.Count(rules, comment) != 2 {
 		t.Fatalf("want the network's 2 firewall rules in INPUT:\n%s", rules)
 	}

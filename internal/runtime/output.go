@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -56,6 +57,10 @@ func (c *container) fifoIO() cio.Creator {
 	}
 }
 
+// outputs copies the containers' output into their logs, rotated and
+// capped as the configuration says.
+type outputs struct{ base }
+
 // output copies the output of one run of a container into its log.
 type output struct {
 	log     *logfile.Rotating
@@ -64,11 +69,11 @@ type output struct {
 	stopped atomic.Bool // by stop: a read cut short is no error
 }
 
-// openOutput opens the reading ends of c's FIFOs, made first if make says
+// open opens the reading ends of c's FIFOs, made first if make says
 // so, and its log. The opens do not wait for a writer: a shim writes as
 // soon as it has made the task (it waits for a reader to be open) or it has
 // written already (an adopted container).
-func (r *Containerd) openOutput(c *container, makeFIFOs bool) (*output, error) {
+func (outs *outputs) open(c *container, makeFIFOs bool) (*output, error) {
 	paths := c.fifoPaths()
 	if makeFIFOs {
 		if err := os.MkdirAll(filepath.Dir(paths[0]), 0o700); err != nil {
@@ -94,7 +99,7 @@ func (r *Containerd) openOutput(c *container, makeFIFOs bool) (*output, error) {
 		o.files = append(o.files, f)
 	}
 	var err error
-	if o.log, err = logfile.OpenRotating(c.logPath(), r.cfg.LogMaxSize, r.cfg.LogMaxFiles); err != nil {
+	if o.log, err = logfile.OpenRotating(c.logPath(), outs.cfg.LogMaxSize, outs.cfg.LogMaxFiles); err != nil {
 		o.closeFiles()
 		return nil, err
 	}
@@ -105,12 +110,12 @@ func (r *Containerd) openOutput(c *container, makeFIFOs bool) (*output, error) {
 // stop is called, and then closes everything. Every byte read is written:
 // stop ends the copy between reads, and what was not read waits in the FIFO
 // for the next reader.
-func (o *output) start(r *Containerd, c *container) {
+func (o *output) start(log *slog.Logger, c *container) {
 	var wg sync.WaitGroup
 	for _, f := range o.files {
 		wg.Go(func() {
 			if err := copyFIFO(o.log, f); err != nil && !o.stopped.Load() {
-				r.log.Warn("copying a container's output into its log", "container", c.cid, "err", err)
+				log.Warn("copying a container's output into its log", "container", c.cid, "err", err)
 			}
 		})
 	}
@@ -202,74 +207,74 @@ func (o *output) wait(d time.Duration) bool {
 	}
 }
 
-// newOutput opens the output of a task about to be made, after the copy of
+// fresh opens the output of a task about to be made, after the copy of
 // an earlier run (if any) has ended: two readers of one FIFO would split
 // the output between them.
-func (r *Containerd) newOutput(c *container) (*output, error) {
-	if old := c.in.setOutput(c, nil); old != nil {
+func (outs *outputs) fresh(c *container) (*output, error) {
+	if old := c.setOutput(nil); old != nil {
 		old.stop()
 	}
-	return r.openOutput(c, true)
+	return outs.open(c, true)
 }
 
-// attachOutput copies the output of c's task, made earlier (by this runtime
+// attach copies the output of c's task, made earlier (by this runtime
 // or one before it), unless a copy runs already. A container whose task has
 // no FIFOs (made by a spoteci that logged through spoteci-logger) is left
 // to that logger.
-func (r *Containerd) attachOutput(c *container) {
-	if o := c.in.output(c); o != nil {
+func (outs *outputs) attach(c *container) {
+	if o := c.output(); o != nil {
 		select {
 		case <-o.done:
 		default:
 			return // copying
 		}
 	}
-	o, err := r.openOutput(c, false)
+	o, err := outs.open(c, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return
 	}
 	if err != nil {
-		r.log.Warn("reading the output of a running container", "container", c.cid, "err", err)
+		outs.log.Warn("reading the output of a running container", "container", c.cid, "err", err)
 		return
 	}
-	r.runOutput(c, o)
+	outs.run(c, o)
 }
 
-// runOutput starts o as the output of c.
-func (r *Containerd) runOutput(c *container, o *output) {
-	o.start(r, c)
-	if old := c.in.setOutput(c, o); old != nil {
+// run starts o as the output of c.
+func (outs *outputs) run(c *container, o *output) {
+	o.start(outs.log, c)
+	if old := c.setOutput(o); old != nil {
 		old.stop()
 	}
 }
 
-// drainOutput waits, boundedly, until the output of c (which ended) is all
+// drain waits, boundedly, until the output of c (which ended) is all
 // in its log, so that its log is whole once its end is recorded.
-func (r *Containerd) drainOutput(c *container) {
-	if o := c.in.output(c); o != nil && !o.wait(outputDrain) {
-		r.log.Warn("the output of an ended container is still open; recording its end", "container", c.cid)
+func (outs *outputs) drain(c *container) {
+	if o := c.output(); o != nil && !o.wait(outputDrain) {
+		outs.log.Warn("the output of an ended container is still open; recording its end", "container", c.cid)
 	}
 }
 
 // stopOutputs ends the copies of the given containers (they run on).
 func stopOutputs(cs []*container) {
 	for _, c := range cs {
-		if o := c.in.setOutput(c, nil); o != nil {
+		if o := c.setOutput(nil); o != nil {
 			o.stop()
 		}
 	}
 }
 
-func (in *instance) output(c *container) *output {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+func (c *container) output() *output {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
 	return c.out
 }
 
 // setOutput makes o the output of c and returns the one before.
-func (in *instance) setOutput(c *container, o *output) *output {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+func (c *container) setOutput(o *output) *output {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
 	old := c.out
 	c.out = o
 	return old

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
 	"github.com/spoteci/spoteci/internal/runtime/daemon"
@@ -119,8 +120,8 @@ func TestNoProcessBesideContainer(t *testing.T) {
 	r := newRuntime(t)
 	start(t, r, Instance{ID: "lone", Containers: []Container{busybox("main", `sleep 3600`)}})
 	waitState(t, r, "lone", "main", StateRunning)
-	in, _ := r.get("lone")
-	pid := in.pid(in.containers[0])
+	in, _ := r.table.get("lone")
+	pid := in.containers[0].runningPID()
 	var shim int
 	for _, s := range daemon.Shims() {
 		if i := slices.Index(s.Args, "-id"); i >= 0 && i+1 < len(s.Args) && s.Args[i+1] == "lone.0" {
@@ -132,24 +133,17 @@ func TestNoProcessBesideContainer(t *testing.T) {
 	}
 	// Every process the shim started, or in the container's cgroup.
 	procs := []int{shim}
-	entries, err := os.ReadDir("/proc")
+	all, err := procfs.AllProcs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+	for _, p := range all {
+		stat, err := p.Stat()
 		if err != nil {
 			continue // ended meanwhile
 		}
-		// pid (comm) state ppid ...: comm may hold spaces, not ")".
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p))
-		if (len(fields) > 1 && fields[1] == strconv.Itoa(shim)) || inCgroup(cg, containerCgroup("lone", "main")) {
-			procs = append(procs, p)
+		if in, _ := inCgroup(p.PID, containerCgroup("lone", "main")); stat.PPID == shim || in {
+			procs = append(procs, p.PID)
 		}
 	}
 	slices.Sort(procs)

@@ -14,6 +14,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/distribution/reference"
+	"golang.org/x/sync/singleflight"
 )
 
 // maxPullBackoff caps the wait between pulls of an image that fails.
@@ -22,15 +23,24 @@ const maxPullBackoff = 5 * time.Minute
 // pullTimeout bounds one pull.
 const pullTimeout = 10 * time.Minute
 
+// images gives the launcher the images of its containers: present, or
+// pulled through the registry mirrors with the instance's credentials, one
+// pull of an image at a time, never from a listener of this machine that
+// is no configured registry.
+type images struct {
+	base
+	pulls singleflight.Group
+}
+
 // image returns the image of a container, pulled as its policy says. A
 // failed pull puts the container in ErrImagePull, then ImagePullBackOff, and
 // returns the back-off after which to try again.
-func (r *Containerd) image(ctx context.Context, in *instance, c *container, spec Container) (containerd.Image, time.Duration, error) {
+func (im *images) image(ctx context.Context, in *instance, c *container, spec Container) (containerd.Image, time.Duration, error) {
 	named, err := reference.ParseDockerRef(spec.Image)
 	if err != nil {
 		msg := fmt.Sprintf("Failed to apply default image tag %q: couldn't parse image name %q: %v", spec.Image, spec.Image, err)
 		in.event(Event{Type: "Warning", Reason: "InspectFailed", Message: msg, Container: c.name})
-		in.setWaiting(c, "InvalidImageName", msg)
+		c.setWaiting("InvalidImageName", msg)
 		return nil, 0, errWaits
 	}
 	ref := named.String()
@@ -42,7 +52,7 @@ func (r *Containerd) image(ctx context.Context, in *instance, c *container, spec
 		}
 	}
 	if policy != PullAlways {
-		if img, err := r.client.GetImage(ctx, ref); err == nil {
+		if img, err := im.client.GetImage(ctx, ref); err == nil {
 			if ok, _ := img.IsUnpacked(ctx, snapshotter); ok {
 				in.event(Event{Type: "Normal", Reason: "Pulled", Message: fmt.Sprintf("Container image %q already present on machine", spec.Image), Container: c.name})
 				return img, 0, nil
@@ -51,22 +61,22 @@ func (r *Containerd) image(ctx context.Context, in *instance, c *container, spec
 		if policy == PullNever {
 			msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", spec.Image)
 			in.event(Event{Type: "Warning", Reason: "ErrImageNeverPull", Message: msg, Container: c.name})
-			in.setWaiting(c, ReasonErrImageNeverPull, msg)
+			c.setWaiting(ReasonErrImageNeverPull, msg)
 			return nil, 0, errWaits
 		}
 	}
 	in.event(Event{Type: "Normal", Reason: "Pulling", Message: fmt.Sprintf("Pulling image %q", spec.Image), Container: c.name})
 	start := time.Now()
-	img, err := r.pull(ctx, ref, in.spec.Credentials)
+	img, err := im.pull(ctx, ref, in.spec.Credentials)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, 0, ctx.Err()
 		}
-		backoff := in.nextBackoff(c.name, r.cfg.PullBackoff)
+		backoff := c.nextPullBackoff(im.cfg.PullBackoff)
 		msg := fmt.Sprintf("Failed to pull image %q: %v", spec.Image, err)
 		in.event(Event{Type: "Warning", Reason: "Failed", Message: msg, Container: c.name})
 		in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + ReasonErrImagePull, Container: c.name})
-		in.setWaiting(c, ReasonErrImagePull, msg)
+		c.setWaiting(ReasonErrImagePull, msg)
 		// As a kubelet: ErrImagePull once, then ImagePullBackOff until the
 		// next try.
 		time.AfterFunc(min(2*time.Second, backoff/2), func() {
@@ -75,11 +85,11 @@ func (r *Containerd) image(ctx context.Context, in *instance, c *container, spec
 			}
 			in.event(Event{Type: "Normal", Reason: "BackOff", Message: fmt.Sprintf("Back-off pulling image %q", spec.Image), Container: c.name})
 			in.event(Event{Type: "Warning", Reason: "Failed", Message: "Error: " + ReasonImagePullBackOff, Container: c.name})
-			in.setWaiting(c, ReasonImagePullBackOff, fmt.Sprintf("Back-off pulling image %q: %s: %v", spec.Image, ReasonErrImagePull, err))
+			c.setWaiting(ReasonImagePullBackOff, fmt.Sprintf("Back-off pulling image %q: %s: %v", spec.Image, ReasonErrImagePull, err))
 		})
 		return nil, backoff, nil
 	}
-	in.resetBackoff(c.name)
+	c.resetPullBackoff()
 	size, _ := img.Size(ctx)
 	took := time.Since(start).Round(time.Millisecond)
 	in.event(Event{Type: "Normal", Reason: "Pulled", Container: c.name,
@@ -93,21 +103,21 @@ var errWaits = fmt.Errorf("the container waits")
 
 // pull pulls and unpacks ref; concurrent pulls of the same image with the
 // same credentials are one.
-func (r *Containerd) pull(ctx context.Context, ref string, creds []Credential) (containerd.Image, error) {
-	if err := r.checkRegistryHost(ref); err != nil {
+func (im *images) pull(ctx context.Context, ref string, creds []Credential) (containerd.Image, error) {
+	if err := im.checkRegistryHost(ref); err != nil {
 		return nil, err
 	}
 	key := ref
 	for _, c := range creds {
 		key += "\x00" + c.Server + "\x00" + c.Username + "\x00" + c.Password
 	}
-	ch := r.pulls.DoChan(key, func() (any, error) {
+	ch := im.pulls.DoChan(key, func() (any, error) {
 		// Not the caller's context: a pull shared by several instances
 		// goes on when the one that started it is stopped.
-		pctx, cancel := context.WithTimeout(r.ctx, pullTimeout)
+		pctx, cancel := context.WithTimeout(im.ctx, pullTimeout)
 		defer cancel()
-		resolver := docker.NewResolver(docker.ResolverOptions{Hosts: r.hosts(creds)})
-		return r.client.Pull(pctx, ref, containerd.WithPullUnpack, containerd.WithPullSnapshotter(snapshotter), containerd.WithResolver(resolver))
+		resolver := docker.NewResolver(docker.ResolverOptions{Hosts: im.hosts(creds)})
+		return im.client.Pull(pctx, ref, containerd.WithPullUnpack, containerd.WithPullSnapshotter(snapshotter), containerd.WithResolver(resolver))
 	})
 	select {
 	case <-ctx.Done():
@@ -130,7 +140,7 @@ var transport = func() *http.Transport {
 // hosts returns, for a registry host of a reference, its mirrors and then
 // the registry itself (plain HTTP when it is on loopback), each with the
 // credentials that apply.
-func (r *Containerd) hosts(creds []Credential) docker.RegistryHosts {
+func (im *images) hosts(creds []Credential) docker.RegistryHosts {
 	client := &http.Client{Transport: transport,
 		// A registry (a mirror) that redirects to this machine meets the
 		// rule of a reference that names it.
@@ -138,19 +148,19 @@ func (r *Containerd) hosts(creds []Credential) docker.RegistryHosts {
 			if len(via) >= 10 {
 				return errors.New("stopped after 10 redirects")
 			}
-			return r.checkHost(req.URL.Host)
+			return im.checkHost(req.URL.Host)
 		}}
 	return func(refHost string) ([]docker.RegistryHost, error) {
 		host := canonicalHost(refHost)
 		var out []docker.RegistryHost
-		mirrors := r.cfg.Registries.Mirrors[host]
+		mirrors := im.cfg.Registries.Mirrors[host]
 		standIn := false
 		if local, _ := docker.MatchLocalhost(host); !local && len(mirrors) == 0 {
 			// The catch-all mirror stands in for a remote registry that has
 			// no mirror of its own, instead of it: a machine that needs one
 			// reaches no registry. A registry on this machine is asked
 			// directly.
-			mirrors, standIn = r.cfg.Registries.Mirrors["*"], len(r.cfg.Registries.Mirrors["*"]) > 0
+			mirrors, standIn = im.cfg.Registries.Mirrors["*"], len(im.cfg.Registries.Mirrors["*"]) > 0
 		}
 		for _, m := range mirrors {
 			u, err := url.Parse(m)
@@ -204,20 +214,20 @@ func authorizer(client *http.Client, creds []Credential, hosts ...string) docker
 // and a pull from them would tell a tenant what answers on each port. Other
 // hosts never reach this machine's listeners: without a mirror of their own
 // they are served by the catch-all mirror instead.
-func (r *Containerd) checkRegistryHost(ref string) error {
+func (im *images) checkRegistryHost(ref string) error {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		return err
 	}
-	return r.checkHost(reference.Domain(named))
+	return im.checkHost(reference.Domain(named))
 }
 
 // checkHost is checkRegistryHost's rule for one registry host.
-func (r *Containerd) checkHost(host string) error {
+func (im *images) checkHost(host string) error {
 	if !onThisMachine(host) {
 		return nil
 	}
-	allowed := r.cfg.Registries.loopback()
+	allowed := im.cfg.Registries.loopback()
 	for _, a := range allowed {
 		if sameLoopbackHost(a, host) {
 			return nil

@@ -98,9 +98,9 @@ func rootInContainer(ctx context.Context, cont containerd.Container) bool {
 
 // newTaskNoRootfs makes the task of a container whose root runc mounts:
 // as the client's NewTask, less the snapshot's mounts for the shim.
-func (r *Containerd) newTaskNoRootfs(ctx context.Context, cont containerd.Container, c *container) (containerd.Task, error) {
+func (l *launcher) newTaskNoRootfs(ctx context.Context, cont containerd.Container, c *container) (containerd.Task, error) {
 	p := c.fifoPaths()
-	if _, err := r.client.TaskService().Create(ctx, &tasks.CreateTaskRequest{ContainerID: cont.ID(), Stdout: p[0], Stderr: p[1]}); err != nil {
+	if _, err := l.client.TaskService().Create(ctx, &tasks.CreateTaskRequest{ContainerID: cont.ID(), Stdout: p[0], Stderr: p[1]}); err != nil {
 		return nil, errgrpc.ToNative(err)
 	}
 	return cont.Task(ctx, nil)

@@ -20,8 +20,8 @@ func TestRootMountedInContainer(t *testing.T) {
 	r := newRuntime(t)
 	start(t, r, Instance{ID: "root", Containers: []Container{busybox("main", `echo hello > /written; sleep 3600`)}})
 	waitState(t, r, "root", "main", StateRunning)
-	in, _ := r.get("root")
-	pid := in.pid(in.containers[0])
+	in, _ := r.table.get("root")
+	pid := in.containers[0].runningPID()
 	upper := upperOfProcess(pid)
 	if upper == "" {
 		t.Fatalf("the container's root is not an overlay: %s", readFile(t, "/proc/"+strconv.Itoa(pid)+"/mountinfo"))
@@ -81,8 +81,8 @@ func TestNetworkAcrossRestart(t *testing.T) {
 	waitState(t, r1, "kept", "main", StateRunning)
 	waitState(t, r1, "lost", "main", StateRunning)
 	netns := func(r *Containerd, id string) string {
-		in, _ := r.get(id)
-		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", in.pid(in.containers[0])))
+		in, _ := r.table.get(id)
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", in.containers[0].runningPID()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +95,7 @@ func TestNetworkAcrossRestart(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond)
 
 	r2 := openRuntimeWith(t, dir, fast)
-	if !r2.net.holds("kept") {
+	if !r2.net.netns.holds("kept") {
 		t.Fatal("the restarted runtime does not hold the namespace of the running instance")
 	}
 	if err := r2.Restart(context.Background(), "kept", time.Second); err != nil {

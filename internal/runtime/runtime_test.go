@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/spoteci/spoteci/internal/runtime/daemon"
 	"github.com/spoteci/spoteci/internal/runtime/runtimetest"
 )
@@ -87,34 +89,39 @@ func start(t testing.TB, r *Containerd, in Instance) {
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := poll(timeout, func() (bool, error) { return cond(), nil }); err != nil {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
 	}
 }
 
 // waitState waits until container name of id is in state and returns its status.
 func waitState(t testing.TB, r *Containerd, id, name string, state State) ContainerStatus {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		st, err := r.Status(id)
-		if err != nil {
-			t.Fatal(err)
+	var st Status
+	var found ContainerStatus
+	err := poll(time.Minute, func() (bool, error) {
+		var err error
+		if st, err = r.Status(id); err != nil {
+			return false, err
 		}
 		for _, c := range st.Containers {
 			if c.Name == name && c.State == state {
-				return c
+				found = c
+				return true, nil
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 1m waiting for %s/%s %s; last status %+v", id, name, state, st)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s/%s %s: %v; last status %+v", id, name, state, err, st)
 	}
+	return found
+}
+
+// poll asks cond every 20 ms until it holds, for timeout at most.
+func poll(timeout time.Duration, cond func() (bool, error)) error {
+	return wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, timeout, true,
+		func(context.Context) (bool, error) { return cond() })
 }
 
 func readLog(t testing.TB, r *Containerd, id, name string) string {
@@ -477,10 +484,10 @@ func TestPullRefusesLoopback(t *testing.T) {
 // TestRegistryHostAllowed: the registries a reference may name on this
 // machine are the configured ones, whatever spelling of loopback it uses.
 func TestRegistryHostAllowed(t *testing.T) {
-	r := &Containerd{cfg: Config{Registries: Registries{Mirrors: map[string][]string{
+	im := &images{base: base{cfg: Config{Registries: Registries{Mirrors: map[string][]string{
 		"*":         {"http://127.0.0.1:5000"},
 		"docker.io": {"http://localhost:6000/mirror", "https://mirror.example"},
-	}}}}
+	}}}}}
 	for ref, ok := range map[string]bool{
 		"busybox": true,
 		"registry.cn-hangzhou.aliyuncs.com/eci_open/perl:5": true,
@@ -497,7 +504,7 @@ func TestRegistryHostAllowed(t *testing.T) {
 		"0.0.0.0:5000/x":                 false,
 		"LOCALHOST:2379/x":               false,
 	} {
-		err := r.checkRegistryHost(ref)
+		err := im.checkRegistryHost(ref)
 		if (err == nil) != ok {
 			t.Errorf("checkRegistryHost(%s) = %v, want allowed %v", ref, err, ok)
 		}
@@ -505,7 +512,7 @@ func TestRegistryHostAllowed(t *testing.T) {
 			t.Errorf("checkRegistryHost(%s) = %q", ref, err)
 		}
 	}
-	none := &Containerd{}
+	none := &images{}
 	if err := none.checkRegistryHost("127.0.0.1:5000/x"); err == nil || !strings.Contains(err.Error(), "no registry on loopback") {
 		t.Errorf("without a registry on loopback: %v", err)
 	}
@@ -568,10 +575,10 @@ func TestRemoveLeavesNothing(t *testing.T) {
 	if _, err := r.client.LoadContainer(r.ctx, "gone.0"); err == nil {
 		t.Error("the containerd container is left")
 	}
-	if r.net.holds("gone") {
+	if r.net.netns.holds("gone") {
 		t.Error("the network namespace is still held")
 	}
-	for _, p := range []string{r.net.pinPath("gone"), r.instanceDir("gone"), "/sys/fs/cgroup/memory/spoteci/gone", "/sys/fs/cgroup/cpu/spoteci/gone"} {
+	for _, p := range []string{r.net.netns.pinPath("gone"), r.table.instanceDir("gone"), "/sys/fs/cgroup/memory/spoteci/gone", "/sys/fs/cgroup/cpu/spoteci/gone"} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s is left", p)
 		}
@@ -585,10 +592,8 @@ func TestDestroySweepsOrphans(t *testing.T) {
 	r := newRuntime(t)
 	start(t, r, Instance{ID: "orphan", CPU: 1, Memory: 1 << 30, Containers: []Container{busybox("main", `sleep 3600`)}})
 	waitState(t, r, "orphan", "main", StateRunning)
-	r.mu.Lock()
-	delete(r.instances, "orphan")
-	delete(r.byCID, "orphan.0")
-	r.mu.Unlock()
+	in, _ := r.table.get("orphan")
+	r.table.remove(in)
 	if err := r.Destroy(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -675,8 +680,7 @@ func TestVolumes(t *testing.T) {
 // back-off, counting the restarts, keeping the previous run's end and log;
 // a success ends it. Never does not restart.
 func TestRestartPolicy(t *testing.T) {
-	r := newRuntime(t)
-	r.cfg.RestartBackoff = 200 * time.Millisecond
+	r := openRuntimeWith(t, t.TempDir(), func(cfg *Config) { cfg.RestartBackoff = 200 * time.Millisecond })
 	script := `echo run; if [ -e /data/ran ]; then echo second; exit 0; fi; touch /data/ran; echo first; exit 3`
 	start(t, r, Instance{ID: "again", RestartPolicy: RestartOnFailure, Volumes: []Volume{{Name: "data"}}, Containers: []Container{
 		{Name: "main", Image: "busybox", Command: []string{"sh", "-c", script}, Mounts: []Mount{{Volume: "data", Path: "/data"}}},
@@ -779,11 +783,11 @@ func TestContainerdKilled(t *testing.T) {
 // these machines reach no registry); one on loopback is asked directly,
 // over plain HTTP.
 func TestRegistryHosts(t *testing.T) {
-	r := &Containerd{cfg: Config{Registries: Registries{Mirrors: map[string][]string{
+	im := &images{base: base{cfg: Config{Registries: Registries{Mirrors: map[string][]string{
 		"*":         {"http://127.0.0.1:5000"},
 		"docker.io": {"https://mirror.example:443/base"},
-	}}}}
-	hosts := r.hosts(nil)
+	}}}}}
+	hosts := im.hosts(nil)
 	for _, tc := range []struct {
 		ref  string
 		want []string

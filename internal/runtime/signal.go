@@ -1,14 +1,14 @@
 package runtime
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strings"
+	"sync"
 	"syscall"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,14 +36,14 @@ func signalProcess(pid int, cg string, sig syscall.Signal) error {
 		return fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
 	defer unix.Close(fd)
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	in, err := inCgroup(pid, cg)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
 		return errNotOurs
 	}
 	if err != nil {
 		return err
 	}
-	if !inCgroup(b, cg) {
+	if !in {
 		return errNotOurs
 	}
 	err = unix.PidfdSendSignal(fd, sig, nil, 0)
@@ -56,16 +56,33 @@ func signalProcess(pid int, cg string, sig syscall.Signal) error {
 	return nil
 }
 
-// inCgroup reports whether a /proc/<pid>/cgroup file puts the process in
-// cg in some hierarchy. Paths are compared by suffix: inside a cgroup
-// namespace the file shows them relative to its root.
-func inCgroup(procCgroup []byte, cg string) bool {
-	for line := range bytes.Lines(procCgroup) {
-		// hierarchy-ID:controllers:path
-		f := strings.SplitN(strings.TrimSpace(string(line)), ":", 3)
-		if len(f) == 3 && strings.HasSuffix(f[2], cg) { // cg starts with "/"
-			return true
+// procFS is the host's /proc.
+var procFS = sync.OnceValues(procfs.NewDefaultFS)
+
+// inCgroup reports whether process pid is in cg in some hierarchy.
+func inCgroup(pid int, cg string) (bool, error) {
+	fs, err := procFS()
+	if err != nil {
+		return false, err
+	}
+	return inCgroupOf(fs, pid, cg)
+}
+
+// inCgroupOf is inCgroup on the /proc of fs. Paths are compared by
+// suffix: inside a cgroup namespace /proc shows them relative to its root.
+func inCgroupOf(fs procfs.FS, pid int, cg string) (bool, error) {
+	p, err := fs.Proc(pid)
+	if err != nil {
+		return false, err
+	}
+	cgroups, err := p.Cgroups()
+	if err != nil {
+		return false, err
+	}
+	for _, c := range cgroups {
+		if strings.HasSuffix(c.Path, cg) { // cg starts with "/"
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }

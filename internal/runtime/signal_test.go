@@ -3,28 +3,59 @@ package runtime
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 func TestInCgroup(t *testing.T) {
-	file := []byte("12:pids:/spoteci/eci-1/main\n11:cpu,cpuacct:/spoteci/eci-1/main\n0::/\n")
+	proc := fakeProc(t, map[int]string{
+		1: "12:pids:/spoteci/eci-1/main\n11:cpu,cpuacct:/spoteci/eci-1/main\n0::/\n",
+		// Inside a cgroup namespace the paths are relative to its root.
+		2: "5:memory:/host/spoteci/eci-1/main\n",
+	})
 	for cg, want := range map[string]bool{
 		"/spoteci/eci-1/main":  true,
 		"/spoteci/eci-1/mai":   false,
 		"/spoteci/eci-1/main2": false,
 		"/spoteci/eci-2/main":  false,
 	} {
-		if got := inCgroup(file, cg); got != want {
-			t.Errorf("inCgroup(%q) = %v, want %v", cg, got, want)
+		if got, err := inCgroupOf(proc, 1, cg); err != nil || got != want {
+			t.Errorf("inCgroup(%q) = %v, %v, want %v", cg, got, err, want)
 		}
 	}
-	// Inside a cgroup namespace the paths are relative to its root.
-	if !inCgroup([]byte("5:memory:/host/spoteci/eci-1/main\n"), "/spoteci/eci-1/main") {
-		t.Error("a path below a cgroup namespace's root is not recognised")
+	if in, err := inCgroupOf(proc, 2, "/spoteci/eci-1/main"); err != nil || !in {
+		t.Errorf("a path below a cgroup namespace's root is not recognised: %v", err)
 	}
+	if _, err := inCgroupOf(proc, 3, "/spoteci/eci-1/main"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a process that is gone: %v, want ErrNotExist", err)
+	}
+}
+
+// fakeProc is a /proc holding the cgroup file of each pid.
+func fakeProc(t *testing.T, cgroups map[int]string) procfs.FS {
+	dir := t.TempDir()
+	for pid, content := range cgroups {
+		p := filepath.Join(dir, strconv.Itoa(pid))
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p, "cgroup"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proc, err := procfs.NewFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return proc
 }
 
 // A pid that is not in the container's cgroup (reused by another process
@@ -60,7 +91,7 @@ func TestStopKillsWhenTheSignalIsLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Process.Kill()
-	in, _ := r.get("deaf")
+	in, _ := r.table.get("deaf")
 	in.mu.Lock()
 	in.containers[0].pid = other.Process.Pid
 	in.mu.Unlock()

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,20 +42,20 @@ type cpuSamples struct {
 
 // Stats samples the cgroups of instance id and of its running containers.
 func (r *Containerd) Stats(id string) (Stats, error) {
-	in, ok := r.get(id)
+	in, ok := r.table.get(id)
 	if !ok {
 		return Stats{}, fmt.Errorf("instance %s: %w", id, ErrNotFound)
 	}
 	var st Stats
 	var err error
-	if st.Usage, err = r.usage(instanceCgroupPath(id)); err != nil {
+	if st.Usage, err = r.samples.usage(instanceCgroupPath(id)); err != nil {
 		return Stats{}, err
 	}
 	for _, c := range in.status().Containers {
 		if c.State != StateRunning {
 			continue
 		}
-		u, err := r.usage(containerCgroup(id, c.Name))
+		u, err := r.samples.usage(containerCgroup(id, c.Name))
 		if err != nil {
 			continue // ended meanwhile
 		}
@@ -64,7 +65,7 @@ func (r *Containerd) Stats(id string) (Stats, error) {
 }
 
 // usage samples one cgroup.
-func (r *Containerd) usage(path string) (Usage, error) {
+func (s *cpuSamples) usage(path string) (Usage, error) {
 	cg, err := cgroup1.Load(cgroup1.StaticPath(path))
 	if err != nil {
 		return Usage{}, fmt.Errorf("cgroup %s: %w", path, err)
@@ -86,14 +87,26 @@ func (r *Containerd) usage(path string) (Usage, error) {
 			u.WorkingSetBytes = u.MemoryUsageBytes - mem.TotalInactiveFile
 		}
 	}
-	r.samples.mu.Lock()
-	defer r.samples.mu.Unlock()
-	if r.samples.last == nil {
-		r.samples.last = map[string]Usage{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last == nil {
+		s.last = map[string]Usage{}
 	}
-	if prev, ok := r.samples.last[path]; ok && u.Time.After(prev.Time) && u.UsageCoreNanoSeconds >= prev.UsageCoreNanoSeconds {
+	if prev, ok := s.last[path]; ok && u.Time.After(prev.Time) && u.UsageCoreNanoSeconds >= prev.UsageCoreNanoSeconds {
 		u.UsageNanoCores = uint64(float64(u.UsageCoreNanoSeconds-prev.UsageCoreNanoSeconds) / u.Time.Sub(prev.Time).Seconds())
 	}
-	r.samples.last[path] = u
+	s.last[path] = u
 	return u, nil
+}
+
+// forget drops the samples of the cgroups under prefix (a removed
+// instance's).
+func (s *cpuSamples) forget(prefix string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for path := range s.last {
+		if strings.HasPrefix(path, prefix) {
+			delete(s.last, path)
+		}
+	}
 }

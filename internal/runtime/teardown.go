@@ -59,22 +59,22 @@ func (l *launchCount) idle() <-chan struct{} {
 
 // tearDownLater frees the sandbox of an ended instance once no launch waits,
 // or after cfg.TeardownDeferral, with at most cfg.Launchers teardowns at once.
-func (r *Containerd) tearDownLater(in *instance) {
-	r.wg.Go(func() {
-		deferral := time.NewTimer(r.cfg.TeardownDeferral)
+func (s *sandboxes) tearDownLater(in *instance) {
+	s.wg.Go(func() {
+		deferral := time.NewTimer(s.cfg.TeardownDeferral)
 		defer deferral.Stop()
 		select {
-		case <-r.launches.idle():
+		case <-s.launches.idle():
 		case <-deferral.C:
-		case <-r.ctx.Done():
+		case <-s.ctx.Done():
 			return // the next New frees it
 		}
 		select {
-		case r.teardowns <- struct{}{}:
-		case <-r.ctx.Done():
+		case s.teardowns <- struct{}{}:
+		case <-s.ctx.Done():
 			return
 		}
-		defer func() { <-r.teardowns }()
-		r.release(in)
+		defer func() { <-s.teardowns }()
+		s.release(in)
 	})
 }

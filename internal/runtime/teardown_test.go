@@ -47,22 +47,22 @@ func TestTeardownAfterLaunches(t *testing.T) {
 		_, err := r.client.LoadContainer(r.ctx, cid)
 		return errdefs.IsNotFound(err)
 	}
-	r.launches.add(1) // a launch that waits
+	r.launcher.launches.add(1) // a launch that waits
 	start(t, r, Instance{ID: "done", Containers: []Container{busybox("main", `exit 0`)}})
 	waitState(t, r, "done", "main", StateTerminated)
 	time.Sleep(500 * time.Millisecond)
-	if freed("done.0") || !r.net.holds("done") {
+	if freed("done.0") || !r.net.netns.holds("done") {
 		t.Fatal("the sandbox was freed while a launch waited")
 	}
-	r.launches.add(-1)
+	r.launcher.launches.add(-1)
 	waitFor(t, 10*time.Second, "the sandbox freed once no launch waits", func() bool {
-		return freed("done.0") && !r.net.holds("done")
+		return freed("done.0") && !r.net.netns.holds("done")
 	})
 
 	// A machine that never stops launching frees sandboxes all the same.
 	r = openRuntimeWith(t, t.TempDir(), func(c *Config) { c.TeardownDeferral = time.Second })
-	r.launches.add(1)
-	defer r.launches.add(-1)
+	r.launcher.launches.add(1)
+	defer r.launcher.launches.add(-1)
 	start(t, r, Instance{ID: "late", Containers: []Container{busybox("main", `exit 0`)}})
 	waitState(t, r, "late", "main", StateTerminated)
 	waitFor(t, 10*time.Second, "the sandbox freed after the deferral", func() bool { return freed("late.0") })

@@ -15,6 +15,47 @@ import (
 	"github.com/spoteci/spoteci/internal/spot"
 )
 
+// fields are the six annotations as a pod writes them; empty is absent.
+type fields struct {
+	Strategy, PriceLimit, Duration, Fallback, Specs, ReleaseStrategy string
+}
+
+func (f fields) annotations() map[string]string {
+	a := map[string]string{}
+	for k, v := range map[string]string{
+		annotation.AnnotationStrategy: f.Strategy, annotation.AnnotationPriceLimit: f.PriceLimit,
+		annotation.AnnotationDuration: f.Duration, annotation.AnnotationFallback: f.Fallback,
+		annotation.AnnotationUseSpecs: f.Specs, annotation.AnnotationReleaseStrategy: f.ReleaseStrategy,
+	} {
+		if v != "" {
+			a[k] = v
+		}
+	}
+	return a
+}
+
+// request is a whole ask, checked: the spot fields of a pod and its specs
+// against what is sold.
+type request struct {
+	Bid      market.Bid
+	Specs    []catalog.Spec
+	APIEvict bool
+}
+
+// parse checks f as the service does a pod's ask, through the node's entry
+// (annotation.ParseAnnotations) and spot.Specs.
+func parse(cat *catalog.Catalog, f fields) (request, error) {
+	sp, err := annotation.ParseAnnotations(f.annotations())
+	if err != nil {
+		return request{}, err
+	}
+	specs, err := spot.Specs(cat, sp)
+	if err != nil {
+		return request{}, err
+	}
+	return request{Bid: sp.Bid, Specs: specs, APIEvict: sp.APIEvict}, nil
+}
+
 // bidOption is one valid way to write the strategy and the price limit.
 type bidOption struct {
 	strategy, limit string
@@ -66,8 +107,8 @@ var releaseOptions = []struct {
 
 type validCase struct {
 	name   string
-	fields annotation.Fields
-	want   spot.Request
+	fields fields
+	want   request
 }
 
 // validCases is every combination of the valid values of SPEC section 2; a
@@ -82,7 +123,7 @@ func validCases() []validCase {
 			for _, fb := range fallbackOptions {
 				for _, sp := range specsOptions {
 					for _, rel := range releaseOptions {
-						f := annotation.Fields{
+						f := fields{
 							Strategy:        b.strategy,
 							PriceLimit:      b.limit,
 							Duration:        d.value,
@@ -93,7 +134,7 @@ func validCases() []validCase {
 						cases = append(cases, validCase{
 							name:   fmt.Sprintf("%+v", f),
 							fields: f,
-							want: spot.Request{
+							want: request{
 								Bid: market.Bid{
 									Strategy:   b.want,
 									Limit:      b.wantLimit,
@@ -120,7 +161,7 @@ func TestParseValid(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := spot.Parse(cat, tc.fields)
+			got, err := parse(cat, tc.fields)
 			if err != nil {
 				t.Fatalf("Parse(%+v) = error %v, want success", tc.fields, err)
 			}
@@ -136,13 +177,13 @@ func TestParseValid(t *testing.T) {
 
 type invalidCase struct {
 	name   string
-	fields annotation.Fields
+	fields fields
 	field  annotation.Field
 	value  string
 }
 
 // base is a valid set of fields that each invalid case spoils in one place.
-var base = annotation.Fields{
+var base = fields{
 	Strategy:        "SpotWithPriceLimit",
 	PriceLimit:      "0.25",
 	Duration:        "1",
@@ -151,77 +192,77 @@ var base = annotation.Fields{
 	ReleaseStrategy: "api-evict",
 }
 
-func with(change func(*annotation.Fields)) annotation.Fields {
+func with(change func(*fields)) fields {
 	f := base
 	change(&f)
 	return f
 }
 
 var invalidCases = []invalidCase{
-	{"unknown strategy", with(func(f *annotation.Fields) { f.Strategy = "Cheapest"; f.PriceLimit = "" }),
+	{"unknown strategy", with(func(f *fields) { f.Strategy = "Cheapest"; f.PriceLimit = "" }),
 		annotation.FieldStrategy, "Cheapest"},
-	{"unknown strategy with limit", with(func(f *annotation.Fields) { f.Strategy = "Cheapest" }),
+	{"unknown strategy with limit", with(func(f *fields) { f.Strategy = "Cheapest" }),
 		annotation.FieldStrategy, "Cheapest"},
-	{"limit without strategy", with(func(f *annotation.Fields) { f.Strategy = "" }),
+	{"limit without strategy", with(func(f *fields) { f.Strategy = "" }),
 		annotation.FieldPriceLimit, "0.25"},
-	{"limit with SpotAsPriceGo", with(func(f *annotation.Fields) { f.Strategy = "SpotAsPriceGo" }),
+	{"limit with SpotAsPriceGo", with(func(f *fields) { f.Strategy = "SpotAsPriceGo" }),
 		annotation.FieldPriceLimit, "0.25"},
-	{"SpotWithPriceLimit without limit", with(func(f *annotation.Fields) { f.PriceLimit = "" }),
+	{"SpotWithPriceLimit without limit", with(func(f *fields) { f.PriceLimit = "" }),
 		annotation.FieldPriceLimit, ""},
-	{"limit with 4 decimals", with(func(f *annotation.Fields) { f.PriceLimit = "0.2555" }),
+	{"limit with 4 decimals", with(func(f *fields) { f.PriceLimit = "0.2555" }),
 		annotation.FieldPriceLimit, "0.2555"},
-	{"negative limit", with(func(f *annotation.Fields) { f.PriceLimit = "-0.1" }),
+	{"negative limit", with(func(f *fields) { f.PriceLimit = "-0.1" }),
 		annotation.FieldPriceLimit, "-0.1"},
-	{"zero limit", with(func(f *annotation.Fields) { f.PriceLimit = "0" }),
+	{"zero limit", with(func(f *fields) { f.PriceLimit = "0" }),
 		annotation.FieldPriceLimit, "0"},
-	{"non-numeric limit", with(func(f *annotation.Fields) { f.PriceLimit = "abc" }),
+	{"non-numeric limit", with(func(f *fields) { f.PriceLimit = "abc" }),
 		annotation.FieldPriceLimit, "abc"},
-	{"exponent limit", with(func(f *annotation.Fields) { f.PriceLimit = "1e3" }),
+	{"exponent limit", with(func(f *fields) { f.PriceLimit = "1e3" }),
 		annotation.FieldPriceLimit, "1e3"},
-	{"negative duration", with(func(f *annotation.Fields) { f.Duration = "-1" }),
+	{"negative duration", with(func(f *fields) { f.Duration = "-1" }),
 		annotation.FieldDuration, "-1"},
-	{"fractional duration", with(func(f *annotation.Fields) { f.Duration = "1.5" }),
+	{"fractional duration", with(func(f *fields) { f.Duration = "1.5" }),
 		annotation.FieldDuration, "1.5"},
-	{"duration over 6", with(func(f *annotation.Fields) { f.Duration = "7" }),
+	{"duration over 6", with(func(f *fields) { f.Duration = "7" }),
 		annotation.FieldDuration, "7"},
-	{"non-numeric duration", with(func(f *annotation.Fields) { f.Duration = "x" }),
+	{"non-numeric duration", with(func(f *fields) { f.Duration = "x" }),
 		annotation.FieldDuration, "x"},
-	{"fallback yes", with(func(f *annotation.Fields) { f.Fallback = "yes" }),
+	{"fallback yes", with(func(f *fields) { f.Fallback = "yes" }),
 		annotation.FieldFallback, "yes"},
-	{"release strategy delete", with(func(f *annotation.Fields) { f.ReleaseStrategy = "delete" }),
+	{"release strategy delete", with(func(f *fields) { f.ReleaseStrategy = "delete" }),
 		annotation.FieldReleaseStrategy, "delete"},
-	{"unknown type", with(func(f *annotation.Fields) { f.Specs = "ecs.nope.large" }),
+	{"unknown type", with(func(f *fields) { f.Specs = "ecs.nope.large" }),
 		annotation.FieldSpecs, "ecs.nope.large"},
-	{"malformed spec", with(func(f *annotation.Fields) { f.Specs = "2-4G" }),
+	{"malformed spec", with(func(f *fields) { f.Specs = "2-4G" }),
 		annotation.FieldSpecs, "2-4G"},
-	{"spec under 2 vCPU", with(func(f *annotation.Fields) { f.Specs = "1-2Gi" }),
+	{"spec under 2 vCPU", with(func(f *fields) { f.Specs = "1-2Gi" }),
 		annotation.FieldSpecs, "1-2Gi"},
-	{"bad spec after a good one", with(func(f *annotation.Fields) { f.Specs = "ecs.c5.large,2-4G" }),
+	{"bad spec after a good one", with(func(f *fields) { f.Specs = "ecs.c5.large,2-4G" }),
 		annotation.FieldSpecs, "ecs.c5.large,2-4G"},
 	// A limit too large for a float64 is not a price (ParseFloat gives +Inf).
-	{"limit overflowing float64", with(func(f *annotation.Fields) { f.PriceLimit = "1" + strings.Repeat("0", 400) }),
+	{"limit overflowing float64", with(func(f *fields) { f.PriceLimit = "1" + strings.Repeat("0", 400) }),
 		annotation.FieldPriceLimit, "1" + strings.Repeat("0", 400)},
 	// Money is bounded where it enters: a limit that would overflow a bill.
-	{"limit above the price bound", with(func(f *annotation.Fields) { f.PriceLimit = "1000000" }),
+	{"limit above the price bound", with(func(f *fields) { f.PriceLimit = "1000000" }),
 		annotation.FieldPriceLimit, "1000000"},
 	// The protection period is a spot instance's: meaningless pay-as-you-go.
-	{"duration without spot", with(func(f *annotation.Fields) { f.Strategy, f.PriceLimit, f.Duration = "", "", "1" }),
+	{"duration without spot", with(func(f *fields) { f.Strategy, f.PriceLimit, f.Duration = "", "", "1" }),
 		annotation.FieldDuration, "1"},
-	{"more than 5 specs", with(func(f *annotation.Fields) { f.Specs = "2-4Gi,4-8Gi,8-16Gi,16-32Gi,32-64Gi,64-128Gi" }),
+	{"more than 5 specs", with(func(f *fields) { f.Specs = "2-4Gi,4-8Gi,8-16Gi,16-32Gi,32-64Gi,64-128Gi" }),
 		annotation.FieldSpecs, "2-4Gi,4-8Gi,8-16Gi,16-32Gi,32-64Gi,64-128Gi"},
 	// An oversized value with control characters is quoted cut short.
-	{"huge specs", with(func(f *annotation.Fields) { f.Specs = strings.Repeat("\x01,", 25000) }),
+	{"huge specs", with(func(f *fields) { f.Specs = strings.Repeat("\x01,", 25000) }),
 		annotation.FieldSpecs, strings.Repeat("\x01,", 25000)},
 }
 
 func TestParseInvalid(t *testing.T) {
 	cat := catalog.Default()
-	if _, err := spot.Parse(cat, base); err != nil {
+	if _, err := parse(cat, base); err != nil {
 		t.Fatalf("the base fields are invalid: %v", err)
 	}
 	for _, tc := range invalidCases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := spot.Parse(cat, tc.fields)
+			got, err := parse(cat, tc.fields)
 			if err == nil {
 				t.Fatalf("Parse(%+v) = %+v, want an error on %s", tc.fields, got, tc.field.Annotation)
 			}
@@ -252,7 +293,7 @@ func TestParseInvalid(t *testing.T) {
 	}
 }
 
-func TestFromAnnotations(t *testing.T) {
+func TestParseAnnotationsIgnoresOthers(t *testing.T) {
 	a := map[string]string{
 		annotation.AnnotationStrategy:        "SpotWithPriceLimit",
 		annotation.AnnotationPriceLimit:      "0.25",
@@ -268,22 +309,20 @@ func TestFromAnnotations(t *testing.T) {
 		"k8s.aliyun.com/eci-spot-duration ":       "7",
 		"kubectl.kubernetes.io/last-applied-conf": "{}",
 	}
-	want := annotation.Fields{
-		Strategy:        "SpotWithPriceLimit",
-		PriceLimit:      "0.25",
-		Duration:        "0",
-		Fallback:        "true",
-		Specs:           "ecs.c5.large,2-4Gi",
-		ReleaseStrategy: "api-evict",
+	want := annotation.Spot{
+		Bid:      market.Bid{Strategy: market.SpotWithPriceLimit, Limit: 0.25, Protection: 0, Fallback: true},
+		Specs:    "ecs.c5.large,2-4Gi",
+		APIEvict: true,
 	}
-	if got := annotation.FromAnnotations(a); got != want {
-		t.Errorf("FromAnnotations = %+v, want %+v", got, want)
+	if got, err := annotation.ParseAnnotations(a); err != nil || got != want {
+		t.Errorf("ParseAnnotations = %+v, %v, want %+v", got, err, want)
 	}
-	if got := annotation.FromAnnotations(map[string]string{"app": "web"}); got != (annotation.Fields{}) {
-		t.Errorf("FromAnnotations(no eci annotations) = %+v, want zero", got)
+	none := annotation.Spot{Bid: market.Bid{Strategy: market.NoSpot, Protection: time.Hour}}
+	if got, err := annotation.ParseAnnotations(map[string]string{"app": "web"}); err != nil || got != none {
+		t.Errorf("ParseAnnotations(no eci annotations) = %+v, %v, want %+v", got, err, none)
 	}
-	if got := annotation.FromAnnotations(nil); got != (annotation.Fields{}) {
-		t.Errorf("FromAnnotations(nil) = %+v, want zero", got)
+	if got, err := annotation.ParseAnnotations(nil); err != nil || got != none {
+		t.Errorf("ParseAnnotations(nil) = %+v, %v, want %+v", got, err, none)
 	}
 	// The annotation constants are the names of SPEC section 2.
 	for name, f := range map[string]annotation.Field{
@@ -328,7 +367,7 @@ func FuzzParse(f *testing.F) {
 	}
 	cat := catalog.Default()
 	f.Fuzz(func(t *testing.T, strategy, limit, duration, fallback, specs, release string) {
-		in := annotation.Fields{
+		in := fields{
 			Strategy:        strategy,
 			PriceLimit:      limit,
 			Duration:        duration,
@@ -336,7 +375,7 @@ func FuzzParse(f *testing.F) {
 			Specs:           specs,
 			ReleaseStrategy: release,
 		}
-		r, err := spot.Parse(cat, in)
+		r, err := parse(cat, in)
 		if err != nil {
 			var fe *annotation.FieldError
 			if !errors.As(err, &fe) {
@@ -394,23 +433,68 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// The service refuses in the words of the API; the node says the same in
-// the words of the annotation.
-func TestAnnotationMessage(t *testing.T) {
-	_, err := spot.Parse(catalog.Default(), annotation.Fields{Strategy: "SpotWithPriceLimit", PriceLimit: "0.2555"})
+// The two entries, a pod's annotations and a request's parameters, make
+// the same Spot by the same rules, and refuse the same values with the same
+// FieldError; the API has no release strategy, and its fallback is a bool.
+func TestEntriesAgree(t *testing.T) {
+	fromRequest := func(f fields) (annotation.Spot, error) {
+		var duration *string
+		if f.Duration != "" {
+			duration = &f.Duration
+		}
+		return annotation.ParseRequest(f.Strategy, f.PriceLimit, duration, f.Fallback == "true", f.Specs)
+	}
+	var all []fields
+	for _, tc := range validCases() {
+		all = append(all, tc.fields)
+	}
+	for _, tc := range invalidCases {
+		if tc.field != annotation.FieldFallback && tc.field != annotation.FieldReleaseStrategy {
+			all = append(all, tc.fields)
+		}
+	}
+	for _, f := range all {
+		want, wantErr := annotation.ParseAnnotations(f.annotations())
+		want.APIEvict = false
+		got, err := fromRequest(f)
+		if !reflect.DeepEqual(err, wantErr) || (err == nil && got != want) {
+			t.Errorf("%+v: ParseRequest = %+v, %v; ParseAnnotations = %+v, %v", f, got, err, want, wantErr)
+		}
+	}
+	// Sent but empty is refused, as it always was, quoting "\"\"".
+	empty := ""
+	_, err := annotation.ParseRequest("SpotAsPriceGo", "", &empty, false, "")
+	if want := `invalid SpotDuration "\"\"": want whole hours from 0 to 6 (0: no protection period)`; err == nil || err.Error() != want {
+		t.Errorf("an empty SpotDuration: %v, want %s", err, want)
+	}
+}
+
+// A refusal is said in the words of the API (the service's message, code
+// InvalidParameter.<field>) or of the annotation (the node's event), and
+// the field is found again by its API name.
+func TestFieldErrorWords(t *testing.T) {
+	_, err := parse(catalog.Default(), fields{Strategy: "SpotWithPriceLimit", PriceLimit: "0.2555"})
 	var fe *annotation.FieldError
 	if !errors.As(err, &fe) {
-		t.Fatalf("Parse: %v", err)
+		t.Fatalf("parse: %v", err)
 	}
-	got, ok := annotation.AnnotationMessage("InvalidParameter."+fe.Field.API, fe.Error())
-	if !ok || got != fe.Annotation() {
-		t.Errorf("AnnotationMessage: %q %v, want %q", got, ok, fe.Annotation())
+	for got, want := range map[string]string{
+		fe.Code():       "InvalidParameter.SpotPriceLimit",
+		fe.Error():      `invalid SpotPriceLimit "0.2555": want a positive hourly price with at most 3 decimals, like 0.25`,
+		fe.Annotation(): `invalid annotation k8s.aliyun.com/eci-spot-price-limit="0.2555": want a positive hourly price with at most 3 decimals, like 0.25`,
+	} {
+		if got != want {
+			t.Errorf("%q, want %q", got, want)
+		}
 	}
-	if _, ok := annotation.AnnotationMessage("InvalidParameter.Container.Image", `invalid Image ""`); ok {
-		t.Error("a refusal of another field was taken for an annotation's")
+	for _, f := range []annotation.Field{annotation.FieldStrategy, annotation.FieldPriceLimit, annotation.FieldDuration,
+		annotation.FieldFallback, annotation.FieldSpecs, annotation.FieldReleaseStrategy} {
+		if got, ok := annotation.FieldByAPI(f.API); !ok || got != f {
+			t.Errorf("FieldByAPI(%q) = %+v, %v", f.API, got, ok)
+		}
 	}
-	if _, ok := annotation.AnnotationMessage("InvalidParameter.InstanceType", "ecs.c6.large is not sold in cn-hangzhou"); ok {
-		t.Error("a refusal in other words was taken for an annotation's")
+	if _, ok := annotation.FieldByAPI("Container.Image"); ok {
+		t.Error("FieldByAPI took another field for a spot field")
 	}
 }
 
@@ -431,7 +515,7 @@ func TestOrderSizedByLimits(t *testing.T) {
 		{4, 0, "4-"},
 		{1, 1, "2-"},
 	} {
-		o, _, err := spot.Order(cat, annotation.Fields{}, c.cpu, c.mem, zones, region)
+		o, err := spot.Order(cat, annotation.Spot{}, c.cpu, c.mem, zones, region)
 		if err != nil {
 			t.Errorf("%g vCPU %g GiB: %v", c.cpu, c.mem, err)
 			continue

@@ -35,7 +35,7 @@ func (n *Node) elect(ctx context.Context, lead func(context.Context) error) erro
 	e := n.cfg.Election
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Name: e.Lease, Namespace: n.cfg.Namespace},
-		Client:     n.kube.CoordinationV1(),
+		Client:     n.cfg.Kube.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: e.Identity},
 	}
 	for ctx.Err() == nil {

@@ -125,11 +125,25 @@ type Error struct {
 	RequestId string
 	Code      string
 	Message   string
+	// Spoteci names the field a refusal of one field is about (spoteci's
+	// extension of ECI's error body, which ECI's SDKs ignore): a client says
+	// the refusal in its own words without reading Message. Nil for any
+	// other error, and from the real cloud.
+	Spoteci *FieldRefusal `json:",omitempty"`
 	// HTTPStatus is the status it came with (not sent on the wire).
 	HTTPStatus int `json:"-"`
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+
+// FieldRefusal is a refused value of one field: the API field
+// ("SpotPriceLimit"), the value as received and why it was refused. The
+// Error's Message says the same in words.
+type FieldRefusal struct {
+	Field  string
+	Value  string
+	Reason string
+}
 
 // MaxEnvironmentVars bounds a container's EnvironmentVar list, as the
 // OpenAPI bounds every list: what the request carries, the variables a

@@ -26,7 +26,7 @@ import (
 
 	"github.com/spoteci/spoteci/internal/forker"
 	"github.com/spoteci/spoteci/internal/procstat"
-	"github.com/spoteci/spoteci/internal/vnode"
+	"github.com/spoteci/spoteci/internal/vnode/podcontroller"
 )
 
 // BenchmarkJob1000 runs a Job of 1,000 busybox `sleep 60` pods
@@ -451,7 +451,7 @@ func watchPods(b testing.TB, kube kubernetes.Interface, ns string) *podTimes {
 		if _, ok := pt.running[p.Name]; !ok && p.Status.Phase == corev1.PodRunning {
 			pt.running[p.Name] = now
 		}
-		if _, ok := pt.instanced[p.Name]; !ok && p.Annotations[vnode.AnnotationInstanceID] != "" {
+		if _, ok := pt.instanced[p.Name]; !ok && p.Annotations[podcontroller.AnnotationInstanceID] != "" {
 			pt.instanced[p.Name] = now
 		}
 		for _, c := range p.Status.ContainerStatuses {

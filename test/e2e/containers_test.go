@@ -1,15 +1,10 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/util/cert"
+
+	"github.com/spoteci/spoteci/internal/pki"
 	"github.com/spoteci/spoteci/test/testimage"
 )
 
@@ -414,17 +412,12 @@ func TestECILabel(t *testing.T) {
 
 // selfSignedClient is a client certificate no cluster knows.
 func selfSignedClient(cn string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := pki.SelfSigned(pki.Spec{Config: cert.Config{CommonName: cn, Organization: []string{"system:masters"},
+		Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, NotBefore: time.Now().Add(-time.Minute)}, NotAfter: time.Now().Add(time.Hour)})
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn, Organization: []string{"system:masters"}},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+	return *c, nil
 }
 
 func execKubectl(args ...string) *exec.Cmd {

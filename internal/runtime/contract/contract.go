@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/spoteci/spoteci/internal/runtime"
 )
 
@@ -108,22 +110,9 @@ func Run(t *testing.T, s Subject) {
 	t.Run("RestartsOnFailure", func(t *testing.T) {
 		r := s.New(t)
 		start(t, r, s.Instance("crashes", Behaviour{Log: "try", RunFor: 300 * time.Millisecond, ExitCode: 2}, runtime.RestartOnFailure))
-		deadline := time.Now().Add(time.Minute)
-		for {
-			st, err := r.Status("crashes")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c := st.Containers[0]; c.RestartCount >= 2 {
-				if c.LastTerminated == nil || c.LastTerminated.ExitCode != 2 {
-					t.Errorf("LastTerminated = %+v, want exit 2", c.LastTerminated)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no second restart in a minute: %+v", st.Containers)
-			}
-			time.Sleep(20 * time.Millisecond)
+		c := waitContainer(t, r, "crashes", "restarted twice", func(c runtime.ContainerStatus) bool { return c.RestartCount >= 2 })
+		if c.LastTerminated == nil || c.LastTerminated.ExitCode != 2 {
+			t.Errorf("LastTerminated = %+v, want exit 2", c.LastTerminated)
 		}
 		prev, err := r.Log("crashes", "main", runtime.LogOptions{Tail: -1, Previous: true})
 		if err != nil {
@@ -142,20 +131,11 @@ func Run(t *testing.T, s Subject) {
 		if err := r.Restart(context.Background(), "again", time.Second); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(time.Minute)
-		for {
-			st, _ := r.Status("again")
-			c := st.Containers[0]
-			if c.RestartCount == 1 && c.State == runtime.StateRunning {
-				if c.LastTerminated == nil || !c.StartedAt.After(before.StartedAt) {
-					t.Errorf("restarted container = %+v, want the run before kept and a new start", c)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("not running again after Restart: %+v", c)
-			}
-			time.Sleep(20 * time.Millisecond)
+		c := waitContainer(t, r, "again", "running again after Restart", func(c runtime.ContainerStatus) bool {
+			return c.RestartCount == 1 && c.State == runtime.StateRunning
+		})
+		if c.LastTerminated == nil || !c.StartedAt.After(before.StartedAt) {
+			t.Errorf("restarted container = %+v, want the run before kept and a new start", c)
 		}
 		if err := r.Restart(context.Background(), "nobody", 0); !errors.Is(err, runtime.ErrNotFound) {
 			t.Errorf("Restart of an unknown id: %v, want ErrNotFound", err)
@@ -186,39 +166,43 @@ func start(t *testing.T, r runtime.Runtime, in runtime.Instance) {
 // waitState waits until the container of id is in state.
 func waitState(t *testing.T, r runtime.Runtime, id string, state runtime.State) runtime.ContainerStatus {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		st, err := r.Status(id)
-		if err != nil {
-			t.Fatal(err)
+	return waitContainer(t, r, id, string(state), func(c runtime.ContainerStatus) bool { return c.State == state })
+}
+
+// waitContainer polls the container of id until done says so, for a
+// minute at most, and returns its status then; what says what it waits for.
+func waitContainer(t *testing.T, r runtime.Runtime, id, what string, done func(runtime.ContainerStatus) bool) runtime.ContainerStatus {
+	t.Helper()
+	var st runtime.Status
+	err := poll(func() (bool, error) {
+		var err error
+		if st, err = r.Status(id); err != nil {
+			return false, err
 		}
-		if c := st.Containers[0]; c.State == state {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not %s in a minute: %+v", id, state, st)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return done(st.Containers[0]), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s %s: %v; last status %+v", id, what, err, st)
 	}
+	return st.Containers[0]
 }
 
 // waitExit waits until Exits reports id.
 func waitExit(t *testing.T, r runtime.Runtime, id string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	err := poll(func() (bool, error) {
 		ids, err := r.Exits()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if slices.Contains(ids, id) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Exits never reported %s", id)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return slices.Contains(ids, id), err
+	})
+	if err != nil {
+		t.Fatalf("waiting for Exits to report %s: %v", id, err)
 	}
+}
+
+// poll asks cond every 20 ms, for a minute at most, until it holds.
+func poll(cond func() (bool, error)) error {
+	return wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, time.Minute, true,
+		func(context.Context) (bool, error) { return cond() })
 }
 
 func reasons(st runtime.Status) []string {

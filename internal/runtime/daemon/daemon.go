@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/spoteci/spoteci/internal/pidfile"
 )
 
@@ -253,23 +255,18 @@ type Shim struct {
 
 // Shims lists the containerd shims running on the machine.
 func Shims() []Shim {
-	entries, err := os.ReadDir("/proc")
+	procs, err := procfs.AllProcs()
 	if err != nil {
 		return nil
 	}
 	var shims []Shim
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+	for _, p := range procs {
+		args, err := p.CmdLine()
+		if err != nil || len(args) == 0 { // ended meanwhile, or a kernel thread
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
 		if strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") {
-			shims = append(shims, Shim{PID: pid, Args: args})
+			shims = append(shims, Shim{PID: p.PID, Args: args})
 		}
 	}
 	return shims

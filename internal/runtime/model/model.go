@@ -4,11 +4,9 @@ import (
 	"container/heap"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -17,6 +15,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/spoteci/spoteci/internal/runtime"
+	"github.com/spoteci/spoteci/internal/runtime/ipam"
 )
 
 // Config sets up a model runtime.
@@ -46,7 +45,7 @@ type Runtime struct {
 	reported bool
 	// changed holds the ids whose Status changed since the last Changed.
 	changed runtime.Changes
-	ips     ipPool
+	ips     *ipam.Book
 
 	wake, stop, done chan struct{}
 }
@@ -71,9 +70,12 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("model runtime: %w", err)
 	}
+	ips, err := ipam.New(modelSubnet)
+	if err != nil {
+		return nil, fmt.Errorf("model runtime: %w", err)
+	}
 	r := &Runtime{cfg: cfg, clock: cfg.Clock, instances: map[string]*instance{}, exited: map[string]bool{},
-		ips: newIPPool(), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	var err error
+		ips: ips, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	r.journal, err = openJournal(filepath.Join(cfg.Dir, "journal.jsonl"), r.apply)
 	if err != nil {
 		return nil, fmt.Errorf("model runtime: %w", err)
@@ -97,12 +99,12 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.Instance) error {
 	if _, ok := r.instances[spec.ID]; ok {
 		return nil
 	}
-	ip, err := r.ips.take()
+	ip, err := r.ips.Lease(spec.ID, "")
 	if err != nil {
-		return err
+		return fmt.Errorf("model runtime: %w", err)
 	}
 	if err := r.record(op{Op: opStart, At: r.clock.Now(), ID: spec.ID, Instance: &spec, IP: ip.String()}); err != nil {
-		r.ips.give(ip)
+		r.ips.Release(spec.ID)
 		return err
 	}
 	return nil
@@ -253,8 +255,7 @@ func (r *Runtime) apply(o op) {
 	}
 	switch {
 	case o.Op == opStart && in == nil && o.Instance != nil:
-		ip, _ := netip.ParseAddr(o.IP)
-		r.ips.hold(ip)
+		r.ips.Restore(o.ID, o.IP) // a replay's; Start leased it already
 		in = newInstance(*o.Instance, o.IP, filepath.Join(r.cfg.Dir, "logs", o.ID))
 		r.instances[o.ID] = in
 		in.start(o.At)
@@ -266,8 +267,7 @@ func (r *Runtime) apply(o op) {
 	case o.Op == opRemove && in != nil:
 		delete(r.instances, o.ID)
 		delete(r.exited, o.ID)
-		ip, _ := netip.ParseAddr(in.ip)
-		r.ips.give(ip)
+		r.ips.Release(o.ID)
 		os.RemoveAll(in.logs)
 		return
 	}
@@ -354,41 +354,9 @@ func (h *dueHeap) Pop() any {
 	return x
 }
 
-// ipPool hands out the instances' addresses, from 172.16.0.0/12: a
-// million, more than one machine's apiserver holds pods.
-type ipPool struct {
-	used map[netip.Addr]bool
-	next uint32
-}
-
-var ipBase = netip.MustParseAddr("172.16.0.0")
-
-const ipCount = 1 << 20
-
-func newIPPool() ipPool { return ipPool{used: map[netip.Addr]bool{}, next: 2} }
-
-func (p *ipPool) take() (netip.Addr, error) {
-	base := binary.BigEndian.Uint32(ipBase.AsSlice())
-	for range ipCount {
-		n := p.next
-		p.next = max(2, (p.next+1)%(ipCount-1))
-		var b [4]byte
-		binary.BigEndian.PutUint32(b[:], base+n)
-		if ip := netip.AddrFrom4(b); !p.used[ip] {
-			p.used[ip] = true
-			return ip, nil
-		}
-	}
-	return netip.Addr{}, fmt.Errorf("model runtime: all %d addresses of %s/12 are in use", ipCount, ipBase)
-}
-
-func (p *ipPool) hold(ip netip.Addr) {
-	if ip.IsValid() {
-		p.used[ip] = true
-	}
-}
-
-func (p *ipPool) give(ip netip.Addr) { delete(p.used, ip) }
+// modelSubnet is where the instances' addresses come from: a million, more
+// than one machine's apiserver holds pods.
+const modelSubnet = "172.16.0.0/12"
 
 // imageID stands for the digest of an image the model never pulls.
 func imageID(ref string) string {

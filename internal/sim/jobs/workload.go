@@ -206,7 +206,11 @@ func (w *Workload) compile(cat *catalog.Catalog, p *Policy) ([]kind, error) {
 				ann[k] = v
 			}
 		}
-		o, _, err := spot.Order(cat, annotation.FromAnnotations(ann), j.CPU, j.MemoryGiB, zones, strings.Join(zones, ","))
+		sp, err := annotation.ParseAnnotations(ann)
+		var o market.Order
+		if err == nil {
+			o, err = spot.Order(cat, sp, j.CPU, j.MemoryGiB, zones, strings.Join(zones, ","))
+		}
 		if err != nil {
 			var fe *annotation.FieldError
 			if errors.As(err, &fe) {
