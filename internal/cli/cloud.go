@@ -193,12 +193,12 @@ func startCloud(ctx context.Context, log *slog.Logger, stateDir, token string, o
 		return fail(err)
 	}
 
-	address := o.containerdAddress
+	address, containerdState := o.containerdAddress, ""
 	if address == "" {
 		if c.daemon, err = daemon.Start(ctx, filepath.Join(stateDir, "containerd"), log); err != nil {
 			return fail(err)
 		}
-		address = c.daemon.Address
+		address, containerdState = c.daemon.Address, c.daemon.State()
 		supervised, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
 		go func() { defer close(done); c.daemon.Supervise(supervised) }()
@@ -209,7 +209,7 @@ func startCloud(ctx context.Context, log *slog.Logger, stateDir, token string, o
 		return fail(err)
 	}
 
-	rt, err := runtime.New(ctx, runtime.Config{Dir: filepath.Join(stateDir, "runtime"), Address: address,
+	rt, err := runtime.New(ctx, runtime.Config{Dir: filepath.Join(stateDir, "runtime"), Address: address, ContainerdState: containerdState,
 		LogMaxSize: logMax, LogMaxFiles: o.logMaxFiles, Launchers: o.launchers, PodPidsLimit: o.podMaxPids, Registries: regs, Forwards: forwards, Log: log})
 	if err != nil {
 		return fail(err)

@@ -172,7 +172,7 @@ func openRuntimeWith(tb testing.TB, stateDir string, cfg runtime.Config) *runtim
 	if err := regs.AddMirror(env.Mirror()); err != nil {
 		tb.Fatal(err)
 	}
-	cfg.Dir, cfg.Address, cfg.Registries = filepath.Join(stateDir, "runtime"), env.Daemon.Address, regs
+	cfg.Dir, cfg.Address, cfg.ContainerdState, cfg.Registries = filepath.Join(stateDir, "runtime"), env.Daemon.Address, env.Daemon.State(), regs
 	rt, err := runtime.New(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)

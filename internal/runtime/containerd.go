@@ -36,6 +36,13 @@ type Config struct {
 	// (default "spoteci").
 	Address   string
 	Namespace string
+	// ContainerdState is containerd's state folder when spoteci runs the
+	// daemon (daemon.Daemon.State); empty for one run by someone else. A
+	// containerd killed while making a task can leave the task's bundle
+	// there, which containerd 1.6 neither lists after its restart nor
+	// removes, and then refuses to make the task again: the runtime
+	// removes it.
+	ContainerdState string
 	// LogMaxSize and LogMaxFiles bound each container's log on disk, as a
 	// kubelet's containerLogMaxSize and containerLogMaxFiles; 0 takes their
 	// defaults, 10 MiB and 5 files.

@@ -111,6 +111,28 @@ func TestHalfMadeTaskLaunched(t *testing.T) {
 	waitFor(t, 10*time.Second, "the container's log", func() bool { return readLog(t, r, "half", "main") == "made\n" })
 }
 
+// TestStaleBundleLaunched: a launch that meets the bundle of its task in
+// containerd's state folder, left by a containerd killed while making the
+// task before its shim answered (containerd 1.6 neither loads nor removes
+// it), removes it and makes the task, rather than ending the container
+// with StartError "failed to start shim: mkdir ...: file exists".
+func TestStaleBundleLaunched(t *testing.T) {
+	r := newRuntime(t)
+	bundle := filepath.Join(env.Daemon.State(), "io.containerd.runtime.v2.task", r.cfg.Namespace, "stale.0")
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start(t, r, Instance{ID: "stale", Containers: []Container{busybox("main", "echo made; sleep 3600")}})
+	cs := waitState(t, r, "stale", "main", StateRunning)
+	if cs.RestartCount != 0 {
+		t.Errorf("restarts = %d", cs.RestartCount)
+	}
+	waitFor(t, 10*time.Second, "the container's log", func() bool { return readLog(t, r, "stale", "main") == "made\n" })
+}
+
 // TestHalfMadeTaskDeleted: deleting a container whose task is half made ends
 // its shim too; otherwise the shim outlives the instance.
 func TestHalfMadeTaskDeleted(t *testing.T) {

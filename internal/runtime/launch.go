@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/ttrpc"
@@ -302,6 +304,9 @@ func (l *launcher) makeTask(ctx context.Context, cont containerd.Container, c *c
 		return cont.NewTask(ctx, c.fifoIO())
 	}
 	task, err := create()
+	if l.removeStaleBundle(cont.ID(), err) {
+		task, err = create()
+	}
 	if !errdefs.IsAlreadyExists(err) {
 		return task, err
 	}
@@ -319,6 +324,34 @@ func (l *launcher) makeTask(ctx context.Context, cont containerd.Container, c *c
 		return nil, fmt.Errorf("deleting a task left half made: %w", err)
 	}
 	return create()
+}
+
+// removeStaleBundle removes the bundle of task id that a containerd
+// killed while making the task left in its state folder, and reports
+// whether err was containerd's refusal to make the task over it ("failed
+// to start shim: mkdir <bundle>: file exists"; gRPC keeps no error type
+// for it). containerd 1.6 does not load such a bundle after its restart
+// (the shim never answered) and its clean-up of the dead shim leaves the
+// folder. A live shim's task would have been listed: the create would
+// have said AlreadyExists instead.
+func (l *launcher) removeStaleBundle(id string, err error) bool {
+	if err == nil || l.cfg.ContainerdState == "" {
+		return false
+	}
+	bundle := filepath.Join(l.cfg.ContainerdState, "io.containerd.runtime.v2.task", l.cfg.Namespace, id)
+	if !strings.Contains(err.Error(), "mkdir "+bundle+": file exists") {
+		return false
+	}
+	if err := mount.UnmountAll(filepath.Join(bundle, "rootfs"), 0); err != nil {
+		l.log.Warn("unmounting the root of a task bundle left behind", "container", id, "err", err)
+		return false
+	}
+	if err := os.RemoveAll(bundle); err != nil {
+		l.log.Warn("removing a task bundle left behind", "container", id, "err", err)
+		return false
+	}
+	l.log.Warn("removed a task bundle that containerd left behind when it died while making the task", "container", id)
+	return true
 }
 
 // startErrorMessage shortens runc's start errors to their cause.

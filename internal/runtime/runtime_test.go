@@ -59,7 +59,7 @@ func openRuntimeWith(t testing.TB, dir string, edit func(*Config)) *Containerd {
 	if err := regs.AddMirror(env.Mirror()); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Dir: dir, Address: env.Daemon.Address, Registries: regs,
+	cfg := Config{Dir: dir, Address: env.Daemon.Address, ContainerdState: env.Daemon.State(), Registries: regs,
 		PullBackoff: 500 * time.Millisecond, Namespace: "spoteci-test"}
 	edit(&cfg)
 	r, err := New(context.Background(), cfg)

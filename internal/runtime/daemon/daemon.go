@@ -37,6 +37,10 @@ type Daemon struct {
 	log     *slog.Logger
 }
 
+// State is containerd's state folder (its state setting), where its tasks'
+// bundles are.
+func (d *Daemon) State() string { return filepath.Join(d.dir, "state") }
+
 // containerdBinary is the daemon started by Start (Debian's package,
 // installed by hack/deps.sh).
 const containerdBinary = "containerd"
