@@ -18,6 +18,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -57,24 +58,23 @@ type kubeletAuth struct {
 	mu        sync.Mutex
 	clientCAs *x509.CertPool
 	caRead    time.Time
-	tokens    map[string]cachedUser
-	decisions map[string]cachedDecision
+	// tokens holds the user of each token reviewed (*user; nil: not
+	// authenticated), decisions each decision (decision); both bounded,
+	// so that callers with ever new tokens cannot grow them.
+	tokens, decisions *cache.LRUExpireCache
 }
 
-type cachedUser struct {
-	u       *user // nil: not authenticated
-	expires time.Time
-}
-
-type cachedDecision struct {
+type decision struct {
 	allowed bool
 	reason  string
-	expires time.Time
 }
+
+// cacheSize bounds each cache of the kubelet port's reviews.
+const cacheSize = 4096
 
 func newKubeletAuth(kube kubernetes.Interface, nodeName string, log *slog.Logger) *kubeletAuth {
 	return &kubeletAuth{kube: kube, nodeName: nodeName, log: log,
-		tokens: map[string]cachedUser{}, decisions: map[string]cachedDecision{}}
+		tokens: cache.NewLRUExpireCache(cacheSize), decisions: cache.NewLRUExpireCache(cacheSize)}
 }
 
 // wrap answers 401 and 403 itself and passes the rest to next.
@@ -156,11 +156,8 @@ func (a *kubeletAuth) caPool(ctx context.Context) (*x509.CertPool, error) {
 
 // reviewToken asks the apiserver who token is (TokenReview).
 func (a *kubeletAuth) reviewToken(ctx context.Context, token string) (*user, error) {
-	a.mu.Lock()
-	c, ok := a.tokens[token]
-	a.mu.Unlock()
-	if ok && time.Now().Before(c.expires) {
-		return c.u, nil
+	if u, ok := a.tokens.Get(token); ok {
+		return u.(*user), nil
 	}
 	review, err := a.kube.AuthenticationV1().TokenReviews().Create(ctx,
 		&authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
@@ -174,10 +171,7 @@ func (a *kubeletAuth) reviewToken(ctx context.Context, token string) (*user, err
 			u.Extra[k] = authorizationv1.ExtraValue(v)
 		}
 	}
-	a.mu.Lock()
-	prune(a.tokens, func(c cachedUser) time.Time { return c.expires })
-	a.tokens[token] = cachedUser{u: u, expires: time.Now().Add(tokenTTL)}
-	a.mu.Unlock()
+	a.tokens.Add(token, u, tokenTTL)
 	return u, nil
 }
 
@@ -211,11 +205,8 @@ func requestAttributes(r *http.Request, nodeName string) authorizationv1.Resourc
 // authorize asks the apiserver whether u may do attrs (SubjectAccessReview).
 func (a *kubeletAuth) authorize(ctx context.Context, u *user, attrs authorizationv1.ResourceAttributes) (bool, string, error) {
 	key := fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%s", u.Name, strings.Join(u.Groups, ","), u.UID, attrs.Verb, attrs.Subresource)
-	a.mu.Lock()
-	c, ok := a.decisions[key]
-	a.mu.Unlock()
-	if ok && time.Now().Before(c.expires) {
-		return c.allowed, c.reason, nil
+	if d, ok := a.decisions.Get(key); ok {
+		return d.(decision).allowed, d.(decision).reason, nil
 	}
 	review, err := a.kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
 		Spec: authorizationv1.SubjectAccessReviewSpec{User: u.Name, UID: u.UID, Groups: u.Groups, Extra: u.Extra, ResourceAttributes: &attrs},
@@ -227,23 +218,6 @@ func (a *kubeletAuth) authorize(ctx context.Context, u *user, attrs authorizatio
 	if review.Status.Allowed {
 		ttl = allowedTTL
 	}
-	a.mu.Lock()
-	prune(a.decisions, func(c cachedDecision) time.Time { return c.expires })
-	a.decisions[key] = cachedDecision{allowed: review.Status.Allowed, reason: review.Status.Reason, expires: time.Now().Add(ttl)}
-	a.mu.Unlock()
+	a.decisions.Add(key, decision{allowed: review.Status.Allowed, reason: review.Status.Reason}, ttl)
 	return review.Status.Allowed, review.Status.Reason, nil
-}
-
-// prune drops the expired entries of a cache once it holds many, so that
-// callers with ever new tokens cannot grow it without bound.
-func prune[V any](cache map[string]V, expires func(V) time.Time) {
-	if len(cache) < 1024 {
-		return
-	}
-	now := time.Now()
-	for k, v := range cache {
-		if now.After(expires(v)) {
-			delete(cache, k)
-		}
-	}
 }
