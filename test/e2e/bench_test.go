@@ -343,12 +343,16 @@ func podsGone(b *testing.B, ns, selector string) {
 
 // benchKube is a client of the e2e cluster fast enough to watch a thousand
 // pods.
-func benchKube(b testing.TB) kubernetes.Interface {
+func benchKube(b testing.TB) kubernetes.Interface { return kubeClient(b, 100, 200) }
+
+// kubeClient is a client of the e2e cluster as its admin, limited to qps
+// requests a second (negative: no limit) with bursts of burst.
+func kubeClient(b testing.TB, qps float32, burst int) kubernetes.Interface {
 	cfg, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg.QPS, cfg.Burst = 100, 200
+	cfg.QPS, cfg.Burst = qps, burst
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -21,7 +21,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/spoteci/spoteci/internal/chart"
 	"github.com/spoteci/spoteci/internal/plot"
@@ -426,31 +425,56 @@ func recordCurve(b testing.TB, peer string, n int, seconds float64) {
 // admin's): the fastest this control plane takes those writes. It returns
 // the time from the first write to the last.
 func writeStatusFloor(b testing.TB, ns, selector string, workers int) time.Duration {
-	cfg, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.QPS = -1 // no client-side limit
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	kube := kubeClient(b, -1, 0) // no client-side limit
 	ctx := context.Background()
-	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	start := time.Now()
+	total, failed := eachPod(b, kube, ns, selector, workers, func(pod *corev1.Pod) error {
+		pod.Status.Phase, pod.Status.Reason = corev1.PodFailed, "BidFailed"
+		pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.DisruptionTarget,
+			Status: corev1.ConditionTrue, Reason: "BidFailed", LastTransitionTime: metav1.Now()})
+		_, err := kube.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+		return err
+	})
+	took := time.Since(start)
+	b.Logf("floor: %d status writes by %d workers in %s (%d failed)", total, workers, took.Round(10*time.Millisecond), failed)
+	return took
+}
+
+// forceDelete deletes the pods of selector in ns without grace, from
+// workers of its own: a fake node's pods, which no container holds (and no
+// kwok may be left to delete), gone before the next peer's run instead of at
+// the garbage collector's pace. The apiserver's DeleteCollection deletes
+// one pod at a time and gives up at its request timeout, a few thousand in.
+func forceDelete(b testing.TB, kube kubernetes.Interface, ns, selector string) {
+	zero := int64(0)
+	total, failed := eachPod(b, kube, ns, selector, 32, func(pod *corev1.Pod) error {
+		err := kube.CoreV1().Pods(ns).Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+	if failed > 0 {
+		b.Logf("deleting the pods of %s: %d of %d deletes failed", selector, failed, total)
+	}
+}
+
+// eachPod lists the pods of selector in ns and calls do on each from
+// workers goroutines; it returns how many pods there were and how many
+// calls failed (a failed listing is logged, as none).
+func eachPod(b testing.TB, kube kubernetes.Interface, ns, selector string, workers int, do func(*corev1.Pod) error) (total int, failed int64) {
+	pods, err := kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
-		b.Fatal(err)
+		b.Logf("listing the pods of %s: %v", selector, err)
+		return 0, 0
 	}
 	todo := make(chan *corev1.Pod)
 	var wg sync.WaitGroup
 	var failures atomic.Int64
-	start := time.Now()
 	for range workers {
 		wg.Go(func() {
 			for pod := range todo {
-				pod.Status.Phase, pod.Status.Reason = corev1.PodFailed, "BidFailed"
-				pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.DisruptionTarget,
-					Status: corev1.ConditionTrue, Reason: "BidFailed", LastTransitionTime: metav1.Now()})
-				if _, err := kube.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+				if do(pod) != nil {
 					failures.Add(1)
 				}
 			}
@@ -461,43 +485,5 @@ func writeStatusFloor(b testing.TB, ns, selector string, workers int) time.Durat
 	}
 	close(todo)
 	wg.Wait()
-	took := time.Since(start)
-	b.Logf("floor: %d status writes by %d workers in %s (%d failed)", len(pods.Items), workers, took.Round(10*time.Millisecond), failures.Load())
-	return took
-}
-
-// forceDelete deletes the pods of selector in ns without grace, from
-// workers of its own: a fake node's pods, which no container holds (and no
-// kwok may be left to delete), gone before the next peer's run instead of at
-// the garbage collector's pace. The apiserver's DeleteCollection deletes
-// one pod at a time and gives up at its request timeout, a few thousand in.
-func forceDelete(b testing.TB, kube kubernetes.Interface, ns, selector string) {
-	ctx := context.Background()
-	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
-	if err != nil {
-		b.Logf("listing the pods of %s: %v", selector, err)
-		return
-	}
-	zero := int64(0)
-	todo := make(chan string)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for range 32 {
-		wg.Go(func() {
-			for name := range todo {
-				err := kube.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
-				if err != nil && !apierrors.IsNotFound(err) {
-					failed.Add(1)
-				}
-			}
-		})
-	}
-	for _, p := range pods.Items {
-		todo <- p.Name
-	}
-	close(todo)
-	wg.Wait()
-	if n := failed.Load(); n > 0 {
-		b.Logf("deleting the pods of %s: %d of %d deletes failed", selector, n, len(pods.Items))
-	}
+	return len(pods.Items), failures.Load()
 }
