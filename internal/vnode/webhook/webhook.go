@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/spoteci/spoteci/internal/vnode/nodecontroller"
@@ -99,21 +100,14 @@ func (h *Server) Serve(ctx context.Context) (<-chan error, error) {
 		}
 	}()
 	go func() {
-		t := time.NewTicker(webhookCheck)
-		defer t.Stop()
-		for {
+		wait.NonSlidingUntilWithContext(ctx, func(ctx context.Context) {
 			if err := h.loadCert(ctx); err != nil && ctx.Err() == nil && !apierrors.IsNotFound(err) {
 				h.log.Error("admission webhook: reading the certificate", "err", err)
 			}
-			select {
-			case <-ctx.Done():
-				shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				defer cancel()
-				srv.Shutdown(shutdown)
-				return
-			case <-t.C:
-			}
-		}
+		}, webhookCheck)
+		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
 	}()
 	return errs, nil
 }
@@ -121,7 +115,7 @@ func (h *Server) Serve(ctx context.Context) (<-chan error, error) {
 // Keep, run by the leader, keeps the certificate fresh and the
 // configuration pointing at the webhook with its CA, until ctx ends.
 func (h *Server) Keep(ctx context.Context) {
-	for {
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
 		p, err := h.keepSecret(ctx, time.Now())
 		if err == nil {
 			err = h.register(ctx, p.bundle)
@@ -132,12 +126,7 @@ func (h *Server) Keep(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			h.log.Error("admission webhook: keeping the certificate and configuration", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Minute):
-		}
-	}
+	}, time.Minute)
 }
 
 // names are the names the apiserver calls the webhook by.
