@@ -160,7 +160,7 @@ type RunOptions struct {
 func (m *Market) Run(job Job, p Policy, start int, opt RunOptions) Result {
 	r := runner{m: m, job: job, p: p, core: m.core(), t0: m.At(start), start: start, opt: opt}
 	r.st = State{Job: job, Gap: m.Trace.Gap}
-	r.st.probe = r.spotAvailable
+	r.probe = r.spotAvailable // made once: a method value allocates
 	r.res.Start = start
 	r.run()
 	return r.res
@@ -191,6 +191,7 @@ type runner struct {
 	// trace's availability, which matters while not on spot.
 	decideAt, flipAt time.Duration
 	reclaimed        bool
+	probe            func() bool
 	probeAt          time.Duration // when the policy's question about spot is asked
 	seq              int
 	res              Result
@@ -246,12 +247,7 @@ func (r *runner) decide(now time.Duration) {
 	r.reclaimed = false
 	gap := r.m.Trace.Gap
 	s := &r.st
-	s.Elapsed, s.Done, s.Mode = now, r.done, r.mode
-	s.Tick = int(now / gap)
-	s.spot = spotUnknown
-	if r.mode == Spot {
-		s.spot = spotYes
-	}
+	s.Ask(now, r.done, r.mode, r.probe)
 	r.probeAt = now
 	want := r.p.Decide(s)
 	r.apply(now, want)

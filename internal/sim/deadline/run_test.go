@@ -56,48 +56,48 @@ func TestRunScenarios(t *testing.T) {
 		lives                []life
 	}{
 		"greedy on spot from start to end": {
-			rules: "aws", trace: ones, policy: PolicyGreedy, job: Job{2 * time.Hour, 4 * time.Hour, 12 * time.Minute},
+			rules: "aws", trace: ones, policy: PolicyGreedy, job: Job{Work: 2 * time.Hour, Deadline: 4 * time.Hour, Changeover: 12 * time.Minute},
 			finish: hm(2, 12), spotWork: 2 * time.Hour, spotPaid: hm(2, 12),
 			lives: []life{{Spot, 0, hm(2, 12), false}},
 		},
 		// aws: reclaimed at the first tick without stock (1h), back on spot
 		// when it returns (1h30), a new changeover.
 		"greedy reclaimed under aws rules": {
-			rules: "aws", trace: "111111 000" + ones, policy: PolicyGreedy, job: Job{2 * time.Hour, 5 * time.Hour, 12 * time.Minute},
+			rules: "aws", trace: "111111 000" + ones, policy: PolicyGreedy, job: Job{Work: 2 * time.Hour, Deadline: 5 * time.Hour, Changeover: 12 * time.Minute},
 			finish: hm(2, 54), spotWork: 2 * time.Hour, spotPaid: hm(2, 24), preemptions: 1,
 			lives: []life{{Spot, 0, time.Hour, true}, {Spot, hm(1, 30), hm(2, 54), false}},
 		},
 		// eci: the check at 1h (protection over) finds no stock: notice at
 		// 1h, release 5 minutes later; 53 minutes of work were done.
 		"greedy reclaimed under eci rules": {
-			rules: "eci", trace: "111111 000" + ones, policy: PolicyGreedy, job: Job{2 * time.Hour, 5 * time.Hour, 12 * time.Minute},
+			rules: "eci", trace: "111111 000" + ones, policy: PolicyGreedy, job: Job{Work: 2 * time.Hour, Deadline: 5 * time.Hour, Changeover: 12 * time.Minute},
 			finish: hm(2, 49), spotWork: 2 * time.Hour, spotPaid: hm(2, 24), preemptions: 1,
 			lives: []life{{Spot, 0, hm(1, 5), true}, {Spot, hm(1, 30), hm(2, 49), false}},
 		},
 		"eci protection rides out a gap": {
-			rules: "eci", trace: "111 0" + ones, policy: PolicyGreedy, job: Job{time.Hour, 3 * time.Hour, 12 * time.Minute},
+			rules: "eci", trace: "111 0" + ones, policy: PolicyGreedy, job: Job{Work: time.Hour, Deadline: 3 * time.Hour, Changeover: 12 * time.Minute},
 			finish: hm(1, 12), spotWork: time.Hour, spotPaid: hm(1, 12),
 			lives: []life{{Spot, 0, hm(1, 12), false}},
 		},
 		"aws reclaims in the gap": {
-			rules: "aws", trace: "111 0" + ones, policy: PolicyGreedy, job: Job{time.Hour, 3 * time.Hour, 12 * time.Minute},
+			rules: "aws", trace: "111 0" + ones, policy: PolicyGreedy, job: Job{Work: time.Hour, Deadline: 3 * time.Hour, Changeover: 12 * time.Minute},
 			finish: hm(1, 34), spotWork: time.Hour, spotPaid: hm(1, 24), preemptions: 1,
 			lives: []life{{Spot, 0, 30 * time.Minute, true}, {Spot, 40 * time.Minute, hm(1, 34), false}},
 		},
 		// No spot: greedy idles until 4h-t-10m < 2h+24m, at t = 1h30.
 		"greedy without spot waits for the safety line": {
-			rules: "aws", trace: zeros, policy: PolicyGreedy, job: Job{2 * time.Hour, 4 * time.Hour, 12 * time.Minute},
+			rules: "aws", trace: zeros, policy: PolicyGreedy, job: Job{Work: 2 * time.Hour, Deadline: 4 * time.Hour, Changeover: 12 * time.Minute},
 			finish: hm(3, 42), odWork: 2 * time.Hour, odPaid: hm(2, 12),
 			lives: []life{{OnDemand, hm(1, 30), hm(3, 42), false}},
 		},
 		// Uniform progress is behind from the first tick: on demand at 10m.
 		"uniform progress without spot keeps pace on demand": {
-			rules: "aws", trace: zeros, policy: PolicyUniformProgress, job: Job{2 * time.Hour, 4 * time.Hour, 12 * time.Minute},
+			rules: "aws", trace: zeros, policy: PolicyUniformProgress, job: Job{Work: 2 * time.Hour, Deadline: 4 * time.Hour, Changeover: 12 * time.Minute},
 			finish: hm(2, 22), odWork: 2 * time.Hour, odPaid: hm(2, 12),
 			lives: []life{{OnDemand, 10 * time.Minute, hm(2, 22), false}},
 		},
 		"on demand ignores spot": {
-			rules: "eci", trace: ones, policy: PolicyOnDemand, job: Job{2 * time.Hour, 4 * time.Hour, 12 * time.Minute},
+			rules: "eci", trace: ones, policy: PolicyOnDemand, job: Job{Work: 2 * time.Hour, Deadline: 4 * time.Hour, Changeover: 12 * time.Minute},
 			finish: hm(2, 12), odWork: 2 * time.Hour, odPaid: hm(2, 12),
 			lives: []life{{OnDemand, 0, hm(2, 12), false}},
 		},
@@ -153,7 +153,7 @@ func randomTrace(rng *rand.Rand, n int) string {
 // each run equals the run that asks at every tick.
 func TestSkippingTicksChangesNothing(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	job := Job{8 * time.Hour, 11 * time.Hour, 12 * time.Minute}
+	job := Job{Work: 8 * time.Hour, Deadline: 11 * time.Hour, Changeover: 12 * time.Minute}
 	for _, rules := range []string{sim.RulesAWS, sim.RulesECI} {
 		for range 6 {
 			m := testMarket(t, rules, randomTrace(rng, 300))
@@ -180,7 +180,7 @@ func TestSkippingTicksChangesNothing(t *testing.T) {
 // schedule played through the market, and no policy does better.
 func TestOptimalIsALowerBound(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	job := Job{8 * time.Hour, 11 * time.Hour, 12 * time.Minute}
+	job := Job{Work: 8 * time.Hour, Deadline: 11 * time.Hour, Changeover: 12 * time.Minute}
 	for _, rules := range []string{sim.RulesAWS, sim.RulesECI} {
 		for range 8 {
 			m := testMarket(t, rules, randomTrace(rng, 300))
@@ -212,11 +212,11 @@ func TestOptimalIsALowerBound(t *testing.T) {
 
 func TestPlanErrors(t *testing.T) {
 	m := testMarket(t, sim.RulesAWS, strings.Repeat("1", 30))
-	if _, _, err := m.Plan(Job{2 * time.Hour, 4 * time.Hour, 12 * time.Minute}, 10); err == nil {
+	if _, _, err := m.Plan(Job{Work: 2 * time.Hour, Deadline: 4 * time.Hour, Changeover: 12 * time.Minute}, 10); err == nil {
 		t.Error("a window past the end of the trace: no error")
 	}
 	odd := testMarket(t, sim.RulesAWS, strings.Repeat("1", 3000))
-	if _, _, err := odd.Plan(Job{48 * time.Hour, 400 * time.Hour, 7 * time.Second}, 0); err == nil || !strings.Contains(err.Error(), "states") {
+	if _, _, err := odd.Plan(Job{Work: 48 * time.Hour, Deadline: 400 * time.Hour, Changeover: 7 * time.Second}, 0); err == nil || !strings.Contains(err.Error(), "states") {
 		t.Errorf("too fine a program: %v", err)
 	}
 }

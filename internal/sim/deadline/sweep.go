@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spoteci/spoteci/internal/deadline"
 	"github.com/spoteci/spoteci/internal/sim"
 )
 
@@ -80,17 +81,10 @@ func (s *Sweep) StartTicks(i int) ([]int, error) {
 
 // NewPolicy returns a fresh policy named name for one run from start.
 func NewPolicy(name string, m *Market, job Job, start int) (Policy, error) {
-	switch name {
-	case PolicyOnDemand:
-		return onDemand{}, nil
-	case PolicyGreedy:
-		return &greedy{}, nil
-	case PolicyUniformProgress:
-		return &uniformProgress{}, nil
-	case PolicyOptimal:
+	if name == PolicyOptimal {
 		return Optimal(m, job, start)
 	}
-	return nil, fmt.Errorf("unknown policy %q", name)
+	return deadline.New(name)
 }
 
 // Run runs the sweep. It stops early, with ctx's error, when ctx is done.

@@ -22,7 +22,7 @@ var (
 
 func testSweep(t testing.TB, rules string, workers int) *Sweep {
 	rng := rand.New(rand.NewPCG(5, 6))
-	s := &Sweep{Job: Job{8 * time.Hour, 11 * time.Hour, 12 * time.Minute}, Policies: Policies(), Starts: 20, Seed: 1, Workers: workers}
+	s := &Sweep{Job: Job{Work: 8 * time.Hour, Deadline: 11 * time.Hour, Changeover: 12 * time.Minute}, Policies: Policies(), Starts: 20, Seed: 1, Workers: workers}
 	for range 3 {
 		s.Markets = append(s.Markets, testMarket(t, rules, randomTrace(rng, 400)))
 	}
@@ -171,3 +171,18 @@ func TestTable3(t *testing.T) {
 		t.Errorf("optimal costs %.2f, not below uniform-progress %.2f and greedy %.2f", opt, up, g)
 	}
 }
+
+func TestParsePolicies(t *testing.T) {
+	got, err := ParsePolicies("greedy, optimal")
+	if err != nil || len(got) != 2 || got[0] != PolicyGreedy || got[1] != PolicyOptimal {
+		t.Errorf("ParsePolicies = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "greedy,greedy", "lazy"} {
+		if _, err := ParsePolicies(bad); err == nil {
+			t.Errorf("ParsePolicies(%q): no error", bad)
+		}
+	}
+}
+
+// table3Job is the job of the paper's Table 3.
+var table3Job = Job{Work: 48 * time.Hour, Deadline: 60 * time.Hour, Changeover: 12 * time.Minute}

@@ -2,6 +2,7 @@ package deadline
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -10,10 +11,8 @@ var table3Job = Job{Work: 48 * time.Hour, Deadline: 60 * time.Hour, Changeover: 
 
 func state(mode Mode, spot bool, elapsed, done time.Duration) *State {
 	const gap = 10 * time.Minute
-	s := &State{Job: table3Job, Gap: gap, Tick: int(elapsed / gap), Elapsed: elapsed, Done: done, Mode: mode, spot: spotNo}
-	if spot {
-		s.spot = spotYes
-	}
+	s := &State{Job: table3Job, Gap: gap}
+	s.Ask(elapsed, done, mode, func() bool { return spot })
 	return s
 }
 
@@ -87,15 +86,14 @@ func TestHoldIsTheNextChange(t *testing.T) {
 	}
 }
 
-func TestParsePolicies(t *testing.T) {
-	got, err := ParsePolicies("greedy, optimal")
-	if err != nil || len(got) != 2 || got[0] != PolicyGreedy || got[1] != PolicyOptimal {
-		t.Errorf("ParsePolicies = %v, %v", got, err)
-	}
-	for _, bad := range []string{"", "greedy,greedy", "lazy"} {
-		if _, err := ParsePolicies(bad); err == nil {
-			t.Errorf("ParsePolicies(%q): no error", bad)
+func TestNew(t *testing.T) {
+	for _, name := range Names() {
+		if p, err := New(name); err != nil || p == nil {
+			t.Errorf("New(%q) = %v, %v", name, p, err)
 		}
+	}
+	if _, err := New("lazy"); err == nil || !strings.Contains(err.Error(), PolicyUniformProgress) {
+		t.Errorf("New(lazy): %v, want an error naming the policies", err)
 	}
 }
 
