@@ -147,7 +147,7 @@ func startService(ctx context.Context, log *slog.Logger, o *serverOptions) (*run
 		cl.stop()
 		return nil, err
 	}
-	info := eciapi.ServerInfo{Endpoint: "http://" + ln.Addr().String(), Token: token, AccessKeyId: keyID, AccessKeySecret: keySecret, Region: svc.Region()}
+	info := eciapi.ServerInfo{Endpoint: "http://" + ln.Addr().String(), Token: token, AccessKeyId: keyID, AccessKeySecret: keySecret, Region: svc.Region(), TimeScale: o.timeScale}
 	if err := eciapi.WriteServerInfo(o.stateDir, info); err != nil {
 		ln.Close()
 		svc.Close()

@@ -37,6 +37,9 @@ type ServerInfo struct {
 	AccessKeySecret string `json:",omitempty"`
 	// Region is the region the service sells in.
 	Region string `json:",omitempty"`
+	// TimeScale is how many times faster than wall time the market runs
+	// (1 when absent): a local node scales its deadline policy's tick by it.
+	TimeScale float64 `json:",omitempty"`
 }
 
 // InfoFile is the name of the server's info file in its state folder.
