@@ -3,6 +3,7 @@
 // groups, after virtual-kubelet's node package. Its parts, each a package:
 //
 //   - podcontroller: the pods and their instances, through the provider;
+//   - podspec: a pod into the instance request podcontroller asks for;
 //   - nodecontroller: the Node object, its status, capacity and Lease;
 //   - kubeletapi: the kubelet port (logs, exec, stats) and its certificate;
 //   - webhook: the admission webhook of the alibabacloud.com/eci label;

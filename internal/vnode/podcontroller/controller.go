@@ -3,8 +3,8 @@
 // the node's pods and a poll of its instances fill a workqueue of pod
 // keys, and syncPod converges each pod and its instance, level-triggered
 // and idempotent by pod UID (the instance's ClientToken). It writes the
-// pods' status (status.go) and events (events.go), and resolves what a
-// kubelet gives a pod from the API (podconfig.go).
+// pods' status (status.go) and events (events.go); what each pod's
+// instance is asked for, and why a pod cannot be, is package podspec's.
 package podcontroller
 
 import (
@@ -31,22 +31,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/spoteci/spoteci/internal/vnode/podspec"
 	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
-)
-
-// Tags the node puts on the groups it creates.
-const (
-	TagNode      = "spoteci.io/node"
-	TagNamespace = eciapi.TagNamespace
-	TagPod       = eciapi.TagPod
-	// TagPodUID names the pod by UID, for backends that do not return the
-	// ClientToken.
-	TagPodUID = eciapi.TagPodUID
-	// TagAPIEvict records, at creation, that the pod asked for api-evict.
-	TagAPIEvict = "spoteci.io/api-evict"
-	// TagJob names the Job that owns the pod, for bills per Job.
-	TagJob = eciapi.TagJob
 )
 
 // Annotations the node puts on a pod once its instance exists, as ECI's
@@ -83,7 +70,7 @@ type Controller struct {
 	provider provider.Provider
 	pods     corelisters.PodLister // the term's
 	queue    workqueue.TypedRateLimitingInterface[string]
-	config   *configReader
+	spec     *podspec.Builder
 	events   *events
 	writes   *statusWriter
 
@@ -108,7 +95,7 @@ func New(cfg Config) *Controller {
 	return &Controller{
 		cfg: cfg, log: cfg.Logger, kube: cfg.Kube, provider: cfg.Provider,
 		queue:       newPodQueue(),
-		config:      &configReader{kube: cfg.Kube},
+		spec:        podspec.New(podspec.Config{NodeName: cfg.NodeName, Zone: cfg.Zone, Kube: cfg.Kube}),
 		events:      newEvents(cfg.Kube, cfg.Logger),
 		writes:      &statusWriter{kube: cfg.Kube},
 		groups:      map[types.UID]*provider.Instance{},
@@ -155,13 +142,12 @@ func (c *Controller) Run(ctx context.Context, factory informers.SharedInformerFa
 		AddFunc: enqueue, UpdateFunc: func(_, obj any) { enqueue(obj) }, DeleteFunc: enqueue,
 	})
 	factory.Start(ctx.Done())
-	w, stopWatched := startWatched(ctx, c.kube)
+	stopWatched := c.spec.Start(ctx)
 	defer stopWatched()
-	c.config.watched = w
 	if !cache.WaitForCacheSync(ctx.Done(), informer.Informer().HasSynced) {
 		return fmt.Errorf("vnode: pod informer did not sync")
 	}
-	if !w.wait(ctx) && ctx.Err() == nil {
+	if !c.spec.Wait(ctx) && ctx.Err() == nil {
 		c.log.Warn("the watches of the kubernetes Service and of kube-root-ca.crt have not synced: reading them once a pod meanwhile (does the node's role let it list and watch them?)")
 	}
 	// Know the instances before the first sync, so a restarted node finds
@@ -221,7 +207,7 @@ const pollOverlap = 2 * time.Second
 // otherwise only what changed since a little before the last poll.
 func (c *Controller) poll(ctx context.Context) error {
 	start := time.Now()
-	tags := map[string]string{TagNode: c.cfg.NodeName}
+	tags := map[string]string{podspec.TagNode: c.cfg.NodeName}
 	window := start.Sub(c.polled) + pollOverlap
 	if c.noChanges || c.listed.IsZero() || start.Sub(c.listed) >= c.cfg.ResyncInterval || window > provider.MaxChangedWindow {
 		list, err := c.provider.List(ctx, tags)
@@ -333,7 +319,9 @@ func (c *Controller) dropLocked(uid types.UID, key string) {
 }
 
 // podKey is the "namespace/name" of an instance's pod.
-func podKey(in *provider.Instance) string { return in.Tags[TagNamespace] + "/" + in.Tags[TagPod] }
+func podKey(in *provider.Instance) string {
+	return in.Tags[podspec.TagNamespace] + "/" + in.Tags[podspec.TagPod]
+}
 
 func fingerprintOf(in *provider.Instance) string {
 	b, _ := json.Marshal([]any{in.Status, in.NoticeTime, in.Containers, len(in.Events), in.IP})
@@ -347,7 +335,7 @@ func podUID(in *provider.Instance) types.UID {
 	if in.Token != "" {
 		return types.UID(in.Token)
 	}
-	return types.UID(in.Tags[TagPodUID])
+	return types.UID(in.Tags[podspec.TagPodUID])
 }
 
 // InstanceID is the ID of pod's instance: the last poll's, else the one

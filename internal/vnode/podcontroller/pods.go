@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/spoteci/spoteci/internal/annotation"
+	"github.com/spoteci/spoteci/internal/vnode/podspec"
 	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -106,12 +105,12 @@ func groupIDOf(pod *corev1.Pod) string {
 // createInstance reads the pod's annotations, once, and asks for its
 // instance with the pod's UID as ClientToken: asking twice gets the same one.
 func (c *Controller) createInstance(ctx context.Context, pod *corev1.Pod) (time.Duration, error) {
-	if msg := forbiddenSysctl(pod); msg != "" {
+	if msg := podspec.ForbiddenSysctl(pod); msg != "" {
 		// As a kubelet's admission: the pod fails, so that its Job counts it.
 		c.events.warnOnce(ctx, pod, ReasonSysctlForbidden, msg)
 		return 0, c.writes.writeStatus(ctx, pod, rejectedStatus(pod, ReasonSysctlForbidden, msg))
 	}
-	if msg := forbidden(pod); msg != "" {
+	if msg := podspec.ForbiddenField(pod); msg != "" {
 		c.events.warnOnce(ctx, pod, ReasonForbiddenPodSpec, msg+"; the pod will not run")
 		return 0, c.writes.writeStatus(ctx, pod, waitingStatus(pod, ReasonForbiddenPodSpec, msg))
 	}
@@ -123,25 +122,22 @@ func (c *Controller) createInstance(ctx context.Context, pod *corev1.Pod) (time.
 	if errors.As(err, &fe) {
 		return 0, c.invalidAnnotation(ctx, pod, fe.Annotation())
 	}
-	req := c.createRequest(pod, sp)
-	if err := c.config.podConfig(ctx, pod, &req); err != nil {
-		var ce *configError
+	req, err := c.spec.Request(ctx, pod, sp)
+	if err != nil {
+		var ce *podspec.ConfigError
 		if !errors.As(err, &ce) {
 			return 0, fmt.Errorf("resolving the config of %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
 		// As a kubelet: the pod waits and the config is read again.
-		reason, message := ce.event()
+		reason, message := ce.Event()
 		c.events.warnOnce(ctx, pod, reason, message)
-		return configRetry, c.writes.writeStatus(ctx, pod, waitingStatus(pod, ce.waiting(), ce.msg))
+		return configRetry, c.writes.writeStatus(ctx, pod, waitingStatus(pod, ce.Waiting(), ce.Error()))
 	}
-	creds, err := c.config.registryCredentials(ctx, pod)
+	creds, err := c.spec.Credentials(ctx, pod)
 	if err != nil {
 		c.events.warnOnce(ctx, pod, "FailedToRetrieveImagePullSecret", err.Error())
 	}
 	req.ImageRegistryCredentials = creds
-	if sp.APIEvict {
-		req.Tags = append(req.Tags, eciapi.Tag{Key: TagAPIEvict, Value: "true"})
-	}
 	c.warnJobShape(ctx, pod, sp)
 	id, err := c.provider.Create(ctx, req)
 	var reqErr *provider.RequestError
@@ -175,52 +171,6 @@ func (c *Controller) invalidAnnotation(ctx context.Context, pod *corev1.Pod, msg
 	return c.writes.writeStatus(ctx, pod, waitingStatus(pod, ReasonInvalidAnnotation, msg))
 }
 
-func (c *Controller) createRequest(pod *corev1.Pod, sp annotation.Spot) eciapi.CreateContainerGroupRequest {
-	req := eciapi.CreateContainerGroupRequest{
-		ContainerGroupName: groupName(pod), ClientToken: string(pod.UID), HostName: hostName(pod), ZoneId: c.cfg.Zone,
-		InstanceType: sp.Specs, SpotFallback: sp.Bid.Fallback, TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,
-		RestartPolicy: string(pod.Spec.RestartPolicy),
-		Tags: []eciapi.Tag{{Key: TagNode, Value: c.cfg.NodeName}, {Key: TagNamespace, Value: pod.Namespace}, {Key: TagPod, Value: pod.Name},
-			{Key: TagPodUID, Value: string(pod.UID)}},
-	}
-	if job := ownerJob(pod); job != nil {
-		req.Tags = append(req.Tags, eciapi.Tag{Key: TagJob, Value: job.Name})
-	}
-	// What the pod's containers do on the model runtime travels as tags,
-	// as a pod's annotations travel to its runtime through CRI.
-	for _, k := range slices.Sorted(maps.Keys(pod.Annotations)) {
-		if strings.HasPrefix(k, eciapi.ModelPrefix) {
-			req.Tags = append(req.Tags, eciapi.Tag{Key: k, Value: pod.Annotations[k]})
-		}
-	}
-	// The bid goes on the wire as ECI's parameters, the one place it is
-	// text again: a spot bid with its protection (1 hour, ECI's default,
-	// when the pod names none); NoSpot, ECI's default, sends none of them.
-	if b := sp.Bid; b.Spot() {
-		req.SpotStrategy = string(b.Strategy)
-		hours := eciapi.Decimal(strconv.Itoa(int(b.Protection / time.Hour)))
-		req.SpotDuration = &hours
-		if b.Strategy == eciapi.SpotWithPriceLimit {
-			req.SpotPriceLimit = eciapi.Decimal(strconv.FormatFloat(b.Limit, 'f', -1, 64))
-		}
-	}
-	for _, c := range pod.Spec.Containers {
-		// Env, volume mounts and $(VAR) in commands come from podConfig.
-		ec := eciapi.Container{Name: c.Name, Image: c.Image, ImagePullPolicy: string(c.ImagePullPolicy),
-			Commands: c.Command, Args: c.Args, WorkingDir: c.WorkingDir}
-		// The limits size the instance without eci-use-specs (SPEC 2), and
-		// bound the container inside it either way.
-		if q, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
-			ec.Cpu = q.AsApproximateFloat64()
-		}
-		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
-			ec.Memory = q.AsApproximateFloat64() / (1 << 30)
-		}
-		req.Containers = append(req.Containers, ec)
-	}
-	return req
-}
-
 // updatePod mirrors the instance into the pod: status, events, and the
 // eviction that api-evict asks for at the notice.
 func (c *Controller) updatePod(ctx context.Context, pod *corev1.Pod, in *provider.Instance) (time.Duration, error) {
@@ -237,7 +187,7 @@ func (c *Controller) updatePod(ctx context.Context, pod *corev1.Pod, in *provide
 			c.events.warnOnce(ctx, pod, e.Reason, e.Message) // the kubelet's Warning Evicted
 		}
 	}
-	if msg := ephemeralContainers(pod); msg != "" {
+	if msg := podspec.IgnoredEphemeralContainers(pod); msg != "" {
 		c.events.warnOnce(ctx, pod, ReasonForbiddenPodSpec, msg)
 	}
 	if in.Status == provider.StatusDeleted {
@@ -256,7 +206,7 @@ func (c *Controller) updatePod(ctx context.Context, pod *corev1.Pod, in *provide
 		}
 	}
 	// api-evict as asked at creation: later edits of the annotation change nothing.
-	if !in.NoticeTime.IsZero() && in.Status != provider.StatusExpired && in.Tags[TagAPIEvict] == "true" {
+	if !in.NoticeTime.IsZero() && in.Status != provider.StatusExpired && in.Tags[podspec.TagAPIEvict] == "true" {
 		return c.evict(ctx, pod, in)
 	}
 	return 0, nil
@@ -419,14 +369,6 @@ func (c *Controller) deleteOrphans(ctx context.Context, ns, name string, live ty
 	return nil
 }
 
-// ownerJob is the Job that controls pod, if one does.
-func ownerJob(pod *corev1.Pod) *metav1.OwnerReference {
-	if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "Job" {
-		return ref
-	}
-	return nil
-}
-
 // object is what an event is about: a pod, a Job.
 type object interface {
 	runtime.Object
@@ -443,7 +385,7 @@ const ReasonSpotReclaimBackoff = "SpotReclaimBackoff"
 // ignores (kubernetes issue 130881). Only an Indexed Job with
 // backoffLimitPerIndex keeps that back-off per index.
 func (c *Controller) warnJobShape(ctx context.Context, pod *corev1.Pod, sp annotation.Spot) {
-	ref := ownerJob(pod)
+	ref := podspec.OwnerJob(pod)
 	if ref == nil || !sp.Bid.Spot() || c.events.warned(ref.UID, ReasonSpotReclaimBackoff, false) {
 		return
 	}

@@ -23,6 +23,13 @@ const (
 	// ReasonInstanceCreated carries the service's word on a new instance:
 	// its pool, price and bid, and any pool it avoided.
 	ReasonInstanceCreated = "InstanceCreated"
+	// ReasonForbiddenPodSpec keeps a pod waiting that asks for what an ECI
+	// instance never gives (podspec.ForbiddenField), and warns of ephemeral
+	// containers that will not run.
+	ReasonForbiddenPodSpec = "ForbiddenPodSpec"
+	// ReasonSysctlForbidden is the kubelet's reason for a pod it rejects
+	// for its sysctls (podspec.ForbiddenSysctl).
+	ReasonSysctlForbidden = "SysctlForbidden"
 )
 
 // wallTime is t as Kubernetes objects carry it: whole seconds; nil for

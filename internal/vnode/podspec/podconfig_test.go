@@ -1,4 +1,4 @@
-package podcontroller
+package podspec
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package podcontroller
+package podspec
 
 import (
 	"context"
@@ -16,7 +16,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -26,27 +25,27 @@ import (
 // from configMaps, secrets and the downward API, and volumes as files
 // (ECI's ConfigFileVolume), service-account tokens included.
 
-// configError is a pod configuration that cannot be resolved now (a missing
+// ConfigError is a pod configuration that cannot be resolved now (a missing
 // configMap or secret, an unsupported volume): the pod waits, as with a
 // kubelet, and the node tries again.
-type configError struct {
+type ConfigError struct {
 	reason string // CreateContainerConfigError or FailedMount
 	msg    string
 }
 
-func (e *configError) Error() string { return e.msg }
+func (e *ConfigError) Error() string { return e.msg }
 
-// event is the kubelet's event for it: Failed "Error: ..." for env,
+// Event is the kubelet's event for it: Failed "Error: ..." for env,
 // FailedMount with the failure itself for volumes.
-func (e *configError) event() (reason, message string) {
+func (e *ConfigError) Event() (reason, message string) {
 	if e.reason == reasonConfig {
 		return "Failed", "Error: " + e.msg
 	}
 	return e.reason, e.msg
 }
 
-// waiting is the waiting reason of the pod's containers meanwhile.
-func (e *configError) waiting() string {
+// Waiting is the waiting reason of the pod's containers meanwhile.
+func (e *ConfigError) Waiting() string {
 	if e.reason == reasonConfig {
 		return reasonConfig
 	}
@@ -57,16 +56,9 @@ func (e *configError) waiting() string {
 // does not set one, as the kubelet asks for.
 const defaultTokenExpiry = 3600
 
-// configReader reads what pods' configs refer to: from the term's watches
-// what nearly every pod reads (watched), the rest from the apiserver.
-type configReader struct {
-	kube    kubernetes.Interface
-	watched *watched // the term's; nil: read it
-}
-
 // sources reads, once per pod, the objects its config refers to.
 type sources struct {
-	r          *configReader
+	b          *Builder
 	ctx        context.Context
 	pod        *corev1.Pod
 	configMaps map[string]*corev1.ConfigMap
@@ -79,17 +71,17 @@ func (s *sources) configMap(name string, optional *bool, reason string) (*corev1
 		return cm, nil
 	}
 	if name == rootCAConfigMap {
-		if cm, ok := s.r.watched.rootCA(s.pod.Namespace); ok {
+		if cm, ok := s.b.watched.rootCA(s.pod.Namespace); ok {
 			s.configMaps[name] = cm
 			return cm, nil
 		}
 	}
-	cm, err := getCached(s.ctx, s.r.kube.CoreV1().ConfigMaps(s.pod.Namespace).Get, name)
+	cm, err := getCached(s.ctx, s.b.kube.CoreV1().ConfigMaps(s.pod.Namespace).Get, name)
 	if apierrors.IsNotFound(err) {
 		if optional != nil && *optional {
 			return nil, nil
 		}
-		return nil, &configError{reason, fmt.Sprintf("configmap %q not found", name)}
+		return nil, &ConfigError{reason, fmt.Sprintf("configmap %q not found", name)}
 	}
 	if err != nil {
 		return nil, err
@@ -115,12 +107,12 @@ func (s *sources) secret(name string, optional *bool, reason string) (*corev1.Se
 	if sec, ok := s.secrets[name]; ok {
 		return sec, nil
 	}
-	sec, err := getCached(s.ctx, s.r.kube.CoreV1().Secrets(s.pod.Namespace).Get, name)
+	sec, err := getCached(s.ctx, s.b.kube.CoreV1().Secrets(s.pod.Namespace).Get, name)
 	if apierrors.IsNotFound(err) {
 		if optional != nil && *optional {
 			return nil, nil
 		}
-		return nil, &configError{reason, fmt.Sprintf("secret %q not found", name)}
+		return nil, &ConfigError{reason, fmt.Sprintf("secret %q not found", name)}
 	}
 	if err != nil {
 		return nil, err
@@ -135,7 +127,7 @@ const reasonConfig = "CreateContainerConfigError"
 // env in order with $(VAR) references to earlier variables; the names of the
 // variables that are the pod's IP come apart (known at start only).
 func (s *sources) env(c corev1.Container) (map[string]string, []string, error) {
-	env := s.r.masterServiceEnv(s.ctx)
+	env := s.b.masterServiceEnv(s.ctx)
 	service := sortedKeys(env)
 	own := map[string]bool{} // the names the pod sets
 	var ipEnv []string
@@ -217,7 +209,7 @@ func (s *sources) valueFrom(c corev1.Container, e corev1.EnvVar) (*string, bool,
 			if ref.Optional != nil && *ref.Optional {
 				return nil, false, nil
 			}
-			return nil, false, &configError{reasonConfig, fmt.Sprintf("couldn't find key %s in ConfigMap %s/%s", ref.Key, s.pod.Namespace, ref.Name)}
+			return nil, false, &ConfigError{reasonConfig, fmt.Sprintf("couldn't find key %s in ConfigMap %s/%s", ref.Key, s.pod.Namespace, ref.Name)}
 		}
 		return &v, false, nil
 	case from.SecretKeyRef != nil:
@@ -231,12 +223,12 @@ func (s *sources) valueFrom(c corev1.Container, e corev1.EnvVar) (*string, bool,
 			if ref.Optional != nil && *ref.Optional {
 				return nil, false, nil
 			}
-			return nil, false, &configError{reasonConfig, fmt.Sprintf("couldn't find key %s in Secret %s/%s", ref.Key, s.pod.Namespace, ref.Name)}
+			return nil, false, &ConfigError{reasonConfig, fmt.Sprintf("couldn't find key %s in Secret %s/%s", ref.Key, s.pod.Namespace, ref.Name)}
 		}
 		v := string(b)
 		return &v, false, nil
 	}
-	return nil, false, &configError{reasonConfig, fmt.Sprintf("env %s: unsupported valueFrom", e.Name)}
+	return nil, false, &ConfigError{reasonConfig, fmt.Sprintf("env %s: unsupported valueFrom", e.Name)}
 }
 
 // fieldValue is a downward API field of the pod.
@@ -265,7 +257,7 @@ func fieldValue(pod *corev1.Pod, path string) (string, error) {
 	case "status.hostIP", "status.hostIPs":
 		return "127.0.0.1", nil
 	}
-	return "", &configError{reasonConfig, fmt.Sprintf("unsupported fieldPath %q", path)}
+	return "", &ConfigError{reasonConfig, fmt.Sprintf("unsupported fieldPath %q", path)}
 }
 
 // subscript parses prefix['key'].
@@ -299,7 +291,7 @@ func resourceValue(c corev1.Container, ref *corev1.ResourceFieldSelector) (strin
 		list = c.Resources.Requests
 	}
 	if !ok || (kind != "limits" && kind != "requests") {
-		return "", &configError{reasonConfig, fmt.Sprintf("unsupported resource %q", ref.Resource)}
+		return "", &ConfigError{reasonConfig, fmt.Sprintf("unsupported resource %q", ref.Resource)}
 	}
 	q, ok := list[corev1.ResourceName(name)]
 	if !ok && kind == "requests" {
@@ -318,8 +310,8 @@ func resourceValue(c corev1.Container, ref *corev1.ResourceFieldSelector) (strin
 // volume turns a pod volume into an ECI volume.
 func (s *sources) volume(v corev1.Volume) (eciapi.Volume, error) {
 	mount := func(err error) error {
-		if ce, ok := err.(*configError); ok {
-			return &configError{"FailedMount", fmt.Sprintf("MountVolume.SetUp failed for volume %q : %s", v.Name, ce.msg)}
+		if ce, ok := err.(*ConfigError); ok {
+			return &ConfigError{"FailedMount", fmt.Sprintf("MountVolume.SetUp failed for volume %q : %s", v.Name, ce.msg)}
 		}
 		return err
 	}
@@ -357,7 +349,7 @@ func (s *sources) volume(v corev1.Volume) (eciapi.Volume, error) {
 			case p.ServiceAccountToken != nil:
 				more, err = s.token(p.ServiceAccountToken)
 			default:
-				err = &configError{"FailedMount", "unsupported projected source"}
+				err = &ConfigError{"FailedMount", "unsupported projected source"}
 			}
 			if err != nil {
 				return eciapi.Volume{}, mount(err)
@@ -366,7 +358,7 @@ func (s *sources) volume(v corev1.Volume) (eciapi.Volume, error) {
 		}
 		return files(paths, v.Projected.DefaultMode), nil
 	}
-	return eciapi.Volume{}, &configError{"FailedMount", fmt.Sprintf("MountVolume.SetUp failed for volume %q : this volume type is not supported by spot ECI instances (emptyDir, configMap, secret, downwardAPI and projected are)", v.Name)}
+	return eciapi.Volume{}, &ConfigError{"FailedMount", fmt.Sprintf("MountVolume.SetUp failed for volume %q : this volume type is not supported by spot ECI instances (emptyDir, configMap, secret, downwardAPI and projected are)", v.Name)}
 }
 
 func (s *sources) configMapFiles(name string, items []corev1.KeyToPath, optional *bool) ([]eciapi.ConfigFileToPath, error) {
@@ -406,7 +398,7 @@ func keyFiles(data map[string][]byte, items []corev1.KeyToPath, optional *bool, 
 			if optional != nil && *optional {
 				continue
 			}
-			return nil, &configError{"FailedMount", fmt.Sprintf("%s %q has no key %q", kind, name, it.Key)}
+			return nil, &ConfigError{"FailedMount", fmt.Sprintf("%s %q has no key %q", kind, name, it.Key)}
 		}
 		f := eciapi.ConfigFileToPath{Path: it.Path, Content: base64.StdEncoding.EncodeToString(v)}
 		if it.Mode != nil {
@@ -461,12 +453,12 @@ func (s *sources) token(p *corev1.ServiceAccountTokenProjection) ([]eciapi.Confi
 	if sa == "" {
 		sa = "default"
 	}
-	tr, err := s.r.kube.CoreV1().ServiceAccounts(s.pod.Namespace).CreateToken(s.ctx, sa, &authenticationv1.TokenRequest{
+	tr, err := s.b.kube.CoreV1().ServiceAccounts(s.pod.Namespace).CreateToken(s.ctx, sa, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{Audiences: audiences, ExpirationSeconds: &expiry,
 			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: s.pod.Name, UID: s.pod.UID}},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return nil, &configError{"FailedMount", fmt.Sprintf("failed to fetch token: %v", err)}
+		return nil, &ConfigError{"FailedMount", fmt.Sprintf("failed to fetch token: %v", err)}
 	}
 	// The volume's mode, as a kubelet gives a pod whose containers may run
 	// as different users (0644 in kube-api-access): a non-root container
@@ -528,8 +520,8 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // podConfig fills req's volumes and security context, and each container's
 // env, mounts and security context.
-func (r *configReader) podConfig(ctx context.Context, pod *corev1.Pod, req *eciapi.CreateContainerGroupRequest) error {
-	src := &sources{r: r, ctx: ctx, pod: pod, configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
+func (b *Builder) podConfig(ctx context.Context, pod *corev1.Pod, req *eciapi.CreateContainerGroupRequest) error {
+	src := &sources{b: b, ctx: ctx, pod: pod, configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
 	for _, v := range pod.Spec.Volumes {
 		vol, err := src.volume(v)
 		if err != nil {
@@ -570,8 +562,8 @@ func (r *configReader) podConfig(ctx context.Context, pod *corev1.Pod, req *ecia
 // the "kubernetes" service, which in-cluster clients use to find the
 // apiserver (KUBERNETES_SERVICE_HOST and its kin); empty if it cannot be
 // read.
-func (r *configReader) masterServiceEnv(ctx context.Context) map[string]string {
-	svc, err := r.masterServiceOf(ctx)
+func (b *Builder) masterServiceEnv(ctx context.Context) map[string]string {
+	svc, err := b.masterServiceOf(ctx)
 	env := map[string]string{}
 	if err != nil || svc.Spec.ClusterIP == "" || len(svc.Spec.Ports) == 0 {
 		return env
@@ -591,13 +583,13 @@ func (r *configReader) masterServiceEnv(ctx context.Context) map[string]string {
 	return env
 }
 
-// registryCredentials reads the pod's imagePullSecrets as registry logins,
+// Credentials reads the pod's imagePullSecrets as registry logins,
 // as a kubelet does: each is a kubernetes.io/dockerconfigjson (or
 // dockercfg) secret in the pod's namespace.
-func (r *configReader) registryCredentials(ctx context.Context, pod *corev1.Pod) ([]eciapi.ImageRegistryCredential, error) {
+func (b *Builder) Credentials(ctx context.Context, pod *corev1.Pod) ([]eciapi.ImageRegistryCredential, error) {
 	var out []eciapi.ImageRegistryCredential
 	for _, ref := range pod.Spec.ImagePullSecrets {
-		secret, err := getCached(ctx, r.kube.CoreV1().Secrets(pod.Namespace).Get, ref.Name)
+		secret, err := getCached(ctx, b.kube.CoreV1().Secrets(pod.Namespace).Get, ref.Name)
 		if err != nil {
 			//lint:ignore ST1005 the kubelet's own words, as kubectl describe shows them
 			return out, fmt.Errorf("Unable to retrieve some image pull secrets (%s); attempting to pull the image may not succeed: %w", ref.Name, err)
@@ -628,11 +620,11 @@ func (r *configReader) registryCredentials(ctx context.Context, pod *corev1.Pod)
 }
 
 // masterServiceOf is the "kubernetes" Service: from the watch, else read.
-func (r *configReader) masterServiceOf(ctx context.Context) (*corev1.Service, error) {
-	if svc, ok := r.watched.service(); ok {
+func (b *Builder) masterServiceOf(ctx context.Context) (*corev1.Service, error) {
+	if svc, ok := b.watched.service(); ok {
 		return svc, nil
 	}
-	return getCached(ctx, r.kube.CoreV1().Services(metav1.NamespaceDefault).Get, masterService)
+	return getCached(ctx, b.kube.CoreV1().Services(metav1.NamespaceDefault).Get, masterService)
 }
 
 // dockerAuth is one entry of a Docker config file.

@@ -1,4 +1,4 @@
-package podcontroller
+package podspec
 
 import (
 	"fmt"
@@ -8,14 +8,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// ReasonForbiddenPodSpec keeps a pod waiting that asks for what an ECI
-// instance never gives: the host's namespaces or files, or privileges over
-// it, or a security setting it cannot honour (unsupportedSecurity).
-const ReasonForbiddenPodSpec = "ForbiddenPodSpec"
-
-// forbidden names the first field of pod that would reach into the host, in
-// the form of Kubernetes' field errors; "" if there is none.
-func forbidden(pod *corev1.Pod) string {
+// ForbiddenField names the first field of pod that asks for what an ECI
+// instance never gives, in the form of Kubernetes' field errors: the
+// host's namespaces or files, or privileges over it, or a security setting
+// it cannot honour (unsupportedSecurity); "" if there is none.
+func ForbiddenField(pod *corev1.Pod) string {
 	spec := pod.Spec
 	field := func(path, why string) string {
 		return fmt.Sprintf("%s: Forbidden: %s: a spot ECI instance is isolated from the host", path, why)
@@ -50,10 +47,10 @@ func forbidden(pod *corev1.Pod) string {
 	return unsupportedSecurity(pod)
 }
 
-// ephemeralContainers says, in the form of a field error, that the pod's
-// ephemeral containers (kubectl debug) will not run: an instance's
+// IgnoredEphemeralContainers says, in the form of a field error, that the
+// pod's ephemeral containers (kubectl debug) will not run: an instance's
 // containers are fixed when it is made. "" if it has none.
-func ephemeralContainers(pod *corev1.Pod) string {
+func IgnoredEphemeralContainers(pod *corev1.Pod) string {
 	cs := pod.Spec.EphemeralContainers
 	if len(cs) == 0 {
 		return ""

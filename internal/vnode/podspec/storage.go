@@ -1,15 +1,10 @@
-package podcontroller
+package podspec
 
 import (
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
-
-// ReasonEvicted is the reason of a pod whose instance was evicted for its
-// ephemeral storage, as a kubelet's eviction manager says it.
-const ReasonEvicted = "Evicted"
 
 // storageRequest asks for the pod's ephemeral storage as ECI's virtual node
 // does: each container's ephemeral-storage limit, each emptyDir's sizeLimit,
@@ -38,15 +33,4 @@ func storageRequest(pod *corev1.Pod, req *eciapi.CreateContainerGroupRequest) {
 			}
 		}
 	}
-}
-
-// evictionOf is the message of the instance's eviction, "" if it was not
-// evicted: the runtime's Warning Evicted event, which the node forwards.
-func evictionOf(in *provider.Instance) string {
-	for _, e := range in.Events {
-		if e.Reason == ReasonEvicted && e.Container == "" {
-			return e.Message
-		}
-	}
-	return ""
 }

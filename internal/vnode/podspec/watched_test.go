@@ -1,4 +1,4 @@
-package podcontroller
+package podspec
 
 import (
 	"context"
@@ -28,13 +28,12 @@ func TestWatchedSources(t *testing.T) {
 			Spec: corev1.ServiceSpec{ClusterIP: "10.0.0.1", Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP}}}},
 		rootCA("ns", "first"),
 	)
-	w, stop := startWatched(ctx, kube)
+	b := New(Config{Kube: kube})
+	stop := b.Start(ctx)
 	defer stop()
-	if !w.wait(ctx) {
+	if !b.Wait(ctx) {
 		t.Fatal("the watches did not sync")
 	}
-	n := New(Config{Kube: kube})
-	n.config.watched = w
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}, Spec: corev1.PodSpec{
 		Containers: []corev1.Container{{Name: "a", Image: "busybox", VolumeMounts: []corev1.VolumeMount{{Name: "api", MountPath: "/var/run"}}},
 			{Name: "b", Image: "busybox"}},
@@ -45,8 +44,8 @@ func TestWatchedSources(t *testing.T) {
 	}}
 	caOf := func(p *corev1.Pod) string {
 		t.Helper()
-		req := n.createRequest(p, annotation.Spot{})
-		if err := n.config.podConfig(ctx, p, &req); err != nil {
+		req, err := b.Request(ctx, p, annotation.Spot{})
+		if err != nil {
 			t.Fatalf("config of %s/%s: %v", p.Namespace, p.Name, err)
 		}
 		if env := req.Containers[1].EnvironmentVars; len(env) != 8 {

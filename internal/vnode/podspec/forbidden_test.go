@@ -1,4 +1,4 @@
-package podcontroller
+package podspec
 
 import (
 	"strings"
@@ -27,9 +27,9 @@ func TestForbidden(t *testing.T) {
 	} {
 		pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main"}}}}
 		tc.mod(&pod.Spec)
-		got := forbidden(pod)
+		got := ForbiddenField(pod)
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
-			t.Errorf("%s: forbidden = %q, want %q", tc.name, got, tc.want)
+			t.Errorf("%s: ForbiddenField = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }

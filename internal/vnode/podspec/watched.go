@@ -1,4 +1,4 @@
-package podcontroller
+package podspec
 
 import (
 	"context"
@@ -59,6 +59,22 @@ func startWatched(ctx context.Context, kube kubernetes.Interface) (w *watched, s
 	svcs.Start(ctx.Done())
 	cas.Start(ctx.Done())
 	return w, func() { cancel(); svcs.Shutdown(); cas.Shutdown() }
+}
+
+// Start starts, for a leadership term, the watches of what nearly every
+// pod's config reads, until ctx ends or stop, which waits for them, is
+// called. Call it before the term's first Request.
+func (b *Builder) Start(ctx context.Context) (stop func()) {
+	w, stop := startWatched(ctx, b.kube)
+	b.watched = w
+	return stop
+}
+
+// Wait waits, at most watchedSyncWait, for the first listing of the watches
+// Start started, and reports whether they have it. Pods are served by reads
+// meanwhile, and after it if they never have it.
+func (b *Builder) Wait(ctx context.Context) bool {
+	return b.watched != nil && b.watched.wait(ctx)
 }
 
 // wait waits, at most watchedSyncWait, for the watches' first listing, and

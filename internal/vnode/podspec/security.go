@@ -1,4 +1,4 @@
-package podcontroller
+package podspec
 
 import (
 	"fmt"
@@ -155,14 +155,10 @@ func unsupportedSecurity(pod *corev1.Pod) string {
 	return check("containers", spec.Containers)
 }
 
-// ReasonSysctlForbidden is the kubelet's reason for a pod it rejects for
-// its sysctls.
-const ReasonSysctlForbidden = "SysctlForbidden"
-
-// forbiddenSysctl is the kubelet's admission message for the first sysctl
+// ForbiddenSysctl is the kubelet's admission message for the first sysctl
 // of pod that is not allowed (Kubernetes' safe set, as a kubelet without
 // --allowed-unsafe-sysctls); "" if there is none.
-func forbiddenSysctl(pod *corev1.Pod) string {
+func ForbiddenSysctl(pod *corev1.Pod) string {
 	psc := pod.Spec.SecurityContext
 	if psc == nil {
 		return ""

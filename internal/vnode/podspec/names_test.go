@@ -1,4 +1,4 @@
-package podcontroller
+package podspec
 
 import (
 	"context"
@@ -70,8 +70,8 @@ func TestEnvCountLimit(t *testing.T) {
 			Spec: corev1.ServiceSpec{ClusterIP: "10.0.0.1", Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP}}}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "many"}, Data: keys},
 	)
-	n := New(Config{Kube: kube})
-	if got := len(n.config.masterServiceEnv(ctx)); got != 8 {
+	b := New(Config{Kube: kube})
+	if got := len(b.masterServiceEnv(ctx)); got != 8 {
 		t.Fatalf("the kubernetes service gives %d variables, want 8", got)
 	}
 	pod := func(own int, extra ...corev1.EnvVar) *corev1.Pod {
@@ -85,8 +85,7 @@ func TestEnvCountLimit(t *testing.T) {
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "side", Image: "busybox"}, c}}}
 	}
 	config := func(p *corev1.Pod) (eciapi.CreateContainerGroupRequest, error) {
-		req := n.createRequest(p, annotation.Spot{})
-		return req, n.config.podConfig(ctx, p, &req)
+		return b.Request(ctx, p, annotation.Spot{})
 	}
 
 	limit := eciapi.MaxEnvironmentVars - 8
@@ -104,13 +103,13 @@ func TestEnvCountLimit(t *testing.T) {
 	}
 
 	_, err := config(pod(limit + 1))
-	var ce *configError
+	var ce *ConfigError
 	if !errors.As(err, &ce) {
 		t.Fatalf("one over the limit: %v, want a config error", err)
 	}
-	reason, msg := ce.event()
+	reason, msg := ce.Event()
 	want := fmt.Sprintf("Error: spec.containers[1].env: Too many: %d: must have at most %d items", limit+1, limit)
-	if reason != "Failed" || !strings.HasPrefix(msg, want) || ce.waiting() != reasonConfig {
-		t.Errorf("event %s %q, waiting %s; want Failed %q..., %s", reason, msg, ce.waiting(), want, reasonConfig)
+	if reason != "Failed" || !strings.HasPrefix(msg, want) || ce.Waiting() != reasonConfig {
+		t.Errorf("event %s %q, waiting %s; want Failed %q..., %s", reason, msg, ce.Waiting(), want, reasonConfig)
 	}
 }

@@ -1,4 +1,4 @@
-package podcontroller
+package podspec
 
 import (
 	"reflect"
@@ -94,9 +94,9 @@ func TestUnsupportedSecurity(t *testing.T) {
 	} {
 		pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main"}}}}
 		tc.mod(&pod.Spec)
-		got := forbidden(pod)
+		got := ForbiddenField(pod)
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
-			t.Errorf("%s: forbidden = %q, want %q", tc.name, got, tc.want)
+			t.Errorf("%s: ForbiddenField = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
@@ -106,11 +106,11 @@ func TestUnsupportedSecurity(t *testing.T) {
 func TestForbiddenSysctl(t *testing.T) {
 	pod := &corev1.Pod{Spec: corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{
 		Sysctls: []corev1.Sysctl{{Name: "net.ipv4.tcp_syncookies", Value: "1"}}}}}
-	if got := forbiddenSysctl(pod); got != "" {
+	if got := ForbiddenSysctl(pod); got != "" {
 		t.Errorf("a safe sysctl: %q", got)
 	}
 	pod.Spec.SecurityContext.Sysctls = append(pod.Spec.SecurityContext.Sysctls, corev1.Sysctl{Name: "net.ipv4.route_localnet", Value: "1"})
-	if got, want := forbiddenSysctl(pod), `forbidden sysctl: "net.ipv4.route_localnet" not allowlisted`; got != want {
-		t.Errorf("forbiddenSysctl = %q, want %q", got, want)
+	if got, want := ForbiddenSysctl(pod), `forbidden sysctl: "net.ipv4.route_localnet" not allowlisted`; got != want {
+		t.Errorf("ForbiddenSysctl = %q, want %q", got, want)
 	}
 }

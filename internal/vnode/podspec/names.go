@@ -1,4 +1,4 @@
-package podcontroller
+package podspec
 
 import (
 	"crypto/sha256"
@@ -60,6 +60,6 @@ func (s *sources) checkEnvCount(c corev1.Container, total int, service []string,
 			field = fmt.Sprintf("spec.containers[%d].env", i)
 		}
 	}
-	return &configError{reasonConfig, fmt.Sprintf("%s: Too many: %d: must have at most %d items (container %q, env and envFrom together: an instance takes %d environment variables and the node adds the %d of the kubernetes service)",
+	return &ConfigError{reasonConfig, fmt.Sprintf("%s: Too many: %d: must have at most %d items (container %q, env and envFrom together: an instance takes %d environment variables and the node adds the %d of the kubernetes service)",
 		field, total-added, eciapi.MaxEnvironmentVars-added, c.Name, eciapi.MaxEnvironmentVars, added)}
 }
