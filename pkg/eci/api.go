@@ -77,7 +77,14 @@ const (
 	CodeServiceUnavailable = "ServiceUnavailable"
 	// CodeActionNotFound: an action the endpoint does not serve.
 	CodeActionNotFound = "InvalidAction.NotFound"
+	// CodeDryRunOperation: a CreateContainerGroup with DryRun would have
+	// succeeded (ECS's answer, an HTTP 400 though nothing is wrong).
+	CodeDryRunOperation = "DryRunOperation"
 )
+
+// DryRunMessage is the Message of a CodeDryRunOperation answer, as ECS
+// words it.
+const DryRunMessage = "Request validation has been passed with DryRun flag set."
 
 // Event reasons of the spot market that clients act on (the market's
 // EventKinds).
@@ -303,6 +310,11 @@ type CreateContainerGroupRequest struct {
 	// SecurityContext holds what applies to every container: sysctls and
 	// groups.
 	SecurityContext *SecurityContext `json:",omitempty"`
+	// DryRun checks the request as a create would (parameters, specs, spot
+	// fields, the market's pick, fallback) and creates nothing: the answer
+	// is a CodeDryRunOperation error when the create would succeed, and the
+	// create's own error otherwise. A ClientToken already used is ignored.
+	DryRun bool `json:",omitempty"`
 }
 
 // ImageRegistryCredential is a login to a registry, as ECI's
