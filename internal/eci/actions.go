@@ -677,7 +677,7 @@ func (s *Service) DescribeBill(ctx context.Context, req eciapi.DescribeBillReque
 		return eciapi.DescribeBillResponse{}, err
 	}
 	now := s.core.Now()
-	resp := eciapi.DescribeBillResponse{Currency: Currency, Time: now}
+	resp := eciapi.DescribeBillResponse{Currency: Currency, Time: now, WallTime: s.clock.WallAt(now), TimeScale: s.clock.Scale}
 	want := map[string]bool{}
 	for _, id := range req.ContainerGroupIds {
 		if _, ok := s.groups[id]; !ok {
@@ -702,6 +702,10 @@ func (s *Service) DescribeBill(ctx context.Context, req eciapi.DescribeBillReque
 		}
 		item := eciapi.BillItem{ContainerGroupId: g.ID, ContainerGroupName: g.Name, InstanceType: in.Offering.Type.Name,
 			ZoneId: in.Offering.Zone, SpotStrategy: string(in.Bid.Strategy), Status: s.statusOf(g), Tags: g.Request.Tags}
+		if in.State.Ended() {
+			end := in.Ended
+			item.EndTime = &end
+		}
 		for _, l := range lines {
 			item.Seconds += l.Seconds()
 			item.Amount += l.Amount
