@@ -2,6 +2,7 @@ package cli
 
 import (
 	"testing"
+	"time"
 
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -44,3 +45,70 @@ func TestBillBy(t *testing.T) {
 }
 
 func near(a, b float64) bool { return a-b < 1e-12 && b-a < 1e-12 }
+
+// Per Job, a deadline Job's bill says whether the Job met its deadline (a
+// wall time): the bill's market times are turned into wall times first.
+func TestBillByDeadline(t *testing.T) {
+	wall := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	market := wall.Add(100 * time.Hour) // the market runs ahead, 60 times faster
+	// ended is an end time that the wall clock saw ago before now.
+	ended := func(ago time.Duration) *time.Time {
+		at := market.Add(-60 * ago)
+		return &at
+	}
+	item := func(job, deadline string, end *time.Time) eciapi.BillItem {
+		tags := []eciapi.Tag{{Key: eciapi.TagNamespace, Value: "a"}, {Key: eciapi.TagJob, Value: job}}
+		if deadline != "" {
+			tags = append(tags, eciapi.Tag{Key: eciapi.TagDeadline, Value: deadline})
+		}
+		return eciapi.BillItem{Tags: tags, Seconds: 60, Amount: 0.01, OnDemandAmount: 0.1, EndTime: end}
+	}
+	at := func(d time.Duration) string { return wall.Add(d).Format(time.RFC3339) }
+	resp := eciapi.DescribeBillResponse{Time: market, WallTime: wall, TimeScale: 60, Items: []eciapi.BillItem{
+		item("done", at(-30*time.Minute), ended(2*time.Hour)),
+		item("done", at(-30*time.Minute), ended(time.Hour)),
+		item("on-the-dot", at(-time.Hour), ended(time.Hour)),
+		item("late", at(-90*time.Minute), ended(2*time.Hour)),
+		item("late", at(-90*time.Minute), ended(time.Hour)),
+		item("overdue", at(-time.Hour), ended(2*time.Hour)),
+		item("overdue", at(-time.Hour), nil),
+		item("ahead", at(time.Hour), ended(time.Hour)),
+		item("ahead", at(time.Hour), nil),
+		item("plain", "", nil),
+		item("garbled", "tomorrow", ended(time.Hour)),
+		{Seconds: 5, Amount: 0.002, OnDemandAmount: 0.004}, // not the node's
+	}}
+	want := map[string]struct {
+		deadline string
+		met      string
+	}{
+		"a/done":       {at(-30 * time.Minute), metYes},
+		"a/on-the-dot": {at(-time.Hour), metYes},
+		"a/late":       {at(-90 * time.Minute), metNo},
+		"a/overdue":    {at(-time.Hour), metNo},
+		"a/ahead":      {at(time.Hour), metPending},
+		"a/plain":      {},
+		"a/garbled":    {},
+		"-":            {},
+	}
+	rows := billBy(resp, "job")
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d: %+v", len(rows), len(want), rows)
+	}
+	for _, r := range rows {
+		w := want[r.Key]
+		deadline := ""
+		if r.Deadline != nil {
+			deadline = r.Deadline.Format(time.RFC3339)
+		}
+		if deadline != w.deadline || r.Met != w.met {
+			t.Errorf("%s: deadline %q met %q, want %q %q", r.Key, deadline, r.Met, w.deadline, w.met)
+		}
+	}
+	// Per namespace, no deadline is judged.
+	for _, r := range billBy(resp, "namespace") {
+		if r.Deadline != nil || r.Met != "" {
+			t.Errorf("by namespace %s: deadline %v met %q", r.Key, r.Deadline, r.Met)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"math"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spoteci/spoteci/internal/cli"
+	"github.com/spoteci/spoteci/internal/eci"
+	"github.com/spoteci/spoteci/internal/ecisdk"
 	"github.com/spoteci/spoteci/internal/images"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -158,6 +161,78 @@ func TestCLIByHand(t *testing.T) {
 	mustRun(t, "market", "history", "--type", "ecs.c5.large", "--zone", "cn-hangzhou-i", "--plot", plot, sd)
 	if svg, err := os.ReadFile(plot); err != nil || !bytes.Contains(svg, []byte("<svg")) {
 		t.Errorf("history plot: %v", err)
+	}
+}
+
+// The bill of deadline Jobs on the real server: instances tagged as the
+// node tags a deadline Job's, and whether each Job met its deadline (a wall
+// time, while the market runs 3,600 times faster).
+func TestCLIBillDeadlineJobs(t *testing.T) {
+	dir := t.TempDir()
+	startServer(t, dir)
+	sd := "--state-dir=" + dir
+	info, err := eciapi.ReadServerInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Region = cmp.Or(info.Region, eci.DefaultRegion)
+	sdk, err := ecisdk.Local(info, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdk.Close()
+	now := time.Now().UTC()
+	for _, j := range []struct {
+		job      string
+		deadline time.Duration // from now; 0: none
+		command  string
+	}{
+		{"met", time.Hour, "true"},
+		{"missed", -time.Hour, "true"},
+		{"pending", time.Hour, "while :; do sleep 0.05; done"},
+		{"plain", 0, "true"},
+	} {
+		tags := []eciapi.Tag{{Key: eciapi.TagNamespace, Value: "default"}, {Key: eciapi.TagJob, Value: j.job}, {Key: eciapi.TagPod, Value: j.job + "-1"}}
+		if j.deadline != 0 {
+			tags = append(tags, eciapi.Tag{Key: eciapi.TagDeadline, Value: now.Add(j.deadline).Format(time.RFC3339)})
+		}
+		if _, err := sdk.CreateContainerGroup(context.Background(), eciapi.CreateContainerGroupRequest{ContainerGroupName: j.job + "-1",
+			InstanceType: "ecs.c5.large", Tags: tags, Containers: []eciapi.Container{{Name: "c", Image: "busybox", Commands: []string{"sh", "-c", j.command}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{"default/met": "yes", "default/missed": "no", "default/pending": "pending", "default/plain": ""}
+	var rows []struct {
+		Key      string
+		Deadline *time.Time
+		Met      string
+		Amount   float64
+	}
+	waitFor(t, "the Jobs judged", func() bool {
+		if err := json.Unmarshal([]byte(mustRun(t, "bill", "--by", "job", "-o", "json", sd)), &rows); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			if want[r.Key] != r.Met {
+				return false
+			}
+		}
+		return len(rows) == len(want)
+	})
+	for _, r := range rows {
+		if (r.Deadline == nil) != (r.Key == "default/plain") || r.Amount <= 0 {
+			t.Errorf("row %+v", r)
+		}
+	}
+	table := mustRun(t, "bill", "--by", "job", sd)
+	lines := strings.Split(table, "\n")
+	if f := strings.Fields(lines[0]); len(f) != 8 || f[6] != "DEADLINE" || f[7] != "MET" {
+		t.Errorf("header %q, want DEADLINE and MET last", lines[0])
+	}
+	for _, l := range lines[1:] {
+		if f := strings.Fields(l); len(f) == 8 && f[0] == "default/plain" && (f[6] != "-" || f[7] != "-") {
+			t.Errorf("a Job without a deadline: %q", l)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spoteci/spoteci/internal/clock"
 	"github.com/spoteci/spoteci/internal/eci"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
@@ -290,9 +291,21 @@ func newBillCommand(streams Streams) *cobra.Command {
 			if by != "" {
 				rows := billBy(resp, by)
 				return o.print(streams.Out, rows, func(tw *tabwriter.Writer) {
-					row(tw, strings.ToUpper(by), "INSTANCES", "HOURS", "AMOUNT", "PAYG", "SAVED")
+					head := []any{strings.ToUpper(by), "INSTANCES", "HOURS", "AMOUNT", "PAYG", "SAVED"}
+					if by == "job" {
+						head = append(head, "DEADLINE", "MET")
+					}
+					row(tw, head...)
 					for _, r := range rows {
-						row(tw, r.Key, r.Instances, fmt.Sprintf("%.3f", r.Seconds/3600), money(r.Amount), money(r.OnDemandAmount), saved(r.Amount, r.OnDemandAmount))
+						cells := []any{r.Key, r.Instances, fmt.Sprintf("%.3f", r.Seconds/3600), money(r.Amount), money(r.OnDemandAmount), saved(r.Amount, r.OnDemandAmount)}
+						if by == "job" {
+							deadline, met := "-", "-"
+							if r.Deadline != nil {
+								deadline, met = r.Deadline.Format(time.RFC3339), r.Met
+							}
+							cells = append(cells, deadline, met)
+						}
+						row(tw, cells...)
 					}
 					row(tw, "TOTAL", "", "", money(resp.Amount), money(resp.OnDemandAmount), saved(resp.Amount, resp.OnDemandAmount))
 				})
@@ -319,11 +332,32 @@ type billRow struct {
 	Seconds        float64
 	Amount         float64
 	OnDemandAmount float64
+	// Deadline is a Job's (its instances' eciapi.TagDeadline), a wall time;
+	// Met says whether the Job met it (deadlineMet). Both by Job only.
+	Deadline *time.Time `json:",omitempty"`
+	Met      string     `json:",omitempty"`
+
+	running bool      // an instance runs still
+	lastEnd time.Time // the wall time the last ended instance ended
 }
 
+// The values of billRow.Met.
+const (
+	metYes     = "yes"     // every instance ended, the last at or before the deadline
+	metNo      = "no"      // one ended, or runs still, after the deadline
+	metPending = "pending" // an instance runs, and the deadline is still ahead
+)
+
 // billBy sums the bill's items per pod, Job or namespace, from the tags the
-// virtual node puts on its groups; a group without them is "-".
+// virtual node puts on its groups; a group without them is "-". Per Job it
+// also says whether a deadline Job met its deadline.
 func billBy(resp eciapi.DescribeBillResponse, by string) []billRow {
+	wallAt := func(t time.Time) time.Time { return t }
+	if resp.TimeScale > 0 && !resp.WallTime.IsZero() {
+		// The node writes the deadline on the wall clock; the bill's times
+		// are the market's.
+		wallAt = clock.Scaled{AnchorMarket: resp.Time, AnchorWall: resp.WallTime, Scale: resp.TimeScale}.WallAt
+	}
 	index := map[string]int{}
 	var rows []billRow
 	for _, it := range resp.Items {
@@ -352,9 +386,38 @@ func billBy(resp eciapi.DescribeBillResponse, by string) []billRow {
 		r.Seconds += it.Seconds
 		r.Amount += it.Amount
 		r.OnDemandAmount += it.OnDemandAmount
+		if by != "job" || key == "-" {
+			continue
+		}
+		if d, err := time.Parse(time.RFC3339, tags[eciapi.TagDeadline]); err == nil && r.Deadline == nil {
+			r.Deadline = &d
+		}
+		switch {
+		case it.EndTime == nil:
+			r.running = true
+		case wallAt(*it.EndTime).After(r.lastEnd):
+			r.lastEnd = wallAt(*it.EndTime)
+		}
+	}
+	for i := range rows {
+		if r := &rows[i]; r.Deadline != nil {
+			r.Met = deadlineMet(*r.Deadline, r.running, r.lastEnd, wallAt(resp.Time))
+		}
 	}
 	slices.SortFunc(rows, func(a, b billRow) int { return strings.Compare(a.Key, b.Key) })
 	return rows
+}
+
+// deadlineMet judges a Job by its deadline at now: whether an instance runs
+// still, and when the last ended one ended (zero if none did).
+func deadlineMet(deadline time.Time, running bool, lastEnd, now time.Time) string {
+	switch {
+	case lastEnd.After(deadline), running && now.After(deadline):
+		return metNo
+	case running:
+		return metPending
+	}
+	return metYes
 }
 
 func saved(amount, payg float64) string {

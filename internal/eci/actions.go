@@ -118,6 +118,7 @@ func marketError(err error) error {
 
 // CreateContainerGroup creates a group: an instance in the market and its
 // containers on the runtime. A repeated ClientToken returns the first group.
+// With DryRun it only checks (dryRun).
 func (s *Service) CreateContainerGroup(ctx context.Context, req eciapi.CreateContainerGroupRequest) (eciapi.CreateContainerGroupResponse, error) {
 	if err := checkGroupNames(req); err != nil {
 		return eciapi.CreateContainerGroupResponse{}, err
@@ -136,6 +137,9 @@ func (s *Service) CreateContainerGroup(ctx context.Context, req eciapi.CreateCon
 	o, err := s.resolve(zones, where, req.Cpu, req.Memory, sp, req.Containers)
 	if err != nil {
 		return eciapi.CreateContainerGroupResponse{}, err
+	}
+	if req.DryRun {
+		return eciapi.CreateContainerGroupResponse{}, s.dryRun(ctx, o)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -163,6 +167,23 @@ func (s *Service) CreateContainerGroup(ctx context.Context, req eciapi.CreateCon
 	}
 	s.sup.start(instanceOf(g))
 	return eciapi.CreateContainerGroupResponse{ContainerGroupId: id}, nil
+}
+
+// dryRun is the rest of a create's checks, the market's pick of a pool for
+// o now (stock, price, fallback), with nothing placed, billed, stored or
+// told: ECS's DryRunOperation when the create would succeed, the create's
+// own error when not. The market is brought up to now first, as for a
+// price, so that the pick sees the stock that releases due have freed.
+func (s *Service) dryRun(ctx context.Context, o market.Order) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.advance(ctx); err != nil {
+		return err
+	}
+	if _, err := s.core.Pick(s.core.Now(), o); err != nil {
+		return marketError(err)
+	}
+	return &APIError{Status: 400, Code: eciapi.CodeDryRunOperation, Message: eciapi.DryRunMessage}
 }
 
 // Limits of a group, as CreateContainerGroup's: Container.N runs from 1 to 20.
@@ -656,7 +677,7 @@ func (s *Service) DescribeBill(ctx context.Context, req eciapi.DescribeBillReque
 		return eciapi.DescribeBillResponse{}, err
 	}
 	now := s.core.Now()
-	resp := eciapi.DescribeBillResponse{Currency: Currency, Time: now}
+	resp := eciapi.DescribeBillResponse{Currency: Currency, Time: now, WallTime: s.clock.WallAt(now), TimeScale: s.clock.Scale}
 	want := map[string]bool{}
 	for _, id := range req.ContainerGroupIds {
 		if _, ok := s.groups[id]; !ok {
@@ -681,6 +702,10 @@ func (s *Service) DescribeBill(ctx context.Context, req eciapi.DescribeBillReque
 		}
 		item := eciapi.BillItem{ContainerGroupId: g.ID, ContainerGroupName: g.Name, InstanceType: in.Offering.Type.Name,
 			ZoneId: in.Offering.Zone, SpotStrategy: string(in.Bid.Strategy), Status: s.statusOf(g), Tags: g.Request.Tags}
+		if in.State.Ended() {
+			end := in.Ended
+			item.EndTime = &end
+		}
 		for _, l := range lines {
 			item.Seconds += l.Seconds()
 			item.Amount += l.Amount

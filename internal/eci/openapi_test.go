@@ -693,3 +693,119 @@ func (s *server) sdkProvider(t *testing.T) *eciprovider.Provider {
 	t.Cleanup(p.Close)
 	return p
 }
+
+// DryRun through the SDK, as ECS answers it: a create that would succeed is
+// a 400 DryRunOperation with nothing created, billed, stored or told; one
+// that would fail is the create's own error; a used ClientToken does not
+// answer for it.
+func TestSDKDryRun(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	ctx := context.Background()
+	c := s.sdk(t)
+	dry := func(mod func(*sdkeci.CreateContainerGroupRequest)) error {
+		t.Helper()
+		req := sdkeci.CreateCreateContainerGroupRequest()
+		req.ContainerGroupName, req.InstanceType, req.ZoneId = "dry", "ecs.c5.large", "cn-hangzhou-i"
+		req.SpotStrategy = "SpotAsPriceGo"
+		req.Container = &[]sdkeci.CreateContainerGroupContainer{{Name: "c", Image: "busybox", Command: looper}}
+		req.QueryParams["DryRun"] = "true"
+		mod(req)
+		_, err := c.CreateContainerGroup(req)
+		return err
+	}
+	expect := func(what string, err error, code string, status int) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("%s: the dry run created a group", what)
+		}
+		if got, st := sdkCode(t, err); got != code || st != status {
+			t.Errorf("%s: %s %d (%v), want %s %d", what, got, st, err, code, status)
+		}
+	}
+	nothing := func(what string, groups int) {
+		t.Helper()
+		resp, _ := describeWire(t, c, sdkeci.CreateDescribeContainerGroupsRequest())
+		bill, err := s.admin.DescribeBill(ctx, eciapi.DescribeBillRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.ContainerGroups) != groups || len(bill.Items) != groups {
+			t.Errorf("%s: %d groups and %d bill items, want %d", what, len(resp.ContainerGroups), len(bill.Items), groups)
+		}
+	}
+
+	// With the database refusing writes, a dry run still passes: it writes
+	// nothing.
+	if err := eci.RefuseWrites(s.svc, true); err != nil {
+		t.Fatal(err)
+	}
+	err := dry(func(*sdkeci.CreateContainerGroupRequest) {})
+	expect("in stock", err, eciapi.CodeDryRunOperation, 400)
+	var se *sdkerrors.ServerError
+	if errors.As(err, &se) && se.Message() != eciapi.DryRunMessage {
+		t.Errorf("message %q, want %q", se.Message(), eciapi.DryRunMessage)
+	}
+	if err := eci.RefuseWrites(s.svc, false); err != nil {
+		t.Fatal(err)
+	}
+	nothing("after a dry run", 0)
+
+	expect("bad parameter", dry(func(r *sdkeci.CreateContainerGroupRequest) { (*r.Container)[0].Image = "" }), "InvalidParameter.Container.Image", 400)
+	expect("bad spot field", dry(func(r *sdkeci.CreateContainerGroupRequest) {
+		r.SpotStrategy, r.SpotPriceLimit = "SpotWithPriceLimit", requests.NewFloat(0.2555)
+	}), "InvalidParameter.SpotPriceLimit", 400)
+	expect("bid below every price", dry(func(r *sdkeci.CreateContainerGroupRequest) {
+		r.SpotStrategy, r.SpotPriceLimit = "SpotWithPriceLimit", requests.NewFloat(0.001)
+	}), eciapi.CodeBidBelowMarket, 403)
+
+	zero := 0
+	if _, err := s.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", Stock: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	expect("out of stock", dry(func(*sdkeci.CreateContainerGroupRequest) {}), eciapi.CodeNoStock, 403)
+	expect("out of stock with fallback", dry(func(r *sdkeci.CreateContainerGroupRequest) { r.QueryParams["SpotFallback"] = "true" }),
+		eciapi.CodeDryRunOperation, 400)
+	nothing("after the refused dry runs", 0)
+
+	// A token that made a group: the dry run checks again, and creates no
+	// second group.
+	req := sdkeci.CreateCreateContainerGroupRequest()
+	req.ContainerGroupName, req.InstanceType, req.ClientToken = "real", "ecs.c5.large", "token-1"
+	req.Container = &[]sdkeci.CreateContainerGroupContainer{{Name: "c", Image: "busybox", Command: looper}}
+	if _, err := c.CreateContainerGroup(req); err != nil {
+		t.Fatal(err)
+	}
+	expect("a used ClientToken", dry(func(r *sdkeci.CreateContainerGroupRequest) { r.ClientToken = "token-1" }), eciapi.CodeNoStock, 403)
+	expect("a used ClientToken, in stock", dry(func(r *sdkeci.CreateContainerGroupRequest) { r.ClientToken, r.ZoneId = "token-1", "" }),
+		eciapi.CodeDryRunOperation, 400)
+	nothing("after a dry run with a used token", 1)
+}
+
+// The node's Provider.DryRun: nil when the create would succeed, the
+// create's typed error when not, and nothing created either way.
+func TestProviderDryRun(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	p := s.sdkProvider(t)
+	ctx := context.Background()
+	spec := eciapi.CreateContainerGroupRequest{ContainerGroupName: "dry", InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i",
+		SpotStrategy: eciapi.SpotAsPriceGo, Containers: []eciapi.Container{{Name: "c", Image: "busybox"}}}
+	if err := p.DryRun(ctx, spec); err != nil {
+		t.Errorf("in stock: %v, want nil", err)
+	}
+	bad := spec
+	bad.SpotStrategy, bad.SpotPriceLimit = eciapi.SpotWithPriceLimit, "0.2555"
+	var re *provider.RequestError
+	if err := p.DryRun(ctx, bad); !errors.As(err, &re) || re.Status != 400 || re.Field == nil {
+		t.Errorf("a bad limit: %v, want a 400 naming its field", err)
+	}
+	zero := 0
+	if _, err := s.admin.ModifySpotMarket(ctx, eciapi.ModifySpotMarketRequest{InstanceType: "ecs.c5.large", ZoneId: "cn-hangzhou-i", Stock: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.DryRun(ctx, spec); !errors.Is(err, provider.ErrNoStock) || !errors.As(err, &re) {
+		t.Errorf("out of stock: %v, want a RequestError of ErrNoStock", err)
+	}
+	if all, err := p.List(ctx, nil); err != nil || len(all) != 0 {
+		t.Errorf("after dry runs: %d instances (%v), want none", len(all), err)
+	}
+}

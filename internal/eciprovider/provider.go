@@ -83,6 +83,27 @@ func (p *Provider) Create(ctx context.Context, spec eciapi.CreateContainerGroupR
 	return id, requestError(err)
 }
 
+// DryRun is CreateContainerGroup with DryRun: the backend's DryRunOperation
+// refusal means the create would succeed. The ClientToken is left out, so
+// that a backend that creates anyway (it knows no DryRun) creates a new
+// instance, not answers with the pod's: that one is deleted, and an error.
+func (p *Provider) DryRun(ctx context.Context, spec eciapi.CreateContainerGroupRequest) error {
+	spec.DryRun, spec.ClientToken = true, ""
+	id, err := p.sdk.CreateContainerGroup(ctx, spec)
+	var e *eciapi.Error
+	switch {
+	case errors.As(err, &e) && e.Code == eciapi.CodeDryRunOperation:
+		return nil
+	case err != nil:
+		return requestError(err)
+	}
+	derr := p.Delete(ctx, id, nil)
+	if errors.Is(derr, provider.ErrNotFound) {
+		derr = nil
+	}
+	return errors.Join(fmt.Errorf("eciprovider: a dry run of %s created %s: the backend ignores DryRun", spec.ContainerGroupName, id), derr)
+}
+
 // List reads every page of the instances carrying tags.
 func (p *Provider) List(ctx context.Context, tags map[string]string) ([]provider.Instance, error) {
 	var req eciapi.DescribeContainerGroupsRequest

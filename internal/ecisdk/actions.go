@@ -35,7 +35,7 @@ func (c *Client) CreateContainerGroup(ctx context.Context, spec eciapi.CreateCon
 }
 
 // createRequest is spec in the SDK's request. What the SDK has no field
-// for (SpotDuration, SpotFallback, HostName, most of the security
+// for (SpotDuration, SpotFallback, DryRun, HostName, most of the security
 // contexts) goes in as query parameters.
 func createRequest(spec eciapi.CreateContainerGroupRequest) *sdkeci.CreateContainerGroupRequest {
 	req := sdkeci.CreateCreateContainerGroupRequest()
@@ -56,6 +56,9 @@ func createRequest(spec eciapi.CreateContainerGroupRequest) *sdkeci.CreateContai
 	}
 	if spec.SpotFallback {
 		req.QueryParams["SpotFallback"] = "true"
+	}
+	if spec.DryRun {
+		req.QueryParams["DryRun"] = "true"
 	}
 	if spec.HostName != "" {
 		req.QueryParams["HostName"] = spec.HostName

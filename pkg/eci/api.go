@@ -77,7 +77,14 @@ const (
 	CodeServiceUnavailable = "ServiceUnavailable"
 	// CodeActionNotFound: an action the endpoint does not serve.
 	CodeActionNotFound = "InvalidAction.NotFound"
+	// CodeDryRunOperation: a CreateContainerGroup with DryRun would have
+	// succeeded (ECS's answer, an HTTP 400 though nothing is wrong).
+	CodeDryRunOperation = "DryRunOperation"
 )
+
+// DryRunMessage is the Message of a CodeDryRunOperation answer, as ECS
+// words it.
+const DryRunMessage = "Request validation has been passed with DryRun flag set."
 
 // Event reasons of the spot market that clients act on (the market's
 // EventKinds).
@@ -303,6 +310,11 @@ type CreateContainerGroupRequest struct {
 	// SecurityContext holds what applies to every container: sysctls and
 	// groups.
 	SecurityContext *SecurityContext `json:",omitempty"`
+	// DryRun checks the request as a create would (parameters, specs, spot
+	// fields, the market's pick, fallback) and creates nothing: the answer
+	// is a CodeDryRunOperation error when the create would succeed, and the
+	// create's own error otherwise. A ClientToken already used is ignored.
+	DryRun bool `json:",omitempty"`
 }
 
 // ImageRegistryCredential is a login to a registry, as ECI's
@@ -677,9 +689,13 @@ type DescribeBillRequest struct {
 // DescribeBillResponse is the bill per group, with the pay-as-you-go cost of
 // the same hours for comparison.
 type DescribeBillResponse struct {
-	RequestId      string
-	Currency       string
-	Time           time.Time // market time of the bill
+	RequestId string
+	Currency  string
+	Time      time.Time // market time of the bill
+	// WallTime is the wall clock at Time, and TimeScale how many times
+	// faster the market runs: what turns the bill's times into wall times.
+	WallTime       time.Time
+	TimeScale      float64
 	Items          []BillItem
 	Amount         float64
 	OnDemandAmount float64
@@ -696,7 +712,10 @@ type BillItem struct {
 	Seconds            float64
 	Amount             float64
 	OnDemandAmount     float64 // the same seconds at the pay-as-you-go price
-	Lines              []BillLine
+	// EndTime is when the instance left the market (released, deleted, or
+	// its containers ended) and its bill stopped; nil while it runs.
+	EndTime *time.Time `json:",omitempty"`
+	Lines   []BillLine
 	// Tags of the group: the virtual node's name its pod, namespace and Job.
 	Tags []Tag `json:",omitempty"`
 }
@@ -732,6 +751,10 @@ const (
 	TagNamespace = "spoteci.io/namespace"
 	TagPod       = "spoteci.io/pod"
 	TagJob       = "spoteci.io/job"
+	// TagDeadline is the deadline of the instance's Job, in RFC 3339 UTC on
+	// the wall clock (Kubernetes', not the market's), on the instances of a
+	// deadline Job: bills per Job say whether it was met.
+	TagDeadline = "spoteci.io/deadline"
 
 	// TagPodUID names the pod by UID, for backends that do not return the
 	// ClientToken (and the pod in the kubelet's messages).

@@ -24,6 +24,11 @@ type Provider interface {
 	// Create asks for an instance; a second call with the same ClientToken
 	// (the pod's UID) returns the first one's ID.
 	Create(ctx context.Context, spec eciapi.CreateContainerGroupRequest) (string, error)
+	// DryRun asks whether Create would succeed now, creating nothing (ECI's
+	// DryRun): nil when it would; when not, the *RequestError Create would
+	// return (ErrNoStock, ErrBidBelowMarket, a refused field). spec's
+	// ClientToken plays no part.
+	DryRun(ctx context.Context, spec eciapi.CreateContainerGroupRequest) error
 	// List returns every instance that carries all of tags (deleted ones
 	// left out), reading every page.
 	List(ctx context.Context, tags map[string]string) ([]Instance, error)
