@@ -19,6 +19,7 @@ import (
 	"github.com/spoteci/spoteci/internal/eciprovider"
 	"github.com/spoteci/spoteci/internal/ecisdk"
 	"github.com/spoteci/spoteci/internal/vnode"
+	"github.com/spoteci/spoteci/internal/vnode/deadlines"
 	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -27,7 +28,9 @@ import (
 const DefaultNodeName = "virtual-kubelet-spoteci"
 
 type nodeOptions struct {
-	podSyncWorkers  int
+	podSyncWorkers int
+	// timeScale is the local market's, from its eci.json (0: wall time).
+	timeScale       float64
 	stateDir        string
 	kubeconfig      string
 	nodeName        string
@@ -125,6 +128,7 @@ func (o *nodeOptions) provider() (*eciprovider.Provider, error) {
 		if err != nil {
 			return nil, err
 		}
+		o.timeScale = info.TimeScale
 		return localProvider(info, o.region)
 	}
 	cfg := eciprovider.Config{Config: ecisdk.Config{Endpoint: o.eciEndpoint, Region: o.region, VSwitchID: o.vswitchID, SecurityGroupID: o.securityGroupID,
@@ -180,6 +184,12 @@ func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, p provider.P
 	cfg := vnode.Config{NodeName: o.nodeName, Kube: kube, Provider: p, Taint: o.taint, KubeletListen: o.kubeletListen,
 		ApproveServingCSR: o.approveServing, NodeIP: o.nodeIP, Namespace: o.namespace, Zone: o.zone,
 		WebhookListen: o.webhookListen, WebhookService: o.webhookService, WebhookSecret: o.webhookSecret, Workers: o.podSyncWorkers, Logger: log}
+	if o.timeScale > 0 {
+		// The market's checks and an instance's start come faster: so do
+		// the deadline policy's ticks and changeovers.
+		cfg.DeadlineTick = time.Duration(float64(deadlines.DefaultTick) / o.timeScale)
+		cfg.DeadlineChangeover = time.Duration(float64(deadlines.DefaultChangeover) / o.timeScale)
+	}
 	if o.leaderElect {
 		host, _ := os.Hostname()
 		cfg.Election = &vnode.Election{Lease: cmp.Or(o.leaderLease, vnode.LeaseName(o.nodeName)),

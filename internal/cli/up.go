@@ -120,6 +120,7 @@ func startStack(ctx context.Context, log *slog.Logger, o *serverOptions, binDir,
 	node, err := localNode(runCtx, log, kube.Kubeconfig(), filepath.Join(o.stateDir, "node.kubeconfig"), nodeName)
 	if err == nil {
 		var provider *eciprovider.Provider
+		node.timeScale = st.service.info.TimeScale
 		if provider, err = localProvider(st.service.info, ""); err == nil {
 			go func() {
 				defer provider.Close()

@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/spoteci/spoteci/internal/vnode/deadlines"
 	"github.com/spoteci/spoteci/internal/vnode/podspec"
 	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
@@ -58,7 +59,10 @@ type Config struct {
 	PollInterval, ResyncInterval time.Duration
 	// Workers sync pods in parallel.
 	Workers int
-	Logger  *slog.Logger
+	// DeadlineTick and DeadlineChangeover are the deadline policy's tick
+	// and changeover, in wall time (deadlines.Default* when zero).
+	DeadlineTick, DeadlineChangeover time.Duration
+	Logger                           *slog.Logger
 }
 
 // Controller runs the node's pods. What it knows of the instances, and
@@ -73,6 +77,8 @@ type Controller struct {
 	spec     *podspec.Builder
 	events   *events
 	writes   *statusWriter
+	// deadlines decides spot or pay-as-you-go for deadline Jobs' pods.
+	deadlines *deadlines.Decider
 
 	// What the polls know, read and written by the polling goroutine alone
 	// (and the first poll of a term, before it starts): when the last full
@@ -98,6 +104,7 @@ func New(cfg Config) *Controller {
 		spec:        podspec.New(podspec.Config{NodeName: cfg.NodeName, Zone: cfg.Zone, Kube: cfg.Kube}),
 		events:      newEvents(cfg.Kube, cfg.Logger),
 		writes:      &statusWriter{kube: cfg.Kube},
+		deadlines:   deadlines.New(deadlines.Config{Kube: cfg.Kube, Tick: cfg.DeadlineTick, Changeover: cfg.DeadlineChangeover}),
 		groups:      map[types.UID]*provider.Instance{},
 		byPod:       map[string][]types.UID{},
 		fingerprint: map[types.UID]string{},

@@ -61,6 +61,9 @@ func (c *Controller) syncPod(ctx context.Context, key string) (time.Duration, er
 		return c.deletePod(ctx, pod, in)
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		if _, ok := pod.Annotations[annotation.AnnotationDeadline]; ok && pod.Status.Phase == corev1.PodSucceeded {
+			c.deadlines.Forget(pod) // its work is done
+		}
 		return 0, nil // finished pods keep their last status
 	}
 	if in == nil {
@@ -122,6 +125,10 @@ func (c *Controller) createInstance(ctx context.Context, pod *corev1.Pod) (time.
 	if errors.As(err, &fe) {
 		return 0, c.invalidAnnotation(ctx, pod, fe.Annotation())
 	}
+	dl, err := annotation.ParseDeadline(pod.Annotations)
+	if errors.As(err, &fe) {
+		return 0, c.invalidAnnotation(ctx, pod, fe.Annotation())
+	}
 	req, err := c.spec.Request(ctx, pod, sp)
 	if err != nil {
 		var ce *podspec.ConfigError
@@ -138,6 +145,11 @@ func (c *Controller) createInstance(ctx context.Context, pod *corev1.Pod) (time.
 		c.events.warnOnce(ctx, pod, "FailedToRetrieveImagePullSecret", err.Error())
 	}
 	req.ImageRegistryCredentials = creds
+	if dl != nil {
+		if wait, err := c.decideAtCreation(ctx, pod, dl, &req); wait > 0 || err != nil {
+			return wait, err
+		}
+	}
 	c.warnJobShape(ctx, pod, sp)
 	id, err := c.provider.Create(ctx, req)
 	var reqErr *provider.RequestError
@@ -205,9 +217,14 @@ func (c *Controller) updatePod(ctx context.Context, pod *corev1.Pod, in *provide
 			}
 		}
 	}
-	// api-evict as asked at creation: later edits of the annotation change nothing.
-	if !in.NoticeTime.IsZero() && in.Status != provider.StatusExpired && in.Tags[podspec.TagAPIEvict] == "true" {
-		return c.evict(ctx, pod, in)
+	// api-evict as asked at creation: later edits of the annotation change
+	// nothing. A deadline Job's pod is replaced at the notice too: its
+	// replacement, decided for anew, starts before the release.
+	if !in.NoticeTime.IsZero() && in.Status != provider.StatusExpired && (in.Tags[podspec.TagAPIEvict] == "true" || in.Tags[podspec.TagDeadline] != "") {
+		return c.evict(ctx, pod, in.ReleaseTime, "evicted for the spot release")
+	}
+	if in.Tags[podspec.TagDeadline] != "" && !in.Status.Ended() {
+		return c.decideWhileRunning(ctx, pod, in)
 	}
 	return 0, nil
 }
@@ -255,25 +272,30 @@ func (c *Controller) checkVanished(ctx context.Context, pod *corev1.Pod) (time.D
 // evict asks the Eviction API to remove the pod before its instance is
 // released, with a grace period that ends before the release. A budget that
 // refuses is retried, and named in a Warning event.
-func (c *Controller) evict(ctx context.Context, pod *corev1.Pod, in *provider.Instance) (time.Duration, error) {
-	left := time.Until(in.ReleaseTime)
+func (c *Controller) evict(ctx context.Context, pod *corev1.Pod, release time.Time, why string) (time.Duration, error) {
+	left := time.Until(release)
 	grace := int64(30)
 	if p := pod.Spec.TerminationGracePeriodSeconds; p != nil {
 		grace = *p
 	}
-	// Whole seconds that end by the release; at least 1, since 0 would
-	// delete the pod at once without stopping its containers first.
-	grace = max(1, min(grace, int64(math.Floor(left.Seconds()))))
+	if !release.IsZero() {
+		// Whole seconds that end by the release; at least 1, since 0 would
+		// delete the pod at once without stopping its containers first.
+		grace = max(1, min(grace, int64(math.Floor(left.Seconds()))))
+	}
 	ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace},
 		DeleteOptions: &metav1.DeleteOptions{GracePeriodSeconds: &grace, Preconditions: &metav1.Preconditions{UID: &pod.UID}}}
 	err := c.kube.PolicyV1().Evictions(pod.Namespace).Evict(ctx, ev)
 	switch {
 	case err == nil, apierrors.IsNotFound(err):
-		c.log.Info("evicted for the spot release", "pod", pod.Namespace+"/"+pod.Name, "grace", grace)
+		c.log.Info(why, "pod", pod.Namespace+"/"+pod.Name, "grace", grace)
 		return 0, nil
 	case apierrors.IsTooManyRequests(err):
-		c.events.Event(pod, corev1.EventTypeWarning, "SpotEvictionBlocked",
-			fmt.Sprintf("Cannot evict the pod before the spot release (in %s): %s; retrying", left.Round(time.Second), budgetOf(err)))
+		msg := fmt.Sprintf("Cannot evict the pod before the spot release (in %s): %s; retrying", left.Round(time.Second), budgetOf(err))
+		if release.IsZero() {
+			msg = fmt.Sprintf("Cannot evict the pod (%s): %s; retrying", why, budgetOf(err))
+		}
+		c.events.Event(pod, corev1.EventTypeWarning, "SpotEvictionBlocked", msg)
 		return evictRetry, nil
 	}
 	return 0, fmt.Errorf("evicting %s/%s: %w", pod.Namespace, pod.Name, err)

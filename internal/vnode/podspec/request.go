@@ -28,6 +28,9 @@ const (
 	TagAPIEvict = "spoteci.io/api-evict"
 	// TagJob names the Job that owns the pod, for bills per Job.
 	TagJob = eciapi.TagJob
+	// TagDeadline records the deadline of a deadline Job's pod (package
+	// deadlines decides what it runs on).
+	TagDeadline = eciapi.TagDeadline
 )
 
 // Config sets up a Builder.
@@ -58,14 +61,17 @@ func New(cfg Config) *Builder {
 // parsed from its annotations, and its config resolved. The error is a
 // *ConfigError when the config cannot be resolved now: the pod waits.
 func (b *Builder) Request(ctx context.Context, pod *corev1.Pod, sp annotation.Spot) (eciapi.CreateContainerGroupRequest, error) {
-	req := b.createRequest(pod, sp)
+	req := b.Outline(pod, sp)
 	if err := b.podConfig(ctx, pod, &req); err != nil {
 		return eciapi.CreateContainerGroupRequest{}, err
 	}
 	return req, nil
 }
 
-func (b *Builder) createRequest(pod *corev1.Pod, sp annotation.Spot) eciapi.CreateContainerGroupRequest {
+// Outline is the request for pod's instance without what the API gives
+// its containers (env, volumes, pull secrets): enough to ask the cloud,
+// by a dry run, whether it would be created.
+func (b *Builder) Outline(pod *corev1.Pod, sp annotation.Spot) eciapi.CreateContainerGroupRequest {
 	req := eciapi.CreateContainerGroupRequest{
 		ContainerGroupName: groupName(pod), ClientToken: string(pod.UID), HostName: hostName(pod), ZoneId: b.cfg.Zone,
 		InstanceType: sp.Specs, SpotFallback: sp.Bid.Fallback, TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,

@@ -30,7 +30,7 @@ func TestCreateRequestSpot(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req := b.createRequest(testPod(), sp)
+		req := b.Outline(testPod(), sp)
 		duration := ""
 		if req.SpotDuration != nil {
 			duration = string(*req.SpotDuration)
@@ -54,7 +54,7 @@ func TestCreateRequestZone(t *testing.T) {
 	pod.Namespace, pod.Name, pod.UID = "default", "pi", "uid-1"
 	for _, zone := range []string{"cn-hangzhou-i", ""} {
 		b := New(Config{NodeName: "vk", Zone: zone})
-		if got := b.createRequest(pod, annotation.Spot{}).ZoneId; got != zone {
+		if got := b.Outline(pod, annotation.Spot{}).ZoneId; got != zone {
 			t.Errorf("node zone %q: ZoneId %q", zone, got)
 		}
 	}
