@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,29 @@ func TestModelDeadlineJob(t *testing.T) {
 		if tags := tagMap(g.Tags); tags["spoteci.io/job"] == "report" && tags[eciapi.TagDeadline] == "" {
 			t.Errorf("instance %s of the deadline Job has no %s tag: %v", g.ContainerGroupId, eciapi.TagDeadline, tags)
 		}
+	}
+
+	// The bill judges the Job: deadline met, at less than pay-as-you-go
+	// (its first instances ran on spot).
+	var rows []struct {
+		Key                    string
+		Amount, OnDemandAmount float64
+		Met                    string
+	}
+	if err := json.Unmarshal([]byte(modelCLI(t, "bill", "--by", "job", "-o", "json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range rows {
+		if r.Key == ns+"/report" {
+			found = true
+			if r.Met != "yes" || r.Amount <= 0 || r.Amount >= r.OnDemandAmount {
+				t.Errorf("bill of the deadline Job: %+v, want met, and cheaper than pay-as-you-go", r)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no bill row %s/report in %+v", ns, rows)
 	}
 
 	// Without the annotations nothing changes: no decision, and the plain
