@@ -1,0 +1,146 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spoteci/spoteci/internal/prices"
+	simdeadline "github.com/spoteci/spoteci/internal/sim/deadline"
+	"github.com/spoteci/spoteci/internal/vnode/deadlines"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+// jobBill is a row of `spoteci bill --by job -o json`.
+type jobBill struct {
+	Key                             string
+	Instances                       int
+	Seconds, Amount, OnDemandAmount float64
+	Met                             string
+}
+
+// BenchmarkModelDeadlineJob runs three Jobs of SPOTECI_DEADLINE_PODS pods
+// (default 100) side by side on the model runtime, each pod 60 s of work
+// (4 market hours at the e2e's x240), through a reclaim storm that takes
+// the pool's stock away for good 30 s in: a deadline Job (uniform
+// progress, deadline 240 s after its start), the same Job as plain spot,
+// and all pay-as-you-go. It reports whether each met the deadline, each
+// one's bill, and the simulator's prediction of the deadline Job's bill:
+// the same job, policy and availability (spot for 30 s, then none) run by
+// internal/sim/deadline. Run with -benchtime 1x.
+func BenchmarkModelDeadlineJob(b *testing.B) {
+	startModel(b)
+	n := 100
+	if v, err := strconv.Atoi(os.Getenv("SPOTECI_DEADLINE_PODS")); err == nil && v > 0 {
+		n = v
+	}
+	const (
+		typ      = "ecs.c5.large"
+		price    = 0.05
+		work     = 60 * time.Second
+		deadline = 240 * time.Second
+		stormAt  = 30 * time.Second
+	)
+	for b.Loop() {
+		ns := namespace(b)
+		modelCLI(b, "market", "set", "--type", typ, "--price", fmt.Sprint(price), "--stock", "100000")
+		spot := map[string]string{specs: typ, strategy: "SpotAsPriceGo", duration: "0", eciapi.ModelRunFor: work.String()}
+		withDeadline := map[string]string{deadlineAt: deadline.String(), expectedDuration: work.String()}
+		for k, v := range spot {
+			withDeadline[k] = v
+		}
+		payg := map[string]string{specs: typ, eciapi.ModelRunFor: work.String()}
+		shape := fmt.Sprintf("  parallelism: %d\n  completions: %d\n", n, n) + indexedPerIndex + ignoreDisruption
+		start := time.Now()
+		for name, ann := range map[string]map[string]string{"deadline": withDeadline, "spot": spot, "payg": payg} {
+			apply(b, ns, onModel(job(name, ann, "sleep 60", shape)))
+		}
+		time.Sleep(time.Until(start.Add(stormAt)))
+		modelCLI(b, "market", "set", "--type", typ, "--stock", "0")
+		b.Logf("storm: the stock of %s gone %v after the Jobs' creation", typ, time.Since(start).Round(time.Second))
+
+		finished := map[string]time.Duration{}
+		for time.Since(start) < deadline+30*time.Second && len(finished) < 3 {
+			for _, name := range []string{"deadline", "spot", "payg"} {
+				if _, ok := finished[name]; ok {
+					continue
+				}
+				out := kubectl(b, "-n", ns, "get", "job", name, "-o", `jsonpath={.status.succeeded} {.status.startTime} {.status.completionTime}`)
+				if f := strings.Fields(out); len(f) == 3 && f[0] == fmt.Sprint(n) {
+					s, _ := time.Parse(time.RFC3339, f[1])
+					c, _ := time.Parse(time.RFC3339, f[2])
+					finished[name] = c.Sub(s)
+					b.Logf("Job %s complete %v after its start", name, c.Sub(s))
+				}
+			}
+			time.Sleep(time.Second)
+		}
+		var rows []jobBill
+		if err := json.Unmarshal([]byte(modelCLI(b, "bill", "--by", "job", "-o", "json")), &rows); err != nil {
+			b.Fatal(err)
+		}
+		bills := map[string]jobBill{}
+		for _, r := range rows {
+			if job, ok := strings.CutPrefix(r.Key, ns+"/"); ok {
+				bills[job] = r
+			}
+		}
+		for _, name := range []string{"deadline", "spot", "payg"} {
+			r := bills[name]
+			met := 0.0
+			if d, ok := finished[name]; ok && d <= deadline {
+				met = 1
+			}
+			b.Logf("Job %-8s deadline met %v; %d instances, %.2f instance-hours, bill %.4f CNY, pay-as-you-go %.4f CNY", name, met == 1, r.Instances, r.Seconds/3600, r.Amount, r.OnDemandAmount)
+			b.ReportMetric(met, name+"-met")
+			b.ReportMetric(r.Amount, name+"-CNY")
+		}
+
+		// The simulator's prediction, in market time, with the pool's
+		// pay-as-you-go price as the bills give it.
+		od := bills["payg"].OnDemandAmount / (bills["payg"].Seconds / 3600)
+		predicted := predictDeadlineBill(b, float64(scale), work, deadline, stormAt, price, od) * float64(n)
+		live := bills["deadline"].Amount
+		b.Logf("the deadline Job's bill %.4f CNY; the simulator's prediction %.4f CNY (%.1f%%); all pay-as-you-go %.4f CNY",
+			live, predicted, 100*(live/predicted-1), bills["payg"].Amount)
+		b.ReportMetric(predicted, "sim-CNY")
+		b.ReportMetric(live/predicted, "live/sim")
+		b.ReportMetric(live/bills["payg"].Amount, "deadline/payg")
+
+		for _, name := range []string{"deadline", "spot", "payg"} {
+			kubectlErr("-n", ns, "delete", "job", name, "--wait=false")
+		}
+		modelCLI(b, "market", "set", "--type", typ, "--reset")
+	}
+}
+
+// predictDeadlineBill runs one pod of the deadline Job in the simulator:
+// uniform progress under ECI's rules, without protection, on a trace with
+// spot until the storm and none after, at the live market's time scale.
+func predictDeadlineBill(b *testing.B, scale float64, work, deadline, stormAt time.Duration, spot, od float64) float64 {
+	gap := time.Minute
+	ticks := int(float64(deadline+time.Minute)*scale/float64(gap)) + 10
+	data := make([]bool, ticks)
+	for i := range data {
+		data[i] = time.Duration(i)*gap < time.Duration(float64(stormAt)*scale)
+	}
+	m, err := simdeadline.NewMarket(simdeadline.MarketConfig{Name: "live", Trace: &prices.Trace{Gap: gap, Data: data},
+		Rules: "eci", OnDemand: od, SpotPrice: spot})
+	if err != nil {
+		b.Fatal(err)
+	}
+	job := simdeadline.Job{Work: time.Duration(float64(work) * scale), Deadline: time.Duration(float64(deadline) * scale),
+		Changeover: deadlines.DefaultChangeover}
+	p, err := simdeadline.NewPolicy(simdeadline.PolicyUniformProgress, m, job, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := m.Run(job, p, 0, simdeadline.RunOptions{})
+	b.Logf("simulator: finished %v after %v, %d reclaims, spot %v and pay-as-you-go %v of work, cost %.5f CNY a pod",
+		r.Finished, r.Finish, r.Preemptions, r.Work[simdeadline.Spot], r.Work[simdeadline.OnDemand], r.Cost)
+	return r.Cost
+}
