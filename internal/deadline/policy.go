@@ -185,11 +185,14 @@ const (
 	PolicyOnDemand        = "on-demand"
 	PolicyGreedy          = "greedy"
 	PolicyUniformProgress = "uniform-progress"
+	// PolicyProtectedProgress is ProtectedProgress, the Paced policy a search
+	// over traces under ECI's rules found cheaper than uniform progress.
+	PolicyProtectedProgress = "protected-progress"
 )
 
 // Names lists the online policies in the order results show them.
 func Names() []string {
-	return []string{PolicyOnDemand, PolicyGreedy, PolicyUniformProgress}
+	return []string{PolicyOnDemand, PolicyGreedy, PolicyUniformProgress, PolicyProtectedProgress}
 }
 
 // New returns a fresh policy named name, for one job.
@@ -201,6 +204,8 @@ func New(name string) (Policy, error) {
 		return &greedy{}, nil
 	case PolicyUniformProgress:
 		return &uniformProgress{}, nil
+	case PolicyProtectedProgress:
+		return ProtectedProgress.New(), nil
 	}
 	return nil, fmt.Errorf("unknown deadline policy %q: want %s", name, strings.Join(Names(), ", "))
 }
