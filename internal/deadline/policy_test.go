@@ -16,16 +16,30 @@ func state(mode Mode, spot bool, elapsed, done time.Duration) *State {
 	return s
 }
 
+// decision is a case of a policy's decision: in state s, it chooses want.
+type decision struct {
+	policy Policy
+	s      *State
+	want   Mode
+}
+
+func checkDecisions(t *testing.T, cases map[string]decision) {
+	t.Helper()
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := tc.policy.Decide(tc.s); got != tc.want {
+				t.Errorf("Decide(%+v) = %v, want %v", *tc.s, got, tc.want)
+			}
+		})
+	}
+}
+
 // The policies of the issue (and of Wu et al., section 4), one rule per case.
 func TestDecide(t *testing.T) {
 	h := time.Hour
 	// With 48h of work left, the safety line is crossed once R-t-tick < 48h24m,
 	// that is after 11h20m of idling.
-	cases := map[string]struct {
-		policy Policy
-		s      *State
-		want   Mode
-	}{
+	cases := map[string]decision{
 		"greedy takes spot when available":            {&greedy{}, state(Idle, true, 0, 0), Spot},
 		"greedy waits for spot":                       {&greedy{}, state(Idle, false, 5*h, 0), Idle},
 		"greedy waits up to the safety line":          {&greedy{}, state(Idle, false, 11*h+20*time.Minute, 0), Idle},
@@ -44,13 +58,7 @@ func TestDecide(t *testing.T) {
 		"uniform progress goes on demand at the safety line": {&uniformProgress{}, state(Idle, true, 11*h+30*time.Minute, 0), OnDemand},
 		"on demand is on demand":                             {onDemand{}, state(Idle, true, 0, 0), OnDemand},
 	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			if got := tc.policy.Decide(tc.s); got != tc.want {
-				t.Errorf("Decide(%+v) = %v, want %v", *tc.s, got, tc.want)
-			}
-		})
-	}
+	checkDecisions(t, cases)
 }
 
 // A job without checkpoints, 2h of work due in 3h, 5-minute changeovers: a
@@ -64,11 +72,7 @@ func lossy(mode Mode, spot bool, elapsed, done, protected time.Duration) *State 
 
 func TestLosesProgress(t *testing.T) {
 	m := time.Minute
-	cases := map[string]struct {
-		policy Policy
-		s      *State
-		want   Mode
-	}{
+	cases := map[string]decision{
 		"greedy stays on spot while a reclaim leaves time":        {&greedy{}, lossy(Spot, true, 40*m, 35*m, 0), Spot},
 		"greedy leaves spot when a reclaim would be too late":     {&greedy{}, lossy(Spot, true, 41*m, 36*m, 0), OnDemand},
 		"greedy counts the protection left as time lost":          {&greedy{}, lossy(Spot, true, 20*m, 15*m, 30*m), OnDemand},
@@ -79,13 +83,7 @@ func TestLosesProgress(t *testing.T) {
 		"uniform progress takes spot when idle":                   {&uniformProgress{}, lossy(Idle, true, 20*m, 0, 0), Spot},
 		"uniform progress goes on demand at the safety line":      {&uniformProgress{}, lossy(Idle, true, 41*m, 0, 0), OnDemand},
 	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			if got := tc.policy.Decide(tc.s); got != tc.want {
-				t.Errorf("Decide(%+v) = %v, want %v", *tc.s, got, tc.want)
-			}
-		})
-	}
+	checkDecisions(t, cases)
 	// With checkpoints, the same states keep spot: the work is not lost.
 	s := lossy(Spot, true, 41*m, 36*m, 0)
 	s.Job.LosesProgress = false
