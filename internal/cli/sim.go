@@ -35,7 +35,8 @@ virtual clock that jumps from event to event: a month of market in seconds, the 
 giving the same output byte for byte.
 
   sim deadline   the deadline job of "Can't Be Late" (NSDI 2024) on availability traces,
-                 under the policies on-demand, greedy, uniform-progress and optimal
+                 under the policies on-demand, greedy, uniform-progress, protected-progress
+                 and optimal
   sim jobs       Jobs of pods that bid with the ECI annotations, on the price model`,
 	}
 	cmd.AddCommand(newSimDeadlineCommand(streams), newSimJobsCommand(streams))
@@ -169,6 +170,8 @@ availability trace (1 = spot available, 0 = not), under each policy:
   on-demand         pay-as-you-go from start to end
   greedy            spot whenever available, on-demand only when the deadline forces it
   uniform-progress  greedy, plus on-demand when spot is gone and progress lags C·t/R
+  protected-progress  uniform progress on a later schedule, tuned by a search under eci
+                    rules; ends on a spot instance its protection period covers
   optimal           the cheapest schedule knowing the whole trace (dynamic programming)
 
 Spot comes from the market core: one unit of stock when the trace says available, none when

@@ -53,10 +53,10 @@ func TestSimDeadline(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("%v:\n%s", err, out)
 	}
-	if got.Version != 1 || got.Kind != "deadline" || got.Params["rules"] != "aws" || len(got.Policies) != 4 || len(got.ByTrace) != 8 {
+	if got.Version != 1 || got.Kind != "deadline" || got.Params["rules"] != "aws" || len(got.Policies) != 5 || len(got.ByTrace) != 10 {
 		t.Fatalf("output %+v", got)
 	}
-	for i, name := range []string{"on-demand", "greedy", "uniform-progress", "optimal"} {
+	for i, name := range []string{"on-demand", "greedy", "uniform-progress", "protected-progress", "optimal"} {
 		p := got.Policies[i]
 		if p["policy"] != name || p["runs"] != 12.0 || p["deadline_met_fraction"] != 1.0 {
 			t.Errorf("policy %d: %v", i, p)

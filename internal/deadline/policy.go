@@ -20,6 +20,11 @@ type Job struct {
 	Work       time.Duration // C: the work to do
 	Deadline   time.Duration // R: the time from the start to the deadline
 	Changeover time.Duration // d: paid, without progress, at each (re)start on an instance
+	// LosesProgress says the job does not checkpoint: each new instance
+	// (after a reclaim, or a move the policy makes) starts the work over
+	// from 0. The policies then never leave a running instance by choice,
+	// except for the safety move of State.MustLeaveSpot.
+	LosesProgress bool
 }
 
 // Validate reports whether the job can be simulated.
@@ -68,6 +73,11 @@ type State struct {
 	Done time.Duration
 	// Mode is what the job runs on now: Idle after a reclaim.
 	Mode Mode
+	// Protected is, on spot, how much of the instance's protection period is
+	// left: the market reclaims nothing before it ends (ECI's rules). It is 0
+	// when not on spot or when the rules have no protection. Ask zeroes it;
+	// the caller sets it after Ask, when on spot.
+	Protected time.Duration
 
 	// spot answers SpotAvailable: spotYes, spotNo, or unknown until probe
 	// asks the market, which only happens if the policy wants to know.
@@ -78,9 +88,9 @@ type State struct {
 // Ask readies s for a decision at elapsed, with the progress done and the
 // mode in force. probe says whether the market would give a spot instance
 // now; it is called at most once, and only if the policy asks. On spot, spot
-// is available.
+// is available. Protected is zeroed: set it after Ask when on spot.
 func (s *State) Ask(elapsed, done time.Duration, mode Mode, probe func() bool) {
-	s.Elapsed, s.Done, s.Mode = elapsed, done, mode
+	s.Elapsed, s.Done, s.Mode, s.Protected = elapsed, done, mode, 0
 	s.Tick = 0
 	if s.Gap > 0 {
 		s.Tick = int(elapsed / s.Gap)
@@ -128,6 +138,17 @@ func (s *State) MustGoOnDemand() bool {
 	return s.Remaining()-s.Gap < s.Left()+2*s.Job.Changeover
 }
 
+// MustLeaveSpot is the safety move of a job that loses its progress: on spot,
+// a reclaim at the first moment the rules allow it (when the protection ends;
+// now, without protection) would leave too little time to do the whole work
+// again on demand with one more tick gone, and the protection does not cover
+// the work left and a changeover. The job then goes on demand before its
+// deadline is lost. Without protection it is R(t) - gap < C + 2d.
+func (s *State) MustLeaveSpot() bool {
+	return s.Job.LosesProgress && s.Mode == Spot && s.Protected < s.Left()+s.Job.Changeover &&
+		s.Remaining()-s.Protected-s.Gap < s.Job.Work+2*s.Job.Changeover
+}
+
 // Policy decides, at each tick and after each reclaim, what the job runs on
 // until the next decision. A policy belongs to one run: it may keep state.
 type Policy interface {
@@ -164,11 +185,14 @@ const (
 	PolicyOnDemand        = "on-demand"
 	PolicyGreedy          = "greedy"
 	PolicyUniformProgress = "uniform-progress"
+	// PolicyProtectedProgress is ProtectedProgress, the Paced policy a search
+	// over traces under ECI's rules found cheaper than uniform progress.
+	PolicyProtectedProgress = "protected-progress"
 )
 
 // Names lists the online policies in the order results show them.
 func Names() []string {
-	return []string{PolicyOnDemand, PolicyGreedy, PolicyUniformProgress}
+	return []string{PolicyOnDemand, PolicyGreedy, PolicyUniformProgress, PolicyProtectedProgress}
 }
 
 // New returns a fresh policy named name, for one job.
@@ -180,6 +204,8 @@ func New(name string) (Policy, error) {
 		return &greedy{}, nil
 	case PolicyUniformProgress:
 		return &uniformProgress{}, nil
+	case PolicyProtectedProgress:
+		return ProtectedProgress.New(), nil
 	}
 	return nil, fmt.Errorf("unknown deadline policy %q: want %s", name, strings.Join(Names(), ", "))
 }
@@ -191,15 +217,16 @@ func (onDemand) Decide(*State) Mode { return OnDemand }
 
 func (onDemand) Hold(*State) int { return math.MaxInt }
 
-// greedy takes spot whenever it is available and stays on it until reclaimed;
-// it idles otherwise, until the safety net sends it on demand for good.
+// greedy takes spot whenever it is available and stays on it until reclaimed
+// (or, for a job that loses its progress, until MustLeaveSpot); it idles
+// otherwise, until the safety net sends it on demand for good.
 type greedy struct{ committed bool }
 
 func (g *greedy) Decide(s *State) Mode {
-	if s.Mode == Spot && !g.committed {
+	if s.Mode == Spot && !g.committed && !s.MustLeaveSpot() {
 		return Spot
 	}
-	if g.committed || s.MustGoOnDemand() {
+	if g.committed || s.MustGoOnDemand() || s.MustLeaveSpot() {
 		g.committed = true
 		return OnDemand
 	}
@@ -210,8 +237,11 @@ func (g *greedy) Decide(s *State) Mode {
 }
 
 func (g *greedy) Hold(s *State) int {
-	if s.Mode == Idle {
+	switch {
+	case s.Mode == Idle:
 		return safetyTick(s)
+	case s.Mode == Spot && s.Job.LosesProgress && !g.committed:
+		return s.Tick + 1 // the safety move watches the protection and the progress
 	}
 	return math.MaxInt
 }
@@ -219,14 +249,16 @@ func (g *greedy) Hold(s *State) int {
 // uniformProgress is greedy with a floor under its progress: when spot is
 // unavailable and the job is behind the uniform schedule ep(t), it runs on
 // demand, and keeps on demand while spot stays unavailable. It leaves on
-// demand for spot only once ahead of ep(t+2d) (hysteresis).
+// demand for spot only once ahead of ep(t+2d) (hysteresis), and never when
+// the job would lose its progress.
 type uniformProgress struct{ committed bool }
 
 func (u *uniformProgress) Decide(s *State) Mode {
-	if s.Mode == Spot && !u.committed {
+	if s.Mode == Spot && !u.committed && !s.MustLeaveSpot() {
 		return Spot
 	}
-	if u.committed || (s.Mode == Idle && s.MustGoOnDemand()) {
+	if u.committed || (s.Mode == Idle && s.MustGoOnDemand()) || s.MustLeaveSpot() ||
+		(s.Mode == OnDemand && s.Job.LosesProgress) {
 		u.committed = true
 		return OnDemand
 	}
@@ -244,6 +276,8 @@ func (u *uniformProgress) Decide(s *State) Mode {
 
 func (u *uniformProgress) Hold(s *State) int {
 	switch {
+	case s.Mode == Spot && s.Job.LosesProgress && !u.committed:
+		return s.Tick + 1 // the safety move watches the protection and the progress
 	case u.committed || s.Mode == Spot:
 		return math.MaxInt
 	case s.Mode == OnDemand && s.SpotAvailable():

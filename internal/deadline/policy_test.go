@@ -16,16 +16,30 @@ func state(mode Mode, spot bool, elapsed, done time.Duration) *State {
 	return s
 }
 
+// decision is a case of a policy's decision: in state s, it chooses want.
+type decision struct {
+	policy Policy
+	s      *State
+	want   Mode
+}
+
+func checkDecisions(t *testing.T, cases map[string]decision) {
+	t.Helper()
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := tc.policy.Decide(tc.s); got != tc.want {
+				t.Errorf("Decide(%+v) = %v, want %v", *tc.s, got, tc.want)
+			}
+		})
+	}
+}
+
 // The policies of the issue (and of Wu et al., section 4), one rule per case.
 func TestDecide(t *testing.T) {
 	h := time.Hour
 	// With 48h of work left, the safety line is crossed once R-t-tick < 48h24m,
 	// that is after 11h20m of idling.
-	cases := map[string]struct {
-		policy Policy
-		s      *State
-		want   Mode
-	}{
+	cases := map[string]decision{
 		"greedy takes spot when available":            {&greedy{}, state(Idle, true, 0, 0), Spot},
 		"greedy waits for spot":                       {&greedy{}, state(Idle, false, 5*h, 0), Idle},
 		"greedy waits up to the safety line":          {&greedy{}, state(Idle, false, 11*h+20*time.Minute, 0), Idle},
@@ -44,12 +58,45 @@ func TestDecide(t *testing.T) {
 		"uniform progress goes on demand at the safety line": {&uniformProgress{}, state(Idle, true, 11*h+30*time.Minute, 0), OnDemand},
 		"on demand is on demand":                             {onDemand{}, state(Idle, true, 0, 0), OnDemand},
 	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			if got := tc.policy.Decide(tc.s); got != tc.want {
-				t.Errorf("Decide(%+v) = %v, want %v", *tc.s, got, tc.want)
-			}
-		})
+	checkDecisions(t, cases)
+}
+
+// A job without checkpoints, 2h of work due in 3h, 5-minute changeovers: a
+// reclaim makes the deadline impossible once R(t) - protection - 10m < 2h10m.
+func lossy(mode Mode, spot bool, elapsed, done, protected time.Duration) *State {
+	s := &State{Job: Job{Work: 2 * time.Hour, Deadline: 3 * time.Hour, Changeover: 5 * time.Minute, LosesProgress: true}, Gap: 10 * time.Minute}
+	s.Ask(elapsed, done, mode, func() bool { return spot })
+	s.Protected = protected
+	return s
+}
+
+func TestLosesProgress(t *testing.T) {
+	m := time.Minute
+	cases := map[string]decision{
+		"greedy stays on spot while a reclaim leaves time":        {&greedy{}, lossy(Spot, true, 40*m, 35*m, 0), Spot},
+		"greedy leaves spot when a reclaim would be too late":     {&greedy{}, lossy(Spot, true, 41*m, 36*m, 0), OnDemand},
+		"greedy counts the protection left as time lost":          {&greedy{}, lossy(Spot, true, 20*m, 15*m, 30*m), OnDemand},
+		"greedy stays on a spot instance protected to the end":    {&greedy{}, lossy(Spot, true, 120*m, 110*m, 20*m), Spot},
+		"uniform progress leaves spot when a reclaim is too late": {&uniformProgress{}, lossy(Spot, true, 45*m, 40*m, 0), OnDemand},
+		"uniform progress stays on spot while protected enough":   {&uniformProgress{}, lossy(Spot, true, 10*m, 5*m, 20*m), Spot},
+		"uniform progress never leaves on demand for spot":        {&uniformProgress{}, lossy(OnDemand, true, 30*m, 25*m, 0), OnDemand},
+		"uniform progress takes spot when idle":                   {&uniformProgress{}, lossy(Idle, true, 20*m, 0, 0), Spot},
+		"uniform progress goes on demand at the safety line":      {&uniformProgress{}, lossy(Idle, true, 41*m, 0, 0), OnDemand},
+	}
+	checkDecisions(t, cases)
+	// With checkpoints, the same states keep spot: the work is not lost.
+	s := lossy(Spot, true, 41*m, 36*m, 0)
+	s.Job.LosesProgress = false
+	if s.MustLeaveSpot() {
+		t.Error("a job that checkpoints must leave spot")
+	}
+	if got := (&uniformProgress{}).Decide(lossy(OnDemand, true, 10*m, 5*m, 0)); got != OnDemand {
+		t.Errorf("uniform progress ahead on demand: %v", got)
+	}
+	s = lossy(Idle, true, 0, 0, 0)
+	s.Ask(time.Hour, 0, Idle, nil)
+	if s.Protected != 0 {
+		t.Error("Ask keeps the protection of the last decision")
 	}
 }
 

@@ -81,6 +81,9 @@ func (m *Market) Plan(job Job, start int) ([]Mode, float64, error) {
 		return nil, 0, fmt.Errorf("optimal: %d ticks of %v by %d steps of %v of slack exceed %d states: try a changeover that is a multiple of a larger part of the tick",
 			N, m.Gap(), S+1, time.Duration(q), maxStates)
 	}
+	if job.LosesProgress {
+		return m.planOnce(job, start, N)
+	}
 	life := m.lifetimes(job.Deadline)[start : start+N]
 	rcap := int((d + G - 1) / G) // an on-demand run older than this has no changeover left
 	od := m.Pool.OnDemand / float64(time.Hour)
@@ -198,6 +201,25 @@ func (m *Market) Plan(job Job, start int) ([]Mode, float64, error) {
 		}
 	}
 	return plan, F[0], nil
+}
+
+// planOnce is the optimum of a job that loses its progress: any instance that
+// ends before the work is done is paid for nothing, so the cheapest schedule
+// is one instance, spot from the first tick whose spot instance lives through
+// the changeover and the work and ends by the deadline, else on demand.
+func (m *Market) planOnce(job Job, start, N int) ([]Mode, float64, error) {
+	G, need := m.Gap(), job.Changeover+job.Work
+	life := m.lifetimes(job.Deadline)[start : start+N]
+	plan := make([]Mode, N)
+	for n := range N {
+		if t := time.Duration(n) * G; t+need <= job.Deadline && life[n] >= need {
+			fill(plan[n:], Spot, N-n)
+			return plan, m.Pool.Spot * need.Hours(), nil
+		}
+		plan[n] = Idle
+	}
+	fill(plan, OnDemand, N)
+	return plan, m.Pool.OnDemand * need.Hours(), nil
 }
 
 func fill(plan []Mode, m Mode, n int) {

@@ -36,9 +36,10 @@ const (
 	Spot     = deadline.Spot
 	OnDemand = deadline.OnDemand
 
-	PolicyOnDemand        = deadline.PolicyOnDemand
-	PolicyGreedy          = deadline.PolicyGreedy
-	PolicyUniformProgress = deadline.PolicyUniformProgress
+	PolicyOnDemand          = deadline.PolicyOnDemand
+	PolicyGreedy            = deadline.PolicyGreedy
+	PolicyUniformProgress   = deadline.PolicyUniformProgress
+	PolicyProtectedProgress = deadline.PolicyProtectedProgress
 	// PolicyOptimal is the omniscient optimum, the simulator's own.
 	PolicyOptimal = "optimal"
 )

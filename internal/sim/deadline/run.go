@@ -128,7 +128,8 @@ type Result struct {
 	Finished bool
 	// Finish is the time from the start to the end of the work.
 	Finish time.Duration
-	// Work is the progress made on each mode; Billed the instance time paid.
+	// Work is the progress made on each mode (with Job.LosesProgress, the
+	// work later lost too); Billed the instance time paid.
 	Work, Billed [3]time.Duration
 	Cost         float64
 	Preemptions  int
@@ -248,13 +249,14 @@ func (r *runner) decide(now time.Duration) {
 	gap := r.m.Trace.Gap
 	s := &r.st
 	s.Ask(now, r.done, r.mode, r.probe)
+	s.Protected = r.protected(now)
 	r.probeAt = now
 	want := r.p.Decide(s)
 	r.apply(now, want)
 
 	next := s.Tick + 1
 	if h, ok := r.p.(Holder); ok && !r.opt.EveryTick && r.mode == want {
-		s.Mode = r.mode
+		s.Mode, s.Done, s.Protected = r.mode, r.done, r.protected(now)
 		next = h.Hold(s)
 	}
 	r.decideAt = never
@@ -262,6 +264,15 @@ func (r *runner) decide(now time.Duration) {
 		r.decideAt = time.Duration(next) * gap
 	}
 	r.flipAt = r.m.nextChange(r.start, now)
+}
+
+// protected is how much of the current spot instance's protection period is
+// left at now.
+func (r *runner) protected(now time.Duration) time.Duration {
+	if r.mode != Spot || r.cur == nil {
+		return 0
+	}
+	return max(r.cur.ProtectionEnd().Sub(r.t0.Add(now)), 0)
 }
 
 // instanceIDs are the IDs of the first instances of a run, made once.
@@ -320,7 +331,16 @@ func (r *runner) stop(now time.Duration) {
 		panic(fmt.Sprintf("deadline: stopping %s: %v", r.cur.ID, err)) // the runner only stops its own instances
 	}
 	r.cur, r.mode = nil, Idle
+	r.lose()
 	r.handle(r.core.Ready())
+}
+
+// lose drops the progress of a job that does not checkpoint when its
+// instance ends: the next one starts the work over.
+func (r *runner) lose() {
+	if r.job.LosesProgress {
+		r.done = 0
+	}
 }
 
 // handle reads what the core did: a reclaim of the current instance leaves
@@ -329,6 +349,7 @@ func (r *runner) handle(rd market.Ready) {
 	for _, e := range rd.Events {
 		if e.Kind == market.EventReleased && r.cur != nil && e.Instance == r.cur.ID {
 			r.cur, r.mode = nil, Idle
+			r.lose()
 			r.res.Preemptions++
 			r.reclaimed = true
 		}

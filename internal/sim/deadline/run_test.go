@@ -96,6 +96,22 @@ func TestRunScenarios(t *testing.T) {
 			finish: hm(2, 22), odWork: 2 * time.Hour, odPaid: hm(2, 12),
 			lives: []life{{OnDemand, 10 * time.Minute, hm(2, 22), false}},
 		},
+		// A job without checkpoints: the reclaim at 1h05 loses 53 minutes;
+		// back on spot at 1h30 (1h of protection), it is moved on demand at
+		// 3h30, when a reclaim would leave 2h20 for 2h of work, two
+		// changeovers and a tick, and starts over there.
+		"greedy without checkpoints starts over and is moved on demand": {
+			rules: "eci", trace: "111111 000" + ones, policy: PolicyGreedy,
+			job:    Job{Work: 2 * time.Hour, Deadline: 6 * time.Hour, Changeover: 12 * time.Minute, LosesProgress: true},
+			finish: hm(5, 42), spotWork: hm(2, 41), odWork: 2 * time.Hour, spotPaid: hm(3, 5), odPaid: hm(2, 12), preemptions: 1,
+			lives: []life{{Spot, 0, hm(1, 5), true}, {Spot, hm(1, 30), hm(3, 30), false}, {OnDemand, hm(3, 30), hm(5, 42), false}},
+		},
+		"a protected instance finishes a job without checkpoints": {
+			rules: "eci", trace: "111 0" + ones, policy: PolicyUniformProgress,
+			job:    Job{Work: 40 * time.Minute, Deadline: time.Hour, Changeover: 5 * time.Minute, LosesProgress: true},
+			finish: 45 * time.Minute, spotWork: 40 * time.Minute, spotPaid: 45 * time.Minute,
+			lives: []life{{Spot, 0, 45 * time.Minute, false}},
+		},
 		"on demand ignores spot": {
 			rules: "eci", trace: ones, policy: PolicyOnDemand, job: Job{Work: 2 * time.Hour, Deadline: 4 * time.Hour, Changeover: 12 * time.Minute},
 			finish: hm(2, 12), odWork: 2 * time.Hour, odPaid: hm(2, 12),
@@ -153,9 +169,9 @@ func randomTrace(rng *rand.Rand, n int) string {
 // each run equals the run that asks at every tick.
 func TestSkippingTicksChangesNothing(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	job := Job{Work: 8 * time.Hour, Deadline: 11 * time.Hour, Changeover: 12 * time.Minute}
 	for _, rules := range []string{sim.RulesAWS, sim.RulesECI} {
-		for range 6 {
+		for i := range 6 {
+			job := Job{Work: 8 * time.Hour, Deadline: 11 * time.Hour, Changeover: 12 * time.Minute, LosesProgress: i%2 == 1}
 			m := testMarket(t, rules, randomTrace(rng, 300))
 			for start := 0; start < 200; start += 37 {
 				for _, name := range Policies() {
@@ -180,9 +196,9 @@ func TestSkippingTicksChangesNothing(t *testing.T) {
 // schedule played through the market, and no policy does better.
 func TestOptimalIsALowerBound(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	job := Job{Work: 8 * time.Hour, Deadline: 11 * time.Hour, Changeover: 12 * time.Minute}
 	for _, rules := range []string{sim.RulesAWS, sim.RulesECI} {
-		for range 8 {
+		for i := range 8 {
+			job := Job{Work: 8 * time.Hour, Deadline: 11 * time.Hour, Changeover: 12 * time.Minute, LosesProgress: i%2 == 1}
 			m := testMarket(t, rules, randomTrace(rng, 300))
 			for start := 0; start < 200; start += 23 {
 				plan, cost, err := m.Plan(job, start)
