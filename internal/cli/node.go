@@ -19,7 +19,6 @@ import (
 	"github.com/spoteci/spoteci/internal/eciprovider"
 	"github.com/spoteci/spoteci/internal/ecisdk"
 	"github.com/spoteci/spoteci/internal/vnode"
-	"github.com/spoteci/spoteci/internal/vnode/deadlines"
 	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -184,12 +183,7 @@ func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, p provider.P
 	cfg := vnode.Config{NodeName: o.nodeName, Kube: kube, Provider: p, Taint: o.taint, KubeletListen: o.kubeletListen,
 		ApproveServingCSR: o.approveServing, NodeIP: o.nodeIP, Namespace: o.namespace, Zone: o.zone,
 		WebhookListen: o.webhookListen, WebhookService: o.webhookService, WebhookSecret: o.webhookSecret, Workers: o.podSyncWorkers, Logger: log}
-	if o.timeScale > 0 {
-		// The market's checks and an instance's start come faster: so do
-		// the deadline policy's ticks and changeovers.
-		cfg.DeadlineTick = time.Duration(float64(deadlines.DefaultTick) / o.timeScale)
-		cfg.DeadlineChangeover = time.Duration(float64(deadlines.DefaultChangeover) / o.timeScale)
-	}
+	cfg.TimeScale = o.timeScale
 	if o.leaderElect {
 		host, _ := os.Hostname()
 		cfg.Election = &vnode.Election{Lease: cmp.Or(o.leaderLease, vnode.LeaseName(o.nodeName)),

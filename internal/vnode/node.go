@@ -58,9 +58,9 @@ type Config struct {
 	// Workers sync pods in parallel; default 64: a pod's sync mostly waits
 	// on the apiserver and the backend, and a reclaim storm brings thousands.
 	Workers int
-	// DeadlineTick and DeadlineChangeover tune the deadline policy of
-	// deadline Jobs (package deadlines' defaults when zero).
-	DeadlineTick, DeadlineChangeover time.Duration
+	// TimeScale is the market's time scale (0 or 1: wall time), which the
+	// deadline policy of deadline Jobs follows.
+	TimeScale float64
 	// ServingCertificate is the kubelet port's; nil: one the cluster signs
 	// through the CSR API (self-signed until issued).
 	ServingCertificate *tls.Certificate
@@ -133,7 +133,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: log,
 		pods: podcontroller.New(podcontroller.Config{NodeName: cfg.NodeName, Kube: cfg.Kube, Provider: cfg.Provider, Zone: cfg.Zone,
 			PollInterval: cfg.PollInterval, ResyncInterval: cfg.ResyncInterval, Workers: cfg.Workers,
-			DeadlineTick: cfg.DeadlineTick, DeadlineChangeover: cfg.DeadlineChangeover, Logger: log}),
+			TimeScale: cfg.TimeScale, Logger: log}),
 		nodes: nodecontroller.New(nodecontroller.Config{Name: cfg.NodeName, Kube: cfg.Kube, Taint: cfg.Taint, IP: cfg.NodeIP,
 			Provider: cfg.Provider, Zone: cfg.Zone, Logger: log}),
 	}

@@ -119,7 +119,8 @@ func BenchmarkModelDeadlineJob(b *testing.B) {
 }
 
 // predictDeadlineBill runs one pod of the deadline Job in the simulator:
-// uniform progress under ECI's rules, without protection, on a trace with
+// uniform progress under ECI's rules, without protection or checkpoints (a
+// reclaimed pod starts over), on a trace with
 // spot until the storm and none after, at the live market's time scale.
 func predictDeadlineBill(b *testing.B, scale float64, work, deadline, stormAt time.Duration, spot, od float64) float64 {
 	gap := time.Minute
@@ -134,7 +135,7 @@ func predictDeadlineBill(b *testing.B, scale float64, work, deadline, stormAt ti
 		b.Fatal(err)
 	}
 	job := simdeadline.Job{Work: time.Duration(float64(work) * scale), Deadline: time.Duration(float64(deadline) * scale),
-		Changeover: deadlines.DefaultChangeover}
+		Changeover: deadlines.DefaultChangeover, LosesProgress: true}
 	p, err := simdeadline.NewPolicy(simdeadline.PolicyUniformProgress, m, job, 0)
 	if err != nil {
 		b.Fatal(err)

@@ -44,11 +44,20 @@ const (
 // Config configures a Decider.
 type Config struct {
 	Kube kubernetes.Interface
-	// Tick and Changeover are the decision's tick and changeover, in wall
-	// time (a market that runs faster than wall time shortens both).
+	// TimeScale is how much faster than wall time the market runs (0 or 1:
+	// wall time): the tick, the changeover and the protection periods,
+	// market durations, last that much less on the wall clock.
+	TimeScale float64
+	// Tick and Changeover are the decision's tick and changeover in market
+	// time (DefaultTick, DefaultChangeover when zero).
 	Tick, Changeover time.Duration
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
+}
+
+// wall is market duration d on the wall clock.
+func (c Config) wall(d time.Duration) time.Duration {
+	return time.Duration(float64(d) / c.TimeScale)
 }
 
 // Decision is what a pod runs on next, and why.
@@ -95,20 +104,26 @@ func New(cfg Config) *Decider {
 	if cfg.Tick <= 0 {
 		cfg.Tick = DefaultTick
 	}
-	if cfg.Changeover < 0 {
-		cfg.Changeover = 0
+	if cfg.Changeover <= 0 {
+		cfg.Changeover = DefaultChangeover
 	}
+	if cfg.TimeScale <= 0 {
+		cfg.TimeScale = 1
+	}
+	cfg.Tick, cfg.Changeover = cfg.wall(cfg.Tick), cfg.wall(cfg.Changeover)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	return &Decider{cfg: cfg, works: map[string]*work{}, jobs: map[types.UID]time.Time{}}
 }
 
-// Running is what the pod's instance runs on and since when its work
-// runs; nil for a pod without an instance.
+// Running is what the pod's instance runs on, since when its work runs,
+// and, on spot, its protection period (market time); nil for a pod
+// without an instance.
 type Running struct {
-	Mode  deadline.Mode
-	Since time.Time
+	Mode       deadline.Mode
+	Since      time.Time
+	Protection time.Duration
 }
 
 // Decide decides for pod, whose deadline annotations are d, now: at its
@@ -120,7 +135,8 @@ func (dc *Decider) Decide(ctx context.Context, pod *corev1.Pod, d *annotation.De
 		return Decision{}, err
 	}
 	by := d.By(start)
-	job := deadline.Job{Work: d.Work, Deadline: by.Sub(start), Changeover: dc.cfg.Changeover}
+	// A pod that does not checkpoint starts over on each new instance.
+	job := deadline.Job{Work: d.Work, Deadline: by.Sub(start), Changeover: dc.cfg.Changeover, LosesProgress: !d.Checkpoints}
 	now := dc.cfg.Now()
 	elapsed := now.Sub(start)
 	mode := deadline.Idle
@@ -149,6 +165,9 @@ func (dc *Decider) Decide(ctx context.Context, pod *corev1.Pod, d *annotation.De
 	s := &w.state
 	s.Job, s.Gap = job, dc.cfg.Tick
 	s.Ask(max(0, elapsed), done, mode, spotAvailable)
+	if run != nil && mode == deadline.Spot {
+		s.Protected = max(0, run.Since.Add(dc.cfg.wall(run.Protection)).Sub(now))
+	}
 	want := w.policy.Decide(s)
 	dec := Decision{Mode: want, Deadline: by, Changed: !w.seen || w.last != want}
 	w.last, w.seen = want, true

@@ -154,3 +154,29 @@ func TestDecideJobNotStarted(t *testing.T) {
 		t.Error("kept the start of a Job that has none")
 	}
 }
+
+// A pod that does not checkpoint is moved off spot while a reclaim would
+// still leave time to do its work again; its protection period, on the
+// market's clock, keeps it on spot until then.
+func TestDecideSafetyMove(t *testing.T) {
+	f := newFixture(t)
+	d := &annotation.Deadline{After: 3 * time.Hour, Work: 2 * time.Hour, Policy: deadline.PolicyUniformProgress}
+	pod := f.pod("a", "")
+	// 2h10m left: a reclaim at the next tick leaves 2h05m for 2h of work
+	// and two changeovers; at 2h05m left, it would not.
+	f.now = start.Add(50 * time.Minute)
+	run := &Running{Mode: deadline.Spot, Since: start.Add(45 * time.Minute)}
+	if dec := decide(t, f, pod, d, run, true); dec.Mode != deadline.Spot {
+		t.Fatalf("unprotected, with 2h10m left for 2h of work: %+v", dec)
+	}
+	f.now = start.Add(55 * time.Minute)
+	if dec := decide(t, f, pod, d, run, true); dec.Mode != deadline.OnDemand || !strings.Contains(dec.Message, "pay-as-you-go") {
+		t.Fatalf("unprotected, with 2h05m left for 2h of work: %+v", dec)
+	}
+	f = newFixture(t)
+	f.now = start.Add(55 * time.Minute)
+	run.Protection = 3 * time.Hour // covers the rest of the work
+	if dec := decide(t, f, pod, d, run, true); dec.Mode != deadline.Spot {
+		t.Fatalf("protected to the end: %+v", dec)
+	}
+}

@@ -59,10 +59,11 @@ type Config struct {
 	PollInterval, ResyncInterval time.Duration
 	// Workers sync pods in parallel.
 	Workers int
-	// DeadlineTick and DeadlineChangeover are the deadline policy's tick
-	// and changeover, in wall time (deadlines.Default* when zero).
-	DeadlineTick, DeadlineChangeover time.Duration
-	Logger                           *slog.Logger
+	// TimeScale is how much faster than wall time the market runs (0 or
+	// 1: wall time); the deadline policy's ticks, changeovers and
+	// protection periods shrink by it.
+	TimeScale float64
+	Logger    *slog.Logger
 }
 
 // Controller runs the node's pods. What it knows of the instances, and
@@ -104,7 +105,7 @@ func New(cfg Config) *Controller {
 		spec:        podspec.New(podspec.Config{NodeName: cfg.NodeName, Zone: cfg.Zone, Kube: cfg.Kube}),
 		events:      newEvents(cfg.Kube, cfg.Logger),
 		writes:      &statusWriter{kube: cfg.Kube},
-		deadlines:   deadlines.New(deadlines.Config{Kube: cfg.Kube, Tick: cfg.DeadlineTick, Changeover: cfg.DeadlineChangeover}),
+		deadlines:   deadlines.New(deadlines.Config{Kube: cfg.Kube, TimeScale: cfg.TimeScale}),
 		groups:      map[types.UID]*provider.Instance{},
 		byPod:       map[string][]types.UID{},
 		fingerprint: map[types.UID]string{},

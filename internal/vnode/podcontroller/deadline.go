@@ -72,7 +72,7 @@ func (c *Controller) decideWhileRunning(ctx context.Context, pod *corev1.Pod, in
 	}
 	sp, _ := annotation.ParseAnnotations(pod.Annotations) // parsed without error at creation
 	spot := spotRequest(c.spec.Outline(pod, sp))
-	dec, err := c.deadlines.Decide(ctx, pod, dl, &deadlines.Running{Mode: mode, Since: in.Created},
+	dec, err := c.deadlines.Decide(ctx, pod, dl, &deadlines.Running{Mode: mode, Since: in.Created, Protection: sp.Bid.Protection},
 		func() bool { return c.provider.DryRun(ctx, spot) == nil })
 	if err != nil {
 		return 0, err
