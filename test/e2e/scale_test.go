@@ -27,14 +27,20 @@ import (
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-// modelEnv is a second ECI service, on the model runtime (no processes),
-// with a node of its own on the e2e control plane: the stack of the tests
-// and benchmarks at scale. The first that needs it starts it; run stops it.
-var modelEnv struct {
-	once         sync.Once
-	err          error
+// modelStack is an ECI service on the model runtime (no processes), with a
+// node of its own on the e2e control plane.
+type modelStack struct {
+	name         string // the node's name, and its chart release's
 	state        string
 	server, node *process
+}
+
+// modelEnv is the model stack of the tests and benchmarks at scale. The
+// first that needs it starts it; run stops it.
+var modelEnv struct {
+	once sync.Once
+	err  error
+	modelStack
 }
 
 // modelNode is the model stack's node: tainted, so that only pods that ask
@@ -49,47 +55,56 @@ func onModel(manifest string) string {
 func startModel(t testing.TB) {
 	t.Helper()
 	skipWithoutCluster(t)
-	modelEnv.once.Do(func() { modelEnv.err = bootModel() })
+	modelEnv.once.Do(func() {
+		var st *modelStack
+		st, modelEnv.err = bootModelStack(modelNode)
+		if st != nil {
+			modelEnv.modelStack = *st
+		}
+	})
 	if modelEnv.err != nil {
 		t.Fatal(modelEnv.err)
 	}
 }
 
-func bootModel() error {
-	dir, err := os.MkdirTemp("", "spoteci-model")
+// bootModelStack starts a model stack whose node is called name, its
+// service run with serverArgs besides the e2e's time scale. On an error
+// the stack is returned all the same, for stop.
+func bootModelStack(name string, serverArgs ...string) (*modelStack, error) {
+	dir, err := os.MkdirTemp("", name)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	modelEnv.state = dir
-	modelEnv.server = start("server", "--runtime", "model", "--state-dir", dir, "--time-scale", fmt.Sprint(scale), "--listen", "127.0.0.1:0")
+	st := &modelStack{name: name, state: dir}
+	st.server = start(append([]string{"server", "--runtime", "model", "--state-dir", dir, "--time-scale", fmt.Sprint(scale), "--listen", "127.0.0.1:0"}, serverArgs...)...)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := eciapi.ReadServerInfo(dir); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the model service did not start:\n%s", modelEnv.server.logs.String())
+			return st, fmt.Errorf("the model service did not start:\n%s", st.server.logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	// Its own release of the chart: the identity of that node alone.
-	r := chart.Release{Name: "spoteci-model", Namespace: "spoteci-model", Values: map[string]any{"externalNode": true, "nodeName": modelNode,
+	r := chart.Release{Name: name, Namespace: name, Values: map[string]any{"externalNode": true, "nodeName": name,
 		"webhook": map[string]any{"enabled": false}, "kubelet": map[string]any{"approveServingCSR": true}}}
 	id, err := chart.Install(context.Background(), env.kubeconfig, r, filepath.Join(dir, "node.kubeconfig"), 24*time.Hour)
 	if err != nil {
-		return err
+		return st, err
 	}
-	modelEnv.node = start(append([]string{"node", "--kubeconfig", id.Kubeconfig, "--state-dir", dir, "--node-name", modelNode,
+	st.node = start(append([]string{"node", "--kubeconfig", id.Kubeconfig, "--state-dir", dir, "--node-name", name,
 		"--namespace", r.Namespace, "--approve-serving-csr"},
 		// More flags for a benchmark's experiments, as --pod-sync-workers 64.
 		strings.Fields(os.Getenv("SPOTECI_E2E_MODEL_NODE_ARGS"))...)...)
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		out, _ := kubectlErr("get", "node", modelNode, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		out, _ := kubectlErr("get", "node", name, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 		if out == "True" {
-			return nil
+			return st, nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the model node is not Ready: %s\n%s", out, tail(modelEnv.node.logs.String(), 3000))
+			return st, fmt.Errorf("the model node %s is not Ready: %s\n%s", name, out, tail(st.node.logs.String(), 3000))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -100,14 +115,21 @@ func stopModel() error {
 	if modelEnv.server == nil {
 		return nil
 	}
-	if modelEnv.node != nil {
-		modelEnv.node.stop()
+	return modelEnv.stop()
+}
+
+// stop stops the stack's node and service, and deletes its instances.
+func (st *modelStack) stop() error {
+	if st.node != nil {
+		st.node.stop()
 	}
-	modelEnv.server.stop()
-	kubectlErr("delete", "node", modelNode, "--wait=false")
-	defer os.RemoveAll(modelEnv.state)
-	if out, err := exec.Command(env.spoteci, "down", "--state-dir", modelEnv.state).CombinedOutput(); err != nil {
-		return fmt.Errorf("spoteci down of the model stack: %v\n%s", err, out)
+	if st.server != nil {
+		st.server.stop()
+	}
+	kubectlErr("delete", "node", st.name, "--wait=false")
+	defer os.RemoveAll(st.state)
+	if out, err := exec.Command(env.spoteci, "down", "--state-dir", st.state).CombinedOutput(); err != nil {
+		return fmt.Errorf("spoteci down of the model stack %s: %v\n%s", st.name, err, out)
 	}
 	return nil
 }
