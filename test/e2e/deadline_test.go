@@ -167,3 +167,36 @@ func tagMap(tags []wire.Tag) map[string]string {
 	}
 	return m
 }
+
+// A pod that checkpoints (spoteci.io/progress on the template) says what
+// it saved by patching the annotation; the replacement of its index, after
+// a reclaim, is decided for with that progress: ahead of the uniform
+// schedule with little work left, it waits for spot.
+func TestModelDeadlineCheckpoint(t *testing.T) {
+	startModel(t)
+	ns := namespace(t)
+	const typ = "ecs.c5.xlarge"
+	modelCLI(t, "market", "set", "--type", typ, "--price", "0.1", "--stock", "100000")
+	defer modelCLI(t, "market", "set", "--type", typ, "--reset")
+	ann := map[string]string{specs: typ, strategy: "SpotAsPriceGo", duration: "0", eciapi.ModelRunFor: "40s",
+		deadlineAt: "100s", expectedDuration: "40s", "spoteci.io/progress": "0s"}
+	apply(t, ns, onModel(job("saved", ann, "sleep 40", indexedPerIndex+ignoreDisruption)))
+	eventually(t, 60*time.Second, "the pod Running", func() (bool, string) {
+		return runningCount(t, ns, "job-name=saved") == 1, kubectl(t, "-n", ns, "get", "pods")
+	})
+	first := firstName(t, ns, "job-name=saved")
+	// What the pod itself would do: kubectl annotate --overwrite pod $HOSTNAME.
+	kubectl(t, "-n", ns, "annotate", "--overwrite", "pod", first, "spoteci.io/progress=30s")
+	// The node reads it at its next look at the pod (a tick: 1.25 s at x240).
+	time.Sleep(3 * time.Second)
+	modelCLI(t, "market", "set", "--type", typ, "--stock", "0")
+	eventually(t, 60*time.Second, "the replacement waiting for spot with 10 s of work left", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "events", "--field-selector", "reason=DeadlinePolicy", "-o", `jsonpath={range .items[*]}{.involvedObject.name}: {.message}{"\n"}{end}`)
+		for _, line := range strings.Split(out, "\n") {
+			if !strings.HasPrefix(line, first+":") && strings.Contains(line, "wait for spot; work left 10s of 40s") {
+				return true, out
+			}
+		}
+		return false, out + kubectl(t, "-n", ns, "get", "pods")
+	})
+}
