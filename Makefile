@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := bin
 STATE_DIR ?= state
-GOFLAGS_TEST ?=
+GOFLAGS_TEST ?= -timeout 40m
 
 .PHONY: build deps up test vet bench fuzz chaos clean
 

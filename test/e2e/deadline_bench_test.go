@@ -1,14 +1,17 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spoteci/spoteci/internal/plot"
 	"github.com/spoteci/spoteci/internal/prices"
 	simdeadline "github.com/spoteci/spoteci/internal/sim/deadline"
 	"github.com/spoteci/spoteci/internal/vnode/deadlines"
@@ -64,7 +67,9 @@ func BenchmarkModelDeadlineJob(b *testing.B) {
 		b.Logf("storm: the stock of %s gone %v after the Jobs' creation", typ, time.Since(start).Round(time.Second))
 
 		finished := map[string]time.Duration{}
+		samples := newJobSamples()
 		for time.Since(start) < deadline+30*time.Second && len(finished) < 3 {
+			samples.take(b, ns)
 			for _, name := range []string{"deadline", "spot", "payg"} {
 				if _, ok := finished[name]; ok {
 					continue
@@ -100,6 +105,9 @@ func BenchmarkModelDeadlineJob(b *testing.B) {
 			b.ReportMetric(r.Amount, name+"-CNY")
 		}
 
+		samples.take(b, ns)
+		samples.plot(b, start, start.Add(stormAt), start.Add(deadline))
+
 		// The simulator's prediction, in market time, with the pool's
 		// pay-as-you-go price as the bills give it.
 		od := bills["payg"].OnDemandAmount / (bills["payg"].Seconds / 3600)
@@ -111,9 +119,7 @@ func BenchmarkModelDeadlineJob(b *testing.B) {
 		b.ReportMetric(live/predicted, "live/sim")
 		b.ReportMetric(live/bills["payg"].Amount, "deadline/payg")
 
-		for _, name := range []string{"deadline", "spot", "payg"} {
-			kubectlErr("-n", ns, "delete", "job", name, "--wait=false")
-		}
+		deleteJobs(b, ns, "deadline", "spot", "payg")
 		modelCLI(b, "market", "set", "--type", typ, "--reset")
 	}
 }
@@ -144,4 +150,76 @@ func predictDeadlineBill(b *testing.B, scale float64, work, deadline, stormAt ti
 	b.Logf("simulator: finished %v after %v, %d reclaims, spot %v and pay-as-you-go %v of work, cost %.5f CNY a pod",
 		r.Finished, r.Finish, r.Preemptions, r.Work[simdeadline.Spot], r.Work[simdeadline.OnDemand], r.Cost)
 	return r.Cost
+}
+
+// jobSamples are the pods of each Job over time: Succeeded, and Running on
+// spot or pay-as-you-go (the node's spoteci.io/price annotation says which).
+type jobSamples struct {
+	series map[string]*plot.Series
+	order  []string
+}
+
+func newJobSamples() *jobSamples {
+	js := &jobSamples{series: map[string]*plot.Series{}}
+	for _, job := range []string{"deadline", "spot", "payg"} {
+		for _, what := range []string{"succeeded", "running on spot", "running pay-as-you-go"} {
+			if job == "payg" && what == "running on spot" {
+				continue
+			}
+			name := job + ": " + what
+			js.order = append(js.order, name)
+			js.series[name] = &plot.Series{Name: name}
+		}
+	}
+	return js
+}
+
+// take counts the pods of the namespace now.
+func (js *jobSamples) take(b *testing.B, ns string) {
+	var list struct{ Items []pod }
+	out, err := kubectlErr("-n", ns, "get", "pods", "-o", "json")
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil {
+		return // a sample missed: the next one counts
+	}
+	now := time.Now()
+	counts := map[string]float64{}
+	for _, p := range list.Items {
+		job, _, _ := strings.Cut(p.Metadata.Name, "-")
+		switch {
+		case p.Status.Phase == "Succeeded":
+			counts[job+": succeeded"]++
+		case p.Status.Phase == "Running" && strings.HasSuffix(p.Metadata.Annotations["spoteci.io/price"], " spot"):
+			counts[job+": running on spot"]++
+		case p.Status.Phase == "Running":
+			counts[job+": running pay-as-you-go"]++
+		}
+	}
+	for name, s := range js.series {
+		s.Points = append(s.Points, plot.Point{T: now, V: counts[name]})
+	}
+}
+
+// plot draws the samples, with the storm and the deadline as bands, into
+// bin/plots/.
+func (js *jobSamples) plot(b *testing.B, start, storm, deadline time.Time) {
+	chart := plot.Chart{Title: "A deadline Job, plain spot and pay-as-you-go through one reclaim storm (model runtime, x240)",
+		YLabel: "pods", Step: true, Elapsed: true,
+		Bands: []plot.Band{{From: start, To: storm, Label: "spot stock"}, {From: storm, To: deadline, Label: "no stock (reclaimed)"}}}
+	for _, name := range js.order {
+		chart.Series = append(chart.Series, *js.series[name])
+	}
+	var buf bytes.Buffer
+	if err := chart.SVG(&buf); err != nil {
+		b.Logf("no plot: %v", err)
+		return
+	}
+	dir := filepath.Join(env.bin, "plots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, "deadline-job.svg")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("plot: %s", path)
 }

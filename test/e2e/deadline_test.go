@@ -125,6 +125,20 @@ func TestModelDeadlineJob(t *testing.T) {
 		out := kubectl(t, "-n", ns, "get", "pods", "-l", "job-name=plain", "-o", "jsonpath={range .items[*]}{.status.containerStatuses[0].state.waiting.reason} {end}")
 		return strings.Contains(out, "WaitingForSpotStock"), out
 	})
+	deleteJobs(t, ns, "report", "plain")
+}
+
+// deleteJobs deletes the Jobs and waits for their pods to go, while the
+// namespace is whole: deleted with their namespace, a Job's failed pods can
+// keep its tracking finalizer for minutes, and later tests wait for every
+// pod being deleted to go.
+func deleteJobs(t testing.TB, ns string, jobs ...string) {
+	t.Helper()
+	kubectl(t, append([]string{"-n", ns, "delete", "job", "--wait=true"}, jobs...)...)
+	eventually(t, 60*time.Second, "the Jobs' pods gone", func() (bool, string) {
+		out := kubectl(t, "-n", ns, "get", "pods", "-o", "name")
+		return strings.TrimSpace(out) == "", out
+	})
 }
 
 // A wrong deadline annotation is a Warning naming it and its value; the pod
@@ -175,7 +189,7 @@ func tagMap(tags []wire.Tag) map[string]string {
 func TestModelDeadlineCheckpoint(t *testing.T) {
 	startModel(t)
 	ns := namespace(t)
-	const typ = "ecs.c5.xlarge"
+	const typ = "ecs.g8ae.large"
 	modelCLI(t, "market", "set", "--type", typ, "--price", "0.1", "--stock", "100000")
 	defer modelCLI(t, "market", "set", "--type", typ, "--reset")
 	ann := map[string]string{specs: typ, strategy: "SpotAsPriceGo", duration: "0", eciapi.ModelRunFor: "40s",
@@ -199,4 +213,5 @@ func TestModelDeadlineCheckpoint(t *testing.T) {
 		}
 		return false, out + kubectl(t, "-n", ns, "get", "pods")
 	})
+	deleteJobs(t, ns, "saved")
 }
