@@ -251,3 +251,113 @@ func TestProtectedProgressHeldOut(t *testing.T) {
 		}
 	}
 }
+
+var (
+	refineFlag  = flag.Bool("refine", false, "run the second policy search of TestPolicyRefine (minutes)")
+	refineWide  = flag.Int("refine-wide", 600, "candidates drawn over the whole family in TestPolicyRefine")
+	refineLocal = flag.Int("refine-local", 600, "candidates drawn around the best in TestPolicyRefine")
+	// refineHeldOut scores the winner on the held-out traces, to report it;
+	// the search itself never reads them.
+	refineHeldOut = flag.Bool("refine-heldout", false, "score TestPolicyRefine's winner on the held-out traces")
+)
+
+// widePaced draws a candidate of the Paced family with the features of the
+// second search (Adapt, Patience), the jobs without checkpoints left as in
+// ProtectedProgress: none of these parameters changes what they do.
+func widePaced(rng *rand.Rand) deadline.Paced {
+	p := randomPaced(rng)
+	p.LossyReach, p.LossyWait = deadline.ProtectedProgress.LossyReach, deadline.ProtectedProgress.LossyWait
+	if rng.IntN(2) == 0 {
+		p.Adapt, p.Prior, p.PriorWeight = 2*rng.Float64(), 0.4+0.5*rng.Float64(), 3*rng.Float64()
+	}
+	if rng.IntN(2) == 0 {
+		p.Patience = 0.3 * rng.Float64()
+	}
+	return p
+}
+
+// nearPaced perturbs p: each parameter moves with probability 1/2 by a
+// step scaled by scale.
+func nearPaced(rng *rand.Rand, p deadline.Paced, scale float64) deadline.Paced {
+	move := func(x *float64, step, lo, hi float64) {
+		if rng.IntN(2) == 0 {
+			*x = min(max(*x+step*scale*rng.NormFloat64(), lo), hi)
+		}
+	}
+	move(&p.Delay, 0.1, 0, 0.95)
+	move(&p.Margin, 0.05, 0, 0.5)
+	move(&p.Hysteresis, 2, -12, 10)
+	if p.Release >= 0 {
+		move(&p.Release, 2, 0, 10)
+	}
+	move(&p.Adapt, 0.4, 0, 3)
+	move(&p.Prior, 0.1, 0, 1)
+	move(&p.PriorWeight, 0.5, 0.01, 5)
+	move(&p.Patience, 0.05, 0, 0.5)
+	if rng.IntN(8) == 0 {
+		p.EndSpot = !p.EndSpot
+	}
+	return p
+}
+
+// TestPolicyRefine is the second search (BENCHMARKS.md): from
+// ProtectedProgress, refineWide candidates over the family with Adapt and
+// Patience, then refineLocal around the best so far, scored on the training
+// traces' jobs that checkpoint (the only ones these parameters change);
+// then the winner on the held-out traces.
+// go test ./internal/sim/deadline/ -run PolicyRefine -v -timeout 60m -args -refine
+func TestPolicyRefine(t *testing.T) {
+	if !*refineFlag {
+		t.Skip("the policy search takes minutes: run it with -refine")
+	}
+	train, heldOut := splitMarkets(t)
+	jobs := searchJobs[:2]
+	var benches []bench
+	var baseline []float64
+	for _, job := range jobs {
+		b := newBench(t, job, train, 100, 1)
+		benches = append(benches, b)
+		baseline = append(baseline, b.eval(t, named(t, PolicyUniformProgress)).cost)
+	}
+	ratio := func(p deadline.Paced) float64 {
+		r := 0.0
+		for i, b := range benches {
+			sc := b.eval(t, pacedMaker(p))
+			if sc.met < 1 {
+				return math.Inf(1)
+			}
+			r += sc.cost / baseline[i] / float64(len(benches))
+		}
+		return r
+	}
+	best := deadline.ProtectedProgress
+	bestRatio := ratio(best)
+	t.Logf("protected-progress: %.4f of uniform progress on the training traces", bestRatio)
+	rng := rand.New(rand.NewPCG(uint64(*searchSeed), 23))
+	start := time.Now()
+	for c := range *refineWide + *refineLocal {
+		var cand deadline.Paced
+		if c < *refineWide {
+			cand = widePaced(rng)
+		} else {
+			cand = nearPaced(rng, best, 1-0.8*float64(c-*refineWide)/float64(*refineLocal))
+		}
+		if r := ratio(cand); r < bestRatio {
+			best, bestRatio = cand, r
+			t.Logf("candidate %d (%v): %+v costs %.4f of uniform progress", c, time.Since(start).Round(time.Second), best, r)
+		}
+		if c%100 == 99 {
+			t.Logf("%d candidates in %v", c+1, time.Since(start).Round(time.Second))
+		}
+	}
+	t.Logf("best: %+v, %.4f of uniform progress on the training traces", best, bestRatio)
+	if !*refineHeldOut {
+		return
+	}
+	for _, job := range jobs {
+		b := newBench(t, job, heldOut, 300, 2)
+		up := b.eval(t, named(t, PolicyUniformProgress))
+		win := b.eval(t, pacedMaker(best))
+		t.Logf("held out %-30s uniform-progress %.3f  best %.3f (%+.1f%%, met %.4f)", jobName(job), up.cost, win.cost, 100*(win.cost/up.cost-1), win.met)
+	}
+}
