@@ -37,21 +37,10 @@ type Paced struct {
 	// that, a reclaim loses more than the slack can try again), waits idle
 	// for spot until LossyWait·S, and goes on demand after.
 	LossyReach, LossyWait float64
-	// Adapt moves the schedule's start with the spot availability seen so
-	// far in this run: Delay + Adapt·(a - Prior), a the fraction of the
-	// elapsed time spot was seen available, pulled towards Prior as if
-	// PriorWeight·S had been seen at Prior. Where spot has been scarce the
-	// job runs on demand sooner; where it has been plentiful it waits
-	// longer. 0: the fixed Delay.
-	Adapt, Prior, PriorWeight float64
-	// Patience: idle and behind the schedule, the job still waits for spot
-	// while the current outage is shorter than Patience·S (most outages are
-	// short). 0: no wait.
-	Patience float64
 }
 
 // New returns a fresh policy with these parameters, for one job.
-func (p Paced) New() Policy { return &paced{Paced: p, spotFrom: -1, downFrom: -1} }
+func (p Paced) New() Policy { return &paced{Paced: p, spotFrom: -1} }
 
 type paced struct {
 	Paced
@@ -60,24 +49,13 @@ type paced struct {
 	// fresh is the protection period of a new spot instance, learnt;
 	// spotFrom when the current one was asked for, -1 when not on spot.
 	fresh, spotFrom time.Duration
-	// What the run has seen of spot: the time it was available and not,
-	// up to the last decision, whether it was then, and since when it has
-	// been out (-1: available).
-	seenUp, seenDown, seenAt, downFrom time.Duration
-	seenSpot                           bool
 }
 
 // expected is the schedule ep(t).
 func (p *paced) expected(s *State, t time.Duration) time.Duration {
 	slack := float64(s.Job.Deadline - s.Job.Work)
-	delay := p.Delay
-	if p.Adapt != 0 {
-		w := p.PriorWeight * slack
-		seen := (float64(p.seenUp) + p.Prior*w) / (float64(p.seenUp+p.seenDown) + w)
-		delay = min(max(delay+p.Adapt*(seen-p.Prior), 0), 0.95)
-	}
-	from := delay * slack
-	span := float64(s.Job.Deadline) - (delay+p.Margin)*slack
+	from := p.Delay * slack
+	span := float64(s.Job.Deadline) - (p.Delay+p.Margin)*slack
 	x := (float64(t) - from) / span
 	return time.Duration(float64(s.Job.Work) * min(max(x, 0), 1))
 }
@@ -89,9 +67,6 @@ func (p *paced) endOnSpot(s *State) bool {
 }
 
 func (p *paced) Decide(s *State) Mode {
-	if p.Adapt != 0 || p.Patience > 0 {
-		p.watch(s)
-	}
 	want := p.decide(s)
 	if want == Spot && s.Mode != Spot {
 		p.spotFrom = s.Elapsed
@@ -147,28 +122,10 @@ func (p *paced) decide(s *State) Mode {
 		}
 		return OnDemand
 	}
-	if s.Done < p.expected(s, s.Elapsed) &&
-		(p.downFrom < 0 || float64(s.Elapsed-p.downFrom) >= p.Patience*float64(s.Job.Deadline-s.Job.Work)) {
+	if s.Done < p.expected(s, s.Elapsed) {
 		return OnDemand
 	}
 	return Idle
-}
-
-// watch adds the time since the last decision to what the run has seen of
-// spot, and notes whether it is available now.
-func (p *paced) watch(s *State) {
-	if p.seenSpot {
-		p.seenUp += s.Elapsed - p.seenAt
-	} else if s.Elapsed > 0 {
-		p.seenDown += s.Elapsed - p.seenAt
-	}
-	p.seenAt, p.seenSpot = s.Elapsed, s.SpotAvailable()
-	switch {
-	case p.seenSpot:
-		p.downFrom = -1
-	case p.downFrom < 0:
-		p.downFrom = s.Elapsed
-	}
 }
 
 // learn keeps the protection period of a new spot instance: what is left of
