@@ -125,6 +125,12 @@ func TestStaleBundleLaunched(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte("{}"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// runc's state of the container, left as a create cut short leaves it
+	// (its folder, before state.json): runc create would say the container
+	// already exists.
+	if err := os.MkdirAll(filepath.Join(runcRoot, r.cfg.Namespace, "stale.0"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	start(t, r, Instance{ID: "stale", Containers: []Container{busybox("main", "echo made; sleep 3600")}})
 	cs := waitState(t, r, "stale", "main", StateRunning)
 	if cs.RestartCount != 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -304,7 +305,7 @@ func (l *launcher) makeTask(ctx context.Context, cont containerd.Container, c *c
 		return cont.NewTask(ctx, c.fifoIO())
 	}
 	task, err := create()
-	if l.removeStaleBundle(cont.ID(), err) {
+	if l.removeStaleBundle(ctx, cont.ID(), err) {
 		task, err = create()
 	}
 	if !errdefs.IsAlreadyExists(err) {
@@ -333,8 +334,11 @@ func (l *launcher) makeTask(ctx context.Context, cont containerd.Container, c *c
 // for it). containerd 1.6 does not load such a bundle after its restart
 // (the shim never answered) and its clean-up of the dead shim leaves the
 // folder. A live shim's task would have been listed: the create would
-// have said AlreadyExists instead.
-func (l *launcher) removeStaleBundle(id string, err error) bool {
+// have said AlreadyExists instead. runc's own state of the container may
+// be left too (its init made, waiting to be started): runc deletes it, as
+// it deletes a container whose start was aborted, or the next runc create
+// says the container already exists.
+func (l *launcher) removeStaleBundle(ctx context.Context, id string, err error) bool {
 	if err == nil || l.cfg.ContainerdState == "" {
 		return false
 	}
@@ -350,9 +354,19 @@ func (l *launcher) removeStaleBundle(id string, err error) bool {
 		l.log.Warn("removing a task bundle left behind", "container", id, "err", err)
 		return false
 	}
+	// The shim's runc root: containerd's default for the namespace.
+	root := filepath.Join(runcRoot, l.cfg.Namespace)
+	if out, err := exec.CommandContext(ctx, "runc", "--root", root, "delete", "--force", id).CombinedOutput(); err != nil {
+		l.log.Warn("deleting runc's state of a task left behind", "container", id, "err", err, "output", strings.TrimSpace(string(out)))
+		return false
+	}
 	l.log.Warn("removed a task bundle that containerd left behind when it died while making the task", "container", id)
 	return true
 }
+
+// runcRoot is where the runc v2 shim keeps runc's state, per namespace,
+// unless a runtime option names another root (spoteci's do not).
+const runcRoot = "/run/containerd/runc"
 
 // startErrorMessage shortens runc's start errors to their cause.
 func startErrorMessage(err error) string {
