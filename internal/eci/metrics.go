@@ -38,6 +38,7 @@ type metrics struct {
 	overrides prometheus.Counter
 	latency   *prometheus.HistogramVec
 	owners    owners
+	state     *stateCollector
 }
 
 func newMetrics(s *Service) *metrics {
@@ -69,8 +70,8 @@ func newMetrics(s *Service) *metrics {
 			pools = append(pools, o)
 		}
 	}
-	m.registry.MustRegister(m.notices, m.releases, m.fallbacks, m.billed, m.overrides, m.latency,
-		newStateCollector(s, &m.owners, pools),
+	m.state = newStateCollector(s, &m.owners, pools)
+	m.registry.MustRegister(m.notices, m.releases, m.fallbacks, m.billed, m.overrides, m.latency, m.state,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -173,21 +174,33 @@ type groupState struct {
 	deleted bool
 }
 
-func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+// scrapeState is what a scrape reads of the service, copied under its lock.
+type scrapeState struct {
+	now    time.Time
+	groups []groupState
+	held   []int // instances held in each of c.pools
+}
+
+// snapshot copies what a scrape needs; the only part under the lock.
+func (c *stateCollector) snapshot() scrapeState {
 	s := c.s
 	s.mu.Lock()
-	now := s.core.Now()
-	groups := make([]groupState, 0, len(s.groups))
+	defer s.mu.Unlock()
+	st := scrapeState{now: s.core.Now(), groups: make([]groupState, 0, len(s.groups)), held: make([]int, len(c.pools))}
 	for _, g := range s.groups {
-		groups = append(groups, groupState{status: g.Status, owner: ownerOf(g), inst: *g.inst, amount: g.Amount,
+		st.groups = append(st.groups, groupState{status: g.Status, owner: ownerOf(g), inst: *g.inst, amount: g.Amount,
 			deleted: g.Deleted})
 	}
-	held := make([]int, len(c.pools))
 	for i, o := range c.pools {
-		held[i] = s.core.Held(o)
+		st.held[i] = s.core.Held(o)
 	}
-	s.mu.Unlock()
+	return st
+}
 
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	st := c.snapshot()
+	now, groups, held := st.now, st.groups, st.held
 	type instanceKey struct{ status, capacity string }
 	instances := map[instanceKey]int{}
 	amounts, paygs := map[owner]float64{}, map[owner]float64{}
