@@ -411,8 +411,9 @@ func (s *Service) handleReady(ctx context.Context, ch change) error {
 		}
 	}
 	for _, l := range rd.Lines {
-		s.groups[l.Instance].Amount += l.Amount
-		s.metrics.billed.Add(l.Amount)
+		g := s.groups[l.Instance]
+		g.Amount += l.Amount
+		s.metrics.bill(g, l.Amount)
 	}
 	for g := range dirty {
 		ch.groups = append(ch.groups, g)

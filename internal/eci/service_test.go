@@ -580,7 +580,7 @@ func TestClientTokenAndFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"spoteci_spot_fallbacks_total 1", `spoteci_instances{status="Running"} 2`, "spoteci_api_request_duration_seconds_bucket"} {
+	for _, want := range []string{"spoteci_spot_fallbacks_total 1", `spoteci_instances{capacity_type="spot",status="Running"} 1`, `spoteci_instances{capacity_type="payg",status="Running"} 1`, "spoteci_api_request_duration_seconds_bucket"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

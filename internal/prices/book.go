@@ -107,6 +107,14 @@ func (b *Book) Set(o Override) error {
 	return nil
 }
 
+// Overridden reports whether an operator ever overrode pool o's price or
+// stock (a reset counts: the pool was touched).
+func (b *Book) Overridden(o *catalog.Offering) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.overrides[o.ID]) > 0
+}
+
 // Quote is the spot price and stock of pool o at t.
 func (b *Book) Quote(o *catalog.Offering, t time.Time) market.Quote {
 	b.mu.RLock()

@@ -703,7 +703,7 @@ func TestBillsPerJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf(`spoteci_bill_amount_cny{job="billed",namespace="%s"}`, ns); !strings.Contains(body, want) {
+	if want := fmt.Sprintf(`spoteci_bill_amount_cny{job_name="billed",namespace="%s"}`, ns); !strings.Contains(body, want) {
 		t.Errorf("/metrics lacks %s", want)
 	}
 
