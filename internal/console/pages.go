@@ -161,20 +161,17 @@ func (c *Console) instance(r *http.Request) (string, string, any, error) {
 }
 
 // timeline is what happened to g, and what is planned, in time order: its
-// creation, the end of its protection, its events (the notice and the
-// release among them), and its end.
+// events as the service tells them (creation, pulls and starts, the notice,
+// the release), the end of its protection, and a release still ahead.
 func timeline(g eciapi.ContainerGroup, now time.Time) []moment {
-	kind := func(t time.Time, k string) string {
-		if t.After(now) {
-			return "Planned"
+	var out []moment
+	if g.SpotDuration > 0 && !g.ProtectionEnd.IsZero() {
+		kind := "Normal"
+		if g.ProtectionEnd.After(now) {
+			kind = "Planned"
 		}
-		return k
-	}
-	out := []moment{{Time: g.CreationTime, Kind: "Normal", Title: "Created",
-		Detail: fmt.Sprintf("%s in %s at %.3f CNY/h", g.InstanceType, g.ZoneId, g.PurchasePrice)}}
-	if !g.ProtectionEnd.IsZero() {
-		out = append(out, moment{Time: g.ProtectionEnd, Kind: kind(g.ProtectionEnd, "Normal"), Title: "Protection ends",
-			Detail: fmt.Sprintf("%dh of protection at the purchase price; then a check every 5 minutes", g.SpotDuration)})
+		out = append(out, moment{Time: g.ProtectionEnd, Kind: kind, Title: "Protection ends",
+			Detail: fmt.Sprintf("%dh at the purchase price; then a check every 5 minutes", g.SpotDuration)})
 	}
 	for _, e := range g.Events {
 		title := e.Reason
