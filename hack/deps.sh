@@ -3,12 +3,13 @@
 # machine when some are missing: containerd and runc run the instances'
 # containers, containernetworking-plugins and iptables give them a network,
 # debootstrap, busybox-static and ca-certificates make their images (spoteci
-# image build); prometheus scrapes the service in a test (docs/metrics.md).
+# image build); prometheus scrapes the service in a test (docs/metrics.md);
+# chromium drives the web console's browser tests (chromedp).
 # When all are installed it only reads dpkg's database: run it as often as
 # you like. It prints one line of what it does.
 set -eu
 
-pkgs="containerd runc containernetworking-plugins debootstrap busybox-static iptables ca-certificates prometheus"
+pkgs="containerd runc containernetworking-plugins debootstrap busybox-static iptables ca-certificates prometheus chromium"
 
 missing=""
 for p in $pkgs; do

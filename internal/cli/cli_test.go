@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -175,6 +176,7 @@ func TestCLIBillDeadlineJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkConsole(t, info)
 	info.Region = cmp.Or(info.Region, eci.DefaultRegion)
 	sdk, err := ecisdk.Local(info, 1)
 	if err != nil {
@@ -268,5 +270,23 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("waiting for %s: timed out", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkConsole checks that the server serves the web console where eci.json
+// says, behind its sign-in.
+func checkConsole(t *testing.T, info eciapi.ServerInfo) {
+	t.Helper()
+	if info.Console != info.Endpoint+"/console/" {
+		t.Fatalf("eci.json: Console %q for endpoint %q", info.Console, info.Endpoint)
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(info.Console + "instances")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/console/signin?") {
+		t.Errorf("the console signed out: %s to %q", resp.Status, loc)
 	}
 }

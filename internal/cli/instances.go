@@ -2,14 +2,13 @@ package cli
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/spoteci/spoteci/internal/clock"
+	"github.com/spoteci/spoteci/internal/billing"
 	"github.com/spoteci/spoteci/internal/eci"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 	"github.com/spoteci/spoteci/pkg/eci/wire"
@@ -277,7 +276,7 @@ func newBillCommand(streams Streams) *cobra.Command {
   spoteci bill --by job        # per Job of the virtual node's pods
   spoteci bill --by namespace -o json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if by != "" && by != "pod" && by != "job" && by != "namespace" {
+			if by != "" && by != billing.ByPod && by != billing.ByJob && by != billing.ByNamespace {
 				return fmt.Errorf("--by must be pod, job or namespace, not %q", by)
 			}
 			c, err := o.client()
@@ -289,16 +288,16 @@ func newBillCommand(streams Streams) *cobra.Command {
 				return err
 			}
 			if by != "" {
-				rows := billBy(resp, by)
+				rows := billing.By(resp, by)
 				return o.print(streams.Out, rows, func(tw *tabwriter.Writer) {
 					head := []any{strings.ToUpper(by), "INSTANCES", "HOURS", "AMOUNT", "PAYG", "SAVED"}
-					if by == "job" {
+					if by == billing.ByJob {
 						head = append(head, "DEADLINE", "MET")
 					}
 					row(tw, head...)
 					for _, r := range rows {
-						cells := []any{r.Key, r.Instances, fmt.Sprintf("%.3f", r.Seconds/3600), money(r.Amount), money(r.OnDemandAmount), saved(r.Amount, r.OnDemandAmount)}
-						if by == "job" {
+						cells := []any{r.Key, r.Instances, fmt.Sprintf("%.3f", r.Seconds/3600), money(r.Amount), money(r.OnDemandAmount), billing.Saved(r.Amount, r.OnDemandAmount)}
+						if by == billing.ByJob {
 							deadline, met := "-", "-"
 							if r.Deadline != nil {
 								deadline, met = r.Deadline.Format(time.RFC3339), r.Met
@@ -307,124 +306,22 @@ func newBillCommand(streams Streams) *cobra.Command {
 						}
 						row(tw, cells...)
 					}
-					row(tw, "TOTAL", "", "", money(resp.Amount), money(resp.OnDemandAmount), saved(resp.Amount, resp.OnDemandAmount))
+					row(tw, "TOTAL", "", "", money(resp.Amount), money(resp.OnDemandAmount), billing.Saved(resp.Amount, resp.OnDemandAmount))
 				})
 			}
 			return o.print(streams.Out, resp, func(tw *tabwriter.Writer) {
 				row(tw, "NAME", "ID", "STATUS", "TYPE", "ZONE", "STRATEGY", "HOURS", "AMOUNT", "PAYG", "SAVED")
 				for _, it := range resp.Items {
 					row(tw, it.ContainerGroupName, it.ContainerGroupId, it.Status, it.InstanceType, it.ZoneId, it.SpotStrategy,
-						fmt.Sprintf("%.3f", it.Seconds/3600), money(it.Amount), money(it.OnDemandAmount), saved(it.Amount, it.OnDemandAmount))
+						fmt.Sprintf("%.3f", it.Seconds/3600), money(it.Amount), money(it.OnDemandAmount), billing.Saved(it.Amount, it.OnDemandAmount))
 				}
-				row(tw, "TOTAL", "", "", "", "", "", "", money(resp.Amount), money(resp.OnDemandAmount), saved(resp.Amount, resp.OnDemandAmount))
+				row(tw, "TOTAL", "", "", "", "", "", "", money(resp.Amount), money(resp.OnDemandAmount), billing.Saved(resp.Amount, resp.OnDemandAmount))
 			})
 		},
 	}
 	o.addFlags(cmd)
 	cmd.Flags().StringVar(&by, "by", "", "sum per pod, job or namespace (of the virtual node's pods; other groups count as \"-\")")
 	return cmd
-}
-
-// billRow is the bill of one pod, Job or namespace.
-type billRow struct {
-	Key            string // namespace/pod, namespace/job, or namespace
-	Instances      int
-	Seconds        float64
-	Amount         float64
-	OnDemandAmount float64
-	// Deadline is a Job's (its instances' eciapi.TagDeadline), a wall time;
-	// Met says whether the Job met it (deadlineMet). Both by Job only.
-	Deadline *time.Time `json:",omitempty"`
-	Met      string     `json:",omitempty"`
-
-	running bool      // an instance runs still
-	lastEnd time.Time // the wall time the last ended instance ended
-}
-
-// The values of billRow.Met.
-const (
-	metYes     = "yes"     // every instance ended, the last at or before the deadline
-	metNo      = "no"      // one ended, or runs still, after the deadline
-	metPending = "pending" // an instance runs, and the deadline is still ahead
-)
-
-// billBy sums the bill's items per pod, Job or namespace, from the tags the
-// virtual node puts on its groups; a group without them is "-". Per Job it
-// also says whether a deadline Job met its deadline.
-func billBy(resp eciapi.DescribeBillResponse, by string) []billRow {
-	wallAt := func(t time.Time) time.Time { return t }
-	if resp.TimeScale > 0 && !resp.WallTime.IsZero() {
-		// The node writes the deadline on the wall clock; the bill's times
-		// are the market's.
-		wallAt = clock.Scaled{AnchorMarket: resp.Time, AnchorWall: resp.WallTime, Scale: resp.TimeScale}.WallAt
-	}
-	index := map[string]int{}
-	var rows []billRow
-	for _, it := range resp.Items {
-		tags := map[string]string{}
-		for _, t := range it.Tags {
-			tags[t.Key] = t.Value
-		}
-		ns, key := tags[eciapi.TagNamespace], "-"
-		switch {
-		case ns == "":
-		case by == "namespace":
-			key = ns
-		case by == "pod" && tags[eciapi.TagPod] != "":
-			key = ns + "/" + tags[eciapi.TagPod]
-		case by == "job" && tags[eciapi.TagJob] != "":
-			key = ns + "/" + tags[eciapi.TagJob]
-		}
-		i, ok := index[key]
-		if !ok {
-			i = len(rows)
-			index[key] = i
-			rows = append(rows, billRow{Key: key})
-		}
-		r := &rows[i]
-		r.Instances++
-		r.Seconds += it.Seconds
-		r.Amount += it.Amount
-		r.OnDemandAmount += it.OnDemandAmount
-		if by != "job" || key == "-" {
-			continue
-		}
-		if d, err := time.Parse(time.RFC3339, tags[eciapi.TagDeadline]); err == nil && r.Deadline == nil {
-			r.Deadline = &d
-		}
-		switch {
-		case it.EndTime == nil:
-			r.running = true
-		case wallAt(*it.EndTime).After(r.lastEnd):
-			r.lastEnd = wallAt(*it.EndTime)
-		}
-	}
-	for i := range rows {
-		if r := &rows[i]; r.Deadline != nil {
-			r.Met = deadlineMet(*r.Deadline, r.running, r.lastEnd, wallAt(resp.Time))
-		}
-	}
-	slices.SortFunc(rows, func(a, b billRow) int { return strings.Compare(a.Key, b.Key) })
-	return rows
-}
-
-// deadlineMet judges a Job by its deadline at now: whether an instance runs
-// still, and when the last ended one ended (zero if none did).
-func deadlineMet(deadline time.Time, running bool, lastEnd, now time.Time) string {
-	switch {
-	case lastEnd.After(deadline), running && now.After(deadline):
-		return metNo
-	case running:
-		return metPending
-	}
-	return metYes
-}
-
-func saved(amount, payg float64) string {
-	if payg == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.0f%%", 100*(1-amount/payg))
 }
 
 func newPriceCommand(streams Streams) *cobra.Command {

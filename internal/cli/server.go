@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spoteci/spoteci/internal/console"
 	"github.com/spoteci/spoteci/internal/eci"
 	"github.com/spoteci/spoteci/internal/prices"
 	"github.com/spoteci/spoteci/internal/statedir"
@@ -41,7 +42,8 @@ func newServerCommand(streams Streams) *cobra.Command {
 		Short: "Run the ECI service: the spot market, its API and the containers",
 		Long: `Run the ECI service on 127.0.0.1: the spot market on the embedded price data;
 ECI's and ECS's OpenAPI at / (signed with an AccessKey pair, as Alibaba Cloud's
-SDKs sign), the admin JSON API under /api/v1/ (bearer token) and /metrics; the
+SDKs sign), the admin JSON API under /api/v1/ (bearer token), /metrics and the
+web console under /console/ (sign in with the admin token); the
 instances' containers under containerd (its own, started under
 <state-dir>/containerd unless --containerd-address names one), pulling through
 the local registry it serves. Its endpoint, token, AccessKey pair and region are
@@ -147,17 +149,30 @@ func startService(ctx context.Context, log *slog.Logger, o *serverOptions) (*run
 		cl.stop()
 		return nil, err
 	}
-	info := eciapi.ServerInfo{Endpoint: "http://" + ln.Addr().String(), Token: token, AccessKeyId: keyID, AccessKeySecret: keySecret, Region: svc.Region(), TimeScale: o.timeScale}
+	endpoint := "http://" + ln.Addr().String()
+	info := eciapi.ServerInfo{Endpoint: endpoint, Token: token, AccessKeyId: keyID, AccessKeySecret: keySecret, Region: svc.Region(), TimeScale: o.timeScale,
+		Console: endpoint + console.Prefix}
+	con, err := console.New(console.Config{Service: svc, Token: token, Log: log})
+	if err != nil {
+		ln.Close()
+		svc.Close()
+		cl.stop()
+		return nil, err
+	}
 	if err := eciapi.WriteServerInfo(o.stateDir, info); err != nil {
 		ln.Close()
 		svc.Close()
 		cl.stop()
 		return nil, err
 	}
+	// The web console shares the service's listener, beside its APIs.
+	mux := http.NewServeMux()
+	mux.Handle("/", svc.Handler(eci.Credentials{Token: token, AccessKeys: map[string]string{keyID: keySecret}}))
+	mux.Handle(console.Prefix, con)
 	rs := &runningService{svc: svc, log: log, info: info, served: make(chan error, 1), cloud: cl,
-		srv: &http.Server{Handler: svc.Handler(eci.Credentials{Token: token, AccessKeys: map[string]string{keyID: keySecret}}), ReadHeaderTimeout: 10 * time.Second}}
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
 	go func() { rs.served <- rs.srv.Serve(ln) }()
-	log.Info("ECI service ready", "endpoint", info.Endpoint, "region", svc.Region(), "market_time", svc.Now().Format(time.RFC3339),
+	log.Info("ECI service ready", "endpoint", info.Endpoint, "console", info.Console, "region", svc.Region(), "market_time", svc.Now().Format(time.RFC3339),
 		"time_scale", o.timeScale, "state_dir", o.stateDir)
 	return rs, nil
 }

@@ -67,12 +67,13 @@ func runUp(ctx context.Context, streams Streams, o *serverOptions, binDir, nodeN
 	fmt.Fprintf(streams.Out, `spoteci is up (%.1fs)
   kubeconfig:  %s
   ECI service: %s (token in %s)
+  console:     %s (sign in with the token)
 Try:
   %s --kubeconfig %s get nodes,pods -A
   %s market prices --state-dir %s --type ecs.c5.large
 %sCtrl-C stops spoteci; running instances keep running and the next up adopts them.
 %s down --state-dir %s deletes every instance and stops everything.
-`, time.Since(started).Seconds(), st.kube.Kubeconfig(), st.service.info.Endpoint, filepath.Join(o.stateDir, "eci.json"),
+`, time.Since(started).Seconds(), st.kube.Kubeconfig(), st.service.info.Endpoint, filepath.Join(o.stateDir, "eci.json"), st.service.info.Console,
 		filepath.Join(binDir, "kubectl"), st.kube.Kubeconfig(), os.Args[0], o.stateDir,
 		st.service.cloud.describe(o.stateDir), os.Args[0], o.stateDir)
 	err = st.wait(ctx)

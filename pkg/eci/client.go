@@ -40,6 +40,8 @@ type ServerInfo struct {
 	// TimeScale is how many times faster than wall time the market runs
 	// (1 when absent): a local node scales its deadline policy's tick by it.
 	TimeScale float64 `json:",omitempty"`
+	// Console is the URL of the web console (sign in with Token).
+	Console string `json:",omitempty"`
 }
 
 // InfoFile is the name of the server's info file in its state folder.

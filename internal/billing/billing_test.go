@@ -1,4 +1,4 @@
-package cli
+package billing
 
 import (
 	"testing"
@@ -7,7 +7,7 @@ import (
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-func TestBillBy(t *testing.T) {
+func TestBy(t *testing.T) {
 	tags := func(ns, pod, job string) []eciapi.Tag {
 		out := []eciapi.Tag{{Key: eciapi.TagNamespace, Value: ns}, {Key: eciapi.TagPod, Value: pod}}
 		if job != "" {
@@ -22,7 +22,7 @@ func TestBillBy(t *testing.T) {
 		{Tags: tags("b", "pi-1", "pi"), Seconds: 10, Amount: 0.001, OnDemandAmount: 0.002},
 		{ContainerGroupName: "by-hand", Seconds: 5, Amount: 0.002, OnDemandAmount: 0.004},
 	}}
-	for by, want := range map[string][]billRow{
+	for by, want := range map[string][]Row{
 		"job": {{Key: "-", Instances: 2, Seconds: 65, Amount: 0.012, OnDemandAmount: 0.024},
 			{Key: "a/pi", Instances: 2, Seconds: 5400, Amount: 0.08, OnDemandAmount: 0.9},
 			{Key: "b/pi", Instances: 1, Seconds: 10, Amount: 0.001, OnDemandAmount: 0.002}},
@@ -31,7 +31,7 @@ func TestBillBy(t *testing.T) {
 			{Key: "b", Instances: 1, Seconds: 10, Amount: 0.001, OnDemandAmount: 0.002}},
 		"pod": {{Key: "-"}, {Key: "a/pi-1"}, {Key: "a/pi-2"}, {Key: "a/web"}, {Key: "b/pi-1"}},
 	} {
-		got := billBy(resp, by)
+		got := By(resp, by)
 		if len(got) != len(want) {
 			t.Fatalf("by %s: %+v, want %d rows", by, got, len(want))
 		}
@@ -48,7 +48,7 @@ func near(a, b float64) bool { return a-b < 1e-12 && b-a < 1e-12 }
 
 // Per Job, a deadline Job's bill says whether the Job met its deadline (a
 // wall time): the bill's market times are turned into wall times first.
-func TestBillByDeadline(t *testing.T) {
+func TestByDeadline(t *testing.T) {
 	wall := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	market := wall.Add(100 * time.Hour) // the market runs ahead, 60 times faster
 	// ended is an end time that the wall clock saw ago before now.
@@ -82,16 +82,16 @@ func TestBillByDeadline(t *testing.T) {
 		deadline string
 		met      string
 	}{
-		"a/done":       {at(-30 * time.Minute), metYes},
-		"a/on-the-dot": {at(-time.Hour), metYes},
-		"a/late":       {at(-90 * time.Minute), metNo},
-		"a/overdue":    {at(-time.Hour), metNo},
-		"a/ahead":      {at(time.Hour), metPending},
+		"a/done":       {at(-30 * time.Minute), MetYes},
+		"a/on-the-dot": {at(-time.Hour), MetYes},
+		"a/late":       {at(-90 * time.Minute), MetNo},
+		"a/overdue":    {at(-time.Hour), MetNo},
+		"a/ahead":      {at(time.Hour), MetPending},
 		"a/plain":      {},
 		"a/garbled":    {},
 		"-":            {},
 	}
-	rows := billBy(resp, "job")
+	rows := By(resp, "job")
 	if len(rows) != len(want) {
 		t.Fatalf("%d rows, want %d: %+v", len(rows), len(want), rows)
 	}
@@ -106,7 +106,7 @@ func TestBillByDeadline(t *testing.T) {
 		}
 	}
 	// Per namespace, no deadline is judged.
-	for _, r := range billBy(resp, "namespace") {
+	for _, r := range By(resp, "namespace") {
 		if r.Deadline != nil || r.Met != "" {
 			t.Errorf("by namespace %s: deadline %v met %q", r.Key, r.Deadline, r.Met)
 		}

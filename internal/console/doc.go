@@ -1,0 +1,32 @@
+// Package console is the service's web console: plain server-rendered pages
+// under /console/ on the service's own (loopback) listener, for people
+// rather than scripts: the instances with their status, prices and bill so
+// far (updated live over server-sent events), an instance's timeline,
+// containers and bill lines, the bill per pod, Job and namespace (and as
+// CSV), and a pool's price history with the market override form.
+//
+// It reads the service only through Service, a few of the service's own
+// actions (DescribeContainerGroups, DescribeBill, DescribeSpotPriceHistory,
+// DescribeAvailableResource, ModifySpotMarket): no rule is implemented
+// twice; the bill per pod, Job and namespace is internal/billing's, the
+// charts internal/plot's.
+//
+// # Security
+//
+// One admin token opens everything the service does, so the console guards
+// it as a password:
+//
+//   - A sign-in form takes the token (compared in constant time) and opens
+//     a server-side session: a random 256-bit ID in a cookie that is
+//     HttpOnly, SameSite=Strict, Path=/console/ and Secure over TLS, valid
+//     for SessionTTL. The token never appears in a URL; sign-out drops the
+//     session.
+//   - Every POST passes net/http's CrossOriginProtection (Sec-Fetch-Site and
+//     Origin against the Host: a cross-site request is refused with 403) and,
+//     once signed in, carries the session's CSRF token in a hidden field,
+//     compared in constant time (403 when wrong).
+//   - Every answer carries a Content-Security-Policy without inline scripts
+//     or styles (scripts and styles are files served from the binary),
+//     frame-ancestors 'none' and X-Frame-Options DENY, Referrer-Policy
+//     no-referrer, nosniff and Cache-Control no-store.
+package console

@@ -1,0 +1,370 @@
+package console
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/csv"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spoteci/spoteci/internal/billing"
+	"github.com/spoteci/spoteci/internal/plot"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
+)
+
+var funcs = template.FuncMap{
+	"money": func(v float64) string { return fmt.Sprintf("%.4f", v) },
+	"price": func(v float64) string { return fmt.Sprintf("%.3f", v) },
+	"hours": func(s float64) string { return fmt.Sprintf("%.3f", s/3600) },
+	"when":  when,
+	"whenp": func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return when(*t)
+	},
+	"saved": billing.Saved,
+	"lower": strings.ToLower,
+}
+
+// when is a market time as the pages show it.
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05")
+}
+
+// tagOf is the value of a group's tag key, or "".
+func tagOf(tags []eciapi.Tag, key string) string {
+	for _, t := range tags {
+		if t.Key == key {
+			return t.Value
+		}
+	}
+	return ""
+}
+
+// instanceFilter is the instance list's filters, as the query string has them.
+type instanceFilter struct {
+	Status, Namespace, Job, Tag string
+}
+
+// request turns the filters into the service's listing request.
+func (f instanceFilter) request() (eciapi.DescribeContainerGroupsRequest, error) {
+	req := eciapi.DescribeContainerGroupsRequest{Status: f.Status}
+	if f.Namespace != "" {
+		req.Tags = append(req.Tags, eciapi.Tag{Key: eciapi.TagNamespace, Value: f.Namespace})
+	}
+	if f.Job != "" {
+		req.Tags = append(req.Tags, eciapi.Tag{Key: eciapi.TagJob, Value: f.Job})
+	}
+	if f.Tag != "" {
+		k, v, ok := strings.Cut(f.Tag, "=")
+		if !ok || k == "" {
+			return req, &inputError{fmt.Sprintf("tag %q: want KEY=VALUE", f.Tag)}
+		}
+		req.Tags = append(req.Tags, eciapi.Tag{Key: k, Value: v})
+	}
+	return req, nil
+}
+
+// instanceRow is one line of the instance list.
+type instanceRow struct {
+	eciapi.ContainerGroup
+	Strategy, Bid string
+	Namespace     string
+	Pod, Job      string
+}
+
+func newInstanceRow(g eciapi.ContainerGroup) instanceRow {
+	r := instanceRow{ContainerGroup: g, Strategy: g.SpotStrategy, Bid: "-",
+		Namespace: tagOf(g.Tags, eciapi.TagNamespace), Pod: tagOf(g.Tags, eciapi.TagPod), Job: tagOf(g.Tags, eciapi.TagJob)}
+	switch {
+	case g.Degraded:
+		r.Strategy = "PayAsYouGo (SpotDegraded)"
+	case g.SpotStrategy == eciapi.NoSpot || g.SpotStrategy == "":
+		r.Strategy = "PayAsYouGo"
+	case g.SpotStrategy == eciapi.SpotWithPriceLimit:
+		r.Bid = fmt.Sprintf("%.3f", g.SpotPriceLimit)
+	case g.SpotStrategy == eciapi.SpotAsPriceGo:
+		r.Bid = "market"
+	}
+	return r
+}
+
+type instancesData struct {
+	Filter   instanceFilter
+	Statuses []string
+	Time     time.Time // market time of the listing
+	Rows     []instanceRow
+}
+
+func (c *Console) instances(r *http.Request) (string, string, any, error) {
+	q := r.URL.Query()
+	f := instanceFilter{Status: q.Get("status"), Namespace: q.Get("namespace"), Job: q.Get("job"), Tag: q.Get("tag")}
+	req, err := f.request()
+	if err != nil {
+		return "", "", nil, err
+	}
+	resp, err := c.cfg.Service.DescribeContainerGroups(r.Context(), req)
+	if err != nil {
+		return "", "", nil, err
+	}
+	d := instancesData{Filter: f, Time: resp.Time,
+		Statuses: []string{eciapi.StatusPending, eciapi.StatusRunning, eciapi.StatusSucceeded, eciapi.StatusFailed, eciapi.StatusExpired}}
+	for _, g := range resp.ContainerGroups {
+		d.Rows = append(d.Rows, newInstanceRow(g))
+	}
+	return "instances.html", "Instances", d, nil
+}
+
+// moment is one point of an instance's timeline.
+type moment struct {
+	Time          time.Time
+	Kind          string // Normal, Warning, or Planned (still ahead)
+	Title, Detail string
+}
+
+type instanceData struct {
+	Row      instanceRow
+	Time     time.Time
+	Timeline []moment
+	Bill     *eciapi.BillItem
+}
+
+func (c *Console) instance(r *http.Request) (string, string, any, error) {
+	id := r.PathValue("id")
+	resp, err := c.cfg.Service.DescribeContainerGroups(r.Context(), eciapi.DescribeContainerGroupsRequest{ContainerGroupIds: []string{id}})
+	if err != nil {
+		return "", "", nil, err
+	}
+	if len(resp.ContainerGroups) == 0 {
+		return "", "", nil, &inputError{fmt.Sprintf("no instance %q", id)}
+	}
+	g := resp.ContainerGroups[0]
+	d := instanceData{Row: newInstanceRow(g), Time: resp.Time, Timeline: timeline(g, resp.Time)}
+	bill, err := c.cfg.Service.DescribeBill(r.Context(), eciapi.DescribeBillRequest{ContainerGroupIds: []string{id}})
+	if err != nil {
+		return "", "", nil, err
+	}
+	if len(bill.Items) == 1 {
+		d.Bill = &bill.Items[0]
+	}
+	return "instance.html", g.ContainerGroupName + " " + id, d, nil
+}
+
+// timeline is what happened to g, and what is planned, in time order: its
+// events as the service tells them (creation, pulls and starts, the notice,
+// the release), the end of its protection, and a release still ahead.
+func timeline(g eciapi.ContainerGroup, now time.Time) []moment {
+	var out []moment
+	if g.SpotDuration > 0 && !g.ProtectionEnd.IsZero() {
+		kind := "Normal"
+		if g.ProtectionEnd.After(now) {
+			kind = "Planned"
+		}
+		out = append(out, moment{Time: g.ProtectionEnd, Kind: kind, Title: "Protection ends",
+			Detail: fmt.Sprintf("%dh at the purchase price; then a check every 5 minutes", g.SpotDuration)})
+	}
+	for _, e := range g.Events {
+		title := e.Reason
+		if e.Container != "" {
+			title += " (" + e.Container + ")"
+		}
+		out = append(out, moment{Time: e.Timestamp, Kind: e.Type, Title: title, Detail: e.Message})
+	}
+	if g.ExpiredTime != nil && g.ExpiredTime.After(now) {
+		out = append(out, moment{Time: *g.ExpiredTime, Kind: "Planned", Title: "Release", Detail: "after the notice"})
+	}
+	slices.SortStableFunc(out, func(a, b moment) int { return a.Time.Compare(b.Time) })
+	return out
+}
+
+type billsData struct {
+	By    string
+	Bill  eciapi.DescribeBillResponse
+	Rows  []billing.Row // by pod, Job or namespace; nil per instance
+	Query string        // the query string of the CSV link
+}
+
+func (c *Console) billsOf(r *http.Request) (billsData, error) {
+	by := r.URL.Query().Get("by")
+	if by != "" && by != billing.ByPod && by != billing.ByJob && by != billing.ByNamespace {
+		return billsData{}, &inputError{fmt.Sprintf("by %q: want pod, job or namespace", by)}
+	}
+	resp, err := c.cfg.Service.DescribeBill(r.Context(), eciapi.DescribeBillRequest{})
+	if err != nil {
+		return billsData{}, err
+	}
+	d := billsData{By: by, Bill: resp}
+	if by != "" {
+		d.Rows = billing.By(resp, by)
+		d.Query = "?" + url.Values{"by": {by}}.Encode()
+	}
+	return d, nil
+}
+
+func (c *Console) bills(r *http.Request) (string, string, any, error) {
+	d, err := c.billsOf(r)
+	return "bills.html", "Bills", d, err
+}
+
+// billsCSV is the bills page as CSV, for a spreadsheet.
+func (c *Console) billsCSV(w http.ResponseWriter, r *http.Request, _ string, sess session) {
+	d, err := c.billsOf(r)
+	if err != nil {
+		c.fail(w, sess, err)
+		return
+	}
+	var b bytes.Buffer
+	cw := csv.NewWriter(&b)
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 6, 64) }
+	if d.Rows != nil {
+		head := []string{d.By, "instances", "hours", "amount", "payg", "saved"}
+		if d.By == billing.ByJob {
+			head = append(head, "deadline", "met")
+		}
+		cw.Write(head)
+		for _, row := range d.Rows {
+			line := []string{cell(row.Key), strconv.Itoa(row.Instances), f(row.Seconds / 3600), f(row.Amount), f(row.OnDemandAmount), billing.Saved(row.Amount, row.OnDemandAmount)}
+			if d.By == billing.ByJob {
+				deadline := ""
+				if row.Deadline != nil {
+					deadline = row.Deadline.Format(time.RFC3339)
+				}
+				line = append(line, deadline, row.Met)
+			}
+			cw.Write(line)
+		}
+	} else {
+		cw.Write([]string{"id", "name", "status", "type", "zone", "strategy", "hours", "amount", "payg", "saved", "namespace", "pod", "job"})
+		for _, it := range d.Bill.Items {
+			cw.Write([]string{it.ContainerGroupId, cell(it.ContainerGroupName), it.Status, it.InstanceType, it.ZoneId, it.SpotStrategy,
+				f(it.Seconds / 3600), f(it.Amount), f(it.OnDemandAmount), billing.Saved(it.Amount, it.OnDemandAmount),
+				cell(tagOf(it.Tags, eciapi.TagNamespace)), cell(tagOf(it.Tags, eciapi.TagPod)), cell(tagOf(it.Tags, eciapi.TagJob))})
+		}
+	}
+	cw.Flush()
+	name := "bill.csv"
+	if d.By != "" {
+		name = "bill-by-" + d.By + ".csv"
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	w.Write(b.Bytes())
+}
+
+// cell keeps a name from being read as a formula by a spreadsheet.
+func cell(s string) string {
+	if s != "" && strings.ContainsRune("=+@\t\r", rune(s[0])) || len(s) > 1 && s[0] == '-' {
+		return "'" + s
+	}
+	return s
+}
+
+// defaultType is the market page's type when none is asked: the one the
+// guides use.
+const defaultType = "ecs.c5.large"
+
+type marketData struct {
+	Type, Zone string
+	Time       time.Time
+	Resources  []eciapi.Resource
+	Zones      []string
+	Chart      template.HTML
+	Changed    bool
+	Error      string
+}
+
+func (c *Console) marketOf(r *http.Request, typ, zone string) (marketData, error) {
+	d := marketData{Type: cmp.Or(typ, defaultType), Zone: zone}
+	res, err := c.cfg.Service.DescribeAvailableResource(r.Context(), eciapi.DescribeAvailableResourceRequest{InstanceType: d.Type})
+	if err != nil {
+		return d, err
+	}
+	d.Time, d.Resources = res.Time, res.Resources
+	if len(d.Resources) == 0 {
+		return d, &inputError{fmt.Sprintf("no pool sells %q", d.Type)}
+	}
+	for _, p := range res.Resources {
+		d.Zones = append(d.Zones, p.ZoneId)
+	}
+	hist, err := c.cfg.Service.DescribeSpotPriceHistory(r.Context(), eciapi.DescribeSpotPriceHistoryRequest{InstanceType: d.Type, ZoneId: zone})
+	if err != nil {
+		return d, err
+	}
+	chart := plot.Chart{Title: d.Type + ": spot price, last 30 days", YLabel: "CNY/h", Step: true, End: res.Time}
+	byZone := map[string]int{}
+	payg := 0.0
+	for _, p := range hist.SpotPrices {
+		i, ok := byZone[p.ZoneId]
+		if !ok {
+			i = len(chart.Series)
+			byZone[p.ZoneId] = i
+			chart.Series = append(chart.Series, plot.Series{Name: p.ZoneId})
+		}
+		chart.Series[i].Points = append(chart.Series[i].Points, plot.Point{T: p.Timestamp, V: p.SpotPrice})
+		payg = p.OriginPrice
+	}
+	if len(hist.SpotPrices) > 0 {
+		from := hist.SpotPrices[0].Timestamp
+		for _, p := range hist.SpotPrices {
+			if p.Timestamp.Before(from) {
+				from = p.Timestamp
+			}
+		}
+		chart.Series = append(chart.Series, plot.Series{Name: "pay-as-you-go", Points: []plot.Point{{T: from, V: payg}, {T: res.Time, V: payg}}})
+		var b bytes.Buffer
+		if err := chart.SVG(&b); err != nil {
+			return d, fmt.Errorf("drawing the price chart: %w", err)
+		}
+		d.Chart = template.HTML(b.String()) // internal/plot escapes the text it draws
+	}
+	return d, nil
+}
+
+func (c *Console) market(r *http.Request) (string, string, any, error) {
+	q := r.URL.Query()
+	d, err := c.marketOf(r, q.Get("type"), q.Get("zone"))
+	d.Changed = q.Get("changed") == "1"
+	return "market.html", "Market", d, err
+}
+
+// modifyMarket applies the override form through ModifySpotMarket, then
+// shows the market again (POST, redirect, GET: a reload posts nothing).
+func (c *Console) modifyMarket(w http.ResponseWriter, r *http.Request, _ string, sess session) {
+	req := eciapi.ModifySpotMarketRequest{InstanceType: r.PostFormValue("type"), ZoneId: r.PostFormValue("zone"), Reset: r.PostFormValue("reset") == "on"}
+	var err error
+	if p := strings.TrimSpace(r.PostFormValue("price")); p != "" {
+		price := eciapi.Decimal(p)
+		req.SpotPrice = &price
+	}
+	if s := strings.TrimSpace(r.PostFormValue("stock")); s != "" {
+		n, perr := strconv.Atoi(s)
+		if perr != nil {
+			err = &inputError{fmt.Sprintf("stock %q: want a whole number", s)}
+		}
+		req.Stock = &n
+	}
+	if err == nil {
+		_, err = c.cfg.Service.ModifySpotMarket(r.Context(), req)
+	}
+	if err != nil {
+		d, derr := c.marketOf(r, req.InstanceType, req.ZoneId)
+		if derr != nil {
+			c.fail(w, sess, derr)
+			return
+		}
+		d.Error = err.Error()
+		c.render(w, http.StatusBadRequest, "market.html", view{Title: "Market", CSRF: sess.csrf, Now: c.cfg.Clock.Now(), Data: d})
+		return
+	}
+	http.Redirect(w, r, Prefix+"market?"+url.Values{"type": {req.InstanceType}, "zone": {req.ZoneId}, "changed": {"1"}}.Encode(), http.StatusSeeOther)
+}
