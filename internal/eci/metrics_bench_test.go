@@ -40,7 +40,7 @@ func BenchmarkScrape10k(b *testing.B) {
 	for i := range n {
 		req := eciapi.CreateContainerGroupRequest{ContainerGroupName: fmt.Sprint("g", i), InstanceType: "2-4Gi", SpotStrategy: eciapi.SpotAsPriceGo,
 			Containers: []eciapi.Container{{Name: "c", Image: "busybox"}},
-			Tags: []eciapi.Tag{{Key: eciapi.TagNamespace, Value: fmt.Sprint("ns", i%10)}, {Key: eciapi.TagJob, Value: fmt.Sprint("job", i%100)}}}
+			Tags:       []eciapi.Tag{{Key: eciapi.TagNamespace, Value: fmt.Sprint("ns", i%10)}, {Key: eciapi.TagJob, Value: fmt.Sprint("job", i%100)}}}
 		if _, err := s.CreateContainerGroup(ctx, req); err != nil {
 			b.Fatal(err)
 		}
