@@ -30,6 +30,7 @@ type nodeOptions struct {
 	podSyncWorkers int
 	// timeScale is the local market's, from its eci.json (0: wall time).
 	timeScale       float64
+	nodeLabels      map[string]string
 	stateDir        string
 	kubeconfig      string
 	nodeName        string
@@ -96,6 +97,7 @@ func (o *nodeOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to join (default: $KUBECONFIG or ~/.kube/config)")
 	f.StringVar(&o.nodeName, "node-name", DefaultNodeName, "name of the Node object")
 	f.BoolVar(&o.taint, "taint", true, "taint the node virtual-kubelet.io/provider=spoteci:NoSchedule")
+	f.StringToStringVar(&o.nodeLabels, "node-labels", nil, "labels to put on the Node over its own, as the kubelet's flag (e.g. type=spot-batch: the pods the webhook routes, which select type=virtual-kubelet, then go to another node)")
 	f.StringVar(&o.kubeletListen, "kubelet-listen", "127.0.0.1:0", "address of the kubelet API (kubectl logs)")
 	f.StringVar(&o.tlsCertFile, "tls-cert-file", "", "serving certificate of the kubelet API (PEM); default: one the cluster signs (CSR signer kubernetes.io/kubelet-serving)")
 	f.StringVar(&o.tlsKeyFile, "tls-private-key-file", "", "key of --tls-cert-file")
@@ -182,7 +184,7 @@ func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, p provider.P
 	}
 	cfg := vnode.Config{NodeName: o.nodeName, Kube: kube, Provider: p, Taint: o.taint, KubeletListen: o.kubeletListen,
 		ApproveServingCSR: o.approveServing, NodeIP: o.nodeIP, Namespace: o.namespace, Zone: o.zone,
-		WebhookListen: o.webhookListen, WebhookService: o.webhookService, WebhookSecret: o.webhookSecret, Workers: o.podSyncWorkers, Logger: log}
+		WebhookListen: o.webhookListen, WebhookService: o.webhookService, WebhookSecret: o.webhookSecret, Workers: o.podSyncWorkers, NodeLabels: o.nodeLabels, Logger: log}
 	cfg.TimeScale = o.timeScale
 	if o.leaderElect {
 		host, _ := os.Hostname()

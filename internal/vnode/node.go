@@ -46,6 +46,8 @@ type Config struct {
 	// what that zone sells. Pods have no zone annotation: they pick a zone by
 	// the node they select. Empty: the market picks among the region's zones.
 	Zone string
+	// NodeLabels are put on the Node over its own (the kubelet's --node-labels).
+	NodeLabels map[string]string
 	// KubeletListen is the address of the kubelet API (kubectl logs); default 127.0.0.1:0.
 	KubeletListen string
 	// PollInterval is how often the node asks what changed among its
@@ -135,7 +137,7 @@ func New(cfg Config) (*Node, error) {
 			PollInterval: cfg.PollInterval, ResyncInterval: cfg.ResyncInterval, Workers: cfg.Workers,
 			TimeScale: cfg.TimeScale, Logger: log}),
 		nodes: nodecontroller.New(nodecontroller.Config{Name: cfg.NodeName, Kube: cfg.Kube, Taint: cfg.Taint, IP: cfg.NodeIP,
-			Provider: cfg.Provider, Zone: cfg.Zone, Logger: log}),
+			Provider: cfg.Provider, Zone: cfg.Zone, Labels: cfg.NodeLabels, Logger: log}),
 	}
 	if cfg.WebhookListen != "" {
 		n.hook = webhook.New(webhook.Config{Kube: cfg.Kube, Listen: cfg.WebhookListen, Namespace: cfg.Namespace, Secret: cfg.WebhookSecret,

@@ -94,8 +94,10 @@ func bootModelStack(name string, serverArgs ...string) (*modelStack, error) {
 	if err != nil {
 		return st, err
 	}
+	// Another type: the pods the main node's webhook routes (nodeSelector
+	// type: virtual-kubelet) must not land here.
 	st.node = start(append([]string{"node", "--kubeconfig", id.Kubeconfig, "--state-dir", dir, "--node-name", name,
-		"--namespace", r.Namespace, "--approve-serving-csr"},
+		"--namespace", r.Namespace, "--approve-serving-csr", "--node-labels", "type=spoteci-model"},
 		// More flags for a benchmark's experiments, as --pod-sync-workers 64.
 		strings.Fields(os.Getenv("SPOTECI_E2E_MODEL_NODE_ARGS"))...)...)
 	for deadline := time.Now().Add(30 * time.Second); ; {

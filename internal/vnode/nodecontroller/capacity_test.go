@@ -169,3 +169,16 @@ func TestCapacityRefreshAndFailure(t *testing.T) {
 		t.Errorf("a zone the backend does not know: %v", err)
 	}
 }
+
+// --node-labels go on the Node over its own: another type keeps the pods
+// the webhook routes (nodeSelector type: virtual-kubelet) off it.
+func TestNodeLabels(t *testing.T) {
+	c := New(Config{Name: "batch", Labels: map[string]string{"type": "spot-batch", "team": "ml"}})
+	l := c.labels()
+	if l["type"] != "spot-batch" || l["team"] != "ml" || l["kubernetes.io/hostname"] != "batch" {
+		t.Errorf("labels = %v", l)
+	}
+	if got := New(Config{Name: "plain"}).labels()["type"]; got != "virtual-kubelet" {
+		t.Errorf("type = %q without --node-labels", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -47,7 +48,11 @@ type Config struct {
 	// the node at minCapacity.
 	Provider provider.Provider
 	// Zone is the node's zone; empty: the whole region.
-	Zone   string
+	Zone string
+	// Labels are put on the Node over its own, as the kubelet's
+	// --node-labels: another "type" keeps off it the pods the webhook routes
+	// (nodeSelector type: virtual-kubelet).
+	Labels map[string]string
 	Logger *slog.Logger
 }
 
@@ -60,6 +65,7 @@ type Controller struct {
 	kubeletPort int
 	provider    provider.Provider
 	zone        string
+	extraLabels map[string]string
 	log         *slog.Logger
 	// capacity is the last known; nil before the first registration. One
 	// goroutine at a time uses it: the registration, then the status loop.
@@ -71,7 +77,7 @@ func New(cfg Config) *Controller {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Controller{name: cfg.Name, kube: cfg.Kube, taint: cfg.Taint, ip: cfg.IP, provider: cfg.Provider, zone: cfg.Zone, log: cfg.Logger}
+	return &Controller{name: cfg.Name, kube: cfg.Kube, taint: cfg.Taint, ip: cfg.IP, provider: cfg.Provider, zone: cfg.Zone, extraLabels: cfg.Labels, log: cfg.Logger}
 }
 
 // capacityTimeout bounds the market's answer: the node's status, its Ready
@@ -160,6 +166,7 @@ func (c *Controller) labels() map[string]string {
 	if c.provider != nil && c.provider.Region() != "" {
 		l[corev1.LabelTopologyRegion] = c.provider.Region()
 	}
+	maps.Copy(l, c.extraLabels)
 	return l
 }
 
