@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -31,6 +33,7 @@ type nodeOptions struct {
 	// timeScale is the local market's, from its eci.json (0: wall time).
 	timeScale       float64
 	nodeLabels      map[string]string
+	nodeTaints      []string
 	stateDir        string
 	kubeconfig      string
 	nodeName        string
@@ -97,6 +100,7 @@ func (o *nodeOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to join (default: $KUBECONFIG or ~/.kube/config)")
 	f.StringVar(&o.nodeName, "node-name", DefaultNodeName, "name of the Node object")
 	f.BoolVar(&o.taint, "taint", true, "taint the node virtual-kubelet.io/provider=spoteci:NoSchedule")
+	f.StringSliceVar(&o.nodeTaints, "register-with-taints", nil, "taints to put on the Node beside its own, as the kubelet's flag: key=value:effect, comma-separated (e.g. team=ml:NoSchedule keeps off it the pods that do not tolerate it)")
 	f.StringToStringVar(&o.nodeLabels, "node-labels", nil, "labels to put on the Node over its own, as the kubelet's flag (e.g. type=spot-batch: the pods the webhook routes, which select type=virtual-kubelet, then go to another node)")
 	f.StringVar(&o.kubeletListen, "kubelet-listen", "127.0.0.1:0", "address of the kubelet API (kubectl logs)")
 	f.StringVar(&o.tlsCertFile, "tls-cert-file", "", "serving certificate of the kubelet API (PEM); default: one the cluster signs (CSR signer kubernetes.io/kubelet-serving)")
@@ -186,6 +190,9 @@ func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, p provider.P
 		ApproveServingCSR: o.approveServing, NodeIP: o.nodeIP, Namespace: o.namespace, Zone: o.zone,
 		WebhookListen: o.webhookListen, WebhookService: o.webhookService, WebhookSecret: o.webhookSecret, Workers: o.podSyncWorkers, NodeLabels: o.nodeLabels, Logger: log}
 	cfg.TimeScale = o.timeScale
+	if cfg.NodeTaints, err = parseTaints(o.nodeTaints); err != nil {
+		return err
+	}
 	if o.leaderElect {
 		host, _ := os.Hostname()
 		cfg.Election = &vnode.Election{Lease: cmp.Or(o.leaderLease, vnode.LeaseName(o.nodeName)),
@@ -204,4 +211,23 @@ func runNode(ctx context.Context, log *slog.Logger, o *nodeOptions, p provider.P
 		return err
 	}
 	return n.Run(ctx)
+}
+
+// parseTaints parses taints as the kubelet's --register-with-taints:
+// key=value:effect, or key:effect.
+func parseTaints(specs []string) ([]corev1.Taint, error) {
+	var taints []corev1.Taint
+	for _, spec := range specs {
+		kv, effect, ok := strings.Cut(spec, ":")
+		key, value, _ := strings.Cut(kv, "=")
+		t := corev1.Taint{Key: key, Value: value, Effect: corev1.TaintEffect(effect)}
+		switch {
+		case !ok || key == "":
+			return nil, fmt.Errorf("--register-with-taints %q: want key=value:effect", spec)
+		case t.Effect != corev1.TaintEffectNoSchedule && t.Effect != corev1.TaintEffectPreferNoSchedule && t.Effect != corev1.TaintEffectNoExecute:
+			return nil, fmt.Errorf("--register-with-taints %q: the effect is NoSchedule, PreferNoSchedule or NoExecute", spec)
+		}
+		taints = append(taints, t)
+	}
+	return taints, nil
 }

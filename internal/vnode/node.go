@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -48,6 +49,9 @@ type Config struct {
 	Zone string
 	// NodeLabels are put on the Node over its own (the kubelet's --node-labels).
 	NodeLabels map[string]string
+	// NodeTaints are put on the Node when it registers, beside its own
+	// (the kubelet's --register-with-taints).
+	NodeTaints []corev1.Taint
 	// KubeletListen is the address of the kubelet API (kubectl logs); default 127.0.0.1:0.
 	KubeletListen string
 	// PollInterval is how often the node asks what changed among its
@@ -137,7 +141,7 @@ func New(cfg Config) (*Node, error) {
 			PollInterval: cfg.PollInterval, ResyncInterval: cfg.ResyncInterval, Workers: cfg.Workers,
 			TimeScale: cfg.TimeScale, Logger: log}),
 		nodes: nodecontroller.New(nodecontroller.Config{Name: cfg.NodeName, Kube: cfg.Kube, Taint: cfg.Taint, IP: cfg.NodeIP,
-			Provider: cfg.Provider, Zone: cfg.Zone, Labels: cfg.NodeLabels, Logger: log}),
+			Provider: cfg.Provider, Zone: cfg.Zone, Labels: cfg.NodeLabels, Taints: cfg.NodeTaints, Logger: log}),
 	}
 	if cfg.WebhookListen != "" {
 		n.hook = webhook.New(webhook.Config{Kube: cfg.Kube, Listen: cfg.WebhookListen, Namespace: cfg.Namespace, Secret: cfg.WebhookSecret,

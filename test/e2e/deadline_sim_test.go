@@ -58,7 +58,7 @@ func TestDeadlineDecisionsMatchSimulator(t *testing.T) {
 	work, due := 2*time.Hour/time.Duration(scale), 6*time.Hour/time.Duration(scale) // wall: 30 s and 90 s
 	ann := map[string]string{specs: typ, strategy: "SpotAsPriceGo", duration: "0", eciapi.ModelRunFor: work.String(),
 		deadlineAt: due.String(), expectedDuration: work.String(), deadlinePolicy: "uniform-progress"}
-	manifest := onNode(job("traced", ann, "sleep 30", indexedPerIndex+ignoreDisruption), "", "kubernetes.io/hostname: "+st.name, "virtual-kubelet.io/provider")
+	manifest := onStack(job("traced", ann, "sleep 30", indexedPerIndex+ignoreDisruption), st.name)
 	apply(t, ns, manifest)
 	eventually(t, 3*due, "the Job Complete", func() (bool, string) {
 		out := kubectl(t, "-n", ns, "get", "job", "traced", "-o", `jsonpath={.status.conditions[?(@.type=="Complete")].status}`)

@@ -47,9 +47,19 @@ var modelEnv struct {
 // for it land there.
 const modelNode = "spoteci-model"
 
+// modelTaint is on every model stack's node besides the node's own taint,
+// which the main node's webhook makes its pods tolerate: only the pods
+// put on a model stack land there.
+const modelTaint = "spoteci.io/e2e-model"
+
 // onModel puts a Job's or a ReplicaSet's pods on the model stack's node.
-func onModel(manifest string) string {
-	return onNode(manifest, "", "kubernetes.io/hostname: "+modelNode, "virtual-kubelet.io/provider")
+func onModel(manifest string) string { return onStack(manifest, modelNode) }
+
+// onStack puts a Job's or a ReplicaSet's pods on the model stack's node
+// called node.
+func onStack(manifest, node string) string {
+	m := onNode(manifest, "", "kubernetes.io/hostname: "+node, "virtual-kubelet.io/provider")
+	return strings.Replace(m, "      tolerations:\n", "      tolerations:\n      - {key: "+modelTaint+", operator: Exists, effect: NoSchedule}\n", 1)
 }
 
 func startModel(t testing.TB) {
@@ -94,10 +104,8 @@ func bootModelStack(name string, serverArgs ...string) (*modelStack, error) {
 	if err != nil {
 		return st, err
 	}
-	// Another type: the pods the main node's webhook routes (nodeSelector
-	// type: virtual-kubelet) must not land here.
 	st.node = start(append([]string{"node", "--kubeconfig", id.Kubeconfig, "--state-dir", dir, "--node-name", name,
-		"--namespace", r.Namespace, "--approve-serving-csr", "--node-labels", "type=spoteci-model"},
+		"--namespace", r.Namespace, "--approve-serving-csr", "--register-with-taints", modelTaint + "=true:NoSchedule"},
 		// More flags for a benchmark's experiments, as --pod-sync-workers 64.
 		strings.Fields(os.Getenv("SPOTECI_E2E_MODEL_NODE_ARGS"))...)...)
 	for deadline := time.Now().Add(30 * time.Second); ; {

@@ -182,3 +182,13 @@ func TestNodeLabels(t *testing.T) {
 		t.Errorf("type = %q without --node-labels", got)
 	}
 }
+
+// --register-with-taints go on the Node beside its own taint.
+func TestNodeTaints(t *testing.T) {
+	extra := corev1.Taint{Key: "team", Value: "ml", Effect: corev1.TaintEffectNoSchedule}
+	c := New(Config{Name: "batch", Taint: true, Taints: []corev1.Taint{extra}})
+	got := c.nodeObject().Spec.Taints
+	if len(got) != 2 || got[0] != extra || got[1].Key != TaintKey {
+		t.Errorf("taints = %v", got)
+	}
+}

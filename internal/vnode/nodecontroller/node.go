@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -53,6 +54,9 @@ type Config struct {
 	// --node-labels: another "type" keeps off it the pods the webhook routes
 	// (nodeSelector type: virtual-kubelet).
 	Labels map[string]string
+	// Taints are put on the Node when it registers, beside its own, as the
+	// kubelet's --register-with-taints.
+	Taints []corev1.Taint
 	Logger *slog.Logger
 }
 
@@ -66,6 +70,7 @@ type Controller struct {
 	provider    provider.Provider
 	zone        string
 	extraLabels map[string]string
+	extraTaints []corev1.Taint
 	log         *slog.Logger
 	// capacity is the last known; nil before the first registration. One
 	// goroutine at a time uses it: the registration, then the status loop.
@@ -77,7 +82,7 @@ func New(cfg Config) *Controller {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Controller{name: cfg.Name, kube: cfg.Kube, taint: cfg.Taint, ip: cfg.IP, provider: cfg.Provider, zone: cfg.Zone, extraLabels: cfg.Labels, log: cfg.Logger}
+	return &Controller{name: cfg.Name, kube: cfg.Kube, taint: cfg.Taint, ip: cfg.IP, provider: cfg.Provider, zone: cfg.Zone, extraLabels: cfg.Labels, extraTaints: cfg.Taints, log: cfg.Logger}
 }
 
 // capacityTimeout bounds the market's answer: the node's status, its Ready
@@ -183,8 +188,9 @@ func (c *Controller) nodeObject() *corev1.Node {
 			Conditions: c.conditions(),
 		},
 	}
+	node.Spec.Taints = slices.Clone(c.extraTaints)
 	if c.taint {
-		node.Spec.Taints = []corev1.Taint{{Key: TaintKey, Value: TaintValue, Effect: corev1.TaintEffectNoSchedule}}
+		node.Spec.Taints = append(node.Spec.Taints, corev1.Taint{Key: TaintKey, Value: TaintValue, Effect: corev1.TaintEffectNoSchedule})
 	}
 	return node
 }
