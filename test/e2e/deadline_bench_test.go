@@ -62,12 +62,15 @@ func BenchmarkModelDeadlineJob(b *testing.B) {
 		for name, ann := range map[string]map[string]string{"deadline": withDeadline, "spot": spot, "payg": payg} {
 			apply(b, ns, onModel(job(name, ann, "sleep 60", shape)))
 		}
-		time.Sleep(time.Until(start.Add(stormAt)))
+		samples := newJobSamples()
+		for time.Now().Before(start.Add(stormAt)) {
+			samples.take(b, ns)
+			time.Sleep(time.Second)
+		}
 		modelCLI(b, "market", "set", "--type", typ, "--stock", "0")
 		b.Logf("storm: the stock of %s gone %v after the Jobs' creation", typ, time.Since(start).Round(time.Second))
 
 		finished := map[string]time.Duration{}
-		samples := newJobSamples()
 		for time.Since(start) < deadline+30*time.Second && len(finished) < 3 {
 			samples.take(b, ns)
 			for _, name := range []string{"deadline", "spot", "payg"} {
