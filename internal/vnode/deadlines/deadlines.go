@@ -92,8 +92,7 @@ type work struct {
 	policy deadline.Policy
 	state  deadline.State
 	last   deadline.Mode
-	seen   bool
-	next   time.Time // when the last decision is due again
+	next   time.Time // when the last decision is due again; zero before the first
 	// saved is the most progress a pod of this work saved: a replacement
 	// starts from it.
 	saved time.Duration
@@ -169,8 +168,8 @@ func (dc *Decider) Decide(ctx context.Context, pod *corev1.Pod, d *annotation.De
 		s.Protected = max(0, run.Since.Add(dc.cfg.wall(run.Protection)).Sub(now))
 	}
 	want := w.policy.Decide(s)
-	dec := Decision{Mode: want, Deadline: by, Changed: !w.seen || w.last != want}
-	w.last, w.seen = want, true
+	dec := Decision{Mode: want, Deadline: by, Changed: w.next.IsZero() || w.last != want}
+	w.last = want
 
 	// As the simulator's runner: the decision holds, in the mode it puts
 	// in force, until the tick the policy names.

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/spoteci/spoteci/internal/annotation"
+	"github.com/spoteci/spoteci/internal/market"
 	"github.com/spoteci/spoteci/internal/vnode/provider"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
@@ -78,5 +79,18 @@ func TestInvalidAnnotationEvents(t *testing.T) {
 				t.Errorf("no event, want %q", c.event)
 			}
 		})
+	}
+}
+
+// A deadline pod without a spot strategy goes on spot as ECI's usual
+// SpotAsPriceGo with one hour of protection; its own bid otherwise.
+func TestSpotBid(t *testing.T) {
+	none, _ := annotation.ParseAnnotations(nil)
+	if b := spotBid(none.Bid); b.Strategy != market.SpotAsPriceGo || b.Protection != time.Hour {
+		t.Errorf("spotBid of no bid = %+v", b)
+	}
+	own, _ := annotation.ParseAnnotations(map[string]string{annotation.AnnotationStrategy: "SpotWithPriceLimit", annotation.AnnotationPriceLimit: "0.2", annotation.AnnotationDuration: "0"})
+	if b := spotBid(own.Bid); b != own.Bid {
+		t.Errorf("spotBid of %+v = %+v", own.Bid, b)
 	}
 }

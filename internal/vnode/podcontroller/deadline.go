@@ -9,6 +9,7 @@ import (
 
 	"github.com/spoteci/spoteci/internal/annotation"
 	"github.com/spoteci/spoteci/internal/deadline"
+	"github.com/spoteci/spoteci/internal/market"
 	"github.com/spoteci/spoteci/internal/vnode/deadlines"
 	"github.com/spoteci/spoteci/internal/vnode/podspec"
 	"github.com/spoteci/spoteci/internal/vnode/provider"
@@ -22,11 +23,11 @@ const (
 )
 
 // decideAtCreation asks the deadline policy what the pod's instance runs
-// on, and sets req to it: spot (with the pod's own bid, or ECI's usual
-// SpotAsPriceGo when it names none) or pay-as-you-go. It returns a wait
-// when the policy waits for spot.
-func (c *Controller) decideAtCreation(ctx context.Context, pod *corev1.Pod, dl *annotation.Deadline, req *eciapi.CreateContainerGroupRequest) (time.Duration, error) {
-	spot := spotRequest(*req)
+// on, and sets req, the pod's request with its bid sp, to it: spot (spotBid)
+// or pay-as-you-go. It returns a wait when the policy waits for spot.
+func (c *Controller) decideAtCreation(ctx context.Context, pod *corev1.Pod, sp annotation.Spot, dl *annotation.Deadline, req *eciapi.CreateContainerGroupRequest) (time.Duration, error) {
+	spot := *req
+	podspec.SetBid(&spot, spotBid(sp.Bid))
 	dec, err := c.deadlines.Decide(ctx, pod, dl, nil, func() bool { return c.provider.DryRun(ctx, spot) == nil })
 	if err != nil {
 		return 0, err
@@ -38,7 +39,7 @@ func (c *Controller) decideAtCreation(ctx context.Context, pod *corev1.Pod, dl *
 	case deadline.Spot:
 		*req = spot
 	default:
-		*req = payAsYouGo(*req)
+		podspec.SetBid(req, market.Bid{Strategy: market.NoSpot})
 	}
 	req.Tags = append(req.Tags, eciapi.Tag{Key: podspec.TagDeadline, Value: dec.Deadline.UTC().Format(time.RFC3339)})
 	return 0, nil
@@ -71,9 +72,14 @@ func (c *Controller) decideWhileRunning(ctx context.Context, pod *corev1.Pod, in
 		mode = deadline.Spot
 	}
 	sp, _ := annotation.ParseAnnotations(pod.Annotations) // parsed without error at creation
-	spot := spotRequest(c.spec.Outline(pod, sp))
-	dec, err := c.deadlines.Decide(ctx, pod, dl, &deadlines.Running{Mode: mode, Since: in.Created, Protection: sp.Bid.Protection},
-		func() bool { return c.provider.DryRun(ctx, spot) == nil })
+	bid := spotBid(sp.Bid)
+	// Asked only if the policy wants to know, which on spot it never does.
+	spotAvailable := func() bool {
+		spot := c.spec.Outline(pod, sp)
+		podspec.SetBid(&spot, bid)
+		return c.provider.DryRun(ctx, spot) == nil
+	}
+	dec, err := c.deadlines.Decide(ctx, pod, dl, &deadlines.Running{Mode: mode, Since: in.Created, Protection: bid.Protection}, spotAvailable)
 	if err != nil {
 		return 0, err
 	}
@@ -93,18 +99,12 @@ func (c *Controller) sayDecision(pod *corev1.Pod, dec deadlines.Decision) {
 	}
 }
 
-// spotRequest is req on spot: the pod's own bid, or SpotAsPriceGo with
-// ECI's default protection of one hour.
-func spotRequest(req eciapi.CreateContainerGroupRequest) eciapi.CreateContainerGroupRequest {
-	if req.SpotStrategy == "" || req.SpotStrategy == eciapi.NoSpot {
-		hour := eciapi.Decimal("1")
-		req.SpotStrategy, req.SpotDuration = eciapi.SpotAsPriceGo, &hour
+// spotBid is a deadline pod's bid on spot: its own, or ECI's usual
+// SpotAsPriceGo when it names none (with the parsed default protection of
+// one hour).
+func spotBid(b market.Bid) market.Bid {
+	if !b.Spot() {
+		b.Strategy = market.SpotAsPriceGo
 	}
-	return req
-}
-
-// payAsYouGo is req without its bid.
-func payAsYouGo(req eciapi.CreateContainerGroupRequest) eciapi.CreateContainerGroupRequest {
-	req.SpotStrategy, req.SpotPriceLimit, req.SpotDuration, req.SpotFallback = "", "", nil, false
-	return req
+	return b
 }

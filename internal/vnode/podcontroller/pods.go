@@ -146,7 +146,7 @@ func (c *Controller) createInstance(ctx context.Context, pod *corev1.Pod) (time.
 	}
 	req.ImageRegistryCredentials = creds
 	if dl != nil {
-		if wait, err := c.decideAtCreation(ctx, pod, dl, &req); wait > 0 || err != nil {
+		if wait, err := c.decideAtCreation(ctx, pod, sp, dl, &req); wait > 0 || err != nil {
 			return wait, err
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/spoteci/spoteci/internal/annotation"
+	"github.com/spoteci/spoteci/internal/market"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -74,7 +75,7 @@ func (b *Builder) Request(ctx context.Context, pod *corev1.Pod, sp annotation.Sp
 func (b *Builder) Outline(pod *corev1.Pod, sp annotation.Spot) eciapi.CreateContainerGroupRequest {
 	req := eciapi.CreateContainerGroupRequest{
 		ContainerGroupName: groupName(pod), ClientToken: string(pod.UID), HostName: hostName(pod), ZoneId: b.cfg.Zone,
-		InstanceType: sp.Specs, SpotFallback: sp.Bid.Fallback, TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,
+		InstanceType: sp.Specs, TerminationGracePeriodSeconds: pod.Spec.TerminationGracePeriodSeconds,
 		RestartPolicy: string(pod.Spec.RestartPolicy),
 		Tags: []eciapi.Tag{{Key: TagNode, Value: b.cfg.NodeName}, {Key: TagNamespace, Value: pod.Namespace}, {Key: TagPod, Value: pod.Name},
 			{Key: TagPodUID, Value: string(pod.UID)}},
@@ -92,17 +93,7 @@ func (b *Builder) Outline(pod *corev1.Pod, sp annotation.Spot) eciapi.CreateCont
 	if sp.APIEvict {
 		req.Tags = append(req.Tags, eciapi.Tag{Key: TagAPIEvict, Value: "true"})
 	}
-	// The bid goes on the wire as ECI's parameters, the one place it is
-	// text again: a spot bid with its protection (1 hour, ECI's default,
-	// when the pod names none); NoSpot, ECI's default, sends none of them.
-	if bid := sp.Bid; bid.Spot() {
-		req.SpotStrategy = string(bid.Strategy)
-		hours := eciapi.Decimal(strconv.Itoa(int(bid.Protection / time.Hour)))
-		req.SpotDuration = &hours
-		if bid.Strategy == eciapi.SpotWithPriceLimit {
-			req.SpotPriceLimit = eciapi.Decimal(strconv.FormatFloat(bid.Limit, 'f', -1, 64))
-		}
-	}
+	SetBid(&req, sp.Bid)
 	for _, c := range pod.Spec.Containers {
 		// Env, volume mounts and $(VAR) in commands come from podConfig.
 		ec := eciapi.Container{Name: c.Name, Image: c.Image, ImagePullPolicy: string(c.ImagePullPolicy),
@@ -118,6 +109,23 @@ func (b *Builder) Outline(pod *corev1.Pod, sp annotation.Spot) eciapi.CreateCont
 		req.Containers = append(req.Containers, ec)
 	}
 	return req
+}
+
+// SetBid puts bid on req as ECI's parameters, the one place it is text
+// again: a spot bid with its protection (1 hour, ECI's default, when the
+// pod names none); NoSpot, ECI's default, sends none of them. The fallback
+// goes as the bid says.
+func SetBid(req *eciapi.CreateContainerGroupRequest, bid market.Bid) {
+	req.SpotStrategy, req.SpotPriceLimit, req.SpotDuration, req.SpotFallback = "", "", nil, bid.Fallback
+	if !bid.Spot() {
+		return
+	}
+	req.SpotStrategy = string(bid.Strategy)
+	hours := eciapi.Decimal(strconv.Itoa(int(bid.Protection / time.Hour)))
+	req.SpotDuration = &hours
+	if bid.Strategy == eciapi.SpotWithPriceLimit {
+		req.SpotPriceLimit = eciapi.Decimal(strconv.FormatFloat(bid.Limit, 'f', -1, 64))
+	}
 }
 
 // OwnerJob is the Job that controls pod, if one does: its name tags the

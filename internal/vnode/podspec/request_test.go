@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/spoteci/spoteci/internal/annotation"
+	"github.com/spoteci/spoteci/internal/market"
 )
 
 // The pod's Spot goes on the wire as ECI's parameters: the strategy, the
@@ -66,3 +67,18 @@ func testPod() *corev1.Pod {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// SetBid over a request that has a bid replaces it whole: pay-as-you-go
+// leaves no spot parameter behind.
+func TestSetBidReplaces(t *testing.T) {
+	sp, err := annotation.ParseAnnotations(map[string]string{annotation.AnnotationStrategy: "SpotWithPriceLimit",
+		annotation.AnnotationPriceLimit: "0.25", annotation.AnnotationFallback: "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := New(Config{NodeName: "vk"}).Outline(testPod(), sp)
+	SetBid(&req, market.Bid{Strategy: market.NoSpot})
+	if req.SpotStrategy != "" || req.SpotPriceLimit != "" || req.SpotDuration != nil || req.SpotFallback {
+		t.Errorf("pay-as-you-go over a spot bid: %q %q %v %v", req.SpotStrategy, req.SpotPriceLimit, req.SpotDuration, req.SpotFallback)
+	}
+}
