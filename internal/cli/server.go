@@ -142,28 +142,26 @@ func startService(ctx context.Context, log *slog.Logger, o *serverOptions) (*run
 		cl.stop()
 		return nil, err
 	}
-	keyID, keySecret, err := accessKey(o.accessKey, previous)
-	if err != nil {
+	// From here a failure undoes the listener, the service and the cloud.
+	fail := func(err error) (*runningService, error) {
 		ln.Close()
 		svc.Close()
 		cl.stop()
 		return nil, err
+	}
+	keyID, keySecret, err := accessKey(o.accessKey, previous)
+	if err != nil {
+		return fail(err)
 	}
 	endpoint := "http://" + ln.Addr().String()
 	info := eciapi.ServerInfo{Endpoint: endpoint, Token: token, AccessKeyId: keyID, AccessKeySecret: keySecret, Region: svc.Region(), TimeScale: o.timeScale,
 		Console: endpoint + console.Prefix}
 	con, err := console.New(console.Config{Service: svc, Token: token, Log: log})
 	if err != nil {
-		ln.Close()
-		svc.Close()
-		cl.stop()
-		return nil, err
+		return fail(err)
 	}
 	if err := eciapi.WriteServerInfo(o.stateDir, info); err != nil {
-		ln.Close()
-		svc.Close()
-		cl.stop()
-		return nil, err
+		return fail(err)
 	}
 	// The web console shares the service's listener, beside its APIs.
 	mux := http.NewServeMux()

@@ -41,16 +41,6 @@ func when(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05")
 }
 
-// tagOf is the value of a group's tag key, or "".
-func tagOf(tags []eciapi.Tag, key string) string {
-	for _, t := range tags {
-		if t.Key == key {
-			return t.Value
-		}
-	}
-	return ""
-}
-
 // instanceFilter is the instance list's filters, as the query string has them.
 type instanceFilter struct {
 	Status, Namespace, Job, Tag string
@@ -85,7 +75,7 @@ type instanceRow struct {
 
 func newInstanceRow(g eciapi.ContainerGroup) instanceRow {
 	r := instanceRow{ContainerGroup: g, Strategy: g.SpotStrategy, Bid: "-",
-		Namespace: tagOf(g.Tags, eciapi.TagNamespace), Pod: tagOf(g.Tags, eciapi.TagPod), Job: tagOf(g.Tags, eciapi.TagJob)}
+		Namespace: eciapi.TagValue(g.Tags, eciapi.TagNamespace), Pod: eciapi.TagValue(g.Tags, eciapi.TagPod), Job: eciapi.TagValue(g.Tags, eciapi.TagJob)}
 	switch {
 	case g.Degraded:
 		r.Strategy = "PayAsYouGo (SpotDegraded)"
@@ -248,7 +238,7 @@ func (c *Console) billsCSV(w http.ResponseWriter, r *http.Request, _ string, ses
 		for _, it := range d.Bill.Items {
 			cw.Write([]string{it.ContainerGroupId, cell(it.ContainerGroupName), it.Status, it.InstanceType, it.ZoneId, it.SpotStrategy,
 				f(it.Seconds / 3600), f(it.Amount), f(it.OnDemandAmount), billing.Saved(it.Amount, it.OnDemandAmount),
-				cell(tagOf(it.Tags, eciapi.TagNamespace)), cell(tagOf(it.Tags, eciapi.TagPod)), cell(tagOf(it.Tags, eciapi.TagJob))})
+				cell(eciapi.TagValue(it.Tags, eciapi.TagNamespace)), cell(eciapi.TagValue(it.Tags, eciapi.TagPod)), cell(eciapi.TagValue(it.Tags, eciapi.TagJob))})
 		}
 	}
 	cw.Flush()

@@ -12,8 +12,11 @@ import (
 // safety net; it differs in the schedule, the hysteresis, and in using the
 // protection period of spot instances (ECI's rules) at the end of the job.
 //
-// S = R - C is the slack. The zero Paced with Hysteresis 2 and Release < 0 is
-// uniform progress.
+// S = R - C is the slack. With Delay and Margin 0, Hysteresis 2 and Release
+// < 0 its schedule and hysteresis are uniform progress's; it is not
+// uniform progress itself: it commits to on demand at the safety net from
+// on demand too, and LossyReach 0 sends a job without checkpoints on demand
+// at once.
 type Paced struct {
 	// Delay and Margin shape the schedule: it starts Delay·S after the start
 	// and reaches C at Margin·S before the deadline:

@@ -711,13 +711,19 @@ func (s *Service) DescribeBill(ctx context.Context, req eciapi.DescribeBillReque
 			item.Amount += l.Amount
 			item.Lines = append(item.Lines, eciapi.BillLine{From: l.From, To: l.To, Price: l.Price, Amount: l.Amount})
 		}
-		item.OnDemandAmount = item.Seconds * in.Offering.OnDemand / 3600
+		item.OnDemandAmount = paygAmount(in.Offering, item.Seconds)
 		resp.Amount += item.Amount
 		resp.OnDemandAmount += item.OnDemandAmount
 		resp.Items = append(resp.Items, item)
 	}
 	slices.SortFunc(resp.Items, func(a, b eciapi.BillItem) int { return strings.Compare(a.ContainerGroupId, b.ContainerGroupId) })
 	return resp, nil
+}
+
+// paygAmount is what seconds of pool o cost pay-as-you-go: the bills'
+// measure of savings.
+func paygAmount(o *catalog.Offering, seconds float64) float64 {
+	return seconds * o.OnDemand / 3600
 }
 
 // ModifySpotMarket sets the price and/or stock of a type in one zone or every

@@ -98,7 +98,7 @@ func (m *metrics) bill(g *group, amount float64) {
 type owner struct{ namespace, job string }
 
 func ownerOf(g *group) owner {
-	return owner{tagValue(g.Request.Tags, eciapi.TagNamespace), tagValue(g.Request.Tags, eciapi.TagJob)}
+	return owner{eciapi.TagValue(g.Request.Tags, eciapi.TagNamespace), eciapi.TagValue(g.Request.Tags, eciapi.TagJob)}
 }
 
 // owners admits owners as label values up to the caps. Admission is for the
@@ -254,15 +254,5 @@ func paygEquivalent(in *market.Instance, now time.Time) float64 {
 	if in.State.Ended() {
 		end = in.Ended
 	}
-	return end.Sub(in.Created).Seconds() * in.Offering.OnDemand / 3600
-}
-
-// tagValue is the value of tag key, or "".
-func tagValue(tags []eciapi.Tag, key string) string {
-	for _, t := range tags {
-		if t.Key == key {
-			return t.Value
-		}
-	}
-	return ""
+	return paygAmount(in.Offering, end.Sub(in.Created).Seconds())
 }

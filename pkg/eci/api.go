@@ -245,6 +245,16 @@ type Tag struct {
 	Value string
 }
 
+// TagValue is the value of tag key in tags, or "".
+func TagValue(tags []Tag, key string) string {
+	for _, t := range tags {
+		if t.Key == key {
+			return t.Value
+		}
+	}
+	return ""
+}
+
 // Container is a container of a group to create.
 type Container struct {
 	Name  string
