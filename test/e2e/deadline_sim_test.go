@@ -85,8 +85,13 @@ func TestDeadlineDecisionsMatchSimulator(t *testing.T) {
 		live = append(live, decision{choice, market(at.Sub(started))})
 	}
 
-	// The simulator: the same trace, from the tick the Job started at.
-	m, err := simdeadline.NewMarket(simdeadline.MarketConfig{Name: "traced", Trace: &prices.Trace{Gap: gap, Data: boolsOf(data)},
+	// The simulator: the same trace, read as the service read it, from the
+	// tick the Job started at.
+	trace, err := prices.ReadTrace(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := simdeadline.NewMarket(simdeadline.MarketConfig{Name: "traced", Trace: trace,
 		Rules: "eci", OnDemand: 1, SpotPrice: 0.1})
 	if err != nil {
 		t.Fatal(err)
@@ -143,11 +148,3 @@ type decision struct {
 }
 
 func (d decision) String() string { return d.choice + " at " + d.at.String() }
-
-func boolsOf(data []int) []bool {
-	out := make([]bool, len(data))
-	for i, v := range data {
-		out[i] = v != 0
-	}
-	return out
-}
