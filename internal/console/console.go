@@ -31,6 +31,7 @@ type Service interface {
 	DescribeSpotPriceHistory(context.Context, eciapi.DescribeSpotPriceHistoryRequest) (eciapi.DescribeSpotPriceHistoryResponse, error)
 	DescribeAvailableResource(context.Context, eciapi.DescribeAvailableResourceRequest) (eciapi.DescribeAvailableResourceResponse, error)
 	ModifySpotMarket(context.Context, eciapi.ModifySpotMarketRequest) (eciapi.ModifySpotMarketResponse, error)
+	DescribeContainerGroupStatus(context.Context, eciapi.DescribeContainerGroupStatusRequest) (eciapi.DescribeContainerGroupStatusResponse, error)
 }
 
 // Config configures a Console.
@@ -40,6 +41,9 @@ type Config struct {
 	Token string
 	// Poll is how often a live page looks for changes (default 1 s).
 	Poll time.Duration
+	// Resync is how often a live page is sent whole, for what changes with
+	// time alone (default 30 s).
+	Resync time.Duration
 	// Clock is the wall clock of sessions; nil is the real one.
 	Clock clock.WithTicker
 	Log   *slog.Logger
@@ -67,6 +71,9 @@ func New(cfg Config) (*Console, error) {
 	}
 	if cfg.Poll == 0 {
 		cfg.Poll = time.Second
+	}
+	if cfg.Resync == 0 {
+		cfg.Resync = 30 * time.Second
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
@@ -98,8 +105,8 @@ func New(cfg Config) (*Console, error) {
 	c.mux.HandleFunc("GET "+Prefix+"{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix+"instances", http.StatusSeeOther)
 	})
-	c.mux.HandleFunc("GET "+Prefix+"instances", c.signedIn(c.live(c.instances)))
-	c.mux.HandleFunc("GET "+Prefix+"instances/{id}", c.signedIn(c.live(c.instance)))
+	c.mux.HandleFunc("GET "+Prefix+"instances", c.signedIn(c.live(liveView{page: c.instances, scope: instancesScope, rows: c.instanceRows})))
+	c.mux.HandleFunc("GET "+Prefix+"instances/{id}", c.signedIn(c.live(liveView{page: c.instance, scope: instanceScope})))
 	c.mux.HandleFunc("GET "+Prefix+"bills", c.signedIn(c.page(c.bills)))
 	c.mux.HandleFunc("GET "+Prefix+"bills.csv", c.signedIn(c.billsCSV))
 	c.mux.HandleFunc("GET "+Prefix+"market", c.signedIn(c.page(c.market)))
@@ -125,6 +132,8 @@ type view struct {
 	CSRF  string // empty when signed out
 	Now   time.Time
 	Error string
+	// Since is a live page's cursor: its stream sends what changed after it.
+	Since string
 	Data  any
 }
 

@@ -36,7 +36,7 @@ type fixture struct {
 	ids          []string
 }
 
-func start(t *testing.T) *fixture {
+func start(t testing.TB) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
@@ -95,7 +95,7 @@ func start(t *testing.T) *fixture {
 }
 
 // waitStatus waits until group id has status.
-func (f *fixture) waitStatus(t *testing.T, id, status string) {
+func (f *fixture) waitStatus(t testing.TB, id, status string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

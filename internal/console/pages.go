@@ -41,14 +41,26 @@ func when(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05")
 }
 
-// instanceFilter is the instance list's filters, as the query string has them.
+// instanceFilter is the instance list's filters and page, as the query
+// string has them.
 type instanceFilter struct {
 	Status, Namespace, Job, Tag string
+	// Limit is the page's size; Page the service's NextToken of the page
+	// before (empty: the first page).
+	Limit int
+	Page  string
 }
+
+// Pages of the instance list: a browser draws a table of 10,000 rows in
+// seconds, one of 500 in a tenth of that (BENCHMARKS.md).
+const (
+	defaultPageSize = 500
+	maxPageSize     = 2000
+)
 
 // request turns the filters into the service's listing request.
 func (f instanceFilter) request() (eciapi.DescribeContainerGroupsRequest, error) {
-	req := eciapi.DescribeContainerGroupsRequest{Status: f.Status}
+	req := eciapi.DescribeContainerGroupsRequest{Status: f.Status, Limit: f.Limit, NextToken: f.Page}
 	if f.Namespace != "" {
 		req.Tags = append(req.Tags, eciapi.Tag{Key: eciapi.TagNamespace, Value: f.Namespace})
 	}
@@ -94,11 +106,57 @@ type instancesData struct {
 	Statuses []string
 	Time     time.Time // market time of the listing
 	Rows     []instanceRow
+	// Total counts the instances on every page; First and Next link to the
+	// first page and the next ("" when there is none).
+	Total       int
+	First, Next string
+}
+
+// filterOf is the instance list's filters in r's query.
+func filterOf(r *http.Request) (instanceFilter, error) {
+	q := r.URL.Query()
+	f := instanceFilter{Status: q.Get("status"), Namespace: q.Get("namespace"), Job: q.Get("job"), Tag: q.Get("tag"),
+		Limit: defaultPageSize, Page: q.Get("page")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > maxPageSize {
+			return f, &inputError{fmt.Sprintf("limit %q: want a page size from 1 to %d", l, maxPageSize)}
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+// CustomLimit is the page size when it is not the default, else 0.
+func (f instanceFilter) CustomLimit() int {
+	if f.Limit == defaultPageSize {
+		return 0
+	}
+	return f.Limit
+}
+
+// link is the list's URL with these filters and page.
+func (f instanceFilter) link(page string) string {
+	q := url.Values{}
+	for k, v := range map[string]string{"status": f.Status, "namespace": f.Namespace, "job": f.Job, "tag": f.Tag, "page": page} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if l := f.CustomLimit(); l != 0 {
+		q.Set("limit", strconv.Itoa(l))
+	}
+	if len(q) == 0 {
+		return Prefix + "instances"
+	}
+	return Prefix + "instances?" + q.Encode()
 }
 
 func (c *Console) instances(r *http.Request) (string, string, any, error) {
-	q := r.URL.Query()
-	f := instanceFilter{Status: q.Get("status"), Namespace: q.Get("namespace"), Job: q.Get("job"), Tag: q.Get("tag")}
+	f, err := filterOf(r)
+	if err != nil {
+		return "", "", nil, err
+	}
 	req, err := f.request()
 	if err != nil {
 		return "", "", nil, err
@@ -107,12 +165,57 @@ func (c *Console) instances(r *http.Request) (string, string, any, error) {
 	if err != nil {
 		return "", "", nil, err
 	}
-	d := instancesData{Filter: f, Time: resp.Time,
+	d := instancesData{Filter: f, Time: resp.Time, Total: resp.TotalCount,
 		Statuses: []string{eciapi.StatusPending, eciapi.StatusRunning, eciapi.StatusSucceeded, eciapi.StatusFailed, eciapi.StatusExpired}}
+	if f.Page != "" {
+		d.First = f.link("")
+	}
+	if resp.NextToken != "" {
+		d.Next = f.link(resp.NextToken)
+	}
+	d.Rows = make([]instanceRow, 0, len(resp.ContainerGroups))
 	for _, g := range resp.ContainerGroups {
 		d.Rows = append(d.Rows, newInstanceRow(g))
 	}
 	return "instances.html", "Instances", d, nil
+}
+
+// instancesScope is the groups the list's filters pick, but for the status,
+// which a change moves a group in or out of.
+func instancesScope(r *http.Request) (eciapi.DescribeContainerGroupStatusRequest, error) {
+	f, err := filterOf(r)
+	if err != nil {
+		return eciapi.DescribeContainerGroupStatusRequest{}, err
+	}
+	req, err := f.request()
+	return eciapi.DescribeContainerGroupStatusRequest{Tags: req.Tags}, err
+}
+
+// instanceRows draws the list's rows of changed groups: a group deleted, or
+// whose status the filter no longer takes, leaves the list. A new group
+// comes in on the first page only (its tbody says data-rows="new first"); a
+// later page updates the rows it has.
+func (c *Console) instanceRows(r *http.Request, changed []eciapi.ContainerGroup) ([]byte, error) {
+	f, err := filterOf(r)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	for _, g := range changed {
+		if g.Status == eciapi.StatusDeleted || f.Status != "" && g.Status != f.Status {
+			b.WriteString(`<tr data-id="` + template.HTMLEscapeString(g.ContainerGroupId) + `" data-gone></tr>` + "\n")
+			continue
+		}
+		if err := c.pages["instances.html"].ExecuteTemplate(&b, "row", newInstanceRow(g)); err != nil {
+			return nil, err
+		}
+	}
+	return b.Bytes(), nil
+}
+
+// instanceScope is the one group of an instance's page.
+func instanceScope(r *http.Request) (eciapi.DescribeContainerGroupStatusRequest, error) {
+	return eciapi.DescribeContainerGroupStatusRequest{ContainerGroupIds: []string{r.PathValue("id")}}, nil
 }
 
 // moment is one point of an instance's timeline.

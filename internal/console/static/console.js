@@ -1,6 +1,6 @@
-// The console's one script: a page with a [data-live] block follows the
-// server over server-sent events on its own URL, which sends the block again
-// whenever it changes.
+// The console's script: a page with a [data-live] block follows the server
+// over server-sent events on its own URL, which sends the block again
+// ("live") or, on a list, the rows that changed ("rows").
 "use strict";
 
 // morph makes from's children like to's, keeping the nodes that are alike
@@ -26,15 +26,45 @@ function morph(from, to) {
   for (let i = a.length - 1; i >= b.length; i--) from.removeChild(a[i]);
 }
 
+// patchRows puts the rows of a "rows" event in place in the block's
+// tbody[data-rows]: a row replaces the one with its data-id, a new one goes
+// first (the list is newest first) on the first page, one marked data-gone
+// leaves.
+function patchRows(block, html) {
+  const body = block.querySelector("tbody[data-rows]");
+  if (!body) return;
+  const next = document.createElement("template");
+  next.innerHTML = "<table><tbody>" + html + "</tbody></table>";
+  for (const row of Array.from(next.content.querySelectorAll("tr[data-id]"))) {
+    const old = body.querySelector('tr[data-id="' + CSS.escape(row.dataset.id) + '"]');
+    if (row.hasAttribute("data-gone")) {
+      if (old) old.remove();
+    } else if (old) {
+      morph(old, row);
+    } else if (body.dataset.rows === "new first") {
+      body.prepend(row);
+    }
+  }
+  if (body.querySelector("tr[data-id]")) body.querySelector("tr.empty")?.remove();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const block = document.querySelector("[data-live]");
   if (!block || !window.EventSource) return;
-  const source = new EventSource(location.href);
+  // The stream starts where the page was drawn (data-since); on a
+  // reconnect the browser sends the last event's id instead.
+  const url = new URL(location.href);
+  if (block.dataset.since) url.searchParams.set("since", block.dataset.since);
+  const source = new EventSource(url);
+  // The server renders with html/template: escaped, same origin.
   source.addEventListener("live", (e) => {
-    // The server renders the block with html/template: escaped, same origin.
     const next = document.createElement("template");
     next.innerHTML = e.data;
     morph(block, next.content);
+    block.dataset.updated = String(Date.now());
+  });
+  source.addEventListener("rows", (e) => {
+    patchRows(block, e.data);
     block.dataset.updated = String(Date.now());
   });
   window.addEventListener("pagehide", () => source.close());
