@@ -100,6 +100,7 @@ func New(cfg Config) (*Console, error) {
 	})
 	c.mux.HandleFunc("GET "+Prefix+"instances", c.signedIn(c.live(c.instances)))
 	c.mux.HandleFunc("GET "+Prefix+"instances/{id}", c.signedIn(c.live(c.instance)))
+	c.mux.HandleFunc("GET "+Prefix+"jobs/{namespace}/{name}", c.signedIn(c.live(c.job)))
 	c.mux.HandleFunc("GET "+Prefix+"bills", c.signedIn(c.page(c.bills)))
 	c.mux.HandleFunc("GET "+Prefix+"bills.csv", c.signedIn(c.billsCSV))
 	c.mux.HandleFunc("GET "+Prefix+"market", c.signedIn(c.page(c.market)))
