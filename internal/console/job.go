@@ -239,7 +239,9 @@ func (c *Console) job(r *http.Request) (string, string, any, error) {
 		return eciapi.TagValue(t, eciapi.TagNamespace) == ns && eciapi.TagValue(t, eciapi.TagJob) == name
 	}
 	// DescribeBill has every group the service keeps, deleted ones too, but
-	// takes no tags: the Job's items are picked by the same tags here.
+	// takes no tags: the Job's items are picked by the same tags here. It
+	// reads every ended group's stored lines, the page's main cost on a
+	// service of many groups (a tag filter in DescribeBill would cut it).
 	bill, err := c.cfg.Service.DescribeBill(r.Context(), eciapi.DescribeBillRequest{})
 	if err != nil {
 		return "", "", nil, err
