@@ -55,50 +55,70 @@ func By(resp eciapi.DescribeBillResponse, by string) []Row {
 		// are the market's.
 		wallAt = clock.Scaled{AnchorMarket: resp.Time, AnchorWall: resp.WallTime, Scale: resp.TimeScale}.WallAt
 	}
-	index := map[string]int{}
-	var rows []Row
-	for _, it := range resp.Items {
-		tags := map[string]string{}
-		for _, t := range it.Tags {
-			tags[t.Key] = t.Value
-		}
-		ns, key := tags[eciapi.TagNamespace], "-"
+	key := func(it eciapi.BillItem) string {
+		ns := eciapi.TagValue(it.Tags, eciapi.TagNamespace)
 		switch {
 		case ns == "":
 		case by == ByNamespace:
-			key = ns
-		case by == ByPod && tags[eciapi.TagPod] != "":
-			key = ns + "/" + tags[eciapi.TagPod]
-		case by == ByJob && tags[eciapi.TagJob] != "":
-			key = ns + "/" + tags[eciapi.TagJob]
+			return ns
+		case by == ByPod && eciapi.TagValue(it.Tags, eciapi.TagPod) != "":
+			return ns + "/" + eciapi.TagValue(it.Tags, eciapi.TagPod)
+		case by == ByJob && eciapi.TagValue(it.Tags, eciapi.TagJob) != "":
+			return ns + "/" + eciapi.TagValue(it.Tags, eciapi.TagJob)
 		}
-		i, ok := index[key]
+		return "-"
+	}
+	var judge func(r *Row, it eciapi.BillItem)
+	if by == ByJob {
+		judge = func(r *Row, it eciapi.BillItem) {
+			if r.Key == "-" {
+				return
+			}
+			if d, err := time.Parse(time.RFC3339, eciapi.TagValue(it.Tags, eciapi.TagDeadline)); err == nil && r.Deadline == nil {
+				r.Deadline = &d
+			}
+			switch {
+			case it.EndTime == nil:
+				r.running = true
+			case wallAt(*it.EndTime).After(r.lastEnd):
+				r.lastEnd = wallAt(*it.EndTime)
+			}
+		}
+	}
+	rows := sum(resp.Items, key, judge)
+	for i := range rows {
+		if r := &rows[i]; r.Deadline != nil {
+			r.Met = deadlineMet(*r.Deadline, r.running, r.lastEnd, wallAt(resp.Time))
+		}
+	}
+	return rows
+}
+
+// Sum sums items per key(item), in key order: how any view of a bill
+// groups it (a Job's pools, say) without adding it up again.
+func Sum(items []eciapi.BillItem, key func(eciapi.BillItem) string) []Row {
+	return sum(items, key, nil)
+}
+
+// sum is Sum that also shows each item to also (if not nil) with its row.
+func sum(items []eciapi.BillItem, key func(eciapi.BillItem) string, also func(*Row, eciapi.BillItem)) []Row {
+	index := map[string]int{}
+	var rows []Row
+	for _, it := range items {
+		k := key(it)
+		i, ok := index[k]
 		if !ok {
 			i = len(rows)
-			index[key] = i
-			rows = append(rows, Row{Key: key})
+			index[k] = i
+			rows = append(rows, Row{Key: k})
 		}
 		r := &rows[i]
 		r.Instances++
 		r.Seconds += it.Seconds
 		r.Amount += it.Amount
 		r.OnDemandAmount += it.OnDemandAmount
-		if by != ByJob || key == "-" {
-			continue
-		}
-		if d, err := time.Parse(time.RFC3339, tags[eciapi.TagDeadline]); err == nil && r.Deadline == nil {
-			r.Deadline = &d
-		}
-		switch {
-		case it.EndTime == nil:
-			r.running = true
-		case wallAt(*it.EndTime).After(r.lastEnd):
-			r.lastEnd = wallAt(*it.EndTime)
-		}
-	}
-	for i := range rows {
-		if r := &rows[i]; r.Deadline != nil {
-			r.Met = deadlineMet(*r.Deadline, r.running, r.lastEnd, wallAt(resp.Time))
+		if also != nil {
+			also(r, it)
 		}
 	}
 	slices.SortFunc(rows, func(a, b Row) int { return strings.Compare(a.Key, b.Key) })

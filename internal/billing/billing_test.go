@@ -112,3 +112,17 @@ func TestByDeadline(t *testing.T) {
 		}
 	}
 }
+
+// Sum groups by any key, here a pool, in key order.
+func TestSum(t *testing.T) {
+	items := []eciapi.BillItem{
+		{ZoneId: "z-b", InstanceType: "t1", Seconds: 60, Amount: 0.01, OnDemandAmount: 0.1},
+		{ZoneId: "z-a", InstanceType: "t1", Seconds: 30, Amount: 0.02, OnDemandAmount: 0.2},
+		{ZoneId: "z-b", InstanceType: "t1", Seconds: 90, Amount: 0.03, OnDemandAmount: 0.3},
+	}
+	got := Sum(items, func(it eciapi.BillItem) string { return it.ZoneId + " " + it.InstanceType })
+	if len(got) != 2 || got[0].Key != "z-a t1" || got[0].Instances != 1 ||
+		got[1].Key != "z-b t1" || got[1].Instances != 2 || got[1].Seconds != 150 || !near(got[1].Amount, 0.04) || !near(got[1].OnDemandAmount, 0.4) {
+		t.Errorf("Sum: %+v", got)
+	}
+}

@@ -17,10 +17,11 @@ import (
 
 // TestBrowser drives the console in a real headless Chromium (Debian's
 // chromium, installed by hack/deps.sh): a wrong token refused, sign-in, the
-// instance list and its filters, an instance, the bills and their CSV, the
-// market's chart and an override through its form, and an instance followed
-// without reloading from Running through the notice to Expired while another
-// tab takes its pool's stock away. It saves a screenshot of each page under
+// instance list and its filters, an instance, the bills and their CSV, a
+// Job's page, the market's chart and an override through its form, an
+// instance followed without reloading from Running through the notice to
+// Expired while another tab takes its pool's stock away, and its Job's page
+// counting it BidFailed. It saves a screenshot of each page under
 // bin/screenshots/ for people to look at.
 func TestBrowser(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
@@ -143,6 +144,14 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("bill CSV: %s %q %v", resp.Status, records, err)
 	}
 
+	// The Job page, from its line of the bills per Job: its instances by
+	// state over time.
+	run("the Job", chromedp.Click(`a[href="/console/jobs/default/pi"]`), chromedp.WaitVisible("#job-chart svg"))
+	if pools := text("Job pools", "#pools"); !strings.Contains(pools, "ecs.c5.large") || !strings.Contains(pools, "ecs.g6.large") {
+		t.Errorf("the Job's pools: %q", pools)
+	}
+	shot(ctx, "job.png")
+
 	// The market: the chart of a pool, and a price override through the form.
 	run("market", chromedp.Navigate(f.url+"market?type=ecs.c6.large"), chromedp.WaitVisible("#chart svg"))
 	shot(ctx, "market.png")
@@ -178,6 +187,13 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 	shot(ctx, "instance-reclaimed.png")
+
+	// The Job page counts the reclaimed instance BidFailed.
+	run("the Job reclaimed", chromedp.Navigate(f.url+"jobs/default/pi"), chromedp.WaitVisible("#job-chart svg"))
+	if n := text("BidFailed", "#count-bidfailed"); n != "1" {
+		t.Errorf("the Job page counts %q BidFailed, want 1", n)
+	}
+	shot(ctx, "job-reclaimed.png")
 	t.Logf("screenshots in %s", shots)
 }
 

@@ -107,6 +107,7 @@ func New(cfg Config) (*Console, error) {
 	})
 	c.mux.HandleFunc("GET "+Prefix+"instances", c.signedIn(c.live(liveView{page: c.instances, scope: instancesScope, rows: c.instanceRows})))
 	c.mux.HandleFunc("GET "+Prefix+"instances/{id}", c.signedIn(c.live(liveView{page: c.instance, scope: instanceScope})))
+	c.mux.HandleFunc("GET "+Prefix+"jobs/{namespace}/{name}", c.signedIn(c.live(liveView{page: c.job, scope: jobScope})))
 	c.mux.HandleFunc("GET "+Prefix+"bills", c.signedIn(c.page(c.bills)))
 	c.mux.HandleFunc("GET "+Prefix+"bills.csv", c.signedIn(c.billsCSV))
 	c.mux.HandleFunc("GET "+Prefix+"market", c.signedIn(c.page(c.market)))

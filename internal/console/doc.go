@@ -2,8 +2,10 @@
 // under /console/ on the service's own (loopback) listener, for people
 // rather than scripts: the instances with their status, prices and bill so
 // far (updated live over server-sent events), an instance's timeline,
-// containers and bill lines, the bill per pod, Job and namespace (and as
-// CSV), and a pool's price history with the market override form.
+// containers and bill lines, a Job's instances by state over time (BidFailed
+// and replaced ones counted) with its pools and its bill against
+// pay-as-you-go, the bill per pod, Job and namespace (and as CSV), and a
+// pool's price history with the market override form.
 //
 // It reads the service only through Service, a few of the service's own
 // actions (DescribeContainerGroups, DescribeBill, DescribeSpotPriceHistory,

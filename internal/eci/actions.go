@@ -686,7 +686,7 @@ func (s *Service) DescribeBill(ctx context.Context, req eciapi.DescribeBillReque
 		want[id] = true
 	}
 	for _, g := range s.groups {
-		if len(want) > 0 && !want[g.ID] {
+		if len(want) > 0 && !want[g.ID] || !hasTags(g.Request.Tags, req.Tags) {
 			continue
 		}
 		in := g.inst

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -630,5 +631,40 @@ func TestTagsStreamAndDeleteGrace(t *testing.T) {
 	}
 	if strings.Contains(string(rest), "got SIGTERM") {
 		t.Errorf("grace 0 still let the container handle SIGTERM: %q", rest)
+	}
+}
+
+// TestDescribeBillByTags: a bill asked by tags has the groups that carry
+// them all, deleted ones too, and no other.
+func TestDescribeBillByTags(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	ctx := context.Background()
+	var train []string
+	for i := range 2 {
+		id, err := s.CreateContainerGroup(ctx, jobRequest(fmt.Sprint("train-", i), "ml", "train"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		train = append(train, id)
+	}
+	if _, err := s.CreateContainerGroup(ctx, jobRequest("etl", "ml", "etl")); err != nil {
+		t.Fatal(err)
+	}
+	s.waitStatus(t, train[0], eciapi.StatusRunning)
+	if err := s.DeleteContainerGroup(ctx, eciapi.DeleteContainerGroupRequest{ContainerGroupId: train[0]}); err != nil {
+		t.Fatal(err)
+	}
+	bill, err := s.admin.DescribeBill(ctx, eciapi.DescribeBillRequest{Tags: []eciapi.Tag{{Key: eciapi.TagNamespace, Value: "ml"}, {Key: eciapi.TagJob, Value: "train"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range bill.Items {
+		got = append(got, it.ContainerGroupId)
+	}
+	slices.Sort(got)
+	slices.Sort(train)
+	if !slices.Equal(got, train) {
+		t.Errorf("bill of Job ml/train: %v, want %v", got, train)
 	}
 }

@@ -145,7 +145,7 @@ const (
 	EventCreated      EventKind = "Created"          // eci.ReasonCreated
 	EventDegraded     EventKind = "SpotDegraded"     // eci.ReasonSpotDegraded
 	EventToBeReleased EventKind = "SpotToBeReleased" // eci.ReasonSpotToBeReleased
-	EventReleased     EventKind = "SpotReleased"
+	EventReleased     EventKind = "SpotReleased"     // eci.ReasonSpotReleased
 	EventStopped      EventKind = "Stopped"
 )
 

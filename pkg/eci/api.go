@@ -92,7 +92,14 @@ const (
 	ReasonCreated          = "Created" // the group's own creation, naming its pool and price
 	ReasonSpotToBeReleased = "SpotToBeReleased"
 	ReasonSpotDegraded     = "SpotDegraded"
+	// ReasonSpotReleased is the release of a spot instance by the market
+	// (the group ends Expired).
+	ReasonSpotReleased = "SpotReleased"
 )
+
+// ReasonBidFailed is the reason a virtual node gives the pod of an instance
+// the market released (status Expired), as ECI's virtual kubelet does.
+const ReasonBidFailed = "BidFailed"
 
 // Spot strategies, as ECI names them.
 const (
@@ -694,6 +701,9 @@ type MemoryMetric struct {
 // DescribeBillRequest filters the bill; empty matches every group.
 type DescribeBillRequest struct {
 	ContainerGroupIds []string `json:",omitempty"`
+	// Tags keeps the groups that carry every one of these tags: one Job's
+	// bill without reading every other group's.
+	Tags []Tag `json:",omitempty"`
 }
 
 // DescribeBillResponse is the bill per group, with the pay-as-you-go cost of

@@ -14,8 +14,6 @@ import (
 const (
 	// ConditionInstanceExpired is set at the release notice.
 	ConditionInstanceExpired corev1.PodConditionType = "ContainerInstanceExpired"
-	// ReasonBidFailed is the reason of a pod whose spot instance was released.
-	ReasonBidFailed = "BidFailed"
 	// ReasonInvalidAnnotation keeps a pod waiting whose annotations cannot be honoured.
 	ReasonInvalidAnnotation = "InvalidAnnotation"
 	// ReasonInstanceVanished fails a pod whose instance no longer exists.
@@ -66,11 +64,11 @@ func podStatus(pod *corev1.Pod, in *provider.Instance) corev1.PodStatus {
 		// (the guide's sample shows 1/1, but a kubelet never says a stopped
 		// container is ready).
 		released := in.ReleaseTime
-		st.Phase, st.Reason = corev1.PodFailed, ReasonBidFailed
+		st.Phase, st.Reason = corev1.PodFailed, eciapi.ReasonBidFailed
 		st.Message = "The pod is a spot instance, and has been released at " + released.UTC().Format("2006-01-02T15:04Z")
-		setCondition(&st, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: ReasonBidFailed,
+		setCondition(&st, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: eciapi.ReasonBidFailed,
 			Message: st.Message, LastTransitionTime: metav1.Time{Time: released.Truncate(time.Second)}})
-		stopContainers(&st, ReasonBidFailed, "the spot instance was released", released)
+		stopContainers(&st, eciapi.ReasonBidFailed, "the spot instance was released", released)
 		return st
 	}
 	byName := map[string]provider.ContainerStatus{}

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/spoteci/spoteci/internal/vnode/provider"
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
 var wall0 = time.Date(2026, 4, 8, 8, 0, 0, 0, time.UTC)
@@ -62,14 +63,14 @@ func TestRunningThenBidFailed(t *testing.T) {
 	g.Status = provider.StatusExpired
 	st = podStatus(pod, g)
 	releasedWall := wall0.Add(65 * time.Second)
-	if st.Phase != corev1.PodFailed || st.Reason != ReasonBidFailed ||
+	if st.Phase != corev1.PodFailed || st.Reason != eciapi.ReasonBidFailed ||
 		st.Message != "The pod is a spot instance, and has been released at "+releasedWall.Format("2006-01-02T15:04Z") {
 		t.Fatalf("released: %s %s %q", st.Phase, st.Reason, st.Message)
 	}
-	if c := condition(st, corev1.DisruptionTarget); c == nil || c.Status != corev1.ConditionTrue || c.Reason != ReasonBidFailed {
+	if c := condition(st, corev1.DisruptionTarget); c == nil || c.Status != corev1.ConditionTrue || c.Reason != eciapi.ReasonBidFailed {
 		t.Fatalf("DisruptionTarget %+v", c)
 	}
-	if cs := st.ContainerStatuses[0]; cs.Ready || cs.State.Terminated == nil || cs.State.Terminated.Reason != ReasonBidFailed ||
+	if cs := st.ContainerStatuses[0]; cs.Ready || cs.State.Terminated == nil || cs.State.Terminated.Reason != eciapi.ReasonBidFailed ||
 		!cs.State.Terminated.StartedAt.Equal(&pod.Status.ContainerStatuses[0].State.Running.StartedAt) {
 		t.Errorf("a released instance's container is not stopped and unready: %+v", cs)
 	}
@@ -136,7 +137,7 @@ func TestTerminalStatus(t *testing.T) {
 		t.Errorf("no instance, no container: phase %s, want Failed", st.Phase)
 	}
 	released := &provider.Instance{ID: "eci-3", Status: provider.StatusExpired, Created: started, ReleaseTime: wall0}
-	if st := terminalStatus(pod, released, wall0); st.Phase != corev1.PodFailed || st.Reason != ReasonBidFailed {
+	if st := terminalStatus(pod, released, wall0); st.Phase != corev1.PodFailed || st.Reason != eciapi.ReasonBidFailed {
 		t.Errorf("released: phase %s reason %s, want Failed BidFailed", st.Phase, st.Reason)
 	}
 }
