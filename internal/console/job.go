@@ -322,7 +322,7 @@ func jobChart(job string, groups []eciapi.ContainerGroup, now time.Time) (templa
 	for _, s := range series {
 		counts = append(counts, stateCount{Name: s.Name, N: int(s.Points[len(s.Points)-1].V)})
 	}
-	chart := plot.Chart{Title: "Job " + job + ": its instances by state", YLabel: "instances", Step: true, Elapsed: true, End: to, Series: series}
+	chart := plot.Chart{Title: "Job " + job + ": its instances by state", YLabel: "instances", Step: true, Counts: true, Elapsed: true, End: to, Series: series}
 	var b bytes.Buffer
 	if err := chart.SVG(&b); err != nil {
 		return "", nil, fmt.Errorf("drawing the Job's chart: %w", err)

@@ -43,6 +43,9 @@ type Chart struct {
 	// Elapsed labels the time axis with the time since its start, for
 	// charts of minutes rather than days.
 	Elapsed bool
+	// Counts says the values count things: the value axis starts at 0 and
+	// its ticks are whole numbers.
+	Counts bool
 }
 
 var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"}
@@ -52,6 +55,18 @@ const (
 	left, right, top, bottom = 70, 230, 40, 50
 	laneHeight, maxLanes     = 12, 40
 )
+
+// wholeStep is the least of 1, 2, 5, 10, 20, 50, ... at or above x: a tick
+// step of whole numbers (at most 6 ticks for x = max/6).
+func wholeStep(x float64) float64 {
+	for step := 1.0; ; step *= 10 {
+		for _, m := range []float64{1, 2, 5} {
+			if m*step >= x {
+				return m * step
+			}
+		}
+	}
+}
 
 // SVG writes the chart.
 func (c Chart) SVG(w io.Writer) error {
@@ -67,6 +82,12 @@ func (c Chart) SVG(w io.Writer) error {
 	}
 	pad := (vmax - vmin) * 0.08
 	vmin, vmax = math.Max(vmin-pad, 0), vmax+pad
+	ticks, step := 4, (vmax-vmin)/4
+	if c.Counts {
+		step = wholeStep(vmax / 6)
+		ticks = int(math.Ceil(vmax / step))
+		vmin, vmax = 0, float64(ticks)*step
+	}
 	x := func(t time.Time) float64 {
 		return left + float64(t.Sub(tmin))/float64(tmax.Sub(tmin))*(width-left-right)
 	}
@@ -96,12 +117,18 @@ func (c Chart) SVG(w io.Writer) error {
 			fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="9" fill="#444">%s</text>`+"\n", width-right+10, y0+laneHeight-3, html.EscapeString(band.Label))
 		}
 	}
-	// Axes with 5 ticks each.
+	// Axes: 5 ticks of time, and of values unless they count.
 	fmt.Fprintf(&b, `<path d="M%d %d V%d H%d" stroke="black" fill="none"/>`+"\n", left, top, height-bottom, width-right)
-	for i := 0; i <= 4; i++ {
-		v := vmin + (vmax-vmin)*float64(i)/4
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%.3g</text>`+"\n", left-6, y(v)+4, v)
+	for i := 0; i <= ticks; i++ {
+		v := vmin + step*float64(i)
+		label := fmt.Sprintf("%.3g", v)
+		if c.Counts {
+			label = fmt.Sprintf("%.0f", v)
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y(v)+4, label)
 		fmt.Fprintf(&b, `<path d="M%d %.1f H%d" stroke="#ddd"/>`+"\n", left, y(v), width-right)
+	}
+	for i := 0; i <= 4; i++ {
 		t := tmin.Add(time.Duration(float64(tmax.Sub(tmin)) * float64(i) / 4))
 		label := t.UTC().Format("01-02 15:04")
 		if c.Elapsed {

@@ -27,3 +27,26 @@ func TestElapsedAxis(t *testing.T) {
 		}
 	}
 }
+
+// TestCountsAxis: a chart of counts has whole-number ticks from 0.
+func TestCountsAxis(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 3, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		max  float64
+		want []string
+	}{
+		{2, []string{">0<", ">1<", ">2<", ">3<"}},
+		{1000, []string{">0<", ">200<", ">1000<", ">1200<"}},
+	} {
+		chart := Chart{Counts: true, Step: true, Series: []Series{{Name: "n", Points: []Point{{T: t0, V: 0}, {T: t0.Add(time.Minute), V: c.max}}}}}
+		var b strings.Builder
+		if err := chart.SVG(&b); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range c.want {
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("counts to %v: the axis lacks %s", c.max, want)
+			}
+		}
+	}
+}
