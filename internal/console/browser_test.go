@@ -17,10 +17,10 @@ import (
 
 // TestBrowser drives the console in a real headless Chromium (Debian's
 // chromium, installed by hack/deps.sh): a wrong token refused, sign-in, the
-// instance list and its filters, an instance, the bills and their CSV, the
-// market's chart and an override through its form, and an instance followed
-// without reloading from Running through the notice to Expired while another
-// tab takes its pool's stock away. It saves a screenshot of each page under
+// instance list and its filters, an instance and its log followed, the bills
+// and their CSV, the market's chart and an override through its form, and an
+// instance followed without reloading from Running through the notice to
+// Expired while another tab takes its pool's stock away. It saves a screenshot of each page under
 // bin/screenshots/ for people to look at.
 func TestBrowser(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
@@ -114,6 +114,17 @@ func TestBrowser(t *testing.T) {
 	if loc := location(); !strings.HasSuffix(loc, "/console/instances") {
 		t.Errorf("back: %s", loc)
 	}
+
+	// An instance's log followed: web prints a line a run; the panel fills
+	// with them as text.
+	run("a log", chromedp.Navigate(f.url+"instances/"+f.ids[2]), chromedp.WaitVisible("#log"))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll("#log div").length >= 3`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the log panel never filled: %v", err)
+	}
+	if first, tags := text("log", "#log div"), eval("markup", `document.querySelectorAll("#log b").length`); first != webLine || tags != 0.0 {
+		t.Errorf("log line %q, %v elements made of it", first, tags)
+	}
+	shot(ctx, "instance-logs.png")
 
 	// The bills, and the CSV with the browser's session.
 	run("bills", chromedp.Navigate(f.url+"bills?by=job"), chromedp.WaitVisible("#bills"))
