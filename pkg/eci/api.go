@@ -596,6 +596,40 @@ type Resource struct {
 	Estimated bool `json:",omitempty"`
 }
 
+// DescribeSpotAdviceRequest asks for the discount and interruption rate of
+// the pools that match, as ECS's DescribeSpotAdvice does; empty fields match
+// every pool of the service's region.
+type DescribeSpotAdviceRequest struct {
+	ZoneId             string   `json:",omitempty"`
+	InstanceTypes      []string `json:",omitempty"`
+	InstanceTypeFamily string   `json:",omitempty"`
+	Cores              int      `json:",omitempty"`
+	Memory             float64  `json:",omitempty"`
+	MinCores           int      `json:",omitempty"`
+	MinMemory          float64  `json:",omitempty"`
+}
+
+// DescribeSpotAdviceResponse is the advice on each pool that matches, over
+// the last 30 days of market time.
+type DescribeSpotAdviceResponse struct {
+	RequestId string
+	Time      time.Time // market time of the answer
+	Advice    []SpotAdvice
+}
+
+// SpotAdvice is what ECS advises of one pool: an instance type in a zone.
+type SpotAdvice struct {
+	ZoneId       string
+	InstanceType string
+	// InterruptionRate is a fraction (0.05: 5%); InterruptRateDesc its
+	// bucket, as ECS names it: 0-3%, 3-5%, 5-10%, 10-20% or 20-100%.
+	InterruptionRate  float64
+	InterruptRateDesc string
+	// AverageSpotDiscount is the average spot price as a percentage of
+	// pay-as-you-go (30: 30% of it).
+	AverageSpotDiscount int
+}
+
 // DescribeContainerLogRequest reads a container's log.
 type DescribeContainerLogRequest struct {
 	ContainerGroupId string
