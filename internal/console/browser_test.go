@@ -156,6 +156,9 @@ func TestBrowser(t *testing.T) {
 
 	// The market: the chart of a pool, and a price override through the form.
 	run("market", chromedp.Navigate(f.url+"market?type=ecs.c6.large"), chromedp.WaitVisible("#chart svg"))
+	if pools := text("pools", "#pools"); !strings.Contains(pools, "% of pay-as-you-go") || !strings.Contains(pools, "0-3%") {
+		t.Errorf("pools without DescribeSpotAdvice's rate and discount: %q", pools)
+	}
 	shot(ctx, "market.png")
 	run("price override", chromedp.SendKeys("#price", "0.123"), chromedp.Click("#apply"), chromedp.WaitVisible("#changed"))
 	if pools := text("pools", "#pools"); !strings.Contains(pools, "0.123") {

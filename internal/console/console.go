@@ -31,6 +31,7 @@ type Service interface {
 	DescribeSpotPriceHistory(context.Context, eciapi.DescribeSpotPriceHistoryRequest) (eciapi.DescribeSpotPriceHistoryResponse, error)
 	DescribeAvailableResource(context.Context, eciapi.DescribeAvailableResourceRequest) (eciapi.DescribeAvailableResourceResponse, error)
 	ModifySpotMarket(context.Context, eciapi.ModifySpotMarketRequest) (eciapi.ModifySpotMarketResponse, error)
+	DescribeSpotAdvice(context.Context, eciapi.DescribeSpotAdviceRequest) (eciapi.DescribeSpotAdviceResponse, error)
 	// OpenLog opens a container's log (following it if asked) and names
 	// the container.
 	OpenLog(eciapi.DescribeContainerLogRequest) (io.ReadCloser, string, error)

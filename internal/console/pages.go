@@ -29,8 +29,9 @@ var funcs = template.FuncMap{
 		}
 		return when(*t)
 	},
-	"saved": billing.Saved,
-	"lower": strings.ToLower,
+	"saved":   billing.Saved,
+	"lower":   strings.ToLower,
+	"percent": func(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) + "%" },
 }
 
 // when is a market time as the pages show it.
@@ -267,6 +268,7 @@ type marketData struct {
 	Type, Zone string
 	Time       time.Time
 	Resources  []eciapi.Resource
+	Advice     map[string]*eciapi.SpotAdvice // DescribeSpotAdvice's, by zone
 	Zones      []string
 	Chart      template.HTML
 	Changed    bool
@@ -285,6 +287,14 @@ func (c *Console) marketOf(r *http.Request, typ, zone string) (marketData, error
 	}
 	for _, p := range res.Resources {
 		d.Zones = append(d.Zones, p.ZoneId)
+	}
+	advice, err := c.cfg.Service.DescribeSpotAdvice(r.Context(), eciapi.DescribeSpotAdviceRequest{InstanceTypes: []string{d.Type}})
+	if err != nil {
+		return d, err
+	}
+	d.Advice = map[string]*eciapi.SpotAdvice{}
+	for i, a := range advice.Advice {
+		d.Advice[a.ZoneId] = &advice.Advice[i]
 	}
 	hist, err := c.cfg.Service.DescribeSpotPriceHistory(r.Context(), eciapi.DescribeSpotPriceHistoryRequest{InstanceType: d.Type, ZoneId: zone})
 	if err != nil {
