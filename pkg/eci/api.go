@@ -367,6 +367,10 @@ type DescribeContainerGroupsResponse struct {
 	// a wall time (Kubernetes objects carry wall times).
 	WallTime  time.Time
 	TimeScale float64
+	// CheckInterval is the period of the market's checks of a spot group
+	// after its protection (5 minutes in ECI), in market time: they fall on
+	// a grid anchored at the group's CreationTime.
+	CheckInterval time.Duration `json:",omitempty"`
 	// TotalCount counts every group that matches, on all pages.
 	TotalCount      int
 	ContainerGroups []ContainerGroup
