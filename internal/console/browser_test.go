@@ -186,7 +186,7 @@ func TestBrowser(t *testing.T) {
 		t.Error("the page reloaded")
 	}
 	timeline := text("timeline", "#timeline")
-	for _, want := range []string{"SpotToBeReleased", "SpotReleased"} {
+	for _, want := range []string{"Check passed", "checks passed", "SpotToBeReleased", "SpotReleased"} {
 		if !strings.Contains(timeline, want) {
 			t.Errorf("timeline lacks %s: %q", want, timeline)
 		}

@@ -8,7 +8,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -116,13 +115,6 @@ func (c *Console) instances(r *http.Request) (string, string, any, error) {
 	return "instances.html", "Instances", d, nil
 }
 
-// moment is one point of an instance's timeline.
-type moment struct {
-	Time          time.Time
-	Kind          string // Normal, Warning, or Planned (still ahead)
-	Title, Detail string
-}
-
 type instanceData struct {
 	Row      instanceRow
 	Time     time.Time
@@ -140,7 +132,7 @@ func (c *Console) instance(r *http.Request) (string, string, any, error) {
 		return "", "", nil, &inputError{fmt.Sprintf("no instance %q", id)}
 	}
 	g := resp.ContainerGroups[0]
-	d := instanceData{Row: newInstanceRow(g), Time: resp.Time, Timeline: timeline(g, resp.Time)}
+	d := instanceData{Row: newInstanceRow(g), Time: resp.Time, Timeline: timeline(g, resp.Time, resp.CheckInterval)}
 	bill, err := c.cfg.Service.DescribeBill(r.Context(), eciapi.DescribeBillRequest{ContainerGroupIds: []string{id}})
 	if err != nil {
 		return "", "", nil, err
@@ -149,33 +141,6 @@ func (c *Console) instance(r *http.Request) (string, string, any, error) {
 		d.Bill = &bill.Items[0]
 	}
 	return "instance.html", g.ContainerGroupName + " " + id, d, nil
-}
-
-// timeline is what happened to g, and what is planned, in time order: its
-// events as the service tells them (creation, pulls and starts, the notice,
-// the release), the end of its protection, and a release still ahead.
-func timeline(g eciapi.ContainerGroup, now time.Time) []moment {
-	var out []moment
-	if g.SpotDuration > 0 && !g.ProtectionEnd.IsZero() {
-		kind := "Normal"
-		if g.ProtectionEnd.After(now) {
-			kind = "Planned"
-		}
-		out = append(out, moment{Time: g.ProtectionEnd, Kind: kind, Title: "Protection ends",
-			Detail: fmt.Sprintf("%dh at the purchase price; then a check every 5 minutes", g.SpotDuration)})
-	}
-	for _, e := range g.Events {
-		title := e.Reason
-		if e.Container != "" {
-			title += " (" + e.Container + ")"
-		}
-		out = append(out, moment{Time: e.Timestamp, Kind: e.Type, Title: title, Detail: e.Message})
-	}
-	if g.ExpiredTime != nil && g.ExpiredTime.After(now) {
-		out = append(out, moment{Time: *g.ExpiredTime, Kind: "Planned", Title: "Release", Detail: "after the notice"})
-	}
-	slices.SortStableFunc(out, func(a, b moment) int { return a.Time.Compare(b.Time) })
-	return out
 }
 
 type billsData struct {
