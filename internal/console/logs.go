@@ -17,8 +17,10 @@ import (
 const (
 	// logTail is how many lines of a log a panel starts with.
 	logTail = 500
-	// downloadTail is how many lines a log download holds.
+	// downloadTail is how many lines a log download holds, and
+	// maxDownload how many bytes at most.
 	downloadTail = 10000
+	maxDownload  = 64 << 20
 	// maxLogLine cuts longer lines: a panel is for reading, and a line
 	// without an end must not grow the server's buffer without bound.
 	maxLogLine = 16 << 10
@@ -41,7 +43,7 @@ func (c *Console) logs(w http.ResponseWriter, r *http.Request, sid string, sess 
 		defer rc.Close()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s.log"`, id, name))
-		if _, err := io.Copy(w, rc); err != nil {
+		if _, err := io.Copy(w, io.LimitReader(rc, maxDownload)); err != nil {
 			c.cfg.Log.Debug("console: log download cut short", "group", id, "container", name, "err", err)
 		}
 		return
