@@ -17,11 +17,11 @@ import (
 
 // TestBrowser drives the console in a real headless Chromium (Debian's
 // chromium, installed by hack/deps.sh): a wrong token refused, sign-in, the
-// instance list and its filters, an instance, the bills and their CSV, a
-// Job's page, the market's chart and an override through its form, an
-// instance followed without reloading from Running through the notice to
-// Expired while another tab takes its pool's stock away, and its Job's page
-// counting it BidFailed. It saves a screenshot of each page under
+// instance list and its filters, an instance and its log followed, the bills
+// and their CSV, a Job's page, the market's chart and an override through its
+// form, an instance followed without reloading from Running through the
+// notice to Expired while another tab takes its pool's stock away, and its
+// Job's page counting it BidFailed. It saves a screenshot of each page under
 // bin/screenshots/ for people to look at.
 func TestBrowser(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
@@ -116,6 +116,17 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("back: %s", loc)
 	}
 
+	// An instance's log followed: web prints a line a run; the panel fills
+	// with them as text.
+	run("a log", chromedp.Navigate(f.url+"instances/"+f.ids[2]), chromedp.WaitVisible("#log"))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll("#log div").length >= 3`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the log panel never filled: %v", err)
+	}
+	if first, tags := text("log", "#log div"), eval("markup", `document.querySelectorAll("#log b").length`); first != webLine || tags != 0.0 {
+		t.Errorf("log line %q, %v elements made of it", first, tags)
+	}
+	shot(ctx, "instance-logs.png")
+
 	// The bills, and the CSV with the browser's session.
 	run("bills", chromedp.Navigate(f.url+"bills?by=job"), chromedp.WaitVisible("#bills"))
 	if total := text("total", "#total"); total == "" {
@@ -154,6 +165,9 @@ func TestBrowser(t *testing.T) {
 
 	// The market: the chart of a pool, and a price override through the form.
 	run("market", chromedp.Navigate(f.url+"market?type=ecs.c6.large"), chromedp.WaitVisible("#chart svg"))
+	if pools := text("pools", "#pools"); !strings.Contains(pools, "% of pay-as-you-go") || !strings.Contains(pools, "0-3%") {
+		t.Errorf("pools without DescribeSpotAdvice's rate and discount: %q", pools)
+	}
 	shot(ctx, "market.png")
 	run("price override", chromedp.SendKeys("#price", "0.123"), chromedp.Click("#apply"), chromedp.WaitVisible("#changed"))
 	if pools := text("pools", "#pools"); !strings.Contains(pools, "0.123") {
@@ -181,7 +195,7 @@ func TestBrowser(t *testing.T) {
 		t.Error("the page reloaded")
 	}
 	timeline := text("timeline", "#timeline")
-	for _, want := range []string{"SpotToBeReleased", "SpotReleased"} {
+	for _, want := range []string{"Check passed", "checks passed", "SpotToBeReleased", "SpotReleased"} {
 		if !strings.Contains(timeline, want) {
 			t.Errorf("timeline lacks %s: %q", want, timeline)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -16,7 +17,6 @@ import (
 
 	"k8s.io/utils/clock"
 
-	"github.com/spoteci/spoteci/internal/openapi"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -32,6 +32,10 @@ type Service interface {
 	DescribeAvailableResource(context.Context, eciapi.DescribeAvailableResourceRequest) (eciapi.DescribeAvailableResourceResponse, error)
 	ModifySpotMarket(context.Context, eciapi.ModifySpotMarketRequest) (eciapi.ModifySpotMarketResponse, error)
 	DescribeContainerGroupStatus(context.Context, eciapi.DescribeContainerGroupStatusRequest) (eciapi.DescribeContainerGroupStatusResponse, error)
+	DescribeSpotAdvice(context.Context, eciapi.DescribeSpotAdviceRequest) (eciapi.DescribeSpotAdviceResponse, error)
+	// OpenLog opens a container's log (following it if asked) and names
+	// the container.
+	OpenLog(eciapi.DescribeContainerLogRequest) (io.ReadCloser, string, error)
 }
 
 // Config configures a Console.
@@ -108,6 +112,7 @@ func New(cfg Config) (*Console, error) {
 	c.mux.HandleFunc("GET "+Prefix+"instances", c.signedIn(c.live(liveView{page: c.instances, scope: instancesScope, rows: c.instanceRows})))
 	c.mux.HandleFunc("GET "+Prefix+"instances/{id}", c.signedIn(c.live(liveView{page: c.instance, scope: instanceScope})))
 	c.mux.HandleFunc("GET "+Prefix+"jobs/{namespace}/{name}", c.signedIn(c.live(liveView{page: c.job, scope: jobScope})))
+	c.mux.HandleFunc("GET "+Prefix+"instances/{id}/logs", c.signedIn(c.logs))
 	c.mux.HandleFunc("GET "+Prefix+"bills", c.signedIn(c.page(c.bills)))
 	c.mux.HandleFunc("GET "+Prefix+"bills.csv", c.signedIn(c.billsCSV))
 	c.mux.HandleFunc("GET "+Prefix+"market", c.signedIn(c.page(c.market)))
@@ -232,16 +237,7 @@ func (c *Console) page(f pageFunc) signedInHandler {
 
 // fail answers an error of the service: what the service said, as a page.
 func (c *Console) fail(w http.ResponseWriter, sess session, err error) {
-	code := http.StatusInternalServerError
-	var refused *openapi.Error
-	var badInput *inputError
-	switch {
-	case errors.As(err, &refused) && refused.Status >= 400 && refused.Status < 500:
-		code = refused.Status
-	case errors.As(err, &badInput):
-		code = http.StatusBadRequest
-	}
-	c.render(w, code, "error.html", view{Title: "Error", CSRF: sess.csrf, Error: err.Error()})
+	c.render(w, statusOf(err), "error.html", view{Title: "Error", CSRF: sess.csrf, Error: err.Error()})
 }
 
 // inputError is a request the console itself refuses.

@@ -1,16 +1,19 @@
 // Package console is the service's web console: plain server-rendered pages
 // under /console/ on the service's own (loopback) listener, for people
 // rather than scripts: the instances with their status, prices and bill so
-// far (updated live over server-sent events), an instance's timeline,
-// containers and bill lines, a Job's instances by state over time (BidFailed
-// and replaced ones counted) with its pools and its bill against
-// pay-as-you-go, the bill per pod, Job and namespace (and as CSV), and a
-// pool's price history with the market override form.
+// far (updated live over server-sent events), an instance's timeline (with
+// the checks it passed, collapsed, on the market's grid), containers, their
+// logs followed over server-sent events (logs.go) and bill lines, a Job's
+// instances by state over time (BidFailed and replaced ones counted) with
+// its pools and its bill against pay-as-you-go, the bill per pod, Job and
+// namespace (and as CSV), and a pool's price history, interruption rate and
+// discount with the market override form.
 //
 // It reads the service only through Service, a few of the service's own
 // actions (DescribeContainerGroups, DescribeBill, DescribeSpotPriceHistory,
-// DescribeAvailableResource, ModifySpotMarket): no rule is implemented
-// twice; the bill per pod, Job and namespace is internal/billing's, the
+// DescribeAvailableResource, DescribeSpotAdvice, ModifySpotMarket) and
+// OpenLog: no rule is implemented twice; the bill per pod, Job and
+// namespace is internal/billing's, the check grid internal/market's, the
 // charts internal/plot's.
 //
 // # Security

@@ -21,6 +21,9 @@ import (
 
 const token = "test-admin-token"
 
+// webLine is the line each run of the fixture's web instance logs.
+const webLine = "GET / 200 <b>ok</b>"
+
 // scale makes a market minute a tenth of a wall second: a check every half
 // second, the 5-minute notice half a second long.
 const scale = 600
@@ -41,7 +44,8 @@ func start(t testing.TB) *fixture {
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rt, err := model.New(model.Config{Dir: filepath.Join(dir, "model"), Log: log})
+	// A short back-off, so that web's runs (and its log lines) come quickly.
+	rt, err := model.New(model.Config{Dir: filepath.Join(dir, "model"), RestartBackoff: 100 * time.Millisecond, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +79,10 @@ func start(t testing.TB) *fixture {
 		{ContainerGroupName: "pi-victim", InstanceType: "ecs.c5.large", SpotStrategy: eciapi.SpotWithPriceLimit, SpotPriceLimit: limit,
 			SpotDuration: &zero, Tags: pod("default", "pi-abcde", "pi")},
 		{ContainerGroupName: "pi-other", InstanceType: "ecs.g6.large", SpotStrategy: eciapi.SpotAsPriceGo, Tags: pod("default", "pi-fghij", "pi")},
-		{ContainerGroupName: "web", InstanceType: "ecs.c6.large", Tags: pod("shop", "web-1", "")},
+		// web serves, on the model, by printing a line a run: a run of
+		// 300 ms, then another after the back-off, so its log grows.
+		{ContainerGroupName: "web", InstanceType: "ecs.c6.large", RestartPolicy: "Always",
+			Tags: append(pod("shop", "web-1", ""), eciapi.Tag{Key: eciapi.ModelLog, Value: webLine}, eciapi.Tag{Key: eciapi.ModelRunFor, Value: "300ms"})},
 	} {
 		req.Containers = []eciapi.Container{{Name: "main", Image: "busybox", Commands: []string{"sleep", "3600"}}}
 		resp, err := svc.CreateContainerGroup(ctx, req)

@@ -8,7 +8,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,8 +28,9 @@ var funcs = template.FuncMap{
 		}
 		return when(*t)
 	},
-	"saved": billing.Saved,
-	"lower": strings.ToLower,
+	"saved":   billing.Saved,
+	"lower":   strings.ToLower,
+	"percent": func(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) + "%" },
 }
 
 // when is a market time as the pages show it.
@@ -218,13 +218,6 @@ func instanceScope(r *http.Request) (eciapi.DescribeContainerGroupStatusRequest,
 	return eciapi.DescribeContainerGroupStatusRequest{ContainerGroupIds: []string{r.PathValue("id")}}, nil
 }
 
-// moment is one point of an instance's timeline.
-type moment struct {
-	Time          time.Time
-	Kind          string // Normal, Warning, or Planned (still ahead)
-	Title, Detail string
-}
-
 type instanceData struct {
 	Row      instanceRow
 	Time     time.Time
@@ -242,7 +235,7 @@ func (c *Console) instance(r *http.Request) (string, string, any, error) {
 		return "", "", nil, &inputError{fmt.Sprintf("no instance %q", id)}
 	}
 	g := resp.ContainerGroups[0]
-	d := instanceData{Row: newInstanceRow(g), Time: resp.Time, Timeline: timeline(g, resp.Time)}
+	d := instanceData{Row: newInstanceRow(g), Time: resp.Time, Timeline: timeline(g, resp.Time, resp.CheckInterval)}
 	bill, err := c.cfg.Service.DescribeBill(r.Context(), eciapi.DescribeBillRequest{ContainerGroupIds: []string{id}})
 	if err != nil {
 		return "", "", nil, err
@@ -251,33 +244,6 @@ func (c *Console) instance(r *http.Request) (string, string, any, error) {
 		d.Bill = &bill.Items[0]
 	}
 	return "instance.html", g.ContainerGroupName + " " + id, d, nil
-}
-
-// timeline is what happened to g, and what is planned, in time order: its
-// events as the service tells them (creation, pulls and starts, the notice,
-// the release), the end of its protection, and a release still ahead.
-func timeline(g eciapi.ContainerGroup, now time.Time) []moment {
-	var out []moment
-	if g.SpotDuration > 0 && !g.ProtectionEnd.IsZero() {
-		kind := "Normal"
-		if g.ProtectionEnd.After(now) {
-			kind = "Planned"
-		}
-		out = append(out, moment{Time: g.ProtectionEnd, Kind: kind, Title: "Protection ends",
-			Detail: fmt.Sprintf("%dh at the purchase price; then a check every 5 minutes", g.SpotDuration)})
-	}
-	for _, e := range g.Events {
-		title := e.Reason
-		if e.Container != "" {
-			title += " (" + e.Container + ")"
-		}
-		out = append(out, moment{Time: e.Timestamp, Kind: e.Type, Title: title, Detail: e.Message})
-	}
-	if g.ExpiredTime != nil && g.ExpiredTime.After(now) {
-		out = append(out, moment{Time: *g.ExpiredTime, Kind: "Planned", Title: "Release", Detail: "after the notice"})
-	}
-	slices.SortStableFunc(out, func(a, b moment) int { return a.Time.Compare(b.Time) })
-	return out
 }
 
 type billsData struct {
@@ -370,6 +336,7 @@ type marketData struct {
 	Type, Zone string
 	Time       time.Time
 	Resources  []eciapi.Resource
+	Advice     map[string]*eciapi.SpotAdvice // DescribeSpotAdvice's, by zone
 	Zones      []string
 	Chart      template.HTML
 	Changed    bool
@@ -388,6 +355,14 @@ func (c *Console) marketOf(r *http.Request, typ, zone string) (marketData, error
 	}
 	for _, p := range res.Resources {
 		d.Zones = append(d.Zones, p.ZoneId)
+	}
+	advice, err := c.cfg.Service.DescribeSpotAdvice(r.Context(), eciapi.DescribeSpotAdviceRequest{InstanceTypes: []string{d.Type}})
+	if err != nil {
+		return d, err
+	}
+	d.Advice = map[string]*eciapi.SpotAdvice{}
+	for i, a := range advice.Advice {
+		d.Advice[a.ZoneId] = &advice.Advice[i]
 	}
 	hist, err := c.cfg.Service.DescribeSpotPriceHistory(r.Context(), eciapi.DescribeSpotPriceHistoryRequest{InstanceType: d.Type, ZoneId: zone})
 	if err != nil {

@@ -363,7 +363,8 @@ func (s *Service) page(req eciapi.DescribeContainerGroupsRequest, after *pageTok
 	})
 	slices.SortFunc(picked, func(a, b *group) int { return pageOrder(a.inst.Created, a.ID, b.inst.Created, b.ID) })
 	now := s.core.Now()
-	resp := eciapi.DescribeContainerGroupsResponse{Time: now, WallTime: s.clock.WallAt(now), TimeScale: s.clock.Scale, TotalCount: len(picked)}
+	resp := eciapi.DescribeContainerGroupsResponse{Time: now, WallTime: s.clock.WallAt(now), TimeScale: s.clock.Scale,
+		CheckInterval: s.core.CheckInterval(), TotalCount: len(picked)}
 	if after != nil {
 		picked = picked[sort.Search(len(picked), func(i int) bool {
 			return pageOrder(picked[i].inst.Created, picked[i].ID, after.created, after.id) >= 0

@@ -92,39 +92,55 @@ func (a *api) ecsAvailableResource(ctx context.Context, p wire.DescribeAvailable
 	return out, nil
 }
 
-// ecsSpotAdvice gives, for each pool that matches, its average discount and
-// interruption rate over the last 30 days of the market.
+// ecsSpotAdvice is DescribeSpotAdvice in ECS's shape: the pools grouped
+// by zone.
 func (a *api) ecsSpotAdvice(ctx context.Context, p wire.DescribeSpotAdviceRequest) (wire.DescribeSpotAdviceResponse, error) {
-	pools, err := a.svc.pools(p.ZoneId, "", false)
+	advice, err := a.svc.DescribeSpotAdvice(ctx, eciapi.DescribeSpotAdviceRequest{ZoneId: p.ZoneId, InstanceTypes: p.InstanceTypes,
+		InstanceTypeFamily: p.InstanceTypeFamily, Cores: p.Cores, Memory: p.Memory, MinCores: p.MinCores, MinMemory: p.MinMemory})
 	if err != nil {
 		return wire.DescribeSpotAdviceResponse{}, err
 	}
-	for _, t := range p.InstanceTypes {
-		if _, ok := a.svc.cat.Type(t); !ok {
-			return wire.DescribeSpotAdviceResponse{}, badRequest("InstanceTypes", "unknown instance type %q", t)
-		}
-	}
-	pools = slices.DeleteFunc(pools, func(o *catalog.Offering) bool { return !adviceMatches(p, o.Type) })
-	now := a.svc.Now()
 	out := wire.DescribeSpotAdviceResponse{RegionId: a.svc.cfg.Region, AvailableSpotZones: wire.AvailableSpotZones{AvailableSpotZone: []wire.AvailableSpotZone{}}}
 	byZone := map[string]int{}
-	for _, o := range pools {
-		a := a.svc.book.Advice(o, now.Add(-prices.HistoryWindow), now)
-		i, ok := byZone[o.Zone]
+	for _, ad := range advice.Advice {
+		i, ok := byZone[ad.ZoneId]
 		if !ok {
 			i = len(out.AvailableSpotZones.AvailableSpotZone)
-			byZone[o.Zone] = i
-			out.AvailableSpotZones.AvailableSpotZone = append(out.AvailableSpotZones.AvailableSpotZone, wire.AvailableSpotZone{ZoneId: o.Zone})
+			byZone[ad.ZoneId] = i
+			out.AvailableSpotZones.AvailableSpotZone = append(out.AvailableSpotZones.AvailableSpotZone, wire.AvailableSpotZone{ZoneId: ad.ZoneId})
 		}
 		z := &out.AvailableSpotZones.AvailableSpotZone[i].AvailableSpotResources.AvailableSpotResource
-		*z = append(*z, wire.AvailableSpotResource{InstanceType: o.Type.Name, InterruptionRate: a.InterruptionRate,
+		*z = append(*z, wire.AvailableSpotResource{InstanceType: ad.InstanceType, InterruptionRate: ad.InterruptionRate,
+			InterruptRateDesc: ad.InterruptRateDesc, AverageSpotDiscount: ad.AverageSpotDiscount})
+	}
+	return out, nil
+}
+
+// DescribeSpotAdvice gives, for each pool that matches, its average discount
+// and interruption rate over the last 30 days of market time.
+func (s *Service) DescribeSpotAdvice(ctx context.Context, req eciapi.DescribeSpotAdviceRequest) (eciapi.DescribeSpotAdviceResponse, error) {
+	pools, err := s.pools(req.ZoneId, "", false)
+	if err != nil {
+		return eciapi.DescribeSpotAdviceResponse{}, err
+	}
+	for _, t := range req.InstanceTypes {
+		if _, ok := s.cat.Type(t); !ok {
+			return eciapi.DescribeSpotAdviceResponse{}, badRequest("InstanceTypes", "unknown instance type %q", t)
+		}
+	}
+	pools = slices.DeleteFunc(pools, func(o *catalog.Offering) bool { return !adviceMatches(req, o.Type) })
+	now := s.Now()
+	out := eciapi.DescribeSpotAdviceResponse{Time: now, Advice: make([]eciapi.SpotAdvice, 0, len(pools))}
+	for _, o := range pools {
+		a := s.book.Advice(o, now.Add(-prices.HistoryWindow), now)
+		out.Advice = append(out.Advice, eciapi.SpotAdvice{ZoneId: o.Zone, InstanceType: o.Type.Name, InterruptionRate: a.InterruptionRate,
 			InterruptRateDesc: interruptBucket(a.InterruptionRate), AverageSpotDiscount: a.AverageDiscount})
 	}
 	return out, nil
 }
 
 // adviceMatches says whether an instance type is one p asks about.
-func adviceMatches(p wire.DescribeSpotAdviceRequest, t *catalog.InstanceType) bool {
+func adviceMatches(p eciapi.DescribeSpotAdviceRequest, t *catalog.InstanceType) bool {
 	switch {
 	case len(p.InstanceTypes) > 0 && !slices.Contains(p.InstanceTypes, t.Name),
 		p.InstanceTypeFamily != "" && t.Family != p.InstanceTypeFamily,

@@ -371,16 +371,41 @@ func (c *Core) end(in *Instance, s State, t time.Time) {
 	c.ready.Lines = append(c.ready.Lines, Bill(c.cfg.Prices, in, t)...)
 }
 
-// checkAfter is the first check of in strictly after t: on the grid anchored
-// at creation, not before the protection period ends, never at creation itself.
+// checkAfter is the first check of in strictly after t.
 func (c *Core) checkAfter(in *Instance, t time.Time) time.Time {
-	step := c.cfg.CheckInterval
-	first := in.Created.Add(max(step, ceilTo(in.Bid.Protection, step)))
-	if t.Before(first) {
+	return NextCheck(in.Created, in.Bid.Protection, c.cfg.CheckInterval, t)
+}
+
+// CheckInterval is the period of the checks after protection.
+func (c *Core) CheckInterval() time.Duration { return c.cfg.CheckInterval }
+
+// The checks of a spot instance fall on a grid of period step anchored at
+// its creation: the first at the end of its protection rounded up to the
+// grid, never at creation itself, then every step.
+
+// firstCheck is the first check of an instance.
+func firstCheck(created time.Time, protection, step time.Duration) time.Time {
+	return created.Add(max(step, ceilTo(protection, step)))
+}
+
+// NextCheck is the first check strictly after t of a spot instance created
+// at created with the given protection, checked every step.
+func NextCheck(created time.Time, protection, step time.Duration, t time.Time) time.Time {
+	if first := firstCheck(created, protection, step); t.Before(first) {
 		return first
 	}
-	n := t.Sub(in.Created)/step + 1
-	return in.Created.Add(n * step)
+	return created.Add((t.Sub(created)/step + 1) * step)
+}
+
+// ChecksBefore is the checks strictly before t of the same instance: how
+// many, the first and the last; n is 0 (and the times zero) when none.
+func ChecksBefore(created time.Time, protection, step time.Duration, t time.Time) (first, last time.Time, n int) {
+	first = firstCheck(created, protection, step)
+	if !first.Before(t) {
+		return time.Time{}, time.Time{}, 0
+	}
+	last = created.Add((t.Sub(created) - 1) / step * step)
+	return first, last, int(last.Sub(first)/step) + 1
 }
 
 func ceilTo(d, step time.Duration) time.Duration { return (d + step - 1) / step * step }

@@ -374,6 +374,10 @@ type DescribeContainerGroupsResponse struct {
 	// a wall time (Kubernetes objects carry wall times).
 	WallTime  time.Time
 	TimeScale float64
+	// CheckInterval is the period of the market's checks of a spot group
+	// after its protection (5 minutes in ECI), in market time: they fall on
+	// a grid anchored at the group's CreationTime.
+	CheckInterval time.Duration `json:",omitempty"`
 	// TotalCount counts every group that matches, on all pages.
 	TotalCount      int
 	ContainerGroups []ContainerGroup
@@ -601,6 +605,40 @@ type Resource struct {
 	// Estimated says the snapshot had no price for this pool: the catalog
 	// estimates it (see internal/catalog/NOTICE.md).
 	Estimated bool `json:",omitempty"`
+}
+
+// DescribeSpotAdviceRequest asks for the discount and interruption rate of
+// the pools that match, as ECS's DescribeSpotAdvice does; empty fields match
+// every pool of the service's region.
+type DescribeSpotAdviceRequest struct {
+	ZoneId             string   `json:",omitempty"`
+	InstanceTypes      []string `json:",omitempty"`
+	InstanceTypeFamily string   `json:",omitempty"`
+	Cores              int      `json:",omitempty"`
+	Memory             float64  `json:",omitempty"`
+	MinCores           int      `json:",omitempty"`
+	MinMemory          float64  `json:",omitempty"`
+}
+
+// DescribeSpotAdviceResponse is the advice on each pool that matches, over
+// the last 30 days of market time.
+type DescribeSpotAdviceResponse struct {
+	RequestId string
+	Time      time.Time // market time of the answer
+	Advice    []SpotAdvice
+}
+
+// SpotAdvice is what ECS advises of one pool: an instance type in a zone.
+type SpotAdvice struct {
+	ZoneId       string
+	InstanceType string
+	// InterruptionRate is a fraction (0.05: 5%); InterruptRateDesc its
+	// bucket, as ECS names it: 0-3%, 3-5%, 5-10%, 10-20% or 20-100%.
+	InterruptionRate  float64
+	InterruptRateDesc string
+	// AverageSpotDiscount is the average spot price as a percentage of
+	// pay-as-you-go (30: 30% of it).
+	AverageSpotDiscount int
 }
 
 // DescribeContainerLogRequest reads a container's log.
