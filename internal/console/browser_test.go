@@ -3,10 +3,12 @@ package console_test
 import (
 	"context"
 	"encoding/csv"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -177,7 +179,13 @@ func TestBrowser(t *testing.T) {
 	// A forced reclaim followed live: one tab on the instance, another takes
 	// its pool's stock away.
 	run("the victim", chromedp.Navigate(f.url+"instances/"+f.victim), chromedp.WaitVisible("#status"))
-	eval("mark the page", `window.notReloaded = true`)
+	// The page records what it shows of the pod, change by change.
+	eval("mark the page", `window.notReloaded = true;
+		window.podSeen = [document.getElementById("pod-status").textContent];
+		new MutationObserver(() => {
+			const now = document.getElementById("pod-status").textContent;
+			if (now !== window.podSeen[window.podSeen.length - 1]) window.podSeen.push(now);
+		}).observe(document.getElementById("live"), {subtree: true, childList: true, characterData: true})`)
 	if status := text("status", "#status"); status != "Running" {
 		t.Fatalf("victim %s", status)
 	}
@@ -193,6 +201,11 @@ func TestBrowser(t *testing.T) {
 	}
 	if kept := eval("the mark", `window.notReloaded === true`); kept != true {
 		t.Error("the page reloaded")
+	}
+	// Running, then the notice, then BidFailed, as the pod goes.
+	seen := fmt.Sprint(eval("what the page showed of the pod", `window.podSeen`))
+	if !regexp.MustCompile(`^\[Running SpotToBeReleased: to be released at [-0-9: ]+ BidFailed\]$`).MatchString(seen) {
+		t.Errorf("the page showed the pod as %s, want Running, the notice, BidFailed", seen)
 	}
 	timeline := text("timeline", "#timeline")
 	for _, want := range []string{"Check passed", "checks passed", "SpotToBeReleased", "SpotReleased"} {

@@ -83,6 +83,9 @@ type instanceRow struct {
 	Strategy, Bid string
 	Namespace     string
 	Pod, Job      string
+	// PodStatus is what a virtual node shows of the pod, where it says
+	// more than the instance's status: the notice, and BidFailed.
+	PodStatus string
 }
 
 func newInstanceRow(g eciapi.ContainerGroup) instanceRow {
@@ -97,6 +100,12 @@ func newInstanceRow(g eciapi.ContainerGroup) instanceRow {
 		r.Bid = fmt.Sprintf("%.3f", g.SpotPriceLimit)
 	case g.SpotStrategy == eciapi.SpotAsPriceGo:
 		r.Bid = "market"
+	}
+	switch {
+	case g.Status == eciapi.StatusExpired:
+		r.PodStatus = eciapi.ReasonBidFailed
+	case g.NoticeTime != nil && g.ExpiredTime != nil:
+		r.PodStatus = eciapi.ReasonSpotToBeReleased + ": to be released at " + when(*g.ExpiredTime)
 	}
 	return r
 }
