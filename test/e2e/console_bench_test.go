@@ -16,8 +16,8 @@ import (
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
-// BenchmarkConsoleFollowsJob runs a Job of 1,000 model pods (each works one
-// market hour) from creation to completion on the model stack four times:
+// BenchmarkConsoleFollowsJob runs a Job of 1,000 model pods (each works 20
+// wall seconds) from creation to completion on the model stack four times:
 // twice with nobody looking, twice with the console following it (the Job's
 // page and the instance list of the Job, over the console's event streams,
 // as a browser's EventSource reads them), in the order alone, followed,
@@ -38,7 +38,7 @@ func BenchmarkConsoleFollowsJob(b *testing.B) {
 		for run, follow := range []bool{false, true, true, false} {
 			ns := fmt.Sprintf("follow-%d-%d", run, time.Now().UnixNano())
 			kubectl(b, "create", "namespace", ns)
-			manifest := job("wide", map[string]string{specs: typ, strategy: "SpotAsPriceGo", duration: "0", eciapi.ModelRunFor: "1h"}, "sleep 3600",
+			manifest := job("wide", map[string]string{specs: typ, strategy: "SpotAsPriceGo", duration: "0", eciapi.ModelRunFor: "20s"}, "sleep 20",
 				fmt.Sprintf("  parallelism: %d\n  completions: %d\n  backoffLimit: %d\n", n, n, n))
 			var f *follower
 			if follow {
