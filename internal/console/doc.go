@@ -1,7 +1,7 @@
 // Package console is the service's web console: plain server-rendered pages
 // under /console/ on the service's own (loopback) listener, for people
 // rather than scripts: the instances with their status, prices and bill so
-// far (updated live over server-sent events), an instance's timeline (with
+// far, in pages (updated live over server-sent events: live.go), an instance's timeline (with
 // the checks it passed, collapsed, on the market's grid), containers, their
 // logs followed over server-sent events (logs.go) and bill lines, a Job's
 // instances by state over time (BidFailed and replaced ones counted) with
@@ -10,7 +10,8 @@
 // discount with the market override form.
 //
 // It reads the service only through Service, a few of the service's own
-// actions (DescribeContainerGroups, DescribeBill, DescribeSpotPriceHistory,
+// actions (DescribeContainerGroups, DescribeContainerGroupStatus, which
+// tells a live page what changed, DescribeBill, DescribeSpotPriceHistory,
 // DescribeAvailableResource, DescribeSpotAdvice, ModifySpotMarket) and
 // OpenLog: no rule is implemented twice; the bill per pod, Job and
 // namespace is internal/billing's, the check grid internal/market's, the
