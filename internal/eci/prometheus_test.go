@@ -37,20 +37,8 @@ func TestPrometheusScrapesTheService(t *testing.T) {
 	if err != nil {
 		t.Skip("no prometheus binary: hack/deps.sh installs Debian's (make test runs it)")
 	}
-	s := startServer(t, t.TempDir())
+	s, train, etl := mlJobs(t)
 	ctx := context.Background()
-	var train []string
-	for i := range 2 {
-		id, err := s.CreateContainerGroup(ctx, jobRequest(fmt.Sprint("train-", i), "ml", "train"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		train = append(train, id)
-	}
-	etl, err := s.CreateContainerGroup(ctx, jobRequest("etl", "ml", "etl"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, id := range append(train, etl) {
 		s.waitStatus(t, id, eciapi.StatusRunning)
 	}

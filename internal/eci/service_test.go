@@ -637,19 +637,8 @@ func TestTagsStreamAndDeleteGrace(t *testing.T) {
 // TestDescribeBillByTags: a bill asked by tags has the groups that carry
 // them all, deleted ones too, and no other.
 func TestDescribeBillByTags(t *testing.T) {
-	s := startServer(t, t.TempDir())
+	s, train, _ := mlJobs(t)
 	ctx := context.Background()
-	var train []string
-	for i := range 2 {
-		id, err := s.CreateContainerGroup(ctx, jobRequest(fmt.Sprint("train-", i), "ml", "train"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		train = append(train, id)
-	}
-	if _, err := s.CreateContainerGroup(ctx, jobRequest("etl", "ml", "etl")); err != nil {
-		t.Fatal(err)
-	}
 	s.waitStatus(t, train[0], eciapi.StatusRunning)
 	if err := s.DeleteContainerGroup(ctx, eciapi.DeleteContainerGroupRequest{ContainerGroupId: train[0]}); err != nil {
 		t.Fatal(err)
@@ -667,4 +656,23 @@ func TestDescribeBillByTags(t *testing.T) {
 	if !slices.Equal(got, train) {
 		t.Errorf("bill of Job ml/train: %v, want %v", got, train)
 	}
+}
+
+// mlJobs starts a server with three groups in namespace ml: two of Job
+// train, one of Job etl.
+func mlJobs(t *testing.T) (s *server, train []string, etl string) {
+	t.Helper()
+	s = startServer(t, t.TempDir())
+	for i := range 2 {
+		id, err := s.CreateContainerGroup(context.Background(), jobRequest(fmt.Sprint("train-", i), "ml", "train"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		train = append(train, id)
+	}
+	etl, err := s.CreateContainerGroup(context.Background(), jobRequest("etl", "ml", "etl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, train, etl
 }
