@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"testing"
@@ -96,4 +97,32 @@ func browser(tb testing.TB) context.Context {
 	ctx, cancel = context.WithTimeout(ctx, 5*time.Minute)
 	tb.Cleanup(cancel)
 	return ctx
+}
+
+// BenchmarkJobPage1000 draws the page of a Job of 1,000 instances, half of
+// them ended (their bills closed and stored), the block a live Job page
+// sends again when the Job changes.
+func BenchmarkJobPage1000(b *testing.B) {
+	f := start(b)
+	ctx := context.Background()
+	var ids []string
+	for i := range 1000 {
+		resp, err := f.svc.CreateContainerGroup(ctx, eciapi.CreateContainerGroupRequest{ContainerGroupName: fmt.Sprint("wide-", i), InstanceType: "ecs.c6.large",
+			SpotStrategy: eciapi.SpotAsPriceGo, Containers: []eciapi.Container{{Name: "main", Image: "busybox"}},
+			Tags: []eciapi.Tag{{Key: eciapi.TagNamespace, Value: "big"}, {Key: eciapi.TagPod, Value: fmt.Sprint("wide-", i)}, {Key: eciapi.TagJob, Value: "wide"}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, resp.ContainerGroupId)
+	}
+	for _, id := range ids[:500] {
+		if _, err := f.svc.DeleteContainerGroup(ctx, eciapi.DeleteContainerGroupRequest{ContainerGroupId: id}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c := client(b)
+	f.signIn(b, c)
+	for b.Loop() {
+		f.get(b, c, "jobs/big/wide", http.StatusOK)
+	}
 }

@@ -118,7 +118,7 @@ func (f *fixture) waitStatus(t testing.TB, id, status string) {
 }
 
 // client is an HTTP client that keeps cookies and does not follow redirects.
-func client(t *testing.T) *http.Client {
+func client(t testing.TB) *http.Client {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func client(t *testing.T) *http.Client {
 }
 
 // signIn signs c in and returns the session's CSRF token, read from a page.
-func (f *fixture) signIn(t *testing.T, c *http.Client) string {
+func (f *fixture) signIn(t testing.TB, c *http.Client) string {
 	t.Helper()
 	resp, err := c.PostForm(f.url+"signin", url.Values{"token": {token}, "next": {console.Prefix + "market"}})
 	if err != nil {
@@ -147,7 +147,7 @@ func (f *fixture) signIn(t *testing.T, c *http.Client) string {
 }
 
 // get fetches path of the console and checks the status.
-func (f *fixture) get(t *testing.T, c *http.Client, path string, want int) string {
+func (f *fixture) get(t testing.TB, c *http.Client, path string, want int) string {
 	t.Helper()
 	resp, err := c.Get(f.url + path)
 	if err != nil {

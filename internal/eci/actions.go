@@ -693,11 +693,14 @@ func (s *Service) DescribeBill(ctx context.Context, req eciapi.DescribeBillReque
 		in := g.inst
 		var lines []market.BillLine
 		if in.State.Ended() {
-			stored, err := s.store.billLines(ctx, g.ID)
-			if err != nil {
-				return resp, err
+			if g.closedBill == nil {
+				stored, err := s.store.billLines(ctx, g.ID)
+				if err != nil {
+					return resp, err
+				}
+				g.closedBill = append(make([]market.BillLine, 0, len(stored)), stored...)
 			}
-			lines = stored
+			lines = g.closedBill
 		} else {
 			lines = market.Bill(s.book, in, now)
 		}

@@ -30,6 +30,10 @@ type group struct {
 
 	inst   *market.Instance
 	events []eciapi.Event // as stored, in order; kept in memory for Describe
+	// closedBill is an ended group's bill lines as stored, read once: a
+	// closed bill never changes, and a bill asked every second (a console
+	// following a Job) must not read them from disk each time.
+	closedBill []market.BillLine
 
 	// changed is the wall time of the last change of the group's view,
 	// changeSeq its order, changeElem its place in the change index

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -40,14 +41,14 @@ func BenchmarkConsoleFollowsJob(b *testing.B) {
 			kubectl(b, "create", "namespace", ns)
 			manifest := job("wide", map[string]string{specs: typ, strategy: "SpotAsPriceGo", duration: "0", eciapi.ModelRunFor: "20s"}, "sleep 20",
 				fmt.Sprintf("  parallelism: %d\n  completions: %d\n  backoffLimit: %d\n", n, n, n))
-			var f *follower
-			if follow {
-				f = followConsole(b, info, console(ns, "wide"))
-			}
 			pid := modelEnv.server.cmd.Process.Pid
 			before := cpuSeconds(pid)
 			start := time.Now()
 			apply(b, ns, onModel(manifest))
+			var f *follower
+			if follow {
+				f = followConsole(b, info, console(ns, "wide"))
+			}
 			kubectl(b, "-n", ns, "wait", "job/wide", "--for=condition=complete", "--timeout=10m")
 			cpu := cpuSeconds(pid) - before
 			b.Logf("run %d (followed: %v): %d pods in %.1f s, service CPU %.2f s", run, follow, n, time.Since(start).Seconds(), cpu)
@@ -101,7 +102,31 @@ func followConsole(b *testing.B, info eciapi.ServerInfo, pages []string) *follow
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &follower{cancel: cancel}
 	for _, page := range pages {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, info.Console+page, nil)
+		// As a browser: the page, once its Job has an instance, then its
+		// stream from the page's cursor.
+		var since string
+		for deadline := time.Now().Add(time.Minute); since == ""; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				cancel()
+				b.Fatalf("the console's page %s never came", page)
+			}
+			resp, err := c.Get(info.Console + page)
+			if err != nil {
+				cancel()
+				b.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			f.bytes.Add(int64(len(body)))
+			if _, rest, ok := strings.Cut(string(body), `data-since="`); ok && resp.StatusCode == http.StatusOK {
+				since, _, _ = strings.Cut(rest, `"`)
+			}
+		}
+		sep := "?"
+		if strings.Contains(page, "?") {
+			sep = "&"
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, info.Console+page+sep+"since="+since, nil)
 		req.Header.Set("Accept", "text/event-stream")
 		resp, err := c.Do(req)
 		if err != nil || resp.StatusCode != http.StatusOK {
