@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"sync"
@@ -18,12 +17,13 @@ import (
 )
 
 // BenchmarkConsoleFollowsJob runs a Job of 1,000 model pods (each works 20
-// wall seconds) from creation to completion on the model stack four times:
-// twice with nobody looking, twice with the console following it (the Job's
-// page and the instance list of the Job, over the console's event streams,
-// as a browser's EventSource reads them), in the order alone, followed,
-// followed, alone. It reports the service process's CPU time in each and
-// what the console added to it (target: at most 5%).
+// wall seconds) from creation to completion on the model stack six times:
+// twice with nobody looking, twice with the console's page of the Job
+// following it, twice with the instance list of the Job following it (each
+// page opened as a browser does, then its event stream read as a browser's
+// EventSource reads it), in the order alone, Job page, list, list, Job
+// page, alone. It reports the service process's CPU time in each and what
+// each page added to it (target: at most 5%).
 func BenchmarkConsoleFollowsJob(b *testing.B) {
 	const n = 1000
 	startModel(b)
@@ -34,9 +34,9 @@ func BenchmarkConsoleFollowsJob(b *testing.B) {
 	const typ = "ecs.g7.large"
 	modelCLI(b, "market", "set", "--type", typ, "--price", "0.1", "--stock", "100000")
 	for i := 0; i < b.N; i++ {
-		var alone, followed []float64
-		var events, bytes int64
-		for run, follow := range []bool{false, true, true, false} {
+		cpu := map[string]float64{}
+		events, bytes := map[string]int64{}, map[string]int64{}
+		for run, page := range []string{"", "job", "list", "list", "job", ""} {
 			ns := fmt.Sprintf("follow-%d-%d", run, time.Now().UnixNano())
 			kubectl(b, "create", "namespace", ns)
 			manifest := job("wide", map[string]string{specs: typ, strategy: "SpotAsPriceGo", duration: "0", eciapi.ModelRunFor: "20s"}, "sleep 20",
@@ -46,37 +46,41 @@ func BenchmarkConsoleFollowsJob(b *testing.B) {
 			start := time.Now()
 			apply(b, ns, onModel(manifest))
 			var f *follower
-			if follow {
-				f = followConsole(b, info, console(ns, "wide"))
+			if page != "" {
+				f = followConsole(b, info, consolePage(page, ns, "wide"))
 			}
 			kubectl(b, "-n", ns, "wait", "job/wide", "--for=condition=complete", "--timeout=10m")
-			cpu := cpuSeconds(pid) - before
-			b.Logf("run %d (followed: %v): %d pods in %.1f s, service CPU %.2f s", run, follow, n, time.Since(start).Seconds(), cpu)
-			if follow {
-				followed = append(followed, cpu)
-				events, bytes = events+f.events.Load(), bytes+f.bytes.Load()
+			used := cpuSeconds(pid) - before
+			b.Logf("run %d (followed by %q): %d pods in %.1f s, service CPU %.2f s", run, page, n, time.Since(start).Seconds(), used)
+			cpu[page] += used / 2
+			if f != nil {
+				events[page] += f.events.Load()
+				bytes[page] += f.bytes.Load()
 				if f.events.Load() == 0 {
 					b.Fatal("the console sent the follower nothing")
 				}
 				f.stop()
-			} else {
-				alone = append(alone, cpu)
 			}
 			kubectl(b, "delete", "namespace", ns, "--wait=false")
 			podsGone(b, ns, "")
 		}
-		a, f := (alone[0]+alone[1])/2, (followed[0]+followed[1])/2
-		b.ReportMetric(a, "cpu-s-alone")
-		b.ReportMetric(f, "cpu-s-followed")
-		b.ReportMetric(100*(f-a)/a, "%-added-by-console")
-		b.ReportMetric(float64(events)/2, "events-per-run")
-		b.ReportMetric(float64(bytes)/2/1024, "KiB-per-run")
+		b.ReportMetric(cpu[""], "cpu-s-alone")
+		for _, page := range []string{"job", "list"} {
+			b.ReportMetric(cpu[page], "cpu-s-"+page)
+			b.ReportMetric(100*(cpu[page]-cpu[""])/cpu[""], "%-added-by-"+page)
+			b.ReportMetric(float64(events[page])/2, "events-"+page)
+			b.ReportMetric(float64(bytes[page])/2/1024, "KiB-"+page)
+		}
 	}
 }
 
-// console is the console's pages of Job name in ns that follow it.
-func console(ns, name string) []string {
-	return []string{"jobs/" + ns + "/" + name, "instances?" + url.Values{"namespace": {ns}, "job": {name}}.Encode()}
+// consolePage is the console's page of Job name in ns: its own page
+// ("job") or its instances in the list ("list").
+func consolePage(page, ns, name string) string {
+	if page == "job" {
+		return "jobs/" + ns + "/" + name
+	}
+	return "instances?" + url.Values{"namespace": {ns}, "job": {name}}.Encode()
 }
 
 // follower reads the event streams of console pages, as a browser does.
@@ -87,18 +91,9 @@ type follower struct {
 }
 
 // followConsole signs in to the console of info and follows pages.
-func followConsole(b *testing.B, info eciapi.ServerInfo, pages []string) *follower {
+func followConsole(b *testing.B, info eciapi.ServerInfo, pages ...string) *follower {
 	b.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
-	resp, err := c.PostForm(info.Console+"signin", url.Values{"token": {info.Token}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b.Fatalf("signing in to the console: %s", resp.Status)
-	}
+	c := signedIn(b, info).client
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &follower{cancel: cancel}
 	for _, page := range pages {
