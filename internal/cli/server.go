@@ -156,7 +156,7 @@ func startService(ctx context.Context, log *slog.Logger, o *serverOptions) (*run
 	endpoint := "http://" + ln.Addr().String()
 	info := eciapi.ServerInfo{Endpoint: endpoint, Token: token, AccessKeyId: keyID, AccessKeySecret: keySecret, Region: svc.Region(), TimeScale: o.timeScale,
 		Console: endpoint + console.Prefix}
-	con, err := console.New(console.Config{Service: svc, Token: token, Log: log})
+	con, err := console.New(console.Config{Service: svc, Token: token, Log: log, Metrics: svc.Metrics()})
 	if err != nil {
 		return fail(err)
 	}

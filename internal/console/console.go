@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
@@ -51,6 +52,9 @@ type Config struct {
 	// Clock is the wall clock of sessions; nil is the real one.
 	Clock clock.WithTicker
 	Log   *slog.Logger
+	// Metrics, if set, gets the console's own metrics: how long it spends
+	// drawing pages (spoteci_console_draw_duration_seconds).
+	Metrics prometheus.Registerer
 }
 
 //go:embed templates/*.html
@@ -66,6 +70,7 @@ type Console struct {
 	pages    map[string]*template.Template // by page file name
 	mux      *http.ServeMux
 	origins  *http.CrossOriginProtection
+	draws    *prometheus.HistogramVec
 }
 
 // New builds the console.
@@ -86,7 +91,15 @@ func New(cfg Config) (*Console, error) {
 		cfg.Log = slog.Default()
 	}
 	c := &Console{cfg: cfg, sessions: newSessions(cfg.Clock), pages: map[string]*template.Template{},
-		mux: http.NewServeMux(), origins: http.NewCrossOriginProtection()}
+		mux: http.NewServeMux(), origins: http.NewCrossOriginProtection(),
+		draws: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "spoteci_console_draw_duration_seconds",
+			Help:    "Time the console spent answering a request (kind page), drawing a live page's update (live, rows) or asking whether it changed (probe), by page.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"page", "kind"})}
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(c.draws); err != nil {
+			return nil, fmt.Errorf("console: metrics: %w", err)
+		}
+	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("console: templates: %w", err)
@@ -129,7 +142,31 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		c.mux.ServeHTTP(w, r) // a stream times its own draws
+		return
+	}
+	start := time.Now()
 	c.mux.ServeHTTP(w, r)
+	c.drew(r, "page", time.Since(start))
+}
+
+// drew counts time spent drawing for r's page.
+func (c *Console) drew(r *http.Request, kind string, d time.Duration) {
+	c.draws.WithLabelValues(pageLabel(r), kind).Observe(d.Seconds())
+}
+
+// pageLabel is the console's page r asks for, by the first part of its
+// path: one of a known few, so that the metric's labels stay bounded.
+func pageLabel(r *http.Request) string {
+	first, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, Prefix), "/")
+	switch first {
+	case "instances", "jobs", "bills", "bills.csv", "market", "signin", "signout", "static":
+		return first
+	case "":
+		return "root"
+	}
+	return "other"
 }
 
 // view is what a page template gets: the page's data and the frame's.

@@ -114,8 +114,13 @@ func (c *Console) follow(w http.ResponseWriter, r *http.Request, id string, sess
 			return
 		}
 		if now := clk.Now(); !now.Before(notBefore) {
-			began := now
+			began, drawing := now, time.Now()
 			event, data, next, ok := c.draw(r, sess, v, scope, since, known && now.Sub(lastWhole) < c.cfg.Resync)
+			kind := event
+			if kind == "" {
+				kind = "probe" // asked what changed: nothing, or no answer
+			}
+			c.drew(r, kind, time.Since(drawing))
 			if ok {
 				if event == "live" {
 					lastWhole = began

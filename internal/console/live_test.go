@@ -142,6 +142,27 @@ func TestLiveRows(t *testing.T) {
 	if e := next(t, again, "rows"); e.data != `<tr data-id="`+f.ids[1]+`" data-gone></tr>`+"\n\n" {
 		t.Errorf("after a reconnect: %q", e.data)
 	}
+
+	// What the console spent on it, in its metric.
+	families, err := f.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spent := map[string]uint64{}
+	for _, m := range families {
+		for _, s := range m.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			spent[labels["page"]+" "+labels["kind"]] += s.GetHistogram().GetSampleCount()
+		}
+	}
+	for _, want := range []string{"instances page", "instances rows", "instances probe"} {
+		if spent[want] == 0 {
+			t.Errorf("spoteci_console_draw_duration_seconds has no %q: %v", want, spent)
+		}
+	}
 }
 
 // settle waits until pi's instances have not changed for a while: they have

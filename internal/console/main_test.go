@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/spoteci/spoteci/internal/console"
 	"github.com/spoteci/spoteci/internal/eci"
 	"github.com/spoteci/spoteci/internal/runtime/model"
@@ -37,6 +39,8 @@ type fixture struct {
 	// zone: the one a test reclaims.
 	victim, zone string
 	ids          []string
+	// metrics is the console's registry.
+	metrics *prometheus.Registry
 }
 
 func start(t testing.TB) *fixture {
@@ -55,7 +59,8 @@ func start(t testing.TB) *fixture {
 	}
 	ran := make(chan struct{})
 	go func() { svc.Run(ctx); close(ran) }()
-	con, err := console.New(console.Config{Service: svc, Token: token, Poll: 100 * time.Millisecond, Log: log})
+	f := &fixture{svc: svc, metrics: prometheus.NewRegistry()}
+	con, err := console.New(console.Config{Service: svc, Token: token, Poll: 100 * time.Millisecond, Log: log, Metrics: f.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +74,7 @@ func start(t testing.TB) *fixture {
 		<-ran
 		svc.Close()
 	})
-	f := &fixture{svc: svc, url: srv.URL + console.Prefix}
+	f.url = srv.URL + console.Prefix
 	zero := eciapi.Decimal("0")
 	limit := eciapi.Decimal("0.9")
 	pod := func(ns, name, job string) []eciapi.Tag {

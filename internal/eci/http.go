@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/spoteci/spoteci/internal/openapi"
@@ -40,6 +41,10 @@ type api struct {
 	rpc      map[string]rpcAction // the OpenAPI's actions
 	admin    map[string]actionFunc
 }
+
+// Metrics is the registry /metrics serves, for the service's neighbours on
+// its listener (the console) to add theirs.
+func (s *Service) Metrics() prometheus.Registerer { return s.metrics.registry }
 
 // Handler serves ECI's and ECS's actions at / as Alibaba Cloud's OpenAPI
 // (signed with an AccessKey); the admin API under /api/v1/ (bearer token:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,7 +35,7 @@ func BenchmarkConsoleFollowsJob(b *testing.B) {
 	const typ = "ecs.g7.large"
 	modelCLI(b, "market", "set", "--type", typ, "--price", "0.1", "--stock", "100000")
 	for i := 0; i < b.N; i++ {
-		cpu := map[string]float64{}
+		cpu, console := map[string]float64{}, map[string]float64{}
 		events, bytes := map[string]int64{}, map[string]int64{}
 		for run, page := range []string{"", "job", "list", "list", "job", ""} {
 			ns := fmt.Sprintf("follow-%d-%d", run, time.Now().UnixNano())
@@ -42,7 +43,7 @@ func BenchmarkConsoleFollowsJob(b *testing.B) {
 			manifest := job("wide", map[string]string{specs: typ, strategy: "SpotAsPriceGo", duration: "0", eciapi.ModelRunFor: "20s"}, "sleep 20",
 				fmt.Sprintf("  parallelism: %d\n  completions: %d\n  backoffLimit: %d\n", n, n, n))
 			pid := modelEnv.server.cmd.Process.Pid
-			before := cpuSeconds(pid)
+			before, drawnBefore := cpuSeconds(pid), consoleSeconds(b, info)
 			start := time.Now()
 			apply(b, ns, onModel(manifest))
 			var f *follower
@@ -50,9 +51,10 @@ func BenchmarkConsoleFollowsJob(b *testing.B) {
 				f = followConsole(b, info, consolePage(page, ns, "wide"))
 			}
 			kubectl(b, "-n", ns, "wait", "job/wide", "--for=condition=complete", "--timeout=10m")
-			used := cpuSeconds(pid) - before
-			b.Logf("run %d (followed by %q): %d pods in %.1f s, service CPU %.2f s", run, page, n, time.Since(start).Seconds(), used)
+			used, drawn := cpuSeconds(pid)-before, consoleSeconds(b, info)-drawnBefore
+			b.Logf("run %d (followed by %q): %d pods in %.1f s, service CPU %.2f s, of which the console %.3f s", run, page, n, time.Since(start).Seconds(), used, drawn)
 			cpu[page] += used / 2
+			console[page] += drawn / used / 2
 			if f != nil {
 				events[page] += f.events.Load()
 				bytes[page] += f.bytes.Load()
@@ -68,6 +70,7 @@ func BenchmarkConsoleFollowsJob(b *testing.B) {
 		for _, page := range []string{"job", "list"} {
 			b.ReportMetric(cpu[page], "cpu-s-"+page)
 			b.ReportMetric(100*(cpu[page]-cpu[""])/cpu[""], "%-added-by-"+page)
+			b.ReportMetric(100*console[page], "%-console-"+page)
 			b.ReportMetric(float64(events[page])/2, "events-"+page)
 			b.ReportMetric(float64(bytes[page])/2/1024, "KiB-"+page)
 		}
@@ -148,4 +151,30 @@ func followConsole(b *testing.B, info eciapi.ServerInfo, pages ...string) *follo
 func (f *follower) stop() {
 	f.cancel()
 	f.wg.Wait()
+}
+
+// consoleSeconds is the time the console of info's service has spent, by
+// its own metric.
+func consoleSeconds(b *testing.B, info eciapi.ServerInfo) float64 {
+	b.Helper()
+	req, _ := http.NewRequest(http.MethodGet, info.Endpoint+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+info.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sum float64
+	lines := bufio.NewScanner(resp.Body)
+	for lines.Scan() {
+		if rest, ok := strings.CutPrefix(lines.Text(), "spoteci_console_draw_duration_seconds_sum{"); ok {
+			_, value, _ := strings.Cut(rest, "} ")
+			v, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				b.Fatalf("/metrics: %q", lines.Text())
+			}
+			sum += v
+		}
+	}
+	return sum
 }
