@@ -15,6 +15,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
 // TestBrowser drives the console in a real headless Chromium (Debian's
@@ -189,6 +191,17 @@ func TestBrowser(t *testing.T) {
 	if status := text("status", "#status"); status != "Running" {
 		t.Fatalf("victim %s", status)
 	}
+	// A third tab follows the newest two instances: the victim is older.
+	const listRows = `Array.from(document.querySelectorAll("#instances tbody tr[data-id]"), r => r.dataset.id).join(" ")`
+	list, cancelList := chromedp.NewContext(ctx)
+	defer cancelList()
+	if err := chromedp.Do(list, chromedp.Navigate(f.url+"instances?limit=2"), chromedp.WaitVisible("#instances")); err != nil {
+		t.Fatal(err)
+	}
+	newest, err := chromedp.Run(list, chromedp.Evaluate[string](listRows))
+	if err != nil || newest != f.ids[2]+" "+f.ids[1] {
+		t.Fatalf("the newest two: %q %v, want %s %s", newest, err, f.ids[2], f.ids[1])
+	}
 	other, cancelOther := chromedp.NewContext(ctx)
 	defer cancelOther()
 	if err := chromedp.Do(other, chromedp.Navigate(f.url+"market?type=ecs.c5.large&zone="+f.zone), chromedp.WaitVisible("#stock"),
@@ -206,6 +219,20 @@ func TestBrowser(t *testing.T) {
 	seen := fmt.Sprint(eval("what the page showed of the pod", `window.podSeen`))
 	if !regexp.MustCompile(`^\[Running SpotToBeReleased: to be released at [-0-9: ]+ BidFailed\]$`).MatchString(seen) {
 		t.Errorf("the page showed the pod as %s, want Running, the notice, BidFailed", seen)
+	}
+	// The list of the newest two did not take in the older victim when it
+	// changed; it takes in an instance made now, first, without a reload.
+	if rows, err := chromedp.Run(list, chromedp.Evaluate[string](listRows)); err != nil || rows != newest {
+		t.Errorf("the newest two after the reclaim: %q %v", rows, err)
+	}
+	late, err := f.svc.CreateContainerGroup(context.Background(), eciapi.CreateContainerGroupRequest{ContainerGroupName: "late", InstanceType: "ecs.c6.large",
+		Containers: []eciapi.Container{{Name: "main", Image: "busybox"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(list, chromedp.Poll[bool](listRows+` === "`+late.ContainerGroupId+" "+newest+`"`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		rows, _ := chromedp.Run(list, chromedp.Evaluate[string](listRows))
+		t.Errorf("the new instance never came first: %q", rows)
 	}
 	timeline := text("timeline", "#timeline")
 	for _, want := range []string{"Check passed", "checks passed", "SpotToBeReleased", "SpotReleased"} {

@@ -27,9 +27,9 @@ function morph(from, to) {
 }
 
 // patchRows puts the rows of a "rows" event in place in the block's
-// tbody[data-rows]: a row replaces the one with its data-id, a new one goes
-// first (the list is newest first) on the first page, one marked data-gone
-// leaves.
+// tbody[data-rows]: a row replaces the one with its data-id, one made since
+// the list was drawn goes first (the list is newest first) on the first
+// page, one marked data-gone leaves.
 function patchRows(block, html) {
   const body = block.querySelector("tbody[data-rows]");
   if (!body) return;
@@ -41,7 +41,9 @@ function patchRows(block, html) {
       if (old) old.remove();
     } else if (old) {
       morph(old, row);
-    } else if (body.dataset.rows === "new first") {
+    } else if (body.dataset.rows === "new first" && Number(row.dataset.created) >= Number(body.dataset.listed)) {
+      // Made after the list was drawn: a row not here that is older
+      // belongs on another page.
       body.prepend(row);
     }
   }
