@@ -90,6 +90,7 @@ func runDemo(ctx context.Context, streams Streams, binDir, stateDir string, scal
 		runDown(context.WithoutCancel(ctx), Streams{Out: io.Discard, ErrOut: io.Discard}, log, o)
 	}()
 	d.kubeconf = st.kube.Kubeconfig()
+	d.say("Follow it in the web console too: %s (sign in with the Token of %s)", st.service.info.Console, filepath.Join(stateDir, eciapi.InfoFile))
 	if d.eci, err = newClients(st.service.info); err != nil {
 		return err
 	}
