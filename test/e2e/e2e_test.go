@@ -449,7 +449,8 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("spoteci demo: %v\n%s", err, out)
 	}
 	for _, want := range []string{"Running", "SpotToBeReleased", "Spot ECI will be released in 5 minutes", "BidFailed",
-		"The pod is a spot instance, and has been released at", "Complete", "3.14159", "(2000 digits)", "Pulling image", "less than pay-as-you-go"} {
+		"The pod is a spot instance, and has been released at", "Complete", "3.14159", "(2000 digits)", "Pulling image", "less than pay-as-you-go",
+		"Follow it in the web console too: http://127.0.0.1:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the demo's output lacks %q:\n%s", want, out)
 		}
