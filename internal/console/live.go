@@ -31,8 +31,8 @@ import (
 // busy however large the page: an instance's page (a third of a
 // millisecond) follows every change, a 1,000-instance Job's (10 ms) redraws
 // at most every 10 s, and a burst of 1,000 changed rows (20 ms) comes in
-// one event every 20 s (BenchmarkConsoleFollowsJob). Every Resync the block is sent
-// whole, for what moves with time alone (the bill so far, prices).
+// one event every 20 s (BenchmarkConsoleFollowsJob). Every Resync the block
+// is sent whole, for what moves with time alone (the bill so far, prices).
 // Each event's id is the cursor, so a browser that reconnects (sending
 // Last-Event-ID) gets what it missed and no more.
 
