@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
+	"github.com/spoteci/spoteci/internal/openapi"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -142,13 +143,19 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+	if wantsStream(r) {
 		c.mux.ServeHTTP(w, r) // a stream times its own draws
 		return
 	}
 	start := time.Now()
 	c.mux.ServeHTTP(w, r)
 	c.drew(r, "page", time.Since(start))
+}
+
+// wantsStream says whether r is a browser's EventSource: a live page and a
+// log answer it with server-sent events on the page's own URL.
+func wantsStream(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 }
 
 // drew counts time spent drawing for r's page.
@@ -190,7 +197,7 @@ func (c *Console) signedIn(h signedInHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, sess, ok := c.sessions.get(r)
 		if !ok {
-			if r.Method == http.MethodGet && !strings.Contains(r.Header.Get("Accept"), "text/event-stream") && !strings.HasSuffix(r.URL.Path, ".csv") {
+			if r.Method == http.MethodGet && !wantsStream(r) && !strings.HasSuffix(r.URL.Path, ".csv") {
 				http.Redirect(w, r, Prefix+"signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
@@ -275,6 +282,20 @@ func (c *Console) page(f pageFunc) signedInHandler {
 // fail answers an error of the service: what the service said, as a page.
 func (c *Console) fail(w http.ResponseWriter, sess session, err error) {
 	c.render(w, statusOf(err), "error.html", view{Title: "Error", CSRF: sess.csrf, Error: err.Error()})
+}
+
+// statusOf is the HTTP status of an error: what the service said of a
+// request it refused, 400 for one the console refuses, else 500.
+func statusOf(err error) int {
+	var refused *openapi.Error
+	var badInput *inputError
+	switch {
+	case errors.As(err, &refused) && refused.Status >= 400 && refused.Status < 500:
+		return refused.Status
+	case errors.As(err, &badInput):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
 }
 
 // inputError is a request the console itself refuses.

@@ -234,7 +234,7 @@ type jobData struct {
 // name, deleted ones included while the service keeps them.
 func (c *Console) job(r *http.Request) (string, string, any, error) {
 	ns, name := r.PathValue("namespace"), r.PathValue("name")
-	tags := []eciapi.Tag{{Key: eciapi.TagNamespace, Value: ns}, {Key: eciapi.TagJob, Value: name}}
+	tags := jobTags(r)
 	// The bill has every group the service keeps, deleted ones too.
 	bill, err := c.cfg.Service.DescribeBill(r.Context(), eciapi.DescribeBillRequest{Tags: tags})
 	if err != nil {
@@ -337,8 +337,12 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
+// jobTags are the tags of the instances of the Job of r's path.
+func jobTags(r *http.Request) []eciapi.Tag {
+	return []eciapi.Tag{{Key: eciapi.TagNamespace, Value: r.PathValue("namespace")}, {Key: eciapi.TagJob, Value: r.PathValue("name")}}
+}
+
 // jobScope is the groups of a Job's page.
 func jobScope(r *http.Request) (eciapi.DescribeContainerGroupStatusRequest, error) {
-	return eciapi.DescribeContainerGroupStatusRequest{Tags: []eciapi.Tag{
-		{Key: eciapi.TagNamespace, Value: r.PathValue("namespace")}, {Key: eciapi.TagJob, Value: r.PathValue("name")}}}, nil
+	return eciapi.DescribeContainerGroupStatusRequest{Tags: jobTags(r)}, nil
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
@@ -67,7 +66,7 @@ type liveView struct {
 // stream.
 func (c *Console) live(v liveView) signedInHandler {
 	return func(w http.ResponseWriter, r *http.Request, id string, sess session) {
-		if !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		if !wantsStream(r) {
 			// The cursor is taken before the page is drawn: a change in
 			// between is sent again, never lost.
 			since, err := c.wallTime(r.Context())
@@ -148,27 +147,31 @@ func (c *Console) follow(w http.ResponseWriter, r *http.Request, id string, sess
 // again at the next tick). patch says whether changes since the cursor may
 // be sent, rather than the whole block.
 func (c *Console) draw(r *http.Request, sess session, v liveView, scope eciapi.DescribeContainerGroupStatusRequest, since time.Time, patch bool) (string, []byte, time.Time, bool) {
+	var wall time.Time // the cursor after this tick: taken before any drawing
 	if patch {
 		// A page drawn whole needs to know only whether anything changed.
-		changed, wall, inWindow, err := c.changedSince(r.Context(), scope, since, v.rows == nil)
+		changed, at, inWindow, err := c.changedSince(r.Context(), scope, since, v.rows == nil)
 		if err != nil {
 			return "", nil, since, false
 		}
 		switch {
 		case inWindow && len(changed) == 0:
-			return "", nil, wall, true
+			return "", nil, at, true
 		case inWindow && v.rows != nil:
 			rows, err := v.rows(r, changed)
 			if err != nil {
 				c.cfg.Log.Error("console: drawing rows", "err", err)
 				return "", nil, since, false
 			}
-			return "rows", rows, wall, true
+			return "rows", rows, at, true
 		}
-	}
-	wall, err := c.wallTime(r.Context())
-	if err != nil {
-		return "", nil, since, false
+		wall = at
+	} else {
+		at, err := c.wallTime(r.Context())
+		if err != nil {
+			return "", nil, since, false
+		}
+		wall = at
 	}
 	page, title, data, err := v.page(r)
 	if err != nil {

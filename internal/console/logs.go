@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
-	"github.com/spoteci/spoteci/internal/openapi"
 	eciapi "github.com/spoteci/spoteci/pkg/eci"
 )
 
@@ -33,7 +31,7 @@ const (
 func (c *Console) logs(w http.ResponseWriter, r *http.Request, sid string, sess session) {
 	id, name := r.PathValue("id"), r.URL.Query().Get("container")
 	req := eciapi.DescribeContainerLogRequest{ContainerGroupId: id, ContainerName: name}
-	if !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+	if !wantsStream(r) {
 		req.Tail = downloadTail
 		rc, name, err := c.cfg.Service.OpenLog(req)
 		if err != nil {
@@ -185,18 +183,4 @@ func sendLines(ctx context.Context, w io.Writer, flusher http.Flusher, rc io.Rea
 			return err
 		}
 	}
-}
-
-// statusOf is the HTTP status of an error: what the service said of a
-// request it refused, 400 for one the console refuses, else 500.
-func statusOf(err error) int {
-	var refused *openapi.Error
-	var badInput *inputError
-	switch {
-	case errors.As(err, &refused) && refused.Status >= 400 && refused.Status < 500:
-		return refused.Status
-	case errors.As(err, &badInput):
-		return http.StatusBadRequest
-	}
-	return http.StatusInternalServerError
 }

@@ -698,7 +698,10 @@ func (s *Service) DescribeBill(ctx context.Context, req eciapi.DescribeBillReque
 				if err != nil {
 					return resp, err
 				}
-				g.closedBill = append(make([]market.BillLine, 0, len(stored)), stored...)
+				if stored == nil {
+					stored = []market.BillLine{} // read: none (nil is not read yet)
+				}
+				g.closedBill = stored
 			}
 			lines = g.closedBill
 		} else {
